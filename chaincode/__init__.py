@@ -1,0 +1,1 @@
+"""MIP chaincode: a chaincode-as-a-service shim over Fabric's protos, and the contracts."""

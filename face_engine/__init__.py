@@ -1,0 +1,1 @@
+"""Face engine: detection, alignment, embeddings, quality, liveness, protected templates."""

@@ -1,0 +1,1 @@
+"""MIP networks: devnet (embedded, Fabric wire protocols) and the real Fabric consortium."""
