@@ -19,8 +19,9 @@ echo "[setup] installing hash-pinned artifacts"
 "$VPY" -m pip install -q --no-deps --require-hashes -r requirements/hashes.txt
 echo "[setup] installing mip and its dependencies"
 "$VPY" -m pip install -q -e ".[dev]"
-# insightface pulls the GUI OpenCV build when installed with dependencies; if
-# something did bring it in, drop it and make sure cv2 is the headless build.
+"$VPY" -m pip install -q --no-deps --require-hashes -r requirements/insightface.txt
+# If anything ever brings in the GUI OpenCV build, it shadows the headless one's cv2
+# package: drop it and reinstall the headless build so a fresh machine imports cv2.
 if "$VPY" -m pip show -q opencv-python >/dev/null 2>&1; then
     "$VPY" -m pip uninstall -q -y opencv-python
     "$VPY" -m pip install -q --force-reinstall --no-deps opencv-python-headless
