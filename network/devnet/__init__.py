@@ -1,0 +1,1 @@
+"""MIP devnet: a single-process Fabric 2.5 development network persisted to SQLite."""
