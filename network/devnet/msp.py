@@ -1,0 +1,426 @@
+"""Membership service: validate creators and signers as Fabric's X.509 MSP does.
+
+A serialized identity (`msp.SerializedIdentity`: MSP id + PEM certificate) is valid when its
+MSP is known, its certificate is a non-CA certificate directly issued by one of that MSP's root
+CAs, it is within its validity period and, with NodeOUs enabled, it carries exactly one of the
+client/peer/admin/orderer OUs. Role principals are then matched the way Fabric 2.x's MSP does with
+NodeOUs (msp/mspimpl.go, satisfiesPrincipalInternalV143).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import importlib
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import yaml
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.x509.oid import NameOID
+from fabric_protos.msp import identities_pb2, msp_principal_pb2
+
+from network.devnet.orgs import DEFAULT_PEER_ORGS, ORDERER_ORG, OrgSpec
+from network.devnet.pki import HF_ATTRS_OID, NODE_OUS, curve_order, org_dir
+
+__all__ = [
+    "IdentityError",
+    "MSPConfig",
+    "MSPManager",
+    "SignatureError",
+    "ValidatedIdentity",
+    "go_dn",
+    "satisfies_principal",
+    "verify_signature",
+]
+
+_N = curve_order()
+_HALF_N = _N // 2
+
+# protobuf's generated classes are built at import time, so mypy cannot see them.
+_SerializedIdentity: Any = identities_pb2.SerializedIdentity  # type: ignore[attr-defined]
+_MSPPrincipal: Any = msp_principal_pb2.MSPPrincipal  # type: ignore[attr-defined]
+_MSPRole: Any = msp_principal_pb2.MSPRole  # type: ignore[attr-defined]
+_OrganizationUnit: Any = msp_principal_pb2.OrganizationUnit  # type: ignore[attr-defined]
+# Imported by name because the project has no protobuf type stubs.
+DecodeError: type[Exception] = importlib.import_module("google.protobuf.message").DecodeError
+
+
+class IdentityError(ValueError):
+    """A serialized identity that this network's MSPs do not accept."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class SignatureError(ValueError):
+    """A signature that does not verify under the identity's key (or is high-S / malformed)."""
+
+
+# --------------------------------------------------------------------------- DN formatting
+
+# crypto/x509/pkix field order of Name.ToRDNSequence, as (OID, short name, multi-valued).
+_GO_NAME_FIELDS: tuple[tuple[x509.ObjectIdentifier, str, bool], ...] = (
+    (NameOID.COUNTRY_NAME, "C", True),
+    (NameOID.STATE_OR_PROVINCE_NAME, "ST", True),
+    (NameOID.LOCALITY_NAME, "L", True),
+    (NameOID.STREET_ADDRESS, "STREET", True),
+    (NameOID.POSTAL_CODE, "POSTALCODE", True),
+    (NameOID.ORGANIZATION_NAME, "O", True),
+    (NameOID.ORGANIZATIONAL_UNIT_NAME, "OU", True),
+    (NameOID.COMMON_NAME, "CN", False),
+    (NameOID.SERIAL_NUMBER, "SERIALNUMBER", False),
+)
+
+
+def _go_escape(value: str) -> str:
+    # fabric-chaincode-go pkg/cid getDN: RFC 2253 escaping of ,+"\<>; and a leading ' '/'#'
+    # or trailing ' '.
+    out: list[str] = []
+    last = len(value) - 1
+    for idx, c in enumerate(value):
+        if (idx == 0 and c in " #") or (idx == last and c == " "):
+            out.append("\\" + c)
+        elif c in ',+"\\<>;':
+            out.append("\\" + c)
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+def go_dn(name: x509.Name) -> str:
+    """A DN formatted exactly as fabric-chaincode-go's cid.getDN formats a Go pkix.Name.
+
+    Go parses only the nine well-known attribute types into pkix.Name fields and rebuilds the RDN
+    sequence in a fixed order (each multi-valued field as one RDN joined with '+'); getDN then
+    prints the RDNs in reverse, so `CN=...,OU=a+OU=b,O=...,L=...,ST=...,C=...`.
+    """
+    values: dict[x509.ObjectIdentifier, list[str]] = {oid: [] for oid, _, _ in _GO_NAME_FIELDS}
+    for attribute in name:
+        if attribute.oid in values and isinstance(attribute.value, str):
+            values[attribute.oid].append(attribute.value)
+    rdns: list[str] = []
+    for oid, short, multi in _GO_NAME_FIELDS:
+        found = values[oid]
+        if not found:
+            continue
+        # CommonName and SerialNumber are single strings in Go: the last one parsed wins.
+        kept = found if multi else found[-1:]
+        rdns.append("+".join(f"{short}={_go_escape(v)}" for v in kept))
+    return ",".join(reversed(rdns))
+
+
+# --------------------------------------------------------------------------- identities
+
+
+@dataclass(frozen=True, eq=False)
+class ValidatedIdentity:
+    """An identity that passed MSP validation (immutable; shared between callers via the cache)."""
+
+    msp_id: str
+    certificate: x509.Certificate
+    cert_pem: bytes
+    ous: frozenset[str]
+    role: str  # client | peer | admin | orderer, or member when the MSP has no NodeOUs
+    attrs: Mapping[str, str]
+    serialized: bytes = b""
+    _chain_id: bytes = field(default=b"", repr=False)
+
+    @property
+    def mspid(self) -> str:
+        return self.msp_id
+
+    @cached_property
+    def cert_der(self) -> bytes:
+        return self.certificate.public_bytes(serialization.Encoding.DER)
+
+    @cached_property
+    def id_string(self) -> str:
+        """`x509::<subject DN>::<issuer DN>`, the un-base64'd form of cid.GetID()."""
+        return f"x509::{go_dn(self.certificate.subject)}::{go_dn(self.certificate.issuer)}"
+
+    @cached_property
+    def public_key(self) -> ec.EllipticCurvePublicKey:
+        key = self.certificate.public_key()
+        if not isinstance(key, ec.EllipticCurvePublicKey):
+            raise SignatureError("identity key is not ECDSA")
+        return key
+
+    @property
+    def dedup_key(self) -> tuple[str, bytes]:
+        """What makes two identities the same signer (MSP id + certificate)."""
+        return (self.msp_id, self.cert_der)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ValidatedIdentity):
+            return NotImplemented
+        return self.dedup_key == other.dedup_key
+
+    def __hash__(self) -> int:
+        return hash(self.dedup_key)
+
+
+def verify_signature(identity: ValidatedIdentity, message: bytes, signature: bytes) -> None:
+    """Verify a DER ECDSA-SHA256 signature; refuse malformed and high-S ones like Fabric's BCCSP."""
+    try:
+        r, s = decode_dss_signature(signature)
+    except (ValueError, TypeError) as exc:
+        raise SignatureError("malformed signature") from exc
+    if not (0 < r < _N and 0 < s < _N):
+        raise SignatureError("signature values out of range")
+    if s > _HALF_N:
+        raise SignatureError("invalid S: must be smaller than half the order (low-S)")
+    try:
+        identity.public_key.verify(signature, message, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature as exc:
+        raise SignatureError("signature does not verify") from exc
+
+
+_ROLE_NAMES = {0: "member", 1: "admin", 2: "client", 3: "peer", 4: "orderer"}
+
+
+def satisfies_principal(identity: ValidatedIdentity, principal: Any) -> bool:
+    """Whether an already validated identity satisfies an `msp_principal_pb2.MSPPrincipal`.
+
+    ROLE principals need the same MSP id; MEMBER is any valid identity of that MSP and
+    ADMIN/CLIENT/PEER/ORDERER need the matching NodeOU. IDENTITY principals match one certificate;
+    ORGANIZATION_UNIT principals an OU certified by the identity's chain.
+    """
+    kind = principal.principal_classification
+    try:
+        if kind == _MSPPrincipal.ROLE:
+            role = _MSPRole.FromString(principal.principal)
+            if role.msp_identifier != identity.msp_id:
+                return False
+            wanted = _ROLE_NAMES.get(role.role)
+            if wanted is None:
+                return False
+            return wanted == "member" or identity.role == wanted
+        if kind == _MSPPrincipal.IDENTITY:
+            other = _SerializedIdentity.FromString(principal.principal)
+            if other.mspid != identity.msp_id:
+                return False
+            cert = x509.load_pem_x509_certificate(other.id_bytes)
+            return bool(cert.public_bytes(serialization.Encoding.DER) == identity.cert_der)
+        if kind == _MSPPrincipal.ORGANIZATION_UNIT:
+            unit = _OrganizationUnit.FromString(principal.principal)
+            if unit.msp_identifier != identity.msp_id:
+                return False
+            if unit.certifiers_identifier and unit.certifiers_identifier != identity._chain_id:
+                return False
+            return unit.organizational_unit_identifier in identity.ous
+    except (DecodeError, ValueError):
+        return False
+    return False  # ANONYMITY / COMBINED are idemix-only; devnet has no idemix MSPs
+
+
+# --------------------------------------------------------------------------- MSP config
+
+
+@dataclass(frozen=True)
+class MSPConfig:
+    """One org's verifying MSP: root CAs and the NodeOU identifiers from config.yaml."""
+
+    msp_id: str
+    root_certs: tuple[x509.Certificate, ...]
+    node_ous_enabled: bool
+    # role -> (OU value, certifier root cert DER or None when any root may certify it)
+    node_ou_ids: Mapping[str, tuple[str, bytes | None]]
+
+    @classmethod
+    def from_msp_dir(cls, msp_id: str, msp_dir: Path) -> MSPConfig:
+        msp_dir = Path(msp_dir)
+        roots = tuple(
+            x509.load_pem_x509_certificate(p.read_bytes())
+            for p in sorted((msp_dir / "cacerts").glob("*.pem"))
+        )
+        if not roots:
+            raise IdentityError(f"MSP folder {msp_dir} has no cacerts")
+        enabled = False
+        ou_ids: dict[str, tuple[str, bytes | None]] = {}
+        config_file = msp_dir / "config.yaml"
+        if config_file.exists():
+            config = yaml.safe_load(config_file.read_text()) or {}
+            node_ous = config.get("NodeOUs") or {}
+            enabled = bool(node_ous.get("Enable"))
+            for role in NODE_OUS:
+                entry = node_ous.get(f"{role.capitalize()}OUIdentifier")
+                if not entry:
+                    continue
+                certifier: bytes | None = None
+                if entry.get("Certificate"):
+                    cert = x509.load_pem_x509_certificate(
+                        (msp_dir / entry["Certificate"]).read_bytes()
+                    )
+                    certifier = cert.public_bytes(serialization.Encoding.DER)
+                ou_ids[role] = (str(entry["OrganizationalUnitIdentifier"]), certifier)
+        return cls(msp_id, roots, enabled, ou_ids)
+
+
+def _parse_attrs(cert: x509.Certificate) -> dict[str, str]:
+    try:
+        ext = cert.extensions.get_extension_for_oid(HF_ATTRS_OID)
+    except x509.ExtensionNotFound:
+        return {}
+    value = ext.value
+    if not isinstance(value, x509.UnrecognizedExtension):
+        return {}
+    try:
+        decoded = json.loads(value.value)
+    except (ValueError, UnicodeDecodeError):
+        # Fabric's MSP ignores the extension; only cid.GetAttributeValue would fail on it.
+        return {}
+    attrs = decoded.get("attrs") if isinstance(decoded, dict) else None
+    if not isinstance(attrs, dict):
+        return {}
+    return {str(k): str(v) for k, v in attrs.items() if isinstance(v, str)}
+
+
+class MSPManager:
+    """The verifying MSPs of a channel, with a cache of validated identities.
+
+    The cache is keyed by the serialized identity bytes; a hit still re-checks the validity
+    period, so an identity that expires while cached is refused from then on.
+    """
+
+    def __init__(
+        self,
+        msps: Iterable[MSPConfig],
+        *,
+        cache_size: int = 4096,
+        clock: Callable[[], dt.datetime] | None = None,
+    ) -> None:
+        self._msps = {m.msp_id: m for m in msps}
+        self._cache: OrderedDict[bytes, ValidatedIdentity] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+        self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
+
+    @classmethod
+    def from_data_dir(
+        cls,
+        data_dir: Path,
+        orgs: Iterable[OrgSpec] = (*DEFAULT_PEER_ORGS, ORDERER_ORG),
+        **kwargs: Any,
+    ) -> MSPManager:
+        """Read each org's `msp/` (cacerts + config.yaml) from the cryptogen layout."""
+        configs = []
+        for org in orgs:
+            for peer_org in (True, False):
+                msp_dir = org_dir(Path(data_dir), org, peer_org=peer_org) / "msp"
+                if msp_dir.is_dir():
+                    configs.append(MSPConfig.from_msp_dir(org.msp_id, msp_dir))
+                    break
+            else:
+                raise IdentityError(f"no MSP folder for {org.msp_id} under {data_dir}")
+        return cls(configs, **kwargs)
+
+    @property
+    def msp_ids(self) -> frozenset[str]:
+        return frozenset(self._msps)
+
+    def validate(self, serialized_identity: bytes) -> ValidatedIdentity:
+        """Validate a SerializedIdentity; raises IdentityError with the reason when refused."""
+        key = bytes(serialized_identity)
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached is not None:
+                self._cache.move_to_end(key)
+        if cached is not None:
+            self._check_time(cached.certificate)
+            return cached
+        identity = self._validate_uncached(key)
+        with self._lock:
+            self._cache[key] = identity
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return identity
+
+    def _check_time(self, cert: x509.Certificate) -> None:
+        now = self._clock()
+        if now < cert.not_valid_before_utc:
+            raise IdentityError("certificate is not yet valid")
+        if now > cert.not_valid_after_utc:
+            raise IdentityError("certificate has expired")
+
+    def _validate_uncached(self, raw: bytes) -> ValidatedIdentity:
+        try:
+            sid = _SerializedIdentity.FromString(raw)
+        except DecodeError as exc:
+            raise IdentityError("cannot parse serialized identity") from exc
+        msp_id: str = sid.mspid
+        if not msp_id or not sid.id_bytes:
+            raise IdentityError("serialized identity has no MSP id or certificate")
+        msp = self._msps.get(msp_id)
+        if msp is None:
+            raise IdentityError(f"unknown MSP {msp_id!r}")
+        try:
+            cert = x509.load_pem_x509_certificate(bytes(sid.id_bytes))
+        except ValueError as exc:
+            raise IdentityError("identity bytes are not a PEM certificate") from exc
+        try:
+            constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+            if constraints.ca:
+                raise IdentityError("a CA certificate cannot be used as an identity")
+        except x509.ExtensionNotFound:
+            pass
+        except ValueError as exc:  # malformed extensions
+            raise IdentityError("certificate has malformed extensions") from exc
+        root = self._issuer_of(msp, cert)
+        self._check_time(cert)
+        ous = frozenset(
+            str(a.value)
+            for a in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
+        )
+        root_der = root.public_bytes(serialization.Encoding.DER)
+        role = self._node_role(msp, ous, root_der)
+        return ValidatedIdentity(
+            msp_id=msp_id,
+            certificate=cert,
+            cert_pem=bytes(sid.id_bytes),
+            ous=ous,
+            role=role,
+            attrs=_parse_attrs(cert),
+            serialized=raw,
+            # Fabric's certifiers identifier: SHA-256 over the chain above the leaf.
+            _chain_id=hashlib.sha256(root_der).digest(),
+        )
+
+    @staticmethod
+    def _issuer_of(msp: MSPConfig, cert: x509.Certificate) -> x509.Certificate:
+        for root in msp.root_certs:
+            if root.subject != cert.issuer:
+                continue
+            try:
+                cert.verify_directly_issued_by(root)
+            except (ValueError, TypeError, InvalidSignature):
+                continue
+            return root
+        raise IdentityError(f"certificate is not issued by a CA of {msp.msp_id}")
+
+    @staticmethod
+    def _node_role(msp: MSPConfig, ous: frozenset[str], root_der: bytes) -> str:
+        if not msp.node_ous_enabled:
+            return "member"
+        roles = [
+            role
+            for role, (ou, certifier) in msp.node_ou_ids.items()
+            if ou in ous and (certifier is None or certifier == root_der)
+        ]
+        # Fabric (validateIdentityOUsV143): exactly one of client/peer/admin/orderer.
+        if len(roles) != 1:
+            raise IdentityError(
+                "identity must carry exactly one of the client, peer, admin or orderer OUs"
+            )
+        return roles[0]
