@@ -1,0 +1,75 @@
+"""MIP's Fabric Gateway client: every ledger call goes through here.
+
+Speaks Fabric 2.5's `gateway.Gateway` gRPC service (grpc.aio), the same against MIP's embedded
+devnet and real Fabric peers. API and semantics follow hyperledger/fabric-gateway's Go client.
+"""
+
+from .checkpoint import Checkpoint, CheckpointError, FileCheckpointer, InMemoryCheckpointer
+from .client import Contract, Gateway, Network
+from .connection import (
+    ConnectionProfile,
+    ConnectionProfileError,
+    ConnectionSettings,
+    from_connection,
+)
+from .errors import (
+    AccessDenied,
+    ChaincodeError,
+    ChaincodeEventsError,
+    CommitError,
+    CommitStatusError,
+    DeadlineExceeded,
+    EndorseError,
+    ErrorDetail,
+    EvaluateError,
+    GatewayError,
+    SubmitError,
+)
+from .events import ChaincodeEvent, ChaincodeEventStream
+from .identity import Identity, IdentityError, MspCredentials, credentials_from_pem, load_msp_folder
+from .proposal import ProposalError
+from .retry import RetryPolicy
+from .session import Deadlines
+from .signing import Signer, SigningKeyError
+from .transaction import Proposal, Status, SubmittedTransaction, Transaction
+
+__all__ = [
+    "AccessDenied",
+    "ChaincodeError",
+    "ChaincodeEvent",
+    "ChaincodeEventStream",
+    "ChaincodeEventsError",
+    "Checkpoint",
+    "CheckpointError",
+    "CommitError",
+    "CommitStatusError",
+    "ConnectionProfile",
+    "ConnectionProfileError",
+    "ConnectionSettings",
+    "Contract",
+    "DeadlineExceeded",
+    "Deadlines",
+    "EndorseError",
+    "ErrorDetail",
+    "EvaluateError",
+    "FileCheckpointer",
+    "Gateway",
+    "GatewayError",
+    "Identity",
+    "IdentityError",
+    "InMemoryCheckpointer",
+    "MspCredentials",
+    "Network",
+    "Proposal",
+    "ProposalError",
+    "RetryPolicy",
+    "Signer",
+    "SigningKeyError",
+    "Status",
+    "SubmitError",
+    "SubmittedTransaction",
+    "Transaction",
+    "credentials_from_pem",
+    "from_connection",
+    "load_msp_folder",
+]

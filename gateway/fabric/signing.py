@@ -1,0 +1,100 @@
+"""ECDSA signing the way Fabric verifies it: SHA-256 digest, DER signature, low-S.
+
+Fabric's MSP refuses a signature whose S lies in the upper half of the curve order
+(the malleable twin of a valid signature), so every signature is normalised to low-S.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    Prehashed,
+    decode_dss_signature,
+    encode_dss_signature,
+)
+
+# Group orders of the curves Fabric's software BCCSP accepts (FIPS 186-4, D.1.2).
+_CURVE_ORDERS: dict[str, int] = {
+    "secp256r1": 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551,
+    "secp384r1": int(
+        "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF"
+        "C7634D81F4372DDF581A0DB248B0A77AECEC196ACCC52973",
+        16,
+    ),
+}
+
+
+class SigningKeyError(ValueError):
+    """The private key cannot be used to sign for Fabric (not PEM, not EC, wrong curve)."""
+
+
+def sha256(message: bytes) -> bytes:
+    """The digest Fabric signs and verifies (its default BCCSP hash family is SHA2-256)."""
+    return hashlib.sha256(message).digest()
+
+
+def curve_order(curve: ec.EllipticCurve) -> int:
+    try:
+        return _CURVE_ORDERS[curve.name]
+    except KeyError:
+        raise SigningKeyError(f"unsupported curve {curve.name}; use P-256 or P-384") from None
+
+
+def to_low_s(der_signature: bytes, curve: ec.EllipticCurve) -> bytes:
+    """Return the DER signature with S replaced by n - S when S > n/2."""
+    r, s = decode_dss_signature(der_signature)
+    order = curve_order(curve)
+    if s > order // 2:
+        s = order - s
+    return encode_dss_signature(r, s)
+
+
+def is_low_s(der_signature: bytes, curve: ec.EllipticCurve) -> bool:
+    _, s = decode_dss_signature(der_signature)
+    return s <= curve_order(curve) // 2
+
+
+class Signer:
+    """Signs messages with an ECDSA private key; the key never leaves this object."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, private_key: ec.EllipticCurvePrivateKey) -> None:
+        if not isinstance(private_key, ec.EllipticCurvePrivateKey):
+            raise SigningKeyError("Fabric identities sign with ECDSA keys")
+        curve_order(private_key.curve)  # refuse unsupported curves up front
+        self._key = private_key
+
+    @classmethod
+    def from_pem(cls, key_pem: bytes, password: bytes | None = None) -> Signer:
+        """Load a PKCS#8 or SEC1 PEM private key (cryptogen and Fabric CA write PKCS#8)."""
+        try:
+            key = serialization.load_pem_private_key(key_pem, password=password)
+        except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+            # The message of the underlying error never includes key material.
+            raise SigningKeyError(f"cannot load private key PEM: {exc}") from None
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise SigningKeyError("Fabric identities sign with ECDSA keys")
+        return cls(key)
+
+    @property
+    def public_key(self) -> ec.EllipticCurvePublicKey:
+        return self._key.public_key()
+
+    def sign_digest(self, digest: bytes) -> bytes:
+        """Sign a SHA-256 digest; returns a low-S DER signature."""
+        if len(digest) != hashlib.sha256().digest_size:
+            raise ValueError("digest must be a 32-byte SHA-256 digest")
+        der = self._key.sign(digest, ec.ECDSA(Prehashed(hashes.SHA256())))
+        return to_low_s(der, self._key.curve)
+
+    def sign(self, message: bytes) -> bytes:
+        """Hash `message` with SHA-256 and sign it; returns a low-S DER signature."""
+        return self.sign_digest(sha256(message))
+
+    def __repr__(self) -> str:
+        return f"Signer(curve={self._key.curve.name})"
