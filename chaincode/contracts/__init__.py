@@ -1,0 +1,1 @@
+"""Contracts served by `python -m chaincode` (chosen with CHAINCODE_CONTRACT=module:Class)."""
