@@ -1,0 +1,210 @@
+"""Protected face references: keyed orthogonal transform + envelope encryption.
+
+Enrolment of embedding x for (holder account, institution, version):
+
+1. pseudonym = HKDF(transform key, "holder-pseudonym", account, institution): scoped to
+   the institution, so references at two institutions share no identifier;
+2. R = Haar orthogonal matrix from HKDF(transform key, "rotation", pseudonym,
+   institution, version); t = R x. R is used for exactly this one reference;
+3. t (float32) is encrypted with AES-256-GCM under a fresh random data key, with the
+   associated data binding pseudonym, institution and version;
+4. the data key is AES-256-GCM-wrapped under the KEK (same associated data), and only the
+   wrapped form is kept. The KEK and transform key are supplied by the caller (environment
+   or KMS) and are never written next to references;
+5. the ledger receives only ``reference.commitment`` (SHA-256 of the stored fields).
+
+Verification decrypts t in memory, transforms the probe with the same R and returns
+``(t . R p >= threshold, score)``; since R is orthogonal the score equals the raw cosine,
+so the calibrated thresholds apply unchanged. The score is for the gateway only.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+from hashlib import sha256
+
+import numpy as np
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from face_engine.protect.errors import (
+    InvalidEmbedding,
+    InvalidKey,
+    ReferenceMismatch,
+    RevokedReference,
+    StaleVersion,
+    TamperedReference,
+    WrongKey,
+)
+from face_engine.protect.keyed_rotation import derive_key, encode_context, haar_orthogonal
+from face_engine.protect.reference import FORMAT_VERSION, ProtectedReference
+from face_engine.protect.registry import (
+    InMemoryReferenceRegistry,
+    ReferenceRegistry,
+    RegistryEntry,
+)
+
+DEFAULT_DIM = 128
+_AAD_TAG = "mip/face-reference/v1"
+_WRAP_TAG = "mip/face-reference-key-wrap/v1"
+
+
+def as_unit_vector(embedding: np.ndarray, dim: int) -> np.ndarray:
+    """Validate and L2-normalise; raise ``InvalidEmbedding`` on anything else."""
+    try:
+        vector = np.asarray(embedding, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidEmbedding("embedding is not numeric") from exc
+    if vector.shape != (dim,):
+        raise InvalidEmbedding(f"embedding must have shape ({dim},), got {vector.shape}")
+    if not np.all(np.isfinite(vector)):
+        raise InvalidEmbedding("embedding has non-finite values")
+    norm = float(np.linalg.norm(vector))
+    if norm == 0.0:
+        raise InvalidEmbedding("embedding has zero norm")
+    unit: np.ndarray = vector / norm
+    return unit
+
+
+def _check_key(name: str, key: bytes, minimum: int, exact: bool) -> None:
+    if not isinstance(key, bytes):
+        raise InvalidKey(f"{name} must be bytes")
+    if (exact and len(key) != minimum) or len(key) < minimum:
+        raise InvalidKey(f"{name} must be {'exactly' if exact else 'at least'} {minimum} bytes")
+
+
+class TemplateProtector:
+    """Enrol, verify, renew and revoke protected references.
+
+    ``kek``: 32-byte AES-256 key-encryption key. ``transform_key``: >= 32 bytes secret the
+    rotations and pseudonyms derive from. Keep the two in different places (e.g. KEK in a
+    KMS/HSM, transform key in the gateway's secret store): either alone does not expose a
+    template (see docs/face.md)."""
+
+    def __init__(self, kek: bytes, transform_key: bytes, *,
+                 registry: ReferenceRegistry | None = None, dim: int = DEFAULT_DIM) -> None:
+        _check_key("kek", kek, 32, exact=True)
+        _check_key("transform_key", transform_key, 32, exact=False)
+        if kek == transform_key[: len(kek)]:
+            raise InvalidKey("kek and transform_key must be independent keys")
+        self._kek = AESGCM(kek)
+        self._kek_id = hmac.new(kek, b"mip/kek-id/v1", sha256).hexdigest()[:16]
+        self._transform_key = transform_key
+        self._dim = dim
+        self.registry: ReferenceRegistry = registry or InMemoryReferenceRegistry()
+
+    @property
+    def kek_id(self) -> str:
+        return self._kek_id
+
+    # --- derivations ---------------------------------------------------------------------
+    def holder_pseudonym(self, holder_account: str, institution: str) -> str:
+        if not holder_account or not institution:
+            raise ValueError("holder_account and institution must be non-empty")
+        return derive_key(self._transform_key, "holder-pseudonym", holder_account,
+                          institution, length=16).hex()
+
+    def _rotation(self, pseudonym: str, institution: str, version: int) -> np.ndarray:
+        seed = derive_key(self._transform_key, "rotation", pseudonym, institution, version)
+        return haar_orthogonal(seed, self._dim)
+
+    @staticmethod
+    def _aad(tag: str, pseudonym: str, institution: str, version: int) -> bytes:
+        return encode_context(tag, FORMAT_VERSION, pseudonym, institution, version)
+
+    # --- enrolment -------------------------------------------------------------------------
+    def enrol(self, embedding: np.ndarray, holder_account: str, institution: str,
+              version: int | None = None) -> ProtectedReference:
+        """Protect ``embedding`` and make it the current reference of its slot, replacing
+        (revoking) any earlier one. ``version`` defaults to one above the highest ever used
+        in the slot; an explicit version must be above it."""
+        unit = as_unit_vector(embedding, self._dim)
+        pseudonym = self.holder_pseudonym(holder_account, institution)
+        slot = (pseudonym, institution)
+        highest = self.registry.highest_version(slot)
+        if version is None:
+            version = highest + 1
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise StaleVersion("version must be a positive integer")
+        if version <= highest:
+            raise StaleVersion(f"version {version} is not above the current {highest}")
+        transformed = (self._rotation(pseudonym, institution, version) @ unit).astype("<f4")
+        data_key = AESGCM.generate_key(bit_length=256)
+        nonce = os.urandom(12)
+        ciphertext = AESGCM(data_key).encrypt(
+            nonce, transformed.tobytes(), self._aad(_AAD_TAG, pseudonym, institution, version))
+        wrap_nonce = os.urandom(12)
+        wrapped = wrap_nonce + self._kek.encrypt(
+            wrap_nonce, data_key, self._aad(_WRAP_TAG, pseudonym, institution, version))
+        reference = ProtectedReference(
+            holder_pseudonym=pseudonym, institution=institution, version=version,
+            kek_id=self._kek_id, salt=os.urandom(16), nonce=nonce, ciphertext=ciphertext,
+            wrapped_key=wrapped)
+        self.registry.set_current(slot, RegistryEntry(reference.commitment, version))
+        return reference
+
+    def renew(self, reference: ProtectedReference, embedding: np.ndarray,
+              holder_account: str) -> ProtectedReference:
+        """New enrolment for the same holder and institution at the next version; the old
+        reference stops verifying at once."""
+        self._check_holder(reference, holder_account)
+        return self.enrol(embedding, holder_account, reference.institution,
+                          max(reference.version, self.registry.highest_version(reference.slot))
+                          + 1)
+
+    def revoke(self, reference: ProtectedReference) -> bool:
+        """Revoke ``reference`` if it is current; True when it was."""
+        return self.registry.revoke(reference.slot, reference.commitment)
+
+    @staticmethod
+    def commitment(reference: ProtectedReference) -> str:
+        return reference.commitment
+
+    # --- verification ----------------------------------------------------------------------
+    def decrypt_transformed(self, reference: ProtectedReference) -> np.ndarray:
+        """The transformed template t = R x (float64). For in-process matching and
+        evaluation (unlinkability measurement) only: never log, store or send it."""
+        if not hmac.compare_digest(reference.kek_id, self._kek_id):
+            raise WrongKey("reference was wrapped under a different key-encryption key")
+        context = (reference.holder_pseudonym, reference.institution, reference.version)
+        wrapped = reference.wrapped_key
+        if len(wrapped) < 12 + 16:
+            raise TamperedReference("wrapped data key is truncated")
+        try:
+            data_key = self._kek.decrypt(wrapped[:12], wrapped[12:],
+                                         self._aad(_WRAP_TAG, *context))
+        except InvalidTag as exc:
+            raise TamperedReference("data key failed authentication") from exc
+        try:
+            plain = AESGCM(data_key).decrypt(reference.nonce, reference.ciphertext,
+                                             self._aad(_AAD_TAG, *context))
+        except InvalidTag as exc:
+            raise TamperedReference("template ciphertext failed authentication") from exc
+        if len(plain) != 4 * self._dim:
+            raise TamperedReference("template has the wrong dimension")
+        return np.frombuffer(plain, dtype="<f4").astype(np.float64)
+
+    def verify(self, reference: ProtectedReference, probe_embedding: np.ndarray,
+               threshold: float, *, holder_account: str | None = None) -> tuple[bool, float]:
+        """Match a probe against a current reference: ``(score >= threshold, score)``.
+
+        Refuses (typed errors) references that are revoked or superseded, wrapped under
+        another KEK, altered, or - when ``holder_account`` is given - someone else's."""
+        if holder_account is not None:
+            self._check_holder(reference, holder_account)
+        current = self.registry.current(reference.slot)
+        if current is None or not hmac.compare_digest(current.commitment,
+                                                      reference.commitment):
+            raise RevokedReference("reference is revoked or replaced by a newer enrolment")
+        probe = as_unit_vector(probe_embedding, self._dim)
+        template = self.decrypt_transformed(reference)
+        rotated = self._rotation(reference.holder_pseudonym, reference.institution,
+                                 reference.version) @ probe
+        score = float(np.dot(template, rotated))
+        return score >= threshold, score
+
+    def _check_holder(self, reference: ProtectedReference, holder_account: str) -> None:
+        expected = self.holder_pseudonym(holder_account, reference.institution)
+        if not hmac.compare_digest(expected, reference.holder_pseudonym):
+            raise ReferenceMismatch("reference does not belong to this holder")
