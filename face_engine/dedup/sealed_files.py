@@ -1,0 +1,219 @@
+"""At-rest format of the dedup index: AES-256-GCM sealed snapshot + append log.
+
+Directory layout::
+
+    MANIFEST            JSON, replaced atomically: generation, wrapped data key, KEK id
+    snapshot-<g>.bin    all live rows at generation g, chunked, each chunk sealed
+    log-<g>.bin         rows added / removed since snapshot g, one sealed record each
+    LOCK                advisory lock held by the one writer
+
+Every sealed unit is ``len(4) || nonce(12) || AES-GCM(data key, plaintext, aad)`` with the
+associated data naming the file kind, generation and position (chunk index and count, or
+record sequence number), so chunks and records cannot be reordered, dropped from the
+middle or moved between files undetected. Snapshots and the manifest are written to a
+temporary name, fsync'd and renamed, so a crash leaves either the old or the new file,
+never half of one. The log is appended and fsync'd per record; a crash can only tear its
+last record, which ``read_log`` detects and reports (and the index truncates away).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from face_engine.dedup.errors import IndexCorrupt
+from face_engine.protect.keyed_rotation import encode_context
+
+SNAPSHOT_MAGIC = b"MIPDSNP1"
+_HEADER = struct.Struct(">8sQQII")  # magic, generation, rows, chunk rows, chunks
+_LEN = struct.Struct(">I")
+OP_ADD = 1
+OP_REMOVE = 2
+MAX_SEALED = 1 << 30
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def seal(aead: AESGCM, plaintext: bytes, aad: bytes) -> bytes:
+    nonce = os.urandom(12)
+    body = nonce + aead.encrypt(nonce, plaintext, aad)
+    return _LEN.pack(len(body)) + body
+
+
+def _open_sealed(aead: AESGCM, body: bytes, aad: bytes) -> bytes:
+    return aead.decrypt(body[:12], body[12:], aad)
+
+
+# --- rows <-> bytes ----------------------------------------------------------------------
+def encode_rows(ids: list[str], vectors: np.ndarray) -> bytes:
+    out = bytearray(struct.pack(">I", len(ids)))
+    for pid in ids:
+        raw = pid.encode("utf-8")
+        out += struct.pack(">H", len(raw)) + raw
+    out += np.ascontiguousarray(vectors, dtype="<f4").tobytes()
+    return bytes(out)
+
+
+def decode_rows(data: bytes, dim: int) -> tuple[list[str], np.ndarray]:
+    try:
+        (count,) = struct.unpack_from(">I", data, 0)
+        offset, ids = 4, []
+        for _ in range(count):
+            (length,) = struct.unpack_from(">H", data, offset)
+            ids.append(data[offset + 2: offset + 2 + length].decode("utf-8"))
+            offset += 2 + length
+        expected = count * dim * 4
+        if len(data) - offset != expected:
+            raise IndexCorrupt("snapshot chunk has the wrong size")
+        vectors = np.frombuffer(data, dtype="<f4", count=count * dim, offset=offset)
+    except (struct.error, UnicodeDecodeError) as exc:
+        raise IndexCorrupt("snapshot chunk is malformed") from exc
+    return ids, vectors.reshape(count, dim).astype(np.float32)
+
+
+# --- snapshot ----------------------------------------------------------------------------
+def _snapshot_aad(header: bytes, index: int) -> bytes:
+    return encode_context("mip/dedup-snapshot/v1", header, index)
+
+
+def write_snapshot(path: Path, aead: AESGCM, generation: int,
+                   chunks: Iterator[tuple[list[str], np.ndarray]], rows: int,
+                   chunk_rows: int) -> None:
+    """Write ``rows`` rows delivered as chunks of at most ``chunk_rows`` rows."""
+    n_chunks = (rows + chunk_rows - 1) // chunk_rows
+    header = _HEADER.pack(SNAPSHOT_MAGIC, generation, rows, chunk_rows, n_chunks)
+    tmp = path.with_name(path.name + ".tmp")
+    written_rows = written_chunks = 0
+    with open(tmp, "wb") as handle:
+        handle.write(header)
+        for ids, vectors in chunks:
+            handle.write(seal(aead, encode_rows(ids, vectors),
+                              _snapshot_aad(header, written_chunks)))
+            written_rows += len(ids)
+            written_chunks += 1
+        handle.flush()
+        os.fsync(handle.fileno())
+    if written_rows != rows or written_chunks != n_chunks:
+        tmp.unlink()
+        raise ValueError("snapshot chunks do not add up to the announced rows")
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def read_snapshot(path: Path, aead: AESGCM, generation: int,
+                  dim: int) -> Iterator[tuple[list[str], np.ndarray]]:
+    with open(path, "rb") as handle:
+        header = handle.read(_HEADER.size)
+        if len(header) != _HEADER.size:
+            raise IndexCorrupt("snapshot header is truncated")
+        magic, gen, rows, _chunk_rows, n_chunks = _HEADER.unpack(header)
+        if magic != SNAPSHOT_MAGIC or gen != generation:
+            raise IndexCorrupt("snapshot header does not match the manifest")
+        seen = 0
+        for index in range(n_chunks):
+            raw_len = handle.read(_LEN.size)
+            if len(raw_len) != _LEN.size:
+                raise IndexCorrupt("snapshot is truncated")
+            (length,) = _LEN.unpack(raw_len)
+            body = handle.read(length)
+            if length > MAX_SEALED or len(body) != length:
+                raise IndexCorrupt("snapshot is truncated")
+            try:
+                plain = _open_sealed(aead, body, _snapshot_aad(header, index))
+            except InvalidTag as exc:
+                raise IndexCorrupt("snapshot chunk failed authentication") from exc
+            ids, vectors = decode_rows(plain, dim)
+            seen += len(ids)
+            yield ids, vectors
+        if seen != rows or handle.read(1):
+            raise IndexCorrupt("snapshot row count or length does not match its header")
+
+
+# --- append log --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LogRecord:
+    op: int
+    passport_id: str
+    vector: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class LogReadResult:
+    records: list[LogRecord]
+    good_length: int  # bytes of the file holding authenticated records
+    torn_bytes: int  # bytes after them that belong to a torn (crashed) last append
+
+
+def log_aad(generation: int, sequence: int) -> bytes:
+    return encode_context("mip/dedup-log/v1", generation, sequence)
+
+
+def encode_record(op: int, passport_id: str, vector: np.ndarray | None) -> bytes:
+    raw = passport_id.encode("utf-8")
+    out = struct.pack(">BH", op, len(raw)) + raw
+    if op == OP_ADD:
+        assert vector is not None
+        out += np.ascontiguousarray(vector, dtype="<f4").tobytes()
+    return out
+
+
+def _decode_record(plain: bytes, dim: int) -> LogRecord:
+    try:
+        op, length = struct.unpack_from(">BH", plain, 0)
+        pid = plain[3: 3 + length].decode("utf-8")
+    except (struct.error, UnicodeDecodeError) as exc:
+        raise IndexCorrupt("log record is malformed") from exc
+    rest = plain[3 + length:]
+    if op == OP_ADD and len(rest) == dim * 4:
+        return LogRecord(op, pid, np.frombuffer(rest, dtype="<f4").astype(np.float32))
+    if op == OP_REMOVE and not rest:
+        return LogRecord(op, pid, None)
+    raise IndexCorrupt("log record is malformed")
+
+
+def read_log(path: Path, aead: AESGCM, generation: int, dim: int) -> LogReadResult:
+    """Authenticated records in order. A bad record that ends the file is a torn append
+    (reported through ``torn_bytes``); a bad record followed by more data is corruption."""
+    data = path.read_bytes() if path.exists() else b""
+    records: list[LogRecord] = []
+    offset = 0
+    while offset < len(data):
+        if len(data) - offset < _LEN.size:
+            break
+        (length,) = _LEN.unpack_from(data, offset)
+        end = offset + _LEN.size + length
+        if length > MAX_SEALED or end > len(data):
+            break  # length field says the record runs past the end: torn
+        body = data[offset + _LEN.size: end]
+        try:
+            plain = _open_sealed(aead, body, log_aad(generation, len(records)))
+        except InvalidTag as exc:
+            if end == len(data):
+                break  # the last record, e.g. a torn write the filesystem padded
+            raise IndexCorrupt(f"log record {len(records)} failed authentication") from exc
+        records.append(_decode_record(plain, dim))
+        offset = end
+    return LogReadResult(records, offset, len(data) - offset)
