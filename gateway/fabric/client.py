@@ -9,6 +9,7 @@ async with Gateway.connect("127.0.0.1:7051", identity, signer,
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -72,8 +73,15 @@ class Gateway:
         peer's TLS certificate (None: the system roots); `client_cert` + `client_key` (PEM)
         turn on mutual TLS; `server_name_override` names the host the peer's certificate must
         be valid for when it differs from `endpoint` (e.g. peer0.hospital.mip.local).
-        The connection itself is made lazily, on the first call.
+        The connection itself is made lazily, on the first call. Call this from async code:
+        a grpc.aio channel belongs to the event loop running when it is created.
         """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            raise RuntimeError(
+                "Gateway.connect must be called inside a running asyncio event loop"
+            ) from None
         if not endpoint:
             raise ValueError("endpoint must not be empty")
         if (client_cert is None) != (client_key is None):
@@ -136,8 +144,6 @@ class Gateway:
 
     async def wait_ready(self, timeout: float) -> None:
         """Wait until the gRPC channel is connected (raises TimeoutError otherwise)."""
-        import asyncio
-
         async with asyncio.timeout(timeout):
             await self._channel.channel_ready()
 

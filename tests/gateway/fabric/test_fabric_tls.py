@@ -101,3 +101,8 @@ async def test_insecure_channel_and_bad_arguments(user: User) -> None:
         Gateway.connect("x:1", user.identity, user.signer, insecure=True, tls_root_cert=b"r")
     with pytest.raises(ValueError):
         Deadlines(evaluate=0)
+
+
+def test_connect_outside_event_loop_is_refused(user: User) -> None:
+    with pytest.raises(RuntimeError, match="event loop"):
+        Gateway.connect("127.0.0.1:1", user.identity, user.signer, insecure=True)
