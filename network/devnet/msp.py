@@ -370,13 +370,13 @@ class MSPManager:
         except ValueError as exc:
             raise IdentityError("identity bytes are not a PEM certificate") from exc
         try:
-            constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
-            if constraints.ca:
-                raise IdentityError("a CA certificate cannot be used as an identity")
+            is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
         except x509.ExtensionNotFound:
-            pass
+            is_ca = False
         except ValueError as exc:  # malformed extensions
             raise IdentityError("certificate has malformed extensions") from exc
+        if is_ca:
+            raise IdentityError("a CA certificate cannot be used as an identity")
         root = self._issuer_of(msp, cert)
         self._check_time(cert)
         ous = frozenset(
