@@ -62,7 +62,6 @@ class StreamHandler:
         self._active: dict[tuple[str, str], TxState] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
-        self._debug = _log.isEnabledFor(logging.DEBUG)
 
     @property
     def ready(self) -> bool:
@@ -71,7 +70,7 @@ class StreamHandler:
     # --- outgoing ----------------------------------------------------------------------
 
     def _send(self, msg: Message) -> None:
-        if self._debug:
+        if _log.isEnabledFor(logging.DEBUG):
             _log.debug("send %s [%s]", _TYPE_NAME.get(msg.type), short_txid(msg.txid))
         self._out.put_nowait(msg)
 
@@ -109,7 +108,7 @@ class StreamHandler:
     async def _read(self, incoming: AsyncIterator[Message]) -> None:
         async for msg in incoming:
             msg_type = msg.type
-            if self._debug:
+            if _log.isEnabledFor(logging.DEBUG):
                 _log.debug("recv %s [%s]", _TYPE_NAME.get(msg_type), short_txid(msg.txid))
             if msg_type == _MSG.KEEPALIVE:
                 self._send(msg)
