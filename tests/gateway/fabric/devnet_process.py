@@ -1,0 +1,115 @@
+"""Start `python -m network.devnet up` in a subprocess for end-to-end client tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+DEVNET_MAIN = REPO_ROOT / "network" / "devnet" / "__main__.py"
+START_TIMEOUT_S = 90.0
+
+
+@dataclass
+class Devnet:
+    data_dir: Path
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def connection(self) -> Path:
+        return self.data_dir / "connection.json"
+
+    def log_tail(self, limit: int = 4000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-limit:]
+        except OSError:
+            return ""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+async def _answers(devnet: Devnet) -> bool:
+    """True once a signed Evaluate gets an answer from the chaincode (any chaincode answer)."""
+    from gateway.fabric import ChaincodeError, Deadlines, Gateway, GatewayError
+
+    try:
+        async with Gateway.from_connection(
+            devnet.connection, "HospitalMSP", "User1", deadlines=Deadlines(evaluate=3)
+        ) as gw:
+            contract = gw.get_network("mipchannel").get_contract("mip")
+            await contract.evaluate("AssetExists", ["readiness-probe"])
+    except ChaincodeError:
+        return True
+    except GatewayError:
+        return False
+    return True
+
+
+@contextmanager
+def running_devnet(tmp_path: Path) -> Iterator[Devnet]:
+    if not DEVNET_MAIN.is_file():
+        pytest.skip("network/devnet/__main__.py is not there yet (devnet not built)")
+    data_dir = tmp_path / "devnet"
+    port = free_port()
+    log_path = tmp_path / "devnet.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "network.devnet",
+                "up",
+                "--data",
+                str(data_dir),
+                "--port",
+                str(port),
+            ],
+            cwd=REPO_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            start_new_session=True,
+        )
+    devnet = Devnet(data_dir, port, process, log_path)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"devnet exited with {process.returncode}:\n{devnet.log_tail()}")
+            if devnet.connection.is_file() and _port_open(port) and asyncio.run(_answers(devnet)):
+                break
+            if time.monotonic() > deadline:
+                pytest.fail(f"devnet not ready in {START_TIMEOUT_S:.0f} s:\n{devnet.log_tail()}")
+            time.sleep(0.3)
+        yield devnet
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
