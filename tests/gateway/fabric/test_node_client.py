@@ -1,4 +1,4 @@
-"""The official @hyperledger/fabric-gateway Node client against devnet (scripts/node_client_check)."""
+"""The official @hyperledger/fabric-gateway Node client against devnet (node_client_check)."""
 
 from __future__ import annotations
 
