@@ -1,0 +1,124 @@
+"""`python -m network.devnet up | identity add | status` (see docs/ledger.md, devnet section)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from network.devnet.config import ConfigError, DevnetConfig
+
+
+def _attrs(values: list[str]) -> dict[str, str]:
+    out = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"--attr expects NAME=VALUE, got {item!r}")
+        out[name] = value
+    return out
+
+
+def _load_config(args: argparse.Namespace) -> DevnetConfig:
+    data = Path(args.data).resolve()
+    base = DevnetConfig.load(data) or DevnetConfig(data_dir=data)
+    return base.with_overrides(
+        port=args.port, host=args.host, mtls=True if args.mtls else None,
+        chaincode_address=args.chaincode_address, contract=args.contract, policy=args.policy,
+        collections=str(Path(args.collections).resolve()) if args.collections else None,
+        batch_timeout_ms=args.batch_timeout_ms, batch_size=args.batch_size)
+
+
+async def _up(config: DevnetConfig) -> int:
+    from network.devnet.server import Devnet
+
+    devnet = Devnet(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await devnet.start()
+    print(f"devnet ready on {config.host}:{devnet.port} (data {config.data_dir})", flush=True)
+    stopper = asyncio.create_task(stop.wait())
+    failure = asyncio.create_task(_watch(devnet))
+    done, _ = await asyncio.wait({stopper, failure}, return_when=asyncio.FIRST_COMPLETED)
+    for task in (stopper, failure):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await devnet.stop()
+    return 1 if failure in done else 0
+
+
+async def _watch(devnet: object) -> None:
+    """Return when the committer has failed (devnet must not keep accepting transactions)."""
+    while True:
+        orderer = getattr(devnet, "orderer", None)
+        if orderer is not None and orderer.failed is not None:
+            return
+        await asyncio.sleep(0.5)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m network.devnet")
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="run the devnet")
+    up.add_argument("--data", required=True)
+    up.add_argument("--port", type=int)
+    up.add_argument("--host")
+    up.add_argument("--mtls", action="store_true")
+    up.add_argument("--chaincode-address")
+    up.add_argument("--contract")
+    up.add_argument("--policy")
+    up.add_argument("--collections")
+    up.add_argument("--batch-timeout-ms", type=float)
+    up.add_argument("--batch-size", type=int)
+    ident = sub.add_parser("identity", help="manage identities")
+    isub = ident.add_subparsers(dest="action", required=True)
+    add = isub.add_parser("add", help="enrol a new identity (accepted without restart)")
+    add.add_argument("--data", required=True)
+    add.add_argument("--org", required=True)
+    add.add_argument("--name", required=True)
+    add.add_argument("--attr", action="append", default=[])
+    add.add_argument("--ou", default="client")
+    st = sub.add_parser("status", help="print ledger height and transaction counts")
+    st.add_argument("--data", required=True)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+    if args.command == "up":
+        try:
+            config = _load_config(args)
+        except ConfigError as exc:
+            print(f"devnet: {exc}", file=sys.stderr)
+            return 2
+        return asyncio.run(_up(config))
+    if args.command == "identity":
+        from network.devnet import pki
+
+        folder = pki.add_identity(Path(args.data), args.org, args.name, _attrs(args.attr),
+                                  ou=args.ou)
+        print(folder)
+        return 0
+    from network.devnet.config import LEDGER_FILE
+    from network.devnet.store import Store
+
+    path = Path(args.data) / LEDGER_FILE
+    if not path.is_file():
+        print(f"devnet: no ledger at {path}", file=sys.stderr)
+        return 1
+    store = Store(path)
+    try:
+        total, valid = store.tx_count()
+        print(f"height {store.height()} transactions {total} valid {valid}")
+    finally:
+        store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
