@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import importlib
 import json
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
@@ -26,8 +27,11 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
+from cryptography.x509.oid import NameOID, SignatureAlgorithmOID
 from fabric_protos.msp import identities_pb2, msp_principal_pb2
 
 from network.devnet.orgs import DEFAULT_PEER_ORGS, ORDERER_ORG, OrgSpec
@@ -268,6 +272,49 @@ class MSPConfig:
         return cls(msp_id, roots, enabled, ou_ids)
 
 
+_ECDSA_SIGNATURES = frozenset(
+    {
+        SignatureAlgorithmOID.ECDSA_WITH_SHA1,
+        SignatureAlgorithmOID.ECDSA_WITH_SHA224,
+        SignatureAlgorithmOID.ECDSA_WITH_SHA256,
+        SignatureAlgorithmOID.ECDSA_WITH_SHA384,
+        SignatureAlgorithmOID.ECDSA_WITH_SHA512,
+    }
+)
+_PEM_BLOCK = re.compile(
+    rb"-----BEGIN ([A-Z0-9 ]*)-----\r?\n(.*?)-----END \1-----[ \t\r]*\n?", re.DOTALL
+)
+
+
+def _well_formed_certificate(id_bytes: bytes) -> x509.Certificate:
+    """Parse the PEM certificate of an identity with Fabric's well-formedness rules.
+
+    As msp.IsWellFormed: one PEM block of type CERTIFICATE (or no type) with nothing after its
+    END line, and an ECDSA certificate signature in canonical DER -- otherwise one certificate
+    could be re-encoded into several serializations. (Fabric tolerates a high-S *certificate*
+    signature, so this does not demand low-S here; devnet's CAs emit low-S anyway.)
+    """
+    match = _PEM_BLOCK.search(id_bytes)
+    if match is None:
+        raise IdentityError("identity bytes are not a PEM certificate")
+    if match.group(1) not in (b"CERTIFICATE", b""):
+        raise IdentityError("identity PEM block is not a CERTIFICATE")
+    if id_bytes[match.end() :]:
+        raise IdentityError("identity has trailing bytes after its certificate")
+    try:
+        cert = x509.load_pem_x509_certificate(match.group(0))
+    except ValueError as exc:
+        raise IdentityError("identity bytes are not a valid X.509 certificate") from exc
+    if cert.signature_algorithm_oid in _ECDSA_SIGNATURES:
+        try:
+            r, s = decode_dss_signature(cert.signature)
+        except ValueError as exc:
+            raise IdentityError("certificate signature is not valid DER") from exc
+        if encode_dss_signature(r, s) != cert.signature:
+            raise IdentityError("certificate signature is not in canonical DER form")
+    return cert
+
+
 def _parse_attrs(cert: x509.Certificate) -> dict[str, str]:
     try:
         ext = cert.extensions.get_extension_for_oid(HF_ATTRS_OID)
@@ -365,10 +412,7 @@ class MSPManager:
         msp = self._msps.get(msp_id)
         if msp is None:
             raise IdentityError(f"unknown MSP {msp_id!r}")
-        try:
-            cert = x509.load_pem_x509_certificate(bytes(sid.id_bytes))
-        except ValueError as exc:
-            raise IdentityError("identity bytes are not a PEM certificate") from exc
+        cert = _well_formed_certificate(bytes(sid.id_bytes))
         try:
             is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
         except x509.ExtensionNotFound:

@@ -199,6 +199,24 @@ def msp_signing_identity(msp_dir: Path, msp_id: str) -> SigningIdentity:
 # --------------------------------------------------------------------------- certificates
 
 
+def _sign_low_s(
+    builder: x509.CertificateBuilder, key: ec.EllipticCurvePrivateKey
+) -> x509.Certificate:
+    """Sign a certificate so its own ECDSA signature is low-S.
+
+    Fabric's BCCSP signer (used by cryptogen and Fabric CA) always emits low-S, and a peer refuses
+    identities whose certificate signature is not in that canonical form (msp isWellFormed).
+    OpenSSL does not normalise, and the signature cannot be edited after signing, so re-sign
+    (ECDSA is randomised: each try is low-S with probability 1/2).
+    """
+    for _ in range(128):
+        cert = builder.sign(key, hashes.SHA256())
+        _, s = decode_dss_signature(cert.signature)
+        if s <= _P256_ORDER // 2:
+            return cert
+    raise PKIError("could not produce a low-S certificate signature")  # p = 2**-128
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
@@ -225,7 +243,7 @@ def _make_ca(cn: str, org: str) -> tuple[x509.Certificate, ec.EllipticCurvePriva
     key = _new_key()
     name = _name(cn, org=org)
     now = _now()
-    cert = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
@@ -255,9 +273,8 @@ def _make_ca(cn: str, org: str) -> tuple[x509.Certificate, ec.EllipticCurvePriva
         )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
     )
-    return cert, key
+    return _sign_low_s(builder, key), key
 
 
 def issue_leaf_certificate(
@@ -319,7 +336,7 @@ def issue_leaf_certificate(
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
     for ext in extra_extensions:
         builder = builder.add_extension(ext, critical=False)
-    return builder.sign(ca_key, hashes.SHA256())
+    return _sign_low_s(builder, ca_key)
 
 
 def hf_attrs_extension(attrs: dict[str, str]) -> x509.UnrecognizedExtension:

@@ -222,6 +222,19 @@ def test_garbage_is_refused(net: Net, raw: bytes) -> None:
         net.manager.validate(raw)
 
 
+def test_pem_must_be_well_formed(net: Net) -> None:
+    pem = net.doctor.cert_pem
+    assert net.manager.validate(_serialize("HospitalMSP", b"\n" + pem)).role == "client"
+    assert net.manager.validate(_serialize("HospitalMSP", pem.rstrip(b"\n"))).role == "client"
+    # msp.IsWellFormed: nothing may follow the certificate (one serialization per identity)
+    for trailing in (b"\n", b"x", pem):
+        with pytest.raises(IdentityError, match="trailing"):
+            net.manager.validate(_serialize("HospitalMSP", pem + trailing))
+    wrong_type = pem.replace(b"CERTIFICATE", b"PUBLIC KEY")
+    with pytest.raises(IdentityError, match="not a CERTIFICATE"):
+        net.manager.validate(_serialize("HospitalMSP", wrong_type))
+
+
 @pytest.mark.parametrize("ous", [[], ["nurse"], ["client", "admin"], ["peer", "client"]])
 def test_identity_needs_exactly_one_node_ou(net: Net, ous: list[str]) -> None:
     pem, _ = _mint(net.data_dir, HOSPITAL, ous=ous)

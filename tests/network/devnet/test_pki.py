@@ -175,6 +175,15 @@ def test_openssl_verifies_the_chains(net: Path) -> None:
         assert out.returncode == 0, out.stderr
 
 
+def test_certificate_signatures_are_low_s(net: Path) -> None:
+    # cryptogen and Fabric CA sign through BCCSP, which always emits low-S
+    certs = [*net.rglob("*.pem"), *net.rglob("*.crt")]
+    assert len(certs) > 40
+    for path in certs:
+        _, s = decode_dss_signature(pki.load_certificate(path).signature)
+        assert s <= pki.curve_order() // 2, path
+
+
 def test_generate_is_idempotent(tmp_path: Path) -> None:
     pki.generate_org(tmp_path, HOSPITAL)
     ca_before = pki.ca_cert_path(tmp_path, HOSPITAL).read_bytes()
