@@ -9,6 +9,7 @@ chaincode attribute checks (`cid.GetAttributeValue`) behave as on a Fabric CA ne
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import ipaddress
 import json
 import os
@@ -726,9 +727,16 @@ def write_connection_profile(
 
 
 def _add_user_to_profile(profile: Path, msp_id: str, name: str, folder: Path) -> None:
-    data = json.loads(profile.read_text())
-    org_entry = data.get("organizations", {}).get(msp_id)
-    if org_entry is None:
-        return  # the org is not served by this profile (e.g. the orderer org)
-    org_entry.setdefault("users", {})[name] = _user_entry(profile.parent, folder)
-    _atomic_write(profile, (json.dumps(data, indent=2) + "\n").encode())
+    # Read-modify-write under an advisory lock so concurrent enrolments do not lose users.
+    lock_path = profile.with_name(profile.name + ".lock")
+    with open(lock_path, "a+b") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        try:
+            data = json.loads(profile.read_text())
+            org_entry = data.get("organizations", {}).get(msp_id)
+            if org_entry is None:
+                return  # the org is not served by this profile (e.g. the orderer org)
+            org_entry.setdefault("users", {})[name] = _user_entry(profile.parent, folder)
+            _atomic_write(profile, (json.dumps(data, indent=2) + "\n").encode())
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)

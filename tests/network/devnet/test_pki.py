@@ -363,3 +363,22 @@ def test_connection_profile_paths_resolve(tmp_path: Path) -> None:
     )
     users = json.loads(path.read_text())["organizations"]["PharmacyMSP"]["users"]
     assert list(users) == ["User1", "Admin", "pharm1"]
+
+
+def test_concurrent_enrolments_all_reach_the_profile(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    pki.generate_network(tmp_path)
+    pki.write_connection_profile(
+        tmp_path,
+        endpoint="127.0.0.1:7051",
+        channel="mipchannel",
+        chaincode="mip",
+        tls_root_cert=pki.tlsca_cert_path(tmp_path, HOSPITAL),
+        server_name="peer0.hospital.mip.local",
+    )
+    names = [f"patient{i}" for i in range(12)]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        list(pool.map(lambda n: pki.add_identity(tmp_path, "HospitalMSP", n), names))
+    users = json.loads((tmp_path / "connection.json").read_text())["organizations"]["HospitalMSP"]
+    assert set(names) <= set(users["users"])
