@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import yaml
@@ -133,12 +134,12 @@ class ValidatedIdentity:
     """An identity that passed MSP validation (immutable; shared between callers via the cache)."""
 
     msp_id: str
-    certificate: x509.Certificate
-    cert_pem: bytes
+    certificate: x509.Certificate = field(repr=False)
+    cert_pem: bytes = field(repr=False)
     ous: frozenset[str]
     role: str  # client | peer | admin | orderer, or member when the MSP has no NodeOUs
-    attrs: Mapping[str, str]
-    serialized: bytes = b""
+    attrs: Mapping[str, str]  # read-only: instances are shared through the cache
+    serialized: bytes = field(default=b"", repr=False)
     _chain_id: bytes = field(default=b"", repr=False)
 
     @property
@@ -435,7 +436,7 @@ class MSPManager:
             cert_pem=bytes(sid.id_bytes),
             ous=ous,
             role=role,
-            attrs=_parse_attrs(cert),
+            attrs=MappingProxyType(_parse_attrs(cert)),
             serialized=raw,
             # Fabric's certifiers identifier: SHA-256 over the chain above the leaf.
             _chain_id=hashlib.sha256(root_der).digest(),

@@ -101,6 +101,9 @@ def test_valid_identity_has_role_attrs_and_id(net: Net) -> None:
         "hf.Affiliation": "",
         "mip.role": "doctor",
     }
+    with pytest.raises(TypeError):  # shared through the cache, so read-only
+        identity.attrs["mip.role"] = "admin"  # type: ignore[index]
+    assert "BEGIN CERTIFICATE" not in repr(identity)
     assert identity.cert_pem == net.doctor.cert_pem
     assert identity.serialized == net.doctor.serialized
     # cid.GetID's DN format: reversed RDNs of Go's pkix.Name field order
