@@ -73,7 +73,7 @@ class _Endorsed:
     chaincode_error: bool = False
 
 
-@dataclass
+@dataclass(eq=False)
 class _Subscriber:
     queue: asyncio.Queue[int] = field(default_factory=asyncio.Queue)
 
@@ -278,8 +278,15 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
                                   "failed to endorse transaction, see attached details for more "
                                   "info", [self._detail(local, first.error)])
             assert first.record is not None
-            layout = self._plan(first.record, up.has_transient, local)
+            layout, restricted = self._plan(first.record, up.has_transient, local)
             if layout is None:
+                if restricted:
+                    await self._abort(
+                        context, SC.FAILED_PRECONDITION,
+                        "requires endorsement from organisation(s) that are not in the "
+                        f"distribution policy of the private data collection(s): {restricted}; "
+                        "retry specifying trusted endorsing organizations to protect transient "
+                        "data")
                 await self._abort(context, SC.FAILED_PRECONDITION,
                                   "no combination of peers can be derived which satisfy the "
                                   "endorsement policy")
@@ -311,13 +318,14 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
         return pol
 
     def _plan(self, record: SimulationRecord, has_transient: bool, local: str
-              ) -> list[str] | None:
+              ) -> tuple[list[str] | None, list[str]]:
         """The smallest set of orgs (preferring the client's) whose endorsements satisfy every
         policy the simulated writes fall under, restricted to collection members where private
         data is written (or where transient data could reach a non-member)."""
         policies: list[Any] = []
         fallback = False
         allowed = set(self.peers)
+        restricted: list[str] = []
         ns = record.namespace
         for key in set(record.writes) | set(record.metadata_writes):
             entry = self.store.get_state(ns, key)
@@ -331,6 +339,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
             written = set(crec.writes) | crec.purges | set(crec.metadata_writes)
             if rules is not None and (written or (has_transient and crec.hashed_reads)):
                 allowed &= set(rules.members)
+                restricted.append(name)
             for key in written:
                 hentry = self.store.get_hashed(ns, name, sha256(key))
                 vp = decode_metadata(hentry.metadata if hentry else None).get(
@@ -351,8 +360,8 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
         for layout in layouts:
             ids = [self.peer_identities[o] for o in layout]
             if all(policy.evaluate(p, ids) for p in policies):
-                return list(layout)
-        return None
+                return list(layout), restricted
+        return None, restricted
 
     # ---- Submit --------------------------------------------------------------------------
     async def Submit(self, request: gateway_pb2.SubmitRequest, context: Any

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import socket
 import sys
 from dataclasses import dataclass
@@ -80,6 +81,15 @@ def _collection_rules(raw: dict[str, Any], orgs: list[str]) -> dict[str, Collect
     return rules
 
 
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when devnet dies, even by SIGKILL (Linux prctl)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 class ChaincodeProcess:
     """The project's chaincode server as a CCaaS subprocess, restarted if it dies."""
 
@@ -101,7 +111,7 @@ class ChaincodeProcess:
         })
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "chaincode", env=env, cwd=str(REPO_ROOT),
-            stdin=asyncio.subprocess.DEVNULL)
+            stdin=asyncio.subprocess.DEVNULL, preexec_fn=_die_with_parent)
 
     async def start(self) -> None:
         await self._spawn()

@@ -44,6 +44,7 @@ class Built:
 
 
 class TestClient:
+    __test__ = False  # a helper, not a pytest test class
     def __init__(
         self,
         data_dir: Path,
@@ -210,3 +211,34 @@ def error_details(exc: grpc.aio.AioRpcError) -> list[gateway_pb2.ErrorDetail]:
 
 def asset_json(raw: bytes) -> dict[str, Any]:
     return dict(json.loads(raw))
+
+
+TEST_COLLECTIONS = [
+    {"name": "medical", "policy": "OR('HospitalMSP.member')", "requiredPeerCount": 0,
+     "maxPeerCount": 1, "blockToLive": 0, "memberOnlyRead": True, "memberOnlyWrite": True,
+     "endorsementPolicy": {"signaturePolicy": "OR('HospitalMSP.member')"}},
+    {"name": "shared", "policy": "OR('HospitalMSP.member', 'SchoolMSP.member')",
+     "requiredPeerCount": 0, "maxPeerCount": 1, "blockToLive": 0,
+     "memberOnlyRead": False, "memberOnlyWrite": False},
+    {"name": "shortlived", "policy": "OR('HospitalMSP.member', 'SchoolMSP.member')",
+     "requiredPeerCount": 0, "maxPeerCount": 1, "blockToLive": 2,
+     "memberOnlyRead": True, "memberOnlyWrite": True},
+]
+
+
+def write_test_collections(directory: Path) -> Path:
+    path = directory / "collections.json"
+    path.write_text(json.dumps(TEST_COLLECTIONS))
+    return path
+
+
+async def start_devnet(data_dir: Path, **overrides: Any) -> Any:
+    from network.devnet.config import DevnetConfig
+    from network.devnet.server import Devnet
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    overrides.setdefault("collections", str(write_test_collections(data_dir)))
+    config = DevnetConfig(data_dir=data_dir, port=0, **overrides)
+    devnet = Devnet(config)
+    await devnet.start()
+    return devnet
