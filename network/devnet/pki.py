@@ -518,9 +518,23 @@ def generate_network(data_dir: Path, orgs: Sequence[OrgSpec] = DEFAULT_PEER_ORGS
 
 def _resolve_org(data_dir: Path, msp_id: str) -> tuple[OrgSpec, bool]:
     entry = _load_index(data_dir).get(msp_id)
-    if entry is None:
-        raise UnknownOrgError(f"no generated organisation with MSP id {msp_id!r}")
-    return OrgSpec(msp_id, entry["domain"]), entry.get("type", "peer") == "peer"
+    if entry is not None:
+        return OrgSpec(msp_id, entry["domain"]), entry.get("type", "peer") == "peer"
+    # Material written by Fabric's own cryptogen has no index: try MIP's well-known orgs.
+    for org in (*DEFAULT_PEER_ORGS, ORDERER_ORG):
+        for peer_org in (True, False):
+            if org.msp_id == msp_id and (org_dir(data_dir, org, peer_org=peer_org) / "ca").is_dir():
+                return org, peer_org
+    raise UnknownOrgError(f"no generated organisation with MSP id {msp_id!r}")
+
+
+def _load_org_cas(data_dir: Path, org: OrgSpec, *, peer_org: bool) -> _OrgCAs:
+    """The org's existing CAs; never mints new ones (that would orphan every issued cert)."""
+    base = org_dir(data_dir, org, peer_org=peer_org)
+    for sub, cn in (("ca", f"ca.{org.domain}"), ("tlsca", f"tlsca.{org.domain}")):
+        if not (base / sub / "priv_sk").is_file() or not (base / sub / f"{cn}-cert.pem").is_file():
+            raise UnknownOrgError(f"{org.msp_id} has no {sub} key and certificate under {base}")
+    return _ensure_org_cas(data_dir, org, peer_org=peer_org)
 
 
 def _check_attrs(attrs: dict[str, str]) -> None:
@@ -555,7 +569,7 @@ def add_identity(
     attrs = dict(attrs or {})
     _check_attrs(attrs)
     org, peer_org = _resolve_org(data_dir, msp_id)
-    cas = _ensure_org_cas(data_dir, org, peer_org=peer_org)
+    cas = _load_org_cas(data_dir, org, peer_org=peer_org)
     folder_name = f"{name}@{org.domain}"
     folder = cas.base / "users" / folder_name
     if folder.exists():
@@ -634,11 +648,8 @@ def issue_tls_server_cert(
     if not hosts:
         raise PKIError("a TLS server certificate needs at least one host name or IP")
     data_dir = Path(data_dir)
-    peer_org = org != ORDERER_ORG
-    base = org_dir(data_dir, org, peer_org=peer_org)
-    if not (base / "tlsca" / "priv_sk").exists():
-        raise UnknownOrgError(f"{org.msp_id} has no TLS CA under {data_dir}; generate it first")
-    cas = _ensure_org_cas(data_dir, org, peer_org=peer_org)
+    peer_org = not org_dir(data_dir, org, peer_org=False).is_dir()
+    cas = _load_org_cas(data_dir, org, peer_org=peer_org)
     key = _new_key()
     # CN must not be an IP for some TLS stacks; use the first DNS-looking host when there is one.
     dns_hosts = [h for h in hosts if not _is_ip(h)]

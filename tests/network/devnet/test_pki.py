@@ -259,6 +259,24 @@ def test_add_identity_refuses_duplicates_and_bad_input(net: Path) -> None:
     assert not list((net / "organizations/peerOrganizations/school.mip.local/users").glob(".*"))
 
 
+def test_add_identity_never_mints_a_new_ca(tmp_path: Path) -> None:
+    pki.generate_org(tmp_path, HOSPITAL)
+    (pki.org_dir(tmp_path, HOSPITAL) / "ca" / "priv_sk").unlink()
+    with pytest.raises(pki.UnknownOrgError):
+        pki.add_identity(tmp_path, "HospitalMSP", "nobody")
+    assert not (pki.org_dir(tmp_path, HOSPITAL) / "ca" / "priv_sk").exists()
+
+
+def test_add_identity_works_without_the_index(tmp_path: Path) -> None:
+    # e.g. material written by Fabric's own cryptogen for MIP's orgs
+    pki.generate_org(tmp_path, HOSPITAL)
+    (tmp_path / "organizations" / "orgs.json").unlink()
+    msp = pki.add_identity(tmp_path, "HospitalMSP", "nurse1", {"mip.role": "nurse"})
+    assert msp.parent.name == "nurse1@hospital.mip.local"
+    with pytest.raises(pki.UnknownOrgError):
+        pki.add_identity(tmp_path, "SchoolMSP", "teacher9")
+
+
 def test_sign_is_low_s_and_verifies(net: Path) -> None:
     user = pki.msp_signing_identity(
         net
