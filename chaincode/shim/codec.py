@@ -155,7 +155,8 @@ def decode_argument(raw: bytes, tp: Any, name: str) -> Any:
 
 def _to_json(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
+        # Shallow: json calls back here for nested dataclasses, avoiding asdict's deep copy.
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
     if isinstance(value, tuple | set | frozenset):
         return list(value)
     raise TypeError(f"{type(value).__name__} is not JSON serializable")

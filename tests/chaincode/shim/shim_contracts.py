@@ -275,6 +275,24 @@ class Probe(Contract):
         await ctx.stub.put_state(key + "-copy", (value or b"") + secret)
         return len(secret)
 
+    @transaction(read_only=True)
+    async def History(self, ctx: Context, key: str) -> list[list[Any]]:
+        return [
+            [m.tx_id, m.value.decode(), m.is_delete]
+            async for m in ctx.stub.get_history_for_key(key)
+        ]
+
+    @transaction(read_only=True)
+    async def Rich(self, ctx: Context, query: str) -> list[list[str]]:
+        return _pairs(await ctx.stub.get_query_result(query).collect())
+
+    @transaction()
+    async def Call(self, ctx: Context, name: str, channel: str, args: list[str]) -> list[Any]:
+        status, message, payload = await ctx.stub.invoke_chaincode(
+            name, [a.encode() for a in args], channel
+        )
+        return [status, message, payload.decode()]
+
 
 class Other(Contract):
     @transaction(read_only=True)

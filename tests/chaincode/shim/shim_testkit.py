@@ -291,6 +291,10 @@ class FakePeer:
     # Answer requests after a random short delay, so replies interleave across transactions.
     jitter: bool = False
     registered_id: str = ""
+    # key -> history entries (tx id, value, is_delete), for GET_HISTORY_FOR_KEY.
+    history: dict[str, list[tuple[str, bytes, bool]]] = field(default_factory=dict)
+    # "name/channel" or "name" -> (status, message, payload), for INVOKE_CHAINCODE.
+    chaincodes: dict[str, tuple[int, str, bytes]] = field(default_factory=dict)
     keepalives: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
 
     def __post_init__(self) -> None:
@@ -430,6 +434,38 @@ class FakePeer:
             r = shim_pb2.QueryStateClose.FromString(msg.payload)
             self._iterators.pop(r.id, None)
             return reply(shim_pb2.QueryResponse(has_more=False, id=r.id).SerializeToString())
+        if t == MSG.GET_HISTORY_FOR_KEY:
+            r = shim_pb2.GetHistoryForKey.FromString(msg.payload)
+            response = shim_pb2.QueryResponse(
+                results=[
+                    shim_pb2.QueryResultBytes(
+                        resultBytes=kv_query_result_pb2.KeyModification(
+                            tx_id=txid, value=value, is_delete=deleted
+                        ).SerializeToString()
+                    )
+                    for txid, value, deleted in self.history.get(r.key, [])
+                ],
+                id="history",
+            )
+            return reply(response.SerializeToString())
+        if t == MSG.GET_QUERY_RESULT:
+            # What a LevelDB peer answers.
+            return MSG(
+                type=MSG.ERROR,
+                payload=b"ExecuteQuery not supported for leveldb",
+                txid=msg.txid,
+                channel_id=msg.channel_id,
+            )
+        if t == MSG.INVOKE_CHAINCODE:
+            spec = chaincode_pb2.ChaincodeSpec.FromString(msg.payload)
+            status, text, payload = self.chaincodes[spec.chaincode_id.name]
+            inner = MSG(
+                type=MSG.COMPLETED,
+                payload=proposal_response_pb2.Response(
+                    status=status, message=text, payload=payload
+                ).SerializeToString(),
+            )
+            return reply(inner.SerializeToString())
         return MSG(
             type=MSG.ERROR,
             payload=f"fake peer does not handle {t}".encode(),

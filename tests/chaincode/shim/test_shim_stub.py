@@ -238,3 +238,28 @@ async def test_concurrent_stub_calls_in_one_transaction_are_serialised(peer: Fak
     peer.state[("", "b")] = b"B"
     out = await peer.invoke(["Probe:Gather", "a", "b"])
     assert out.json() == ["A", "B"]
+
+
+async def test_history_rich_query_and_chaincode_to_chaincode(peer: FakePeer) -> None:
+    peer.history["h"] = [("tx1", b"one", False), ("tx2", b"", True)]
+    out = await peer.invoke(["Probe:History", "h"])
+    assert out.json() == [["tx1", "one", False], ["tx2", "", True]]
+    assert (
+        shim_pb2.GetHistoryForKey.FromString(peer.requests(MSG.GET_HISTORY_FOR_KEY)[0].payload).key
+        == "h"
+    )
+
+    out = await peer.invoke(["Probe:Rich", '{"selector":{}}'])
+    assert (out.status, out.text) == (500, "ExecuteQuery not supported for leveldb")
+    request = shim_pb2.GetQueryResult.FromString(peer.requests(MSG.GET_QUERY_RESULT)[0].payload)
+    assert request.query == '{"selector":{}}'
+
+    peer.chaincodes["other/otherchannel"] = (200, "", b"called")
+    out = await peer.invoke(["Probe:Call", "other", "otherchannel", '["Fn","a"]'])
+    assert out.json() == [200, "", "called"]
+    (invoke,) = peer.requests(MSG.INVOKE_CHAINCODE)
+    from chaincode.shim._protos import chaincode_pb2
+
+    spec = chaincode_pb2.ChaincodeSpec.FromString(invoke.payload)
+    assert spec.chaincode_id.name == "other/otherchannel"
+    assert list(spec.input.args) == [b"Fn", b"a"]
