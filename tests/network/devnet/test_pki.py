@@ -108,8 +108,9 @@ def test_ca_certificates_have_ca_extensions(net: Path) -> None:
         ski = ca.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
         assert ski.digest == x509.SubjectKeyIdentifier.from_public_key(ca.public_key()).digest
         ca.verify_directly_issued_by(ca)  # self-signed
-        assert isinstance(ca.public_key(), ec.EllipticCurvePublicKey)
-        assert ca.public_key().curve.name == "secp256r1"  # type: ignore[union-attr]
+        ca_key = ca.public_key()
+        assert isinstance(ca_key, ec.EllipticCurvePublicKey)
+        assert ca_key.curve.name == "secp256r1"
         assert isinstance(ca.signature_hash_algorithm, hashes.SHA256)
 
 
@@ -215,7 +216,8 @@ def test_add_identity_embeds_fabric_ca_attributes(net: Path) -> None:
     cert.verify_directly_issued_by(_ca(net))
     ext = _hf_attrs(cert)
     assert ext.critical is False
-    raw = ext.value.value  # type: ignore[attr-defined]
+    assert isinstance(ext.value, x509.UnrecognizedExtension)
+    raw = ext.value.value
     assert json.loads(raw) == {
         "attrs": {
             "hf.Affiliation": "",
@@ -289,7 +291,9 @@ def test_sign_is_low_s_and_verifies(net: Path) -> None:
         signature = user.sign(data)
         _, s = decode_dss_signature(signature)
         assert s <= n // 2
-        user.certificate.public_key().verify(signature, data, ec.ECDSA(hashes.SHA256()))  # type: ignore[call-arg, union-attr]
+        public_key = user.certificate.public_key()
+        assert isinstance(public_key, ec.EllipticCurvePublicKey)
+        public_key.verify(signature, data, ec.ECDSA(hashes.SHA256()))
     sid = identities_pb2.SerializedIdentity.FromString(user.serialized)
     assert sid.mspid == "HospitalMSP"
     assert sid.id_bytes == user.cert_pem
@@ -319,7 +323,9 @@ def test_issue_tls_server_cert(net: Path, tmp_path: Path) -> None:
     assert {str(ip) for ip in sans.get_values_for_type(x509.IPAddress)} == {"127.0.0.1", "::1"}
     assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
     key = pki.load_private_key(key_path)
-    assert key.public_key().public_numbers() == cert.public_key().public_numbers()  # type: ignore[union-attr]
+    cert_key = cert.public_key()
+    assert isinstance(cert_key, ec.EllipticCurvePublicKey)
+    assert key.public_key().public_numbers() == cert_key.public_numbers()
     with pytest.raises(pki.PKIError):
         pki.issue_tls_server_cert(net, HOSPITAL, [], tmp_path / "none")
     with pytest.raises(pki.UnknownOrgError):
