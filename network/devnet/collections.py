@@ -24,8 +24,10 @@ from network.devnet.policy import (
 )
 
 __all__ = [
+    "IMPLICIT_COLLECTION_PREFIX",
     "CollectionConfig",
     "CollectionConfigError",
+    "implicit_collection",
     "load_collections",
     "parse_collections",
     "to_package_proto",
@@ -39,7 +41,8 @@ _ApplicationPolicy: Any = policy_pb2.ApplicationPolicy  # type: ignore[attr-defi
 
 # Fabric's ccmetadata.AllowedCharsCollectionName; "_implicit_org_" names belong to the peer.
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
-_IMPLICIT_PREFIX = "_implicit_org_"
+IMPLICIT_COLLECTION_PREFIX = "_implicit_org_"
+_IMPLICIT_PREFIX = IMPLICIT_COLLECTION_PREFIX
 _KNOWN_KEYS = {
     "name",
     "policy",
@@ -190,6 +193,35 @@ def _parse_one(item: Any, channel_orgs: Sequence[str]) -> CollectionConfig:
         policy_text=policy_text,
         endorsement_signature_policy=sig_text,
         endorsement_channel_policy=channel_ref,
+    )
+
+
+def implicit_collection(msp_id: str) -> CollectionConfig:
+    """The peer's implicit per-org collection `_implicit_org_<MSP id>`.
+
+    As Fabric's GenerateImplicitCollectionForOrg with core.yaml's default dissemination policy:
+    the org is the only member (SignedByMspMember), requiredPeerCount 0, maxPeerCount 1, kept
+    forever, readable and writable by anyone the chaincode lets through. Writes are validated
+    against the org's own Endorsement policy (lifecycle's ImplicitCollectionEndorsementPolicy,
+    i.e. one of the org's peers), unless a key-level policy applies.
+    """
+    text = f"OR('{msp_id}.member')"
+    try:
+        member_policy = parse_signature_policy(text)
+        endorsement = parse_signature_policy(f"OR('{msp_id}.peer')")
+    except PolicyError as exc:
+        raise CollectionConfigError(f"{msp_id!r} cannot name an implicit collection") from exc
+    return CollectionConfig(
+        name=f"{IMPLICIT_COLLECTION_PREFIX}{msp_id}",
+        member_orgs=frozenset({msp_id}),
+        required_peer_count=0,
+        max_peer_count=1,
+        block_to_live=0,
+        member_only_read=False,
+        member_only_write=False,
+        endorsement_policy=endorsement,
+        member_orgs_policy=member_policy,
+        policy_text=text,
     )
 
 

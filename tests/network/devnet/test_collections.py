@@ -12,6 +12,7 @@ from fabric_protos.peer import collection_pb2
 from network.devnet import policy as P
 from network.devnet.collections import (
     CollectionConfigError,
+    implicit_collection,
     load_collections,
     parse_collections,
     to_package_proto,
@@ -177,3 +178,16 @@ def test_channel_orgs_can_be_given() -> None:
     with pytest.raises(CollectionConfigError):
         parse_collections(items)
     assert parse_collections(items, channel_orgs=["Org1MSP"])["medical"].is_member("Org1MSP")
+
+
+def test_implicit_collection() -> None:
+    config = implicit_collection("PharmacyMSP")
+    assert config.name == "_implicit_org_PharmacyMSP"
+    assert config.is_member("PharmacyMSP") and not config.is_member("HospitalMSP")
+    assert not config.member_only_read and not config.member_only_write
+    assert (config.required_peer_count, config.max_peer_count, config.block_to_live) == (0, 1, 0)
+    # Fabric's policydsl.SignedByMspMember
+    assert P.to_text(config.member_orgs_policy) == "OutOf(1, 'PharmacyMSP.member')"
+    assert P.to_text(config.endorsement_policy) == "OutOf(1, 'PharmacyMSP.peer')"
+    with pytest.raises(CollectionConfigError):
+        implicit_collection("bad msp")
