@@ -14,6 +14,7 @@ import ipaddress
 import json
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ __all__ = [
     "curve_order",
     "generate_network",
     "generate_org",
+    "hf_attrs_extension",
     "issue_leaf_certificate",
     "issue_tls_server_cert",
     "load_certificate",
@@ -391,6 +393,9 @@ def _ensure_ca(
     key_file = directory / "priv_sk"
     if cert_file.exists() and key_file.exists():
         return load_certificate(cert_file), load_private_key(key_file)
+    if cert_file.exists() or key_file.exists():
+        # A new CA would orphan every certificate the old one issued: refuse instead.
+        raise PKIError(f"{directory} holds only half of a CA (certificate or key missing)")
     cert, key = _make_ca(cn, org)
     _write_key(key_file, key)
     _write_cert(cert_file, cert)
@@ -607,7 +612,7 @@ def add_identity(
             raise IdentityExistsError(f"identity {name!r} already exists in {msp_id}") from exc
     finally:
         if scratch.exists():
-            _rmtree(scratch)
+            shutil.rmtree(scratch, ignore_errors=True)
 
     profile = data_dir / "connection.json"
     if profile.exists():
@@ -626,15 +631,6 @@ def _fabric_ca_name(name: str, ou: str) -> x509.Name:
             x509.NameAttribute(NameOID.COMMON_NAME, name),
         ]
     )
-
-
-def _rmtree(path: Path) -> None:
-    for child in sorted(path.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-        if child.is_dir() and not child.is_symlink():
-            child.rmdir()
-        else:
-            child.unlink()
-    path.rmdir()
 
 
 def issue_tls_server_cert(

@@ -267,6 +267,9 @@ def test_add_identity_never_mints_a_new_ca(tmp_path: Path) -> None:
     with pytest.raises(pki.UnknownOrgError):
         pki.add_identity(tmp_path, "HospitalMSP", "nobody")
     assert not (pki.org_dir(tmp_path, HOSPITAL) / "ca" / "priv_sk").exists()
+    with pytest.raises(pki.PKIError, match="half of a CA"):
+        pki.generate_org(tmp_path, HOSPITAL)
+    assert not (pki.org_dir(tmp_path, HOSPITAL) / "ca" / "priv_sk").exists()
 
 
 def test_add_identity_works_without_the_index(tmp_path: Path) -> None:
