@@ -58,6 +58,7 @@ _GATES = {
     "OUTOF": "outof", "OutOf": "outof", "outof": "outof",
 }  # fmt: skip
 _MAX_ORGS_FOR_PLANNING = 16
+_MAX_DEPTH = 64
 
 
 class PolicyError(ValueError):
@@ -115,6 +116,7 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.tokens = _tokenize(text)
         self.i = 0
+        self.depth = 0
 
     def peek(self) -> _Token | None:
         return self.tokens[self.i] if self.i < len(self.tokens) else None
@@ -142,6 +144,15 @@ class _Parser:
         return gate
 
     def gate(self) -> _Gate:
+        self.depth += 1
+        if self.depth > _MAX_DEPTH:
+            raise PolicyError(f"policy is nested more than {_MAX_DEPTH} gates deep")
+        try:
+            return self._gate()
+        finally:
+            self.depth -= 1
+
+    def _gate(self) -> _Gate:
         name = self.take("name")
         kind = _GATES.get(name.text)
         if kind is None:
@@ -313,7 +324,7 @@ def from_bytes(data: bytes) -> Any:
 
 
 def _check(rule: Any, n_identities: int, depth: int) -> None:
-    if depth > 64:
+    if depth > _MAX_DEPTH:
         raise PolicyError("policy is nested too deeply")
     which = rule.WhichOneof("Type")
     if which == "signed_by":

@@ -134,6 +134,14 @@ def test_bad_policies_raise_policy_error(text: str) -> None:
         P.parse_signature_policy(text)
 
 
+def test_nesting_is_bounded() -> None:
+    deep = "OR(" * 5000 + "'A.member'" + ")" * 5000
+    with pytest.raises(P.PolicyError, match="nested"):
+        P.parse_signature_policy(deep)
+    fine = "OR(" * 40 + "'A.member'" + ")" * 40
+    assert P.orgs_in(P.parse_signature_policy(fine)) == {"A"}
+
+
 # ------------------------------------------------------------------ evaluation with real identities
 
 
