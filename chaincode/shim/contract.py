@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar, get_type_hints
 
+from chaincode.shim.errors import ContractError
 from chaincode.shim.identity import ClientIdentity
 from chaincode.shim.stub import ChaincodeStub
 
@@ -87,8 +88,6 @@ class Contract:
 
     async def unknown_transaction(self, ctx: Context, function: str) -> Any:
         """Called when args[0] names no transaction; raising here makes the 500."""
-        from chaincode.shim.errors import ContractError
-
         raise ContractError(f"unknown transaction {function!r}")
 
     def transactions(self) -> dict[str, TransactionInfo]:

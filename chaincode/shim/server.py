@@ -22,7 +22,11 @@ SERVER_OPTIONS: list[tuple[str, int]] = [
     ("grpc.keepalive_time_ms", 60_000),
     ("grpc.keepalive_timeout_ms", 20_000),
     ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.http2.min_ping_interval_without_data_ms", 60_000),
+    # The peer's CCaaS client pings every 60 s (comm.DefaultKeepaliveOptions). gRPC core's
+    # default enforcement (5 min minimum, 2 strikes) would answer that with GOAWAY
+    # "too_many_pings", so allow pings down to 10 s and do not count strikes.
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ("grpc.http2.max_ping_strikes", 0),
 ]
 
 
