@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 import pytest
 from fabric_protos.common import policies_pb2
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from fabric_protos.msp import msp_principal_pb2
 
 from network.devnet import pki
@@ -339,3 +341,62 @@ def test_collection_file_policy_parses() -> None:
     # the policies of network/fabric/collections_config.json
     for text in ("OR('HospitalMSP.member')", "OR('SchoolMSP.member')"):
         assert P.minimal_org_sets(P.parse_signature_policy(text))
+
+
+# ------------------------------------------------------------------ properties (hypothesis)
+
+
+_LEAF_ORGS = ["HospitalMSP", "SchoolMSP", "PharmacyMSP"]
+
+
+@st.composite
+def _tree(
+    draw: st.DrawFn, orgs: list[str], depth: int = 0
+) -> tuple[str, Callable[[set[str]], bool]]:
+    """A random policy over distinct orgs (each at most once) and its boolean meaning."""
+    if len(orgs) == 1 or (depth > 0 and draw(st.booleans())):
+        org = orgs[0]
+        role = draw(st.sampled_from(["peer", "member"]))
+        return f"'{org}.{role}'", lambda s, org=org: org in s
+    split = draw(st.integers(min_value=1, max_value=len(orgs)))
+    groups = [orgs[:split], orgs[split:]] if split < len(orgs) else [orgs]
+    children = [draw(_tree(g, depth + 1)) for g in groups if g]
+    n = len(children)
+    gate = draw(st.sampled_from(["AND", "OR", "OutOf"]))
+    texts = ", ".join(t for t, _ in children)
+    if gate == "AND":
+        k, text = n, f"AND({texts})"
+    elif gate == "OR":
+        k, text = 1, f"OR({texts})"
+    else:
+        k = draw(st.integers(min_value=0, max_value=n + 1))
+        text = f"OutOf({k}, {texts})"
+    fns = [f for _, f in children]
+    return text, lambda s, fns=fns, k=k: sum(f(s) for f in fns) >= k
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_random_policies_match_their_boolean_meaning(
+    ids: dict[str, ValidatedIdentity], data: st.DataObject
+) -> None:
+    orgs = data.draw(st.permutations(_LEAF_ORGS))
+    text, meaning = data.draw(_tree(list(orgs)))
+    envelope = P.parse_signature_policy(text)
+    # with each org named once, cauthdsl's use-once rule never bites: evaluation is the formula
+    for subset in _subsets(["H", "S", "P"]):
+        names = {dict(H="HospitalMSP", S="SchoolMSP", P="PharmacyMSP")[o] for o in subset}
+        got = P.evaluate(envelope, [ids[f"{o}.peer"] for o in subset])
+        assert got is meaning(names), (text, subset)
+    # the planner's sets are exactly the minimal satisfying sets of the formula
+    expected = [
+        frozenset(c)
+        for k in range(4)
+        for c in itertools.combinations(sorted(_LEAF_ORGS), k)
+        if meaning(set(c))
+    ]
+    minimal = [s for s in expected if not any(o < s for o in expected)]
+    assert sorted(P.minimal_org_sets(envelope), key=sorted) == sorted(minimal, key=sorted)
+    # text -> envelope -> text -> envelope is stable (principal numbering included)
+    again = P.parse_signature_policy(P.to_text(envelope))
+    assert P.to_bytes(again) == P.to_bytes(envelope)
