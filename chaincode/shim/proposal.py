@@ -74,6 +74,6 @@ class ParsedProposal:
         return self.channel_header.timestamp
 
     @property
-    def datetime(self) -> datetime:
+    def utc_datetime(self) -> datetime:
         ts = self.channel_header.timestamp
         return datetime.fromtimestamp(ts.seconds, tz=UTC).replace(microsecond=ts.nanos // 1000)

@@ -114,7 +114,7 @@ class ChaincodeStub:
 
     def get_tx_datetime(self) -> datetime:
         """`get_tx_timestamp` as an aware UTC datetime (microsecond precision)."""
-        return self._require_proposal().datetime
+        return self._require_proposal().utc_datetime
 
     def set_event(self, name: str, payload: bytes) -> None:
         if not name:

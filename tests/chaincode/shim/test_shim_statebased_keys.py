@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from chaincode.shim import (
     InvalidCompositeKeyError,
@@ -95,3 +97,16 @@ def test_simple_key_validation() -> None:
     validate_simple_keys("a", "", "\x01")
     with pytest.raises(InvalidKeyError):
         validate_simple_keys("a", "\x00b")
+
+
+_PART = st.text(
+    alphabet=st.characters(blacklist_characters="\x00\U0010ffff", blacklist_categories=("Cs",))
+)
+
+
+@given(object_type=_PART, attributes=st.lists(_PART, max_size=5))
+def test_composite_key_round_trip_property(object_type: str, attributes: list[str]) -> None:
+    key = create_composite_key(object_type, attributes)
+    assert split_composite_key(key) == (object_type, attributes)
+    start, end = partial_composite_key_range(object_type, attributes)
+    assert start <= key < end
