@@ -1,0 +1,162 @@
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+import pytest
+
+from face_engine.engine import FaceEngine
+from face_engine.image_io import decode_image, encode_jpeg
+from face_engine.liveness import (
+    MIN_PARALLAX,
+    POSES,
+    Challenge,
+    Frame,
+    new_challenge,
+    nose_parallax,
+    sequence_matches,
+)
+
+ImageFn = Callable[[str, int], bytes]
+# One person, three real photos: frontal, turned to their left, turned to their right
+# (yaw from the landmark estimate about 0, +28 and -28 degrees).
+REAL = ("George_HW_Bush", 7, 8, 1)
+REAL2 = ("Edmund_Stoiber", 4, 5, 7)
+
+
+def _challenge(poses: tuple[str, ...], issued: float) -> Challenge:
+    return Challenge(nonce="n" * 32, poses=poses, issued_at=issued, deadline=issued + 14.0)
+
+
+def _frames(images: list[bytes], start: float, step: float = 1.0) -> list[Frame]:
+    return [Frame(img, start + i * step) for i, img in enumerate(images)]
+
+
+# ---- pure logic ------------------------------------------------------------------------
+def test_new_challenge_shape() -> None:
+    rng = random.Random(7)
+    seen = set()
+    for _ in range(200):
+        c = new_challenge(rng, now=1000.0)
+        assert 2 <= len(c.poses) <= 3 and c.poses[0] != "center"
+        assert all(p in POSES for p in c.poses)
+        assert all(a != b for a, b in zip(c.poses, c.poses[1:], strict=False))
+        assert c.issued_at == 1000.0 and c.deadline > c.issued_at
+        assert len(c.nonce) == 32
+        seen.add(c.poses)
+    assert len(seen) > 20
+    assert new_challenge(random.Random(1)).nonce != new_challenge(random.Random(1)).nonce
+
+
+def test_sequence_matching() -> None:
+    assert sequence_matches(["center", "left", "right"], ("left", "right"))
+    assert sequence_matches(["center", "left", "center", "right"], ("left", "right"))
+    assert not sequence_matches(["center", "right", "left"], ("left", "right"))
+    assert not sequence_matches(["left", "right"], ("left", "right"))
+    assert not sequence_matches(["center", "left", "up", "right"], ("left", "right"))
+    assert not sequence_matches(["center", "left"], ("left", "right"))
+
+
+def _head(yaw_deg: float) -> np.ndarray:
+    pts = np.array([[-0.5, 0, 0], [0.5, 0, 0], [0, 0.65, 0.5], [-0.42, 1.15, 0],
+                    [0.42, 1.15, 0]])
+    y = math.radians(yaw_deg)
+    r = np.array([[math.cos(y), 0, math.sin(y)], [0, 1, 0], [-math.sin(y), 0, math.cos(y)]])
+    p = pts @ r.T
+    z = 8.0 + p[:, 2:3]  # perspective camera 8 eye-distances away
+    return (p[:, :2] / z) * 800 + 300
+
+
+def test_parallax_geometry_real_head_vs_plane() -> None:
+    ref = _head(0)
+    for yaw in (15, 25, -20):
+        assert nose_parallax(ref, _head(yaw)) > MIN_PARALLAX
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        scale = np.array([[1, 1, 0], [1, 1, 0], [1e-3, 1e-3, 0]])
+        h = np.eye(3) + rng.normal(0, 0.15, (3, 3)) * scale
+        moved = cv2.perspectiveTransform(ref.reshape(-1, 1, 2), h).reshape(5, 2)
+        assert nose_parallax(ref, moved) < 1e-6
+
+
+# ---- end to end on real faces ----------------------------------------------------------
+def _real(lfw_image: ImageFn, who: tuple[str, int, int, int]) -> list[bytes]:
+    name, centre, left, right = who
+    return [lfw_image(name, centre), lfw_image(name, left), lfw_image(name, right)]
+
+
+@pytest.mark.parametrize("who", [REAL, REAL2])
+def test_real_person_turning_is_accepted(engine: FaceEngine, lfw_image: ImageFn,
+                                         who: tuple[str, int, int, int]) -> None:
+    now = time.time()
+    res = engine.check_liveness(_challenge(("left", "right"), now),
+                                _frames(_real(lfw_image, who), now + 0.5))
+    assert res.passed, res.message
+    assert res.observed == ("center", "left", "right")
+    assert res.details["parallax_left"] >= MIN_PARALLAX
+
+
+def test_wrong_order_is_refused(engine: FaceEngine, lfw_image: ImageFn) -> None:
+    now = time.time()
+    res = engine.check_liveness(_challenge(("right", "left"), now),
+                                _frames(_real(lfw_image, REAL), now + 0.5))
+    assert not res.passed and res.reason == "sequence"
+
+
+def test_too_slow_is_refused(engine: FaceEngine, lfw_image: ImageFn) -> None:
+    now = time.time()
+    res = engine.check_liveness(_challenge(("left", "right"), now),
+                                _frames(_real(lfw_image, REAL), now + 0.5, step=8.0))
+    assert not res.passed and res.reason == "timeout"
+    late = engine.check_liveness(_challenge(("left", "right"), now - 100),
+                                 _frames(_real(lfw_image, REAL), now - 99))
+    assert not late.passed and late.reason == "timeout"
+
+
+def test_different_people_are_refused(engine: FaceEngine, lfw_image: ImageFn) -> None:
+    now = time.time()
+    a, b = _real(lfw_image, REAL), _real(lfw_image, REAL2)
+    res = engine.check_liveness(_challenge(("left", "right"), now),
+                                _frames([a[0], b[1], a[2]], now + 0.5))
+    assert not res.passed and res.reason == "identity"
+
+
+def test_still_photo_repeated_is_refused(engine: FaceEngine, lfw_image: ImageFn) -> None:
+    now = time.time()
+    photo = _real(lfw_image, REAL)[0]
+    res = engine.check_liveness(_challenge(("left", "right"), now),
+                                _frames([photo] * 4, now + 0.5))
+    assert not res.passed and res.reason == "no_motion"
+
+
+def _tilt(img: np.ndarray, yaw_deg: float, pitch_deg: float, f: float) -> np.ndarray:
+    """View of the photo as a plane rotated about its centre, pinhole camera at focal f."""
+    h, w = img.shape[:2]
+    a, b = math.radians(pitch_deg), math.radians(yaw_deg)
+    rx = np.array([[1, 0, 0], [0, math.cos(a), -math.sin(a)], [0, math.sin(a), math.cos(a)]])
+    ry = np.array([[math.cos(b), 0, math.sin(b)], [0, 1, 0], [-math.sin(b), 0, math.cos(b)]])
+    r = ry @ rx
+    k = np.array([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1]])
+    m = np.column_stack([r[:, 0], r[:, 1], [0, 0, f]])
+    hom = k @ m @ np.array([[1, 0, -w / 2], [0, 1, -h / 2], [0, 0, 1]])
+    return cv2.warpPerspective(img, hom / hom[2, 2], (w, h), borderMode=cv2.BORDER_REPLICATE)
+
+
+def test_tilted_photo_is_refused(engine: FaceEngine, lfw_image: ImageFn) -> None:
+    """A printed photo tilted left/right (plus jitter) in front of the camera."""
+    photo = decode_image(_real(lfw_image, REAL)[0])
+    rng = np.random.default_rng(11)
+    now = time.time()
+    for _ in range(4):
+        frames = [photo]
+        for sign in (1, -1):  # turn "left" then "right"
+            yaw = sign * rng.uniform(20, 35)
+            frames.append(_tilt(photo, yaw, rng.uniform(-8, 8), rng.uniform(400, 700)))
+        res = engine.check_liveness(_challenge(("left", "right"), now),
+                                    _frames([encode_jpeg(f) for f in frames], now + 0.5))
+        assert not res.passed
+        assert res.reason in ("sequence", "planar"), res.message
