@@ -7,9 +7,9 @@ from collections.abc import Callable
 
 import pytest
 from fabric_protos.common import policies_pb2
+from fabric_protos.msp import msp_principal_pb2
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from fabric_protos.msp import msp_principal_pb2
 
 from network.devnet import pki
 from network.devnet import policy as P
