@@ -91,8 +91,9 @@ async def run(total: int, concurrency: int) -> None:
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         wall = time.perf_counter() - t0
         cpu = cpu_seconds(process.pid) - cpu0
+        name = args(0)[0].decode()
         print(
-            f"{total} CreateAsset tx, concurrency {concurrency}: {total / wall:.0f} tx/s, "
+            f"{total} {name} tx, concurrency {concurrency}: {total / wall:.0f} tx/s, "
             f"shim CPU {cpu * 1000 / total:.3f} ms/tx ({cpu:.2f} s CPU in {wall:.2f} s wall)"
         )
         await peer.close()
