@@ -46,6 +46,8 @@ from face_engine.protect.errors import InvalidEmbedding, InvalidKey, WrongKey
 from face_engine.protect.keyed_rotation import derive_key, encode_context, haar_orthogonal
 
 MANIFEST_FORMAT = 1
+LOG_BATCH_ROWS = 65_536
+COMPACT_LOG_BYTES = 256 << 20  # replaying a longer log would slow every open
 _MAX_ID_BYTES = 256
 
 
@@ -99,6 +101,7 @@ class DedupIndex:
         self._wrapped = b""
         self._log: IO[bytes] | None = None
         self._log_records = 0
+        self._log_bytes = 0
         self._lock_handle: IO[bytes] | None = None
         self.recovery = RecoveryReport(0, 0)
 
@@ -162,13 +165,13 @@ class DedupIndex:
         result = sf.read_log(self._file("log", self._generation), aead, self._generation,
                              self._dim)
         for record in result.records:
+            for pid in record.passport_ids:
+                self._drop(pid)
             if record.op == sf.OP_ADD:
-                assert record.vector is not None
-                self._drop(record.passport_id)
-                self._append_rows([record.passport_id], record.vector[None, :])
-            else:
-                self._drop(record.passport_id)
+                assert record.vectors is not None
+                self._append_rows(record.passport_ids, record.vectors)
         self._log_records = len(result.records)
+        self._log_bytes = result.good_length
         self.recovery = RecoveryReport(result.torn_bytes, len(result.records))
         self._open_log(truncate_to=result.good_length)
         self._remove_stale_files()
@@ -259,7 +262,8 @@ class DedupIndex:
         self.add_many([passport_id], np.asarray(embedding)[None, :])
 
     def add_many(self, passport_ids: list[str], embeddings: np.ndarray) -> None:
-        """Add references (one log record each, one fsync for the batch)."""
+        """Add references: one sealed log record per ``LOG_BATCH_ROWS`` rows, one fsync.
+        Each record is all-or-nothing; a crash mid-batch keeps a prefix of whole records."""
         for pid in passport_ids:
             _check_passport_id(pid)
         if len(set(passport_ids)) != len(passport_ids):
@@ -271,8 +275,9 @@ class DedupIndex:
             clash = next((pid for pid in passport_ids if pid in self._slot_of), None)
             if clash is not None:
                 raise DuplicatePassportId("passport id is already enrolled")
-            self._append_log([(sf.OP_ADD, pid, vec) for pid, vec in zip(passport_ids,
-                                                                      vectors, strict=True)])
+            self._append_log([sf.encode_add(list(passport_ids[i: i + LOG_BATCH_ROWS]),
+                                            vectors[i: i + LOG_BATCH_ROWS])
+                              for i in range(0, len(passport_ids), LOG_BATCH_ROWS)])
             self._append_rows(list(passport_ids), vectors)
             self._maybe_compact()
 
@@ -282,7 +287,7 @@ class DedupIndex:
         with self._lock:
             if passport_id not in self._slot_of:
                 return False
-            self._append_log([(sf.OP_REMOVE, passport_id, None)])
+            self._append_log([sf.encode_remove(passport_id)])
             self._drop(passport_id)
             self._maybe_compact()
             return True
@@ -313,22 +318,23 @@ class DedupIndex:
             return EnrolmentDecision(added=True)
 
     # --- persistence -------------------------------------------------------------------
-    def _append_log(self, records: list[tuple[int, str, np.ndarray | None]]) -> None:
+    def _append_log(self, records: list[bytes]) -> None:
         if self._log is None:
             return
         aead = self._aead
         assert aead is not None
         blob = bytearray()
-        for op, pid, vector in records:
-            blob += sf.seal(aead, sf.encode_record(op, pid, vector),
-                            sf.log_aad(self._generation, self._log_records))
+        for record in records:
+            blob += sf.seal(aead, record, sf.log_aad(self._generation, self._log_records))
             self._log_records += 1
+        self._log_bytes += len(blob)
         self._log.write(blob)
         self._log.flush()
         os.fsync(self._log.fileno())
 
     def _maybe_compact(self) -> None:
-        if self._log is not None and self._log_records >= self._compact_every:
+        if self._log is not None and (self._log_records >= self._compact_every
+                                      or self._log_bytes >= COMPACT_LOG_BYTES):
             self.compact()
         elif self._log is None and self._dead > max(1024, len(self._slot_ids) // 4):
             self._rebuild_memory()
@@ -375,6 +381,7 @@ class DedupIndex:
             self._generation = generation
             self._write_manifest(self._wrapped)
             self._log_records = 0
+            self._log_bytes = 0
             self._open_log(truncate_to=0)
             self._remove_stale_files()
             self._rebuild_memory()

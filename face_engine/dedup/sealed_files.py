@@ -87,10 +87,10 @@ def decode_rows(data: bytes, dim: int) -> tuple[list[str], np.ndarray]:
             offset += 2 + length
         expected = count * dim * 4
         if len(data) - offset != expected:
-            raise IndexCorrupt("snapshot chunk has the wrong size")
+            raise IndexCorrupt("sealed rows have the wrong size")
         vectors = np.frombuffer(data, dtype="<f4", count=count * dim, offset=offset)
     except (struct.error, UnicodeDecodeError) as exc:
-        raise IndexCorrupt("snapshot chunk is malformed") from exc
+        raise IndexCorrupt("sealed rows are malformed") from exc
     return ids, vectors.reshape(count, dim).astype(np.float32)
 
 
@@ -155,9 +155,9 @@ def read_snapshot(path: Path, aead: AESGCM, generation: int,
 # --- append log --------------------------------------------------------------------------
 @dataclass(frozen=True)
 class LogRecord:
-    op: int
-    passport_id: str
-    vector: np.ndarray | None
+    op: int  # OP_ADD (one or more rows) or OP_REMOVE
+    passport_ids: list[str]
+    vectors: np.ndarray | None  # (len(passport_ids), dim) for OP_ADD
 
 
 @dataclass(frozen=True)
@@ -171,26 +171,27 @@ def log_aad(generation: int, sequence: int) -> bytes:
     return encode_context("mip/dedup-log/v1", generation, sequence)
 
 
-def encode_record(op: int, passport_id: str, vector: np.ndarray | None) -> bytes:
+def encode_add(passport_ids: list[str], vectors: np.ndarray) -> bytes:
+    """One record adding these rows; it is applied whole or (torn) not at all."""
+    return bytes([OP_ADD]) + encode_rows(passport_ids, vectors)
+
+
+def encode_remove(passport_id: str) -> bytes:
     raw = passport_id.encode("utf-8")
-    out = struct.pack(">BH", op, len(raw)) + raw
-    if op == OP_ADD:
-        assert vector is not None
-        out += np.ascontiguousarray(vector, dtype="<f4").tobytes()
-    return out
+    return struct.pack(">BH", OP_REMOVE, len(raw)) + raw
 
 
 def _decode_record(plain: bytes, dim: int) -> LogRecord:
+    if plain[:1] == bytes([OP_ADD]):
+        ids, vectors = decode_rows(plain[1:], dim)
+        return LogRecord(OP_ADD, ids, vectors)
     try:
         op, length = struct.unpack_from(">BH", plain, 0)
         pid = plain[3: 3 + length].decode("utf-8")
     except (struct.error, UnicodeDecodeError) as exc:
         raise IndexCorrupt("log record is malformed") from exc
-    rest = plain[3 + length:]
-    if op == OP_ADD and len(rest) == dim * 4:
-        return LogRecord(op, pid, np.frombuffer(rest, dtype="<f4").astype(np.float32))
-    if op == OP_REMOVE and not rest:
-        return LogRecord(op, pid, None)
+    if op == OP_REMOVE and len(plain) == 3 + length:
+        return LogRecord(op, [pid], None)
     raise IndexCorrupt("log record is malformed")
 
 

@@ -137,3 +137,15 @@ def test_crash_during_compaction_keeps_the_old_generation(
         assert len(index) == 298
     assert not (tmp_path / "snapshot-99.bin").exists()
     assert (tmp_path / generation).exists()
+
+
+def test_torn_batch_record_is_all_or_nothing(tmp_path: Path, keys: tuple[bytes, bytes],
+                                             faces: np.ndarray) -> None:
+    with DedupIndex.open(tmp_path, *keys) as index:
+        index.add("FIRST", faces[0])
+        index.add_many([f"B{i}" for i in range(1, 300)], faces[1:])
+    log = _log(tmp_path)
+    log.write_bytes(log.read_bytes()[:-5])
+    with DedupIndex.open(tmp_path, *keys) as index:
+        assert index.recovery.replayed_records == 1 and index.recovery.torn_bytes > 0
+        assert len(index) == 1 and "FIRST" in index

@@ -3,8 +3,6 @@ score like references of different people (ISO/IEC 24745), measured with D_sys."
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 from scipy import stats
 
@@ -15,7 +13,8 @@ from face_engine.protect import TemplateProtector, linkability_dsys
 def test_cross_institution_same_person_scores_like_impostors() -> None:
     rng = np.random.default_rng(3)
     faces = FaceLikeDistribution.parametric(128, rng).sample(400, rng)
-    protector = TemplateProtector(os.urandom(32), os.urandom(32))
+    # fixed keys: the statistical assertions below then have one fixed outcome, no flakes
+    protector = TemplateProtector(bytes(range(32)), bytes(range(100, 132)))
     hospital = np.array([protector.decrypt_transformed(protector.enrol(f, f"h{i}", "HospitalMSP"))
                          for i, f in enumerate(faces)])
     school = np.array([protector.decrypt_transformed(protector.enrol(f, f"h{i}", "SchoolMSP"))
