@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
+from typing import Any
 
-from fabric_protos.common import common_pb2
+from network.devnet._protos import common_pb2
 
 TX_FILTER_INDEX = common_pb2.BlockMetadataIndex.TRANSACTIONS_FILTER
 METADATA_SLOTS = len(common_pb2.BlockMetadataIndex.items())
@@ -31,7 +32,7 @@ def _der(tag: int, content: bytes) -> bytes:
     return bytes([tag]) + _der_length(len(content)) + content
 
 
-def block_header_bytes(header: common_pb2.BlockHeader) -> bytes:
+def block_header_bytes(header: Any) -> bytes:
     """DER bytes of the header, as protoutil.BlockHeaderBytes produces them."""
     number = header.number
     # Minimal two's-complement big-endian; a leading zero byte keeps the value non-negative.
@@ -44,7 +45,7 @@ def block_header_bytes(header: common_pb2.BlockHeader) -> bytes:
     return _der(0x30, content)
 
 
-def block_header_hash(header: common_pb2.BlockHeader) -> bytes:
+def block_header_hash(header: Any) -> bytes:
     return hashlib.sha256(block_header_bytes(header)).digest()
 
 
@@ -55,7 +56,7 @@ def block_data_hash(data: Iterable[bytes]) -> bytes:
     return digest.digest()
 
 
-def new_block(number: int, previous_hash: bytes, envelopes: Sequence[bytes]) -> common_pb2.Block:
+def new_block(number: int, previous_hash: bytes, envelopes: Sequence[bytes]) -> Any:
     """A block with header and data filled in and empty metadata slots (as the orderer cuts it)."""
     block = common_pb2.Block()
     block.header.number = number
@@ -66,16 +67,16 @@ def new_block(number: int, previous_hash: bytes, envelopes: Sequence[bytes]) -> 
     return block
 
 
-def set_tx_filter(block: common_pb2.Block, codes: Sequence[int]) -> None:
+def set_tx_filter(block: Any, codes: Sequence[int]) -> None:
     """Record the committer's validation codes (one byte per transaction), as Fabric peers do."""
     block.metadata.metadata[TX_FILTER_INDEX] = bytes(codes)
 
 
-def tx_filter(block: common_pb2.Block) -> bytes:
+def tx_filter(block: Any) -> bytes:
     return bytes(block.metadata.metadata[TX_FILTER_INDEX])
 
 
-def verify_block(block: common_pb2.Block, expected_number: int, previous_hash: bytes) -> bytes:
+def verify_block(block: Any, expected_number: int, previous_hash: bytes) -> bytes:
     """Check one block against its predecessor; return its header hash."""
     if block.header.number != expected_number:
         raise ChainError(f"block {expected_number} has number {block.header.number}")

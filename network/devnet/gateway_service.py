@@ -19,17 +19,18 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 import grpc
-from fabric_protos.gateway import gateway_pb2, gateway_pb2_grpc
-from fabric_protos.peer import (
-    chaincode_event_pb2,
-    chaincode_pb2,
-    proposal_pb2,
-    proposal_response_pb2,
-)
-from google.protobuf.message import DecodeError
 
 from gateway.fabric.status_details import STATUS_DETAILS_KEY, encode_status
 from network.devnet import policy
+from network.devnet._protos import (
+    DecodeError,
+    chaincode_event_pb2,
+    chaincode_pb2,
+    gateway_pb2,
+    gateway_pb2_grpc,
+    proposal_pb2,
+    proposal_response_pb2,
+)
 from network.devnet.messages import (
     MalformedMessage,
     UnpackedProposal,
@@ -47,6 +48,7 @@ from network.devnet.peer import (
     decode_metadata,
 )
 from network.devnet.rwset import SimulationRecord, sha256
+from network.devnet.sigcache import SignatureCache
 from network.devnet.store import Store
 from network.devnet.transient import TransientStore
 from network.devnet.validator import VALIDATION_PARAMETER, CollectionRules
@@ -65,8 +67,8 @@ class _Refused(Exception):
 class _Endorsed:
     org: str
     prp: bytes = b""
-    endorsement: proposal_response_pb2.Endorsement | None = None
-    response: proposal_response_pb2.Response | None = None
+    endorsement: Any | None = None
+    response: Any | None = None
     record: SimulationRecord | None = None
     pvt: bytes | None = None
     error: str | None = None
@@ -78,7 +80,7 @@ class _Subscriber:
     queue: asyncio.Queue[int] = field(default_factory=asyncio.Queue)
 
 
-class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
+class GatewayService(gateway_pb2_grpc.GatewayServicer):
     def __init__(
         self,
         *,
@@ -92,7 +94,9 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
         transient: TransientStore,
         chaincode_policy: Any,
         collections: Mapping[str, CollectionRules],
+        signatures: SignatureCache | None = None,
     ) -> None:
+        self.signatures = signatures or SignatureCache()
         self.channel = channel
         self.chaincode = chaincode
         self.msp = msp
@@ -120,12 +124,12 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
 
     # ---- helpers ------------------------------------------------------------------------
     async def _abort(self, context: Any, code: grpc.StatusCode, message: str,
-                     details: Sequence[gateway_pb2.ErrorDetail] = ()) -> NoReturn:
+                     details: Sequence[Any] = ()) -> NoReturn:
         status = encode_status(code.value[0], message, details)
         await context.abort(code, message, trailing_metadata=((STATUS_DETAILS_KEY, status),))
         raise AssertionError("unreachable")  # context.abort raises
 
-    def _detail(self, org: str, message: str) -> gateway_pb2.ErrorDetail:
+    def _detail(self, org: str, message: str) -> Any:
         peer = self.peers.get(org)
         return gateway_pb2.ErrorDetail(address=peer.address if peer else "", msp_id=org,
                                        message=message)
@@ -133,7 +137,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
     def _local_org(self, up: UnpackedProposal) -> str:
         """The client's own org (its 'gateway peer'); unknown creators fall back to the first."""
         try:
-            from fabric_protos.msp import identities_pb2
+            from network.devnet._protos import identities_pb2
 
             sid = identities_pb2.SerializedIdentity.FromString(up.creator)
             if sid.mspid in self.peers:
@@ -165,7 +169,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
                            f"[{up.creator.hex()[:64]}...]")
         return creator
 
-    async def _unpack(self, signed: proposal_pb2.SignedProposal, context: Any
+    async def _unpack(self, signed: Any, context: Any
                       ) -> UnpackedProposal:
         try:
             up = unpack_proposal(signed)
@@ -210,14 +214,15 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
                              error=f"chaincode response {status}, {sim.response.message}",
                              chaincode_error=True)
         endorser = peer.signer.serialized
-        endorsement = proposal_response_pb2.Endorsement(
-            endorser=endorser, signature=peer.signer.sign(prp + endorser))
+        signature = peer.signer.sign(prp + endorser)
+        self.signatures.remember(endorser, prp + endorser, signature)
+        endorsement = proposal_response_pb2.Endorsement(endorser=endorser, signature=signature)
         return _Endorsed(org, prp=prp, endorsement=endorsement, response=sim.response,
                          record=sim.record, pvt=pvt)
 
     # ---- Evaluate ------------------------------------------------------------------------
-    async def Evaluate(self, request: gateway_pb2.EvaluateRequest, context: Any
-                       ) -> gateway_pb2.EvaluateResponse:
+    async def Evaluate(self, request: Any, context: Any
+                       ) -> Any:
         up = await self._unpack(request.proposed_transaction, context)
         targets = list(request.target_organizations) or [self._local_org(up)]
         unknown = [o for o in targets if o not in self.peers]
@@ -244,8 +249,8 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
         return gateway_pb2.EvaluateResponse(result=res.response)
 
     # ---- Endorse -------------------------------------------------------------------------
-    async def Endorse(self, request: gateway_pb2.EndorseRequest, context: Any
-                      ) -> gateway_pb2.EndorseResponse:
+    async def Endorse(self, request: Any, context: Any
+                      ) -> Any:
         up = await self._unpack(request.proposed_transaction, context)
         chosen = list(dict.fromkeys(request.endorsing_organizations))
         unknown = [o for o in chosen if o not in self.peers]
@@ -266,7 +271,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
             self._endorsing.discard(up.txid)
 
     async def _endorse(self, up: UnpackedProposal, creator: Any, chosen: list[str], local: str,
-                       context: Any) -> gateway_pb2.EndorseResponse:
+                       context: Any) -> Any:
         if chosen:
             # The client names the endorsers and takes responsibility for the policy.
             results = list(await asyncio.gather(*(self._process(o, up, creator)
@@ -364,8 +369,8 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
         return None, restricted
 
     # ---- Submit --------------------------------------------------------------------------
-    async def Submit(self, request: gateway_pb2.SubmitRequest, context: Any
-                     ) -> gateway_pb2.SubmitResponse:
+    async def Submit(self, request: Any, context: Any
+                     ) -> Any:
         env = request.prepared_transaction
         if not request.HasField("prepared_transaction"):
             await self._abort(context, SC.INVALID_ARGUMENT, "a prepared transaction is required")
@@ -382,7 +387,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
                 status, info = "NOT_FOUND", f"channel {tx.channel_header.channel_id} not found"
             else:
                 creator = self.msp.validate(tx.signature_header.creator)
-                verify_signature(creator, env.payload, env.signature)
+                self.signatures.verify(creator, env.payload, env.signature)
         except MalformedMessage as exc:
             status, info = "BAD_REQUEST", str(exc)
         except (IdentityError, SignatureError) as exc:
@@ -410,8 +415,8 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
                               f"failed evaluating policy on signed data during check policy "
                               f"[/Channel/Application/Writers]: [{exc}]")
 
-    async def CommitStatus(self, signed: gateway_pb2.SignedCommitStatusRequest, context: Any
-                           ) -> gateway_pb2.CommitStatusResponse:
+    async def CommitStatus(self, signed: Any, context: Any
+                           ) -> Any:
         if not signed.request:
             await self._abort(context, SC.INVALID_ARGUMENT, "a commit status request is required")
         try:
@@ -438,8 +443,8 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
         return gateway_pb2.CommitStatusResponse(result=code, block_number=block)
 
     # ---- ChaincodeEvents -----------------------------------------------------------------
-    async def ChaincodeEvents(self, signed: gateway_pb2.SignedChaincodeEventsRequest,
-                              context: Any) -> AsyncIterator[gateway_pb2.ChaincodeEventsResponse]:
+    async def ChaincodeEvents(self, signed: Any,
+                              context: Any) -> AsyncIterator[Any]:
         if not signed.request:
             await self._abort(context, SC.INVALID_ARGUMENT,
                               "a chaincode events request is required")
@@ -487,8 +492,8 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
             self._subscribers.discard(sub)
 
     def _events_between(self, chaincode: str, start: int, end: int
-                        ) -> list[tuple[int, list[chaincode_event_pb2.ChaincodeEvent]]]:
-        grouped: dict[int, list[chaincode_event_pb2.ChaincodeEvent]] = {}
+                        ) -> list[tuple[int, list[Any]]]:
+        grouped: dict[int, list[Any]] = {}
         for block, _txnum, txid, name, payload in self.store.events_from(chaincode, start, end):
             grouped.setdefault(block, []).append(chaincode_event_pb2.ChaincodeEvent(
                 chaincode_id=chaincode, tx_id=txid, event_name=name, payload=payload))

@@ -12,10 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from fabric_protos.common import common_pb2, configtx_pb2
-from fabric_protos.msp import msp_config_pb2
-from google.protobuf import timestamp_pb2
-
+from network.devnet._protos import common_pb2, configtx_pb2, msp_config_pb2, timestamp_pb2
 from network.devnet.messages import compute_txid
 from network.devnet.orgs import OrgSpec
 
@@ -24,7 +21,7 @@ def _pems(folder: Path) -> list[bytes]:
     return [p.read_bytes() for p in sorted(folder.glob("*.pem"))] if folder.is_dir() else []
 
 
-def _org_group(msp_id: str, msp_dir: Path) -> configtx_pb2.ConfigGroup:
+def _org_group(msp_id: str, msp_dir: Path) -> Any:
     fabric = msp_config_pb2.FabricMSPConfig(
         name=msp_id, root_certs=_pems(msp_dir / "cacerts"),
         tls_root_certs=_pems(msp_dir / "tlscacerts"))

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
-from fabric_protos.common import common_pb2
-from fabric_protos.peer import (
+from network.devnet._protos import (
+    DecodeError,
     chaincode_pb2,
+    common_pb2,
     proposal_pb2,
-    proposal_response_pb2,
     transaction_pb2,
 )
-from google.protobuf.message import DecodeError
 
 ENDORSER_TRANSACTION = common_pb2.HeaderType.ENDORSER_TRANSACTION
 
@@ -26,7 +26,7 @@ def compute_txid(nonce: bytes, creator: bytes) -> str:
     return hashlib.sha256(nonce + creator).hexdigest()
 
 
-def cpp_without_transient(cpp: proposal_pb2.ChaincodeProposalPayload) -> bytes:
+def cpp_without_transient(cpp: Any) -> bytes:
     return proposal_pb2.ChaincodeProposalPayload(input=cpp.input).SerializeToString()
 
 
@@ -41,11 +41,11 @@ def proposal_hash(channel_header: bytes, signature_header: bytes, cpp_no_transie
 
 @dataclass
 class UnpackedProposal:
-    signed: proposal_pb2.SignedProposal
-    header: common_pb2.Header
-    channel_header: common_pb2.ChannelHeader
-    signature_header: common_pb2.SignatureHeader
-    cpp: proposal_pb2.ChaincodeProposalPayload
+    signed: Any
+    header: Any
+    channel_header: Any
+    signature_header: Any
+    cpp: Any
     chaincode_name: str
     chaincode_input: bytes
     hash: bytes
@@ -67,7 +67,7 @@ class UnpackedProposal:
         return len(self.cpp.TransientMap) > 0
 
 
-def unpack_proposal(signed: proposal_pb2.SignedProposal) -> UnpackedProposal:
+def unpack_proposal(signed: Any) -> UnpackedProposal:
     if not signed.proposal_bytes:
         raise MalformedMessage("the proposed transaction must contain a signed proposal")
     try:
@@ -101,10 +101,10 @@ def unpack_proposal(signed: proposal_pb2.SignedProposal) -> UnpackedProposal:
 def prepare_transaction(
     up: UnpackedProposal,
     proposal_response_payload: bytes,
-    endorsements: list[proposal_response_pb2.Endorsement],
-) -> common_pb2.Envelope:
+    endorsements: list[Any],
+) -> Any:
     """The unsigned transaction Envelope, assembled exactly as Fabric's gateway does."""
-    unique: list[proposal_response_pb2.Endorsement] = []
+    unique: list[Any] = []
     seen: set[bytes] = set()
     for e in endorsements:
         if e.endorser not in seen:
@@ -123,19 +123,20 @@ def prepare_transaction(
 
 @dataclass
 class UnpackedTransaction:
-    envelope: common_pb2.Envelope
-    payload: common_pb2.Payload
-    channel_header: common_pb2.ChannelHeader
-    signature_header: common_pb2.SignatureHeader
+    envelope: Any
+    payload: Any
+    channel_header: Any
+    signature_header: Any
 
     @property
     def txid(self) -> str:
         return str(self.channel_header.tx_id)
 
 
-def unpack_envelope(data: bytes | common_pb2.Envelope) -> UnpackedTransaction:
+def unpack_envelope(data: Any) -> UnpackedTransaction:
     try:
-        env = data if isinstance(data, common_pb2.Envelope) else common_pb2.Envelope.FromString(data)
+        env = (data if isinstance(data, common_pb2.Envelope)
+               else common_pb2.Envelope.FromString(data))
         payload = common_pb2.Payload.FromString(env.payload)
         chdr = common_pb2.ChannelHeader.FromString(payload.header.channel_header)
         shdr = common_pb2.SignatureHeader.FromString(payload.header.signature_header)

@@ -16,8 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fabric_protos.common import common_pb2
-
+from network.devnet._protos import common_pb2
 from network.devnet.blocks import block_header_bytes, block_header_hash, new_block, set_tx_filter
 from network.devnet.commit_lock import CommitLock
 from network.devnet.store import BlockWrites, Store
@@ -33,7 +32,7 @@ class CommittedBlock:
     results: list[tuple[str, int]]  # (txid, validation code) in block order
 
 
-def sign_block(block: common_pb2.Block, signer: Any) -> None:
+def sign_block(block: Any, signer: Any) -> None:
     """Orderer SIGNATURES metadata: signature over value || signature_header || header bytes."""
     value = common_pb2.OrdererBlockMetadata(
         last_config=common_pb2.LastConfig(index=0)).SerializeToString()

@@ -14,22 +14,26 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import grpc
-from fabric_protos.ledger.queryresult import kv_query_result_pb2
-from fabric_protos.peer import chaincode_event_pb2, chaincode_shim_pb2, chaincode_shim_pb2_grpc
-from fabric_protos.peer import proposal_response_pb2, proposal_pb2
 
+from network.devnet._protos import (
+    chaincode_shim_pb2,
+    chaincode_shim_pb2_grpc,
+    kv_query_result_pb2,
+    proposal_pb2,
+    proposal_response_pb2,
+)
 from network.devnet.commit_lock import CommitLock
 from network.devnet.rwset import RangeQuery, SimulationRecord, sha256
 from network.devnet.store import Store
 
 log = logging.getLogger(__name__)
 
-CM = chaincode_shim_pb2.ChaincodeMessage
+CM: Any = chaincode_shim_pb2.ChaincodeMessage
 QUERY_BATCH = 100  # Fabric's default totalQueryLimit batch handed to the shim per response
 STREAM_TERMINATED = "chaincode stream terminated"
 
@@ -54,8 +58,8 @@ class CollectionPolicy(Protocol):
 
 @dataclass
 class SimulationResult:
-    response: proposal_response_pb2.Response
-    event: chaincode_event_pb2.ChaincodeEvent | None
+    response: Any
+    event: Any | None
     record: SimulationRecord
 
 
@@ -75,7 +79,7 @@ class _TxContext:
     channel: str
     creator_msp: str
     record: SimulationRecord
-    done: asyncio.Future[tuple[proposal_response_pb2.Response, Any]]
+    done: asyncio.Future[tuple[Any, Any]]
     iterators: dict[str, _Iterator] = field(default_factory=dict)
 
 
@@ -103,7 +107,7 @@ class LogicalPeer:
         self.lock = lock
         self.namespace = namespace
         self.collections = collections
-        self._outbox: asyncio.Queue[CM | None] = asyncio.Queue()
+        self._outbox: asyncio.Queue[Any] = asyncio.Queue()
         self._txs: dict[tuple[str, str], _TxContext] = {}
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -129,7 +133,7 @@ class LogicalPeer:
     def ready(self) -> bool:
         return self._ready.is_set()
 
-    async def _writer(self, call: Any, outbox: asyncio.Queue[CM | None]) -> None:
+    async def _writer(self, call: Any, outbox: asyncio.Queue[Any]) -> None:
         while True:
             msg = await outbox.get()
             if msg is None:
@@ -152,7 +156,7 @@ class LogicalPeer:
                     await self._serve(call)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - any stream failure means redial
+            except Exception as exc:
                 log.debug("%s: chaincode stream to %s failed: %s", self.msp_id, address, exc)
             finally:
                 if writer is not None:
@@ -211,7 +215,7 @@ class LogicalPeer:
         if key in self._txs:
             raise SimulationError(f"transaction ID {txid} is already in use on this peer")
         record = SimulationRecord(self.namespace)
-        done: asyncio.Future[tuple[proposal_response_pb2.Response, Any]] = (
+        done: asyncio.Future[tuple[Any, Any]] = (
             asyncio.get_running_loop().create_future())
         ctx = _TxContext(txid, channel, creator_msp, record, done)
         await self.lock.acquire_read()
@@ -222,7 +226,8 @@ class LogicalPeer:
             try:
                 response, event = await asyncio.wait_for(done, timeout)
             except TimeoutError as exc:
-                raise SimulationError(f"timeout expired while executing transaction {txid}") from exc
+                raise SimulationError(
+                    f"timeout expired while executing transaction {txid}") from exc
             for it in ctx.iterators.values():  # iterators left open still count as read
                 if it.query is not None:
                     record.range_queries.append(it.query)
@@ -233,7 +238,7 @@ class LogicalPeer:
         return SimulationResult(response, event, record)
 
     # ---- chaincode requests (handler.go) ------------------------------------------------
-    def _handle(self, msg: CM) -> CM:
+    def _handle(self, msg: Any) -> Any:
         ctx = self._txs.get((msg.channel_id, msg.txid))
         if ctx is None:
             return CM(type=CM.ERROR, txid=msg.txid, channel_id=msg.channel_id,
@@ -243,7 +248,7 @@ class LogicalPeer:
         except _ChaincodeRequestError as exc:
             return CM(type=CM.ERROR, txid=msg.txid, channel_id=msg.channel_id,
                       payload=str(exc).encode())
-        except Exception as exc:  # noqa: BLE001 - a malformed request must not kill the stream
+        except Exception as exc:
             return CM(type=CM.ERROR, txid=msg.txid, channel_id=msg.channel_id,
                       payload=f"{CM.Type.Name(msg.type)} failed: {exc}".encode())
         return CM(type=CM.RESPONSE, txid=msg.txid, channel_id=msg.channel_id, payload=payload)
@@ -265,7 +270,7 @@ class LogicalPeer:
                 f"chaincodeName:{self.namespace} collectionName: {name}")
         return coll
 
-    def _dispatch(self, ctx: _TxContext, msg: CM) -> bytes:
+    def _dispatch(self, ctx: _TxContext, msg: Any) -> bytes:
         t = msg.type
         ns = self.namespace
         rec = ctx.record
@@ -391,6 +396,7 @@ class LogicalPeer:
     def _next_batch(self, ctx: _TxContext, it_id: str) -> bytes:
         it = ctx.iterators[it_id]
         want = QUERY_BATCH if it.page_left is None else min(QUERY_BATCH, it.page_left)
+        rows: list[tuple[bytes, bytes, Any]]
         if it.collection:
             rows = [(k, v, None) for k, v in self.store.private_range(
                 self.msp_id, it.ns, it.collection, it.next_key, it.end_key, want + 1)]
@@ -427,7 +433,7 @@ class LogicalPeer:
 
 
 def metadata_result(raw: bytes | None) -> bytes:
-    """StateMetadataResult bytes from the stored metadata (a serialized KVMetadataWrite-like map)."""
+    """StateMetadataResult bytes from the stored metadata (name/value entries)."""
     out = chaincode_shim_pb2.StateMetadataResult()
     for name, value in decode_metadata(raw).items():
         out.entries.add(metakey=name, value=value)
@@ -451,9 +457,9 @@ def encode_metadata(entries: Mapping[str, bytes]) -> bytes | None:
     return out.SerializeToString()
 
 
-def chaincode_input_from_proposal(proposal: proposal_pb2.Proposal) -> tuple[bytes, bool]:
+def chaincode_input_from_proposal(proposal: Any) -> tuple[bytes, bool]:
     """(ChaincodeInput bytes, has transient data) from a proposal's payload."""
-    from fabric_protos.peer import chaincode_pb2
+    from network.devnet._protos import chaincode_pb2
 
     cpp = proposal_pb2.ChaincodeProposalPayload.FromString(proposal.payload)
     spec = chaincode_pb2.ChaincodeInvocationSpec.FromString(cpp.input)

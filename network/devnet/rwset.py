@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Any
 
-from fabric_protos.ledger.rwset import rwset_pb2
-from fabric_protos.ledger.rwset.kvrwset import kv_rwset_pb2
+from network.devnet._protos import kv_rwset_pb2, rwset_pb2
 
 Version = tuple[int, int]
 
@@ -22,13 +22,13 @@ def sha256(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 
-def _version(v: Version | None, msg: kv_rwset_pb2.KVRead | kv_rwset_pb2.KVReadHash) -> None:
+def _version(v: Version | None, msg: Any | Any) -> None:
     if v is not None:
         msg.version.block_num = v[0]
         msg.version.tx_num = v[1]
 
 
-def _metadata_entries(entries: dict[str, bytes]) -> list[kv_rwset_pb2.KVMetadataEntry]:
+def _metadata_entries(entries: dict[str, bytes]) -> list[Any]:
     return [kv_rwset_pb2.KVMetadataEntry(name=n, value=entries[n]) for n in sorted(entries)]
 
 
@@ -140,14 +140,14 @@ class SimulationRecord:
 @dataclass
 class ParsedCollection:
     name: str
-    hashed: kv_rwset_pb2.HashedRWSet
+    hashed: Any
     pvt_rwset_hash: bytes
 
 
 @dataclass
 class ParsedNamespace:
     namespace: str
-    kv: kv_rwset_pb2.KVRWSet
+    kv: Any
     collections: list[ParsedCollection]
 
 

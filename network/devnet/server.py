@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from fabric_protos.gateway import gateway_pb2_grpc
 
 from network.devnet import pki, policy
+from network.devnet._protos import gateway_pb2_grpc
 from network.devnet.commit_lock import CommitLock
 from network.devnet.config import DevnetConfig
 from network.devnet.gateway_service import GatewayService
@@ -25,6 +25,7 @@ from network.devnet.msp import MSPManager
 from network.devnet.orderer import CommittedBlock, Orderer
 from network.devnet.orgs import DEFAULT_PEER_ORGS, ORDERER_ORG, OrgSpec
 from network.devnet.peer import LogicalPeer
+from network.devnet.sigcache import SignatureCache
 from network.devnet.store import Store
 from network.devnet.transient import TransientStore
 from network.devnet.validator import BlockValidator, CollectionRules
@@ -192,6 +193,7 @@ class Devnet:
         rules = _collection_rules(raw_colls, org_ids)
 
         lock = CommitLock()
+        signatures = SignatureCache()
         transient = TransientStore()
         peers: dict[str, LogicalPeer] = {}
         peer_ids: dict[str, Any] = {}
@@ -208,7 +210,8 @@ class Devnet:
             / f"orderer0.{ORDERER_ORG.domain}" / "msp", ORDERER_ORG.msp_id)
         validator = BlockValidator(store=store, msp=msp, channel=cfg.channel,
                                    chaincode=cfg.chaincode, chaincode_policy=cc_policy,
-                                   collections=rules, orgs=org_ids, transient=transient)
+                                   collections=rules, orgs=org_ids, transient=transient,
+                                   signatures=signatures)
         pending: list[CommittedBlock] = []
         orderer = self.orderer = Orderer(
             store=store, validator=validator, lock=lock, transient=transient,
@@ -225,7 +228,7 @@ class Devnet:
         self.service = GatewayService(
             channel=cfg.channel, chaincode=cfg.chaincode, msp=msp, peers=peers,
             peer_identities=peer_ids, store=store, orderer=orderer, transient=transient,
-            chaincode_policy=cc_policy, collections=rules)
+            chaincode_policy=cc_policy, collections=rules, signatures=signatures)
         orderer.on_commit = self.service.on_commit
 
         address = cfg.chaincode_address

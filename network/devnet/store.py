@@ -14,9 +14,9 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from fabric_protos.common import common_pb2
-
+from network.devnet._protos import common_pb2
 from network.devnet.blocks import ChainError, verify_block
 
 SCHEMA = """
@@ -45,6 +45,11 @@ CREATE TABLE IF NOT EXISTS events(
     block INTEGER NOT NULL, txnum INTEGER NOT NULL, txid TEXT NOT NULL, chaincode TEXT NOT NULL,
     name TEXT NOT NULL, payload BLOB NOT NULL, PRIMARY KEY(block, txnum)) WITHOUT ROWID;
 """
+
+_RANGE_EXCLUSIVE = ("SELECT key, value, block, txnum FROM state WHERE ns=? AND key>=? AND key<?"
+                    " ORDER BY key LIMIT ?")
+_RANGE_INCLUSIVE = ("SELECT key, value, block, txnum FROM state WHERE ns=? AND key>=? AND key<=?"
+                    " ORDER BY key LIMIT ?")
 
 Version = tuple[int, int]
 StateKey = tuple[str, bytes]
@@ -120,7 +125,7 @@ class Store:
             "SELECT header_hash FROM blocks ORDER BY number DESC LIMIT 1").fetchone()
         return b"" if row is None else bytes(row[0])
 
-    def block(self, number: int) -> common_pb2.Block | None:
+    def block(self, number: int) -> Any | None:
         row = self._read.execute("SELECT block FROM blocks WHERE number=?", (number,)).fetchone()
         if row is None:
             return None
@@ -138,7 +143,7 @@ class Store:
             block = common_pb2.Block()
             try:
                 block.ParseFromString(raw)
-            except Exception as exc:  # noqa: BLE001 - any decode failure is corruption
+            except Exception as exc:
                 raise ChainError(f"block {number} does not decode: {exc}") from exc
             if number != expected:
                 raise ChainError(f"block {expected} is missing (found {number})")
@@ -178,9 +183,7 @@ class Store:
               limit: int = -1) -> list[tuple[bytes, bytes, Version]]:
         """Keys in [start, end) (or [start, end] with include_end), byte order; empty end = open."""
         if end:
-            op = "<=" if include_end else "<"
-            sql = (f"SELECT key, value, block, txnum FROM state WHERE ns=? AND key>=? AND key{op}?"
-                   " ORDER BY key LIMIT ?")
+            sql = _RANGE_INCLUSIVE if include_end else _RANGE_EXCLUSIVE
             args: tuple[object, ...] = (ns, start, end, limit)
         else:
             sql = ("SELECT key, value, block, txnum FROM state WHERE ns=? AND key>=?"
@@ -236,14 +239,15 @@ class Store:
 
     # ---- commit ------------------------------------------------------------------------
     def commit_block(self, w: BlockWrites) -> None:
-        """Write one block and all its effects atomically and durably (call from a worker thread)."""
+        """Write one block and all its effects atomically and durably (from a worker thread)."""
         with self._write_lock:
             c = self._write
             c.execute("BEGIN IMMEDIATE")
             try:
                 c.execute("INSERT INTO blocks(number, header_hash, block) VALUES (?,?,?)",
                           (w.number, w.header_hash, w.block_bytes))
-                c.executemany("INSERT OR IGNORE INTO txs(txid, block, txnum, code) VALUES (?,?,?,?)",
+                c.executemany("INSERT OR IGNORE INTO txs(txid, block, txnum, code)"
+                              " VALUES (?,?,?,?)",
                               [(txid, w.number, txnum, code) for txid, txnum, code in w.txs])
                 puts = [(ns, key, e.value, e.version[0], e.version[1], e.metadata)
                         for (ns, key), e in w.state.items() if e is not None]

@@ -15,18 +15,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fabric_protos.common import common_pb2
-from fabric_protos.ledger.rwset import rwset_pb2
-from fabric_protos.ledger.rwset.kvrwset import kv_rwset_pb2
-from fabric_protos.peer import (
+from network.devnet import policy
+from network.devnet._protos import (
+    DecodeError,
     chaincode_event_pb2,
+    kv_rwset_pb2,
     proposal_pb2,
     proposal_response_pb2,
+    rwset_pb2,
     transaction_pb2,
 )
-from google.protobuf.message import DecodeError
-
-from network.devnet import policy
 from network.devnet.messages import (
     ENDORSER_TRANSACTION,
     MalformedMessage,
@@ -34,9 +32,10 @@ from network.devnet.messages import (
     proposal_hash,
     unpack_envelope,
 )
-from network.devnet.msp import IdentityError, MSPManager, SignatureError, verify_signature
+from network.devnet.msp import IdentityError, MSPManager, SignatureError
 from network.devnet.peer import decode_metadata, encode_metadata
 from network.devnet.rwset import ParsedNamespace, parse_rwset, sha256
+from network.devnet.sigcache import SignatureCache
 from network.devnet.store import BlockWrites, HashedEntry, StateEntry, Store
 from network.devnet.transient import TransientStore
 
@@ -74,7 +73,9 @@ class BlockValidator:
         collections: Mapping[str, CollectionRules],
         orgs: Sequence[str],
         transient: TransientStore,
+        signatures: SignatureCache | None = None,
     ) -> None:
+        self.signatures = signatures or SignatureCache()
         self.store = store
         self.msp = msp
         self.channel = channel
@@ -105,7 +106,7 @@ class BlockValidator:
         return pol
 
     # ---- block -----------------------------------------------------------------------
-    def validate_block(self, block: common_pb2.Block, w: BlockWrites) -> list[tuple[str, int]]:
+    def validate_block(self, block: Any, w: BlockWrites) -> list[tuple[str, int]]:
         """Validate every transaction, filling `w`; returns (txid, code) per transaction."""
         results: list[tuple[str, int]] = []
         seen: set[str] = set()
@@ -140,7 +141,7 @@ class BlockValidator:
             raise TxInvalid(Code.TARGET_CHAIN_NOT_FOUND, chdr.channel_id)
         try:
             creator = self.msp.validate(shdr.creator)
-            verify_signature(creator, tx.envelope.payload, tx.envelope.signature)
+            self.signatures.verify(creator, tx.envelope.payload, tx.envelope.signature)
         except (IdentityError, SignatureError) as exc:
             raise TxInvalid(Code.BAD_CREATOR_SIGNATURE, str(exc)) from exc
         if compute_txid(shdr.nonce, shdr.creator) != txid:
@@ -173,8 +174,8 @@ class BlockValidator:
         for e in cap.action.endorsements:
             try:
                 ident = self.msp.validate(e.endorser)
-                verify_signature(ident, cap.action.proposal_response_payload + e.endorser,
-                                 e.signature)
+                self.signatures.verify(ident, cap.action.proposal_response_payload + e.endorser,
+                                       e.signature)
             except (IdentityError, SignatureError):
                 continue  # an invalid endorsement simply does not count toward the policy
             signers.append(ident)
@@ -249,7 +250,7 @@ class BlockValidator:
                     if _version_of(hr) != (None if hentry is None else hentry.version):
                         raise TxInvalid(Code.MVCC_READ_CONFLICT, "hashed read version is stale")
 
-    def _range_still_valid(self, w: BlockWrites, ns: str, rq: kv_rwset_pb2.RangeQueryInfo) -> bool:
+    def _range_still_valid(self, w: BlockWrites, ns: str, rq: Any) -> bool:
         start, end = rq.start_key.encode(), rq.end_key.encode()
         include_end = not rq.itr_exhausted
         current = {k: v for k, _, v in self.store.range(ns, start, end, include_end=include_end)}
@@ -352,11 +353,11 @@ class BlockValidator:
                         w.private_puts[(org, name, coll.name, key)] = (kh, bytes(wr.value),
                                                                        version)
 
-    def _cleartext(self, txid: str, ns: str) -> dict[str, tuple[bytes, kv_rwset_pb2.KVRWSet]]:
+    def _cleartext(self, txid: str, ns: str) -> dict[str, tuple[bytes, Any]]:
         entry = self.transient.get(txid)
         if entry is None:
             return {}
-        out: dict[str, tuple[bytes, kv_rwset_pb2.KVRWSet]] = {}
+        out: dict[str, tuple[bytes, Any]] = {}
         try:
             pvt = rwset_pb2.TxPvtReadWriteSet.FromString(entry.pvt_rwset)
             for nsp in pvt.ns_pvt_rwset:
@@ -374,7 +375,7 @@ class BlockValidator:
 class _Effects:
     txid: str
     namespaces: list[ParsedNamespace]
-    action: proposal_pb2.ChaincodeAction
+    action: Any
     signers: list[Any]
 
 

@@ -63,7 +63,7 @@ async def _expect_refused(client: TestClient, built: Built) -> grpc.aio.AioRpcEr
 
 
 async def test_create_read_and_expected_rwset(hospital: TestClient) -> None:
-    txid, code, block = await hospital.submit_tx("CreateAsset", "rw1", "red", "3", "ann", "10")
+    _, code, block = await hospital.submit_tx("CreateAsset", "rw1", "red", "3", "ann", "10")
     assert code == Code.VALID and block >= 1
     assert json.loads(await hospital.query("ReadAsset", "rw1"))["Owner"] == "ann"
     built = hospital.proposal("TransferAsset", "rw1", "bob")
@@ -72,7 +72,7 @@ async def test_create_read_and_expected_rwset(hospital: TestClient) -> None:
     # MAJORITY of three orgs: two distinct endorsing peers, the client's org among them.
     orgs = sorted({e.endorser for e in endorsements})
     assert len(orgs) == 2
-    ns = [n for n in parse_rwset(action.results) if n.namespace == "mip"][0]
+    ns = next(n for n in parse_rwset(action.results) if n.namespace == "mip")
     reads = {r.key: (r.version.block_num, r.version.tx_num) for r in ns.kv.reads}
     assert reads == {"rw1": (block, 0)}
     writes = {w.key: json.loads(w.value) for w in ns.kv.writes}
@@ -189,7 +189,7 @@ async def test_phantom_read(hospital: TestClient) -> None:
     scan = hospital.proposal("GetAllAssets")
     env = await hospital.endorse(scan)
     action, _ = _action(env)
-    ns = [n for n in parse_rwset(action.results) if n.namespace == "mip"][0]
+    ns = next(n for n in parse_rwset(action.results) if n.namespace == "mip")
     assert ns.kv.range_queries_info and ns.kv.range_queries_info[0].itr_exhausted
     await hospital.submit_tx("CreateAsset", "ph-b", "red", "1", "x", "1")  # a new key in range
     await hospital.submit(scan, env)
