@@ -47,8 +47,10 @@ def test_mip_file_loads() -> None:
             1,
             0,
         )
-        assert config.member_only_read and config.member_only_write
-        assert config.endorsement_policy is None  # the chaincode's policy applies
+        # Reads by grantees go through the contract on a member peer; writes need members.
+        assert not config.member_only_read and config.member_only_write
+        assert config.endorsement_policy is not None
+        assert P.orgs_in(config.endorsement_policy) == config.member_orgs
     assert medical.is_member("HospitalMSP")
     assert not medical.is_member("SchoolMSP")
     assert not medical.is_member("PharmacyMSP")  # prescriptions go through the grant check
@@ -68,8 +70,10 @@ def test_package_proto_is_what_the_peer_cli_builds() -> None:
     assert medical.required_peer_count == 0
     assert medical.maximum_peer_count == 1
     assert medical.block_to_live == 0
-    assert medical.member_only_read and medical.member_only_write
-    assert not medical.HasField("endorsement_policy")
+    # Grantees (pharmacies, employers) read through the contract's grant check on a member
+    # peer, so reads are not limited to member clients; writes are, and need a member peer.
+    assert not medical.member_only_read and medical.member_only_write
+    assert P.orgs_in(medical.endorsement_policy.signature_policy) == {"HospitalMSP"}
     assert P.orgs_in(medical.member_orgs_policy.signature_policy) == {"HospitalMSP"}
 
 

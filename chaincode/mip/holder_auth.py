@@ -1,0 +1,153 @@
+"""Holder consent: Ed25519 signatures over a canonical request with a nonce and an expiry.
+
+Holders have no Fabric identity. Their actions reach the chaincode through a gateway, so the
+chaincode must be able to tell that the holder (not the gateway's operator) asked for them:
+the holder signs `DOMAIN || canonical_json(envelope)` with the passport or account key, and
+every endorsing peer checks the signature, the expiry against the transaction timestamp,
+and that the nonce was never used with that key (the nonce record is part of the write set,
+so two concurrent uses of one nonce cannot both commit: MVCC refuses the second).
+
+A request as it travels in a transaction argument::
+
+    {"action": "grant.create", "body": {...}, "nonce": "<16+ chars>", "expires": <unix s>,
+     "channel": "mipchannel", "signer": "<base64 Ed25519 public key>",
+     "signature": "<base64 signature>"}
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from chaincode.mip.canonical import canonical_json
+from chaincode.mip.errors import BadSignature, Expired, InvalidRequest, Replay
+from chaincode.shim import Context, create_composite_key
+
+DOMAIN = b"MIP-HOLDER-REQUEST-V1\n"
+# A signed request is meant to be used right away; a long-lived one would be a bearer token.
+MAX_REQUEST_TTL_S = 600
+NONCE_OBJECT = "mip.nonce"
+_FIELDS = {"action", "body", "nonce", "expires", "channel", "signer", "signature"}
+
+
+@dataclass(frozen=True)
+class HolderRequest:
+    action: str
+    body: dict[str, Any]
+    nonce: str
+    expires: int
+    channel: str
+    signer: bytes  # raw 32-byte Ed25519 public key
+    signature: bytes
+
+    def signed_bytes(self) -> bytes:
+        return signing_payload(self.action, self.body, self.nonce, self.expires, self.channel,
+                               self.signer)
+
+
+def signing_payload(action: str, body: dict[str, Any], nonce: str, expires: int, channel: str,
+                    signer: bytes) -> bytes:
+    """The exact bytes a holder signs (also used by the gateway and the tests to sign)."""
+    envelope = {
+        "action": action,
+        "body": body,
+        "nonce": nonce,
+        "expires": expires,
+        "channel": channel,
+        "signer": b64(signer),
+    }
+    return DOMAIN + canonical_json(envelope)
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def unb64(text: Any, what: str) -> bytes:
+    if not isinstance(text, str):
+        raise InvalidRequest(f"{what} must be a base64 string")
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidRequest(f"{what} is not valid base64") from exc
+
+
+def parse_request(raw: Any) -> HolderRequest:
+    if not isinstance(raw, dict):
+        raise InvalidRequest("holder request must be a JSON object")
+    missing = _FIELDS - raw.keys()
+    extra = raw.keys() - _FIELDS
+    if missing or extra:
+        raise InvalidRequest(
+            f"holder request fields wrong (missing {sorted(missing)}, unexpected {sorted(extra)})"
+        )
+    action, body, nonce, expires, channel = (
+        raw["action"], raw["body"], raw["nonce"], raw["expires"], raw["channel"]
+    )
+    if not isinstance(action, str) or not action:
+        raise InvalidRequest("action must be a non-empty string")
+    if not isinstance(body, dict):
+        raise InvalidRequest("body must be an object")
+    if not isinstance(nonce, str) or not 16 <= len(nonce) <= 128:
+        raise InvalidRequest("nonce must be a string of 16 to 128 characters")
+    if not isinstance(expires, int) or isinstance(expires, bool):
+        raise InvalidRequest("expires must be an integer (unix seconds)")
+    if not isinstance(channel, str):
+        raise InvalidRequest("channel must be a string")
+    signer = unb64(raw["signer"], "signer")
+    if len(signer) != 32:
+        raise InvalidRequest("signer must be a 32-byte Ed25519 public key")
+    signature = unb64(raw["signature"], "signature")
+    if len(signature) != 64:
+        raise InvalidRequest("signature must be 64 bytes")
+    return HolderRequest(action, body, nonce, expires, channel, signer, signature)
+
+
+def tx_unix_time(ctx: Context) -> int:
+    return int(ctx.stub.get_tx_timestamp().seconds)
+
+
+async def verify_holder_request(
+    ctx: Context,
+    raw: Any,
+    action: str,
+    *,
+    expected_signer: bytes | None = None,
+) -> HolderRequest:
+    """Check a holder request for `action`; record its nonce. Raises a typed MipError.
+
+    `expected_signer` pins the key (the passport or account key on record); without it the
+    caller must check `request.signer` against its own records.
+    """
+    request = parse_request(raw)
+    if request.action != action:
+        raise InvalidRequest(f"request is for {request.action!r}, not {action!r}")
+    if request.channel != ctx.stub.channel_id:
+        raise InvalidRequest("request was signed for another channel")
+    if expected_signer is not None and request.signer != expected_signer:
+        raise BadSignature("request is not signed by the key on record")
+    now = tx_unix_time(ctx)
+    if request.expires < now:
+        raise Expired("holder request has expired")
+    if request.expires > now + MAX_REQUEST_TTL_S:
+        raise InvalidRequest(f"holder request may be valid for at most {MAX_REQUEST_TTL_S} s")
+    try:
+        Ed25519PublicKey.from_public_bytes(request.signer).verify(
+            request.signature, request.signed_bytes()
+        )
+    except InvalidSignature as exc:
+        raise BadSignature("holder signature does not verify") from exc
+    # The nonce key hashes signer and nonce together so that nonce records do not reveal
+    # which key (and so which account) made them.
+    digest = hashlib.sha256(request.signer + b"\x00" + request.nonce.encode()).hexdigest()
+    key = create_composite_key(NONCE_OBJECT, [digest])
+    if await ctx.stub.get_state(key) is not None:
+        raise Replay("this holder request was already used")
+    await ctx.stub.put_state(key, str(request.expires).encode())
+    return request
