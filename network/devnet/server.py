@@ -94,9 +94,10 @@ def _die_with_parent() -> None:
 class ChaincodeProcess:
     """The project's chaincode server as a CCaaS subprocess, restarted if it dies."""
 
-    def __init__(self, contract: str, address: str) -> None:
+    def __init__(self, contract: str, address: str, log_path: Path) -> None:
         self.contract = contract
         self.address = address
+        self.log_path = log_path
         self.proc: asyncio.subprocess.Process | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -110,9 +111,12 @@ class ChaincodeProcess:
             "CHAINCODE_CONTRACT": self.contract,
             "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]),
         })
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "chaincode", env=env, cwd=str(REPO_ROOT),
-            stdin=asyncio.subprocess.DEVNULL, preexec_fn=_die_with_parent)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log_file:  # the child keeps its own descriptor
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "chaincode", env=env, cwd=str(REPO_ROOT),
+                stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file,
+                preexec_fn=_die_with_parent)
 
     async def start(self) -> None:
         await self._spawn()
@@ -234,7 +238,8 @@ class Devnet:
         address = cfg.chaincode_address
         if address is None:
             address = f"127.0.0.1:{free_port()}"
-            self.chaincode = ChaincodeProcess(cfg.contract, address)
+            self.chaincode = ChaincodeProcess(cfg.contract, address,
+                                              self.data_dir / "logs" / "chaincode.log")
             await self.chaincode.start()
         for peer in peers.values():
             peer.connect(address)
