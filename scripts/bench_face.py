@@ -345,7 +345,7 @@ def dedup_bench(sizes: list[int], model: FaceLikeDistribution, real: np.ndarray,
             t0 = time.perf_counter()
             index = DedupIndex.open(Path(tmp) / "idx", kek, transform)
             open_s = time.perf_counter() - t0
-            times, hits_real, found = [], [], 0
+            times, hits_real, top_false, found = [], [], [], 0
             for k, src in enumerate(sources):
                 t0 = time.perf_counter()
                 hits = index.search(dupes[k], threshold)
@@ -356,6 +356,8 @@ def dedup_bench(sizes: list[int], model: FaceLikeDistribution, real: np.ndarray,
                 hits = index.search(probe, threshold)
                 times.append(time.perf_counter() - t0)
                 hits_real.append(len(hits))
+                if hits:
+                    top_false.append(hits[0][1])
             index.close()
         results["sizes"][str(size)] = {
             "search": percentiles_ms(times), "planted_duplicates": planted,
@@ -363,6 +365,11 @@ def dedup_bench(sizes: list[int], model: FaceLikeDistribution, real: np.ndarray,
                 round(float(np.mean(hits_real)), 2),
             "searches_with_false_candidates": round(float(np.mean(np.array(hits_real) > 0)),
                                                     3),
+            # best-scoring wrong passport per search (only searches that had one): the
+            # threshold a dedup without false candidates would need at this size
+            "top_false_score_median": round(float(np.median(top_false)), 4)
+            if top_false else None,
+            "top_false_score_max": round(float(np.max(top_false)), 4) if top_false else None,
             "add_s": round(add_s, 2), "snapshot_write_s": round(write_s, 2),
             "open_s": round(open_s, 2), "bytes_on_disk": on_disk,
             "load_average_1min": round(os.getloadavg()[0], 2)}

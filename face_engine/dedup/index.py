@@ -240,15 +240,18 @@ class DedupIndex:
         return True
 
     def _to_domain(self, embeddings: np.ndarray) -> np.ndarray:
-        batch = np.asarray(embeddings, dtype=np.float64)
+        batch = np.asarray(embeddings)
         if batch.ndim != 2 or batch.shape[1] != self._dim:
             raise InvalidEmbedding(f"embeddings must have shape (n, {self._dim})")
-        if not np.all(np.isfinite(batch)):
-            raise InvalidEmbedding("embedding has non-finite values")
-        norms = np.linalg.norm(batch, axis=1, keepdims=True)
-        if np.any(norms == 0):
-            raise InvalidEmbedding("embedding has zero norm")
-        out: np.ndarray = ((batch / norms) @ self._domain.T).astype(np.float32)
+        if not np.issubdtype(batch.dtype, np.number) or not np.all(np.isfinite(batch)):
+            raise InvalidEmbedding("embeddings must be finite numbers")
+        out = np.empty(batch.shape, dtype=np.float32)
+        for start in range(0, len(batch), LOG_BATCH_ROWS):  # bounded temporaries
+            part = batch[start: start + LOG_BATCH_ROWS]
+            norms = np.sqrt(np.einsum("ij,ij->i", part, part))[:, None]
+            if np.any(norms == 0):
+                raise InvalidEmbedding("embedding has zero norm")
+            out[start: start + len(part)] = (part / norms) @ self._domain.T
         return out
 
     # --- public API --------------------------------------------------------------------
