@@ -111,6 +111,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         self._waiters: dict[str, list[asyncio.Future[tuple[int, int]]]] = {}
         self._subscribers: set[_Subscriber] = set()
         self._policy_cache: dict[bytes, Any] = {}
+        self._layouts: dict[tuple[Any, ...], list[str] | None] = {}
 
     # ---- commit notifications (called by the orderer after each durable block) ------------
     def on_commit(self, block: CommittedBlock) -> None:
@@ -357,6 +358,18 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
                     fallback = True
         if fallback or not policies:
             policies.append(self.cc_policy)
+        # Policies are immutable objects (cached per VALIDATION_PARAMETER bytes), so the layout
+        # for the same policies, candidate orgs and local org can be remembered.
+        memo_key = (tuple(id(p) for p in policies), frozenset(allowed), local)
+        if memo_key in self._layouts:
+            return self._layouts[memo_key], restricted
+        layout = self._find_layout(policies, allowed, local)
+        if len(self._layouts) < 4096:
+            self._layouts[memo_key] = layout
+        return layout, restricted
+
+    def _find_layout(self, policies: list[Any], allowed: set[str], local: str
+                     ) -> list[str] | None:
         orgs = [o for o in self.peers if o in allowed]
         layouts: list[tuple[str, ...]] = []
         for size in range(1, len(orgs) + 1):
@@ -365,8 +378,8 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         for layout in layouts:
             ids = [self.peer_identities[o] for o in layout]
             if all(policy.evaluate(p, ids) for p in policies):
-                return list(layout), restricted
-        return None, restricted
+                return list(layout)
+        return None
 
     # ---- Submit --------------------------------------------------------------------------
     async def Submit(self, request: Any, context: Any

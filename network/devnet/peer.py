@@ -107,7 +107,8 @@ class LogicalPeer:
         self.lock = lock
         self.namespace = namespace
         self.collections = collections
-        self._outbox: asyncio.Queue[Any] = asyncio.Queue()
+        self._call: Any = None
+        self._write_lock = asyncio.Lock()
         self._txs: dict[tuple[str, str], _TxContext] = {}
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -120,7 +121,6 @@ class LogicalPeer:
 
     async def close(self) -> None:
         self._closing = True
-        self._outbox.put_nowait(None)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -133,34 +133,30 @@ class LogicalPeer:
     def ready(self) -> bool:
         return self._ready.is_set()
 
-    async def _writer(self, call: Any, outbox: asyncio.Queue[Any]) -> None:
-        while True:
-            msg = await outbox.get()
-            if msg is None:
-                await call.done_writing()
-                return
+    async def _send(self, msg: Any) -> None:
+        """Write one message; grpc.aio allows one write at a time, the lock serializes them."""
+        call = self._call
+        if call is None:
+            raise ChaincodeUnavailable(STREAM_TERMINATED)
+        async with self._write_lock:
             await call.write(msg)
 
     async def _run(self, address: str) -> None:
         delay = 0.05
         while not self._closing:
-            writer: asyncio.Task[None] | None = None
             try:
                 async with grpc.aio.insecure_channel(address) as channel:
                     await asyncio.wait_for(channel.channel_ready(), 5.0)
                     stub = chaincode_shim_pb2_grpc.ChaincodeStub(channel)
-                    self._outbox = asyncio.Queue()
-                    call = stub.Connect()
-                    writer = asyncio.create_task(self._writer(call, self._outbox))
+                    self._call = stub.Connect()
                     delay = 0.05
-                    await self._serve(call)
+                    await self._serve(self._call)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.debug("%s: chaincode stream to %s failed: %s", self.msp_id, address, exc)
             finally:
-                if writer is not None:
-                    writer.cancel()
+                self._call = None
             self._ready.clear()
             self._fail_all(STREAM_TERMINATED)
             if self._closing:
@@ -171,8 +167,8 @@ class LogicalPeer:
     async def _serve(self, call: Any) -> None:
         async for msg in call:
             if msg.type == CM.REGISTER:
-                self._outbox.put_nowait(CM(type=CM.REGISTERED))
-                self._outbox.put_nowait(CM(type=CM.READY))
+                await self._send(CM(type=CM.REGISTERED))
+                await self._send(CM(type=CM.READY))
                 self._ready.set()
             elif msg.type in (CM.COMPLETED, CM.ERROR):
                 ctx = self._txs.get((msg.channel_id, msg.txid))
@@ -189,7 +185,7 @@ class LogicalPeer:
             elif msg.type == CM.KEEPALIVE:
                 continue
             else:
-                self._outbox.put_nowait(self._handle(msg))
+                await self._send(self._handle(msg))
         raise ConnectionError(STREAM_TERMINATED)
 
     def _fail_all(self, reason: str) -> None:
@@ -221,8 +217,8 @@ class LogicalPeer:
         await self.lock.acquire_read()
         self._txs[key] = ctx
         try:
-            self._outbox.put_nowait(CM(type=CM.TRANSACTION, payload=chaincode_input, txid=txid,
-                                       channel_id=channel, proposal=signed_proposal))
+            await self._send(CM(type=CM.TRANSACTION, payload=chaincode_input, txid=txid,
+                                channel_id=channel, proposal=signed_proposal))
             try:
                 response, event = await asyncio.wait_for(done, timeout)
             except TimeoutError as exc:

@@ -85,6 +85,7 @@ class BlockValidator:
         self.orgs = list(orgs)
         self.transient = transient
         self._policy_cache: dict[bytes, Any] = {}
+        self._verdicts: dict[tuple[int, frozenset[Any]], bool] = {}
 
     # ---- overlay of committed state + earlier valid writes in this block ------------------
     def _state(self, w: BlockWrites, ns: str, key: bytes) -> StateEntry | None:
@@ -98,6 +99,20 @@ class BlockValidator:
         if k in w.hashed:
             return w.hashed[k]
         return self.store.get_hashed(ns, coll, kh)
+
+    def _satisfied(self, pol: Any, signers: list[Any]) -> bool:
+        """policy.evaluate, remembered per (policy, set of signers): endorsers are few peers.
+
+        The policy objects live as long as the validator (chaincode policy, collection
+        policies, the per-bytes cache of key-level policies), so id() is a stable key.
+        """
+        key = (id(pol), frozenset(signers))
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            verdict = policy.evaluate(pol, signers)
+            if len(self._verdicts) < 4096:
+                self._verdicts[key] = verdict
+        return verdict
 
     def _policy(self, raw: bytes) -> Any:
         pol = self._policy_cache.get(raw)
@@ -197,7 +212,7 @@ class BlockValidator:
                 vp = decode_metadata(entry.metadata if entry else None).get(VALIDATION_PARAMETER)
                 if vp:
                     checked_any = True
-                    if not policy.evaluate(self._policy(vp), fx.signers):
+                    if not self._satisfied(self._policy(vp), fx.signers):
                         raise TxInvalid(Code.ENDORSEMENT_POLICY_FAILURE,
                                         "key-level endorsement policy not satisfied")
                 else:
@@ -219,11 +234,11 @@ class BlockValidator:
                         fell_back = True
                         continue
                     checked_any = True
-                    if not policy.evaluate(pol, fx.signers):
+                    if not self._satisfied(pol, fx.signers):
                         raise TxInvalid(Code.ENDORSEMENT_POLICY_FAILURE,
                                         f"endorsement policy of {coll.name} not satisfied")
         need_cc = fell_back or not checked_any
-        if need_cc and not policy.evaluate(self.cc_policy, fx.signers):
+        if need_cc and not self._satisfied(self.cc_policy, fx.signers):
             raise TxInvalid(Code.ENDORSEMENT_POLICY_FAILURE,
                             "chaincode endorsement policy not satisfied")
 
