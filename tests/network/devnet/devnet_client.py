@@ -220,6 +220,8 @@ TEST_COLLECTIONS = [
     {"name": "shared", "policy": "OR('HospitalMSP.member', 'SchoolMSP.member')",
      "requiredPeerCount": 0, "maxPeerCount": 1, "blockToLive": 0,
      "memberOnlyRead": False, "memberOnlyWrite": False},
+    {"name": "hosponly", "policy": "OR('HospitalMSP.member')", "requiredPeerCount": 0,
+     "maxPeerCount": 1, "blockToLive": 0, "memberOnlyRead": False, "memberOnlyWrite": False},
     {"name": "shortlived", "policy": "OR('HospitalMSP.member', 'SchoolMSP.member')",
      "requiredPeerCount": 0, "maxPeerCount": 1, "blockToLive": 2,
      "memberOnlyRead": True, "memberOnlyWrite": True},

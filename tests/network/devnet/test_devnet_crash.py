@@ -95,7 +95,7 @@ async def test_kill_9_loses_no_acknowledged_transaction(tmp_path: Path) -> None:
             await client.close()
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=15)
+        assert proc.wait(timeout=15) == 0  # clean shutdown on SIGTERM
     store = Store(data / "ledger.sqlite")
     try:
         height = store.verify_chain()

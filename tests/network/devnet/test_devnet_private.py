@@ -104,3 +104,12 @@ async def test_purge_removes_from_every_store(net: Any, hospital: TestClient) ->
     assert _rows(net, "SELECT org FROM pvt_data WHERE key=?", b"pg1") == []
     with pytest.raises(grpc.aio.AioRpcError):
         await hospital.query("GetPrivate", "shared", "pg1")
+
+
+async def test_transient_data_not_sent_to_non_members(hospital: TestClient) -> None:
+    # hosponly has one member and no collection policy: MAJORITY would need a non-member.
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await hospital.endorse(hospital.proposal("PutPrivate", "hosponly", "h1",
+                                                 transient={"value": b"v"}))
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "distribution policy" in (info.value.details() or "")
