@@ -408,37 +408,52 @@ cmd_status() {
 
 # ------------------------------------------------------------------------------ down / clean
 
-# stop_one NAME: SIGTERM the process group we started, SIGKILL after 10s; verify it is gone.
-stop_one() {
-  local name="$1" file="$PIDS/$1.pid" pid start i
-  [[ -f "$file" ]] || return 0
-  read -r pid start <"$file"
-  if pid_alive "$name"; then
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-      pid_alive "$name" || pgrep -g "$pid" >/dev/null || break
-      sleep 0.1
-    done
-    if pid_alive "$name" || pgrep -g "$pid" >/dev/null; then
+# group_alive NAME: the recorded process, or anything left in its process group, still runs.
+group_alive() {
+  local pid start
+  [[ -f "$PIDS/$1.pid" ]] || return 1
+  read -r pid start <"$PIDS/$1.pid"
+  pid_alive "$1" || pgrep -g "$pid" >/dev/null
+}
+
+# stop_many NAME...: SIGTERM the process groups we started (all at once: the chaincode servers
+# wait out a 2s gRPC grace period), SIGKILL what is left after 10s; check nothing remains.
+stop_many() {
+  local name pid start i waiting
+  for name in "$@"; do
+    [[ -f "$PIDS/$name.pid" ]] || continue
+    read -r pid start <"$PIDS/$name.pid"
+    # Only signal a group whose leader is still the process we started (pid reuse).
+    pid_alive "$name" && { kill -TERM -- "-$pid" 2>/dev/null || true; }
+  done
+  for ((i = 0; i < 100; i++)); do
+    waiting=0
+    for name in "$@"; do group_alive "$name" && waiting=1; done
+    ((waiting)) || break
+    sleep 0.1
+  done
+  for name in "$@"; do
+    [[ -f "$PIDS/$name.pid" ]] || continue
+    read -r pid start <"$PIDS/$name.pid"
+    if group_alive "$name"; then
       log "$name did not stop on SIGTERM, killing"
       kill -KILL -- "-$pid" 2>/dev/null || true
       sleep 0.2
+      group_alive "$name" && die "$name (pid $pid) is still running"
     fi
-  fi
-  if pid_alive "$name" || pgrep -g "$pid" >/dev/null; then
-    die "$name (pid $pid) is still running"
-  fi
-  rm -f "$file"
-  log "stopped $name"
+    rm -f "$PIDS/$name.pid"
+    log "stopped $name"
+  done
 }
 
+stop_one() { stop_many "$1"; }
+
 cmd_down() {
-  local n
   [[ -d "$PIDS" ]] || { log "nothing running ($STATE)"; return 0; }
-  # Chaincode servers first (peers would otherwise log failed reconnects), orderer last.
-  for n in cc-hospital cc-school cc-pharmacy peer-hospital peer-school peer-pharmacy orderer; do
-    stop_one "$n"
-  done
+  # Chaincode servers and peers together, the orderer last (peers would otherwise log
+  # failed deliveries while they shut down).
+  stop_many cc-hospital cc-school cc-pharmacy peer-hospital peer-school peer-pharmacy
+  stop_many orderer
   local left
   left="$(ls "$PIDS"/*.pid 2>/dev/null || true)"
   [[ -z "$left" ]] || die "unknown pid files left in $PIDS: $left"
