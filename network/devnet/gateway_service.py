@@ -111,7 +111,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         self._waiters: dict[str, list[asyncio.Future[tuple[int, int]]]] = {}
         self._subscribers: set[_Subscriber] = set()
         self._policy_cache: dict[bytes, Any] = {}
-        self._layouts: dict[tuple[Any, ...], list[str] | None] = {}
+        self._layouts: dict[tuple[Any, ...], tuple[tuple[Any, ...], list[str] | None]] = {}
 
     # ---- commit notifications (called by the orderer after each durable block) ------------
     def on_commit(self, block: CommittedBlock) -> None:
@@ -320,7 +320,9 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
     def _policy(self, raw: bytes) -> Any:
         pol = self._policy_cache.get(raw)
         if pol is None:
-            pol = self._policy_cache[raw] = policy.from_bytes(raw)
+            pol = policy.from_bytes(raw)
+            if len(self._policy_cache) < 4096:  # bounded: key-level policies are few in practice
+                self._policy_cache[raw] = pol
         return pol
 
     def _plan(self, record: SimulationRecord, has_transient: bool, local: str
@@ -358,14 +360,15 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
                     fallback = True
         if fallback or not policies:
             policies.append(self.cc_policy)
-        # Policies are immutable objects (cached per VALIDATION_PARAMETER bytes), so the layout
-        # for the same policies, candidate orgs and local org can be remembered.
+        # The layout for the same policies, candidate orgs and local org is remembered.
         memo_key = (tuple(id(p) for p in policies), frozenset(allowed), local)
-        if memo_key in self._layouts:
-            return self._layouts[memo_key], restricted
+        hit = self._layouts.get(memo_key)
+        if hit is not None:
+            return hit[1], restricted
         layout = self._find_layout(policies, allowed, local)
         if len(self._layouts) < 4096:
-            self._layouts[memo_key] = layout
+            # Holding the policies keeps their id()s from being reused while cached.
+            self._layouts[memo_key] = (tuple(policies), layout)
         return layout, restricted
 
     def _find_layout(self, policies: list[Any], allowed: set[str], local: str

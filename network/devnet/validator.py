@@ -85,7 +85,7 @@ class BlockValidator:
         self.orgs = list(orgs)
         self.transient = transient
         self._policy_cache: dict[bytes, Any] = {}
-        self._verdicts: dict[tuple[int, frozenset[Any]], bool] = {}
+        self._verdicts: dict[tuple[int, frozenset[Any]], tuple[Any, bool]] = {}
 
     # ---- overlay of committed state + earlier valid writes in this block ------------------
     def _state(self, w: BlockWrites, ns: str, key: bytes) -> StateEntry | None:
@@ -103,21 +103,23 @@ class BlockValidator:
     def _satisfied(self, pol: Any, signers: list[Any]) -> bool:
         """policy.evaluate, remembered per (policy, set of signers): endorsers are few peers.
 
-        The policy objects live as long as the validator (chaincode policy, collection
-        policies, the per-bytes cache of key-level policies), so id() is a stable key.
+        The entry holds the policy object, so its id() cannot be reused while cached.
         """
         key = (id(pol), frozenset(signers))
-        verdict = self._verdicts.get(key)
-        if verdict is None:
-            verdict = policy.evaluate(pol, signers)
-            if len(self._verdicts) < 4096:
-                self._verdicts[key] = verdict
+        hit = self._verdicts.get(key)
+        if hit is not None:
+            return hit[1]
+        verdict = bool(policy.evaluate(pol, signers))
+        if len(self._verdicts) < 4096:
+            self._verdicts[key] = (pol, verdict)  # holding pol keeps its id() from being reused
         return verdict
 
     def _policy(self, raw: bytes) -> Any:
         pol = self._policy_cache.get(raw)
         if pol is None:
-            pol = self._policy_cache[raw] = policy.from_bytes(raw)
+            pol = policy.from_bytes(raw)
+            if len(self._policy_cache) < 4096:  # bounded: key-level policies are few in practice
+                self._policy_cache[raw] = pol
         return pol
 
     # ---- block -----------------------------------------------------------------------
