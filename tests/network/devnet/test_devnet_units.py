@@ -1,0 +1,83 @@
+"""Small devnet parts on their own: commit lock, signature cache, config, transient store."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from network.devnet import pki
+from network.devnet.commit_lock import CommitLock
+from network.devnet.config import ConfigError, DevnetConfig
+from network.devnet.msp import MSPManager, SignatureError
+from network.devnet.sigcache import SignatureCache
+from network.devnet.transient import MAX_BLOCK_RETENTION, TransientStore
+
+
+async def test_commit_lock_excludes_readers_and_prefers_writer() -> None:
+    lock = CommitLock()
+    order: list[str] = []
+    await lock.acquire_read()
+
+    async def writer() -> None:
+        await lock.acquire_write()
+        order.append("write")
+        lock.release_write()
+
+    async def late_reader() -> None:
+        await lock.acquire_read()
+        order.append("read")
+        lock.release_read()
+
+    w = asyncio.create_task(writer())
+    await asyncio.sleep(0)
+    r = asyncio.create_task(late_reader())  # arrives while the writer waits: queues behind it
+    await asyncio.sleep(0.01)
+    assert order == []
+    lock.release_read()
+    await asyncio.gather(w, r)
+    assert order == ["write", "read"]
+
+
+def test_signature_cache_skips_only_known_good(tmp_path: Path) -> None:
+    pki.generate_network(tmp_path)
+    msp = MSPManager.from_data_dir(tmp_path)
+    signer = pki.msp_signing_identity(
+        tmp_path / "organizations/peerOrganizations/hospital.mip.local/users/"
+        "User1@hospital.mip.local/msp", "HospitalMSP")
+    ident = msp.validate(signer.serialized)
+    cache = SignatureCache(size=2)
+    sig = signer.sign(b"msg")
+    cache.verify(ident, b"msg", sig)
+    cache.verify(ident, b"msg", sig)  # cached
+    with pytest.raises(SignatureError):
+        cache.verify(ident, b"other", sig)  # a different message is never a cache hit
+    made = signer.sign(b"mine")
+    cache.remember(signer.serialized, b"mine", made)
+    cache.verify(ident, b"mine", made)
+
+
+def test_config_roundtrip_and_validation(tmp_path: Path) -> None:
+    cfg = DevnetConfig(data_dir=tmp_path, port=7055, policy="ANY Endorsement")
+    cfg.save()
+    loaded = DevnetConfig.load(tmp_path)
+    assert loaded is not None and loaded.port == 7055 and loaded.policy == "ANY Endorsement"
+    assert loaded.with_overrides(port=None, batch_size=7).batch_size == 7
+    with pytest.raises(ConfigError):
+        cfg.with_overrides(batch_size=0)
+    (tmp_path / "devnet.json").write_text("{not json")
+    with pytest.raises(ConfigError):
+        DevnetConfig.load(tmp_path)
+
+
+def test_transient_store_retention() -> None:
+    store = TransientStore()
+    store.put("tx1", "HospitalMSP", b"pvt", height=1)
+    store.put("tx1", "SchoolMSP", b"pvt", height=1)
+    entry = store.get("tx1")
+    assert entry is not None and entry.orgs == {"HospitalMSP", "SchoolMSP"}
+    store.purge_below(MAX_BLOCK_RETENTION)
+    assert store.get("tx1") is not None
+    store.purge_below(MAX_BLOCK_RETENTION + 2)
+    assert store.get("tx1") is None
