@@ -156,9 +156,12 @@ def extended_impostors(emb: dict[str, np.ndarray], rels: list[str]) -> np.ndarra
 
 # --- stages ------------------------------------------------------------------------------
 def embed_images(images_dir: Path, rels: list[str], detector: YuNetDetector,
-                 embedder: SFaceEmbedder) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+                 embedder: SFaceEmbedder, flip: dict[str, np.ndarray] | None = None,
+                 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Production pipeline with the face nearest the centre (LFW photos often show other
-    people); quality is assessed and counted, not used to drop pairs."""
+    people); quality is assessed and counted, not used to drop pairs. With ``flip`` also
+    fills it with the flip-averaged embedding (crop and its mirror image), an experiment
+    the engine does not (yet) use."""
     emb: dict[str, np.ndarray] = {}
     no_face, quality_pass = 0, 0
     for rel in rels:
@@ -171,6 +174,9 @@ def embed_images(images_dir: Path, rels: list[str], detector: YuNetDetector,
         aligned = align_face(image, face.kps)
         quality_pass += int(assess(face.kps, aligned, DEFAULT_THRESHOLDS).passed)
         emb[rel] = embedder.embed_aligned(aligned)
+        if flip is not None:
+            both = emb[rel] + embedder.embed_aligned(np.ascontiguousarray(aligned[:, ::-1]))
+            flip[rel] = (both / np.linalg.norm(both)).astype(np.float32)
     return emb, {"images": len(rels), "no_face": no_face, "quality_pass": quality_pass}
 
 
@@ -384,6 +390,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dedup-sizes", default="100000,1000000")
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--flip-tta", action="store_true",
+                        help="also measure flip-averaged embeddings (one more inference)")
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
@@ -399,7 +407,8 @@ def main(argv: list[str] | None = None) -> int:
     protector = TemplateProtector(os.urandom(32), os.urandom(32))
     points = {name: p.threshold for name, p in load_operating_points().items()}
 
-    emb, extraction = embed_images(images_dir, rels, detector, embedder)
+    flipped: dict[str, np.ndarray] | None = {} if args.flip_tta else None
+    emb, extraction = embed_images(images_dir, rels, detector, embedder, flipped)
     genuine_pairs = [p for g, _ in folds for p in g if p[0] in emb and p[1] in emb]
     impostor_pairs = [p for _, i in folds for p in i if p[0] in emb and p[1] in emb]
 
@@ -425,6 +434,17 @@ def main(argv: list[str] | None = None) -> int:
         i = np.array([score(p) for p in impostor_pairs])
         report[label] = accuracy_block(g, i, extended, points)
         report[label]["cross_validation"] = cross_validate(folds, emb, score)
+    if flipped is not None:
+        # thresholds re-derived for the flipped embeddings the way calibration does it
+        flip_ext = extended_impostors(flipped, sorted(flipped))
+        flip_points = {n: threshold_for_far(flip_ext, t) for n, t in FAR_TARGETS.items()}
+
+        def flip_score(p: Pair) -> float:
+            return float(np.dot(flipped[p[0]].astype(np.float64), flipped[p[1]]))
+
+        report["flip_tta"] = accuracy_block(
+            np.array([flip_score(p) for p in genuine_pairs]),
+            np.array([flip_score(p) for p in impostor_pairs]), flip_ext, flip_points)
     deltas = [abs(protected_cache[p] - raw_score(p)) for p in protected_cache]
     report["protected_max_abs_score_change"] = float(max(deltas)) if deltas else 0.0
     report["unlinkability"] = unlinkability(emb, protector)
@@ -472,6 +492,11 @@ def print_report(r: dict[str, Any]) -> None:
         print("  cross-validation mean: " + "; ".join(
             f"{n} TAR {cv['mean'][n]['tar']:.4%} FAR ext {cv['mean'][n]['far_extended']:.2e}"
             for n in FAR_TARGETS))
+    if "flip_tta" in r:
+        f = r["flip_tta"]
+        print(f"[flip-averaged embeddings, experiment] EER {f['eer']:.4%}  best accuracy "
+              f"{f['best_accuracy']:.4%}  " + "; ".join(
+                  f"{n} (t={f[n]['threshold']}) TAR {f[n]['tar']:.4%}" for n in FAR_TARGETS))
     print(f"protected vs raw max |score change|: {r['protected_max_abs_score_change']:.2e}")
     u = r["unlinkability"]
     print(f"unlinkability ({u['people']} people): same person across institutions "

@@ -7,8 +7,8 @@ not know the matrix.
 
 Derivation: HKDF-SHA256 (``cryptography``) over the secret and a length-prefixed context
 yields a 256-bit seed; a ChaCha20 keystream under that seed gives the uniform variates,
-turned into Gaussians (Box-Muller); QR of the Gaussian matrix with the signs of R's
-diagonal folded into Q gives a Haar-distributed orthogonal matrix (Mezzadri 2007).
+turned into Gaussians (Box-Muller), from which ``KeyedRotation`` builds a Haar-distributed
+orthogonal matrix as a product of Householder reflections.
 Using a cryptographic stream rather than numpy's PCG64 means that one leaked matrix says
 nothing about the seed or about any other matrix.
 """
@@ -56,19 +56,70 @@ def _keystream(seed: bytes, n_bytes: int) -> bytes:
     return cipher.encryptor().update(b"\x00" * n_bytes)
 
 
-def haar_orthogonal(seed: bytes, dim: int) -> np.ndarray:
-    """dim x dim Haar-random orthogonal matrix (float64) determined by a 32-byte seed."""
-    if len(seed) != 32:
-        raise ValueError("seed must be 32 bytes")
-    if dim < 2:
-        raise ValueError("dim must be at least 2")
-    count = dim * dim + (dim * dim) % 2
-    words = np.frombuffer(_keystream(seed, count * 8), dtype="<u8")
+class KeyedRotation:
+    """Haar-random orthogonal matrix Q determined by a 32-byte seed, kept in Householder
+    form: Q = H_1 H_2 ... H_{n-1} D (Stewart 1980). H_k reflects coordinates k..n along a
+    unit vector built from an independent Gaussian vector of length n-k+1, D holds the
+    signs that make the distribution exactly Haar (the same law as the sign-corrected Q of
+    a QR decomposition of a Gaussian matrix, Mezzadri 2007).
+
+    Applying Q to a vector costs O(n^2) elementwise work and no LAPACK/BLAS-3 call. That
+    matters here: a threaded BLAS call (e.g. ``numpy.linalg.qr``) leaves OpenBLAS worker
+    threads spinning for up to ~0.1 s, which on a 2-core machine steals the core that the
+    next face-embedding inference needs."""
+
+    def __init__(self, seed: bytes, dim: int) -> None:
+        if len(seed) != 32:
+            raise ValueError("seed must be 32 bytes")
+        if dim < 2:
+            raise ValueError("dim must be at least 2")
+        self.dim = dim
+        count = dim * (dim + 1) // 2
+        gauss = _gaussians(seed, count)
+        self._reflectors: list[np.ndarray] = []
+        signs = np.empty(dim)
+        offset = 0
+        for k in range(dim):
+            x = gauss[offset: offset + dim - k]
+            offset += dim - k
+            first_sign = 1.0 if x[0] >= 0 else -1.0
+            if k == dim - 1:
+                signs[k] = first_sign  # the last 1x1 block: R's entry is x itself
+                break
+            v = x.copy()
+            v[0] += first_sign * float(np.sqrt(np.dot(x, x)))
+            self._reflectors.append(v / np.sqrt(np.dot(v, v)))
+            signs[k] = -first_sign  # H_k maps x to -sign(x_0)|x| e_0
+        self._signs = signs
+
+    def apply(self, vectors: np.ndarray) -> np.ndarray:
+        """Q @ v for a vector, or Q @ each column of a (dim, m) array (float64)."""
+        out = np.array(vectors, dtype=np.float64, copy=True)
+        if out.shape[0] != self.dim:
+            raise ValueError(f"expected leading dimension {self.dim}")
+        out = (self._signs * out.T).T
+        for k in range(len(self._reflectors) - 1, -1, -1):
+            u = self._reflectors[k]
+            tail = out[k:]
+            tail -= 2.0 * np.multiply.outer(u, u @ tail)
+        return out
+
+    def matrix(self) -> np.ndarray:
+        return np.ascontiguousarray(self.apply(np.eye(self.dim)))
+
+
+def _gaussians(seed: bytes, count: int) -> np.ndarray:
+    """``count`` standard normal variates from the ChaCha20 stream of ``seed``."""
+    pairs = (count + 1) // 2
+    words = np.frombuffer(_keystream(seed, pairs * 2 * 8), dtype="<u8")
     # 53 high bits -> uniform in [0, 1); 1 - u lies in (0, 1] so the log is finite.
     uniform = (words >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
     u1, u2 = 1.0 - uniform[0::2], uniform[1::2]
     radius = np.sqrt(-2.0 * np.log(u1))
     gauss = np.concatenate([radius * np.cos(2 * np.pi * u2), radius * np.sin(2 * np.pi * u2)])
-    q, r = np.linalg.qr(gauss[: dim * dim].reshape(dim, dim))
-    q *= np.sign(np.diag(r))
-    return np.ascontiguousarray(q)
+    return gauss[:count]
+
+
+def haar_orthogonal(seed: bytes, dim: int) -> np.ndarray:
+    """dim x dim Haar-random orthogonal matrix (float64) determined by a 32-byte seed."""
+    return KeyedRotation(seed, dim).matrix()

@@ -37,7 +37,7 @@ from face_engine.protect.errors import (
     TamperedReference,
     WrongKey,
 )
-from face_engine.protect.keyed_rotation import derive_key, encode_context, haar_orthogonal
+from face_engine.protect.keyed_rotation import KeyedRotation, derive_key, encode_context
 from face_engine.protect.reference import FORMAT_VERSION, ProtectedReference
 from face_engine.protect.registry import (
     InMemoryReferenceRegistry,
@@ -105,9 +105,9 @@ class TemplateProtector:
         return derive_key(self._transform_key, "holder-pseudonym", holder_account,
                           institution, length=16).hex()
 
-    def _rotation(self, pseudonym: str, institution: str, version: int) -> np.ndarray:
+    def _rotation(self, pseudonym: str, institution: str, version: int) -> KeyedRotation:
         seed = derive_key(self._transform_key, "rotation", pseudonym, institution, version)
-        return haar_orthogonal(seed, self._dim)
+        return KeyedRotation(seed, self._dim)
 
     @staticmethod
     def _aad(tag: str, pseudonym: str, institution: str, version: int) -> bytes:
@@ -129,7 +129,7 @@ class TemplateProtector:
             raise StaleVersion("version must be a positive integer")
         if version <= highest:
             raise StaleVersion(f"version {version} is not above the current {highest}")
-        transformed = (self._rotation(pseudonym, institution, version) @ unit).astype("<f4")
+        transformed = self._rotation(pseudonym, institution, version).apply(unit).astype("<f4")
         data_key = AESGCM.generate_key(bit_length=256)
         nonce = os.urandom(12)
         ciphertext = AESGCM(data_key).encrypt(
@@ -200,7 +200,7 @@ class TemplateProtector:
         probe = as_unit_vector(probe_embedding, self._dim)
         template = self.decrypt_transformed(reference)
         rotated = self._rotation(reference.holder_pseudonym, reference.institution,
-                                 reference.version) @ probe
+                                 reference.version).apply(probe)
         score = float(np.dot(template, rotated))
         return score >= threshold, score
 

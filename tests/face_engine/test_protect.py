@@ -21,7 +21,7 @@ from face_engine.protect import (
     TemplateProtector,
     WrongKey,
 )
-from face_engine.protect.keyed_rotation import haar_orthogonal
+from face_engine.protect.keyed_rotation import KeyedRotation, haar_orthogonal
 
 THRESHOLD = 0.36
 
@@ -52,6 +52,22 @@ def test_round_trip_scores_equal_raw_cosine(protector: TemplateProtector,
     assert match and score == pytest.approx(float(np.dot(enrolled, same)), abs=1e-5)
     match, score = protector.verify(restored, other, THRESHOLD)
     assert not match and score == pytest.approx(float(np.dot(enrolled, other)), abs=1e-5)
+
+
+def test_rotation_is_haar_distributed() -> None:
+    # For Haar-random O(n): E[trace] = 0, Var[trace] = 1, Var[entry] = 1/n, det = +-1
+    # equally often. 3,000 fixed seeds: the tolerances are > 4 standard errors.
+    mats = [haar_orthogonal(i.to_bytes(32, "big"), 16) for i in range(3000)]
+    traces = np.array([np.trace(m) for m in mats])
+    assert abs(traces.mean()) < 0.08 and abs(traces.var() - 1.0) < 0.12
+    assert abs(np.var([m[3, 11] for m in mats]) - 1 / 16) < 0.008
+    assert 0.45 < np.mean([np.linalg.det(m) > 0 for m in mats]) < 0.55
+
+
+def test_rotation_apply_matches_matrix() -> None:
+    rotation = KeyedRotation(b"\x07" * 32, 128)
+    vector = np.random.default_rng(2).standard_normal(128)
+    assert np.allclose(rotation.apply(vector), rotation.matrix() @ vector, atol=1e-12)
 
 
 def test_rotation_is_orthogonal_and_key_dependent() -> None:
