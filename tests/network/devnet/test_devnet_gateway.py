@@ -230,7 +230,7 @@ async def test_submit_refuses_badly_signed_envelope(hospital: TestClient) -> Non
 
 
 async def test_events_history_live_and_resume(hospital: TestClient) -> None:
-    _, _, b1 = await hospital.submit_tx("EmitEvent", "first", "p1")
+    first_txid, _, b1 = await hospital.submit_tx("EmitEvent", "first", "p1")
     _, _, b2 = await hospital.submit_tx("EmitEvent", "second", "p2")
 
     async def collect(stream: Any, n: int) -> list[Any]:
@@ -244,6 +244,9 @@ async def test_events_history_live_and_resume(hospital: TestClient) -> None:
 
     history = await asyncio.wait_for(collect(hospital.events(start_block=b1), 2), 10)
     assert history == [(b1, "first", b"p1"), (b2, "second", b"p2")]
+    # Resuming after a transaction (a checkpoint) skips it and everything before it.
+    after = await asyncio.wait_for(collect(hospital.events(after_txid=first_txid), 1), 10)
+    assert after == [(b2, "second", b"p2")]
     # Resume from block b2 only; then a live event arrives after the stream is open.
     stream = hospital.events(start_block=b2)
     task = asyncio.create_task(collect(stream, 2))
