@@ -77,7 +77,7 @@ PEER="" ORDERER="" CONFIGTXGEN="" OSNADMIN="" BUILDERS=""
 
 find_bin() {
   if [[ -n "${FABRIC_BIN:-}" ]]; then
-    [[ -x "$FABRIC_BIN/$1" ]] && echo "$FABRIC_BIN/$1"
+    if [[ -x "$FABRIC_BIN/$1" ]]; then echo "$FABRIC_BIN/$1"; fi
   else
     command -v "$1" || true
   fi

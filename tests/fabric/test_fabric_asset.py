@@ -7,18 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import importlib
 import json
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fabric_network import FabricNetwork
-from fabric_protos.common import common_pb2
-from fabric_protos.msp import identities_pb2
-from fabric_protos.peer import transaction_pb2
 
 from gateway.fabric import (
+    AccessDenied,
     ChaincodeError,
     CommitError,
     ConnectionProfile,
@@ -26,12 +26,20 @@ from gateway.fabric import (
     EndorseError,
     EvaluateError,
     Gateway,
+    Identity,
+    Signer,
     Transaction,
+    from_connection,
 )
+from network.devnet import pki
 
 pytestmark = [pytest.mark.fabric, pytest.mark.timeout(300)]
 
 ORGS = ("HospitalMSP", "SchoolMSP", "PharmacyMSP")
+# The generated protobuf modules carry no type information.
+common_pb2: Any = importlib.import_module("fabric_protos.common.common_pb2")
+identities_pb2: Any = importlib.import_module("fabric_protos.msp.identities_pb2")
+transaction_pb2: Any = importlib.import_module("fabric_protos.peer.transaction_pb2")
 
 
 def _id(prefix: str) -> str:
@@ -231,3 +239,29 @@ def test_network_timings_recorded(fabric_network: FabricNetwork) -> None:
     assert 0 < fabric_network.up_s < 120
     assert 0 < fabric_network.deploy_s < 180
     assert Path(fabric_network.connection).is_file()
+
+
+async def test_unknown_ca_and_unknown_chaincode(
+    fabric_network: FabricNetwork, tmp_path: Path
+) -> None:
+    settings = from_connection(fabric_network.connection, "HospitalMSP", "User1")
+    rogue_dir = tmp_path / "rogue"
+    pki.generate_network(rogue_dir)  # the same MSP ids and names, but other CAs
+    user = rogue_dir / "organizations/peerOrganizations/hospital.mip.local/users"
+    msp = user / "User1@hospital.mip.local" / "msp"
+    async with Gateway.connect(
+        settings.endpoint,
+        Identity("HospitalMSP", (msp / "signcerts" / f"{msp.parent.name}-cert.pem").read_bytes()),
+        Signer.from_pem((msp / "keystore" / "priv_sk").read_bytes()),
+        tls_root_cert=settings.tls_root_cert,
+        server_name_override=settings.server_name_override,
+    ) as gw:
+        with pytest.raises(AccessDenied) as info:
+            await gw.get_network("mipchannel").get_contract("mip").evaluate("WhoAmI")
+    assert "creator org unknown, creator is malformed" in info.value.message
+
+    async with Gateway.from_connection(fabric_network.connection, "HospitalMSP", "User1") as gw:
+        unknown = gw.get_network("mipchannel").get_contract("no-such-chaincode")
+        with pytest.raises(EndorseError) as endorse:
+            await unknown.submit("WhoAmI")
+    assert "No metadata was found for chaincode no-such-chaincode" in endorse.value.message
