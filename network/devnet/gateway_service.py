@@ -28,6 +28,7 @@ from network.devnet._protos import (
     chaincode_pb2,
     gateway_pb2,
     gateway_pb2_grpc,
+    identities_pb2,
     proposal_pb2,
     proposal_response_pb2,
 )
@@ -138,8 +139,6 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
     def _local_org(self, up: UnpackedProposal) -> str:
         """The client's own org (its 'gateway peer'); unknown creators fall back to the first."""
         try:
-            from network.devnet._protos import identities_pb2
-
             sid = identities_pb2.SerializedIdentity.FromString(up.creator)
             if sid.mspid in self.peers:
                 return str(sid.mspid)
@@ -160,6 +159,10 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         except SignatureError as exc:
             raise _Refused(f"error validating proposal: access denied: channel [{ch}] creator "
                            f"org [{creator.msp_id}]: {exc}") from exc
+        if creator.msp_id not in self.peers:
+            # peer/Propose ACL: /Channel/Application/Writers, i.e. an application org member.
+            raise _Refused(f"error validating proposal: access denied: channel [{ch}] creator "
+                           f"org [{creator.msp_id}]")
         expected = compute_txid(up.signature_header.nonce, up.creator)
         if up.txid != expected:
             raise _Refused(f"error validating proposal: invalid txid. got [{up.txid}], "
