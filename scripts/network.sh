@@ -140,6 +140,17 @@ start_bg() {
   echo "$pid $start" >"$PIDS/$name.pid"
 }
 
+# require_free_ports NAME PORT...: fail before starting NAME if something already listens.
+require_free_ports() {
+  local name="$1" port; shift
+  for port in "$@"; do
+    if (: <>"/dev/tcp/$HOST/$port") 2>/dev/null; then
+      die "cannot start $name: $HOST:$port is already in use (another network or a devnet?" \
+          "shift all ports with MIP_FABRIC_PORT_OFFSET)"
+    fi
+  done
+}
+
 # wait_healthz NAME PORT: until the node's operations endpoint answers /healthz OK.
 wait_healthz() {
   local name="$1" port="$2" i
@@ -185,6 +196,7 @@ osnadmin_() {
 
 start_orderer() {
   pid_alive orderer && { log "orderer already running"; return; }
+  require_free_ports orderer "$ORDERER_PORT" "$ORDERER_ADMIN_PORT" "$ORDERER_OPS_PORT"
   log "starting orderer on $HOST:$ORDERER_PORT (admin $ORDERER_ADMIN_PORT)"
   mkdir -p "$STATE/data/orderer"
   start_bg orderer env FABRIC_CFG_PATH="$CFG_DIR" \
@@ -212,6 +224,7 @@ start_peer() {
   local d="${DOMAINS[$i]}" port="${PEER_PORTS[$i]}"
   local node="$ORG_CRYPTO/peerOrganizations/$d/peers/peer0.$d"
   pid_alive "$name" && { log "$name already running"; return; }
+  require_free_ports "$name" "$port" "$((port + 1))" "${PEER_OPS_PORTS[$i]}"
   log "starting peer0.$d (${ORGS[$i]}) on $HOST:$port"
   mkdir -p "$STATE/data/peer0.$d"
   start_bg "$name" env FABRIC_CFG_PATH="$CFG_DIR" \
@@ -300,6 +313,7 @@ start_chaincode() {
     fi
     stop_one "$name"
   fi
+  require_free_ports "$name" "${CC_PORTS[$i]}"
   log "starting chaincode server for ${ORGS[$i]} on $addr"
   local envs=(CHAINCODE_SERVER_ADDRESS="$addr" CHAINCODE_ID="$id")
   if [[ "${MIP_CHAINCODE_TLS:-true}" == "true" ]]; then
