@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import socket
 import sys
 from dataclasses import dataclass
@@ -82,23 +81,16 @@ def _collection_rules(raw: dict[str, Any], orgs: list[str]) -> dict[str, Collect
     return rules
 
 
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM when devnet dies, even by SIGKILL (Linux prctl)."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGTERM)
-
-
 class ChaincodeProcess:
-    """The project's chaincode server as a CCaaS subprocess, restarted if it dies."""
+    """The project's chaincode server (`python -m chaincode`, via chaincode_launcher) as a
+    CCaaS subprocess, restarted if it dies and terminated if devnet dies."""
 
     def __init__(self, contract: str, address: str, log_path: Path) -> None:
         self.contract = contract
         self.address = address
         self.log_path = log_path
         self.proc: asyncio.subprocess.Process | None = None
+        self.restarts = 0
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -110,13 +102,14 @@ class ChaincodeProcess:
             "CHAINCODE_TLS_DISABLED": "true",
             "CHAINCODE_CONTRACT": self.contract,
             "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]),
+            "MIP_DEVNET_PID": str(os.getpid()),
         })
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log_file:  # the child keeps its own descriptor
             self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "chaincode", env=env, cwd=str(REPO_ROOT),
-                stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file,
-                preexec_fn=_die_with_parent)
+                sys.executable, "-m", "network.devnet.chaincode_launcher", env=env,
+                cwd=str(REPO_ROOT), stdin=asyncio.subprocess.DEVNULL, stdout=log_file,
+                stderr=log_file)
 
     async def start(self) -> None:
         await self._spawn()
@@ -128,7 +121,9 @@ class ChaincodeProcess:
             code = await self.proc.wait()
             if self._stopping:
                 return
-            log.warning("chaincode server exited with %s; restarting", code)
+            log.warning("chaincode server exited with %s; restarting (output in %s)", code,
+                        self.log_path)
+            self.restarts += 1
             await asyncio.sleep(0.2)
             await self._spawn()
 
@@ -243,11 +238,7 @@ class Devnet:
             await self.chaincode.start()
         for peer in peers.values():
             peer.connect(address)
-        try:
-            await asyncio.gather(*(p.wait_ready(60.0) for p in peers.values()))
-        except TimeoutError as exc:
-            await self.stop()
-            raise DevnetError(f"chaincode at {address} did not register within 60 s") from exc
+        await self._wait_chaincode(address)
 
         server = self.server = grpc.aio.server(options=[
             ("grpc.so_reuseport", 0),
@@ -273,6 +264,19 @@ class Devnet:
             chaincode=cfg.chaincode, orgs=orgs, tls_root_cert=tlsca,
             server_name=f"peer0.{orgs[0].domain}")
         orderer.start()
+
+    async def _wait_chaincode(self, address: str, timeout: float = 60.0) -> None:
+        """Every peer's stream registered; fail fast if our chaincode keeps crashing."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not all(p.ready for p in self.peers.values()):
+            crashing = self.chaincode is not None and self.chaincode.restarts >= 3
+            if crashing or loop.time() > deadline:
+                log_hint = f" (see {self.chaincode.log_path})" if self.chaincode else ""
+                await self.stop()
+                reason = "keeps exiting" if crashing else "did not register within 60 s"
+                raise DevnetError(f"chaincode at {address} {reason}{log_hint}")
+            await asyncio.sleep(0.05)
 
     async def stop(self) -> None:
         if self.server is not None:

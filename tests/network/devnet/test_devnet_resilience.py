@@ -90,3 +90,12 @@ async def test_paginated_range_query(tmp_path: Path) -> None:
     finally:
         await client.close()
         await net.stop()
+
+
+async def test_broken_contract_fails_fast(tmp_path: Path) -> None:
+    from network.devnet.server import DevnetError
+
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(DevnetError, match="keeps exiting"):
+        await start_devnet(tmp_path / "dn", contract="no_such_module:Nothing")
+    assert asyncio.get_running_loop().time() - started < 30
