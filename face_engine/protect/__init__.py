@@ -12,6 +12,7 @@ from face_engine.protect.errors import (
     TemplateProtectionError,
     WrongKey,
 )
+from face_engine.protect.keys import generate_keys, keys_from_env
 from face_engine.protect.linkability import linkability_dsys
 from face_engine.protect.protector import TemplateProtector
 from face_engine.protect.reference import ProtectedReference
@@ -36,5 +37,7 @@ __all__ = [
     "TemplateProtectionError",
     "TemplateProtector",
     "WrongKey",
+    "generate_keys",
+    "keys_from_env",
     "linkability_dsys",
 ]
