@@ -97,3 +97,19 @@ def test_memory_index_compacts_dead_rows(faces: np.ndarray) -> None:
         index.remove(pid)
     assert index._faiss.ntotal < 2000 and len(index) == 500
     assert index.search(faces[1999], 0.99)[0][0] == "P001999"
+
+
+def test_concurrent_enrolments_of_one_person_admit_one(faces: np.ndarray) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(9)
+    index = DedupIndex.open(None, os.urandom(32), os.urandom(32))
+    index.add_many(_ids(500), faces[:500])
+    person = faces[1500]  # not enrolled yet
+    # photos at 0.9 to the person are at ~0.81 to each other: all duplicates of one another
+    photos = mated_sample(np.repeat(person[None, :], 16, axis=0), 0.9, rng)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        decisions = list(pool.map(lambda k: index.enrol(f"NEW-{k}", photos[k], THRESHOLD),
+                                  range(16)))
+    assert sum(d.added for d in decisions) == 1
+    assert len(index) == 501
