@@ -389,6 +389,21 @@ class DedupIndex:
             self._remove_stale_files()
             self._rebuild_memory()
 
+    def rewrap(self, new_kek: bytes) -> None:
+        """KEK rotation: re-wrap the index data key under ``new_kek`` (only the manifest is
+        rewritten, atomically); reopen with ``new_kek`` afterwards."""
+        if not isinstance(new_kek, bytes) or len(new_kek) != 32:
+            raise InvalidKey("new_kek must be exactly 32 bytes")
+        with self._lock:
+            if self._directory is None:
+                return
+            data_key = self._kek.decrypt(self._wrapped[:12], self._wrapped[12:],
+                                         self._wrap_aad())
+            nonce = os.urandom(12)
+            self._kek = AESGCM(new_kek)
+            self._kek_id = hmac.new(new_kek, b"mip/kek-id/v1", sha256).hexdigest()[:16]
+            self._write_manifest(nonce + self._kek.encrypt(nonce, data_key, self._wrap_aad()))
+
     def close(self) -> None:
         with self._lock:
             if self._log is not None:

@@ -157,14 +157,35 @@ class TemplateProtector:
         """Revoke ``reference`` if it is current; True when it was."""
         return self.registry.revoke(reference.slot, reference.commitment)
 
+    def rewrap(self, reference: ProtectedReference, new_kek: bytes) -> ProtectedReference:
+        """KEK rotation: the same template ciphertext with its data key re-wrapped under
+        ``new_kek``. If ``reference`` was current, the new one replaces it in the registry
+        (its commitment changes, since the wrapped key is part of it). The caller then
+        uses a protector built with ``new_kek``."""
+        _check_key("new_kek", new_kek, 32, exact=True)
+        context = (reference.holder_pseudonym, reference.institution, reference.version)
+        data_key = self._unwrap(reference)
+        new_id = hmac.new(new_kek, b"mip/kek-id/v1", sha256).hexdigest()[:16]
+        wrap_nonce = os.urandom(12)
+        wrapped = wrap_nonce + AESGCM(new_kek).encrypt(wrap_nonce, data_key,
+                                                       self._aad(_WRAP_TAG, *context))
+        renewed = ProtectedReference(
+            holder_pseudonym=reference.holder_pseudonym, institution=reference.institution,
+            version=reference.version, kek_id=new_id, salt=os.urandom(16),
+            nonce=reference.nonce, ciphertext=reference.ciphertext, wrapped_key=wrapped)
+        current = self.registry.current(reference.slot)
+        if current is not None and hmac.compare_digest(current.commitment,
+                                                       reference.commitment):
+            self.registry.set_current(reference.slot,
+                                      RegistryEntry(renewed.commitment, renewed.version))
+        return renewed
+
     @staticmethod
     def commitment(reference: ProtectedReference) -> str:
         return reference.commitment
 
     # --- verification ----------------------------------------------------------------------
-    def decrypt_transformed(self, reference: ProtectedReference) -> np.ndarray:
-        """The transformed template t = R x (float64). For in-process matching and
-        evaluation (unlinkability measurement) only: never log, store or send it."""
+    def _unwrap(self, reference: ProtectedReference) -> bytes:
         if not hmac.compare_digest(reference.kek_id, self._kek_id):
             raise WrongKey("reference was wrapped under a different key-encryption key")
         context = (reference.holder_pseudonym, reference.institution, reference.version)
@@ -172,10 +193,17 @@ class TemplateProtector:
         if len(wrapped) < 12 + 16:
             raise TamperedReference("wrapped data key is truncated")
         try:
-            data_key = self._kek.decrypt(wrapped[:12], wrapped[12:],
-                                         self._aad(_WRAP_TAG, *context))
+            data_key: bytes = self._kek.decrypt(wrapped[:12], wrapped[12:],
+                                                self._aad(_WRAP_TAG, *context))
         except InvalidTag as exc:
             raise TamperedReference("data key failed authentication") from exc
+        return data_key
+
+    def decrypt_transformed(self, reference: ProtectedReference) -> np.ndarray:
+        """The transformed template t = R x (float64). For in-process matching and
+        evaluation (unlinkability measurement) only: never log, store or send it."""
+        context = (reference.holder_pseudonym, reference.institution, reference.version)
+        data_key = self._unwrap(reference)
         try:
             plain = AESGCM(data_key).decrypt(reference.nonce, reference.ciphertext,
                                              self._aad(_AAD_TAG, *context))

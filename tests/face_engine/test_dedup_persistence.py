@@ -149,3 +149,17 @@ def test_torn_batch_record_is_all_or_nothing(tmp_path: Path, keys: tuple[bytes, 
     with DedupIndex.open(tmp_path, *keys) as index:
         assert index.recovery.replayed_records == 1 and index.recovery.torn_bytes > 0
         assert len(index) == 1 and "FIRST" in index
+
+
+def test_kek_rotation_rewrites_only_the_manifest(tmp_path: Path, keys: tuple[bytes, bytes],
+                                                 faces: np.ndarray) -> None:
+    _fill(tmp_path, keys, faces)
+    snapshot = next(tmp_path.glob("snapshot-*.bin")).read_bytes()
+    new_kek = os.urandom(32)
+    with DedupIndex.open(tmp_path, *keys) as index:
+        index.rewrap(new_kek)
+    assert next(tmp_path.glob("snapshot-*.bin")).read_bytes() == snapshot
+    with pytest.raises(WrongKey):
+        DedupIndex.open(tmp_path, *keys)
+    with DedupIndex.open(tmp_path, new_kek, keys[1]) as index:
+        assert len(index) == 298

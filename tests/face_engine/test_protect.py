@@ -178,3 +178,19 @@ def test_bad_inputs_raise_typed_errors(protector: TemplateProtector) -> None:
         ProtectedReference.from_bytes(b"{not json")
     with pytest.raises(MalformedReference):
         ProtectedReference.from_bytes(b'{"format_version": 1}')
+
+
+def test_kek_rotation_rewraps_without_touching_the_template(rng: np.random.Generator) -> None:
+    transform = os.urandom(32)
+    old_kek, new_kek = os.urandom(32), os.urandom(32)
+    old = TemplateProtector(old_kek, transform)
+    face = _face(rng)
+    ref = old.enrol(face, "acct", "SchoolMSP")
+    moved = old.rewrap(ref, new_kek)
+    assert moved.ciphertext == ref.ciphertext and moved.kek_id != ref.kek_id
+    new = TemplateProtector(new_kek, transform, registry=old.registry)
+    assert new.verify(moved, face, THRESHOLD)[0]
+    with pytest.raises(RevokedReference):  # the pre-rotation copy is no longer current
+        new.verify(ref, face, THRESHOLD)
+    with pytest.raises(WrongKey):
+        old.decrypt_transformed(moved)
