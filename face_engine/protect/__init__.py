@@ -3,6 +3,7 @@ encryption, ledger commitment. See docs/face.md for the construction and its arg
 
 from face_engine.protect.errors import (
     InvalidEmbedding,
+    InvalidHolder,
     InvalidKey,
     MalformedReference,
     ReferenceMismatch,
@@ -25,6 +26,7 @@ from face_engine.protect.registry import (
 __all__ = [
     "InMemoryReferenceRegistry",
     "InvalidEmbedding",
+    "InvalidHolder",
     "InvalidKey",
     "MalformedReference",
     "ProtectedReference",

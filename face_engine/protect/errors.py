@@ -18,6 +18,12 @@ class InvalidEmbedding(TemplateProtectionError):
     code = "invalid_embedding"
 
 
+class InvalidHolder(TemplateProtectionError):
+    """Holder account or institution is empty or not a string."""
+
+    code = "invalid_holder"
+
+
 class InvalidKey(TemplateProtectionError):
     """A key handed to the protector has the wrong type or length."""
 

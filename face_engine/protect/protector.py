@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hmac
 import os
+import threading
 from hashlib import sha256
 
 import numpy as np
@@ -30,6 +31,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from face_engine.protect.errors import (
     InvalidEmbedding,
+    InvalidHolder,
     InvalidKey,
     ReferenceMismatch,
     RevokedReference,
@@ -93,6 +95,9 @@ class TemplateProtector:
         self._transform_key = transform_key
         self._dim = dim
         self.registry: ReferenceRegistry = registry or InMemoryReferenceRegistry()
+        # version choice and registry update are one step for enrolments in this process
+        # (a ledger-backed registry adds its own check, e.g. MVCC on the holder's record)
+        self._enrol_lock = threading.Lock()
 
     @property
     def kek_id(self) -> str:
@@ -100,8 +105,9 @@ class TemplateProtector:
 
     # --- derivations ---------------------------------------------------------------------
     def holder_pseudonym(self, holder_account: str, institution: str) -> str:
-        if not holder_account or not institution:
-            raise ValueError("holder_account and institution must be non-empty")
+        if not (isinstance(holder_account, str) and holder_account
+                and isinstance(institution, str) and institution):
+            raise InvalidHolder("holder_account and institution must be non-empty strings")
         return derive_key(self._transform_key, "holder-pseudonym", holder_account,
                           institution, length=16).hex()
 
@@ -121,6 +127,11 @@ class TemplateProtector:
         in the slot; an explicit version must be above it."""
         unit = as_unit_vector(embedding, self._dim)
         pseudonym = self.holder_pseudonym(holder_account, institution)
+        with self._enrol_lock:
+            return self._enrol_locked(unit, pseudonym, institution, version)
+
+    def _enrol_locked(self, unit: np.ndarray, pseudonym: str, institution: str,
+                      version: int | None) -> ProtectedReference:
         slot = (pseudonym, institution)
         highest = self.registry.highest_version(slot)
         if version is None:

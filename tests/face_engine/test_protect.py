@@ -11,6 +11,7 @@ import pytest
 from face_engine.dedup.synthetic import FaceLikeDistribution, mated_sample
 from face_engine.protect import (
     InvalidEmbedding,
+    InvalidHolder,
     InvalidKey,
     MalformedReference,
     ProtectedReference,
@@ -170,6 +171,8 @@ def test_bad_inputs_raise_typed_errors(protector: TemplateProtector) -> None:
         protector.enrol(np.ones(64), "a", "HospitalMSP")
     with pytest.raises(InvalidEmbedding):
         protector.enrol(np.full(128, np.nan), "a", "HospitalMSP")
+    with pytest.raises(InvalidHolder):
+        protector.enrol(np.ones(128), "", "HospitalMSP")
     with pytest.raises(InvalidKey):
         TemplateProtector(b"short", os.urandom(32))
     with pytest.raises(InvalidKey):
