@@ -178,9 +178,9 @@ class Network:
     def chaincode_events(
         self,
         chaincode: str,
-        *,
         start_block: int | None = None,
         checkpoint: Checkpoint | None = None,
+        *,
         timeout: float | None = None,
     ) -> ChaincodeEventStream:
         """Events of `chaincode` from the next commit, from `start_block`, or resuming right
