@@ -1,0 +1,332 @@
+"""Shared test kit for the MIP contract: one devnet per session, staff clients, holder keys.
+
+Use from a test module in tests/chaincode/mip/ (conftest.py provides the fixtures)::
+
+    async def test_x(mip: MipClients) -> None:
+        registrar = await mip.client("HospitalMSP", "registrar")
+        holder = HolderKey.generate()
+        request = holder.sign_request("passport.register", {...})
+        await registrar.submit("Passport:Register", [json.dumps(request)])
+        async with expect_error("access_denied"):
+            await (await mip.client("SchoolMSP", "doctor")).submit(...)
+
+`MipNetwork` (session fixture `mip_network`) is the running devnet: its data dir (the SQLite
+ledger is `data_dir / "ledger.sqlite"` or see docs/ledger.md), port and connection.json.
+`MipClients` (function fixture `mip`) opens Gateways lazily on the test's event loop and closes
+them afterwards; `client(org, role)` returns a `Contract` for chaincode `mip` on `mipchannel`
+acting as the identity minted for that (org, role) (role None = a user without `mip.role`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import importlib.util
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from chaincode.mip import CONTRACT_SPEC
+from chaincode.mip.holder_auth import signing_payload
+from gateway.fabric import ChaincodeError, Contract, Gateway, GatewayError
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+COLLECTIONS = REPO_ROOT / "network" / "fabric" / "collections_config.json"
+CHANNEL = "mipchannel"
+CHAINCODE = "mip"
+POLICY = "OR('HospitalMSP.peer','SchoolMSP.peer','PharmacyMSP.peer')"
+ORGS = ("HospitalMSP", "SchoolMSP", "PharmacyMSP")
+ROLES = (
+    "registrar", "doctor", "pharmacist", "school_registrar", "researcher", "auditor", "admin",
+    "gateway",
+)
+NO_ROLE_USER = "norole"
+START_TIMEOUT_S = 120.0
+
+
+def available_contract_spec(spec: str = CONTRACT_SPEC) -> str:
+    """CONTRACT_SPEC without the modules that do not exist yet (helpers land them in turn).
+
+    Only a missing module is dropped; a module that exists but fails to import still breaks
+    devnet's chaincode start, as it should.
+    """
+    kept = []
+    for item in spec.split(","):
+        module = item.strip().partition(":")[0]
+        if importlib.util.find_spec(module) is not None:
+            kept.append(item.strip())
+    if not kept:
+        raise RuntimeError("no MIP contract module exists")
+    return ",".join(kept)
+
+
+def user_name(role: str | None) -> str:
+    return role if role is not None else NO_ROLE_USER
+
+
+# --- devnet ---------------------------------------------------------------------------------
+
+
+@dataclass
+class MipNetwork:
+    data_dir: Path
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    contract_spec: str
+
+    @property
+    def connection(self) -> Path:
+        return self.data_dir / "connection.json"
+
+    def log_tail(self, limit: int = 4000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-limit:]
+        except OSError:
+            return ""
+
+    def has_contract(self, name: str) -> bool:
+        """True if the contract class `name` (e.g. "Passport") is served by this devnet."""
+        return any(
+            item.rpartition(":")[2].removesuffix("Contract") == name
+            or item.rpartition(":")[2] == name
+            for item in self.contract_spec.split(",")
+        )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+async def _answers(connection: Path) -> bool:
+    """True once the chaincode answers a signed Evaluate (GetMetadata)."""
+    from gateway.fabric import Deadlines
+
+    try:
+        async with Gateway.from_connection(
+            connection, "HospitalMSP", "User1", deadlines=Deadlines(evaluate=5)
+        ) as gw:
+            contract = gw.get_network(CHANNEL).get_contract(CHAINCODE)
+            await contract.evaluate("org.hyperledger.fabric:GetMetadata")
+    except ChaincodeError:
+        return True
+    except GatewayError:
+        return False
+    return True
+
+
+def _mint_identities(data_dir: Path) -> None:
+    from network.devnet.pki import add_identity
+
+    for org in ORGS:
+        for role in ROLES:
+            add_identity(data_dir, org, user_name(role), {"mip.role": role})
+        add_identity(data_dir, org, NO_ROLE_USER, {})
+
+
+@contextmanager
+def running_mip_devnet(tmp_path: Path) -> Iterator[MipNetwork]:
+    """Start devnet with the MIP chaincode, wait for it, mint one identity per (org, role)."""
+    data_dir = tmp_path / "devnet"
+    port = _free_port()
+    log_path = tmp_path / "devnet.log"
+    spec = available_contract_spec()
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable, "-m", "network.devnet", "up",
+                "--data", str(data_dir),
+                "--port", str(port),
+                "--contract", spec,
+                "--policy", POLICY,
+                "--collections", str(COLLECTIONS),
+            ],
+            cwd=REPO_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            start_new_session=True,
+        )
+    net = MipNetwork(data_dir, port, process, log_path, spec)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"devnet exited with {process.returncode}:\n{net.log_tail()}")
+            if net.connection.is_file() and _port_open(port) and asyncio.run(
+                _answers(net.connection)
+            ):
+                break
+            if time.monotonic() > deadline:
+                pytest.fail(f"devnet not ready in {START_TIMEOUT_S:.0f} s:\n{net.log_tail()}")
+            time.sleep(0.3)
+        _mint_identities(data_dir)
+        yield net
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+
+
+# --- staff clients ---------------------------------------------------------------------------
+
+
+@dataclass
+class MipClients:
+    """Gateways opened on the current event loop, one per (org, user), closed by `close()`."""
+
+    network: MipNetwork
+    _gateways: dict[tuple[str, str], Gateway] = field(default_factory=dict)
+
+    async def client(self, org: str, role: str | None, contract_name: str = "") -> Contract:
+        """A Contract for chaincode `mip` as the identity with `role` in `org` (None: no role).
+
+        Transaction names may be qualified (`"Passport:Register"`) or, with `contract_name`,
+        unqualified.
+        """
+        if org not in ORGS:
+            raise ValueError(f"unknown org {org!r}")
+        if role is not None and role not in ROLES:
+            raise ValueError(f"unknown role {role!r}")
+        key = (org, user_name(role))
+        gateway = self._gateways.get(key)
+        if gateway is None:
+            gateway = Gateway.from_connection(self.network.connection, org, user_name(role))
+            self._gateways[key] = gateway
+        return gateway.get_network(CHANNEL).get_contract(CHAINCODE, contract_name)
+
+    async def close(self) -> None:
+        for gateway in self._gateways.values():
+            await gateway.close()
+        self._gateways.clear()
+
+
+# --- holder keys -----------------------------------------------------------------------------
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+@dataclass
+class HolderKey:
+    """A holder's (passport, account or guardian) Ed25519 key, as the holder's device keeps it."""
+
+    private: Ed25519PrivateKey
+
+    @classmethod
+    def generate(cls) -> HolderKey:
+        return cls(Ed25519PrivateKey.generate())
+
+    @property
+    def public_raw(self) -> bytes:
+        return self.private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+    @property
+    def public(self) -> str:
+        """Base64 of the raw 32-byte public key: how requests and records carry keys."""
+        return b64(self.public_raw)
+
+    def sign_request(
+        self,
+        action: str,
+        body: dict[str, Any],
+        channel: str = CHANNEL,
+        ttl: int = 300,
+        *,
+        nonce: str | None = None,
+        expires: int | None = None,
+    ) -> dict[str, Any]:
+        """A signed holder request (chaincode/mip/holder_auth.py) ready to json.dumps."""
+        nonce = nonce if nonce is not None else secrets.token_hex(16)
+        expires = expires if expires is not None else int(time.time()) + ttl
+        payload = signing_payload(action, body, nonce, expires, channel, self.public_raw)
+        return {
+            "action": action,
+            "body": body,
+            "nonce": nonce,
+            "expires": expires,
+            "channel": channel,
+            "signer": self.public,
+            "signature": b64(self.private.sign(payload)),
+        }
+
+
+def request_arg(request: dict[str, Any]) -> str:
+    """A holder request as a transaction argument (JSON)."""
+    return json.dumps(request)
+
+
+# --- error assertions ------------------------------------------------------------------------
+
+
+@dataclass
+class ErrorInfo:
+    error: ChaincodeError | None = None
+
+    @property
+    def message(self) -> str:
+        assert self.error is not None
+        return self.error.chaincode_message
+
+
+@asynccontextmanager
+async def expect_error(code: str) -> AsyncIterator[ErrorInfo]:
+    """Assert the block raises a ChaincodeError whose message starts with `code: `.
+
+    `code` is a MipError code (`access_denied`, `not_found`, `replay`, ...).
+    """
+    info = ErrorInfo()
+    try:
+        yield info
+    except ChaincodeError as exc:
+        info.error = exc
+        assert exc.chaincode_message.startswith(f"{code}: "), (
+            f"expected {code!r}, chaincode said {exc.chaincode_message!r}"
+        )
+        return
+    raise AssertionError(f"expected a chaincode error {code!r}, the call succeeded")
+
+
+async def assert_error(code: str, call: Any) -> str:
+    """Await `call` (a coroutine) and assert it fails with MipError `code`; return the message."""
+    async with expect_error(code) as info:
+        await call
+    return info.message
+
+
+def new_id(prefix: str = "t") -> str:
+    return f"{prefix}-{secrets.token_hex(6)}"
+
+
+def face_commitment() -> str:
+    """A fresh fake face commitment (hex sha256 of random bytes): tests carry no face data."""
+    import hashlib
+
+    return hashlib.sha256(secrets.token_bytes(32)).hexdigest()
