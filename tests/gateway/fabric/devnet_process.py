@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import signal
 import socket
@@ -27,6 +28,7 @@ class Devnet:
     port: int
     process: subprocess.Popen[bytes]
     log_path: Path
+    mutual_tls: bool = False
 
     @property
     def connection(self) -> Path:
@@ -57,7 +59,11 @@ async def _answers(devnet: Devnet) -> bool:
 
     try:
         async with Gateway.from_connection(
-            devnet.connection, "HospitalMSP", "User1", deadlines=Deadlines(evaluate=3)
+            devnet.connection,
+            "HospitalMSP",
+            "User1",
+            mutual_tls=devnet.mutual_tls,
+            deadlines=Deadlines(evaluate=3),
         ) as gw:
             contract = gw.get_network("mipchannel").get_contract("mip")
             await contract.evaluate("AssetExists", ["readiness-probe"])
@@ -68,8 +74,16 @@ async def _answers(devnet: Devnet) -> bool:
     return True
 
 
+def _probe(devnet: Devnet) -> bool:
+    # A thread of its own, so the probe works from sync fixtures and async tests alike.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(_answers(devnet))).result()
+
+
 @contextmanager
-def running_devnet(tmp_path: Path) -> Iterator[Devnet]:
+def running_devnet(
+    tmp_path: Path, extra_args: tuple[str, ...] = (), mutual_tls: bool = False
+) -> Iterator[Devnet]:
     if not DEVNET_MAIN.is_file():
         pytest.skip("network/devnet/__main__.py is not there yet (devnet not built)")
     data_dir = tmp_path / "devnet"
@@ -86,6 +100,7 @@ def running_devnet(tmp_path: Path) -> Iterator[Devnet]:
                 str(data_dir),
                 "--port",
                 str(port),
+                *extra_args,
             ],
             cwd=REPO_ROOT,
             stdout=log,
@@ -93,13 +108,13 @@ def running_devnet(tmp_path: Path) -> Iterator[Devnet]:
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
             start_new_session=True,
         )
-    devnet = Devnet(data_dir, port, process, log_path)
+    devnet = Devnet(data_dir, port, process, log_path, mutual_tls)
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
             if process.poll() is not None:
                 pytest.fail(f"devnet exited with {process.returncode}:\n{devnet.log_tail()}")
-            if devnet.connection.is_file() and _port_open(port) and asyncio.run(_answers(devnet)):
+            if devnet.connection.is_file() and _port_open(port) and _probe(devnet):
                 break
             if time.monotonic() > deadline:
                 pytest.fail(f"devnet not ready in {START_TIMEOUT_S:.0f} s:\n{devnet.log_tail()}")

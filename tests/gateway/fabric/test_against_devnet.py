@@ -8,6 +8,7 @@ import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 from devnet_process import Devnet, running_devnet
 from fabric_testkit import issue, make_ca
@@ -16,6 +17,7 @@ from gateway.fabric import (
     AccessDenied,
     ChaincodeError,
     Contract,
+    Deadlines,
     EndorseError,
     EvaluateError,
     FileCheckpointer,
@@ -173,3 +175,21 @@ async def test_unknown_ca_is_refused(devnet: Devnet) -> None:
     ) as gw:
         with pytest.raises(AccessDenied):
             await gw.get_network("mipchannel").get_contract("mip").evaluate("WhoAmI")
+
+
+async def test_mutual_tls_devnet(tmp_path: Path) -> None:
+    with running_devnet(tmp_path, ("--mtls",), mutual_tls=True) as mtls:
+        async with Gateway.from_connection(
+            mtls.connection, "PharmacyMSP", "User1", mutual_tls=True
+        ) as gw:
+            who = json.loads(
+                await gw.get_network("mipchannel").get_contract("mip").evaluate("WhoAmI")
+            )
+        assert who["mspId"] == "PharmacyMSP"
+        # Without a client certificate the TLS handshake is refused.
+        async with Gateway.from_connection(
+            mtls.connection, "PharmacyMSP", "User1", deadlines=Deadlines(evaluate=2)
+        ) as gw:
+            with pytest.raises(EvaluateError) as info:
+                await gw.get_network("mipchannel").get_contract("mip").evaluate("WhoAmI")
+        assert info.value.code == grpc.StatusCode.UNAVAILABLE
