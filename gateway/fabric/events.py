@@ -30,6 +30,11 @@ class ChaincodeEvent:
     name: str
     payload: bytes = field(repr=False)
 
+    @property
+    def tx_id(self) -> str:
+        """Fabric's own name for the transaction id (ChaincodeEvent.tx_id)."""
+        return self.transaction_id
+
 
 def start_position(
     start_block: int | None, checkpoint: Checkpoint | None

@@ -35,6 +35,7 @@ async def test_events_from_next_commit(gateway: Gateway, served: Served) -> None
         event = await first
     assert event.name == "AssetCreated" and event.payload == b"e1"
     assert event.chaincode == "mip" and event.block_number == 2
+    assert event.tx_id == event.transaction_id == served.fake.proposals[-1].tx_id
     request = served.fake.events_requests[-1]
     assert request.start_position.HasField("next_commit")
     assert request.chaincode_id == "mip" and request.channel_id == CHANNEL
