@@ -193,3 +193,42 @@ async def test_mutual_tls_devnet(tmp_path: Path) -> None:
             with pytest.raises(EvaluateError) as info:
                 await gw.get_network("mipchannel").get_contract("mip").evaluate("WhoAmI")
         assert info.value.code == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_retry_policy_on_real_mvcc_conflict(
+    contract: Contract, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway.fabric import CommitError, RetryPolicy
+    from gateway.fabric.transaction import Transaction
+
+    asset_id = _id("retry")
+    await contract.submit("CreateAsset", [asset_id, "teal", "1", "Ann", "1"])
+    original_submit = Transaction.submit
+    interleaved: list[str] = []
+
+    async def submit_after_a_rival_commit(self: Transaction, **kwargs: float | None) -> object:
+        # Before our first submit, another transaction changes the key we read at endorsement.
+        if not interleaved:
+            rival = await contract.new_proposal("TransferAsset", [asset_id, "Rival"]).endorse()
+            interleaved.append(rival.transaction_id)
+            assert (await (await original_submit(rival)).status()).successful
+        return await original_submit(self, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Transaction, "submit", submit_after_a_rival_commit)
+    policy = RetryPolicy(max_attempts=2, base_delay=0.01)
+    old_owner = await contract.submit("TransferAsset", [asset_id, "Max"], retry_policy=policy)
+    assert old_owner == b"Rival"  # the retry ran on the state the rival left
+    owner = json.loads(await contract.evaluate("ReadAsset", [asset_id]))["Owner"]
+    assert owner == "Max"
+
+    interleaved.clear()
+    with pytest.raises(CommitError) as info:  # without retry the conflict surfaces
+        await contract.submit("TransferAsset", [asset_id, "Zed"])
+    assert info.value.code_name == "MVCC_READ_CONFLICT"
+
+
+async def test_concurrent_submits(contract: Contract) -> None:
+    ids = [_id("conc") for _ in range(40)]
+    await asyncio.gather(*(contract.submit("CreateAsset", [i, "c", "1", "o", "1"]) for i in ids))
+    read = await asyncio.gather(*(contract.evaluate("ReadAsset", [i]) for i in ids))
+    assert [json.loads(r)["ID"] for r in read] == ids
