@@ -3,20 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import pytest
-from fabric_testkit import FakeGateway, KeyPair, Served, issue, make_ca, serve
+from fabric_testkit import FakeGateway, Served, User, issue, make_ca, serve
 
 from gateway.fabric import Deadlines, Gateway, Identity, Signer
-
-
-@dataclass
-class User:
-    ca: KeyPair
-    pair: KeyPair
-    identity: Identity
-    signer: Signer
 
 
 @pytest.fixture

@@ -33,6 +33,7 @@ from fabric_protos.peer import (
     transaction_pb2,
 )
 
+from gateway.fabric import Identity, Signer
 from gateway.fabric.signing import is_low_s, to_low_s
 from gateway.fabric.status_details import STATUS_DETAILS_KEY, encode_status
 
@@ -117,6 +118,16 @@ def issue(
     if usages:
         builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
     return KeyPair(key, builder.sign(ca.key, hashes.SHA256()))
+
+
+@dataclass
+class User:
+    """A client identity minted for one test."""
+
+    ca: KeyPair
+    pair: KeyPair
+    identity: Identity
+    signer: Signer
 
 
 # ---------------------------------------------------------------- signature checks

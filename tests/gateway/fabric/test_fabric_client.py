@@ -5,10 +5,9 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from conftest import User
 from fabric_protos.common import common_pb2
 from fabric_protos.peer import chaincode_pb2, proposal_pb2, transaction_pb2
-from fabric_testkit import MVCC, Served
+from fabric_testkit import MVCC, Served, User
 
 from gateway.fabric import CommitError, Gateway, Status
 

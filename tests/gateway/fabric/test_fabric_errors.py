@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from conftest import User
 from fabric_protos.gateway import gateway_pb2
-from fabric_testkit import PEER_ADDRESS, Served
+from fabric_testkit import PEER_ADDRESS, Served, User
 
 from gateway.fabric import (
     AccessDenied,

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import User
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import (
@@ -14,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 from fabric_protos.msp import identities_pb2
-from fabric_testkit import issue, make_ca
+from fabric_testkit import User, issue, make_ca
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -7,8 +7,7 @@ from contextlib import asynccontextmanager
 
 import grpc
 import pytest
-from conftest import User
-from fabric_testkit import FakeGateway, Served, issue, make_ca, serve
+from fabric_testkit import FakeGateway, Served, User, issue, make_ca, serve
 
 from gateway.fabric import Deadlines, EvaluateError, Gateway
 
