@@ -330,3 +330,40 @@ def face_commitment() -> str:
     import hashlib
 
     return hashlib.sha256(secrets.token_bytes(32)).hexdigest()
+
+
+# --- passports -------------------------------------------------------------------------------
+
+
+def register_body(
+    level: int = 2,
+    guardians: list[HolderKey] | None = None,
+    threshold: int | None = None,
+    *,
+    commitment: str | None = None,
+    enrolment_nonce: str | None = None,
+) -> dict[str, Any]:
+    guardians = guardians or []
+    return {
+        "face_commitment": commitment or face_commitment(),
+        "enrolment_nonce": enrolment_nonce or secrets.token_hex(16),
+        "kyc_level": level,
+        "guardians": [g.public for g in guardians],
+        "guardian_threshold": threshold if threshold is not None else (
+            min(2, len(guardians)) if guardians else 0),
+    }
+
+
+async def register_passport(
+    mip: MipClients,
+    org: str = "HospitalMSP",
+    level: int = 2,
+    guardians: list[HolderKey] | None = None,
+    threshold: int | None = None,
+) -> tuple[HolderKey, dict[str, Any]]:
+    """A new passport registered by `org`'s registrar; returns its key and public record."""
+    key = HolderKey.generate()
+    request = key.sign_request("passport.register", register_body(level, guardians, threshold))
+    registrar = await mip.client(org, "registrar")
+    record = json.loads(await registrar.submit("Passport:Register", [request_arg(request)]))
+    return key, record

@@ -1,0 +1,354 @@
+"""Passports: one face-verified identity per person, owned by the holder's Ed25519 key.
+
+Lifecycle (docs/chaincode.md, "Passports"):
+
+- `Register` by a registrar, carrying the holder's request signed by the new passport key.
+  Level 1 = live face verified at enrolment, 2 = face and password (attested by the
+  registrar). A face commitment and an enrolment nonce are each used once.
+- `Vouch`, signed by the voucher's passport key: k distinct active level-2+ passports lift a
+  level-2 passport to level 3 (k = Config `vouch_k`).
+- `Suspend` / `Reinstate` / `Revoke` by a registrar with a reason; revoking as fraudulent flags
+  every vouch the passport gave and drops vouchees that fall below k back to level 2.
+- `RotateKey` (recovery) with k-of-n approvals signed by the guardians the holder named.
+
+Every passport record carries a state-based endorsement policy naming its enrolling org's
+peer, so whatever changes it later (status, level, key) must be endorsed by that org: under
+the any-one-org chaincode policy, this stops another org from rewriting a passport alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+from chaincode.mip.config import get_setting
+from chaincode.mip.errors import (
+    AccessDenied,
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    PreconditionFailed,
+)
+from chaincode.mip.holder_auth import b64, tx_unix_time, unb64, verify_holder_request
+from chaincode.mip.staff import MEMBER_ORGS, caller, require_staff
+from chaincode.shim import (
+    Context,
+    Contract,
+    KeyEndorsementPolicy,
+    RoleType,
+    create_composite_key,
+    split_composite_key,
+    transaction,
+)
+
+PASSPORT_OBJECT = "mip.passport"
+PASSPORT_KEY_OBJECT = "mip.passportkey"  # sha256(current public key) -> passport id
+FACE_COMMIT_OBJECT = "mip.facecommit"
+ENROL_NONCE_OBJECT = "mip.enrolnonce"
+VOUCH_OBJECT = "mip.vouch"  # (vouchee, voucher) -> vouch record
+VOUCH_GIVEN_OBJECT = "mip.vouchgiven"  # (voucher, vouchee) -> "" (to find what a voucher gave)
+
+ACTIVE, SUSPENDED, REVOKED = "active", "suspended", "revoked"
+MAX_GUARDIANS = 10
+MAX_REASON = 500
+# Holder-signed requests reach the chaincode through a gateway identity; a registrar at a desk
+# may also carry them.
+HOLDER_CARRIERS = frozenset({"gateway", "registrar"})
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_REGISTER_FIELDS = {"face_commitment", "enrolment_nonce", "kyc_level", "guardians",
+                    "guardian_threshold"}
+
+
+def passport_id_for(public_key: bytes) -> str:
+    """A passport's id: hex sha256 of the public key it was registered with (stable on rotation)."""
+    return hashlib.sha256(public_key).hexdigest()
+
+
+def passport_key(passport_id: str) -> str:
+    return create_composite_key(PASSPORT_OBJECT, [passport_id])
+
+
+def _key_index(public_key: bytes) -> str:
+    return create_composite_key(PASSPORT_KEY_OBJECT, [hashlib.sha256(public_key).hexdigest()])
+
+
+def _check_id(passport_id: str) -> None:
+    if not isinstance(passport_id, str) or not _HEX64.fullmatch(passport_id):
+        raise InvalidRequest("passport id must be 64 lowercase hex characters")
+
+
+def _public_key(text: Any, what: str) -> bytes:
+    raw = unb64(text, what)
+    if len(raw) != 32:
+        raise InvalidRequest(f"{what} must be a 32-byte Ed25519 public key (base64)")
+    return raw
+
+
+def _reason(reason: str) -> str:
+    if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON:
+        raise InvalidRequest(f"a reason of 1 to {MAX_REASON} characters is required")
+    return reason
+
+
+async def load_passport(ctx: Context, passport_id: str) -> dict[str, Any]:
+    _check_id(passport_id)
+    raw = await ctx.stub.get_state(passport_key(passport_id))
+    if raw is None:
+        raise NotFound(f"passport {passport_id} does not exist")
+    record: dict[str, Any] = json.loads(raw)
+    return record
+
+
+async def passport_by_signer(ctx: Context, public_key: bytes) -> dict[str, Any]:
+    """The passport whose current key is `public_key` (NotFound after rotation or if none)."""
+    raw = await ctx.stub.get_state(_key_index(public_key))
+    if raw is None:
+        raise NotFound("no passport has this key")
+    return await load_passport(ctx, raw.decode())
+
+
+async def _save(ctx: Context, record: dict[str, Any]) -> None:
+    record["updated"] = tx_unix_time(ctx)
+    await ctx.stub.put_state(passport_key(record["id"]),
+                             json.dumps(record, sort_keys=True).encode())
+
+
+async def _active_vouch_count(ctx: Context, vouchee: str) -> int:
+    count = 0
+    async with ctx.stub.get_state_by_partial_composite_key(VOUCH_OBJECT, [vouchee]) as results:
+        async for _key, value in results:
+            if not json.loads(value)["flagged"]:
+                count += 1
+    return count
+
+
+def _parse_register_body(body: dict[str, Any], signer: bytes) -> dict[str, Any]:
+    if set(body) != _REGISTER_FIELDS:
+        raise InvalidRequest(f"register body must have exactly {sorted(_REGISTER_FIELDS)}")
+    face = body["face_commitment"]
+    if not isinstance(face, str) or not _HEX64.fullmatch(face):
+        raise InvalidRequest("face_commitment must be a hex sha256 (64 lowercase hex chars)")
+    nonce = body["enrolment_nonce"]
+    if not isinstance(nonce, str) or not 16 <= len(nonce) <= 128:
+        raise InvalidRequest("enrolment_nonce must be a string of 16 to 128 characters")
+    level = body["kyc_level"]
+    if level not in (1, 2) or isinstance(level, bool):
+        raise InvalidRequest("kyc_level at registration must be 1 or 2 (3 comes from vouches)")
+    guardians = body["guardians"]
+    if not isinstance(guardians, list) or len(guardians) > MAX_GUARDIANS:
+        raise InvalidRequest(f"guardians must be a list of at most {MAX_GUARDIANS} keys")
+    raw_guardians = [_public_key(g, "guardian") for g in guardians]
+    if len(set(raw_guardians)) != len(raw_guardians) or signer in raw_guardians:
+        raise InvalidRequest("guardians must be distinct and not the passport key itself")
+    threshold = body["guardian_threshold"]
+    if not isinstance(threshold, int) or isinstance(threshold, bool):
+        raise InvalidRequest("guardian_threshold must be an integer")
+    if guardians and not 1 <= threshold <= len(guardians):
+        raise InvalidRequest("guardian_threshold must be between 1 and the number of guardians")
+    if not guardians and threshold != 0:
+        raise InvalidRequest("guardian_threshold must be 0 when no guardians are named")
+    return {"face_commitment": face, "enrolment_nonce": nonce, "kyc_level": level,
+            "guardians": [b64(g) for g in raw_guardians], "guardian_threshold": threshold}
+
+
+class PassportContract(Contract):
+    """Passport registration, vouching, suspension/revocation and guardian recovery."""
+
+    name = "Passport"
+
+    @transaction()
+    async def Register(self, ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
+        """Register a passport; `request` is signed by the new passport key (passport.register)."""
+        staff = require_staff(ctx, {"registrar"})
+        holder = await verify_holder_request(ctx, request, "passport.register")
+        fields = _parse_register_body(holder.body, holder.signer)
+        passport_id = passport_id_for(holder.signer)
+        face_key = create_composite_key(FACE_COMMIT_OBJECT, [fields["face_commitment"]])
+        nonce_key = create_composite_key(ENROL_NONCE_OBJECT, [fields["enrolment_nonce"]])
+        if await ctx.stub.get_state(passport_key(passport_id)) is not None:
+            raise Conflict("a passport with this key already exists")
+        if await ctx.stub.get_state(_key_index(holder.signer)) is not None:
+            raise Conflict("this key belongs to another passport")
+        if await ctx.stub.get_state(face_key) is not None:
+            raise Conflict("this face commitment is already registered")
+        if await ctx.stub.get_state(nonce_key) is not None:
+            raise Conflict("this enrolment nonce was already used")
+        now = tx_unix_time(ctx)
+        record = {
+            "id": passport_id,
+            "public_key": b64(holder.signer),
+            "face_commitment": fields["face_commitment"],
+            "enrolling_org": staff.msp_id,
+            "kyc_level": fields["kyc_level"],
+            "status": ACTIVE,
+            "status_reason": "",
+            "guardians": fields["guardians"],
+            "guardian_threshold": fields["guardian_threshold"],
+            "created": now,
+            "key_version": 1,
+        }
+        await _save(ctx, record)
+        policy = KeyEndorsementPolicy()
+        policy.add_orgs(RoleType.PEER, staff.msp_id)
+        await ctx.stub.set_state_validation_parameter(passport_key(passport_id), policy.policy())
+        await ctx.stub.put_state(_key_index(holder.signer), passport_id.encode())
+        await ctx.stub.put_state(face_key, passport_id.encode())
+        await ctx.stub.put_state(nonce_key, passport_id.encode())
+        return record
+
+    @transaction(read_only=True)
+    async def Get(self, ctx: Context, passport_id: str) -> dict[str, Any]:
+        """The public passport record (any member-org identity)."""
+        if caller(ctx).msp_id not in MEMBER_ORGS:
+            raise AccessDenied("only member organisations read passports")
+        record = await load_passport(ctx, passport_id)
+        record["vouches"] = await _active_vouch_count(ctx, passport_id)
+        return record
+
+    @transaction()
+    async def Vouch(self, ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
+        """A level-2+ passport vouches for another (request signed by the VOUCHER's key).
+
+        Endorse with the vouchee's enrolling org: reaching k vouches changes its level.
+        """
+        require_staff(ctx, HOLDER_CARRIERS)
+        holder = await verify_holder_request(ctx, request, "passport.vouch")
+        if set(holder.body) != {"vouchee"}:
+            raise InvalidRequest("vouch body must be exactly {vouchee}")
+        voucher = await passport_by_signer(ctx, holder.signer)
+        vouchee = await load_passport(ctx, holder.body["vouchee"])
+        if voucher["id"] == vouchee["id"]:
+            raise InvalidRequest("a passport cannot vouch for itself")
+        if voucher["status"] != ACTIVE:
+            raise PreconditionFailed(f"the voucher's passport is {voucher['status']}")
+        if voucher["kyc_level"] < 2:
+            raise PreconditionFailed("only passports of level 2 or more can vouch")
+        if vouchee["status"] != ACTIVE:
+            raise PreconditionFailed(f"the vouchee's passport is {vouchee['status']}")
+        if vouchee["kyc_level"] < 2:
+            raise PreconditionFailed("level 3 needs level 2 first (face and password)")
+        vouch_key = create_composite_key(VOUCH_OBJECT, [vouchee["id"], voucher["id"]])
+        if await ctx.stub.get_state(vouch_key) is not None:
+            raise Conflict("this passport has already vouched for that one")
+        now = tx_unix_time(ctx)
+        await ctx.stub.put_state(vouch_key, json.dumps(
+            {"vouchee": vouchee["id"], "voucher": voucher["id"], "time": now, "flagged": False},
+            sort_keys=True).encode())
+        await ctx.stub.put_state(
+            create_composite_key(VOUCH_GIVEN_OBJECT, [voucher["id"], vouchee["id"]]), b"\x00")
+        count = await _active_vouch_count(ctx, vouchee["id"]) + 1  # own write is not yet visible
+        k = await get_setting(ctx, "vouch_k")
+        if count >= k and vouchee["kyc_level"] == 2:
+            vouchee["kyc_level"] = 3
+            await _save(ctx, vouchee)
+        return {"vouchee": vouchee["id"], "vouches": count, "vouch_k": k,
+                "kyc_level": vouchee["kyc_level"]}
+
+    async def _set_status(self, ctx: Context, passport_id: str, reason: str,
+                          allowed_from: set[str], status: str) -> dict[str, Any]:
+        require_staff(ctx, {"registrar"})
+        reason = _reason(reason)
+        record = await load_passport(ctx, passport_id)
+        if record["status"] not in allowed_from:
+            raise PreconditionFailed(f"passport is {record['status']}; cannot become {status}")
+        record["status"] = status
+        record["status_reason"] = reason
+        await _save(ctx, record)
+        return record
+
+    @transaction()
+    async def Suspend(self, ctx: Context, passport_id: str, reason: str) -> dict[str, Any]:
+        """Suspend an active passport (registrar; endorsed by the enrolling org)."""
+        return await self._set_status(ctx, passport_id, reason, {ACTIVE}, SUSPENDED)
+
+    @transaction()
+    async def Reinstate(self, ctx: Context, passport_id: str, reason: str) -> dict[str, Any]:
+        """Reinstate a suspended passport (registrar; endorsed by the enrolling org)."""
+        return await self._set_status(ctx, passport_id, reason, {SUSPENDED}, ACTIVE)
+
+    @transaction()
+    async def Revoke(
+        self, ctx: Context, passport_id: str, reason: str, fraudulent: bool
+    ) -> dict[str, Any]:
+        """Revoke for good. As fraudulent, flag the vouches it gave and demote vouchees below k.
+
+        A fraudulent revocation may change other passports, so its client endorses with every
+        org whose passports it touches (in practice: every member org).
+        """
+        if not isinstance(fraudulent, bool):
+            raise InvalidRequest("fraudulent must be true or false")
+        record = await self._set_status(ctx, passport_id, reason, {ACTIVE, SUSPENDED}, REVOKED)
+        record["fraudulent"] = fraudulent
+        await _save(ctx, record)
+        flagged: list[str] = []
+        demoted: list[str] = []
+        if fraudulent:
+            vouchees = []
+            async with ctx.stub.get_state_by_partial_composite_key(
+                VOUCH_GIVEN_OBJECT, [passport_id]
+            ) as results:
+                async for key, _value in results:
+                    vouchees.append(split_composite_key(key)[1][1])
+            k = await get_setting(ctx, "vouch_k")
+            for vouchee_id in vouchees:
+                vouch_key = create_composite_key(VOUCH_OBJECT, [vouchee_id, passport_id])
+                raw = await ctx.stub.get_state(vouch_key)
+                if raw is None:
+                    continue
+                vouch = json.loads(raw)
+                if vouch["flagged"]:
+                    continue
+                vouch["flagged"] = True
+                vouch["flag_reason"] = "voucher revoked as fraudulent"
+                await ctx.stub.put_state(vouch_key, json.dumps(vouch, sort_keys=True).encode())
+                flagged.append(vouchee_id)
+                # The flag just written is not visible to this transaction's reads.
+                remaining = await _active_vouch_count(ctx, vouchee_id) - 1
+                vouchee = await load_passport(ctx, vouchee_id)
+                if vouchee["kyc_level"] == 3 and remaining < k:
+                    vouchee["kyc_level"] = 2
+                    await _save(ctx, vouchee)
+                    demoted.append(vouchee_id)
+        return {**record, "flagged_vouches": flagged, "demoted": demoted}
+
+    @transaction()
+    async def RotateKey(
+        self, ctx: Context, passport_id: str, new_public_key: str, approvals: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Recovery: replace the passport key with k-of-n guardian approvals (passport.rotate)."""
+        require_staff(ctx, HOLDER_CARRIERS)
+        record = await load_passport(ctx, passport_id)
+        if record["status"] == REVOKED:
+            raise PreconditionFailed("a revoked passport cannot be recovered")
+        threshold = record["guardian_threshold"]
+        if threshold < 1:
+            raise PreconditionFailed("this passport named no guardians")
+        new_key = _public_key(new_public_key, "new_public_key")
+        if await ctx.stub.get_state(_key_index(new_key)) is not None:
+            raise Conflict("the new key already belongs to a passport")
+        if not isinstance(approvals, list) or len(approvals) > MAX_GUARDIANS:
+            raise InvalidRequest("approvals must be a list of guardian-signed requests")
+        guardians = {unb64(g, "guardian") for g in record["guardians"]}
+        expected_body = {"passport_id": passport_id, "new_public_key": b64(new_key)}
+        approved: set[bytes] = set()
+        for approval in approvals:
+            request = await verify_holder_request(ctx, approval, "passport.rotate")
+            if request.signer not in guardians:
+                raise AccessDenied("an approval is not signed by a guardian of this passport")
+            if request.body != expected_body:
+                raise InvalidRequest("an approval is for another passport or key")
+            if request.signer in approved:
+                raise InvalidRequest("each guardian may approve once")
+            approved.add(request.signer)
+        if len(approved) < threshold:
+            raise AccessDenied(f"{len(approved)} guardian approvals; {threshold} needed")
+        old_key = unb64(record["public_key"], "public_key")
+        await ctx.stub.del_state(_key_index(old_key))
+        await ctx.stub.put_state(_key_index(new_key), passport_id.encode())
+        record["public_key"] = b64(new_key)
+        record["key_version"] += 1
+        await _save(ctx, record)
+        return record
