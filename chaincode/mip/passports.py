@@ -32,6 +32,7 @@ from chaincode.mip.errors import (
     PreconditionFailed,
 )
 from chaincode.mip.holder_auth import b64, tx_unix_time, unb64, verify_holder_request
+from chaincode.mip.key_index import key_in_use, passport_key_index
 from chaincode.mip.staff import MEMBER_ORGS, caller, require_staff
 from chaincode.shim import (
     Context,
@@ -44,7 +45,6 @@ from chaincode.shim import (
 )
 
 PASSPORT_OBJECT = "mip.passport"
-PASSPORT_KEY_OBJECT = "mip.passportkey"  # sha256(current public key) -> passport id
 FACE_COMMIT_OBJECT = "mip.facecommit"
 ENROL_NONCE_OBJECT = "mip.enrolnonce"
 VOUCH_OBJECT = "mip.vouch"  # (vouchee, voucher) -> vouch record
@@ -69,10 +69,6 @@ def passport_id_for(public_key: bytes) -> str:
 
 def passport_key(passport_id: str) -> str:
     return create_composite_key(PASSPORT_OBJECT, [passport_id])
-
-
-def _key_index(public_key: bytes) -> str:
-    return create_composite_key(PASSPORT_KEY_OBJECT, [hashlib.sha256(public_key).hexdigest()])
 
 
 def _check_id(passport_id: str) -> None:
@@ -104,7 +100,7 @@ async def load_passport(ctx: Context, passport_id: str) -> dict[str, Any]:
 
 async def passport_by_signer(ctx: Context, public_key: bytes) -> dict[str, Any]:
     """The passport whose current key is `public_key` (NotFound after rotation or if none)."""
-    raw = await ctx.stub.get_state(_key_index(public_key))
+    raw = await ctx.stub.get_state(passport_key_index(public_key))
     if raw is None:
         raise NotFound("no passport has this key")
     return await load_passport(ctx, raw.decode())
@@ -170,8 +166,8 @@ class PassportContract(Contract):
         nonce_key = create_composite_key(ENROL_NONCE_OBJECT, [fields["enrolment_nonce"]])
         if await ctx.stub.get_state(passport_key(passport_id)) is not None:
             raise Conflict("a passport with this key already exists")
-        if await ctx.stub.get_state(_key_index(holder.signer)) is not None:
-            raise Conflict("this key belongs to another passport")
+        if await key_in_use(ctx, holder.signer):
+            raise Conflict("this key already speaks for a passport or an account")
         if await ctx.stub.get_state(face_key) is not None:
             raise Conflict("this face commitment is already registered")
         if await ctx.stub.get_state(nonce_key) is not None:
@@ -194,7 +190,7 @@ class PassportContract(Contract):
         policy = KeyEndorsementPolicy()
         policy.add_orgs(RoleType.PEER, staff.msp_id)
         await ctx.stub.set_state_validation_parameter(passport_key(passport_id), policy.policy())
-        await ctx.stub.put_state(_key_index(holder.signer), passport_id.encode())
+        await ctx.stub.put_state(passport_key_index(holder.signer), passport_id.encode())
         await ctx.stub.put_state(face_key, passport_id.encode())
         await ctx.stub.put_state(nonce_key, passport_id.encode())
         return record
@@ -327,8 +323,8 @@ class PassportContract(Contract):
         if threshold < 1:
             raise PreconditionFailed("this passport named no guardians")
         new_key = _public_key(new_public_key, "new_public_key")
-        if await ctx.stub.get_state(_key_index(new_key)) is not None:
-            raise Conflict("the new key already belongs to a passport")
+        if await key_in_use(ctx, new_key):
+            raise Conflict("the new key already speaks for a passport or an account")
         if not isinstance(approvals, list) or len(approvals) > MAX_GUARDIANS:
             raise InvalidRequest("approvals must be a list of guardian-signed requests")
         guardians = {unb64(g, "guardian") for g in record["guardians"]}
@@ -346,8 +342,8 @@ class PassportContract(Contract):
         if len(approved) < threshold:
             raise AccessDenied(f"{len(approved)} guardian approvals; {threshold} needed")
         old_key = unb64(record["public_key"], "public_key")
-        await ctx.stub.del_state(_key_index(old_key))
-        await ctx.stub.put_state(_key_index(new_key), passport_id.encode())
+        await ctx.stub.del_state(passport_key_index(old_key))
+        await ctx.stub.put_state(passport_key_index(new_key), passport_id.encode())
         record["public_key"] = b64(new_key)
         record["key_version"] += 1
         await _save(ctx, record)

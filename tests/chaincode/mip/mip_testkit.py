@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from chaincode.mip import CONTRACT_SPEC
 from chaincode.mip.holder_auth import signing_payload
+from chaincode.mip.kyc_credentials import KycHolder, KycIssuer
 from gateway.fabric import ChaincodeError, Contract, Gateway, GatewayError
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -367,3 +368,87 @@ async def register_passport(
     registrar = await mip.client(org, "registrar")
     record = json.loads(await registrar.submit("Passport:Register", [request_arg(request)]))
     return key, record
+
+
+# --- KYC issuers, holders and accounts --------------------------------------------------------
+
+KYC_ORGS = ("HospitalMSP", "SchoolMSP")
+
+
+def make_kyc_issuers(orgs: tuple[str, ...] = KYC_ORGS) -> dict[str, KycIssuer]:
+    """One anoncreds KYC issuer per org (a few seconds each: CL key generation), in parallel."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=len(orgs)) as pool:
+        return dict(zip(orgs, pool.map(KycIssuer, orgs), strict=True))
+
+
+async def ensure_kyc_registered(mip: MipClients, issuers: dict[str, KycIssuer]) -> None:
+    """Register each issuer's public documents once per devnet (by that org's admin)."""
+    reader = await mip.client("HospitalMSP", None)
+    registered = {i["cred_def_id"] for i in json.loads(await reader.evaluate(
+        "Account:ListKycIssuers"))}
+    for org, issuer in issuers.items():
+        if issuer.cred_def_id in registered:
+            continue
+        schema_json, cred_def_json = issuer.public_documents()
+        admin = await mip.client(org, "admin")
+        await admin.submit("Account:RegisterKycIssuer", [schema_json, cred_def_json])
+
+
+@dataclass
+class Holder:
+    """A person: passport key and record, and a wallet holding a KYC credential."""
+
+    passport_key: HolderKey
+    passport: dict[str, Any]
+    wallet: KycHolder
+
+
+@dataclass
+class Account:
+    key: HolderKey
+    pseudonym: str
+    institution: str
+    record: dict[str, Any]
+
+    def sign(self, action: str, body: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        return self.key.sign_request(action, body, **kwargs)
+
+
+async def new_holder(
+    mip: MipClients, issuers: dict[str, KycIssuer], org: str = "HospitalMSP", level: int = 2
+) -> Holder:
+    """Register a passport at `org` and have `org`'s KYC issuer give the holder a credential
+    (level 3 credentials are issued as a gateway would after the vouches; the ledger passport
+    stays at its registered level)."""
+    await ensure_kyc_registered(mip, issuers)
+    key, record = await register_passport(mip, org, level=min(level, 2))
+    wallet = KycHolder()
+    wallet.obtain(issuers[org], kyc_level=level)
+    return Holder(key, record, wallet)
+
+
+def open_request(
+    holder: Holder, institution: str, min_level: int = 2, *, key: HolderKey | None = None,
+    pseudonym: str | None = None,
+) -> tuple[HolderKey, str, str, str]:
+    """(account key, pseudonym, request arg, presentation arg) for Account:Open."""
+    key = key or HolderKey.generate()
+    pseudonym = pseudonym or secrets.token_hex(32)
+    request = key.sign_request(
+        "account.open", {"pseudonym": pseudonym, "institution": institution,
+                         "min_level": min_level})
+    presentation = holder.wallet.present(key.public_raw, pseudonym, min_level)
+    return key, pseudonym, request_arg(request), json.dumps(presentation)
+
+
+async def open_account(
+    mip: MipClients, holder: Holder, institution: str, min_level: int = 2,
+    carrier: tuple[str, str] = ("HospitalMSP", "gateway"),
+) -> Account:
+    """Open an account of `holder` at `institution` through a gateway identity."""
+    key, pseudonym, request, presentation = open_request(holder, institution, min_level)
+    gateway = await mip.client(*carrier)
+    record = json.loads(await gateway.submit("Account:Open", [request, presentation]))
+    return Account(key, pseudonym, institution, record)

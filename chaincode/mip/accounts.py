@@ -1,0 +1,214 @@
+"""Isolated per-institution accounts: own key, random pseudonym, anonymous KYC proof.
+
+An account record holds {pseudonym, public key, institution, proven level, opened, status,
+proof digest} and nothing that links it to a passport or to another account. At opening the
+holder proves with an anoncreds presentation (chaincode/mip/kyc_credentials.py) that some
+passport of at least `min_level` stands behind it; the presentation's nonce is derived from the
+account key and pseudonym, so it cannot be replayed for another account.
+
+Every later action of the account is signed by the account key and checked against this
+record (`verify_account_request`), so a leaked account key acts for that account alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from typing import Any
+
+from chaincode.mip.errors import (
+    AccessDenied,
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    PreconditionFailed,
+)
+from chaincode.mip.holder_auth import (
+    HolderRequest,
+    b64,
+    tx_unix_time,
+    unb64,
+    verify_holder_request,
+)
+from chaincode.mip.key_index import account_key_index, key_in_use
+from chaincode.mip.kyc_credentials import (
+    IssuerDocuments,
+    account_nonce,
+    check_issuer_documents,
+    org_of_cred_def_id,
+    presentation_identifiers,
+    verify_account_presentation,
+)
+from chaincode.mip.passports import HOLDER_CARRIERS
+from chaincode.mip.staff import MEMBER_ORGS, caller, require_staff
+from chaincode.shim import (
+    Context,
+    Contract,
+    KeyEndorsementPolicy,
+    RoleType,
+    create_composite_key,
+    transaction,
+)
+
+ACCOUNT_OBJECT = "mip.account"
+KYC_ISSUER_OBJECT = "mip.kycissuer"
+OPEN, CLOSED = "open", "closed"
+_PSEUDONYM = re.compile(r"[0-9a-f]{64}")
+
+
+def account_key(pseudonym: str) -> str:
+    return create_composite_key(ACCOUNT_OBJECT, [pseudonym])
+
+
+def _issuer_key(cred_def_id: str) -> str:
+    return create_composite_key(KYC_ISSUER_OBJECT, [cred_def_id])
+
+
+def check_pseudonym(pseudonym: Any) -> str:
+    if not isinstance(pseudonym, str) or not _PSEUDONYM.fullmatch(pseudonym):
+        raise InvalidRequest("pseudonym must be 64 lowercase hex characters (32 random bytes)")
+    return pseudonym
+
+
+async def load_account(ctx: Context, pseudonym: str) -> dict[str, Any]:
+    """The account record (NotFound if there is none)."""
+    raw = await ctx.stub.get_state(account_key(check_pseudonym(pseudonym)))
+    if raw is None:
+        raise NotFound(f"account {pseudonym} does not exist")
+    record: dict[str, Any] = json.loads(raw)
+    return record
+
+
+async def _save(ctx: Context, record: dict[str, Any]) -> None:
+    await ctx.stub.put_state(account_key(record["pseudonym"]),
+                             json.dumps(record, sort_keys=True).encode())
+
+
+async def verify_account_request(
+    ctx: Context, pseudonym: str, raw: Any, action: str
+) -> tuple[HolderRequest, dict[str, Any]]:
+    """Check a request signed by the key of account `pseudonym` (which must be open).
+
+    Other contracts use this for every holder action taken through an account.
+    """
+    account = await load_account(ctx, pseudonym)
+    if account["status"] != OPEN:
+        raise PreconditionFailed("the account is closed")
+    request = await verify_holder_request(
+        ctx, raw, action, expected_signer=unb64(account["public_key"], "public_key")
+    )
+    return request, account
+
+
+async def _registered_issuer(ctx: Context, cred_def_id: str) -> IssuerDocuments | None:
+    raw = await ctx.stub.get_state(_issuer_key(cred_def_id))
+    if raw is None:
+        return None
+    record = json.loads(raw)
+    return IssuerDocuments(record["org"], record["schema_id"], record["cred_def_id"],
+                           record["schema"], record["cred_def"])
+
+
+class AccountContract(Contract):
+    """KYC issuers' public keys, anonymous account opening, account lookup and closing."""
+
+    name = "Account"
+
+    @transaction()
+    async def RegisterKycIssuer(
+        self, ctx: Context, schema_json: str, cred_def_json: str
+    ) -> dict[str, Any]:
+        """Publish the caller org's KYC schema and credential definition (admin; public parts)."""
+        staff = require_staff(ctx, {"admin"})
+        documents = check_issuer_documents(staff.msp_id, schema_json, cred_def_json)
+        key = _issuer_key(documents.cred_def_id)
+        if await ctx.stub.get_state(key) is not None:
+            raise Conflict(f"{documents.cred_def_id} is already registered; use a new tag")
+        record = {
+            "org": staff.msp_id,
+            "schema_id": documents.schema_id,
+            "cred_def_id": documents.cred_def_id,
+            "schema": documents.schema,
+            "cred_def": documents.cred_def,
+            "registered": tx_unix_time(ctx),
+        }
+        await ctx.stub.put_state(key, json.dumps(record, sort_keys=True).encode())
+        policy = KeyEndorsementPolicy()
+        policy.add_orgs(RoleType.PEER, staff.msp_id)
+        await ctx.stub.set_state_validation_parameter(key, policy.policy())
+        return {"org": staff.msp_id, "schema_id": documents.schema_id,
+                "cred_def_id": documents.cred_def_id}
+
+    @transaction(read_only=True)
+    async def ListKycIssuers(self, ctx: Context) -> list[dict[str, Any]]:
+        """Registered KYC issuers with their public documents (what holders present against)."""
+        issuers = []
+        async with ctx.stub.get_state_by_partial_composite_key(KYC_ISSUER_OBJECT, []) as results:
+            async for _key, value in results:
+                issuers.append(json.loads(value))
+        return issuers
+
+    @transaction()
+    async def Open(
+        self, ctx: Context, request: dict[str, Any], presentation: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Open an account: `request` signed by the new ACCOUNT key (account.open, body
+        {pseudonym, institution, min_level}), `presentation` proving kyc_level >= min_level."""
+        require_staff(ctx, HOLDER_CARRIERS)
+        holder = await verify_holder_request(ctx, request, "account.open")
+        body = holder.body
+        if set(body) != {"pseudonym", "institution", "min_level"}:
+            raise InvalidRequest("open body must be exactly {pseudonym, institution, min_level}")
+        pseudonym = check_pseudonym(body["pseudonym"])
+        institution = body["institution"]
+        if institution not in MEMBER_ORGS:
+            raise InvalidRequest(f"institution must be one of {sorted(MEMBER_ORGS)}")
+        min_level = body["min_level"]
+        if min_level not in (1, 2, 3) or isinstance(min_level, bool):
+            raise InvalidRequest("min_level must be 1, 2 or 3")
+        if await ctx.stub.get_state(account_key(pseudonym)) is not None:
+            raise Conflict("this pseudonym is taken")
+        if await key_in_use(ctx, holder.signer):
+            raise Conflict("this key already speaks for a passport or an account")
+        cred_def_id = str(presentation_identifiers(presentation)[0].get("cred_def_id"))
+        org_of_cred_def_id(cred_def_id)
+        issuer = await _registered_issuer(ctx, cred_def_id)
+        issuers = {cred_def_id: issuer} if issuer is not None else {}
+        nonce = account_nonce(holder.signer, pseudonym)
+        # CL verification takes tens of milliseconds of native code: run it off the event loop
+        # so the chaincode keeps serving other transactions meanwhile.
+        verified = await asyncio.to_thread(
+            verify_account_presentation, presentation, nonce, min_level, issuers
+        )
+        record = {
+            "pseudonym": pseudonym,
+            "public_key": b64(holder.signer),
+            "institution": institution,
+            "kyc_level": min_level,
+            "status": OPEN,
+            "opened": tx_unix_time(ctx),
+            "proof_digest": verified.digest,
+        }
+        await _save(ctx, record)
+        await ctx.stub.put_state(account_key_index(holder.signer), pseudonym.encode())
+        return record
+
+    @transaction(read_only=True)
+    async def Get(self, ctx: Context, pseudonym: str) -> dict[str, Any]:
+        """The public account record (any member-org identity): e.g. for a linkage verifier."""
+        if caller(ctx).msp_id not in MEMBER_ORGS:
+            raise AccessDenied("only member organisations read accounts")
+        return await load_account(ctx, pseudonym)
+
+    @transaction()
+    async def Close(self, ctx: Context, pseudonym: str, request: dict[str, Any]) -> dict[str, Any]:
+        """Close an account at the holder's request signed by the account key (account.close)."""
+        require_staff(ctx, HOLDER_CARRIERS)
+        holder, account = await verify_account_request(ctx, pseudonym, request, "account.close")
+        if holder.body != {"pseudonym": pseudonym}:
+            raise InvalidRequest("close body must be exactly {pseudonym} of this account")
+        account["status"] = CLOSED
+        account["closed"] = tx_unix_time(ctx)
+        await _save(ctx, account)
+        return account

@@ -1,0 +1,183 @@
+"""Isolated accounts on devnet: anonymous KYC proof, binding to the account, key isolation."""
+
+from __future__ import annotations
+
+import json
+import secrets
+
+import pytest
+from mip_testkit import (
+    Holder,
+    HolderKey,
+    MipClients,
+    expect_error,
+    new_holder,
+    open_account,
+    open_request,
+    request_arg,
+)
+
+from chaincode.mip.errors import BadSignature
+from chaincode.mip.kyc_credentials import (
+    IssuerDocuments,
+    KycIssuer,
+    account_nonce,
+    check_issuer_documents,
+    time_verification,
+)
+
+
+async def test_kyc_issuer_registration_rules(
+    mip: MipClients, kyc_issuers: dict[str, KycIssuer], holder: Holder
+) -> None:
+    issuer = kyc_issuers["HospitalMSP"]
+    schema_json, cred_def_json = issuer.public_documents()
+    async with expect_error("conflict"):  # registered by the `holder` fixture already
+        await (await mip.client("HospitalMSP", "admin")).submit(
+            "Account:RegisterKycIssuer", [schema_json, cred_def_json])
+    async with expect_error("access_denied"):
+        await (await mip.client("HospitalMSP", "registrar")).submit(
+            "Account:RegisterKycIssuer", [schema_json, cred_def_json])
+    # Another org's admin cannot publish documents in HospitalMSP's name.
+    async with expect_error("invalid_request"):
+        await (await mip.client("PharmacyMSP", "admin")).submit(
+            "Account:RegisterKycIssuer", [schema_json, cred_def_json])
+    private_json = issuer._cred_def_private.to_json()
+    async with expect_error("invalid_request"):
+        await (await mip.client("HospitalMSP", "admin")).submit(
+            "Account:RegisterKycIssuer", [schema_json, private_json])
+    listed = json.loads(await (await mip.client("SchoolMSP", None)).evaluate(
+        "Account:ListKycIssuers"))
+    assert {i["cred_def_id"] for i in listed} >= {i.cred_def_id for i in kyc_issuers.values()}
+    assert all("primary" in i["cred_def"]["value"] for i in listed)
+
+
+async def test_open_account_record_links_nothing(mip: MipClients, holder: Holder) -> None:
+    account = await open_account(mip, holder, "PharmacyMSP")
+    record = account.record
+    assert set(record) == {"pseudonym", "public_key", "institution", "kyc_level", "status",
+                           "opened", "proof_digest"}
+    assert record["public_key"] == account.key.public and record["kyc_level"] == 2
+    text = json.dumps(record)
+    for secret in (holder.passport["id"], holder.passport["public_key"],
+                   holder.passport["face_commitment"]):
+        assert secret not in text
+    got = json.loads(await (await mip.client("SchoolMSP", "auditor")).evaluate(
+        "Account:Get", [account.pseudonym]))
+    assert got == record
+    # Two accounts of one holder: different keys, pseudonyms and unlinkable presentations.
+    second = await open_account(mip, holder, "SchoolMSP")
+    assert second.record["public_key"] != record["public_key"]
+    assert second.record["proof_digest"] != record["proof_digest"]
+
+
+async def test_presentation_is_bound_to_its_account(mip: MipClients, holder: Holder) -> None:
+    gateway = await mip.client("SchoolMSP", "gateway")
+    _, _, request_a, presentation_a = open_request(holder, "SchoolMSP")
+    _, _, request_b, _ = open_request(holder, "SchoolMSP")
+    async with expect_error("bad_signature"):
+        await gateway.submit("Account:Open", [request_b, presentation_a])
+    await gateway.submit("Account:Open", [request_a, presentation_a])
+    async with expect_error("replay"):
+        await gateway.submit("Account:Open", [request_a, presentation_a])
+
+
+async def test_level_predicate_enforced(
+    mip: MipClients, kyc_issuers: dict[str, KycIssuer], holder: Holder
+) -> None:
+    gateway = await mip.client("HospitalMSP", "gateway")
+    # A level-2 credential cannot even produce a >= 3 proof...
+    with pytest.raises(Exception, match="Predicate is not satisfied"):
+        open_request(holder, "HospitalMSP", min_level=3)
+    # ...and a >= 2 proof offered for a >= 3 request is refused by the chaincode (anoncreds
+    # itself would accept it: it verifies the predicate inside the proof).
+    key, pseudonym = HolderKey.generate(), secrets.token_hex(32)
+    request = key.sign_request("account.open", {"pseudonym": pseudonym,
+                                                "institution": "HospitalMSP", "min_level": 3})
+    presentation = holder.wallet.present(key.public_raw, pseudonym, 2)
+    async with expect_error("bad_signature"):
+        await gateway.submit("Account:Open", [request_arg(request), json.dumps(presentation)])
+    level3 = await new_holder(mip, kyc_issuers, org="SchoolMSP", level=3)
+    account = await open_account(mip, level3, "HospitalMSP", min_level=3)
+    assert account.record["kyc_level"] == 3
+
+
+async def test_open_refusals(mip: MipClients, holder: Holder) -> None:
+    gateway = await mip.client("PharmacyMSP", "gateway")
+    account = await open_account(mip, holder, "PharmacyMSP")
+    # Pseudonym taken; account key reused; passport key used as an account key.
+    _, _, request, presentation = open_request(holder, "PharmacyMSP",
+                                               pseudonym=account.pseudonym)
+    async with expect_error("conflict"):
+        await gateway.submit("Account:Open", [request, presentation])
+    for key in (account.key, holder.passport_key):
+        _, _, request, presentation = open_request(holder, "PharmacyMSP", key=key)
+        async with expect_error("conflict"):
+            await gateway.submit("Account:Open", [request, presentation])
+    # A credential definition nobody registered.
+    _, _, request, presentation = open_request(holder, "PharmacyMSP")
+    forged = json.loads(presentation)
+    forged["identifiers"][0]["cred_def_id"] = "mip:PharmacyMSP:creddef:mip-kyc:other"
+    async with expect_error("bad_signature"):
+        await gateway.submit("Account:Open", [request, json.dumps(forged)])
+    _, _, request, presentation = open_request(holder, "NotAnOrg")
+    async with expect_error("invalid_request"):
+        await gateway.submit("Account:Open", [request, presentation])
+    _, _, request, presentation = open_request(holder, "PharmacyMSP")
+    async with expect_error("access_denied"):
+        await (await mip.client("PharmacyMSP", "pharmacist")).submit(
+            "Account:Open", [request, presentation])
+
+
+async def test_leaked_account_key_acts_for_that_account_alone(
+    mip: MipClients, holder: Holder
+) -> None:
+    gateway = await mip.client("HospitalMSP", "gateway")
+    leaked = await open_account(mip, holder, "HospitalMSP")
+    other = await open_account(mip, holder, "SchoolMSP")
+    _, vouchee = holder.passport_key, holder.passport
+    # Not for another account...
+    async with expect_error("bad_signature"):
+        await gateway.submit("Account:Close", [other.pseudonym, request_arg(
+            leaked.sign("account.close", {"pseudonym": other.pseudonym}))])
+    # ...nor for the passport (it is no passport's key)...
+    async with expect_error("not_found"):
+        await gateway.submit("Passport:Vouch", [request_arg(
+            leaked.sign("passport.vouch", {"vouchee": vouchee["id"]}))])
+    # ...nor to open more accounts in the holder's name.
+    _, _, request, presentation = open_request(holder, "SchoolMSP", key=leaked.key)
+    async with expect_error("conflict"):
+        await gateway.submit("Account:Open", [request, presentation])
+    # For its own account it works (and only once).
+    closed = json.loads(await gateway.submit("Account:Close", [leaked.pseudonym, request_arg(
+        leaked.sign("account.close", {"pseudonym": leaked.pseudonym}))]))
+    assert closed["status"] == "closed"
+    async with expect_error("precondition_failed"):
+        await gateway.submit("Account:Close", [leaked.pseudonym, request_arg(
+            leaked.sign("account.close", {"pseudonym": leaked.pseudonym}))])
+    got = json.loads(await gateway.evaluate("Account:Get", [other.pseudonym]))
+    assert got["status"] == "open"
+
+
+def test_presentation_verification_time(kyc_issuers: dict[str, KycIssuer]) -> None:
+    """In-process figure for docs: one CL predicate verification (about 60 ms expected)."""
+    from mip_testkit import Holder as _Holder
+
+    from chaincode.mip.kyc_credentials import KycHolder
+
+    issuer = kyc_issuers["HospitalMSP"]
+    wallet = KycHolder()
+    wallet.obtain(issuer, kyc_level=2)
+    holder = _Holder(HolderKey.generate(), {}, wallet)
+    key, pseudonym = HolderKey.generate(), secrets.token_hex(32)
+    presentation = holder.wallet.present(key.public_raw, pseudonym, 2)
+    schema_json, cred_def_json = issuer.public_documents()
+    documents: dict[str, IssuerDocuments] = {
+        issuer.cred_def_id: check_issuer_documents("HospitalMSP", schema_json, cred_def_json)}
+    nonce = account_nonce(key.public_raw, pseudonym)
+    seconds = time_verification(presentation, nonce, 2, documents, rounds=5)
+    print(f"anoncreds predicate presentation verification: {seconds * 1000:.1f} ms (median of 5)")
+    assert seconds < 1.0
+    with pytest.raises(BadSignature):
+        time_verification(presentation, account_nonce(key.public_raw, "0" * 64), 2, documents,
+                          rounds=1)
