@@ -1,0 +1,83 @@
+"""Access records (`mip.access`): who touched which holder's data, when, why, in which tx.
+
+Every release of private content is preceded by a committed access record (Access:Request),
+and every write to a holder's credentials or grants leaves one too. Records are keyed by the
+subject account so a holder lists its own with one partial-key query; an index key maps an
+access id to its account so `Access:Read(access_id)` finds the record. The access id is the
+transaction id (each transaction writes at most one access record), so it is unique and the
+same on every endorser.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from chaincode.mip.holder_auth import tx_unix_time
+from chaincode.mip.staff import caller
+from chaincode.shim import Context, create_composite_key
+
+ACCESS_OBJECT = "mip.access"
+ACCESS_INDEX_OBJECT = "mip.accessid"
+
+
+def access_key(account: str, access_id: str) -> str:
+    return create_composite_key(ACCESS_OBJECT, [account, access_id])
+
+
+def access_index_key(access_id: str) -> str:
+    return create_composite_key(ACCESS_INDEX_OBJECT, [access_id])
+
+
+async def record_access(
+    ctx: Context,
+    *,
+    account: str,
+    action: str,
+    credential_id: str | None,
+    scope: str | None,
+    purpose: str,
+    grant_id: str | None = None,
+) -> dict[str, Any]:
+    """Write the access record of this transaction and return it."""
+    who = caller(ctx)
+    access_id = ctx.stub.tx_id
+    record: dict[str, Any] = {
+        "access_id": access_id,
+        "account": account,
+        "action": action,
+        "credential_id": credential_id,
+        "scope": scope,
+        "purpose": purpose,
+        "grant_id": grant_id,
+        "org": who.msp_id,
+        "role": who.role,
+        "client_id": who.client_id,
+        "time": tx_unix_time(ctx),
+        "tx_id": ctx.stub.tx_id,
+    }
+    await ctx.stub.put_state(
+        access_key(account, access_id), json.dumps(record, sort_keys=True).encode()
+    )
+    await ctx.stub.put_state(access_index_key(access_id), account.encode())
+    return record
+
+
+async def load_access(ctx: Context, access_id: str) -> dict[str, Any] | None:
+    account = await ctx.stub.get_state(access_index_key(access_id))
+    if account is None:
+        return None
+    raw = await ctx.stub.get_state(access_key(account.decode(), access_id))
+    return None if raw is None else dict(json.loads(raw))
+
+
+async def list_access(ctx: Context, account: str | None = None) -> list[dict[str, Any]]:
+    """Every access record of `account` (all accounts when None), oldest first."""
+    attributes = [account] if account is not None else []
+    records = []
+    async for _key, value in ctx.stub.get_state_by_partial_composite_key(
+        ACCESS_OBJECT, attributes
+    ):
+        records.append(dict(json.loads(value)))
+    records.sort(key=lambda r: (r["time"], r["access_id"]))
+    return records

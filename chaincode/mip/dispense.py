@@ -1,0 +1,191 @@
+"""Dispensing against a prescription, one fill at a time, after a face check at the counter.
+
+Who may dispense: a `pharmacist` of PharmacyMSP, holding a live `medical.prescription` grant
+from the holder to PharmacyMSP, with a fresh face-verification attestation bound to this
+prescription and subject account.
+
+The attestation is signed (ECDSA P-256, SHA-256) by a pharmacy gateway key that a PharmacyMSP
+admin registered on the ledger (`Pharmacy:RegisterGatewayKey`; its record is endorsed by
+PharmacyMSP alone through state-based endorsement). The chaincode cannot validate an X.509
+chain against the pharmacy's MSP (a chaincode sees no channel MSP configuration), but it can
+check a signature against a key whose registration the pharmacy's own peer endorsed: a
+pharmacist therefore cannot fake a face match by signing with their own Fabric identity.
+
+The fill counter (`mip.fills`) needs the issuing hospital's and PharmacyMSP's endorsement
+(`AND`), so the client submits with `endorsing_orgs=[issuer org, "PharmacyMSP"]`. Only public
+state is read here (the pharmacy peer holds no medical content). Two concurrent dispenses read
+the same counter version, so at most one of them commits (MVCC), and a fill is taken once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from chaincode.mip.audit import record_access
+from chaincode.mip.canonical import canonical_json
+from chaincode.mip.credentials import (
+    check_id,
+    fills_key,
+    load_credential,
+    load_fills,
+    put_json,
+    require_active,
+)
+from chaincode.mip.errors import (
+    AccessDenied,
+    BadSignature,
+    Conflict,
+    Expired,
+    InvalidRequest,
+    PreconditionFailed,
+    Replay,
+)
+from chaincode.mip.grants import find_grant
+from chaincode.mip.holder_auth import tx_unix_time, unb64
+from chaincode.mip.scopes import SCOPES
+from chaincode.mip.staff import PHARMACY, require_staff
+from chaincode.shim import (
+    Context,
+    Contract,
+    KeyEndorsementPolicy,
+    RoleType,
+    create_composite_key,
+    transaction,
+)
+
+GATEWAY_KEY_OBJECT = "mip.gatewaykey"
+ATTESTATION_NONCE_OBJECT = "mip.attnonce"
+ATTESTATION_DOMAIN = b"MIP-FACE-ATTESTATION-V1\n"
+ATTESTATION_MAX_AGE_S = 120
+CLOCK_SKEW_S = 30
+_PAYLOAD_FIELDS = {"credential_id", "subject_account", "result", "issued_at", "nonce", "key_id"}
+
+
+def gateway_key_key(key_id: str) -> str:
+    return create_composite_key(GATEWAY_KEY_OBJECT, [key_id])
+
+
+def attestation_bytes(payload: dict[str, Any]) -> bytes:
+    """The exact bytes a pharmacy gateway signs (used by gateways and tests)."""
+    return ATTESTATION_DOMAIN + canonical_json(payload)
+
+
+def load_ec_public_key(pem: str) -> ec.EllipticCurvePublicKey:
+    try:
+        key = serialization.load_pem_public_key(pem.encode())
+    except (ValueError, TypeError, UnicodeEncodeError) as exc:
+        raise InvalidRequest("public_key_pem is not a PEM public key") from exc
+    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+        raise InvalidRequest("gateway keys must be ECDSA P-256")
+    return key
+
+
+async def check_attestation(
+    ctx: Context, attestation: dict[str, Any], credential: dict[str, Any]
+) -> dict[str, Any]:
+    """Verify the face attestation and burn its nonce; return its payload."""
+    if not isinstance(attestation, dict) or set(attestation) != {"payload", "signature"}:
+        raise InvalidRequest("attestation must be {\"payload\": {...}, \"signature\": base64}")
+    payload = attestation["payload"]
+    if not isinstance(payload, dict) or set(payload) != _PAYLOAD_FIELDS:
+        raise InvalidRequest(f"attestation payload must have exactly {sorted(_PAYLOAD_FIELDS)}")
+    key_id = check_id(payload["key_id"], "attestation key_id")
+    nonce = payload["nonce"]
+    if not isinstance(nonce, str) or not 16 <= len(nonce) <= 128:
+        raise InvalidRequest("attestation nonce must be 16 to 128 characters")
+    issued_at = payload["issued_at"]
+    if not isinstance(issued_at, int) or isinstance(issued_at, bool):
+        raise InvalidRequest("attestation issued_at must be an integer (unix seconds)")
+    raw_key = await ctx.stub.get_state(gateway_key_key(key_id))
+    if raw_key is None:
+        raise BadSignature("attestation key is not a registered pharmacy gateway key")
+    key_record = json.loads(raw_key)
+    if key_record["org"] != PHARMACY or key_record["status"] != "active":
+        raise BadSignature("attestation key is not an active pharmacy gateway key")
+    try:
+        load_ec_public_key(key_record["public_key_pem"]).verify(
+            unb64(attestation["signature"], "attestation signature"),
+            attestation_bytes(payload),
+            ec.ECDSA(hashes.SHA256()),
+        )
+    except InvalidSignature as exc:
+        raise BadSignature("attestation signature does not verify") from exc
+    if payload["credential_id"] != credential["id"] or (
+        payload["subject_account"] != credential["subject_account"]
+    ):
+        raise InvalidRequest("attestation is bound to another prescription or account")
+    if payload["result"] != "match":
+        raise AccessDenied("face verification did not match")
+    now = tx_unix_time(ctx)
+    if issued_at > now + CLOCK_SKEW_S:
+        raise InvalidRequest("attestation is dated in the future")
+    if now - issued_at > ATTESTATION_MAX_AGE_S:
+        raise Expired(f"attestation is older than {ATTESTATION_MAX_AGE_S} s")
+    digest = hashlib.sha256(key_id.encode() + b"\x00" + nonce.encode()).hexdigest()
+    nonce_key = create_composite_key(ATTESTATION_NONCE_OBJECT, [digest])
+    if await ctx.stub.get_state(nonce_key) is not None:
+        raise Replay("attestation was already used")
+    await ctx.stub.put_state(nonce_key, str(issued_at).encode())
+    return payload
+
+
+class PharmacyContract(Contract):
+    """Gateway key registry and dispensing."""
+
+    name = "Pharmacy"
+
+    @transaction()
+    async def RegisterGatewayKey(
+        self, ctx: Context, key_id: str, public_key_pem: str
+    ) -> dict[str, Any]:
+        """A PharmacyMSP admin registers a counter gateway's ECDSA P-256 public key."""
+        staff = require_staff(ctx, {"admin"}, {PHARMACY})
+        check_id(key_id, "key_id")
+        load_ec_public_key(public_key_pem)
+        key = gateway_key_key(key_id)
+        if await ctx.stub.get_state(key) is not None:
+            raise Conflict("gateway key id already registered")
+        record = {"key_id": key_id, "org": staff.msp_id, "public_key_pem": public_key_pem,
+                  "status": "active", "registered": tx_unix_time(ctx)}
+        await put_json(ctx, key, record)
+        policy = KeyEndorsementPolicy()
+        policy.add_orgs(RoleType.PEER, PHARMACY)
+        await ctx.stub.set_state_validation_parameter(key, policy.policy())
+        return record
+
+    @transaction()
+    async def Dispense(
+        self, ctx: Context, credential_id: str, attestation: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Take one fill of a prescription (endorse with the issuer org and PharmacyMSP)."""
+        staff = require_staff(ctx, {"pharmacist"}, {PHARMACY})
+        credential = await load_credential(ctx, credential_id)
+        if credential["type"] != "prescription":
+            raise InvalidRequest("only prescriptions are dispensed")
+        require_active(credential)
+        fills = await load_fills(ctx, credential_id)
+        now = tx_unix_time(ctx)
+        if now >= fills["expires"]:
+            raise Expired("prescription has expired")
+        if fills["used"] >= fills["allowed"]:
+            raise PreconditionFailed("prescription is exhausted (no fills left)")
+        grant = await find_grant(ctx, credential, SCOPES["medical.prescription"],
+                                 staff.msp_id, staff.role, now)
+        if grant is None:
+            raise AccessDenied("no live medical.prescription grant to this pharmacy")
+        await check_attestation(ctx, attestation, credential)
+        fills["used"] += 1
+        await put_json(ctx, fills_key(credential_id), fills)
+        await record_access(ctx, account=credential["subject_account"], action="dispense",
+                            credential_id=credential_id, scope="medical.prescription",
+                            purpose="dispense", grant_id=str(grant["grant_id"]))
+        return {"credential_id": credential_id, "fill": fills["used"],
+                "remaining": fills["allowed"] - fills["used"]}
+
+
