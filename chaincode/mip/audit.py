@@ -42,6 +42,7 @@ async def record_access(
     """Write the access record of this transaction and return it."""
     who = caller(ctx)
     access_id = ctx.stub.tx_id
+    stamp = ctx.stub.get_tx_timestamp()
     record: dict[str, Any] = {
         "access_id": access_id,
         "account": account,
@@ -54,6 +55,8 @@ async def record_access(
         "role": who.role,
         "client_id": who.client_id,
         "time": tx_unix_time(ctx),
+        # Microseconds order records within a second (the client's proposal timestamp).
+        "time_us": int(stamp.seconds) * 1_000_000 + int(stamp.nanos) // 1000,
         "tx_id": ctx.stub.tx_id,
     }
     await ctx.stub.put_state(
@@ -79,5 +82,5 @@ async def list_access(ctx: Context, account: str | None = None) -> list[dict[str
         ACCESS_OBJECT, attributes
     ):
         records.append(dict(json.loads(value)))
-    records.sort(key=lambda r: (r["time"], r["access_id"]))
+    records.sort(key=lambda r: (r["time_us"], r["access_id"]))
     return records
