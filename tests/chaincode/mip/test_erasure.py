@@ -1,0 +1,92 @@
+"""Erasure: holder-signed purge through a collection member; hash stays, tombstone status,
+nothing readable afterwards; refusals (replay, wrong key, non-member carrier)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+
+import pytest
+from credential_kit import HOSPITAL, PHARMACY, SCHOOL, grant, issue, request_and_read
+from mip_testkit import (
+    Account,
+    Holder,
+    MipClients,
+    MipNetwork,
+    expect_error,
+    open_account,
+    request_arg,
+)
+
+from chaincode.mip.credentials import private_key
+
+
+@pytest.fixture
+async def account(mip: MipClients, holder: Holder) -> Account:
+    return await open_account(mip, holder, HOSPITAL)
+
+
+def private_rows(net: MipNetwork, collection: str, credential_id: str) -> list[str]:
+    """Orgs whose private store holds the credential's content (devnet's SQLite)."""
+    key_hash = hashlib.sha256(private_key(credential_id).encode()).digest()
+    with sqlite3.connect(net.data_dir / "ledger.sqlite") as db:
+        rows = db.execute("SELECT org FROM pvt_data WHERE coll=? AND key_hash=?",
+                          (collection, key_hash)).fetchall()
+    return sorted(r[0] for r in rows)
+
+
+async def test_erase_purges_content_keeps_hash(
+    mip: MipClients, mip_network: MipNetwork, account: Account
+) -> None:
+    issued = await issue(mip, account, "record")
+    await grant(mip, account, PHARMACY, "medical.record", credential_id=issued.credential_id)
+    assert private_rows(mip_network, "medical", issued.credential_id) == [HOSPITAL]
+    request = account.sign("credential.erase", {"credential_id": issued.credential_id})
+    gateway = await mip.client(HOSPITAL, "gateway")
+    erased = json.loads(await gateway.submit("Credential:Erase", [request_arg(request)],
+                                             endorsing_orgs=[HOSPITAL]))
+    assert erased["status"] == "erased" and erased["hash"] == issued.record["hash"]
+    assert private_rows(mip_network, "medical", issued.credential_id) == []
+    # Whoever holds content + salt can still check them: the tombstone keeps the hash.
+    verdict = json.loads(await gateway.evaluate("Credential:Verify", [issued.credential_id],
+                                                transient=issued.transient))
+    assert verdict == {**verdict, "valid": True, "status": "erased"}
+    for org, role in [(PHARMACY, "pharmacist"), (HOSPITAL, "doctor")]:
+        async with expect_error("precondition_failed"):
+            await request_and_read(mip, org, role, issued, "medical.record")
+    async with expect_error("replay"):
+        await gateway.submit("Credential:Erase", [request_arg(request)])
+    again = account.sign("credential.erase", {"credential_id": issued.credential_id})
+    async with expect_error("precondition_failed"):
+        await gateway.submit("Credential:Erase", [request_arg(again)])
+
+
+async def test_erase_refusals(
+    mip: MipClients, mip_network: MipNetwork, account: Account, holder: Holder
+) -> None:
+    issued = await issue(mip, account, "prescription")
+    body = {"credential_id": issued.credential_id}
+    hospital_gateway = await mip.client(HOSPITAL, "gateway")
+    # Only the subject account's key: not the passport key, not another account's key.
+    other = await open_account(mip, holder, HOSPITAL)
+    for key in (holder.passport_key, other.key):
+        async with expect_error("bad_signature"):
+            await hospital_gateway.submit("Credential:Erase", [request_arg(
+                key.sign_request("credential.erase", body))])
+    # The medical collection is written by its members only: a school gateway cannot carry it.
+    async with expect_error("access_denied"):
+        await (await mip.client(SCHOOL, "gateway")).submit(
+            "Credential:Erase", [request_arg(account.sign("credential.erase", body))],
+            endorsing_orgs=[SCHOOL])
+    # A staff member without the holder's signature cannot erase; nor a doctor carrying it.
+    async with expect_error("access_denied"):
+        await (await mip.client(HOSPITAL, "doctor")).submit(
+            "Credential:Erase", [request_arg(account.sign("credential.erase", body))])
+    async with expect_error("invalid_request"):
+        await hospital_gateway.submit("Credential:Erase", [request_arg(
+            account.sign("credential.erase", {**body, "extra": 1}))])
+    assert private_rows(mip_network, "medical", issued.credential_id) == [HOSPITAL]
+    record = json.loads(await hospital_gateway.evaluate("Credential:Get",
+                                                        [issued.credential_id]))
+    assert record["status"] == "active"
