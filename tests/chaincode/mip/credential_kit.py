@@ -143,7 +143,7 @@ class CounterGateway:
 
 
 async def dispense(mip: MipClients, issued: Issued, attestation: dict[str, Any],
-                   role: str = "pharmacist") -> dict[str, Any]:
+                   role: str | None = "pharmacist") -> dict[str, Any]:
     pharmacist = await mip.client(PHARMACY, role)
     return dict(json.loads(await pharmacist.submit(
         "Pharmacy:Dispense", [issued.credential_id, json.dumps(attestation)],
