@@ -45,3 +45,24 @@ async def test_change_after_first_needs_every_org(mip: MipClients) -> None:
     assert json.loads(record)["value"] == current
     got = json.loads(await admin.evaluate("Config:Get", ["vouch_k"]))
     assert got == {**got, "value": current, "default": False}
+
+
+async def test_vouch_k_sets_the_level_three_threshold(mip: MipClients) -> None:
+    from mip_testkit import register_passport, request_arg
+
+    admin = await mip.client("SchoolMSP", "admin")
+    gateway = await mip.client("HospitalMSP", "gateway")
+    original = json.loads(await admin.evaluate("Config:Get", ["vouch_k"]))["value"]
+    await admin.submit("Config:Set", ["vouch_k", "3"], endorsing_orgs=list(ORGS))
+    try:
+        _, vouchee = await register_passport(mip, "HospitalMSP", level=2)
+        levels = []
+        for _ in range(3):
+            voucher, _ = await register_passport(mip, "SchoolMSP", level=2)
+            request = voucher.sign_request("passport.vouch", {"vouchee": vouchee["id"]})
+            result = json.loads(await gateway.submit(
+                "Passport:Vouch", [request_arg(request)], endorsing_orgs=["HospitalMSP"]))
+            levels.append((result["vouches"], result["vouch_k"], result["kyc_level"]))
+        assert levels == [(1, 3, 2), (2, 3, 2), (3, 3, 3)]
+    finally:
+        await admin.submit("Config:Set", ["vouch_k", str(original)], endorsing_orgs=list(ORGS))
