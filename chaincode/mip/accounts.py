@@ -33,6 +33,7 @@ from chaincode.mip.holder_auth import (
 )
 from chaincode.mip.key_index import account_key_index, key_in_use
 from chaincode.mip.kyc_credentials import (
+    MAX_DOCUMENT_BYTES,
     IssuerDocuments,
     account_nonce,
     check_issuer_documents,
@@ -171,6 +172,8 @@ class AccountContract(Contract):
             raise Conflict("this pseudonym is taken")
         if await key_in_use(ctx, holder.signer):
             raise Conflict("this key already speaks for a passport or an account")
+        if len(json.dumps(presentation)) > MAX_DOCUMENT_BYTES:
+            raise InvalidRequest(f"presentation is larger than {MAX_DOCUMENT_BYTES} bytes")
         cred_def_id = str(presentation_identifiers(presentation)[0].get("cred_def_id"))
         org_of_cred_def_id(cred_def_id)
         issuer = await _registered_issuer(ctx, cred_def_id)

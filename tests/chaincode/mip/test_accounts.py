@@ -197,3 +197,27 @@ async def test_open_latency_on_devnet(mip: MipClients, holder: Holder) -> None:
     median = sorted(times)[2]
     print(f"Account:Open submit+commit on devnet: {median * 1000:.0f} ms (median of 5)")
     assert median < 5.0
+
+
+def test_issuer_document_checks(kyc_issuers: dict[str, KycIssuer]) -> None:
+    """Pure checks of what Account:RegisterKycIssuer accepts (no ledger needed)."""
+    from chaincode.mip.errors import InvalidRequest
+
+    issuer = kyc_issuers["SchoolMSP"]
+    schema_json, cred_def_json = issuer.public_documents()
+    documents = check_issuer_documents("SchoolMSP", schema_json, cred_def_json)
+    assert documents.cred_def_id == issuer.cred_def_id
+    schema, cred_def = json.loads(schema_json), json.loads(cred_def_json)
+    bad_cases = [
+        ("HospitalMSP", schema_json, cred_def_json),  # documents name another org
+        ("SchoolMSP", json.dumps({**schema, "name": "other"}), cred_def_json),
+        ("SchoolMSP", json.dumps({**schema, "attrNames": ["kyc_level", "name"]}), cred_def_json),
+        ("SchoolMSP", schema_json, json.dumps({**cred_def, "tag": "bad tag!"})),
+        ("SchoolMSP", schema_json, json.dumps({**cred_def, "schemaId": "mip:x:schema:y:1"})),
+        ("SchoolMSP", "not json", cred_def_json),
+        ("SchoolMSP", schema_json, json.dumps([cred_def])),
+        ("SchoolMSP", schema_json, json.dumps({**cred_def, "pad": "x" * 70000})),
+    ]
+    for org, schema_text, cred_def_text in bad_cases:
+        with pytest.raises(InvalidRequest):
+            check_issuer_documents(org, schema_text, cred_def_text)
