@@ -43,6 +43,9 @@ async def test_pharmacy_reads_prescription_fields_never_diagnosis(
     async with expect_error("access_denied"):
         await pharmacist.submit("Access:Request",
                                 [record.credential_id, "medical.record", "curious"])
+    async with expect_error("invalid_request"):  # aggregate consent releases no fields
+        await pharmacist.submit("Access:Request",
+                                [record.credential_id, "research.aggregate", "study"])
     async with expect_error("invalid_request"):  # wrong scope for the type
         await pharmacist.submit("Access:Request",
                                 [record.credential_id, "medical.prescription", "curious"])

@@ -8,7 +8,16 @@ import json
 import sqlite3
 
 import pytest
-from credential_kit import HOSPITAL, PHARMACY, SCHOOL, grant, issue, request_and_read
+from credential_kit import (
+    HOSPITAL,
+    PHARMACY,
+    SCHOOL,
+    CounterGateway,
+    dispense,
+    grant,
+    issue,
+    request_and_read,
+)
 from mip_testkit import (
     Account,
     Holder,
@@ -20,6 +29,7 @@ from mip_testkit import (
 )
 
 from chaincode.mip.credentials import private_key
+from gateway.fabric import CommitError
 
 
 @pytest.fixture
@@ -86,7 +96,25 @@ async def test_erase_refusals(
     async with expect_error("invalid_request"):
         await hospital_gateway.submit("Credential:Erase", [request_arg(
             account.sign("credential.erase", {**body, "extra": 1}))])
+    # Endorsed by a non-member peer only: the collection endorsement policy refuses it.
+    with pytest.raises(CommitError) as info:
+        await hospital_gateway.submit(
+            "Credential:Erase", [request_arg(account.sign("credential.erase", body))],
+            endorsing_orgs=[PHARMACY])
+    assert info.value.code_name == "ENDORSEMENT_POLICY_FAILURE"
     assert private_rows(mip_network, "medical", issued.credential_id) == [HOSPITAL]
     record = json.loads(await hospital_gateway.evaluate("Credential:Get",
                                                         [issued.credential_id]))
     assert record["status"] == "active"
+
+
+async def test_erased_prescription_is_not_dispensed(mip: MipClients, account: Account) -> None:
+    rx = await issue(mip, account, "prescription")
+    await grant(mip, account, PHARMACY, "medical.prescription", credential_id=rx.credential_id)
+    counter = CounterGateway.generate()
+    await counter.register(mip)
+    await (await mip.client(HOSPITAL, "gateway")).submit("Credential:Erase", [request_arg(
+        account.sign("credential.erase", {"credential_id": rx.credential_id}))])
+    async with expect_error("precondition_failed") as info:
+        await dispense(mip, rx, counter.attest(rx.credential_id, account.pseudonym))
+    assert "erased" in info.message
