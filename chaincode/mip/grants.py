@@ -199,6 +199,12 @@ class GrantContract(Contract):
         now = tx_unix_time(ctx)
         if not now < terms["expires"] <= now + MAX_GRANT_S:
             raise InvalidRequest(f"grant expiry must be in the future, at most {MAX_GRANT_S} s")
+        if terms["credential_type"] is not None:
+            issuer_org = credential_type(terms["credential_type"]).issuer_org
+            if issuer_org != account.institution:
+                # Credentials are bound to the account at their issuer: this would cover none.
+                raise InvalidRequest(f"an account at {account.institution} holds no "
+                                     f"{terms['credential_type']} credentials")
         if terms["credential_id"] is not None:
             credential = await load_credential(ctx, terms["credential_id"])
             if credential["subject_account"] != account.pseudonym:

@@ -110,6 +110,7 @@ async def test_body_checks(mip: MipClients, account: Account, holder: Holder) ->
         grant_body(account, PHARMACY, "medical.record", credential_type="record", ttl=-10),
         grant_body(account, PHARMACY, "medical.record", credential_type="record",
                    ttl=400 * 24 * 3600),
+        grant_body(account, SCHOOL, "education.diploma", credential_type="diploma"),
     ]
     for body in bad_bodies:
         async with expect_error("invalid_request"):
