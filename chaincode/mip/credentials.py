@@ -211,8 +211,9 @@ class CredentialContract(Contract):
         if ctype.name == "prescription" and content["expiry"] <= now:
             raise InvalidRequest("prescription.expiry must be in the future")
         private = {"content": content, "salt": base64.b64encode(salt).decode()}
+        # Canonical bytes: every endorsing member peer must compute the same private hash.
         await ctx.stub.put_private_data(
-            ctype.collection, private_key(credential_id), json.dumps(private).encode()
+            ctype.collection, private_key(credential_id), canonical_json(private)
         )
         record: dict[str, Any] = {
             "id": credential_id,
