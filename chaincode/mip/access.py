@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from chaincode.mip.audit import list_access, load_access, record_access
+from chaincode.mip.audit import list_access, list_org_access, load_access, record_access
 from chaincode.mip.credentials import (
     load_account,
     load_credential,
@@ -120,6 +120,6 @@ class AccessContract(Contract):
         staff = require_staff(ctx, {"auditor"})
         if not isinstance(start, int) or not isinstance(end, int) or start > end:
             raise InvalidRequest("start and end must be integers with start <= end")
-        return [r for r in await list_access(ctx)
-                if r["org"] == staff.msp_id and start <= r["time"] < end]
+        return [r for r in await list_org_access(ctx, staff.msp_id)
+                if start <= r["time"] < end]
 
