@@ -8,6 +8,11 @@ account key and pseudonym, so it cannot be replayed for another account.
 
 Every later action of the account is signed by the account key and checked against this
 record (`verify_account_request`), so a leaked account key acts for that account alone.
+
+Revocation: when its KYC credential definition supports revocation, an account proves
+non-revocation at the issuer's latest published status list and records that list's
+timestamp. After the issuer publishes a newer list (a passport was revoked), the account must
+`Reprove` before it acts again (`require_current`), so a revoked passport's accounts stop.
 """
 
 from __future__ import annotations
@@ -35,10 +40,14 @@ from chaincode.mip.key_index import account_key_index, key_in_use
 from chaincode.mip.kyc_credentials import (
     MAX_DOCUMENT_BYTES,
     IssuerDocuments,
+    RevocationDocuments,
+    VerifiedPresentation,
     account_nonce,
     check_issuer_documents,
+    check_revocation_documents,
     org_of_cred_def_id,
     presentation_identifiers,
+    reprove_nonce,
     verify_account_presentation,
 )
 from chaincode.mip.passports import HOLDER_CARRIERS
@@ -54,6 +63,9 @@ from chaincode.shim import (
 
 ACCOUNT_OBJECT = "mip.account"
 KYC_ISSUER_OBJECT = "mip.kycissuer"
+KYC_REVOCATION_OBJECT = "mip.kycrevreg"
+# How far ahead of the transaction time an issuer may date a status list (clock skew).
+MAX_LIST_SKEW_S = 300
 OPEN, CLOSED = "open", "closed"
 _PSEUDONYM = re.compile(r"[0-9a-f]{64}")
 
@@ -86,16 +98,29 @@ async def _save(ctx: Context, record: dict[str, Any]) -> None:
                              json.dumps(record, sort_keys=True).encode())
 
 
+async def require_current(ctx: Context, account: dict[str, Any]) -> None:
+    """PreconditionFailed unless the account's KYC proof answers its issuer's latest
+    revocation list (accounts of non-revocable issuers are always current)."""
+    revocation = account.get("revocation")
+    if revocation is None:
+        return
+    registry = await _registered_registry(ctx, revocation["rev_reg_id"])
+    if registry is None or registry.timestamp != revocation["timestamp"]:
+        raise PreconditionFailed("the KYC revocation list changed: the account must re-prove "
+                                 "(Account:Reprove) before it acts")
+
+
 async def verify_account_request(
     ctx: Context, pseudonym: str, raw: Any, action: str
 ) -> tuple[HolderRequest, dict[str, Any]]:
-    """Check a request signed by the key of account `pseudonym` (which must be open).
+    """Check a request signed by the key of account `pseudonym` (open and current).
 
     Other contracts use this for every holder action taken through an account.
     """
     account = await load_account(ctx, pseudonym)
     if account["status"] != OPEN:
         raise PreconditionFailed("the account is closed")
+    await require_current(ctx, account)
     request = await verify_holder_request(
         ctx, raw, action, expected_signer=unb64(account["public_key"], "public_key")
     )
@@ -109,6 +134,47 @@ async def _registered_issuer(ctx: Context, cred_def_id: str) -> IssuerDocuments 
     record = json.loads(raw)
     return IssuerDocuments(record["org"], record["schema_id"], record["cred_def_id"],
                            record["schema"], record["cred_def"])
+
+
+def _registry_key(identifier: str) -> str:
+    return create_composite_key(KYC_REVOCATION_OBJECT, [identifier])
+
+
+async def _registered_registry(ctx: Context, identifier: str) -> RevocationDocuments | None:
+    raw = await ctx.stub.get_state(_registry_key(identifier))
+    if raw is None:
+        return None
+    record = json.loads(raw)
+    return RevocationDocuments(record["rev_reg_id"], record["cred_def_id"],
+                               record["rev_reg_def"], record["status_list"])
+
+
+async def _verify(
+    ctx: Context, presentation: dict[str, Any], nonce: str, min_level: int
+) -> VerifiedPresentation:
+    if len(json.dumps(presentation)) > MAX_DOCUMENT_BYTES:
+        raise InvalidRequest(f"presentation is larger than {MAX_DOCUMENT_BYTES} bytes")
+    ident = presentation_identifiers(presentation)[0]
+    cred_def_id = str(ident.get("cred_def_id"))
+    org_of_cred_def_id(cred_def_id)
+    issuer = await _registered_issuer(ctx, cred_def_id)
+    issuers = {cred_def_id: issuer} if issuer is not None else {}
+    revocation: dict[str, RevocationDocuments] = {}
+    if isinstance(ident.get("rev_reg_id"), str):
+        registry = await _registered_registry(ctx, ident["rev_reg_id"])
+        if registry is not None:
+            revocation[registry.rev_reg_id] = registry
+    # CL verification takes tens of milliseconds of native code: run it off the event loop
+    # so the chaincode keeps serving other transactions meanwhile.
+    return await asyncio.to_thread(
+        verify_account_presentation, presentation, nonce, min_level, issuers, revocation
+    )
+
+
+def _revocation_field(verified: VerifiedPresentation) -> dict[str, Any] | None:
+    if verified.rev_reg_id is None:
+        return None
+    return {"rev_reg_id": verified.rev_reg_id, "timestamp": verified.revocation_time}
 
 
 class AccountContract(Contract):
@@ -151,6 +217,53 @@ class AccountContract(Contract):
         return issuers
 
     @transaction()
+    async def PublishKycRevocation(
+        self, ctx: Context, rev_reg_def_json: str, status_list_json: str
+    ) -> dict[str, Any]:
+        """Publish (first time) a revocation registry of the caller org's revocable KYC
+        credential definition, or (later) its newer status list (admin)."""
+        staff = require_staff(ctx, {"admin"})
+        try:
+            cred_def_id = str(json.loads(rev_reg_def_json).get("credDefId"))
+        except (json.JSONDecodeError, AttributeError) as exc:
+            raise InvalidRequest("revocation registry definition is not a JSON object") from exc
+        if org_of_cred_def_id(cred_def_id) != staff.msp_id:
+            raise InvalidRequest("the registry belongs to another org's credential definition")
+        issuer = await _registered_issuer(ctx, cred_def_id)
+        if issuer is None:
+            raise NotFound(f"{cred_def_id} is not registered")
+        documents = check_revocation_documents(issuer, rev_reg_def_json, status_list_json)
+        key = _registry_key(documents.rev_reg_id)
+        previous = await _registered_registry(ctx, documents.rev_reg_id)
+        now = tx_unix_time(ctx)
+        if documents.timestamp > now + MAX_LIST_SKEW_S:
+            raise InvalidRequest("status list is dated in the future")
+        if previous is not None:
+            if previous.rev_reg_def != documents.rev_reg_def:
+                raise Conflict("the registry definition of this id cannot change")
+            if documents.timestamp <= previous.timestamp:
+                raise InvalidRequest("status list must be newer than the published one")
+        record = {"org": staff.msp_id, "rev_reg_id": documents.rev_reg_id,
+                  "cred_def_id": cred_def_id, "rev_reg_def": documents.rev_reg_def,
+                  "status_list": documents.status_list, "updated": now}
+        await ctx.stub.put_state(key, json.dumps(record, sort_keys=True).encode())
+        if previous is None:
+            policy = KeyEndorsementPolicy()
+            policy.add_orgs(RoleType.PEER, staff.msp_id)
+            await ctx.stub.set_state_validation_parameter(key, policy.policy())
+        return {"rev_reg_id": documents.rev_reg_id, "timestamp": documents.timestamp}
+
+    @transaction(read_only=True)
+    async def GetKycRevocation(self, ctx: Context, rev_reg_id: str) -> dict[str, Any]:
+        """A published revocation registry with its latest status list (what holders prove
+        non-revocation against)."""
+        registry = await _registered_registry(ctx, rev_reg_id)
+        if registry is None:
+            raise NotFound(f"{rev_reg_id} is not published")
+        return {"rev_reg_id": registry.rev_reg_id, "cred_def_id": registry.cred_def_id,
+                "rev_reg_def": registry.rev_reg_def, "status_list": registry.status_list}
+
+    @transaction()
     async def Open(
         self, ctx: Context, request: dict[str, Any], presentation: dict[str, Any]
     ) -> dict[str, Any]:
@@ -172,18 +285,8 @@ class AccountContract(Contract):
             raise Conflict("this pseudonym is taken")
         if await key_in_use(ctx, holder.signer):
             raise Conflict("this key already speaks for a passport or an account")
-        if len(json.dumps(presentation)) > MAX_DOCUMENT_BYTES:
-            raise InvalidRequest(f"presentation is larger than {MAX_DOCUMENT_BYTES} bytes")
-        cred_def_id = str(presentation_identifiers(presentation)[0].get("cred_def_id"))
-        org_of_cred_def_id(cred_def_id)
-        issuer = await _registered_issuer(ctx, cred_def_id)
-        issuers = {cred_def_id: issuer} if issuer is not None else {}
-        nonce = account_nonce(holder.signer, pseudonym)
-        # CL verification takes tens of milliseconds of native code: run it off the event loop
-        # so the chaincode keeps serving other transactions meanwhile.
-        verified = await asyncio.to_thread(
-            verify_account_presentation, presentation, nonce, min_level, issuers
-        )
+        verified = await _verify(ctx, presentation, account_nonce(holder.signer, pseudonym),
+                                 min_level)
         record = {
             "pseudonym": pseudonym,
             "public_key": b64(holder.signer),
@@ -192,6 +295,7 @@ class AccountContract(Contract):
             "status": OPEN,
             "opened": tx_unix_time(ctx),
             "proof_digest": verified.digest,
+            "revocation": _revocation_field(verified),
         }
         await _save(ctx, record)
         await ctx.stub.put_state(account_key_index(holder.signer), pseudonym.encode())
@@ -203,6 +307,36 @@ class AccountContract(Contract):
         if caller(ctx).msp_id not in MEMBER_ORGS:
             raise AccessDenied("only member organisations read accounts")
         return await load_account(ctx, pseudonym)
+
+    @transaction()
+    async def Reprove(
+        self, ctx: Context, pseudonym: str, request: dict[str, Any], presentation: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Re-prove the account's KYC level against the latest revocation list: `request`
+        signed by the account key (account.reprove, body {pseudonym})."""
+        require_staff(ctx, HOLDER_CARRIERS)
+        account = await load_account(ctx, pseudonym)
+        if account["status"] != OPEN:
+            raise PreconditionFailed("the account is closed")
+        holder = await verify_holder_request(
+            ctx, request, "account.reprove", expected_signer=unb64(account["public_key"], "key"))
+        if holder.body != {"pseudonym": pseudonym}:
+            raise InvalidRequest("reprove body must be exactly {pseudonym} of this account")
+        revocation = account.get("revocation")
+        if revocation is None:
+            raise PreconditionFailed("the account's credential is not revocable")
+        registry = await _registered_registry(ctx, revocation["rev_reg_id"])
+        if registry is None:
+            raise NotFound("the account's revocation registry is gone")
+        verified = await _verify(
+            ctx, presentation, reprove_nonce(holder.signer, pseudonym, registry.timestamp),
+            account["kyc_level"])
+        if verified.rev_reg_id != revocation["rev_reg_id"]:
+            raise InvalidRequest("re-prove with the credential the account was opened with")
+        account["revocation"] = _revocation_field(verified)
+        account["reproved"] = tx_unix_time(ctx)
+        await _save(ctx, account)
+        return account
 
     @transaction()
     async def Close(self, ctx: Context, pseudonym: str, request: dict[str, Any]) -> dict[str, Any]:

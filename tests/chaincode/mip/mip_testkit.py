@@ -384,7 +384,7 @@ def make_kyc_issuers(orgs: tuple[str, ...] = KYC_ORGS) -> dict[str, KycIssuer]:
 
 
 async def ensure_kyc_registered(mip: MipClients, issuers: dict[str, KycIssuer]) -> None:
-    """Register each issuer's public documents once per devnet (by that org's admin)."""
+    """Register each issuer's public documents and revocation registry once per devnet."""
     reader = await mip.client("HospitalMSP", None)
     registered = {i["cred_def_id"] for i in json.loads(await reader.evaluate(
         "Account:ListKycIssuers"))}
@@ -394,6 +394,15 @@ async def ensure_kyc_registered(mip: MipClients, issuers: dict[str, KycIssuer]) 
         schema_json, cred_def_json = issuer.public_documents()
         admin = await mip.client(org, "admin")
         await admin.submit("Account:RegisterKycIssuer", [schema_json, cred_def_json])
+        if issuer.revocable:
+            await publish_revocation(mip, issuer)
+
+
+async def publish_revocation(mip: MipClients, issuer: KycIssuer) -> dict[str, Any]:
+    """Publish the issuer's registry / latest status list (after a revocation)."""
+    admin = await mip.client(issuer.org, "admin")
+    return dict(json.loads(await admin.submit(
+        "Account:PublishKycRevocation", list(issuer.revocation_documents()))))
 
 
 @dataclass
@@ -403,6 +412,8 @@ class Holder:
     passport_key: HolderKey
     passport: dict[str, Any]
     wallet: KycHolder
+    kyc_issuer: KycIssuer | None = None
+    kyc_index: int | None = None  # the credential's revocation index (the issuer keeps it)
 
 
 @dataclass
@@ -425,8 +436,8 @@ async def new_holder(
     await ensure_kyc_registered(mip, issuers)
     key, record = await register_passport(mip, org, level=min(level, 2))
     wallet = KycHolder()
-    wallet.obtain(issuers[org], kyc_level=level)
-    return Holder(key, record, wallet)
+    index = wallet.obtain(issuers[org], kyc_level=level)
+    return Holder(key, record, wallet, issuers[org], index)
 
 
 def open_request(

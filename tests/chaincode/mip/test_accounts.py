@@ -7,6 +7,7 @@ import secrets
 
 import pytest
 from mip_testkit import (
+    Account,
     Holder,
     HolderKey,
     MipClients,
@@ -56,7 +57,7 @@ async def test_open_account_record_links_nothing(mip: MipClients, holder: Holder
     account = await open_account(mip, holder, "PharmacyMSP")
     record = account.record
     assert set(record) == {"pseudonym", "public_key", "institution", "kyc_level", "status",
-                           "opened", "proof_digest"}
+                           "opened", "proof_digest", "revocation"}
     assert record["public_key"] == account.key.public and record["kyc_level"] == 2
     text = json.dumps(record)
     for secret in (holder.passport["id"], holder.passport["public_key"],
@@ -160,27 +161,29 @@ async def test_leaked_account_key_acts_for_that_account_alone(
 
 
 def test_presentation_verification_time(kyc_issuers: dict[str, KycIssuer]) -> None:
-    """In-process figure for docs: one CL predicate verification (about 60 ms expected)."""
-    from mip_testkit import Holder as _Holder
-
-    from chaincode.mip.kyc_credentials import KycHolder
+    """In-process figure for docs: one CL predicate + non-revocation verification."""
+    from chaincode.mip.kyc_credentials import KycHolder, check_revocation_documents
 
     issuer = kyc_issuers["HospitalMSP"]
     wallet = KycHolder()
     wallet.obtain(issuer, kyc_level=2)
-    holder = _Holder(HolderKey.generate(), {}, wallet)
     key, pseudonym = HolderKey.generate(), secrets.token_hex(32)
-    presentation = holder.wallet.present(key.public_raw, pseudonym, 2)
+    presentation = wallet.present(key.public_raw, pseudonym, 2)
     schema_json, cred_def_json = issuer.public_documents()
-    documents: dict[str, IssuerDocuments] = {
-        issuer.cred_def_id: check_issuer_documents("HospitalMSP", schema_json, cred_def_json)}
+    documents = check_issuer_documents("HospitalMSP", schema_json, cred_def_json)
+    issuers: dict[str, IssuerDocuments] = {issuer.cred_def_id: documents}
+    registry = check_revocation_documents(documents, *issuer.revocation_documents())
+    revocation = {registry.rev_reg_id: registry}
     nonce = account_nonce(key.public_raw, pseudonym)
-    seconds = time_verification(presentation, nonce, 2, documents, rounds=5)
-    print(f"anoncreds predicate presentation verification: {seconds * 1000:.1f} ms (median of 5)")
+    seconds = time_verification(presentation, nonce, 2, issuers, revocation, rounds=5)
+    print(f"anoncreds predicate + non-revocation verification: {seconds * 1000:.1f} ms "
+          "(median of 5)")
     assert seconds < 1.0
     with pytest.raises(BadSignature):
-        time_verification(presentation, account_nonce(key.public_raw, "0" * 64), 2, documents,
-                          rounds=1)
+        time_verification(presentation, account_nonce(key.public_raw, "0" * 64), 2, issuers,
+                          revocation, rounds=1)
+    with pytest.raises(BadSignature):  # without the registry it cannot be checked
+        time_verification(presentation, nonce, 2, issuers, {}, rounds=1)
 
 
 async def test_open_latency_on_devnet(mip: MipClients, holder: Holder) -> None:
@@ -221,3 +224,69 @@ def test_issuer_document_checks(kyc_issuers: dict[str, KycIssuer]) -> None:
     for org, schema_text, cred_def_text in bad_cases:
         with pytest.raises(InvalidRequest):
             check_issuer_documents(org, schema_text, cred_def_text)
+
+
+async def test_passport_revocation_reaches_its_accounts(mip: MipClients) -> None:
+    """Revoking a passport's KYC credential stops its accounts; other holders re-prove."""
+    from mip_testkit import publish_revocation
+
+    # A registry of its own (PharmacyMSP), so other tests' accounts are not made stale.
+    issuer = KycIssuer("PharmacyMSP", tag="revtest")
+    issuers = {"PharmacyMSP": issuer}
+    revoked_holder = await new_holder(mip, issuers, org="PharmacyMSP")
+    honest_holder = await new_holder(mip, issuers, org="PharmacyMSP")
+    revoked_account = await open_account(mip, revoked_holder, "HospitalMSP")
+    honest_account = await open_account(mip, honest_holder, "SchoolMSP")
+    assert revoked_account.record["revocation"]["rev_reg_id"] == issuer.rev_reg_id
+    old_list = issuer.status_list.to_dict()
+    gateway = await mip.client("PharmacyMSP", "gateway")
+
+    # The enrolling org revokes the passport and, off-chain, the credential it issued for it.
+    registrar = await mip.client("PharmacyMSP", "registrar")
+    await registrar.submit("Passport:Revoke",
+                           [revoked_holder.passport["id"], "fraud", "false"])
+    assert revoked_holder.kyc_index is not None
+    issuer.revoke(revoked_holder.kyc_index)
+    published = await publish_revocation(mip, issuer)
+    assert published["timestamp"] > old_list["timestamp"]
+    async with expect_error("invalid_request"):  # a list no newer than the published one
+        await publish_revocation(mip, issuer)
+    async with expect_error("invalid_request"):  # another org cannot publish for Pharmacy
+        await (await mip.client("SchoolMSP", "admin")).submit(
+            "Account:PublishKycRevocation", list(issuer.revocation_documents()))
+
+    # No new account for the revoked credential, with the new list or the old one.
+    _, _, request, presentation = open_request(revoked_holder, "SchoolMSP")
+    async with expect_error("bad_signature"):
+        await gateway.submit("Account:Open", [request, presentation])
+    key, pseudonym = HolderKey.generate(), secrets.token_hex(32)
+    stale = revoked_holder.wallet.present(key.public_raw, pseudonym, 2, status_list=old_list)
+    request = request_arg(key.sign_request("account.open", {
+        "pseudonym": pseudonym, "institution": "SchoolMSP", "min_level": 2}))
+    async with expect_error("precondition_failed"):
+        await gateway.submit("Account:Open", [request, json.dumps(stale)])
+
+    async def close(account: Account) -> bytes:
+        return await gateway.submit("Account:Close", [account.pseudonym, request_arg(
+            account.sign("account.close", {"pseudonym": account.pseudonym}))])
+
+    async def reprove(holder: Holder, account: Account) -> bytes:
+        presentation = holder.wallet.present(account.key.public_raw, account.pseudonym, 2,
+                                             reprove=True)
+        request = account.sign("account.reprove", {"pseudonym": account.pseudonym})
+        return await gateway.submit("Account:Reprove", [
+            account.pseudonym, request_arg(request), json.dumps(presentation)])
+
+    # Every account of the registry must re-prove before acting; the revoked one cannot.
+    for account in (revoked_account, honest_account):
+        async with expect_error("precondition_failed"):
+            await close(account)
+    async with expect_error("bad_signature"):
+        await reprove(revoked_holder, revoked_account)
+    reproved = json.loads(await reprove(honest_holder, honest_account))
+    assert reproved["revocation"]["timestamp"] == published["timestamp"]
+    assert json.loads(await close(honest_account))["status"] == "closed"
+    # The limit of unlinkable credentials (docs/chaincode.md): a valid holder who lends the
+    # revoked holder a proof keeps that account alive; nothing ties an account to one
+    # credential without linking accounts to each other.
+    await reprove(honest_holder, revoked_account)

@@ -17,6 +17,7 @@ import asyncio
 import hashlib
 import json
 import secrets
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -41,7 +42,16 @@ from mip_testkit import (
 )
 
 from chaincode.mip.canonical import canonical_json
-from chaincode.mip.kyc_credentials import KycIssuer, issuer_id, schema_id
+from chaincode.mip.kyc_credentials import (
+    CredentialDefinition,
+    KycIssuer,
+    RevocationRegistryDefinition,
+    RevocationStatusList,
+    cred_def_id,
+    issuer_id,
+    rev_reg_id,
+    schema_id,
+)
 from gateway.fabric import ChaincodeError
 
 HOSPITAL, SCHOOL, PHARMACY = ORGS
@@ -209,6 +219,47 @@ async def _account_register_issuer(env: Env) -> tuple[frozenset[Cell], Maker]:
         return Call("Account:RegisterKycIssuer",
                     list(_issuer_documents(env.kyc_issuers[HOSPITAL], org)))
     return cells({"admin"}), make
+
+
+@row("Account:PublishKycRevocation")
+async def _account_publish_revocation(env: Env) -> tuple[frozenset[Cell], Maker]:
+    async def make(cell: Cell | None) -> Call:
+        org = cell[0] if cell is not None else HOSPITAL
+        schema_json, cred_def_json = _issuer_documents(env.kyc_issuers[HOSPITAL], org)
+        admin = await env.mip.client(org, "admin")
+        await admin.submit("Account:RegisterKycIssuer", [schema_json, cred_def_json])
+        tag = json.loads(cred_def_json)["tag"]
+        cred_def = CredentialDefinition.load(cred_def_json)
+        registry, registry_private = RevocationRegistryDefinition.create(
+            cred_def_id(org, tag), cred_def, issuer_id(org), "r1", "CL_ACCUM", 4,
+            tails_dir_path=tempfile.mkdtemp(prefix="mip-matrix-tails-"))
+        status = RevocationStatusList.create(cred_def, rev_reg_id(org, tag, "r1"), registry,
+                                             registry_private, issuer_id(org), True,
+                                             int(time.time()))
+        return Call("Account:PublishKycRevocation", [registry.to_json(), status.to_json()])
+    return cells({"admin"}), make
+
+
+@row("Account:GetKycRevocation")
+async def _account_get_revocation(env: Env) -> tuple[frozenset[Cell], Maker]:
+    holder = await env.holder()
+    assert holder.kyc_issuer is not None and holder.kyc_issuer.rev_reg_id is not None
+    return ANYONE, constant(Call("Account:GetKycRevocation", [holder.kyc_issuer.rev_reg_id],
+                                 evaluate=True))
+
+
+@row("Account:Reprove")
+async def _account_reprove(env: Env) -> tuple[frozenset[Cell], Maker]:
+    holder = await env.holder()
+
+    async def make(_cell: Cell | None) -> Call:
+        account = await open_account(env.mip, holder, SCHOOL)
+        presentation = holder.wallet.present(account.key.public_raw, account.pseudonym, 2,
+                                             reprove=True)
+        request = account.sign("account.reprove", {"pseudonym": account.pseudonym})
+        return Call("Account:Reprove", [account.pseudonym, request_arg(request),
+                                        json.dumps(presentation)])
+    return CARRIERS, make
 
 
 @row("Account:ListKycIssuers")
