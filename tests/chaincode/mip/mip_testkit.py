@@ -15,6 +15,13 @@ ledger is `data_dir / "ledger.sqlite"` or see docs/ledger.md), port and connecti
 `MipClients` (function fixture `mip`) opens Gateways lazily on the test's event loop and closes
 them afterwards; `client(org, role)` returns a `Contract` for chaincode `mip` on `mipchannel`
 acting as the identity minted for that (org, role) (role None = a user without `mip.role`).
+
+Holders: `register_passport(mip, org, level, guardians, threshold)` registers a passport;
+`new_holder(mip, kyc_issuers, org, level)` also gives the holder a KYC credential from the
+session's anoncreds issuers (fixture `kyc_issuers`, or `holder` for a ready level-2 holder);
+`open_account(mip, holder, institution, min_level)` opens an isolated account (`Account`, with
+`.sign(action, body)` for account-signed requests); `open_request(...)` builds the arguments
+without submitting them.
 """
 
 from __future__ import annotations

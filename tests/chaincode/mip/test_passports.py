@@ -230,3 +230,27 @@ async def test_guardian_key_rotation(mip: MipClients) -> None:
     async with expect_error("not_found"):
         await _vouch(mip, old_key, vouchee)
     assert (await _vouch(mip, new_key, vouchee))["vouches"] == 1
+
+
+async def test_metadata_lists_identity_transactions_with_arguments(mip: MipClients) -> None:
+    expected = {
+        "Passport": {"Register": ["request"], "Get": ["passport_id"], "Vouch": ["request"],
+                     "Suspend": ["passport_id", "reason"], "Reinstate": ["passport_id", "reason"],
+                     "Revoke": ["passport_id", "reason", "fraudulent"],
+                     "RotateKey": ["passport_id", "new_public_key", "approvals"]},
+        "Account": {"RegisterKycIssuer": ["schema_json", "cred_def_json"],
+                    "ListKycIssuers": [],
+                    "PublishKycRevocation": ["rev_reg_def_json", "status_list_json"],
+                    "GetKycRevocation": ["rev_reg_id"],
+                    "Open": ["request", "presentation"], "Get": ["pseudonym"],
+                    "Reprove": ["pseudonym", "request", "presentation"],
+                    "Close": ["pseudonym", "request"]},
+        "Config": {"Set": ["name", "value"], "Get": ["name"]},
+    }
+    contract = await mip.client("PharmacyMSP", None)
+    metadata = json.loads(await contract.evaluate("org.hyperledger.fabric:GetMetadata"))
+    for name, transactions in expected.items():
+        listed = {t["name"]: t for t in metadata["contracts"][name]["transactions"]}
+        assert set(listed) == set(transactions), name
+        for tx, params in transactions.items():
+            assert [p["name"] for p in listed[tx].get("parameters", [])] == params, tx
