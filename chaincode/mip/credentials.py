@@ -19,6 +19,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from chaincode.mip.accounts import require_current
 from chaincode.mip.audit import record_access
 from chaincode.mip.canonical import canonical_json
 from chaincode.mip.errors import (
@@ -62,10 +63,16 @@ class Account:
     public_key: bytes  # raw Ed25519
     institution: str
     status: str
+    record: dict[str, Any]
 
-    def require_open(self) -> None:
+    async def require_usable(self, ctx: Context) -> None:
+        """Open, and its KYC proof answers the issuer's latest revocation list: an account
+        whose passport may have been revoked receives no new credentials or grants until it
+        re-proves (Account:Reprove). Existing grants keep working (the holder's earlier
+        consent), and revoking grants or erasing stays possible (they only take away)."""
         if self.status != "open":
             raise PreconditionFailed(f"account is {self.status}")
+        await require_current(ctx, self.record)
 
 
 def check_id(value: Any, what: str) -> str:
@@ -101,7 +108,7 @@ async def load_account(ctx: Context, pseudonym: str) -> Account:
     if not isinstance(institution, str):
         raise PreconditionFailed("account record has no institution")
     return Account(pseudonym, unb64(key, "account public key"), institution,
-                   str(record.get("status", "open")))
+                   str(record.get("status", "open")), dict(record))
 
 
 async def load_credential(ctx: Context, credential_id: str) -> dict[str, Any]:
@@ -199,7 +206,7 @@ class CredentialContract(Contract):
         staff = require_staff(ctx, {ctype.issuer_role}, {ctype.issuer_org})
         require_collection_member(ctx, ctype.collection)
         account = await load_account(ctx, subject_account)
-        account.require_open()
+        await account.require_usable(ctx)
         if account.institution != staff.msp_id:
             raise AccessDenied("the subject account belongs to another institution")
         key = credential_key(credential_id)

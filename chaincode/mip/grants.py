@@ -192,7 +192,7 @@ class GrantContract(Contract):
         """Holder-signed ("grant.create") by the subject account's key."""
         require_staff(ctx, HOLDER_CARRIERS)
         account = await load_account(ctx, body_account(request))
-        account.require_open()
+        await account.require_usable(ctx)
         verified = await verify_holder_request(ctx, request, "grant.create",
                                                expected_signer=account.public_key)
         terms = parse_grant_body(verified.body)

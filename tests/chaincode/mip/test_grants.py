@@ -4,6 +4,7 @@ listing is a signed read that records no nonce."""
 from __future__ import annotations
 
 import json
+import secrets
 import time
 
 import pytest
@@ -127,3 +128,35 @@ async def test_body_checks(mip: MipClients, account: Account, holder: Holder) ->
             "Grant:Create", [request_arg(account.sign("grant.create", body))])
     async with expect_error("not_found"):
         await revoke_grant(mip, account, "no-such-grant")
+
+
+async def test_account_behind_a_newer_revocation_list_gets_nothing_new(
+    mip: MipClients,
+) -> None:
+    """After the KYC issuer publishes a newer revocation list (some passport was revoked), an
+    account must re-prove before it receives credentials or gives grants; the grants it gave
+    before still hold, and it can still revoke them."""
+    from mip_testkit import new_holder, publish_revocation
+
+    from chaincode.mip.kyc_credentials import KycIssuer
+
+    # An issuer of this test's own: publishing its lists disturbs no other test's accounts.
+    issuer = KycIssuer(HOSPITAL, tag=f"cc{secrets.token_hex(3)}")
+    holder = await new_holder(mip, {HOSPITAL: issuer})
+    other = await new_holder(mip, {HOSPITAL: issuer})
+    account = await open_account(mip, holder, HOSPITAL)
+    issued = await issue(mip, account, "prescription")
+    before = await grant(mip, account, PHARMACY, "medical.prescription",
+                         credential_id=issued.credential_id)
+    assert other.kyc_index is not None
+    issuer.revoke(other.kyc_index)
+    await publish_revocation(mip, issuer)
+
+    async with expect_error("precondition_failed"):
+        await issue(mip, account, "record")
+    async with expect_error("precondition_failed"):
+        await grant(mip, account, PHARMACY, "medical.record", credential_type="record")
+    pharmacist = await mip.client(PHARMACY, "pharmacist")
+    await pharmacist.submit("Access:Request",
+                            [issued.credential_id, "medical.prescription", "dispense"])
+    assert (await revoke_grant(mip, account, before["grant_id"]))["status"] == "revoked"
