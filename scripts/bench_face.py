@@ -1,7 +1,7 @@
 """Benchmark of the face engine: accuracy (raw vs protected), latency, duplicate search.
 
     python scripts/bench_face.py --pairs ../shared/data/lfw-dev [--json]
-        [--dedup-sizes 100000,1000000] [--frames 60] [--seed 1]
+        [--dedup-sizes 100000,1000000] [--frames 60] [--seed 1] [--compare-single-pass]
 
 ``--pairs DIR`` is a directory in the layout of ``../shared/data/lfw-dev``: ``pairs.txt``
 (first line ``<folds> <pairs per fold>``, then per fold that many same-person lines
@@ -25,7 +25,10 @@ What it measures (see docs/face.md for the figures and their reading):
 * duplicate search p50/p95 at each ``--dedup-sizes`` on face-like synthetic embeddings
   fitted to the dev embeddings, with planted duplicates (recall) and false candidates per
   search at the FAR 1e-4 threshold; encrypted snapshot write/open time at each size;
-* peak memory (``ru_maxrss``).
+* peak memory (``ru_maxrss``);
+* with ``--compare-single-pass``: the same accuracy figures (thresholds re-derived the way
+  calibration does it) and cross-validation for the previous embedding, SFace on the
+  aligned crop alone, and its embedding latency beside the flip-averaged one's.
 
 With ``--json`` the last line printed is one JSON object holding every figure.
 No image, embedding or key is written anywhere; only statistics are printed.
@@ -157,12 +160,13 @@ def extended_impostors(emb: dict[str, np.ndarray], rels: list[str]) -> np.ndarra
 
 # --- stages ------------------------------------------------------------------------------
 def embed_images(images_dir: Path, rels: list[str], detector: YuNetDetector,
-                 embedder: SFaceEmbedder, flip: dict[str, np.ndarray] | None = None,
+                 embedder: SFaceEmbedder, single: SFaceEmbedder | None = None,
+                 single_emb: dict[str, np.ndarray] | None = None,
                  ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Production pipeline with the face nearest the centre (LFW photos often show other
-    people); quality is assessed and counted, not used to drop pairs. With ``flip`` also
-    fills it with the flip-averaged embedding (crop and its mirror image), an experiment
-    the engine does not (yet) use."""
+    people); quality is assessed and counted, not used to drop pairs. With ``single`` and
+    ``single_emb`` also fills the latter with that embedder's (single-pass) embeddings of
+    the same crops, for comparison."""
     emb: dict[str, np.ndarray] = {}
     no_face, quality_pass = 0, 0
     for rel in rels:
@@ -175,9 +179,8 @@ def embed_images(images_dir: Path, rels: list[str], detector: YuNetDetector,
         aligned = align_face(image, face.kps)
         quality_pass += int(assess(face.kps, aligned, DEFAULT_THRESHOLDS).passed)
         emb[rel] = embedder.embed_aligned(aligned)
-        if flip is not None:
-            both = emb[rel] + embedder.embed_aligned(np.ascontiguousarray(aligned[:, ::-1]))
-            flip[rel] = (both / np.linalg.norm(both)).astype(np.float32)
+        if single is not None and single_emb is not None:
+            single_emb[rel] = single.embed_aligned(aligned)
     return emb, {"images": len(rels), "no_face": no_face, "quality_pass": quality_pass}
 
 
@@ -273,11 +276,13 @@ def make_frame(image: np.ndarray) -> np.ndarray:
 
 def latency(images_dir: Path, folds: list[tuple[list[Pair], list[Pair]]],
             engine: FaceEngine, detector: YuNetDetector, protector: TemplateProtector,
-            operating_point: str, frames: int) -> dict[str, Any]:
+            operating_point: str, frames: int, single: SFaceEmbedder | None = None,
+            ) -> dict[str, Any]:
     verifier = ProtectedFaceVerifier(engine, protector)
     pairs = [p for g, _ in folds for p in g]
     det_t: list[float] = []
     emb_t: list[float] = []
+    single_t: list[float] = []
     full_t: list[float] = []
     quality_refused, matches, tried = 0, 0, 0
     warm = make_frame(read_image(images_dir / pairs[0][0]))
@@ -306,6 +311,10 @@ def latency(images_dir: Path, folds: list[tuple[list[Pair], list[Pair]]],
             t0 = time.perf_counter()
             engine.embed_face(analysis, require_quality=False)
             emb_t.append(time.perf_counter() - t0)
+            if single is not None:  # same crop, right after: the same machine conditions
+                t0 = time.perf_counter()
+                single.embed_aligned(analysis.aligned)
+                single_t.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             # the gateway's call: decode + detect + quality gate + embed + protected match
             match = verifier.verify(reference, jpeg, operating_point_name=operating_point)
@@ -313,10 +322,13 @@ def latency(images_dir: Path, folds: list[tuple[list[Pair], list[Pair]]],
             matches += int(match)
         except FaceError:
             quality_refused += 1
-    return {"frame": "640x480 JPEG", "detect": percentiles_ms(det_t),
+    out: dict[str, Any] = {"frame": "640x480 JPEG", "detect": percentiles_ms(det_t),
             "embed": percentiles_ms(emb_t), "full_verify": percentiles_ms(full_t),
             "pairs_tried": tried, "refused_by_gate": quality_refused,
             "genuine_matched": matches}
+    if single is not None:
+        out["embed_single_pass"] = percentiles_ms(single_t)
+    return out
 
 
 def dedup_bench(sizes: list[int], model: FaceLikeDistribution, real: np.ndarray,
@@ -392,8 +404,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dedup-sizes", default="100000,1000000")
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--flip-tta", action="store_true",
-                        help="also measure flip-averaged embeddings (one more inference)")
+    parser.add_argument("--compare-single-pass", action="store_true",
+                        help="also measure the single-pass embedding (crop without mirror)")
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
@@ -409,8 +421,10 @@ def main(argv: list[str] | None = None) -> int:
     protector = TemplateProtector(os.urandom(32), os.urandom(32))
     points = {name: p.threshold for name, p in load_operating_points().items()}
 
-    flipped: dict[str, np.ndarray] | None = {} if args.flip_tta else None
-    emb, extraction = embed_images(images_dir, rels, detector, embedder, flipped)
+    single = SFaceEmbedder(models.recognizer, flip_average=False) \
+        if args.compare_single_pass else None
+    single_emb: dict[str, np.ndarray] = {}
+    emb, extraction = embed_images(images_dir, rels, detector, embedder, single, single_emb)
     genuine_pairs = [p for g, _ in folds for p in g if p[0] in emb and p[1] in emb]
     impostor_pairs = [p for _, i in folds for p in i if p[0] in emb and p[1] in emb]
 
@@ -436,23 +450,25 @@ def main(argv: list[str] | None = None) -> int:
         i = np.array([score(p) for p in impostor_pairs])
         report[label] = accuracy_block(g, i, extended, points)
         report[label]["cross_validation"] = cross_validate(folds, emb, score)
-    if flipped is not None:
-        # thresholds re-derived for the flipped embeddings the way calibration does it
-        flip_ext = extended_impostors(flipped, sorted(flipped))
-        flip_points = {n: threshold_for_far(flip_ext, t) for n, t in FAR_TARGETS.items()}
+    if single is not None:
+        # thresholds re-derived for the single-pass embeddings the way calibration does it
+        single_ext = extended_impostors(single_emb, sorted(single_emb))
+        single_points = {n: threshold_for_far(single_ext, t) for n, t in FAR_TARGETS.items()}
 
-        def flip_score(p: Pair) -> float:
-            return float(np.dot(flipped[p[0]].astype(np.float64), flipped[p[1]]))
+        def single_score(p: Pair) -> float:
+            return float(np.dot(single_emb[p[0]].astype(np.float64), single_emb[p[1]]))
 
-        report["flip_tta"] = accuracy_block(
-            np.array([flip_score(p) for p in genuine_pairs]),
-            np.array([flip_score(p) for p in impostor_pairs]), flip_ext, flip_points)
+        report["single_pass"] = accuracy_block(
+            np.array([single_score(p) for p in genuine_pairs]),
+            np.array([single_score(p) for p in impostor_pairs]), single_ext, single_points)
+        report["single_pass"]["cross_validation"] = cross_validate(folds, single_emb,
+                                                                   single_score)
     deltas = [abs(protected_cache[p] - raw_score(p)) for p in protected_cache]
     report["protected_max_abs_score_change"] = float(max(deltas)) if deltas else 0.0
     report["unlinkability"] = unlinkability(emb, protector)
     load_before = os.getloadavg()[0]
     report["latency"] = latency(images_dir, folds, engine, detector, protector,
-                                "far_1e-3", args.frames)
+                                "far_1e-3", args.frames, single)
     # other processes on the machine inflate latencies: record how busy it was
     report["latency"]["load_average_1min"] = [round(load_before, 2),
                                               round(os.getloadavg()[0], 2)]
@@ -494,11 +510,14 @@ def print_report(r: dict[str, Any]) -> None:
         print("  cross-validation mean: " + "; ".join(
             f"{n} TAR {cv['mean'][n]['tar']:.4%} FAR ext {cv['mean'][n]['far_extended']:.2e}"
             for n in FAR_TARGETS))
-    if "flip_tta" in r:
-        f = r["flip_tta"]
-        print(f"[flip-averaged embeddings, experiment] EER {f['eer']:.4%}  best accuracy "
+    if "single_pass" in r:
+        f = r["single_pass"]
+        cv = f["cross_validation"]
+        print(f"[single-pass embeddings, comparison] EER {f['eer']:.4%}  best accuracy "
               f"{f['best_accuracy']:.4%}  " + "; ".join(
-                  f"{n} (t={f[n]['threshold']}) TAR {f[n]['tar']:.4%}" for n in FAR_TARGETS))
+                  f"{n} (t={f[n]['threshold']}) TAR {f[n]['tar']:.4%}" for n in FAR_TARGETS)
+              + "; cross-validation mean " + "; ".join(
+                  f"{n} TAR {cv['mean'][n]['tar']:.4%}" for n in FAR_TARGETS if cv["mean"]))
     print(f"protected vs raw max |score change|: {r['protected_max_abs_score_change']:.2e}")
     u = r["unlinkability"]
     print(f"unlinkability ({u['people']} people): same person across institutions "
@@ -507,7 +526,9 @@ def print_report(r: dict[str, Any]) -> None:
           f"(raw domain {u['d_sys_raw_domain']})")
     lat = r["latency"]
     print(f"latency 640x480: detect {lat['detect']}, embed {lat['embed']}, "
-          f"full verify {lat['full_verify']} (load average {lat['load_average_1min']} on "
+          f"full verify {lat['full_verify']}"
+          + (f", single-pass embed {lat['embed_single_pass']}" if "embed_single_pass" in lat
+             else "") + f" (load average {lat['load_average_1min']} on "
           f"{r['cpu_count']} CPUs)")
     if "dedup" in r:
         d = r["dedup"]

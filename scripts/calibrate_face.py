@@ -5,7 +5,9 @@
 
 What it does:
 
-1. Runs the production pipeline (YuNet -> norm_crop -> SFace) on every image named in
+1. Runs the production pipeline (YuNet -> norm_crop -> SFace, flip-averaged: the crop and
+   its mirror image in one batch of 2; ``--single-pass`` for the crop alone, which needs
+   its own calibration file) on every image named in
    ``pairs.txt``. LFW photos often show other people in the background, so, as the LFW
    protocol intends, the face nearest the image centre is taken; how many images had
    competing faces (which the engine would refuse) and how many fail the quality gate
@@ -33,6 +35,7 @@ import time
 from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -72,10 +75,11 @@ def read_pairs(pairs_file: Path) -> tuple[list[tuple[str, str]], list[tuple[str,
     return genuine, impostor
 
 
-def extract(images_dir: Path, rel_paths: list[str]) -> dict[str, np.ndarray]:
+def extract(images_dir: Path, rel_paths: list[str], *, flip_average: bool = True,
+            ) -> dict[str, np.ndarray]:
     models = ensure_models()
     detector = YuNetDetector(models.detector)
-    embedder = SFaceEmbedder(models.recognizer)
+    embedder = SFaceEmbedder(models.recognizer, flip_average=flip_average)
     n = len(rel_paths)
     emb = np.zeros((n, 128), dtype=np.float32)
     found = np.zeros(n, dtype=bool)
@@ -112,7 +116,8 @@ def extract(images_dir: Path, rel_paths: list[str]) -> dict[str, np.ndarray]:
             print(f"  {i + 1}/{n} images", file=sys.stderr)
     return {"paths": np.array(rel_paths), "emb": emb, "found": found, "rivals": rivals,
             "measures": measures, "passed": passed, "failed_on": failed_on.astype(str),
-            "t_det": t_det, "t_emb": t_emb, "landmarks": landmarks}
+            "t_det": t_det, "t_emb": t_emb, "landmarks": landmarks,
+            "flip_average": np.array(flip_average)}
 
 
 def threshold_for_far(impostor_sorted_desc: np.ndarray, target: float) -> tuple[float, int]:
@@ -153,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pairs", type=Path, required=True, help="LFW dir with pairs.txt, images/")
     ap.add_argument("--out", type=Path, default=CALIBRATION_PATH)
     ap.add_argument("--features", type=Path, help="cache per-image features here (npz)")
+    ap.add_argument("--single-pass", action="store_true",
+                    help="embed the crop alone (no mirror); for comparison only, write it "
+                         "elsewhere with --out: the engine's default is flip-averaged")
     args = ap.parse_args(argv)
 
     genuine_pairs, impostor_pairs = read_pairs(args.pairs / "pairs.txt")
@@ -161,11 +169,15 @@ def main(argv: list[str] | None = None) -> int:
         data = dict(np.load(args.features, allow_pickle=False))
         if list(data["paths"]) != rel_paths:
             raise SystemExit("feature cache does not match pairs.txt")
+        if bool(data.get("flip_average", False)) != (not args.single_pass):
+            raise SystemExit("feature cache was made with the other embedding mode")
     else:
         print(f"extracting {len(rel_paths)} images", file=sys.stderr)
-        data = extract(args.pairs / "images", rel_paths)
+        data = extract(args.pairs / "images", rel_paths, flip_average=not args.single_pass)
         if args.features:
-            np.savez(args.features, **data)
+            # numpy's stubs let **kwargs bind its bool ``allow_pickle``; the arrays are data
+            savez: Any = np.savez
+            savez(args.features, **data)
     index = {p: i for i, p in enumerate(rel_paths)}
     emb, found = data["emb"], data["found"]
     if not found.all():
@@ -215,7 +227,12 @@ def main(argv: list[str] | None = None) -> int:
     doc = {
         "generated_by": "scripts/calibrate_face.py",
         "pipeline": "YuNet 2023mar (score >= 0.8) -> insightface norm_crop 112 -> SFace "
-                    "2021dec fp32 (onnxruntime CPU); cosine of L2-normalised 128-d embeddings",
+                    "2021dec fp32 (onnxruntime CPU) "
+                    + ("on the crop alone" if args.single_pass else
+                       "on the crop and its mirror image (one batch of 2), each output "
+                       "L2-normalised, mean re-normalised")
+                    + "; cosine of L2-normalised 128-d embeddings",
+        "flip_average": not args.single_pass,
         "models_sha256": MODEL_SHA256,
         "dataset": "LFW View 2 folds 1-3 (deep-funneled 250x250): 900 genuine + 900 impostor "
                    f"official pairs over {len(rel_paths)} images",
@@ -244,7 +261,8 @@ def main(argv: list[str] | None = None) -> int:
             "detect_ms_p95": float(np.percentile(data["t_det"], 95) * 1000),
             "embed_ms_p50": float(np.percentile(data["t_emb"][found], 50) * 1000),
             "embed_ms_p95": float(np.percentile(data["t_emb"][found], 95) * 1000),
-            "note": "latency: one 250x250 image, 2 onnxruntime threads, on the dev machine",
+            "note": "latency: one 250x250 image, 2 onnxruntime threads, on the dev machine "
+                    "(shared with other jobs)",
         },
     }
     args.out.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
