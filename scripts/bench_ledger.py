@@ -5,7 +5,14 @@ Measures, through the project's Gateway client (gateway.fabric), submits (endors
 wait for commit) and evaluates, sequentially and with N requests in flight, and prints tx/s and
 p50/p95 latency as medians over rounds. `--json` prints one JSON object as the last line.
 
-    python scripts/bench_ledger.py [--target devnet] [--n 2000] [--inflight 16] [--json]
+Against devnet it also prints the CPU time each process spent per operation (devnet, its
+chaincode subprocess, this client; utime+stime from /proc over the measured rounds): unlike
+wall-clock throughput that figure hardly moves when other jobs share the machine. The chaincode
+endorsement policy is explicit (`--policy`, default Fabric's `MAJORITY Endorsement`: two of the
+three orgs endorse; `--policy mip` is the MIP chaincode's one-of-three OR policy).
+
+    python scripts/bench_ledger.py [--target devnet] [--policy majority|mip|"<policy>"]
+        [--n 2000] [--inflight 16] [--json]
     python scripts/bench_ledger.py --connection path/to/connection.json
 """
 
@@ -13,7 +20,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -31,6 +40,44 @@ sys.path.insert(0, str(REPO))
 from gateway.fabric import Gateway  # noqa: E402
 
 READY = re.compile(r"devnet ready on [\d.]+:(\d+)")
+POLICIES = {
+    "majority": "MAJORITY Endorsement",  # Fabric's default chaincode endorsement policy
+    # The MIP chaincode's definition (network/fabric): any one of the three peers endorses.
+    "mip": "OR('HospitalMSP.peer','SchoolMSP.peer','PharmacyMSP.peer')",
+}
+TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of one process from /proc/<pid>/stat (0 when it is gone)."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = raw[raw.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / TICK  # fields 14 and 15 of proc(5)
+
+
+def children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            out += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
+class CpuMeter:
+    """CPU seconds of devnet, its chaincode subprocess(es) and this client between two points."""
+
+    def __init__(self, devnet_pid: int | None) -> None:
+        self.devnet_pid = devnet_pid
+
+    def sample(self) -> dict[str, float]:
+        out = {"client": time.process_time()}
+        if self.devnet_pid is not None:
+            out["devnet"] = cpu_seconds(self.devnet_pid)
+            out["chaincode"] = sum(cpu_seconds(c) for c in children(self.devnet_pid))
+        return out
 
 
 def start_devnet(data: Path, extra: list[str]) -> subprocess.Popen[str]:
@@ -70,7 +117,7 @@ async def run_mode(op: Callable[[int], Awaitable[Any]], n: int, inflight: int
     return n / (time.perf_counter() - start), latencies
 
 
-async def bench(profile: Path, args: argparse.Namespace) -> dict[str, Any]:
+async def bench(profile: Path, args: argparse.Namespace, meter: CpuMeter) -> dict[str, Any]:
     gw = Gateway.from_connection(profile, args.org, args.user)
     contract = gw.get_network(args.channel).get_contract(args.chaincode)
     run_id = uuid.uuid4().hex[:8]
@@ -95,6 +142,7 @@ async def bench(profile: Path, args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for name, (op, n, inflight) in modes.items():
         tps, p50, p95 = [], [], []
+        before = meter.sample()
         for _ in range(args.rounds):
             rate, lat = await run_mode(op, n, inflight)
             tps.append(rate)
@@ -104,6 +152,10 @@ async def bench(profile: Path, args: argparse.Namespace) -> dict[str, Any]:
                          "p50_ms": round(statistics.median(p50), 2),
                          "p95_ms": round(statistics.median(p95), 2),
                          "n": n, "inflight": inflight, "rounds": args.rounds}
+        after = meter.sample()
+        results[name]["cpu_ms_per_op"] = {
+            proc: round((after[proc] - before[proc]) * 1000 / (n * args.rounds), 3)
+            for proc in after}
     await gw.close()
     return results
 
@@ -121,6 +173,9 @@ def main() -> int:
     parser.add_argument("--user", default="User1")
     parser.add_argument("--channel", default="mipchannel")
     parser.add_argument("--chaincode", default="mip")
+    parser.add_argument("--policy", default="majority",
+                        help="devnet chaincode endorsement policy: majority (Fabric's default), "
+                             "mip (OR of the three peers) or a policy string")
     parser.add_argument("--devnet-arg", action="append", default=[],
                         help="extra argument for `network.devnet up` (repeatable)")
     parser.add_argument("--json", action="store_true")
@@ -130,12 +185,16 @@ def main() -> int:
     tmp = None
     if args.connection is None:
         tmp = tempfile.TemporaryDirectory(prefix="mip-bench-")
-        proc = start_devnet(Path(tmp.name), args.devnet_arg)
+        policy = POLICIES.get(args.policy, args.policy)
+        proc = start_devnet(Path(tmp.name), ["--policy", policy, *args.devnet_arg])
         profile = Path(tmp.name) / "connection.json"
     else:
+        policy = "(as deployed)"
         profile = args.connection
+    meter = CpuMeter(proc.pid if proc is not None else None)
+    load = os.getloadavg()
     try:
-        results = asyncio.run(bench(profile, args))
+        results = asyncio.run(bench(profile, args, meter))
     finally:
         if proc is not None:
             proc.terminate()
@@ -143,11 +202,15 @@ def main() -> int:
         if tmp is not None:
             tmp.cleanup()
     report = {"target": "devnet" if args.connection is None else str(args.connection),
-              "client": "gateway.fabric", "results": results}
+              "client": "gateway.fabric", "policy": policy,
+              "loadavg": [round(x, 2) for x in load], "results": results}
+    print(f"policy: {policy}   load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     for name, r in results.items():
         print(f"{name:>14}: {r['tx_per_s']:8.1f} tx/s   p50 {r['p50_ms']:7.2f} ms   "
               f"p95 {r['p95_ms']:7.2f} ms   (n={r['n']}, in flight {r['inflight']}, "
               f"median of {r['rounds']} rounds)")
+        cpu = "  ".join(f"{proc} {ms:.2f}" for proc, ms in r["cpu_ms_per_op"].items())
+        print(f"{'':>14}  CPU ms per op: {cpu}")
     if args.json:
         print(json.dumps(report))
     return 0
