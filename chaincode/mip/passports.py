@@ -1,6 +1,6 @@
 """Passports: one face-verified identity per person, owned by the holder's Ed25519 key.
 
-Lifecycle (docs/chaincode.md, "Passports"):
+Lifecycle (docs/chaincode-transactions.md, "Passports"):
 
 - `Register` by a registrar, carrying the holder's request signed by the new passport key.
   Level 1 = live face verified at enrolment, 2 = face and password (attested by the
