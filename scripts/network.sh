@@ -22,12 +22,15 @@
 #       peers 7051 / 8051 / 9051 (chaincode listener +1), peer operations 9444 / 9445 / 9446,
 #       chaincode servers 7059 / 8059 / 9059
 #   MIP_FABRIC_BATCH_TIMEOUT block cut timeout (default 20ms), MIP_FABRIC_BATCH_SIZE (100)
-#   MIP_CHAINCODE_POLICY     chaincode endorsement policy, e.g. "OR('HospitalMSP.peer')"
-#                            (default: the channel's Endorsement policy, MAJORITY)
+#   MIP_CHAINCODE_CONTRACT   module:Class[,...] served by the chaincode servers (default: the
+#                            MIP contracts, chaincode.mip.CONTRACT_SPEC; the asset tests use
+#                            chaincode.contracts.asset:AssetContract)
+#   MIP_CHAINCODE_POLICY     chaincode endorsement policy (default: MIP's
+#                            OR('HospitalMSP.peer','SchoolMSP.peer','PharmacyMSP.peer');
+#                            "channel": the channel's Endorsement policy, MAJORITY)
 #   MIP_CHAINCODE_SEQUENCE   definition sequence to approve/commit (default: 1, or keep the
 #                            committed one); raise it to change a committed definition
 #   MIP_CHAINCODE_TLS        true (default): mutual TLS between peers and chaincode servers
-#   CHAINCODE_CONTRACT       module:Class served by the chaincode servers (shim default)
 #   MIP_FABRIC_READY_TIMEOUT seconds deploy waits for the Gateway to endorse (default 120)
 #   MIP_FABRIC_LOG_SPEC      FABRIC_LOGGING_SPEC of orderer and peers (default info)
 #   MIP_PYTHON               python with MIP installed (default <repo>/.venv/bin/python)
@@ -42,6 +45,7 @@ CHANNEL=mipchannel
 CC_NAME=mip
 CC_VERSION=1
 MARKER=.mip-fabric-state
+MIP_POLICY="OR('HospitalMSP.peer','SchoolMSP.peer','PharmacyMSP.peer')"
 
 OFF="${MIP_FABRIC_PORT_OFFSET:-0}"
 [[ "$OFF" =~ ^[0-9]+$ ]] || { echo "MIP_FABRIC_PORT_OFFSET must be a number" >&2; exit 2; }
@@ -308,7 +312,8 @@ start_chaincode() {
   local i="$1" id="$2" name="cc-${NAMES[$i]}" d="${DOMAINS[$i]}"
   local tls="$STATE/chaincode/$d/tls" addr="$HOST:${CC_PORTS[$i]}"
   if pid_alive "$name"; then
-    if [[ "$(cat "$STATE/chaincode/$d/running_id" 2>/dev/null)" == "$id" ]]; then
+    # The package holds only the server's address: the same id may serve another contract.
+    if [[ "$(cat "$STATE/chaincode/$d/running_id" 2>/dev/null)" == "$id $CONTRACT" ]]; then
       log "$name already serves $id"; return
     fi
     stop_one "$name"
@@ -323,9 +328,9 @@ start_chaincode() {
   else
     envs+=(CHAINCODE_TLS_DISABLED=true)
   fi
-  [[ -n "${CHAINCODE_CONTRACT:-}" ]] && envs+=(CHAINCODE_CONTRACT="$CHAINCODE_CONTRACT")
+  envs+=(CHAINCODE_CONTRACT="$CONTRACT")
   (cd "$REPO" && start_bg "$name" env "${envs[@]}" PYTHONPATH="$REPO" "$PY" -m chaincode)
-  echo "$id" >"$STATE/chaincode/$d/running_id"
+  echo "$id $CONTRACT" >"$STATE/chaincode/$d/running_id"
 }
 
 committed_sequence() {
@@ -333,9 +338,22 @@ committed_sequence() {
     "$PY" -c 'import json, sys; print(json.load(sys.stdin)["sequence"])' 2>/dev/null || true
 }
 
+# resolve_contract: CONTRACT and POLICY_ARGS from the settings (see the header).
+CONTRACT="" POLICY_ARGS=()
+resolve_contract() {
+  CONTRACT="${MIP_CHAINCODE_CONTRACT:-}"
+  if [[ -z "$CONTRACT" ]]; then
+    CONTRACT="$(cd "$REPO" && "$PY" -c 'from chaincode.mip import CONTRACT_SPEC; print(CONTRACT_SPEC)')" ||
+      die "cannot read chaincode.mip.CONTRACT_SPEC with $PY"
+  fi
+  local policy="${MIP_CHAINCODE_POLICY:-$MIP_POLICY}"
+  if [[ "$policy" == "channel" ]]; then POLICY_ARGS=(); else POLICY_ARGS=(--signature-policy "$policy"); fi
+}
+
 cmd_deploy() {
   require_bins peer
   require_running
+  resolve_contract
   local t0=$SECONDS i
   local label="${CC_NAME}_${CC_VERSION}"
   local ids=()
@@ -364,11 +382,9 @@ cmd_deploy() {
   if [[ -n "$current" && "$sequence" -le "$current" ]]; then
     log "$CC_NAME already committed at sequence $current (raise MIP_CHAINCODE_SEQUENCE to change it)"
   else
-    local policy_args=()
-    [[ -n "${MIP_CHAINCODE_POLICY:-}" ]] && policy_args=(--signature-policy "$MIP_CHAINCODE_POLICY")
     local common=(-o "$HOST:$ORDERER_PORT" --tls --cafile "$ORDERER_CA" --channelID "$CHANNEL"
       --name "$CC_NAME" --version "$CC_VERSION" --sequence "$sequence"
-      --collections-config "$COLLECTIONS" "${policy_args[@]}")
+      --collections-config "$COLLECTIONS" "${POLICY_ARGS[@]}")
     for i in 0 1 2; do
       log "${ORGS[$i]}: approving $CC_NAME sequence $sequence"
       as_admin "$i" lifecycle chaincode approveformyorg "${common[@]}" --package-id "${ids[$i]}" \
@@ -387,6 +403,8 @@ cmd_deploy() {
   local endpoints=()
   for i in 0 1 2; do endpoints+=(--endpoint "${ORGS[$i]}=$HOST:${PEER_PORTS[$i]}"); done
   (cd "$REPO" && "$PY" -m network.fabric profile "$STATE" "${endpoints[@]}" >/dev/null)
+  # What the servers run, for clients that reuse this network (tests check it).
+  printf '%s\n' "$CONTRACT" >"$STATE/chaincode/contract"
   log "waiting until every org's Gateway can endorse"
   (cd "$REPO" && "$PY" -m network.fabric wait-ready "$STATE/connection.json" \
     --timeout "${MIP_FABRIC_READY_TIMEOUT:-120}")

@@ -10,6 +10,8 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,7 +46,20 @@ def missing_fabric_binaries() -> str | None:
     return None
 
 
-def fabric_profile_from_env() -> Path | None:
+ASSET_CONTRACT = "chaincode.contracts.asset:AssetContract"
+
+
+def deployed_contract(connection: Path) -> str | None:
+    """The contract spec `network.sh deploy` recorded beside `connection`, if any."""
+    try:
+        return (connection.parent / "chaincode" / "contract").read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+
+
+def fabric_profile_from_env(contract: str | None = None) -> Path | None:
+    """MIP_CONNECTION if it names a real-network profile (and, with `contract`, one whose
+    chaincode servers run that contract spec)."""
     value = os.environ.get("MIP_CONNECTION")
     if not value:
         return None
@@ -53,7 +68,32 @@ def fabric_profile_from_env() -> Path | None:
         network = json.loads(path.read_text(encoding="utf-8")).get("network")
     except (OSError, ValueError):
         return None
-    return path if network == "fabric" else None
+    if network != "fabric":
+        return None
+    if contract is not None and deployed_contract(path) != contract:
+        return None
+    return path
+
+
+@contextmanager
+def session_network(
+    state: Path, port_offset: str, settings: dict[str, str]
+) -> Iterator[FabricNetwork]:
+    """`network.sh up` + `deploy` with `settings` (MIP_CHAINCODE_* ...) into `state`; at the end
+    `down` + `clean`, asserting that no process this network started is left."""
+    env = {**os.environ, **settings, "MIP_FABRIC_DIR": str(state),
+           "MIP_FABRIC_PORT_OFFSET": port_offset}
+    try:
+        up_s = run_network_sh("up", env)
+        deploy_s = run_network_sh("deploy", env)
+        yield FabricNetwork(state / "connection.json", state, up_s, deploy_s)
+    finally:
+        started = recorded_processes(state)
+        run_network_sh("down", env, timeout=60)
+        left = still_running(started)
+        run_network_sh("clean", env, timeout=60)
+        assert not left, f"network.sh down left processes running: {left}"
+        assert not state.exists(), "network.sh clean left the state dir"
 
 
 def run_network_sh(command: str, env: dict[str, str], timeout: float = 240) -> float:

@@ -1,4 +1,11 @@
-"""Fixtures for the MIP contract tests: one devnet per session with the MIP chaincode."""
+"""Fixtures for the MIP contract tests: one network per session with the MIP chaincode.
+
+Every test that uses `mip_network` (directly or through `mip`) runs twice: on devnet, and as
+its `fabric`-marked variant on the real Fabric network of scripts/network.sh (`pytest -m
+fabric` runs only those; `-m "not fabric"` only devnet). Without Fabric's binaries ($FABRIC_BIN
+or PATH) the fabric variants are skipped, naming what is missing. pytest finishes every test
+of one network before starting the other, so the two never run at the same time.
+"""
 
 from __future__ import annotations
 
@@ -11,15 +18,20 @@ from mip_testkit import (
     MipNetwork,
     make_kyc_issuers,
     new_holder,
-    running_mip_devnet,
+    running_mip_network,
 )
 
 from chaincode.mip.kyc_credentials import KycIssuer
 
 
-@pytest.fixture(scope="session")
-def mip_network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MipNetwork]:
-    with running_mip_devnet(tmp_path_factory.mktemp("mip-devnet")) as net:
+@pytest.fixture(
+    scope="session", params=["devnet", pytest.param("fabric", marks=pytest.mark.fabric)]
+)
+def mip_network(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[MipNetwork]:
+    target = str(request.param)
+    with running_mip_network(target, tmp_path_factory.mktemp(f"mip-{target}")) as net:
         yield net
 
 

@@ -10,8 +10,11 @@ Use from a test module in tests/chaincode/mip/ (conftest.py provides the fixture
         async with expect_error("access_denied"):
             await (await mip.client("SchoolMSP", "doctor")).submit(...)
 
-`MipNetwork` (session fixture `mip_network`) is the running devnet: its data dir (the SQLite
-ledger is `data_dir / "ledger.sqlite"` or see docs/ledger.md), port and connection.json.
+`MipNetwork` (session fixture `mip_network`) is the running network, devnet or (the `fabric`
+variant of every scenario test) the real Fabric network of scripts/network.sh: its data dir
+(devnet's SQLite ledger is `data_dir / "ledger.sqlite"`, see docs/ledger.md; the real
+network's state dir), the Hospital peer's port and connection.json. `target` says which;
+`is_devnet` guards the checks that read devnet's SQLite.
 `MipClients` (function fixture `mip`) opens Gateways lazily on the test's event loop and closes
 them afterwards; `client(org, role)` returns a `Contract` for chaincode `mip` on `mipchannel`
 acting as the identity minted for that (org, role) (role None = a user without `mip.role`).
@@ -37,7 +40,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +54,8 @@ from chaincode.mip import CONTRACT_SPEC
 from chaincode.mip.holder_auth import signing_payload
 from chaincode.mip.kyc_credentials import KycHolder, KycIssuer
 from gateway.fabric import ChaincodeError, Contract, Gateway, GatewayError
+from gateway.fabric.proposal import Arg
+from gateway.fabric.transaction import Status, SubmittedTransaction
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 COLLECTIONS = REPO_ROOT / "network" / "fabric" / "collections_config.json"
@@ -86,20 +91,39 @@ def user_name(role: str | None) -> str:
     return role if role is not None else NO_ROLE_USER
 
 
-# --- devnet ---------------------------------------------------------------------------------
+# --- networks -------------------------------------------------------------------------------
+
+DEVNET, FABRIC = "devnet", "fabric"
+TARGETS = (DEVNET, FABRIC)
+# The real network for these tests: ports shifted by this (tests/fabric's asset network is on 300).
+FABRIC_PORT_OFFSET_ENV = "MIP_FABRIC_MIP_TEST_PORT_OFFSET"
+FABRIC_PORT_OFFSET = "400"
 
 
 @dataclass
 class MipNetwork:
     data_dir: Path
     port: int
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[bytes] | None  # None: a network this kit does not own a process of
     log_path: Path
     contract_spec: str
+    target: str = DEVNET
 
     @property
     def connection(self) -> Path:
         return self.data_dir / "connection.json"
+
+    @property
+    def is_devnet(self) -> bool:
+        return self.target == DEVNET
+
+    @property
+    def log_paths(self) -> list[Path]:
+        """Every log the network's processes write (devnet + its chaincode; on the real network
+        the orderer's, each peer's and each chaincode server's)."""
+        if self.is_devnet:
+            return [self.log_path, self.data_dir / "logs" / "chaincode.log"]
+        return sorted((self.data_dir / "logs").glob("*.log"))
 
     def log_tail(self, limit: int = 4000) -> str:
         try:
@@ -146,12 +170,18 @@ async def _answers(connection: Path) -> bool:
 
 
 def _mint_identities(data_dir: Path) -> None:
-    from network.devnet.pki import add_identity
+    """One identity per (org, role) from the org's CA (the real peers accept new identities
+    without a restart: they validate by CA). Identities minted by an earlier session on a reused
+    network are kept."""
+    from network.devnet.pki import IdentityExistsError, add_identity
 
     for org in ORGS:
-        for role in ROLES:
-            add_identity(data_dir, org, user_name(role), {"mip.role": role})
-        add_identity(data_dir, org, NO_ROLE_USER, {})
+        for name, attrs in [(user_name(r), {"mip.role": r}) for r in ROLES] + [
+                (NO_ROLE_USER, {})]:
+            try:
+                add_identity(data_dir, org, name, attrs)
+            except IdentityExistsError:
+                pass
 
 
 @contextmanager
@@ -202,7 +232,114 @@ def running_mip_devnet(tmp_path: Path) -> Iterator[MipNetwork]:
                 process.wait(timeout=5)
 
 
+def _fabric_helpers() -> Any:
+    """tests/fabric/fabric_network.py (finding the binaries, running scripts/network.sh)."""
+    folder = str(REPO_ROOT / "tests" / "fabric")
+    if folder not in sys.path:
+        sys.path.append(folder)
+    return importlib.import_module("fabric_network")
+
+
+def _fabric_network(state: Path, spec: str) -> MipNetwork:
+    profile = json.loads((state / "connection.json").read_text(encoding="utf-8"))
+    endpoint = profile["organizations"]["HospitalMSP"]["peerEndpoint"]
+    return MipNetwork(state, int(endpoint.rpartition(":")[2]), None,
+                      state / "logs" / "cc-hospital.log", spec, FABRIC)
+
+
+@contextmanager
+def running_mip_fabric(tmp_path: Path) -> Iterator[MipNetwork]:
+    """The real Fabric network with the MIP chaincode (docs/deploy.md), identities minted.
+
+    Reuses the network MIP_CONNECTION names if it is a real network serving the MIP contracts;
+    otherwise runs `scripts/network.sh up` + `deploy` (MIP contracts, MIP policy) into
+    `tmp_path` on ports shifted by $MIP_FABRIC_MIP_TEST_PORT_OFFSET (default 400), and `down`
+    + `clean` at the end (failing if a process is left). Skips when the binaries are absent.
+    """
+    helpers = _fabric_helpers()
+    spec = available_contract_spec()
+    existing = helpers.fabric_profile_from_env(spec)
+    if existing is not None:
+        _mint_identities(existing.parent)
+        yield _fabric_network(existing.parent, spec)
+        return
+    reason = helpers.missing_fabric_binaries()
+    if reason:
+        pytest.skip(f"{reason} (needed by the fabric variant of the MIP scenario tests)")
+    offset = os.environ.get(FABRIC_PORT_OFFSET_ENV, FABRIC_PORT_OFFSET)
+    settings = {"MIP_CHAINCODE_CONTRACT": spec, "MIP_CHAINCODE_POLICY": POLICY}
+    with helpers.session_network(tmp_path / "state", offset, settings) as fabric:
+        _mint_identities(fabric.state_dir)
+        yield _fabric_network(fabric.state_dir, spec)
+
+
+@contextmanager
+def running_mip_network(target: str, tmp_path: Path) -> Iterator[MipNetwork]:
+    """`running_mip_devnet` or `running_mip_fabric` by target name ("devnet" / "fabric")."""
+    if target == DEVNET:
+        with running_mip_devnet(tmp_path) as net:
+            yield net
+    elif target == FABRIC:
+        with running_mip_fabric(tmp_path) as net:
+            yield net
+    else:
+        raise ValueError(f"unknown MIP test target {target!r} (known: {', '.join(TARGETS)})")
+
+
+async def fabric_blocks(mip: MipClients, org: str = "HospitalMSP") -> list[bytes]:
+    """Every block of the channel as `org`'s peer stores it, through the Gateway and the
+    peer's query system chaincode (qscc GetChainInfo / GetBlockByNumber)."""
+    common_pb2: Any = importlib.import_module("fabric_protos.common.common_pb2")
+    ledger_pb2: Any = importlib.import_module("fabric_protos.common.ledger_pb2")
+    user = user_name(None)
+    gateway = mip.gateway(org, user)
+    qscc = gateway.get_network(CHANNEL).get_contract("qscc")
+    info = ledger_pb2.BlockchainInfo.FromString(await qscc.evaluate("GetChainInfo", [CHANNEL]))
+    blocks = []
+    for number in range(info.height):
+        raw = await qscc.evaluate("GetBlockByNumber", [CHANNEL, str(number)])
+        assert common_pb2.Block.FromString(raw).header.number == number
+        blocks.append(bytes(raw))
+    return blocks
+
+
 # --- staff clients ---------------------------------------------------------------------------
+
+PEER_SYNC_TIMEOUT_S = 20.0
+
+
+class AllPeersContract(Contract):
+    """A Contract whose submit returns only once every org's peer has committed the block.
+
+    The real network has one ledger per peer, and the Gateway's commit status speaks for the
+    client's own org's peer only; the next step of a scenario often runs on another org's peer
+    (a grant submitted through the hospital, read at the pharmacy), which may not have
+    committed the block yet. Devnet has one ledger, so it needs no such wait.
+    """
+
+    clients: MipClients
+
+    async def submit_async(
+        self,
+        name: str,
+        args: Sequence[Arg] = (),
+        *,
+        transient: Mapping[str, Arg] | None = None,
+        endorsing_orgs: Sequence[str] | None = None,
+    ) -> SubmittedTransaction:
+        submitted = await super().submit_async(
+            name, args, transient=transient, endorsing_orgs=endorsing_orgs)
+        own_status = submitted.status
+        clients = self.clients
+
+        async def status(*, timeout: float | None = None) -> Status:
+            result = await own_status(timeout=timeout)
+            await clients.wait_all_peers(result.block_number)
+            return result
+
+        submitted.status = status  # type: ignore[method-assign]
+        return submitted
+
 
 
 @dataclass
@@ -222,12 +359,37 @@ class MipClients:
             raise ValueError(f"unknown org {org!r}")
         if role is not None and role not in ROLES:
             raise ValueError(f"unknown role {role!r}")
-        key = (org, user_name(role))
+        gateway = self.gateway(org, user_name(role))
+        network = gateway.get_network(CHANNEL)
+        if self.network.is_devnet:
+            return network.get_contract(CHAINCODE, contract_name)
+        contract = AllPeersContract(network, network._session, CHAINCODE, contract_name)
+        contract.clients = self
+        return contract
+
+    async def wait_all_peers(self, block_number: int) -> None:
+        """Until every org's peer has committed block `block_number` (qscc GetChainInfo)."""
+        ledger_pb2: Any = importlib.import_module("fabric_protos.common.ledger_pb2")
+        deadline = time.monotonic() + PEER_SYNC_TIMEOUT_S
+        for org in ORGS:
+            qscc = self.gateway(org, NO_ROLE_USER).get_network(CHANNEL).get_contract("qscc")
+            while True:
+                info = ledger_pb2.BlockchainInfo.FromString(
+                    await qscc.evaluate("GetChainInfo", [CHANNEL]))
+                if info.height > block_number:
+                    break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{org}'s peer has not committed block {block_number}")
+                await asyncio.sleep(0.01)
+
+    def gateway(self, org: str, user: str) -> Gateway:
+        """The Gateway of `org` acting as `user` (opened once, closed by `close()`)."""
+        key = (org, user)
         gateway = self._gateways.get(key)
         if gateway is None:
-            gateway = Gateway.from_connection(self.network.connection, org, user_name(role))
+            gateway = Gateway.from_connection(self.network.connection, org, user)
             self._gateways[key] = gateway
-        return gateway.get_network(CHANNEL).get_contract(CHAINCODE, contract_name)
+        return gateway
 
     async def close(self) -> None:
         for gateway in self._gateways.values():
@@ -382,12 +544,20 @@ async def register_passport(
 KYC_ORGS = ("HospitalMSP", "SchoolMSP")
 
 
-def make_kyc_issuers(orgs: tuple[str, ...] = KYC_ORGS) -> dict[str, KycIssuer]:
-    """One anoncreds KYC issuer per org (a few seconds each: CL key generation), in parallel."""
+def make_kyc_issuers(
+    orgs: tuple[str, ...] = KYC_ORGS, tag: str | None = None
+) -> dict[str, KycIssuer]:
+    """One anoncreds KYC issuer per org (a few seconds each: CL key generation), in parallel.
+
+    The credential definition tag is fresh per call unless given: a network reused across
+    sessions (MIP_CONNECTION) still holds earlier sessions' issuers and revocation lists, and
+    a session must not mistake them for its own.
+    """
     from concurrent.futures import ThreadPoolExecutor
 
+    tag = tag if tag is not None else f"kyc{secrets.token_hex(4)}"
     with ThreadPoolExecutor(max_workers=len(orgs)) as pool:
-        return dict(zip(orgs, pool.map(KycIssuer, orgs), strict=True))
+        return dict(zip(orgs, pool.map(lambda org: KycIssuer(org, tag), orgs), strict=True))
 
 
 async def ensure_kyc_registered(mip: MipClients, issuers: dict[str, KycIssuer]) -> None:

@@ -231,7 +231,8 @@ async def test_passport_revocation_reaches_its_accounts(mip: MipClients) -> None
     from mip_testkit import publish_revocation
 
     # A registry of its own (PharmacyMSP), so other tests' accounts are not made stale.
-    issuer = KycIssuer("PharmacyMSP", tag="revtest")
+    # A fresh tag: a reused network (MIP_CONNECTION) may hold an earlier session's registry.
+    issuer = KycIssuer("PharmacyMSP", tag=f"revtest{secrets.token_hex(4)}")
     issuers = {"PharmacyMSP": issuer}
     revoked_holder = await new_holder(mip, issuers, org="PharmacyMSP")
     honest_holder = await new_holder(mip, issuers, org="PharmacyMSP")

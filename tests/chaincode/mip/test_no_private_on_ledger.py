@@ -8,6 +8,13 @@ events, responses), every public state value and its metadata, the hashed privat
 the event table for any canary. The private stores must hold the content where they should:
 medical content only in HospitalMSP's store, education content only in SchoolMSP's, and the
 erased credential nowhere. The devnet and chaincode logs are scanned too.
+
+On the real Fabric network (the `fabric` variant) the blocks come from each org's peer through
+qscc (raw and decoded, as above: public writes, hashed private writes and events are all in
+them) and every orderer, peer and chaincode-server log is scanned. The peers' LevelDB state and
+private stores cannot be read beside the running peers, so the store checks (public state rows,
+which private store holds what) are devnet-only; on Fabric, dissemination to collection members
+only is the peer's own behaviour (tests/fabric checks a non-member peer has no value).
 """
 
 from __future__ import annotations
@@ -33,7 +40,16 @@ from credential_kit import (
     request_and_read,
     sample_content,
 )
-from mip_testkit import Holder, MipClients, MipNetwork, new_id, open_account, request_arg
+from mip_testkit import (
+    ORGS,
+    Holder,
+    MipClients,
+    MipNetwork,
+    fabric_blocks,
+    new_id,
+    open_account,
+    request_arg,
+)
 
 from chaincode.mip.canonical import canonical_json
 from network.devnet._protos import (
@@ -181,26 +197,46 @@ def private_store(db: sqlite3.Connection) -> dict[tuple[str, str], bytes]:
     return out
 
 
+def assert_blocks_clean(where: str, blocks: list[tuple[int, bytes]],
+                        secrets_: list[bytes]) -> None:
+    """Raw bytes and every decoded layer of every transaction of every block."""
+    assert len(blocks) > 10
+    envelopes = 0
+    for number, raw in blocks:
+        assert_clean(f"{where} block {number}", raw, secrets_)
+        block = common_pb2.Block.FromString(raw)
+        if number == 0:
+            continue
+        for envelope in block.data.data:
+            envelopes += 1
+            for text in decoded_envelope_texts(envelope):
+                assert_clean(f"{where} block {number} (decoded)", text, secrets_)
+    assert envelopes > 10
+
+
 async def test_no_private_value_on_the_public_ledger(
     mip: MipClients, mip_network: MipNetwork, holder: Holder
 ) -> None:
     secrets_, _issued = await run_flow(mip, holder)
+    if mip_network.is_devnet:
+        check_devnet_store(mip_network, secrets_)
+    else:
+        for org in ORGS:
+            blocks = await fabric_blocks(mip, org)
+            assert_blocks_clean(f"{org} peer", list(enumerate(blocks)), secrets_)
+    logs = mip_network.log_paths
+    assert any(log.is_file() for log in logs)
+    for log in logs:
+        if log.is_file():
+            assert_clean(f"log {log.name}", log.read_bytes(), secrets_)
+
+
+def check_devnet_store(mip_network: MipNetwork, secrets_: list[bytes]) -> None:
     path: Path = mip_network.data_dir / "ledger.sqlite"
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         blocks = db.execute("SELECT number, block FROM blocks ORDER BY number").fetchall()
-        assert len(blocks) > 10
-        envelopes = 0
-        for number, raw in blocks:
-            assert_clean(f"block {number}", bytes(raw), secrets_)
-            block = common_pb2.Block.FromString(bytes(raw))
-            if number == 0:
-                continue
-            for envelope in block.data.data:
-                envelopes += 1
-                for text in decoded_envelope_texts(envelope):
-                    assert_clean(f"block {number} (decoded)", text, secrets_)
-        assert envelopes > 10
+        assert_blocks_clean("devnet", [(n, bytes(raw)) for n, raw in blocks], secrets_)
         for key, value, metadata in db.execute("SELECT key, value, metadata FROM state"):
             assert_clean("public state", bytes(key) + bytes(value) + bytes(metadata or b""),
                          secrets_)
@@ -226,8 +262,3 @@ async def test_no_private_value_on_the_public_ledger(
                          blob, [canary("diagnosis").encode(), canary("notes").encode()])
     finally:
         db.close()
-
-    logs = [mip_network.log_path, mip_network.data_dir / "logs" / "chaincode.log"]
-    for log in logs:
-        if log.is_file():
-            assert_clean(f"log {log.name}", log.read_bytes(), secrets_)
