@@ -42,6 +42,7 @@ from chaincode.shim import (
     Context,
     Contract,
     KeyEndorsementPolicy,
+    PeerError,
     RoleType,
     create_composite_key,
     transaction,
@@ -170,13 +171,25 @@ def parse_content(ctype: CredentialType, content: bytes) -> dict[str, Any]:
     return dict(parsed)
 
 
+# What a real Fabric 2.5 peer answers GET_STATE with when the hash of a private value is on
+# its ledger but the value is not in its private store (not a collection member, or the value
+# has not reached it): a peer error rather than the empty answer devnet gives.
+_NO_PRIVATE_COPY = "private data matching public hash version is not available"
+
+
 async def read_private(ctx: Context, record: dict[str, Any]) -> dict[str, Any]:
     """The stored content of `record`, checked against its public hash."""
-    raw = await ctx.stub.get_private_data(record["collection"], private_key(record["id"]))
+    no_copy = PreconditionFailed(
+        "this peer holds no copy of the content; evaluate on a peer of the issuer org"
+    )
+    try:
+        raw = await ctx.stub.get_private_data(record["collection"], private_key(record["id"]))
+    except PeerError as exc:
+        if _NO_PRIVATE_COPY in str(exc):
+            raise no_copy from None
+        raise
     if raw is None:
-        raise PreconditionFailed(
-            "this peer holds no copy of the content; evaluate on a peer of the issuer org"
-        )
+        raise no_copy
     stored = json.loads(raw)
     content = canonical_json(stored["content"])
     if salted_hash(base64.b64decode(stored["salt"]), content) != record["hash"]:
