@@ -38,6 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from gateway.fabric import Gateway  # noqa: E402
+from network.devnet.event_loop import loop_name, run  # noqa: E402
 
 READY = re.compile(r"devnet ready on [\d.]+:(\d+)")
 POLICIES = {
@@ -194,7 +195,7 @@ def main() -> int:
     meter = CpuMeter(proc.pid if proc is not None else None)
     load = os.getloadavg()
     try:
-        results = asyncio.run(bench(profile, args, meter))
+        results = run(bench(profile, args, meter))
     finally:
         if proc is not None:
             proc.terminate()
@@ -202,9 +203,10 @@ def main() -> int:
         if tmp is not None:
             tmp.cleanup()
     report = {"target": "devnet" if args.connection is None else str(args.connection),
-              "client": "gateway.fabric", "policy": policy,
+              "client": "gateway.fabric", "policy": policy, "event_loop": loop_name(),
               "loadavg": [round(x, 2) for x in load], "results": results}
-    print(f"policy: {policy}   load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print(f"policy: {policy}   event loop: {loop_name()}   "
+          f"load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     for name, r in results.items():
         print(f"{name:>14}: {r['tx_per_s']:8.1f} tx/s   p50 {r['p50_ms']:7.2f} ms   "
               f"p95 {r['p95_ms']:7.2f} ms   (n={r['n']}, in flight {r['inflight']}, "

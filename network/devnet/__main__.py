@@ -96,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
         except ConfigError as exc:
             print(f"devnet: {exc}", file=sys.stderr)
             return 2
-        return asyncio.run(_up(config))
+        from network.devnet.event_loop import run
+
+        return run(_up(config))
     if args.command == "identity":
         from network.devnet import pki
 
