@@ -434,6 +434,7 @@ cmd_status() {
   fi
   as_admin 0 lifecycle chaincode querycommitted -C "$CHANNEL" 2>/dev/null | sed 1d |
     sed 's/^/  committed: /' || true
+  [[ -f "$STATE/chaincode/contract" ]] && echo "  contract: $(cat "$STATE/chaincode/contract")"
   [[ -f "$STATE/connection.json" ]] && echo "connection profile: $STATE/connection.json"
   return 0
 }
