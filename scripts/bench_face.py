@@ -404,6 +404,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dedup-sizes", default="100000,1000000")
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--latency-only", action="store_true",
+                        help="only the latency stage (for re-measuring on a quieter machine)")
     parser.add_argument("--compare-single-pass", action="store_true",
                         help="also measure the single-pass embedding (crop without mirror)")
     args = parser.parse_args(argv)
@@ -423,6 +425,8 @@ def main(argv: list[str] | None = None) -> int:
 
     single = SFaceEmbedder(models.recognizer, flip_average=False) \
         if args.compare_single_pass else None
+    if args.latency_only:
+        return latency_only(args, images_dir, folds, engine, detector, protector, single)
     single_emb: dict[str, np.ndarray] = {}
     emb, extraction = embed_images(images_dir, rels, detector, embedder, single, single_emb)
     genuine_pairs = [p for g, _ in folds for p in g if p[0] in emb and p[1] in emb]
@@ -482,6 +486,21 @@ def main(argv: list[str] | None = None) -> int:
     report["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     report["wall_s"] = round(time.perf_counter() - started, 1)
     print_report(report)
+    if args.json:
+        print(json.dumps(report, sort_keys=True))
+    return 0
+
+
+def latency_only(args: argparse.Namespace, images_dir: Path,
+                 folds: list[tuple[list[Pair], list[Pair]]], engine: FaceEngine,
+                 detector: YuNetDetector, protector: TemplateProtector,
+                 single: SFaceEmbedder | None) -> int:
+    load_before = os.getloadavg()[0]
+    lat = latency(images_dir, folds, engine, detector, protector, "far_1e-3", args.frames,
+                  single)
+    lat["load_average_1min"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+    report = {"latency": lat, "cpu_count": os.cpu_count()}
+    print(f"latency 640x480: {json.dumps(lat)} on {os.cpu_count()} CPUs")
     if args.json:
         print(json.dumps(report, sort_keys=True))
     return 0
