@@ -16,12 +16,29 @@ from mip_testkit import (
     Holder,
     MipClients,
     MipNetwork,
+    fabric_unavailable_reason,
     make_kyc_issuers,
     new_holder,
     running_mip_network,
 )
 
 from chaincode.mip.kyc_credentials import KycIssuer
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the fabric variants skipped up front when they cannot run, so the summary folds
+    them into one line per file instead of one per test."""
+    fabric_items = [
+        item for item in items
+        if getattr(item, "callspec", None) is not None
+        and item.callspec.params.get("mip_network") == "fabric"  # type: ignore[attr-defined]
+    ]
+    if not fabric_items:
+        return
+    reason = fabric_unavailable_reason()
+    if reason is not None:
+        for item in fabric_items:
+            item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture(

@@ -247,6 +247,17 @@ def _fabric_network(state: Path, spec: str) -> MipNetwork:
                       state / "logs" / "cc-hospital.log", spec, FABRIC)
 
 
+def fabric_unavailable_reason() -> str | None:
+    """Why the fabric variant cannot run here (no MIP network to reuse, no binaries), or None."""
+    helpers = _fabric_helpers()
+    if helpers.fabric_profile_from_env(available_contract_spec()) is not None:
+        return None
+    reason = helpers.missing_fabric_binaries()
+    if reason is None:
+        return None
+    return f"{reason} (needed by the fabric variant of the MIP scenario tests)"
+
+
 @contextmanager
 def running_mip_fabric(tmp_path: Path) -> Iterator[MipNetwork]:
     """The real Fabric network with the MIP chaincode (docs/deploy.md), identities minted.
@@ -263,9 +274,9 @@ def running_mip_fabric(tmp_path: Path) -> Iterator[MipNetwork]:
         _mint_identities(existing.parent)
         yield _fabric_network(existing.parent, spec)
         return
-    reason = helpers.missing_fabric_binaries()
+    reason = fabric_unavailable_reason()
     if reason:
-        pytest.skip(f"{reason} (needed by the fabric variant of the MIP scenario tests)")
+        pytest.skip(reason)
     offset = os.environ.get(FABRIC_PORT_OFFSET_ENV, FABRIC_PORT_OFFSET)
     settings = {"MIP_CHAINCODE_CONTRACT": spec, "MIP_CHAINCODE_POLICY": POLICY}
     with helpers.session_network(tmp_path / "state", offset, settings) as fabric:
