@@ -39,6 +39,7 @@ ORGS = ("HospitalMSP", "SchoolMSP", "PharmacyMSP")
 # The generated protobuf modules carry no type information.
 common_pb2: Any = importlib.import_module("fabric_protos.common.common_pb2")
 identities_pb2: Any = importlib.import_module("fabric_protos.msp.identities_pb2")
+ledger_pb2: Any = importlib.import_module("fabric_protos.common.ledger_pb2")
 transaction_pb2: Any = importlib.import_module("fabric_protos.peer.transaction_pb2")
 
 
@@ -54,6 +55,18 @@ def _endorsers(transaction: Transaction) -> list[str]:
     return sorted(
         identities_pb2.SerializedIdentity.FromString(e.endorser).mspid for e in action.endorsements
     )
+
+
+async def _wait_for_block(gateway: Gateway, block_number: int, timeout: float = 20.0) -> None:
+    """Until the gateway's own peer has committed `block_number` (qscc GetChainInfo)."""
+    qscc = gateway.get_network("mipchannel").get_contract("qscc")
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        raw = await qscc.evaluate("GetChainInfo", ["mipchannel"])
+        if ledger_pb2.BlockchainInfo.FromString(raw).height > block_number:
+            return
+        assert asyncio.get_running_loop().time() < deadline, f"block {block_number} not committed"
+        await asyncio.sleep(0.01)
 
 
 @pytest.fixture
@@ -139,6 +152,8 @@ async def test_transient_private_data_and_hash(
     assert (await contract.evaluate("GetPrivateHash", ["medical", key])).decode() == digest
 
     async with Gateway.from_connection(fabric_network.connection, "SchoolMSP", "User1") as gw:
+        # The commit status spoke for Hospital's peer; School's peer commits the block on its own.
+        await _wait_for_block(gw, status.block_number)
         school = gw.get_network("mipchannel").get_contract("mip")
         # Non-members see the hash (it is in the block) ...
         assert (await school.evaluate("GetPrivateHash", ["medical", key])).decode() == digest
