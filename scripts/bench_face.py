@@ -28,7 +28,11 @@ What it measures (see docs/face.md for the figures and their reading):
 * peak memory (``ru_maxrss``);
 * with ``--compare-single-pass``: the same accuracy figures (thresholds re-derived the way
   calibration does it) and cross-validation for the previous embedding, SFace on the
-  aligned crop alone, and its embedding latency beside the flip-averaged one's.
+  aligned crop alone, and its embedding latency beside the flip-averaged one's;
+* with ``--latency-only --paired-latency``: full verifications of the same frames in turn
+  by the flip-averaged engine, the single-crop embedder and the unmodified single-crop
+  session (the default before flip averaging), with per-frame median ratios: the fair
+  comparison on a shared machine.
 
 With ``--json`` the last line printed is one JSON object holding every figure.
 No image, embedding or key is written anywhere; only statistics are printed.
@@ -49,17 +53,19 @@ from typing import Any
 
 import cv2
 import numpy as np
+import onnxruntime as ort
+from insightface.model_zoo import get_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from face_engine.dedup import DedupIndex, FaceLikeDistribution, mated_sample
 from face_engine.detect import YuNetDetector, select_central_face
-from face_engine.embed import SFaceEmbedder, align_face
+from face_engine.embed import SFaceEmbedder, align_face, l2_normalise
 from face_engine.engine import FaceEngine
 from face_engine.errors import FaceError
 from face_engine.image_io import encode_jpeg
-from face_engine.models import ensure_models
-from face_engine.protect import TemplateProtector, linkability_dsys
+from face_engine.models import ModelPaths, ensure_models
+from face_engine.protect import ProtectedReference, TemplateProtector, linkability_dsys
 from face_engine.protect.service import ProtectedFaceVerifier
 from face_engine.quality import DEFAULT_THRESHOLDS, assess
 from face_engine.verify import load_operating_points
@@ -406,6 +412,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--latency-only", action="store_true",
                         help="only the latency stage (for re-measuring on a quieter machine)")
+    parser.add_argument("--paired-latency", action="store_true",
+                        help="with --latency-only: full verify of the same frames in turn by "
+                             "the flip-averaged, single-crop and unmodified-session engines")
     parser.add_argument("--compare-single-pass", action="store_true",
                         help="also measure the single-pass embedding (crop without mirror)")
     args = parser.parse_args(argv)
@@ -491,6 +500,71 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+class _UnmodifiedSFace:
+    """The single-crop embedding through the unmodified model file's session (insightface
+    ``ArcFaceONNX``): the engine's embedding before flip averaging, for paired timing."""
+
+    def __init__(self, model_path: Path) -> None:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 2
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self._model = get_model(str(model_path), providers=["CPUExecutionProvider"],
+                                sess_options=options)
+
+    def embed_aligned(self, crop: np.ndarray) -> np.ndarray:
+        return l2_normalise(self._model.get_feat(crop))
+
+
+def paired_latency(images_dir: Path, folds: list[tuple[list[Pair], list[Pair]]],
+                   models: ModelPaths, protector: TemplateProtector, frames: int,
+                   rounds: int = 3) -> dict[str, Any]:
+    """Full protected verify of the same frames, in turn, by the flip-averaged engine, the
+    single-crop embedder and the unmodified single-crop session: on a shared machine only
+    such paired figures compare the paths fairly."""
+    engines = {"flip_average": FaceEngine(models), "single_pass": FaceEngine(models),
+               "single_pass_unmodified_session": FaceEngine(models)}
+    engines["single_pass"]._embedder = SFaceEmbedder(models.recognizer, flip_average=False)
+    engines["single_pass_unmodified_session"]._embedder = \
+        _UnmodifiedSFace(models.recognizer)  # type: ignore[assignment]
+    verifiers = {k: ProtectedFaceVerifier(e, protector) for k, e in engines.items()}
+    jobs: list[tuple[dict[str, ProtectedReference], bytes]] = []
+    for i, (ref_rel, probe_rel) in enumerate(p for g, _ in folds for p in g):
+        if len(jobs) >= frames:
+            break
+        try:
+            ref_jpeg = encode_jpeg(make_frame(read_image(images_dir / ref_rel)))
+            refs = {k: protector.enrol(e.embed(ref_jpeg), f"pair-{k}-{i}", "HospitalMSP")
+                    for k, e in engines.items()}
+            probe = encode_jpeg(make_frame(read_image(images_dir / probe_rel)))
+            engines["flip_average"].embed(probe)  # quality gate: skip refused frames
+        except FaceError:
+            continue
+        jobs.append((refs, probe))
+    names = list(engines)
+    times: dict[str, list[float]] = {k: [] for k in names}
+    for k in names:  # first inferences allocate and tune
+        verifiers[k].verify(jobs[0][0][k], jobs[0][1])
+    load_before = os.getloadavg()[0]
+    for r in range(rounds):
+        order = names[r % 3:] + names[:r % 3]
+        for refs, probe in jobs:
+            for k in order:
+                t0 = time.perf_counter()
+                verifiers[k].verify(refs[k], probe)
+                times[k].append(time.perf_counter() - t0)
+    base = np.array(times["single_pass_unmodified_session"])
+    out: dict[str, Any] = {"frames": len(jobs), "rounds": rounds,
+                           "load_average_1min": [round(load_before, 2),
+                                                 round(os.getloadavg()[0], 2)]}
+    for k in names:
+        t = np.array(times[k])
+        out[k] = {**percentiles_ms(times[k]), "min_ms": round(float(t.min()) * 1000, 2),
+                  "median_ratio_to_unmodified": round(float(np.median(t / base)), 3),
+                  "median_difference_ms": round(float(np.median(t - base)) * 1000, 2)}
+    return out
+
+
 def latency_only(args: argparse.Namespace, images_dir: Path,
                  folds: list[tuple[list[Pair], list[Pair]]], engine: FaceEngine,
                  detector: YuNetDetector, protector: TemplateProtector,
@@ -499,8 +573,12 @@ def latency_only(args: argparse.Namespace, images_dir: Path,
     lat = latency(images_dir, folds, engine, detector, protector, "far_1e-3", args.frames,
                   single)
     lat["load_average_1min"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
-    report = {"latency": lat, "cpu_count": os.cpu_count()}
+    report: dict[str, Any] = {"latency": lat, "cpu_count": os.cpu_count()}
     print(f"latency 640x480: {json.dumps(lat)} on {os.cpu_count()} CPUs")
+    if args.paired_latency:
+        report["paired_latency"] = paired_latency(images_dir, folds, engine.model_paths,
+                                                  protector, args.frames)
+        print(f"paired full verify: {json.dumps(report['paired_latency'])}")
     if args.json:
         print(json.dumps(report, sort_keys=True))
     return 0
