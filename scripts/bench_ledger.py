@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Ledger throughput/latency benchmark against devnet (or any Gateway in a connection.json).
+"""Ledger throughput/latency benchmark against devnet, the real Fabric network or a connection.json.
 
 Measures, through the project's Gateway client (gateway.fabric), submits (endorse + submit +
 wait for commit) and evaluates, sequentially and with N requests in flight, and prints tx/s and
@@ -11,9 +11,19 @@ wall-clock throughput that figure hardly moves when other jobs share the machine
 endorsement policy is explicit (`--policy`, default Fabric's `MAJORITY Endorsement`: two of the
 three orgs endorse; `--policy mip` is the MIP chaincode's one-of-three OR policy).
 
-    python scripts/bench_ledger.py [--target devnet] [--policy majority|mip|"<policy>"]
+`--target fabric` runs the same rounds on the real Fabric 2.5 network (docs/deploy.md): it
+brings one up with `scripts/network.sh up` + `deploy` (asset contract, the chosen policy,
+`--batch-timeout`) in a temporary state dir on ports shifted by `--port-offset`, and at the end
+`down` + `clean`, failing if any process it started is left. With `--connection` it reuses a
+running network instead (and reads its processes from the pid files beside the profile). The
+CPU figures are then the orderer, the three peers, the three chaincode servers (with MAJORITY,
+two of them run each submit) and this client.
+
+    python scripts/bench_ledger.py [--target devnet|fabric] [--policy majority|mip|"<policy>"]
         [--n 2000] [--inflight 16] [--json]
     python scripts/bench_ledger.py --connection path/to/connection.json
+    python scripts/bench_ledger.py --target fabric [--port-offset 500] [--batch-timeout 20ms]
+    python scripts/bench_ledger.py --target fabric --connection var/fabric/connection.json
 """
 
 from __future__ import annotations
@@ -46,6 +56,15 @@ POLICIES = {
     # The MIP chaincode's definition (network/fabric): any one of the three peers endorses.
     "mip": "OR('HospitalMSP.peer','SchoolMSP.peer','PharmacyMSP.peer')",
 }
+# What `--target fabric` deploys: the bench's CreateAsset/ReadAsset live in the asset contract.
+ASSET_CONTRACT = "chaincode.contracts.asset:AssetContract"
+NETWORK_SH = REPO / "scripts" / "network.sh"
+# network.sh's pid files (<state>/pids/NAME.pid: "pid start-time"), grouped as reported.
+FABRIC_PROCESSES = {
+    "orderer": ("orderer",),
+    "peers": ("peer-hospital", "peer-school", "peer-pharmacy"),
+    "chaincode": ("cc-hospital", "cc-school", "cc-pharmacy"),
+}
 TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -68,17 +87,99 @@ def children(pid: int) -> list[int]:
 
 
 class CpuMeter:
-    """CPU seconds of devnet, its chaincode subprocess(es) and this client between two points."""
+    """CPU seconds of devnet, its chaincode subprocess(es) and this client between two points;
+    on Fabric, of each group of network processes (with their children) and this client."""
 
-    def __init__(self, devnet_pid: int | None) -> None:
+    def __init__(self, devnet_pid: int | None,
+                 groups: dict[str, list[int]] | None = None) -> None:
         self.devnet_pid = devnet_pid
+        self.groups = groups or {}
 
     def sample(self) -> dict[str, float]:
         out = {"client": time.process_time()}
         if self.devnet_pid is not None:
             out["devnet"] = cpu_seconds(self.devnet_pid)
             out["chaincode"] = sum(cpu_seconds(c) for c in children(self.devnet_pid))
+        for name, pids in self.groups.items():
+            out[name] = sum(cpu_seconds(p) + sum(cpu_seconds(c) for c in children(p))
+                            for p in pids)
         return out
+
+
+def recorded_pids(state: Path) -> dict[str, tuple[int, str]]:
+    """name -> (pid, start time) of the processes network.sh recorded in `state`/pids."""
+    out: dict[str, tuple[int, str]] = {}
+    for names in FABRIC_PROCESSES.values():
+        for name in names:
+            with contextlib.suppress(OSError, ValueError):
+                pid, start = (state / "pids" / f"{name}.pid").read_text().split()
+                out[name] = (int(pid), start)
+    return out
+
+
+def start_time(pid: int) -> str | None:
+    """Field 22 of /proc/<pid>/stat, as network.sh records it (tells a reused pid apart)."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return raw[raw.rindex(")") + 2:].split()[19]
+
+
+def fabric_groups(state: Path) -> dict[str, list[int]]:
+    """The live recorded processes of the network in `state`, grouped as FABRIC_PROCESSES."""
+    pids = {n: pid for n, (pid, start) in recorded_pids(state).items()
+            if start_time(pid) == start}
+    return {group: [pids[n] for n in names if n in pids]
+            for group, names in FABRIC_PROCESSES.items()}
+
+
+def batch_timeout_of(state: Path) -> str | None:
+    """The BatchTimeout network.sh rendered into the network's configtx.yaml, if readable."""
+    with contextlib.suppress(OSError):
+        found = re.search(r"^\s*BatchTimeout:\s*(\S+)",
+                          (state / "config" / "configtx.yaml").read_text(), re.MULTILINE)
+        return found.group(1) if found else None
+    return None
+
+
+def fabric_policy_setting(policy: str) -> str:
+    """MIP_CHAINCODE_POLICY for `--policy`: Fabric's MAJORITY is the channel's Endorsement
+    policy (an implicit-meta policy, not a signature policy `--signature-policy` accepts)."""
+    return "channel" if policy == POLICIES["majority"] else policy
+
+
+def network_sh(command: str, env: dict[str, str], timeout: float = 300) -> float:
+    """Run `scripts/network.sh COMMAND`; its seconds, or SystemExit with its output's tail."""
+    t0 = time.monotonic()
+    done = subprocess.run([str(NETWORK_SH), command], env=env, cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout, check=False)
+    if done.returncode != 0:
+        tail = "\n".join((done.stdout + done.stderr).splitlines()[-20:])
+        raise SystemExit(f"network.sh {command} failed ({done.returncode}):\n{tail}")
+    return time.monotonic() - t0
+
+
+def fabric_env(state: Path, args: argparse.Namespace, policy: str) -> dict[str, str]:
+    return {**os.environ, "MIP_FABRIC_DIR": str(state),
+            "MIP_FABRIC_PORT_OFFSET": str(args.port_offset),
+            "MIP_FABRIC_BATCH_TIMEOUT": args.batch_timeout,
+            "MIP_CHAINCODE_CONTRACT": ASSET_CONTRACT,
+            "MIP_CHAINCODE_POLICY": fabric_policy_setting(policy)}
+
+
+def stop_fabric(state: Path, env: dict[str, str]) -> None:
+    """`down` + `clean`; SystemExit if a process the network started (or one of its process
+    group, as pgrep -g sees it) is still running after `down`."""
+    started = recorded_pids(state)
+    network_sh("down", env, timeout=120)
+    left = [f"{n} (pid {pid})" for n, (pid, start) in started.items()
+            if start_time(pid) == start
+            or subprocess.run(["pgrep", "-g", str(pid)], capture_output=True,
+                              check=False).returncode == 0]
+    network_sh("clean", env, timeout=120)
+    if left:
+        raise SystemExit(f"network.sh down left processes running: {', '.join(left)}")
 
 
 def start_devnet(data: Path, extra: list[str]) -> subprocess.Popen[str]:
@@ -161,9 +262,9 @@ async def bench(profile: Path, args: argparse.Namespace, meter: CpuMeter) -> dic
     return results
 
 
-def main() -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--target", default="devnet", choices=["devnet"])
+    parser.add_argument("--target", default="devnet", choices=["devnet", "fabric"])
     parser.add_argument("--connection", type=Path, help="use this connection.json instead")
     parser.add_argument("--n", type=int, default=2000, help="operations per concurrent round")
     parser.add_argument("--n-seq", type=int, default=300, help="operations per sequential round")
@@ -175,12 +276,23 @@ def main() -> int:
     parser.add_argument("--channel", default="mipchannel")
     parser.add_argument("--chaincode", default="mip")
     parser.add_argument("--policy", default="majority",
-                        help="devnet chaincode endorsement policy: majority (Fabric's default), "
+                        help="chaincode endorsement policy: majority (Fabric's default), "
                              "mip (OR of the three peers) or a policy string")
     parser.add_argument("--devnet-arg", action="append", default=[],
                         help="extra argument for `network.devnet up` (repeatable)")
+    parser.add_argument("--port-offset", type=int, default=500,
+                        help="fabric: MIP_FABRIC_PORT_OFFSET of the network it brings up "
+                             "(default 500: clear of the default network and the test ones)")
+    parser.add_argument("--batch-timeout", default="20ms",
+                        help="fabric: the orderer's BatchTimeout of the network it brings up")
     parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.target == "fabric":
+        return main_fabric(args)
 
     proc = None
     tmp = None
@@ -207,12 +319,59 @@ def main() -> int:
               "loadavg": [round(x, 2) for x in load], "results": results}
     print(f"policy: {policy}   event loop: {loop_name()}   "
           f"load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print_results(results)
+    if args.json:
+        print(json.dumps(report))
+    return 0
+
+
+def print_results(results: dict[str, Any]) -> None:
     for name, r in results.items():
         print(f"{name:>14}: {r['tx_per_s']:8.1f} tx/s   p50 {r['p50_ms']:7.2f} ms   "
               f"p95 {r['p95_ms']:7.2f} ms   (n={r['n']}, in flight {r['inflight']}, "
               f"median of {r['rounds']} rounds)")
         cpu = "  ".join(f"{proc} {ms:.2f}" for proc, ms in r["cpu_ms_per_op"].items())
         print(f"{'':>14}  CPU ms per op: {cpu}")
+
+
+def main_fabric(args: argparse.Namespace) -> int:
+    """The rounds on the real Fabric network: a fresh one (up, deploy, down, clean) or, with
+    --connection, a running one."""
+    timings: dict[str, float] = {}
+    tmp = None
+    env = None
+    if args.connection is None:
+        tmp = tempfile.TemporaryDirectory(prefix="mip-bench-fabric-")
+        state = Path(tmp.name) / "state"
+        policy = POLICIES.get(args.policy, args.policy)
+        env = fabric_env(state, args, policy)
+    else:
+        state = args.connection.resolve().parent
+        policy = "(as deployed)"
+    try:
+        if env is not None:
+            timings["up_s"] = round(network_sh("up", env), 1)
+            timings["deploy_s"] = round(network_sh("deploy", env), 1)
+        profile = state / "connection.json" if args.connection is None else args.connection
+        batch_timeout = batch_timeout_of(state) or "(unknown)"
+        meter = CpuMeter(None, fabric_groups(state))
+        load = os.getloadavg()
+        results = run(bench(profile, args, meter))
+    finally:
+        if env is not None:
+            stop_fabric(state, env)
+        if tmp is not None:
+            tmp.cleanup()
+    report = {"target": "fabric", "connection": None if args.connection is None
+              else str(args.connection), "client": "gateway.fabric", "policy": policy,
+              "batch_timeout": batch_timeout, "port_offset": args.port_offset
+              if args.connection is None else None, **timings,
+              "event_loop": loop_name(), "loadavg": [round(x, 2) for x in load],
+              "results": results}
+    print(f"target: fabric   policy: {policy}   batch timeout: {batch_timeout}   "
+          f"event loop: {loop_name()}   "
+          f"load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print_results(results)
     if args.json:
         print(json.dumps(report))
     return 0

@@ -1,0 +1,73 @@
+"""scripts/bench_ledger.py: argument parsing and the helpers `--target fabric` relies on
+(no network is started here; the full run is `python scripts/bench_ledger.py --target fabric`)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_ledger", REPO / "scripts/bench_ledger.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("bench_ledger", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _load()
+
+
+def test_defaults_stay_devnet() -> None:
+    args = bench.build_parser().parse_args([])
+    assert (args.target, args.policy, args.n, args.n_seq, args.inflight) == (
+        "devnet", "majority", 2000, 300, 16)
+    assert args.connection is None
+
+
+def test_fabric_options() -> None:
+    args = bench.build_parser().parse_args(
+        ["--target", "fabric", "--port-offset", "700", "--batch-timeout", "2s",
+         "--connection", "x/connection.json"])
+    assert (args.target, args.port_offset, args.batch_timeout) == ("fabric", 700, "2s")
+    assert args.connection == Path("x/connection.json")
+
+
+def test_unknown_target_is_rejected() -> None:
+    with pytest.raises(SystemExit):
+        bench.build_parser().parse_args(["--target", "besu"])
+
+
+def test_policy_settings_for_network_sh() -> None:
+    # MAJORITY is the channel's implicit-meta policy: network.sh's "channel" keeps it in force.
+    assert bench.fabric_policy_setting(bench.POLICIES["majority"]) == "channel"
+    assert bench.fabric_policy_setting(bench.POLICIES["mip"]) == bench.POLICIES["mip"]
+    args = bench.build_parser().parse_args(["--target", "fabric", "--batch-timeout", "50ms"])
+    env = bench.fabric_env(Path("/tmp/s"), args, bench.POLICIES["majority"])
+    assert env["MIP_CHAINCODE_CONTRACT"] == bench.ASSET_CONTRACT
+    assert env["MIP_CHAINCODE_POLICY"] == "channel"
+    assert (env["MIP_FABRIC_PORT_OFFSET"], env["MIP_FABRIC_BATCH_TIMEOUT"]) == ("500", "50ms")
+
+
+def test_state_readers(tmp_path: Path) -> None:
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config/configtx.yaml").write_text("Orderer:\n  BatchTimeout: 20ms\n")
+    assert bench.batch_timeout_of(tmp_path) == "20ms"
+    assert bench.batch_timeout_of(tmp_path / "missing") is None
+    (tmp_path / "pids").mkdir()
+    me = os.getpid()
+    (tmp_path / "pids/cc-school.pid").write_text(f"{me} {bench.start_time(me)}\n")
+    (tmp_path / "pids/orderer.pid").write_text("999999999 1\n")  # gone: not measured
+    assert bench.recorded_pids(tmp_path)["cc-school"][0] == me
+    groups = bench.fabric_groups(tmp_path)
+    assert groups == {"orderer": [], "peers": [], "chaincode": [me]}
+    meter = bench.CpuMeter(None, groups)
+    assert set(meter.sample()) == {"client", "orderer", "peers", "chaincode"}
