@@ -201,6 +201,8 @@ def test_chaincode_server_settings_are_accepted_by_the_shim(
     assert env["CHAINCODE_CONTRACT"] == CONTRACT_SPEC
     assert env["CHAINCODE_TLS_DISABLED"] == "false"
     assert "ports" not in service  # only the org's own peer reaches it
+    assert service["networks"]["org"]["aliases"] == ["mip-chaincode"]
+    assert peer_host["networks"]["org"]["name"] == "mip-hospital.mip.local"
     # Every file setting must be under a mount; put stand-in files where the mounts point.
     paths = mounts(service)
     for setting in ("CHAINCODE_TLS_CERT", "CHAINCODE_TLS_KEY", "CHAINCODE_CLIENT_CA_CERT"):
