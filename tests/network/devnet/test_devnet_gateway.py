@@ -29,20 +29,6 @@ async def net(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Any]:
     await devnet.stop()
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def hospital(net: Any) -> AsyncIterator[TestClient]:
-    client = TestClient(net.data_dir, net.port, "HospitalMSP")
-    yield client
-    await client.close()
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def school(net: Any) -> AsyncIterator[TestClient]:
-    client = TestClient(net.data_dir, net.port, "SchoolMSP")
-    yield client
-    await client.close()
-
-
 def _action(env: common_pb2.Envelope) -> tuple[proposal_pb2.ChaincodeAction, list[Any]]:
     payload = common_pb2.Payload.FromString(env.payload)
     tx = transaction_pb2.Transaction.FromString(payload.data)

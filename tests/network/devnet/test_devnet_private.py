@@ -24,20 +24,6 @@ async def net(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Any]:
     await devnet.stop()
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def hospital(net: Any) -> AsyncIterator[TestClient]:
-    client = TestClient(net.data_dir, net.port, "HospitalMSP")
-    yield client
-    await client.close()
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def school(net: Any) -> AsyncIterator[TestClient]:
-    client = TestClient(net.data_dir, net.port, "SchoolMSP")
-    yield client
-    await client.close()
-
-
 def _rows(net: Any, sql: str, *args: Any) -> list[tuple[Any, ...]]:
     with sqlite3.connect(net.config.ledger_path) as db:
         return list(db.execute(sql, args))
