@@ -1,0 +1,1 @@
+"""HTTP API: dependencies (`deps`), one router module per area (`routes/`)."""

@@ -1,0 +1,26 @@
+"""All routers under /api/v1."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from gateway.api.routes import (
+    accounts,
+    admin,
+    analytics,
+    audit,
+    checks,
+    credentials,
+    enrolment,
+    grants,
+    health,
+    passports,
+    pharmacy,
+    profile,
+)
+from gateway.core.errors import ERROR_RESPONSES
+
+api_router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
+for module in (health, enrolment, passports, accounts, credentials, grants, pharmacy, checks,
+               audit, analytics, admin, profile):
+    api_router.include_router(module.router)

@@ -1,0 +1,1 @@
+"""One router per area; gateway/api/router.py mounts them all."""

@@ -1,0 +1,1 @@
+"""The gateway's foundations: settings, typed API errors, logging, staff authentication."""

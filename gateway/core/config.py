@@ -1,0 +1,113 @@
+"""Gateway settings: one YAML file plus `MIP_*` environment variables (environment wins).
+
+The file is the one `mip` and `mip serve` take with `--config` (or `$MIP_CONFIG`); every key
+can be overridden by `MIP_<KEY>` (e.g. `MIP_CONNECTION=var/fabric/connection.json` points
+the gateway at a real Fabric network instead of devnet: nothing else changes).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+CONFIG_ENV = "MIP_CONFIG"
+DEFAULT_DATA_DIR = Path("var/gateway")
+DEFAULT_DEVNET_DIR = Path("var/devnet")
+
+
+class ConfigError(ValueError):
+    """The configuration file is unreadable or holds an unknown or invalid setting."""
+
+
+class Settings(BaseSettings):
+    """Everything the gateway service and the CLI read from configuration."""
+
+    model_config = SettingsConfigDict(env_prefix="MIP_", extra="forbid", frozen=True)
+
+    # Where the gateway keeps its own state (SQLite, generated secrets, protected references).
+    data_dir: Path = DEFAULT_DATA_DIR
+    # connection.json of the network (devnet writes it; scripts/network.sh writes the same).
+    connection: Path = DEFAULT_DEVNET_DIR / "connection.json"
+    channel: str = "mipchannel"
+    chaincode: str = "mip"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    # Argon2id cost of the password key: "moderate" in production, "interactive" for tests.
+    argon2_profile: Literal["moderate", "interactive"] = "moderate"
+    # Tests and the browser test fix the liveness challenge's random poses; None in production.
+    liveness_seed: int | None = None
+    # Pharmacy pickup lockout: failed attempts within the window lock the prescription.
+    pickup_max_failures: int = Field(default=5, ge=1)
+    pickup_failure_window_s: float = Field(default=180.0, gt=0)
+    pickup_lockout_s: float = Field(default=1800.0, gt=0)
+    # Enrolment sessions and liveness challenges expire after this many seconds.
+    session_ttl_s: float = Field(default=600.0, gt=0)
+    log_level: str = "INFO"
+
+    @field_validator("data_dir", "connection")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "gateway.sqlite"
+
+    @property
+    def secrets_path(self) -> Path:
+        return self.data_dir / "secrets.json"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Explicit arguments (the YAML file's content, see load_settings) lose to the
+        # environment: an operator overrides one value without editing the file.
+        return env_settings, init_settings
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of settings")
+    return raw
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from `config` (or $MIP_CONFIG, if set), the environment and `overrides`.
+
+    `overrides` (CLI flags) win over the file; the environment wins over both except for
+    explicit overrides, which are applied last.
+    """
+    from pydantic import ValidationError
+
+    path = config or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
+    values = read_yaml(path) if path is not None else {}
+    try:
+        settings = Settings(**values)
+        if overrides:
+            settings = settings.model_copy(update=overrides)
+            Settings.model_validate(settings.model_dump())
+    except ValidationError as exc:
+        where = f" in {path}" if path is not None else ""
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid settings{where}: {problems}") from None
+    return settings

@@ -1,0 +1,185 @@
+"""Typed API errors with stable codes, and the handlers that turn every failure into one.
+
+Every error a client sees is JSON `{"error": {"code": ..., "message": ..., "details": ...}}`
+with a stable `code` clients branch on. Contract errors keep the contract's own code
+(`not_found`, `access_denied`, `replay`, ...: chaincode/mip/errors.py), face errors the face
+engine's (`no_face`, `multiple_faces`, ...). Nothing else leaks: an unexpected exception is
+logged by type only (its message may hold private data) and answered `internal_error`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from face_engine.errors import FaceError
+from gateway.fabric import ChaincodeError, GatewayError
+
+log = logging.getLogger("mip.gateway")
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: dict[str, Any] | None = None
+
+
+class ErrorResponse(BaseModel):
+    """The body of every error response (documented in the OpenAPI schema)."""
+
+    error: ErrorBody
+
+
+class ApiError(Exception):
+    """A refusal the client can act on: HTTP status, stable code, human message."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None,
+                 details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+        self.details = details
+
+
+class InvalidRequest(ApiError):
+    status, code = 422, "invalid_request"
+
+
+class Unauthenticated(ApiError):
+    status, code = 401, "unauthenticated"
+
+
+class Forbidden(ApiError):
+    status, code = 403, "forbidden"
+
+
+class NotFound(ApiError):
+    status, code = 404, "not_found"
+
+
+class Conflict(ApiError):
+    status, code = 409, "conflict"
+
+
+class Gone(ApiError):
+    """An expired session, challenge or grant."""
+
+    status, code = 410, "expired"
+
+
+class Locked(ApiError):
+    status, code = 423, "locked"
+
+
+class LedgerUnavailable(ApiError):
+    status, code = 503, "ledger_unavailable"
+
+
+# Contract error code -> HTTP status (codes from chaincode/mip/errors.py).
+CHAINCODE_STATUS = {
+    "invalid_request": 422,
+    "bad_signature": 401,
+    "access_denied": 403,
+    "not_found": 404,
+    "conflict": 409,
+    "replay": 409,
+    "expired": 410,
+    "precondition_failed": 409,
+    "budget_exhausted": 409,
+}
+
+# Face error code -> HTTP status: all are "retake the photo" except unavailable models.
+FACE_SERVER_CODES = {"model_error", "model_missing", "model_altered", "model_fetch_failed",
+                     "calibration_invalid", "unknown_operating_point"}
+
+
+def chaincode_error(exc: ChaincodeError) -> ApiError:
+    """The contract's `code: message` as an ApiError with the same code."""
+    text = exc.chaincode_message
+    code, sep, message = text.partition(": ")
+    if not sep or not code.replace("_", "").isalpha():
+        return ApiError(text, code="ledger_refused", status=409)
+    return ApiError(message, code=code, status=CHAINCODE_STATUS.get(code, 409))
+
+
+def face_error(exc: FaceError) -> ApiError:
+    status = 503 if exc.code in FACE_SERVER_CODES else 422
+    return ApiError(exc.message, code=exc.code, status=status)
+
+
+def _body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    return ErrorResponse(error=ErrorBody(code=code, message=message, details=details)
+                         ).model_dump(exclude_none=True)
+
+
+def error_response(err: ApiError) -> JSONResponse:
+    return JSONResponse(status_code=err.status, content=_body(err.code, err.message, err.details))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_api_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ApiError)
+        return error_response(exc)
+
+    async def on_validation(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        # Only locations and messages: pydantic's "input" may echo a password or an image.
+        problems = [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))}
+                    for e in exc.errors()]
+        return JSONResponse(status_code=422, content=_body(
+            "invalid_request", "the request does not match the schema",
+            {"problems": problems}))
+
+    async def on_http(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        code = {404: "not_found", 405: "method_not_allowed", 401: "unauthenticated",
+                403: "forbidden"}.get(exc.status_code, "http_error")
+        return JSONResponse(status_code=exc.status_code, content=_body(code, str(exc.detail)),
+                            headers=getattr(exc, "headers", None))
+
+    async def on_chaincode(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ChaincodeError)
+        return error_response(chaincode_error(exc))
+
+    async def on_gateway(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, GatewayError)
+        log.warning("ledger call failed: %s", type(exc).__name__)
+        return error_response(LedgerUnavailable(
+            "the ledger did not complete the call; nothing was recorded unless a later "
+            "status check shows it"))
+
+    async def on_face(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, FaceError)
+        return error_response(face_error(exc))
+
+    async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
+        # Type only: an exception's text can carry request data.
+        log.error("unexpected %s while handling a request", type(exc).__name__)
+        return JSONResponse(status_code=500, content=_body(
+            "internal_error", "the gateway failed to handle the request"))
+
+    app.add_exception_handler(ApiError, on_api_error)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(ChaincodeError, on_chaincode)
+    app.add_exception_handler(GatewayError, on_gateway)
+    app.add_exception_handler(FaceError, on_face)
+    app.add_exception_handler(Exception, on_unexpected)
+
+
+# Shared `responses=` for route decorators so the OpenAPI schema documents the error body.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse} for status in (401, 403, 404, 409, 410, 422, 423, 503)
+}

@@ -1,0 +1,64 @@
+"""The gateway's own secrets, generated at first start, never committed, never logged.
+
+- `face_kek`, `face_transform_key`: face_engine's template protection (docs/face.md 4.2).
+- `face_factor_kek`: wraps each holder's face-factor key, which the gateway releases only
+  after a live face match; alone it opens nothing (a holder's master secret also needs the
+  password, gateway/holder/vault.py).
+- `counter_key_seed`: nothing derived from it is on the ledger but the pharmacy counters'
+  public keys.
+
+Production deployments inject them (`MIP_FACE_KEK` and `MIP_FACE_TRANSFORM_KEY` as
+face_engine reads them, the others likewise as `MIP_FACE_FACTOR_KEK`, `MIP_COUNTER_KEY_SEED`)
+from a KMS or secret store, ideally from different sources; for devnet and the demo they are
+generated into `<data_dir>/secrets.json` with mode 0600.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from face_engine.protect.keys import decode_key
+
+_NAMES = ("face_kek", "face_transform_key", "face_factor_kek", "counter_key_seed")
+
+
+@dataclass(frozen=True)
+class GatewaySecrets:
+    face_kek: bytes
+    face_transform_key: bytes
+    face_factor_kek: bytes
+    counter_key_seed: bytes
+
+    def __repr__(self) -> str:
+        return "GatewaySecrets(<withheld>)"
+
+
+def _env_name(name: str) -> str:
+    return "MIP_" + name.upper()
+
+
+def load_or_create_secrets(path: Path) -> GatewaySecrets:
+    """Secrets from the environment where set, else from `path` (created if absent)."""
+    stored: dict[str, str] = {}
+    if path.exists():
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    missing = [n for n in _NAMES if n not in stored and not os.environ.get(_env_name(n))]
+    if missing:
+        for name in missing:
+            stored[name] = secrets.token_hex(32)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        # Created 0600 from the start: never world-readable, not even for an instant.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(stored, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    values = {n: decode_key(os.environ.get(_env_name(n)) or stored[n], _env_name(n))
+              for n in _NAMES}
+    return GatewaySecrets(**values)

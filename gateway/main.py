@@ -1,0 +1,42 @@
+"""The gateway application: `create_app(settings)`; `mip serve` runs it with uvicorn."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from gateway.api.router import api_router
+from gateway.core.config import Settings, load_settings
+from gateway.core.errors import install_error_handlers
+from gateway.core.logging import configure_logging
+from gateway.services.state import AppState, build_state
+from gateway.web import mount_web
+
+
+def create_app(settings: Settings | None = None, *, state: AppState | None = None) -> FastAPI:
+    settings = settings or (state.settings if state is not None else load_settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.log_level)
+        owned = state is None
+        app.state.mip = state if state is not None else build_state(settings)
+        try:
+            yield
+        finally:
+            if owned:
+                await app.state.mip.close()
+
+    app = FastAPI(
+        title="MIP gateway",
+        version="1.0.0",
+        description="Enrolment, holder accounts, credentials, grants, pharmacy pickup, "
+                    "credential checks and privacy-budgeted analytics on the MIP ledger.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(api_router)
+    mount_web(app)
+    return app

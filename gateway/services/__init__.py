@@ -1,0 +1,1 @@
+"""What the API does, apart from HTTP: each module holds one area's logic."""

@@ -1,0 +1,91 @@
+"""Ledger access for the service: one Gateway connection per Fabric identity, reused.
+
+Staff calls are signed by the staff member's own identity (`for_staff`); holder requests
+(signed by the holder's own keys) are carried by the gateway's service identity of an org
+(`carrier`, Fabric role `gateway`). The same code runs against devnet and real peers: only
+`Settings.connection` differs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from gateway.core.config import Settings
+from gateway.core.errors import LedgerUnavailable
+from gateway.core.security import StaffMember
+from gateway.fabric import ConnectionProfile, ConnectionProfileError, Contract, Gateway
+
+SERVICE_USER = "mip-gateway"
+
+
+class Ledger:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._gateways: dict[tuple[str, str], Gateway] = {}
+        self._lock = asyncio.Lock()
+
+    @property
+    def connection(self) -> Path:
+        return self.settings.connection
+
+    def profile(self) -> ConnectionProfile:
+        try:
+            return ConnectionProfile.load(self.connection)
+        except ConnectionProfileError as exc:
+            raise LedgerUnavailable(f"no usable network profile: {exc}") from None
+
+    def orgs(self) -> list[str]:
+        return [org.msp_id for org in self.profile().organizations.values()]
+
+    def contract(self, org: str, user: str) -> Contract:
+        key = (org, user)
+        gateway = self._gateways.get(key)
+        if gateway is None:
+            try:
+                gateway = Gateway.from_connection(self.connection, org, user)
+            except ConnectionProfileError as exc:
+                raise LedgerUnavailable(
+                    f"no Fabric identity {user!r} in {org} on this network",
+                    code="identity_unknown") from exc
+            self._gateways[key] = gateway
+        return gateway.get_network(self.settings.channel).get_contract(self.settings.chaincode)
+
+    def for_staff(self, member: StaffMember) -> Contract:
+        return self.contract(member.org, member.name)
+
+    def carrier(self, org: str) -> Contract:
+        """The gateway's own identity in `org` (role `gateway`), carrying holder requests."""
+        return self.contract(org, SERVICE_USER)
+
+    async def close(self) -> None:
+        gateways, self._gateways = list(self._gateways.values()), {}
+        for gateway in gateways:
+            await gateway.close()
+
+
+def ensure_service_identities(connection: Path, orgs: list[str] | None = None) -> list[str]:
+    """Mint the gateway's service identity (role `gateway`) in each org that lacks one.
+
+    Works where the org CAs' keys sit beside connection.json (devnet, scripts/network.sh's
+    local network); production issues it from Fabric CA (docs/deploy.md). Returns the orgs
+    for which one was minted.
+    """
+    from network.devnet.pki import IdentityExistsError, PKIError, add_identity
+
+    profile = ConnectionProfile.load(connection)
+    minted = []
+    for org in profile.organizations.values():
+        if orgs is not None and org.msp_id not in orgs:
+            continue
+        if SERVICE_USER in org.users:
+            continue
+        try:
+            add_identity(connection.parent, org.msp_id, SERVICE_USER, {"mip.role": "gateway"})
+            minted.append(org.msp_id)
+        except IdentityExistsError:
+            pass
+        except PKIError as exc:
+            raise LedgerUnavailable(
+                f"cannot mint the gateway identity in {org.msp_id}: {exc}") from None
+    return minted
