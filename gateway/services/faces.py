@@ -1,0 +1,243 @@
+"""Live face capture for every flow: single-use liveness challenges, checked frames,
+protected references per (holder account, institution), and the duplicate-face index.
+
+What the gateway keeps of a face: protected references (face_engine.protect: encrypted,
+per-holder keyed rotation; their commitment goes on the ledger) and the encrypted dedup
+index. Frames live only in memory during one check; no raw embedding is stored or logged.
+
+Flows (enrolment, desk unlock, account opening, pharmacy pickup) each call
+`issue_challenge(purpose, subject)`, show the poses to the person, then `check_live(...)`
+with the frames; the challenge is consumed by its first check, passed or failed, so a
+recorded answer cannot be replayed.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import secrets
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from face_engine.dedup.index import DedupIndex, EnrolmentDecision
+from face_engine.errors import LivenessFailed
+from face_engine.liveness import Challenge, Frame
+from face_engine.protect.protector import TemplateProtector
+from face_engine.protect.reference import ProtectedReference
+from face_engine.protect.registry import RegistryEntry
+from face_engine.verify import operating_point
+from gateway.core.errors import Conflict, Gone, NotFound
+from gateway.store import Database
+
+if TYPE_CHECKING:
+    from .state import AppState
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS face_challenges (
+    challenge_id TEXT PRIMARY KEY,
+    purpose TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    poses TEXT NOT NULL,
+    issued_at REAL NOT NULL,
+    deadline REAL NOT NULL,
+    used INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS face_slots (
+    holder_pseudonym TEXT NOT NULL,
+    institution TEXT NOT NULL,
+    highest_version INTEGER NOT NULL,
+    commitment TEXT,
+    version INTEGER,
+    PRIMARY KEY (holder_pseudonym, institution)
+);
+CREATE TABLE IF NOT EXISTS face_references (
+    commitment TEXT PRIMARY KEY,
+    reference TEXT NOT NULL
+);
+"""
+
+VERIFY_POINT = "far_1e-3"  # 1:1 matches (desk unlock, pickup)
+DEDUP_POINT = "far_1e-4"  # 1:N duplicate screening at enrolment
+
+
+@dataclass(frozen=True)
+class IssuedChallenge:
+    challenge_id: str
+    poses: tuple[str, ...]
+    issued_at: float
+    deadline: float
+
+
+@dataclass(frozen=True)
+class LiveFace:
+    """A passed liveness check: the frontal frame's embedding (in memory only)."""
+
+    embedding: np.ndarray
+
+
+class SqliteReferenceRegistry:
+    """face_engine's ReferenceRegistry over the gateway database: the current reference's
+    commitment per (holder pseudonym, institution) slot, and the highest version ever used."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def current(self, slot: tuple[str, str]) -> RegistryEntry | None:
+        row = self.db.query_one(
+            "SELECT commitment, version FROM face_slots "
+            "WHERE holder_pseudonym = ? AND institution = ? AND commitment IS NOT NULL", slot)
+        return None if row is None else RegistryEntry(row["commitment"], int(row["version"]))
+
+    def highest_version(self, slot: tuple[str, str]) -> int:
+        row = self.db.query_one(
+            "SELECT highest_version FROM face_slots "
+            "WHERE holder_pseudonym = ? AND institution = ?", slot)
+        return int(row["highest_version"]) if row is not None else 0
+
+    def set_current(self, slot: tuple[str, str], entry: RegistryEntry) -> None:
+        with self.db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO face_slots (holder_pseudonym, institution, highest_version, "
+                "commitment, version) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (holder_pseudonym, institution) DO UPDATE SET "
+                "highest_version = MAX(highest_version, excluded.highest_version), "
+                "commitment = excluded.commitment, version = excluded.version",
+                (*slot, entry.version, entry.commitment, entry.version))
+
+    def revoke(self, slot: tuple[str, str], commitment: str) -> bool:
+        with self.db.transaction() as conn:
+            cur = conn.execute(
+                "UPDATE face_slots SET commitment = NULL, version = NULL "
+                "WHERE holder_pseudonym = ? AND institution = ? AND commitment = ?",
+                (*slot, commitment))
+            return cur.rowcount > 0
+
+
+class FaceService:
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+        self.db = state.db
+        self.db.ensure(SCHEMA)
+        seed = state.settings.liveness_seed
+        # Tests and the browser test fix the poses; production draws them from the OS CSPRNG.
+        self._rng: random.Random = (
+            random.Random(seed) if seed is not None  # noqa: S311 (poses only; nonce is secrets)
+            else random.SystemRandom())
+        self.protector = TemplateProtector(
+            state.secrets.face_kek, state.secrets.face_transform_key,
+            registry=SqliteReferenceRegistry(self.db))
+        self._dedup: DedupIndex | None = None
+
+    # --- challenges ----------------------------------------------------------------------
+    def issue_challenge(self, purpose: str, subject: str) -> IssuedChallenge:
+        """A new single-use challenge bound to a flow (`purpose`) and its subject (a session,
+        passport or prescription id)."""
+        from face_engine.liveness import new_challenge
+
+        challenge = new_challenge(self._rng)
+        challenge_id = secrets.token_hex(16)
+        with self.db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO face_challenges (challenge_id, purpose, subject, nonce, poses, "
+                "issued_at, deadline) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (challenge_id, purpose, subject, challenge.nonce, json.dumps(challenge.poses),
+                 challenge.issued_at, challenge.deadline))
+        return IssuedChallenge(challenge_id, challenge.poses, challenge.issued_at,
+                               challenge.deadline)
+
+    def _consume(self, challenge_id: str, purpose: str, subject: str) -> Challenge:
+        with self.db.transaction() as conn:
+            row = conn.execute(
+                "SELECT * FROM face_challenges WHERE challenge_id = ?", (challenge_id,)
+            ).fetchone()
+            if row is None or row["purpose"] != purpose or row["subject"] != subject:
+                raise NotFound("no such face challenge for this flow",
+                               code="challenge_not_found")
+            if row["used"]:
+                raise Conflict("this face challenge was already answered; ask for a new one",
+                               code="challenge_used")
+            conn.execute("UPDATE face_challenges SET used = 1 WHERE challenge_id = ?",
+                         (challenge_id,))
+        return Challenge(nonce=row["nonce"], poses=tuple(json.loads(row["poses"])),
+                         issued_at=float(row["issued_at"]), deadline=float(row["deadline"]))
+
+    async def check_live(self, challenge_id: str, purpose: str, subject: str,
+                         frames: list[Frame]) -> LiveFace:
+        """Consume the challenge, run the liveness check, embed the frontal frame.
+
+        Raises LivenessFailed (code `liveness_failed`, `.reason` a stable sub-code) or the
+        engine's typed errors; the challenge is spent either way."""
+        challenge = self._consume(challenge_id, purpose, subject)
+        if time.time() > challenge.deadline + 10.0:
+            raise Gone("the face challenge expired; ask for a new one",
+                       code="challenge_expired")
+        engine = self.state.face_engine()
+
+        def run() -> LiveFace:
+            result = engine.check_liveness(challenge, frames)
+            if not result.passed:
+                raise LivenessFailed(result.message, reason=result.reason or "unknown")
+            return LiveFace(engine.embed(frames[0].image))
+
+        return await self.state.run_face(run)
+
+    # --- protected references ------------------------------------------------------------
+    def enrol_reference(self, live: LiveFace, holder_account: str,
+                        institution: str) -> ProtectedReference:
+        """Protect and store the face as the current reference of (account, institution);
+        an earlier reference of the slot stops matching."""
+        reference = self.protector.enrol(live.embedding, holder_account, institution)
+        with self.db.transaction() as conn:
+            conn.execute("INSERT INTO face_references (commitment, reference) VALUES (?, ?)",
+                         (reference.commitment, reference.to_json()))
+        return reference
+
+    def reference(self, holder_account: str, institution: str) -> ProtectedReference | None:
+        """The current protected reference of (account, institution), if any."""
+        slot = (self.protector.holder_pseudonym(holder_account, institution), institution)
+        row = self.db.query_one(
+            "SELECT r.reference FROM face_slots s JOIN face_references r "
+            "ON r.commitment = s.commitment WHERE s.holder_pseudonym = ? "
+            "AND s.institution = ?", slot)
+        return None if row is None else ProtectedReference.from_bytes(row["reference"])
+
+    def revoke_reference(self, reference: ProtectedReference) -> bool:
+        return self.protector.revoke(reference)
+
+    def matches(self, reference: ProtectedReference, live: LiveFace,
+                holder_account: str) -> bool:
+        """1:1 decision at the verification operating point; never exposes the score."""
+        threshold = operating_point(VERIFY_POINT).threshold
+        match, _score = self.protector.verify(reference, live.embedding, threshold,
+                                              holder_account=holder_account)
+        return match
+
+    # --- duplicate screening -------------------------------------------------------------
+    def dedup(self) -> DedupIndex:
+        if self._dedup is None:
+            self._dedup = DedupIndex.open(
+                self.state.settings.data_dir / "dedup", self.state.secrets.face_kek,
+                self.state.secrets.face_transform_key)
+        return self._dedup
+
+    def screen_and_add(self, passport_id: str, live: LiveFace) -> EnrolmentDecision:
+        """Add the face to the 1:N index unless someone enrolled already matches it."""
+        threshold = operating_point(DEDUP_POINT).threshold
+        return self.dedup().enrol(passport_id, live.embedding, threshold)
+
+    def remove_from_dedup(self, passport_id: str) -> bool:
+        return self.dedup().remove(passport_id)
+
+    async def aclose(self) -> None:
+        if self._dedup is not None:
+            self._dedup.close()
+            self._dedup = None
+
+
+def face_service(state: AppState) -> FaceService:
+    """The process's FaceService (built on first use)."""
+    return state.service("faces", FaceService)
