@@ -5,6 +5,16 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 bash scripts/setup.sh
+# The counter page's browser test drives Debian's Chromium (no browser download from
+# anywhere else); install it when missing and we may (root with apt).
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 \
+        && [ "$(id -u)" = 0 ]; then
+    echo "[test] installing Debian chromium for the browser test"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 || {
+        apt-get update -q >/dev/null 2>&1 &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1; } ||
+        echo "[test] chromium could not be installed: the browser test will be skipped"
+fi
 . .venv/bin/activate
 echo "[test] ruff"
 ruff check .
