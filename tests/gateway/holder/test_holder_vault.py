@@ -1,0 +1,205 @@
+"""The wrapped master secret: round trip, every wrong factor refused alike, tampering, format."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import unicodedata
+from typing import Any
+
+import pytest
+
+from gateway.holder import keys, vault
+from gateway.holder.errors import InvalidKeyMaterial, MalformedBlob, UnlockFailed, WeakPassword
+
+FAST = vault.INTERACTIVE_KDF
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(scope="module")
+def master() -> bytes:
+    return keys.new_master_secret()
+
+
+@pytest.fixture(scope="module")
+def face_key() -> bytes:
+    return vault.new_face_key()
+
+
+@pytest.fixture(scope="module")
+def passport_id(master: bytes) -> str:
+    return keys.passport_id(master)
+
+
+@pytest.fixture(scope="module")
+def blob(master: bytes, face_key: bytes, passport_id: str) -> vault.WrappedSecret:
+    return vault.wrap(master, PASSWORD, face_key, passport_id, kdf=FAST)
+
+
+def test_round_trip_through_json(blob: vault.WrappedSecret, master: bytes, face_key: bytes,
+                                 passport_id: str) -> None:
+    text = blob.to_json()
+    assert vault.unwrap(text, PASSWORD, face_key, passport_id) == master
+    assert vault.unwrap(json.loads(text), PASSWORD, face_key, passport_id) == master
+    assert vault.WrappedSecret.from_json(text) == blob
+    assert (blob.opslimit, blob.memlimit) == (FAST.opslimit, FAST.memlimit)
+
+
+def test_blob_holds_no_secret_in_clear(blob: vault.WrappedSecret, master: bytes,
+                                       face_key: bytes) -> None:
+    text = blob.to_json()
+    for secret in (master, face_key, PASSWORD.encode()):
+        for form in (secret.hex(), base64.b64encode(secret).decode(), secret.decode("latin-1")):
+            assert form not in text
+    assert master not in blob.ciphertext
+
+
+def test_two_wraps_differ(master: bytes, face_key: bytes, passport_id: str,
+                          blob: vault.WrappedSecret) -> None:
+    again = vault.wrap(master, PASSWORD, face_key, passport_id, kdf=FAST)
+    assert again.salt != blob.salt and again.nonce != blob.nonce
+    assert again.ciphertext != blob.ciphertext
+
+
+def _unlock_error(blob: Any, password: str, face_key: bytes, passport_id: str) -> str:
+    with pytest.raises(UnlockFailed) as info:
+        vault.unwrap(blob, password, face_key, passport_id)
+    return str(info.value)
+
+
+def test_wrong_factors_and_passport_all_read_unlock_failed(
+    blob: vault.WrappedSecret, face_key: bytes, passport_id: str
+) -> None:
+    messages = {
+        _unlock_error(blob, PASSWORD + "!", face_key, passport_id),
+        _unlock_error(blob, PASSWORD, vault.new_face_key(), passport_id),
+        _unlock_error(blob, PASSWORD, face_key, keys.passport_id(keys.new_master_secret())),
+        _unlock_error(blob, "short", face_key, passport_id),  # never a valid password
+    }
+    assert messages == {"unlock failed"}
+
+
+def _altered(blob: vault.WrappedSecret, **changes: Any) -> dict[str, Any]:
+    raw = blob.to_dict()
+    raw.update(changes)
+    return raw
+
+
+def _flip(data: bytes, at: int = 0) -> str:
+    changed = bytearray(data)
+    changed[at] ^= 0x01
+    return base64.b64encode(bytes(changed)).decode()
+
+
+@pytest.mark.parametrize("field", ["ciphertext", "nonce", "salt"])
+def test_tampered_blob_refused(blob: vault.WrappedSecret, face_key: bytes, passport_id: str,
+                               field: str) -> None:
+    for at in (0, -1):
+        raw = _altered(blob, **{field: _flip(getattr(blob, field), at)})
+        assert _unlock_error(raw, PASSWORD, face_key, passport_id) == "unlock failed"
+
+
+def test_changed_cost_parameters_refused(blob: vault.WrappedSecret, face_key: bytes,
+                                         passport_id: str) -> None:
+    raw = _altered(blob, opslimit=blob.opslimit + 1)
+    assert _unlock_error(raw, PASSWORD, face_key, passport_id) == "unlock failed"
+
+
+@pytest.mark.parametrize("changes", [
+    {"version": 2},
+    {"version": True},
+    {"kdf": "scrypt"},
+    {"aead": "aes-gcm"},
+    {"opslimit": 1},
+    {"memlimit": 8192},
+    {"memlimit": 2**40},
+    {"opslimit": "3"},
+    {"salt": "not base64!"},
+    {"nonce": base64.b64encode(b"\x00" * 12).decode()},
+    {"ciphertext": base64.b64encode(b"\x00" * 40).decode()},
+    {"extra": 1},
+])
+def test_malformed_blob_refused(blob: vault.WrappedSecret, face_key: bytes, passport_id: str,
+                                changes: dict[str, Any]) -> None:
+    with pytest.raises(MalformedBlob):
+        vault.unwrap(_altered(blob, **changes), PASSWORD, face_key, passport_id)
+
+
+@pytest.mark.parametrize("text", ["", "[]", "{", "null", '{"version": 1}'])
+def test_malformed_json_refused(text: str) -> None:
+    with pytest.raises(MalformedBlob):
+        vault.WrappedSecret.from_json(text)
+
+
+@pytest.mark.parametrize("password", ["", "123456789", "x" * 1025, None])
+def test_weak_password_refused_at_wrap(master: bytes, face_key: bytes, passport_id: str,
+                                       password: Any) -> None:
+    with pytest.raises(WeakPassword):
+        vault.wrap(master, password, face_key, passport_id, kdf=FAST)
+
+
+@pytest.mark.parametrize("args", [
+    {"master": b"\x00" * 31},
+    {"face_key": b"\x00" * 16},
+    {"face_key": "00" * 32},
+    {"passport_id": ""},
+    {"kdf": vault.KdfParams(1, 8192)},
+])
+def test_bad_inputs_refused(master: bytes, face_key: bytes, passport_id: str,
+                            args: dict[str, Any]) -> None:
+    call: dict[str, Any] = {"master": master, "password": PASSWORD, "face_key": face_key,
+                            "passport_id": passport_id, "kdf": FAST}
+    call.update(args)
+    with pytest.raises(InvalidKeyMaterial):
+        vault.wrap(**call)
+
+
+def test_password_is_nfc_normalised(master: bytes, face_key: bytes, passport_id: str) -> None:
+    composed = unicodedata.normalize("NFC", "Cl\u00e9 secr\u00e8te du coffre")
+    decomposed = unicodedata.normalize("NFD", composed)
+    assert composed != decomposed
+    wrapped = vault.wrap(master, composed, face_key, passport_id, kdf=FAST)
+    assert vault.unwrap(wrapped, decomposed, face_key, passport_id) == master
+
+
+def test_password_change_rewraps(blob: vault.WrappedSecret, master: bytes, face_key: bytes,
+                                 passport_id: str) -> None:
+    new_password = "another long passphrase"
+    changed = vault.rewrap(blob, PASSWORD, face_key, passport_id, new_password=new_password)
+    assert changed.salt != blob.salt
+    assert changed.kdf_params == blob.kdf_params
+    assert vault.unwrap(changed, new_password, face_key, passport_id) == master
+    with pytest.raises(UnlockFailed):
+        vault.unwrap(changed, PASSWORD, face_key, passport_id)
+    with pytest.raises(WeakPassword):  # checked before the slow unwrap
+        vault.rewrap(blob, PASSWORD, face_key, passport_id, new_password="short")
+    with pytest.raises(UnlockFailed):
+        vault.rewrap(blob, "wrong password!", face_key, passport_id, new_password=new_password)
+
+
+def test_face_key_change_rewraps(blob: vault.WrappedSecret, master: bytes, face_key: bytes,
+                                 passport_id: str) -> None:
+    new_face = vault.new_face_key()
+    changed = vault.rewrap(blob, PASSWORD, face_key, passport_id, new_face_key=new_face)
+    assert vault.unwrap(changed, PASSWORD, new_face, passport_id) == master
+    with pytest.raises(UnlockFailed):
+        vault.unwrap(changed, PASSWORD, face_key, passport_id)
+
+
+def test_repr_hides_ciphertext(blob: vault.WrappedSecret) -> None:
+    assert base64.b64encode(blob.ciphertext).decode() not in repr(blob)
+    assert blob.ciphertext.hex() not in repr(blob)
+
+
+def test_default_cost_round_trip_within_enrolment_budget(master: bytes, face_key: bytes,
+                                                         passport_id: str) -> None:
+    """The default Argon2id parameters are recorded in the blob and fit the 1.5 s enrolment."""
+    start = time.perf_counter()
+    wrapped = vault.wrap(master, PASSWORD, face_key, passport_id)
+    wrap_s = time.perf_counter() - start
+    assert wrapped.kdf_params == vault.DEFAULT_KDF
+    start = time.perf_counter()
+    assert vault.unwrap(wrapped, PASSWORD, face_key, passport_id) == master
+    unwrap_s = time.perf_counter() - start
+    assert wrap_s < 1.5 and unwrap_s < 1.5, (wrap_s, unwrap_s)
