@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # MIP's real Hyperledger Fabric 2.5 network on this machine (no Docker), modelled on
-# fabric-samples' test-network-nano-bash: one etcdraft orderer and one peer per org
-# (HospitalMSP, SchoolMSP, PharmacyMSP) as background processes on 127.0.0.1, the `mip`
-# chaincode served as a service (python -m chaincode) by each org. See docs/deploy.md.
+# fabric-samples' test-network-nano-bash: one etcdraft orderer (or three, MIP_ORDERERS=3) and
+# one peer per org (HospitalMSP, SchoolMSP, PharmacyMSP) as background processes on 127.0.0.1,
+# the `mip` chaincode served as a service (python -m chaincode) by each org. `deploy` can add
+# further chaincodes by name, on the Python shim or on Fabric's Node runtime. See docs/deploy.md.
 #
 #   scripts/network.sh up      crypto material, channel genesis block, start orderer + peers,
 #                              join them to mipchannel
@@ -19,8 +20,10 @@
 #   MIP_FABRIC_DIR           state dir (default <repo>/var/fabric): crypto, ledgers, logs, pids
 #   MIP_FABRIC_PORT_OFFSET   added to every port below (default 0)
 #       orderer 7050, orderer admin 7053, orderer operations 9443,
+#       (MIP_ORDERERS=3: orderer1 7054 / admin 7055 / ops 9447, orderer2 7056 / 7057 / 9448)
 #       peers 7051 / 8051 / 9051 (chaincode listener +1), peer operations 9444 / 9445 / 9446,
-#       chaincode servers 7059 / 8059 / 9059
+#       chaincode servers 7059 / 8059 / 9059 (MIP_CHAINCODE_PORT / +1000 / +2000)
+#   MIP_ORDERERS             1 (default) or 3: etcdraft consenters; fixed when `up` first runs
 #   MIP_FABRIC_BATCH_TIMEOUT block cut timeout (default 20ms), MIP_FABRIC_BATCH_SIZE (100)
 #   MIP_CHAINCODE_CONTRACT   module:Class[,...] served by the chaincode servers (default: the
 #                            MIP contracts, chaincode.mip.CONTRACT_SPEC; the asset tests use
@@ -31,6 +34,14 @@
 #   MIP_CHAINCODE_SEQUENCE   definition sequence to approve/commit (default: 1, or keep the
 #                            committed one); raise it to change a committed definition
 #   MIP_CHAINCODE_TLS        true (default): mutual TLS between peers and chaincode servers
+#   MIP_CHAINCODE_NAME       chaincode (definition) name deploy works on (default mip); another
+#                            name deploys a second chaincode beside mip: own package label,
+#                            servers (cc-NAME-ORG), <state>/connection.NAME.json
+#   MIP_CHAINCODE_PORT       Hospital's chaincode server port (School +1000, Pharmacy +2000);
+#                            default 7059 for mip, required for any other name
+#   MIP_CHAINCODE_RUNTIME    python (default: python -m chaincode) or node: Fabric's Node
+#                            runtime (fabric-shim server) serving scripts/node_chaincode
+#                            (MIP_NODE_CHAINCODE_DIR; npm install there first; node: MIP_NODE)
 #   MIP_FABRIC_READY_TIMEOUT seconds deploy waits for the Gateway to endorse (default 120)
 #   MIP_FABRIC_LOG_SPEC      FABRIC_LOGGING_SPEC of orderer and peers (default info)
 #   MIP_PYTHON               python with MIP installed (default <repo>/.venv/bin/python)
@@ -42,28 +53,48 @@ CFG_DIR="$REPO/network/fabric"
 COLLECTIONS="$CFG_DIR/collections_config.json"
 HOST=127.0.0.1
 CHANNEL=mipchannel
-CC_NAME=mip
+CC_NAME="${MIP_CHAINCODE_NAME:-mip}"
 CC_VERSION=1
+CC_RUNTIME="${MIP_CHAINCODE_RUNTIME:-python}"
+NODE_CC_DIR="${MIP_NODE_CHAINCODE_DIR:-$REPO/scripts/node_chaincode}"
 MARKER=.mip-fabric-state
 MIP_POLICY="OR('HospitalMSP.peer','SchoolMSP.peer','PharmacyMSP.peer')"
 
 OFF="${MIP_FABRIC_PORT_OFFSET:-0}"
 [[ "$OFF" =~ ^[0-9]+$ ]] || { echo "MIP_FABRIC_PORT_OFFSET must be a number" >&2; exit 2; }
-ORDERER_PORT=$((7050 + OFF))
-ORDERER_ADMIN_PORT=$((7053 + OFF))
-ORDERER_OPS_PORT=$((9443 + OFF))
+# Fabric's chaincode name rule (core/chaincode/lifecycle: ^[a-zA-Z0-9]+([-_][a-zA-Z0-9]+)*$).
+[[ "$CC_NAME" =~ ^[a-zA-Z0-9]+([-_][a-zA-Z0-9]+)*$ ]] ||
+  { echo "MIP_CHAINCODE_NAME: invalid chaincode name '$CC_NAME'" >&2; exit 2; }
+[[ "$CC_RUNTIME" == python || "$CC_RUNTIME" == node ]] ||
+  { echo "MIP_CHAINCODE_RUNTIME must be python or node, not '$CC_RUNTIME'" >&2; exit 2; }
+# Orderer nodes: name, port, admin port, operations port. Node 0 keeps the single-orderer
+# names and ports; 1 and 2 sit in the gaps of the same 100-port block, so networks shifted by
+# MIP_FABRIC_PORT_OFFSET in steps of 100 (tests, benches) never collide.
+ORDERER_NAMES=(orderer orderer1 orderer2)
+ORDERER_PORTS=($((7050 + OFF)) $((7054 + OFF)) $((7056 + OFF)))
+ORDERER_ADMIN_PORTS=($((7053 + OFF)) $((7055 + OFF)) $((7057 + OFF)))
+ORDERER_OPS_PORTS=($((9443 + OFF)) $((9447 + OFF)) $((9448 + OFF)))
+ORDERER_PORT=${ORDERER_PORTS[0]}
 
 ORGS=(HospitalMSP SchoolMSP PharmacyMSP)
 NAMES=(hospital school pharmacy)
 DOMAINS=(hospital.mip.local school.mip.local pharmacy.mip.local)
 PEER_PORTS=($((7051 + OFF)) $((8051 + OFF)) $((9051 + OFF)))
 PEER_OPS_PORTS=($((9444 + OFF)) $((9445 + OFF)) $((9446 + OFF)))
-CC_PORTS=($((7059 + OFF)) $((8059 + OFF)) $((9059 + OFF)))
+if [[ -n "${MIP_CHAINCODE_PORT:-}" ]]; then
+  [[ "$MIP_CHAINCODE_PORT" =~ ^[0-9]+$ ]] || { echo "MIP_CHAINCODE_PORT must be a number" >&2; exit 2; }
+  CC_BASE="$MIP_CHAINCODE_PORT"
+elif [[ "$CC_NAME" == mip ]]; then
+  CC_BASE=7059
+else
+  CC_BASE=""  # deploy refuses: a second chaincode needs ports of its own
+fi
+CC_PORTS=()
+[[ -n "$CC_BASE" ]] && CC_PORTS=($((CC_BASE + OFF)) $((CC_BASE + 1000 + OFF)) $((CC_BASE + 2000 + OFF)))
 
 ORG_CRYPTO="$STATE/organizations"
 ORDERER_DIR="$ORG_CRYPTO/ordererOrganizations/orderer.mip.local"
-ORDERER_NODE="$ORDERER_DIR/orderers/orderer0.orderer.mip.local"
-ORDERER_CA="$ORDERER_NODE/tls/ca.crt"
+ORDERER_CA="$ORDERER_DIR/tlsca/tlsca.orderer.mip.local-cert.pem"
 ORDERER_ADMIN_TLS="$ORDERER_DIR/users/Admin@orderer.mip.local/tls"
 BLOCK="$STATE/channel-artifacts/$CHANNEL.block"
 PIDS="$STATE/pids"
@@ -74,6 +105,29 @@ PY="${MIP_PYTHON:-$REPO/.venv/bin/python}"
 
 log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*"; }
 die() { echo "network.sh: $*" >&2; exit 1; }
+
+# The orderer count is part of the genesis block: once `up` has made it, the state dir's
+# record wins, and a conflicting MIP_ORDERERS is an error rather than a silent mismatch.
+N_ORDERERS="${MIP_ORDERERS:-1}"
+if [[ -f "$STATE/orderers" ]]; then
+  recorded="$(cat "$STATE/orderers")"
+  [[ -z "${MIP_ORDERERS:-}" || "$MIP_ORDERERS" == "$recorded" ]] ||
+    die "$STATE was set up with $recorded orderer(s), not MIP_ORDERERS=$MIP_ORDERERS (clean it first)"
+  N_ORDERERS="$recorded"
+fi
+[[ "$N_ORDERERS" == 1 || "$N_ORDERERS" == 3 ]] || die "MIP_ORDERERS must be 1 or 3, not '$N_ORDERERS'"
+ORDERER_IDX=(0)
+((N_ORDERERS == 3)) && ORDERER_IDX=(0 1 2)
+
+orderer_node() { echo "$ORDERER_DIR/orderers/orderer$1.orderer.mip.local"; }
+
+# Chaincode server process names and per-org state files of the chaincode deploy works on:
+# mip keeps the names it always had, any other chaincode gets its own.
+cc_proc() { if [[ "$CC_NAME" == mip ]]; then echo "cc-${NAMES[$1]}"; else echo "cc-$CC_NAME-${NAMES[$1]}"; fi; }
+cc_running_file() {
+  if [[ "$CC_NAME" == mip ]]; then echo "$STATE/chaincode/${DOMAINS[$1]}/running_id"
+  else echo "$STATE/chaincode/${DOMAINS[$1]}/$CC_NAME.running_id"; fi
+}
 
 # ------------------------------------------------------------------------------ binaries
 
@@ -191,34 +245,43 @@ as_admin() {
     "$PEER" "$@"
 }
 
+# osnadmin_ K ARGS...: the channel participation API of orderer node K, as the OrdererMSP Admin.
 osnadmin_() {
-  "$OSNADMIN" "$@" -o "$HOST:$ORDERER_ADMIN_PORT" --ca-file "$ORDERER_CA" \
+  local k="$1"; shift
+  "$OSNADMIN" "$@" -o "$HOST:${ORDERER_ADMIN_PORTS[$k]}" --ca-file "$ORDERER_CA" \
     --client-cert "$ORDERER_ADMIN_TLS/client.crt" --client-key "$ORDERER_ADMIN_TLS/client.key"
 }
 
 # ------------------------------------------------------------------------------ up
 
+# start_orderer K: orderer node K (0, 1, 2). Raft traffic between nodes reuses the general
+# listener and TLS pair (as fabric-samples' test-network-nano-bash does): the consenters in the
+# channel config name each node's server certificate, used both ways for mutual TLS.
 start_orderer() {
-  pid_alive orderer && { log "orderer already running"; return; }
-  require_free_ports orderer "$ORDERER_PORT" "$ORDERER_ADMIN_PORT" "$ORDERER_OPS_PORT"
-  log "starting orderer on $HOST:$ORDERER_PORT (admin $ORDERER_ADMIN_PORT)"
-  mkdir -p "$STATE/data/orderer"
-  start_bg orderer env FABRIC_CFG_PATH="$CFG_DIR" \
+  local k="$1" name="${ORDERER_NAMES[$1]}" node data
+  node="$(orderer_node "$k")"
+  data="$STATE/data/$name"
+  pid_alive "$name" && { log "$name already running"; return; }
+  require_free_ports "$name" "${ORDERER_PORTS[$k]}" "${ORDERER_ADMIN_PORTS[$k]}" "${ORDERER_OPS_PORTS[$k]}"
+  log "starting $name on $HOST:${ORDERER_PORTS[$k]} (admin ${ORDERER_ADMIN_PORTS[$k]})"
+  mkdir -p "$data"
+  start_bg "$name" env FABRIC_CFG_PATH="$CFG_DIR" \
     FABRIC_LOGGING_SPEC="${MIP_FABRIC_LOG_SPEC:-info}" \
     ORDERER_GENERAL_LISTENADDRESS="$HOST" \
-    ORDERER_GENERAL_LISTENPORT="$ORDERER_PORT" \
+    ORDERER_GENERAL_LISTENPORT="${ORDERER_PORTS[$k]}" \
     ORDERER_GENERAL_LOCALMSPID=OrdererMSP \
-    ORDERER_GENERAL_LOCALMSPDIR="$ORDERER_NODE/msp" \
-    ORDERER_GENERAL_TLS_PRIVATEKEY="$ORDERER_NODE/tls/server.key" \
-    ORDERER_GENERAL_TLS_CERTIFICATE="$ORDERER_NODE/tls/server.crt" \
+    ORDERER_GENERAL_LOCALMSPDIR="$node/msp" \
+    ORDERER_GENERAL_TLS_PRIVATEKEY="$node/tls/server.key" \
+    ORDERER_GENERAL_TLS_CERTIFICATE="$node/tls/server.crt" \
     ORDERER_GENERAL_TLS_ROOTCAS="$ORDERER_CA" \
-    ORDERER_FILELEDGER_LOCATION="$STATE/data/orderer" \
-    ORDERER_CONSENSUS_WALDIR="$STATE/data/orderer/etcdraft/wal" \
-    ORDERER_CONSENSUS_SNAPDIR="$STATE/data/orderer/etcdraft/snapshot" \
-    ORDERER_OPERATIONS_LISTENADDRESS="$HOST:$ORDERER_OPS_PORT" \
-    ORDERER_ADMIN_LISTENADDRESS="$HOST:$ORDERER_ADMIN_PORT" \
-    ORDERER_ADMIN_TLS_CERTIFICATE="$ORDERER_NODE/tls/server.crt" \
-    ORDERER_ADMIN_TLS_PRIVATEKEY="$ORDERER_NODE/tls/server.key" \
+    ORDERER_FILELEDGER_LOCATION="$data" \
+    ORDERER_CONSENSUS_WALDIR="$data/etcdraft/wal" \
+    ORDERER_CONSENSUS_SNAPDIR="$data/etcdraft/snapshot" \
+    ORDERER_OPERATIONS_LISTENADDRESS="$HOST:${ORDERER_OPS_PORTS[$k]}" \
+    ORDERER_METRICS_PROVIDER=prometheus \
+    ORDERER_ADMIN_LISTENADDRESS="$HOST:${ORDERER_ADMIN_PORTS[$k]}" \
+    ORDERER_ADMIN_TLS_CERTIFICATE="$node/tls/server.crt" \
+    ORDERER_ADMIN_TLS_PRIVATEKEY="$node/tls/server.key" \
     ORDERER_ADMIN_TLS_CLIENTROOTCAS="$ORDERER_CA" \
     "$ORDERER"
 }
@@ -256,37 +319,43 @@ start_peer() {
 
 cmd_up() {
   require_bins peer orderer configtxgen osnadmin
-  local t0=$SECONDS i
+  local t0=$SECONDS i k
   mkdir -p "$STATE" "$PIDS" "$LOGS"
   touch "$STATE/$MARKER"
-  log "state in $STATE"
+  log "state in $STATE ($N_ORDERERS orderer(s))"
   log "crypto material (cryptogen layout, network.devnet.pki)"
-  (cd "$REPO" && "$PY" -m network.fabric crypto "$STATE")
+  (cd "$REPO" && "$PY" -m network.fabric crypto "$STATE" --orderers "$N_ORDERERS")
   if [[ ! -f "$BLOCK" ]]; then
-    log "channel genesis block for $CHANNEL (batch timeout ${MIP_FABRIC_BATCH_TIMEOUT:-20ms})"
+    local profile=MIPChannel
+    ((N_ORDERERS == 3)) && profile=MIPChannelRaft3
+    log "channel genesis block for $CHANNEL (profile $profile, batch timeout ${MIP_FABRIC_BATCH_TIMEOUT:-20ms})"
     (cd "$REPO" && "$PY" -m network.fabric render "$CFG_DIR/configtx.yaml" \
       "$STATE/config/configtx.yaml" CRYPTO="$ORG_CRYPTO" \
-      ORDERER_HOST="$HOST" ORDERER_PORT="$ORDERER_PORT" \
+      ORDERER_HOST="$HOST" ORDERER_PORT="${ORDERER_PORTS[0]}" \
+      ORDERER1_PORT="${ORDERER_PORTS[1]}" ORDERER2_PORT="${ORDERER_PORTS[2]}" \
       HOSPITAL_HOST="$HOST" HOSPITAL_PORT="${PEER_PORTS[0]}" \
       SCHOOL_HOST="$HOST" SCHOOL_PORT="${PEER_PORTS[1]}" \
       PHARMACY_HOST="$HOST" PHARMACY_PORT="${PEER_PORTS[2]}" \
       BATCH_TIMEOUT="${MIP_FABRIC_BATCH_TIMEOUT:-20ms}" BATCH_SIZE="${MIP_FABRIC_BATCH_SIZE:-100}")
     mkdir -p "$(dirname "$BLOCK")"
-    FABRIC_LOGGING_SPEC=warning "$CONFIGTXGEN" -configPath "$STATE/config" -profile MIPChannel \
+    FABRIC_LOGGING_SPEC=warning "$CONFIGTXGEN" -configPath "$STATE/config" -profile "$profile" \
       -channelID "$CHANNEL" -outputBlock "$BLOCK" >"$LOGS/configtxgen.log" 2>&1 ||
       { cat "$LOGS/configtxgen.log" >&2; die "configtxgen failed"; }
+    echo "$N_ORDERERS" >"$STATE/orderers"
   fi
-  start_orderer
+  for k in "${ORDERER_IDX[@]}"; do start_orderer "$k"; done
   for i in 0 1 2; do start_peer "$i"; done
-  wait_healthz orderer "$ORDERER_OPS_PORT"
+  for k in "${ORDERER_IDX[@]}"; do wait_healthz "${ORDERER_NAMES[$k]}" "${ORDERER_OPS_PORTS[$k]}"; done
   for i in 0 1 2; do wait_healthz "peer-${NAMES[$i]}" "${PEER_OPS_PORTS[$i]}"; done
-  if osnadmin_ channel list 2>/dev/null | grep -q "\"$CHANNEL\""; then
-    log "orderer already serves $CHANNEL"
-  else
-    log "orderer joins $CHANNEL (osnadmin channel join)"
-    osnadmin_ channel join --channelID "$CHANNEL" --config-block "$BLOCK" >"$LOGS/osnadmin.log" 2>&1 ||
-      { cat "$LOGS/osnadmin.log" >&2; die "osnadmin channel join failed"; }
-  fi
+  for k in "${ORDERER_IDX[@]}"; do
+    if osnadmin_ "$k" channel list 2>/dev/null | grep -q "\"$CHANNEL\""; then
+      log "${ORDERER_NAMES[$k]} already serves $CHANNEL"
+    else
+      log "${ORDERER_NAMES[$k]} joins $CHANNEL (osnadmin channel join)"
+      osnadmin_ "$k" channel join --channelID "$CHANNEL" --config-block "$BLOCK" >"$LOGS/osnadmin.log" 2>&1 ||
+        { cat "$LOGS/osnadmin.log" >&2; die "osnadmin channel join failed on ${ORDERER_NAMES[$k]}"; }
+    fi
+  done
   for i in 0 1 2; do
     if as_admin "$i" channel list 2>/dev/null | grep -qx "$CHANNEL"; then
       log "peer0.${DOMAINS[$i]} already joined $CHANNEL"
@@ -302,35 +371,61 @@ cmd_up() {
 # ------------------------------------------------------------------------------ deploy
 
 require_running() {
-  local n
-  for n in orderer peer-hospital peer-school peer-pharmacy; do
+  local n k live=0
+  for n in peer-hospital peer-school peer-pharmacy; do
     pid_alive "$n" || die "$n is not running: run scripts/network.sh up first"
   done
+  for k in "${ORDERER_IDX[@]}"; do pid_alive "${ORDERER_NAMES[$k]}" && live=$((live + 1)); done
+  # Raft orders only with a majority of its consenters alive.
+  ((live * 2 > ${#ORDERER_IDX[@]})) ||
+    die "only $live of ${#ORDERER_IDX[@]} orderers running: run scripts/network.sh up first"
+}
+
+# live_orderer: host:port of the first orderer node still running (admin commands' -o).
+live_orderer() {
+  local k
+  for k in "${ORDERER_IDX[@]}"; do
+    pid_alive "${ORDERER_NAMES[$k]}" && { echo "$HOST:${ORDERER_PORTS[$k]}"; return; }
+  done
+  echo "$HOST:${ORDERER_PORTS[0]}"
 }
 
 start_chaincode() {
-  local i="$1" id="$2" name="cc-${NAMES[$i]}" d="${DOMAINS[$i]}"
+  local i="$1" id="$2" name d="${DOMAINS[$i]}" running
+  name="$(cc_proc "$i")"
+  running="$(cc_running_file "$i")"
   local tls="$STATE/chaincode/$d/tls" addr="$HOST:${CC_PORTS[$i]}"
+  local client_ca="$ORG_CRYPTO/peerOrganizations/$d/tlsca/tlsca.$d-cert.pem"
   if pid_alive "$name"; then
     # The package holds only the server's address: the same id may serve another contract.
-    if [[ "$(cat "$STATE/chaincode/$d/running_id" 2>/dev/null)" == "$id $CONTRACT" ]]; then
+    if [[ "$(cat "$running" 2>/dev/null)" == "$id $CONTRACT" ]]; then
       log "$name already serves $id"; return
     fi
     stop_one "$name"
   fi
   require_free_ports "$name" "${CC_PORTS[$i]}"
-  log "starting chaincode server for ${ORGS[$i]} on $addr"
-  local envs=(CHAINCODE_SERVER_ADDRESS="$addr" CHAINCODE_ID="$id")
-  if [[ "${MIP_CHAINCODE_TLS:-true}" == "true" ]]; then
-    envs+=(CHAINCODE_TLS_DISABLED=false CHAINCODE_TLS_KEY="$tls/server/server.key"
-      CHAINCODE_TLS_CERT="$tls/server/server.crt"
-      CHAINCODE_CLIENT_CA_CERT="$ORG_CRYPTO/peerOrganizations/$d/tlsca/tlsca.$d-cert.pem")
+  log "starting $CC_RUNTIME chaincode server $name for ${ORGS[$i]} on $addr"
+  if [[ "$CC_RUNTIME" == node ]]; then
+    # Fabric's Node runtime in chaincode-as-a-service mode (fabric-shim's serverCommand.js).
+    local args=(server --chaincode-address "$addr" --chaincode-id "$id" --module-path "$NODE_CC_DIR")
+    if [[ "${MIP_CHAINCODE_TLS:-true}" == "true" ]]; then
+      args+=(--chaincode-tls-cert-file "$tls/server/server.crt"
+        --chaincode-tls-key-file "$tls/server/server.key"
+        --chaincode-tls-client-cacert-file "$client_ca")
+    fi
+    (cd "$NODE_CC_DIR" && start_bg "$name" "$NODE" "$NODE_CC_DIR/node_modules/fabric-shim/cli.js" "${args[@]}")
   else
-    envs+=(CHAINCODE_TLS_DISABLED=true)
+    local envs=(CHAINCODE_SERVER_ADDRESS="$addr" CHAINCODE_ID="$id")
+    if [[ "${MIP_CHAINCODE_TLS:-true}" == "true" ]]; then
+      envs+=(CHAINCODE_TLS_DISABLED=false CHAINCODE_TLS_KEY="$tls/server/server.key"
+        CHAINCODE_TLS_CERT="$tls/server/server.crt" CHAINCODE_CLIENT_CA_CERT="$client_ca")
+    else
+      envs+=(CHAINCODE_TLS_DISABLED=true)
+    fi
+    envs+=(CHAINCODE_CONTRACT="$CONTRACT")
+    (cd "$REPO" && start_bg "$name" env "${envs[@]}" PYTHONPATH="$REPO" "$PY" -m chaincode)
   fi
-  envs+=(CHAINCODE_CONTRACT="$CONTRACT")
-  (cd "$REPO" && start_bg "$name" env "${envs[@]}" PYTHONPATH="$REPO" "$PY" -m chaincode)
-  echo "$id $CONTRACT" >"$STATE/chaincode/$d/running_id"
+  echo "$id $CONTRACT" >"$running"
 }
 
 committed_sequence() {
@@ -339,10 +434,19 @@ committed_sequence() {
 }
 
 # resolve_contract: CONTRACT and POLICY_ARGS from the settings (see the header).
-CONTRACT="" POLICY_ARGS=()
+CONTRACT="" POLICY_ARGS=() NODE=""
 resolve_contract() {
+  [[ ${#CC_PORTS[@]} -eq 3 ]] ||
+    die "chaincode $CC_NAME needs ports of its own: set MIP_CHAINCODE_PORT (e.g. 7060; mip uses 7059)"
   CONTRACT="${MIP_CHAINCODE_CONTRACT:-}"
-  if [[ -z "$CONTRACT" ]]; then
+  if [[ "$CC_RUNTIME" == node ]]; then
+    NODE="${MIP_NODE:-$(command -v node || true)}"
+    [[ -n "$NODE" && -x "$NODE" ]] || die "MIP_CHAINCODE_RUNTIME=node needs node (on PATH or MIP_NODE)"
+    [[ -f "$NODE_CC_DIR/node_modules/fabric-shim/cli.js" ]] ||
+      die "no fabric-shim in $NODE_CC_DIR/node_modules: run npm install there first"
+    # What the servers run, as recorded for clients (the Node contract is the folder's index.js).
+    CONTRACT="node:$NODE_CC_DIR"
+  elif [[ -z "$CONTRACT" ]]; then
     CONTRACT="$(cd "$REPO" && "$PY" -c 'from chaincode.mip import CONTRACT_SPEC; print(CONTRACT_SPEC)')" ||
       die "cannot read chaincode.mip.CONTRACT_SPEC with $PY"
   fi
@@ -355,7 +459,8 @@ cmd_deploy() {
   require_running
   resolve_contract
   local t0=$SECONDS i
-  local label="${CC_NAME}_${CC_VERSION}"
+  local label="${CC_NAME}_${CC_VERSION}" orderer
+  orderer="$(live_orderer)"
   local ids=()
   for i in 0 1 2; do
     local d="${DOMAINS[$i]}" pkg="$STATE/chaincode/${DOMAINS[$i]}/$CC_NAME.tgz" id
@@ -382,7 +487,7 @@ cmd_deploy() {
   if [[ -n "$current" && "$sequence" -le "$current" ]]; then
     log "$CC_NAME already committed at sequence $current (raise MIP_CHAINCODE_SEQUENCE to change it)"
   else
-    local common=(-o "$HOST:$ORDERER_PORT" --tls --cafile "$ORDERER_CA" --channelID "$CHANNEL"
+    local common=(-o "$orderer" --tls --cafile "$ORDERER_CA" --channelID "$CHANNEL"
       --name "$CC_NAME" --version "$CC_VERSION" --sequence "$sequence"
       --collections-config "$COLLECTIONS" "${POLICY_ARGS[@]}")
     for i in 0 1 2; do
@@ -400,24 +505,35 @@ cmd_deploy() {
       { tail -n 20 "$LOGS/admin.log" >&2; die "commit failed"; }
   fi
 
-  local endpoints=()
+  local endpoints=() conn="connection.json" record="$STATE/chaincode/contract"
+  if [[ "$CC_NAME" != mip ]]; then conn="connection.$CC_NAME.json" record="$STATE/chaincode/$CC_NAME.contract"; fi
   for i in 0 1 2; do endpoints+=(--endpoint "${ORGS[$i]}=$HOST:${PEER_PORTS[$i]}"); done
-  (cd "$REPO" && "$PY" -m network.fabric profile "$STATE" "${endpoints[@]}" >/dev/null)
+  (cd "$REPO" && "$PY" -m network.fabric profile "$STATE" "${endpoints[@]}" --chaincode "$CC_NAME" \
+    --file "$conn" >/dev/null)
   # What the servers run, for clients that reuse this network (tests check it).
-  printf '%s\n' "$CONTRACT" >"$STATE/chaincode/contract"
-  log "waiting until every org's Gateway can endorse"
-  (cd "$REPO" && "$PY" -m network.fabric wait-ready "$STATE/connection.json" \
+  printf '%s\n' "$CONTRACT" >"$record"
+  log "waiting until every org's Gateway can endorse $CC_NAME"
+  (cd "$REPO" && "$PY" -m network.fabric wait-ready "$STATE/$conn" \
     --timeout "${MIP_FABRIC_READY_TIMEOUT:-120}")
-  log "deployed in $((SECONDS - t0))s; clients: MIP_CONNECTION=$STATE/connection.json"
+  log "deployed $CC_NAME in $((SECONDS - t0))s; clients: MIP_CONNECTION=$STATE/$conn"
 }
 
 # ------------------------------------------------------------------------------ status
 
+# all_names: every process name with a pid file: orderers, peers, then chaincode servers.
+all_names() {
+  local n f
+  for n in "${ORDERER_NAMES[@]}" peer-hospital peer-school peer-pharmacy; do
+    [[ -f "$PIDS/$n.pid" ]] && echo "$n"
+  done
+  for f in "$PIDS"/cc-*.pid; do [[ -f "$f" ]] && basename "$f" .pid; done
+  return 0
+}
+
 cmd_status() {
-  local n pid start any=0
-  echo "state: $STATE"
-  for n in orderer peer-hospital peer-school peer-pharmacy cc-hospital cc-school cc-pharmacy; do
-    [[ -f "$PIDS/$n.pid" ]] || continue
+  local n pid start any=0 f
+  echo "state: $STATE ($N_ORDERERS orderer(s))"
+  for n in $(all_names); do
     any=1
     read -r pid start <"$PIDS/$n.pid"
     if pid_alive "$n"; then echo "  $n: running (pid $pid)"; else echo "  $n: STOPPED"; fi
@@ -434,8 +550,11 @@ cmd_status() {
   fi
   as_admin 0 lifecycle chaincode querycommitted -C "$CHANNEL" 2>/dev/null | sed 1d |
     sed 's/^/  committed: /' || true
-  [[ -f "$STATE/chaincode/contract" ]] && echo "  contract: $(cat "$STATE/chaincode/contract")"
-  [[ -f "$STATE/connection.json" ]] && echo "connection profile: $STATE/connection.json"
+  [[ -f "$STATE/chaincode/contract" ]] && echo "  contract (mip): $(cat "$STATE/chaincode/contract")"
+  for f in "$STATE"/chaincode/*.contract; do
+    [[ -f "$f" ]] && echo "  contract ($(basename "$f" .contract)): $(cat "$f")"
+  done
+  for f in "$STATE"/connection*.json; do [[ -f "$f" ]] && echo "connection profile: $f"; done
   return 0
 }
 
@@ -483,10 +602,12 @@ stop_one() { stop_many "$1"; }
 
 cmd_down() {
   [[ -d "$PIDS" ]] || { log "nothing running ($STATE)"; return 0; }
-  # Chaincode servers and peers together, the orderer last (peers would otherwise log
+  # Chaincode servers and peers together, the orderers last (peers would otherwise log
   # failed deliveries while they shut down).
-  stop_many cc-hospital cc-school cc-pharmacy peer-hospital peer-school peer-pharmacy
-  stop_many orderer
+  local names=() n
+  for n in $(all_names); do [[ "$n" == orderer* ]] || names+=("$n"); done
+  ((${#names[@]} == 0)) || stop_many "${names[@]}"
+  stop_many "${ORDERER_NAMES[@]}"
   local left
   left="$(ls "$PIDS"/*.pid 2>/dev/null || true)"
   [[ -z "$left" ]] || die "unknown pid files left in $PIDS: $left"

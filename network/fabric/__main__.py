@@ -1,9 +1,9 @@
 """`python -m network.fabric <command>`: the Python steps of scripts/network.sh.
 
-  crypto STATE                                  crypto material (cryptogen layout)
+  crypto STATE [--orderers 1|3]                 crypto material (cryptogen layout)
   render TEMPLATE OUT NAME=VALUE...             fill a `${NAME}` config template
   package OUT --label L --address A [--tls-org MSP --tls-host H...]   CCaaS package; prints id
-  profile STATE --endpoint MSP=host:port...     write STATE/connection.json
+  profile STATE --endpoint MSP=host:port... [--chaincode N --file F]   write STATE/F
   wait-ready PROFILE [--timeout S]              until every org's Gateway can endorse
 """
 
@@ -33,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("crypto", help="generate crypto material")
     p.add_argument("state", type=Path)
+    p.add_argument("--orderers", type=int, default=1, help="orderer nodes (1 or 3)")
     p = sub.add_parser("render", help="render a config template")
     p.add_argument("template", type=Path)
     p.add_argument("out", type=Path)
@@ -50,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--endpoint", action="append", default=[], metavar="MSP=HOST:PORT")
     p.add_argument("--channel", default="mipchannel")
     p.add_argument("--chaincode", default="mip")
+    p.add_argument("--file", default="connection.json", help="file name in STATE")
     p = sub.add_parser("wait-ready", help="wait until each org's Gateway can endorse")
     p.add_argument("profile", type=Path)
     p.add_argument("--timeout", type=float, default=120.0)
@@ -59,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace) -> int:
     if args.command == "crypto":
-        crypto.generate(args.state)
+        crypto.generate(args.state, orderers=args.orderers)
     elif args.command == "render":
         render.render_file(args.template, _pairs(args.values, "render"), args.out)
     elif args.command == "package":
@@ -75,7 +77,8 @@ def _run(args: argparse.Namespace) -> int:
         )
     elif args.command == "profile":
         print(profile.write_profile(args.state, _pairs(args.endpoint, "--endpoint"),
-                                    channel=args.channel, chaincode=args.chaincode))
+                                    channel=args.channel, chaincode=args.chaincode,
+                                    filename=args.file))
     elif args.command == "wait-ready":
         took = asyncio.run(ready.wait_endorsable(args.profile, args.org, timeout=args.timeout))
         print(f"gateway endorses on every org after {took:.1f}s")
@@ -91,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         package.PackageError,
         profile.ProfileError,
         crypto.UnknownOrgError,
+        crypto.OrdererCountError,
         ready.NotReadyError,
         PKIError,
         OSError,

@@ -26,9 +26,17 @@ def write_profile(
     *,
     channel: str = "mipchannel",
     chaincode: str = "mip",
+    filename: str = "connection.json",
 ) -> Path:
-    """Write <state>/connection.json; `endpoints` maps every MSP id to its peer's host:port."""
+    """Write <state>/`filename`; `endpoints` maps every MSP id to its peer's host:port.
+
+    A second chaincode's profile (e.g. connection.nodeasset.json) lies beside connection.json,
+    since the key and certificate paths in it are relative to the state dir, and leaves
+    connection.json (the `mip` chaincode's) as it was.
+    """
     state_dir = Path(state_dir)
+    if not filename.endswith(".json") or Path(filename).name != filename:
+        raise ProfileError(f"profile file name must be a plain *.json name, not {filename!r}")
     for org in DEFAULT_PEER_ORGS:
         endpoint = endpoints.get(org.msp_id, "")
         host, sep, port = endpoint.rpartition(":")
@@ -38,6 +46,8 @@ def write_profile(
     if unknown:
         raise ProfileError(f"unknown orgs {sorted(unknown)}")
     first = DEFAULT_PEER_ORGS[0]
+    default = state_dir / "connection.json"
+    kept = default.read_bytes() if filename != default.name and default.exists() else None
     path = pki.write_connection_profile(
         state_dir,
         endpoint=endpoints[first.msp_id],
@@ -55,7 +65,14 @@ def write_profile(
             pki.tlsca_cert_path(state_dir, org).resolve(), state_dir.resolve()
         )
         entry["serverNameOverride"] = f"peer0.{org.domain}"
-    tmp = path.with_name(path.name + ".tmp")
+    target = state_dir / filename
+    tmp = target.with_name(target.name + ".tmp")
     tmp.write_text(json.dumps(profile, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    os.replace(tmp, target)
+    if target != path:
+        # pki writes connection.json only: give it back what it held, or nothing.
+        if kept is None:
+            path.unlink()
+        else:
+            path.write_bytes(kept)
+    return target

@@ -10,6 +10,11 @@ Order of preference:
    default ports, or the MIP scenario tests' network on 400, is left alone), and `down` +
    `clean` at the end.
 3. Otherwise every `fabric` test is skipped, saying which binaries are missing where.
+
+`raft3_network` (test_raft3.py, test_node_chaincode.py) is always a network of its own: three
+etcdraft orderers (MIP_ORDERERS=3), the asset contract as `mip` with the channel's MAJORITY
+policy, on ports shifted by MIP_FABRIC_RAFT_TEST_PORT_OFFSET (default 600); the Node chaincode
+test deploys `nodeasset` beside it. test_raft3.py kills an orderer, so it runs last (file order).
 """
 
 from __future__ import annotations
@@ -39,5 +44,18 @@ def fabric_network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FabricN
     state = tmp_path_factory.mktemp("fabric") / "state"
     offset = os.environ.get("MIP_FABRIC_TEST_PORT_OFFSET", "300")
     settings = {"MIP_CHAINCODE_CONTRACT": ASSET_CONTRACT, "MIP_CHAINCODE_POLICY": "channel"}
+    with session_network(state, offset, settings) as net:
+        yield net
+
+
+@pytest.fixture(scope="session")
+def raft3_network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FabricNetwork]:
+    reason = missing_fabric_binaries()
+    if reason:
+        pytest.skip(reason)
+    state = tmp_path_factory.mktemp("fabric-raft3") / "state"
+    offset = os.environ.get("MIP_FABRIC_RAFT_TEST_PORT_OFFSET", "600")
+    settings = {"MIP_ORDERERS": "3", "MIP_CHAINCODE_CONTRACT": ASSET_CONTRACT,
+                "MIP_CHAINCODE_POLICY": "channel"}
     with session_network(state, offset, settings) as net:
         yield net

@@ -18,10 +18,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NETWORK_SH = REPO_ROOT / "scripts" / "network.sh"
 FABRIC_BINARIES = ("peer", "orderer", "configtxgen", "osnadmin")
-PROCESS_NAMES = (
-    "orderer", "peer-hospital", "peer-school", "peer-pharmacy",
-    "cc-hospital", "cc-school", "cc-pharmacy",
-)
+NODE_CHAINCODE_DIR = REPO_ROOT / "scripts" / "node_chaincode"
 
 
 @dataclass
@@ -30,6 +27,16 @@ class FabricNetwork:
     state_dir: Path | None  # None: a network this session did not start
     up_s: float = 0.0
     deploy_s: float = 0.0
+    env: dict[str, str] | None = None  # network.sh's environment for this network (if ours)
+
+
+def missing_node_chaincode() -> str | None:
+    """Why Fabric's Node chaincode runtime cannot be served here, or None."""
+    if shutil.which("node") is None:
+        return "node is not on PATH (needed for Fabric's Node chaincode runtime)"
+    if not (NODE_CHAINCODE_DIR / "node_modules" / "fabric-shim" / "cli.js").is_file():
+        return f"fabric-shim not installed: run npm install in {NODE_CHAINCODE_DIR}"
+    return None
 
 
 def missing_fabric_binaries() -> str | None:
@@ -86,7 +93,7 @@ def session_network(
     try:
         up_s = run_network_sh("up", env)
         deploy_s = run_network_sh("deploy", env)
-        yield FabricNetwork(state / "connection.json", state, up_s, deploy_s)
+        yield FabricNetwork(state / "connection.json", state, up_s, deploy_s, env)
     finally:
         started = recorded_processes(state)
         run_network_sh("down", env, timeout=60)
@@ -118,13 +125,12 @@ def _start_time(pid: int) -> str | None:
 
 
 def recorded_processes(state_dir: Path) -> dict[str, tuple[int, str]]:
-    """name -> (pid, start time) of every process network.sh recorded as started."""
+    """name -> (pid, start time) of every process network.sh recorded as started (orderers,
+    peers and the servers of every chaincode deployed)."""
     out = {}
-    for name in PROCESS_NAMES:
-        file = state_dir / "pids" / f"{name}.pid"
-        if file.is_file():
-            pid, start = file.read_text().split()
-            out[name] = (int(pid), start)
+    for file in sorted((state_dir / "pids").glob("*.pid")):
+        pid, start = file.read_text().split()
+        out[file.stem] = (int(pid), start)
     return out
 
 

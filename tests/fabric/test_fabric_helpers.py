@@ -23,10 +23,13 @@ from network.devnet.orgs import DEFAULT_PEER_ORGS
 from network.fabric import crypto, package, profile, render
 
 CFG = REPO_ROOT / "network" / "fabric"
+OU = x509.NameOID.ORGANIZATIONAL_UNIT_NAME
 CONFIGTX_VALUES = {
     "CRYPTO": "/state/organizations",
     "ORDERER_HOST": "127.0.0.1",
     "ORDERER_PORT": "7050",
+    "ORDERER1_PORT": "7054",
+    "ORDERER2_PORT": "7056",
     "HOSPITAL_HOST": "127.0.0.1",
     "HOSPITAL_PORT": "7051",
     "SCHOOL_HOST": "127.0.0.1",
@@ -72,6 +75,54 @@ def test_configtx_template_renders_mip_channel() -> None:
     assert consenter["ClientTLSCert"].startswith("/state/organizations/ordererOrganizations/")
     anchors = {o["ID"]: o["AnchorPeers"][0]["Port"] for o in app["Organizations"]}
     assert anchors == {"HospitalMSP": 7051, "SchoolMSP": 8051, "PharmacyMSP": 9051}
+
+
+def test_configtx_three_orderer_profile() -> None:
+    text = render.render_text((CFG / "configtx.yaml").read_text(), CONFIGTX_VALUES)
+    config = yaml.safe_load(text)
+    single, raft3 = config["Profiles"]["MIPChannel"], config["Profiles"]["MIPChannelRaft3"]
+    consenters = raft3["Orderer"]["EtcdRaft"]["Consenters"]
+    assert [c["Port"] for c in consenters] == [7050, 7054, 7056]
+    for k, c in enumerate(consenters):
+        node = f"orderers/orderer{k}.orderer.mip.local/tls/server.crt"
+        assert c["ClientTLSCert"].endswith(node) and c["ServerTLSCert"].endswith(node)
+    # Clients learn every orderer of the three-node channel, and only the one of the other.
+    (org3,) = raft3["Orderer"]["Organizations"]
+    assert org3["OrdererEndpoints"] == ["127.0.0.1:7050", "127.0.0.1:7054", "127.0.0.1:7056"]
+    (org1,) = single["Orderer"]["Organizations"]
+    assert org1["OrdererEndpoints"] == ["127.0.0.1:7050"]
+    assert len(single["Orderer"]["EtcdRaft"]["Consenters"]) == 1
+    # Everything else is the same channel.
+    assert raft3["Application"] == single["Application"]
+    assert {k: v for k, v in raft3["Orderer"].items() if k not in ("EtcdRaft", "Organizations")} \
+        == {k: v for k, v in single["Orderer"].items() if k not in ("EtcdRaft", "Organizations")}
+
+
+def test_orderer_nodes_crypto(tmp_path: Path) -> None:
+    crypto.generate(tmp_path, orderers=3)
+    base = tmp_path / "organizations/ordererOrganizations/orderer.mip.local"
+    tlsca = pki.load_certificate(base / "tlsca/tlsca.orderer.mip.local-cert.pem")
+    ca = pki.load_certificate(base / "ca/ca.orderer.mip.local-cert.pem")
+    serials = set()
+    for k in range(3):
+        node = base / f"orderers/orderer{k}.orderer.mip.local"
+        tls = x509.load_pem_x509_certificate((node / "tls/server.crt").read_bytes())
+        assert tls.issuer == tlsca.subject
+        sans = tls.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert f"orderer{k}.orderer.mip.local" in sans.get_values_for_type(x509.DNSName)
+        signcert = next((node / "msp/signcerts").iterdir())
+        cert = x509.load_pem_x509_certificate(signcert.read_bytes())
+        assert cert.issuer == ca.subject
+        ous = [a.value for a in cert.subject.get_attributes_for_oid(OU)]
+        assert ous == ["orderer"]  # NodeOU: the orderer's MSP classifies it as an orderer
+        assert (node / "msp/config.yaml").read_text() == (base / "msp/config.yaml").read_text()
+        assert stat.S_IMODE((node / "tls/server.key").stat().st_mode) == 0o600
+        serials.add(tls.serial_number)
+    assert len(serials) == 3
+    # Re-running keeps what is there (the consenter certificates are in the genesis block).
+    before = (base / "orderers/orderer1.orderer.mip.local/tls/server.crt").read_bytes()
+    crypto.generate(tmp_path, orderers=3)
+    assert (base / "orderers/orderer1.orderer.mip.local/tls/server.crt").read_bytes() == before
 
 
 def test_render_refuses_missing_and_unsafe_values() -> None:
