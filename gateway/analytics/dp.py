@@ -227,8 +227,14 @@ def _plan_mean(query: MeanQuery) -> Plan:
     eps_mean = query.epsilon - eps_count
     metric = dp.symmetric_distance()
     try:
-        composition = dp.c.make_adaptive_composition(
-            _FLOATS, metric, dp.max_divergence(), d_in=_D_IN, d_mids=[eps_count, eps_mean])
+        while True:
+            composition = dp.c.make_adaptive_composition(
+                _FLOATS, metric, dp.max_divergence(), d_in=_D_IN, d_mids=[eps_count, eps_mean])
+            # OpenDP adds the shares rounding up, so eps_count + (eps - eps_count) can come
+            # out one ulp above eps: shave the mean's share until the total fits.
+            if float(composition.map(_D_IN)) <= query.epsilon:
+                break
+            eps_mean = math.nextafter(eps_mean, 0.0)
     except dp.OpenDPException as exc:
         raise CalibrationError(f"mean: composition refused ({exc})") from exc
     count = dp.t.make_count(_FLOATS, metric)
