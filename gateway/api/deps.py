@@ -52,3 +52,31 @@ def get_staff(
 
 
 StaffDep = Annotated[StaffMember, Depends(get_staff)]
+
+
+# --- holder sessions (desk unlock: gateway/services/holders.py) ------------------------------
+from fastapi.security import APIKeyHeader  # noqa: E402
+
+from gateway.core.errors import ApiError  # noqa: E402
+from gateway.services.holders import HolderSession, holder_service  # noqa: E402
+
+HOLDER_SESSION_HEADER = "X-MIP-Holder-Session"
+_holder_header = APIKeyHeader(
+    name=HOLDER_SESSION_HEADER, auto_error=False,
+    description="An unlocked holder session (POST /holders/sessions/{id}/unlock)")
+
+
+def get_holder_session(
+    state: StateDep, session_id: Annotated[str | None, Depends(_holder_header)],
+) -> HolderSession:
+    """The unlocked holder session named by the header (401 when absent, unknown or not yet
+    unlocked; 410 when expired). Routes check the level they need with
+    `session.require_level(2)`."""
+    session = holder_service(state).session(session_id) if session_id else None
+    if session is None or session.level < 1:
+        raise ApiError("an unlocked holder session is required", code="holder_session_required",
+                       status=401)
+    return session
+
+
+HolderDep = Annotated[HolderSession, Depends(get_holder_session)]

@@ -1,7 +1,101 @@
-"""Routes of the passports area (filled in by its owner)."""
+"""Passports: the public record, vouching, and holder desk sessions (unlock).
+
+- `POST /holders/sessions` (any staff): a desk session and its face challenge.
+- `POST /holders/sessions/{id}/unlock` (the staff member who started it): face (+ password)
+  -> level 1 (2); the session id then goes in `X-MIP-Holder-Session`.
+- `DELETE /holders/sessions/{id}` (that staff member): end it, wiping what it held.
+- `GET /passports/{id}` (any staff): the ledger's public record.
+- `POST /passports/{id}/vouches` (level-2 holder session of the voucher): `Passport:Vouch`.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import json
+import logging
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Response
+
+from gateway.api.deps import HolderDep, StaffDep, StateDep
+from gateway.api.models.face_frames import ChallengeOut
+from gateway.api.models.holders import (
+    PASSPORT_ID,
+    HolderSessionOut,
+    PassportOut,
+    UnlockIn,
+    UnlockOut,
+    VouchOut,
+)
+from gateway.core.errors import NotFound
+from gateway.services.holders import HolderSession, holder_service
 
 router = APIRouter(tags=["passports"])
+log = logging.getLogger("mip.gateway.passports")
+
+PassportId = Annotated[str, Path(pattern=PASSPORT_ID)]
+SessionId = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")]
+
+
+def _own_session(state: StateDep, staff: StaffDep, session_id: str) -> HolderSession:
+    session = holder_service(state).session(session_id)
+    if session is None or session.staff != staff:
+        # Another desk's session is as good as unknown: no hint that it exists.
+        raise NotFound("no such holder session", code="holder_session_not_found")
+    return session
+
+
+@router.post("/holders/sessions", response_model=HolderSessionOut, status_code=201)
+async def start_holder_session(state: StateDep, staff: StaffDep) -> HolderSessionOut:
+    """Start a desk session for a holder (any staff role): answer its face challenge."""
+    session, challenge = holder_service(state).start_session(staff)
+    return HolderSessionOut(session_id=session.session_id, challenge=ChallengeOut(
+        challenge_id=challenge.challenge_id, poses=list(challenge.poses),
+        deadline_s=max(0.0, challenge.deadline - time.time())))
+
+
+@router.post("/holders/sessions/{session_id}/unlock", response_model=UnlockOut)
+async def unlock_holder_session(session_id: SessionId, body: UnlockIn, state: StateDep,
+                                staff: StaffDep) -> UnlockOut:
+    """Face 1:1 against the passport's reference (level 1), with the password level 2."""
+    _own_session(state, staff, session_id)
+    session = await holder_service(state).unlock(
+        session_id, body.passport_id, body.challenge_id, body.decoded(), body.password)
+    return UnlockOut(session_id=session_id, passport_id=session.pid, level=session.level,
+                     expires_in_s=max(0.0, session.expires - time.time()))
+
+
+@router.delete("/holders/sessions/{session_id}", status_code=204)
+async def end_holder_session(session_id: SessionId, state: StateDep,
+                             staff: StaffDep) -> Response:
+    _own_session(state, staff, session_id)
+    holder_service(state).end_session(session_id)
+    return Response(status_code=204)
+
+
+@router.get("/passports/{passport_id}", response_model=PassportOut)
+async def get_passport(passport_id: PassportId, state: StateDep, staff: StaffDep) -> PassportOut:
+    """The passport's public record on the ledger, read as the staff member."""
+    record = json.loads(await state.ledger.for_staff(staff).evaluate(
+        "Passport:Get", [passport_id]))
+    return PassportOut.model_validate(record)
+
+
+@router.post("/passports/{passport_id}/vouches", response_model=VouchOut, status_code=201)
+async def vouch(passport_id: PassportId, state: StateDep, holder: HolderDep) -> VouchOut:
+    """The session's holder (level 2) vouches for passport `passport_id`.
+
+    Signed by the voucher's passport key, carried by the gateway identity of the vouchee's
+    enrolling org and endorsed by it (the vouchee's level may change). The vouchee's wallet
+    gets its level-3 KYC credential at its next level-2 unlock."""
+    holder.require_level(2)
+    assert holder.enrolling_org is not None
+    vouchee = json.loads(await state.ledger.carrier(holder.enrolling_org).evaluate(
+        "Passport:Get", [passport_id]))
+    org = str(vouchee["enrolling_org"])
+    request = holder.passport_sign("passport.vouch", {"vouchee": passport_id})
+    result = json.loads(await state.ledger.carrier(org).submit(
+        "Passport:Vouch", [json.dumps(request)], endorsing_orgs=[org]))
+    log.info("vouch recorded (vouchee level %s)", result.get("kyc_level"))
+    return VouchOut(vouchee=passport_id, vouchee_level=int(result["kyc_level"]),
+                    vouches=result.get("vouches"))

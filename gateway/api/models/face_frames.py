@@ -1,0 +1,54 @@
+"""The face-capture request parts every flow shares: a challenge answer with its frames."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from pydantic import BaseModel, Field, field_validator
+
+from face_engine.liveness import POSES
+
+MAX_FRAMES = 12
+MAX_FRAME_BYTES = 2 * 1024 * 1024
+# base64 of MAX_FRAME_BYTES, checked before decoding so an oversized frame costs nothing.
+_MAX_FRAME_B64 = 4 * ((MAX_FRAME_BYTES + 2) // 3)
+
+
+class FrameIn(BaseModel):
+    image: str = Field(description="base64 of one JPEG or PNG frame (at most 2 MiB decoded)",
+                       min_length=4, max_length=_MAX_FRAME_B64)
+    offset_s: float = Field(ge=0, le=120,
+                            description="seconds since the client received the challenge")
+
+    @field_validator("image")
+    @classmethod
+    def _base64(cls, value: str) -> str:
+        try:
+            decoded = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("image must be standard base64") from None
+        if not decoded or len(decoded) > MAX_FRAME_BYTES:
+            raise ValueError(f"image must be 1 to {MAX_FRAME_BYTES} bytes")
+        return value
+
+    def decoded(self) -> tuple[bytes, float]:
+        return base64.b64decode(self.image), self.offset_s
+
+
+class FaceAnswer(BaseModel):
+    """The answer to a face challenge: frames in capture order, the first one frontal."""
+
+    challenge_id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    frames: list[FrameIn] = Field(min_length=2, max_length=MAX_FRAMES)
+
+    def decoded(self) -> list[tuple[bytes, float]]:
+        return [frame.decoded() for frame in self.frames]
+
+
+class ChallengeOut(BaseModel):
+    """A face challenge: turn the head through `poses` in order, starting frontal."""
+
+    challenge_id: str
+    poses: list[str] = Field(description=f"each one of {', '.join(POSES)}")
+    deadline_s: float = Field(description="seconds the person has from now")

@@ -1,0 +1,50 @@
+"""Request and response models of desk unlock, passports and vouching."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from .face_frames import ChallengeOut, FaceAnswer
+
+PASSPORT_ID = r"^[0-9a-f]{64}$"
+
+
+class HolderSessionOut(BaseModel):
+    session_id: str = Field(description="send it as X-MIP-Holder-Session once unlocked")
+    challenge: ChallengeOut
+
+
+class UnlockIn(FaceAnswer):
+    passport_id: str = Field(pattern=PASSPORT_ID)
+    password: str | None = Field(default=None, min_length=1, max_length=1024,
+                                 description="gives level 2 with the face")
+
+
+class UnlockOut(BaseModel):
+    session_id: str
+    passport_id: str
+    level: int = Field(description="1: face; 2: face and password")
+    expires_in_s: float
+
+
+class PassportOut(BaseModel):
+    """The public passport record on the ledger (no keys beyond the public one)."""
+
+    id: str
+    public_key: str
+    enrolling_org: str
+    kyc_level: int
+    status: str
+    guardians: list[str]
+    guardian_threshold: int
+    vouches: int | None = None
+    created: Any = None
+    updated: Any = None
+
+
+class VouchOut(BaseModel):
+    vouchee: str
+    vouchee_level: int
+    vouches: int | None = None

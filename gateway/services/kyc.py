@@ -1,0 +1,216 @@
+"""The gateway as each member org's anoncreds KYC issuer (docs/chaincode-transactions.md,
+"KYC issuers").
+
+On first need for an org, `ensure(org)` creates the org's `KycIssuer` (CL key generation with
+safe primes: seconds, so in a worker thread, once), stores its private parts sealed under a
+key derived from the gateway's `face_factor_kek` (holder_sealing.KYC_ISSUER_LABEL), registers
+its public documents on the ledger (`Account:RegisterKycIssuer`) and publishes its revocation
+registry (`Account:PublishKycRevocation`). Tails files live under `<data_dir>/kyc-tails/<org>`.
+
+Who signs the registration: `Account:RegisterKycIssuer` and `PublishKycRevocation` need the
+`admin` role, so they are made as the org's `admin` Fabric identity (the devnet kit and
+`mip identity add --role admin` mint one per org), or as the staff member who triggered the
+need when that member is an admin of the org. A registrar's enrolment thus triggers the
+admin's registration: the ledger's audit names the org's admin identity for it.
+
+Issuing: `issue(org, wallet, level, passport_id)` runs the issuance protocol between the
+org's issuer and the holder's wallet (`KycHolder.obtain`) and records the credential's
+revocation index against the passport (the issuer needs it to revoke), then saves the
+issuer (its next index moved).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import threading
+import time
+from typing import TYPE_CHECKING
+
+import anyio
+
+from chaincode.mip.kyc_credentials import (
+    KycHolder,
+    KycIssuer,
+    issuer_from_state,
+    issuer_state,
+)
+from gateway.core.security import StaffMember
+from gateway.fabric import Contract
+
+from .holder_sealing import KYC_ISSUER_LABEL, derive_key, open_sealed, seal
+
+if TYPE_CHECKING:
+    from .state import AppState
+
+log = logging.getLogger("mip.gateway.kyc")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS kyc_issuers (
+    org TEXT PRIMARY KEY,
+    cred_def_id TEXT NOT NULL,
+    sealed BLOB NOT NULL,
+    registered INTEGER NOT NULL DEFAULT 0,
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS kyc_credentials (
+    passport_id TEXT NOT NULL,
+    org TEXT NOT NULL,
+    rev_index INTEGER,
+    kyc_level INTEGER NOT NULL,
+    issued REAL NOT NULL,
+    revoked INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS kyc_credentials_passport ON kyc_credentials(passport_id);
+"""
+
+ADMIN_USER = "admin"
+MAX_CREDENTIALS = 1024  # revocation registry size per org (one credential per enrolment/upgrade)
+
+
+class KycService:
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+        self.db = state.db
+        self.db.ensure(SCHEMA)
+        self._key = derive_key(state.secrets.face_factor_kek, KYC_ISSUER_LABEL)
+        self._issuers: dict[str, KycIssuer] = {}
+        self._org_locks: dict[str, asyncio.Lock] = {}
+        self._issue_lock = threading.Lock()  # issuing moves the issuer's next index
+
+    # --- persistence ---------------------------------------------------------------------
+    def _save(self, issuer: KycIssuer, *, registered: bool | None = None) -> None:
+        blob = seal(self._key, json.dumps(issuer_state(issuer)).encode(), issuer.org.encode())
+        with self.db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO kyc_issuers (org, cred_def_id, sealed, registered, updated) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (org) DO UPDATE SET "
+                "sealed = excluded.sealed, updated = excluded.updated",
+                (issuer.org, issuer.cred_def_id, blob, int(bool(registered)), time.time()))
+            if registered is not None:
+                conn.execute("UPDATE kyc_issuers SET registered = ? WHERE org = ?",
+                             (int(registered), issuer.org))
+
+    def _load(self, org: str) -> tuple[KycIssuer, bool] | None:
+        row = self.db.query_one("SELECT sealed, registered FROM kyc_issuers WHERE org = ?",
+                                (org,))
+        if row is None:
+            return None
+        raw = open_sealed(self._key, bytes(row["sealed"]), org.encode())
+        return issuer_from_state(json.loads(raw)), bool(row["registered"])
+
+    def loaded(self, org: str) -> KycIssuer | None:
+        """The org's issuer if it exists (from memory or the database), without creating it."""
+        issuer = self._issuers.get(org)
+        if issuer is None:
+            found = self._load(org)
+            if found is not None:
+                issuer = self._issuers.setdefault(org, found[0])
+        return issuer
+
+    def issuers_by_cred_def(self) -> dict[str, KycIssuer]:
+        """Every issuer this gateway holds, by credential definition id (to open wallets)."""
+        for row in self.db.query("SELECT org FROM kyc_issuers"):
+            self.loaded(str(row["org"]))
+        return {issuer.cred_def_id: issuer for issuer in self._issuers.values()}
+
+    # --- creation and registration -------------------------------------------------------
+    def _admin_contract(self, org: str, member: StaffMember | None) -> Contract:
+        if member is not None and member.org == org and member.role == "admin":
+            return self.state.ledger.for_staff(member)
+        return self.state.ledger.contract(org, ADMIN_USER)
+
+    async def ensure(self, org: str, member: StaffMember | None = None) -> KycIssuer:
+        """The org's issuer, created, stored, registered and published on first need."""
+        lock = self._org_locks.setdefault(org, asyncio.Lock())
+        async with lock:
+            found = self._load(org) if org not in self._issuers else None
+            if found is not None:
+                self._issuers[org] = found[0]
+                registered = found[1]
+            elif org in self._issuers:
+                return self._issuers[org]
+            else:
+                tails = self.state.settings.data_dir / "kyc-tails" / org
+                tails.mkdir(parents=True, exist_ok=True)
+                # A fresh tag per creation: a ledger reused across gateway data dirs keeps
+                # earlier issuers, and a definition id registers once.
+                tag = f"kyc{secrets.token_hex(4)}"
+                started = time.perf_counter()
+                issuer = await anyio.to_thread.run_sync(
+                    lambda: KycIssuer(org, tag, max_credentials=MAX_CREDENTIALS,
+                                      tails_dir=str(tails)))
+                log.info("KYC issuer created for %s in %.1f s", org,
+                         time.perf_counter() - started)
+                self._save(issuer, registered=False)
+                self._issuers[org] = issuer
+                registered = False
+            issuer = self._issuers[org]
+            if not registered:
+                await self._register(issuer, member)
+            return issuer
+
+    async def _register(self, issuer: KycIssuer, member: StaffMember | None) -> None:
+        contract = self._admin_contract(issuer.org, member)
+        listed = json.loads(await contract.evaluate("Account:ListKycIssuers"))
+        if issuer.cred_def_id not in {item.get("cred_def_id") for item in listed}:
+            await contract.submit("Account:RegisterKycIssuer", list(issuer.public_documents()))
+        if issuer.revocable:
+            await contract.submit("Account:PublishKycRevocation",
+                                  list(issuer.revocation_documents()),
+                                  endorsing_orgs=[issuer.org])
+        self._save(issuer, registered=True)
+        log.info("KYC issuer of %s registered on the ledger", issuer.org)
+
+    # --- issuing and revoking ------------------------------------------------------------
+    async def issue(self, org: str, wallet: KycHolder, kyc_level: int, passport_id: str,
+                    member: StaffMember | None = None) -> int | None:
+        """Issue a level-`kyc_level` credential of `org` into `wallet`; returns its index."""
+        issuer = await self.ensure(org, member)
+
+        def run() -> int | None:
+            with self._issue_lock:
+                index = wallet.obtain(issuer, kyc_level=kyc_level)
+                self._save(issuer)
+                with self.db.transaction() as conn:
+                    conn.execute(
+                        "INSERT INTO kyc_credentials (passport_id, org, rev_index, kyc_level, "
+                        "issued) VALUES (?, ?, ?, ?, ?)",
+                        (passport_id, org, index, kyc_level, time.time()))
+                return index
+
+        return await anyio.to_thread.run_sync(run)
+
+    def forget_credentials(self, passport_id: str) -> None:
+        """Drop the index records of a passport whose enrolment did not complete."""
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM kyc_credentials WHERE passport_id = ?", (passport_id,))
+
+    async def revoke(self, org: str, passport_id: str, member: StaffMember | None = None,
+                     *, below_level: int | None = None) -> int:
+        """Revoke the passport's live credentials of `org` (those below `below_level` only,
+        if given) and publish the new status list. Returns how many were revoked."""
+        issuer = await self.ensure(org, member)
+        rows = self.db.query(
+            "SELECT rowid, rev_index, kyc_level FROM kyc_credentials WHERE passport_id = ? "
+            "AND org = ? AND revoked = 0 AND rev_index IS NOT NULL", (passport_id, org))
+        rows = [r for r in rows if below_level is None or int(r["kyc_level"]) < below_level]
+        if not rows:
+            return 0
+        with self._issue_lock:
+            for row in rows:
+                issuer.revoke(int(row["rev_index"]))
+            self._save(issuer)
+            with self.db.transaction() as conn:
+                conn.executemany("UPDATE kyc_credentials SET revoked = 1 WHERE rowid = ?",
+                                 [(int(r["rowid"]),) for r in rows])
+        await self._admin_contract(org, member).submit(
+            "Account:PublishKycRevocation", list(issuer.revocation_documents()),
+            endorsing_orgs=[org])
+        return len(rows)
+
+
+def kyc_service(state: AppState) -> KycService:
+    return state.service("kyc", KycService)
