@@ -24,6 +24,11 @@ two of them run each submit) and this client.
     python scripts/bench_ledger.py --connection path/to/connection.json
     python scripts/bench_ledger.py --target fabric [--port-offset 500] [--batch-timeout 20ms]
     python scripts/bench_ledger.py --target fabric --connection var/fabric/connection.json
+    python scripts/bench_ledger.py --target fabric --compare-node [--compare-rounds 6] [--n 1000]
+
+`--compare-node` measures, in the same run and alternating, the project's Python shim and
+Fabric's Node runtime (fabric-shim, CCaaS) serving the same asset contract on one network
+(scripts/bench_fabric_compare.py).
 """
 
 from __future__ import annotations
@@ -107,13 +112,13 @@ class CpuMeter:
 
 
 def recorded_pids(state: Path) -> dict[str, tuple[int, str]]:
-    """name -> (pid, start time) of the processes network.sh recorded in `state`/pids."""
+    """name -> (pid, start time) of the processes network.sh recorded in `state`/pids (every
+    pid file: also the orderers of a 3-node network and servers of extra chaincodes)."""
     out: dict[str, tuple[int, str]] = {}
-    for names in FABRIC_PROCESSES.values():
-        for name in names:
-            with contextlib.suppress(OSError, ValueError):
-                pid, start = (state / "pids" / f"{name}.pid").read_text().split()
-                out[name] = (int(pid), start)
+    for file in sorted((state / "pids").glob("*.pid")):
+        with contextlib.suppress(OSError, ValueError):
+            pid, start = file.read_text().split()
+            out[file.stem] = (int(pid), start)
     return out
 
 
@@ -285,6 +290,14 @@ def build_parser() -> argparse.ArgumentParser:
                              "(default 500: clear of the default network and the test ones)")
     parser.add_argument("--batch-timeout", default="20ms",
                         help="fabric: the orderer's BatchTimeout of the network it brings up")
+    parser.add_argument("--compare-node", action="store_true",
+                        help="fabric: Python shim vs Fabric's Node runtime, same run, alternating")
+    parser.add_argument("--compare-rounds", type=int, default=6,
+                        help="--compare-node: alternating rounds (medians are over these)")
+    parser.add_argument("--python-chaincode", default="mipasset",
+                        help="--compare-node: name of the Python-served asset chaincode")
+    parser.add_argument("--node-chaincode", default="nodeasset",
+                        help="--compare-node: name of the Node-served asset chaincode")
     parser.add_argument("--json", action="store_true")
     return parser
 
@@ -337,6 +350,10 @@ def print_results(results: dict[str, Any]) -> None:
 def main_fabric(args: argparse.Namespace) -> int:
     """The rounds on the real Fabric network: a fresh one (up, deploy, down, clean) or, with
     --connection, a running one."""
+    if args.compare_node:
+        import bench_fabric_compare  # beside this file; imported only for this mode
+
+        return bench_fabric_compare.main_compare(args)
     timings: dict[str, float] = {}
     tmp = None
     env = None
