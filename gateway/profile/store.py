@@ -210,7 +210,7 @@ class ProfileStore:
     def delete(self, record_id: str, owner_private: PrivateKey) -> None:
         """Delete the record and every envelope (only the owner may)."""
         with self._write() as db:
-            self._owned(db, record_id, owner_private)
+            self._owned(db, record_id, owner_private, verify=False)
             db.execute("DELETE FROM records WHERE id = ?", (record_id,))
 
     # --- reads ------------------------------------------------------------------------------
@@ -218,9 +218,9 @@ class ProfileStore:
     def open_record(self, record_id: str, recipient_private: PrivateKey) -> bytes:
         """The record's data, for the owner or a grantee holding an envelope."""
         _check_private(recipient_private, "recipient_private")
-        with self._lock:
-            row = self._row(self._db, record_id)
-            data_key = self._data_key(self._db, row, recipient_private)
+        with self._read() as db:
+            row = self._row(db, record_id)
+            data_key = self._data_key(db, row, recipient_private)
         data = sealing.decrypt(data_key, row.nonce, row.ciphertext, row.aad("data"), record_id)
         if len(data) != row.size:
             raise RecordCorrupt(f"record {record_id} has the wrong size")
@@ -233,8 +233,8 @@ class ProfileStore:
         """
         _check_private(recipient_private, "recipient_private")
         recipient = x25519_key_id(recipient_private.public_key)
-        with self._lock:
-            rows = self._db.execute(
+        with self._read() as db:
+            rows = db.execute(
                 "SELECT r.id, r.owner, r.kind, r.source, r.created, r.size, r.nonce,"
                 " r.ciphertext, r.meta_nonce, r.meta_ciphertext, e.sealed_key"
                 " FROM records r JOIN envelopes e ON e.record_id = r.id"
@@ -253,9 +253,9 @@ class ProfileStore:
 
     def recipients(self, record_id: str, owner_private: PrivateKey) -> list[PublicKey]:
         """The grantees' public keys (the owner's excluded), for the owner only."""
-        with self._lock:
-            row, _ = self._owned(self._db, record_id, owner_private)
-            found = self._db.execute(
+        with self._read() as db:
+            row, _ = self._owned(db, record_id, owner_private)
+            found = db.execute(
                 "SELECT recipient_public FROM envelopes WHERE record_id = ? AND recipient != ?"
                 " ORDER BY created, recipient",
                 (record_id, row.owner),
@@ -268,12 +268,25 @@ class ProfileStore:
     def _write(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+            yield from self._finish(self._db)
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        # A read transaction: a record and its envelope come from one snapshot even when
+        # another process sharing the file re-keys the record in between.
+        with self._lock:
+            self._db.execute("BEGIN")
+            yield from self._finish(self._db)
+
+    @staticmethod
+    def _finish(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+        try:
+            yield db
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
 
     @staticmethod
     def _row(db: sqlite3.Connection, record_id: str) -> _Row:
@@ -288,15 +301,25 @@ class ProfileStore:
             raise RecordNotFound(f"no record {record_id}")
         return _Row(*found)
 
-    def _owned(self, db: sqlite3.Connection, record_id: str,
-               owner_private: PrivateKey) -> tuple[_Row, bytes]:
-        """The record and its data key, if `owner_private` is the owner's key."""
+    def _owned(self, db: sqlite3.Connection, record_id: str, owner_private: PrivateKey,
+               *, verify: bool = True) -> tuple[_Row, bytes]:
+        """The record and its data key, if `owner_private` is the owner's key.
+
+        `verify` also checks the key against the record; `delete` skips that, so that the
+        owner can still remove a record whose ciphertext was damaged.
+        """
         _check_private(owner_private, "owner_private")
         row = self._row(db, record_id)
         if x25519_key_id(owner_private.public_key) != row.owner:
             raise AccessDenied(f"only the owner may change record {record_id}")
-        # Possession, not just knowledge of the public key: the owner's envelope must open.
-        return row, self._data_key(db, row, owner_private)
+        # Possession, not just knowledge of the public key: the owner's envelope must open,
+        # and its key must authenticate the record (a substituted envelope is refused here,
+        # before its key could be re-sealed to a grantee or used to re-key).
+        data_key = self._data_key(db, row, owner_private)
+        if verify:
+            sealing.decrypt(data_key, row.meta_nonce, row.meta_ciphertext, row.aad("meta"),
+                            row.record_id)
+        return row, data_key
 
     @staticmethod
     def _data_key(db: sqlite3.Connection, row: _Row, private: PrivateKey) -> bytes:

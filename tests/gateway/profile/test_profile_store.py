@@ -333,3 +333,36 @@ def test_metadata_is_json_object_round_trip(store: ProfileStore, me: PrivateKey)
     record = store.add_record(me.public_key, "k", "s", b"", metadata)
     (info,) = [i for i in store.list_records(me) if i.record_id == record]
     assert info.metadata == json.loads(json.dumps(metadata))
+
+
+def test_two_stores_on_one_file(path: Path, me: PrivateKey) -> None:
+    doctor = PrivateKey.generate()
+    with ProfileStore(path) as writer, ProfileStore(path) as reader:
+        record = _fitness(writer, me)
+        writer.share(record, me, doctor.public_key)
+        assert reader.open_record(record, doctor) == CANARY
+        writer.unshare(record, me, doctor.public_key)  # re-keys under the reader's feet
+        assert reader.open_record(record, me) == CANARY
+        with pytest.raises(AccessDenied):
+            reader.open_record(record, doctor)
+
+
+def test_failed_write_leaves_nothing(store: ProfileStore, me: PrivateKey) -> None:
+    record = _fitness(store, me)
+    forged = sealing.seal_key(sealing.new_data_key(), me.public_key)
+    store._db.execute("UPDATE envelopes SET sealed_key = ? WHERE record_id = ?",
+                      (forged, record))
+    doctor = PrivateKey.generate()
+    # The forged envelope opens (it is sealed to the owner) but its key is not the record's:
+    # sharing must not hand the grantee that key, and nothing may be half-written.
+    with pytest.raises(RecordCorrupt):
+        store.share(record, me, doctor.public_key)
+    assert not store._db.in_transaction
+    count = store._db.execute("SELECT COUNT(*) FROM envelopes WHERE record_id = ?", (record,))
+    assert count.fetchone() == (1,)
+    # The owner can still delete the damaged record; nobody else can.
+    with pytest.raises(AccessDenied):
+        store.delete(record, doctor)
+    store.delete(record, me)
+    with pytest.raises(RecordNotFound):
+        store.open_record(record, me)
