@@ -108,11 +108,12 @@ die() { echo "network.sh: $*" >&2; exit 1; }
 
 # The orderer count is part of the genesis block: once `up` has made it, the state dir's
 # record wins, and a conflicting MIP_ORDERERS is an error rather than a silent mismatch.
-N_ORDERERS="${MIP_ORDERERS:-1}"
+# (`down`, `status` and `clean` simply follow the record.)
+N_ORDERERS="${MIP_ORDERERS:-1}" ORDERERS_CONFLICT=""
 if [[ -f "$STATE/orderers" ]]; then
   recorded="$(cat "$STATE/orderers")"
   [[ -z "${MIP_ORDERERS:-}" || "$MIP_ORDERERS" == "$recorded" ]] ||
-    die "$STATE was set up with $recorded orderer(s), not MIP_ORDERERS=$MIP_ORDERERS (clean it first)"
+    ORDERERS_CONFLICT="$STATE was set up with $recorded orderer(s), not MIP_ORDERERS=$MIP_ORDERERS (clean it first)"
   N_ORDERERS="$recorded"
 fi
 [[ "$N_ORDERERS" == 1 || "$N_ORDERERS" == 3 ]] || die "MIP_ORDERERS must be 1 or 3, not '$N_ORDERERS'"
@@ -318,6 +319,7 @@ start_peer() {
 }
 
 cmd_up() {
+  [[ -z "$ORDERERS_CONFLICT" ]] || die "$ORDERERS_CONFLICT"
   require_bins peer orderer configtxgen osnadmin
   local t0=$SECONDS i k
   mkdir -p "$STATE" "$PIDS" "$LOGS"

@@ -271,3 +271,28 @@ def test_usage_on_unknown_command() -> None:
     result = _run(["launch"], dict(os.environ))
     assert result.returncode == 2
     assert "network.sh up" in result.stdout
+
+
+def test_settings_are_checked_before_anything_runs(tmp_path: Path) -> None:
+    base = {**os.environ, "MIP_FABRIC_DIR": str(tmp_path / "s"), "FABRIC_BIN": "/nonexistent"}
+    result = _run(["up"], {**base, "MIP_ORDERERS": "2"})
+    assert result.returncode != 0 and "MIP_ORDERERS must be 1 or 3" in result.stderr
+    result = _run(["deploy"], {**base, "MIP_CHAINCODE_RUNTIME": "java"})
+    assert result.returncode == 2 and "python or node" in result.stderr
+    result = _run(["deploy"], {**base, "MIP_CHAINCODE_NAME": "bad name"})
+    assert result.returncode == 2 and "invalid chaincode name" in result.stderr
+    assert not (tmp_path / "s").exists()
+
+
+def test_orderer_count_of_a_state_dir_is_fixed(tmp_path: Path) -> None:
+    state = tmp_path / "s"
+    state.mkdir()
+    (state / ".mip-fabric-state").touch()
+    (state / "orderers").write_text("1\n")
+    env = {**os.environ, "MIP_FABRIC_DIR": str(state), "MIP_ORDERERS": "3"}
+    result = _run(["up"], env)
+    assert result.returncode != 0 and "set up with 1 orderer(s)" in result.stderr
+    # Everything but `up` follows the record: status and clean still work.
+    status = _run(["status"], env)
+    assert status.returncode == 0 and "(1 orderer(s))" in status.stdout
+    assert _run(["clean"], env).returncode == 0 and not state.exists()
