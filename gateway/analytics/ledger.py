@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from gateway.analytics.errors import (
@@ -27,7 +28,7 @@ from gateway.analytics.errors import (
     LedgerUnavailable,
     UnknownDataset,
 )
-from gateway.fabric import AccessDenied, ChaincodeError, CommitError, Contract, GatewayError
+from gateway.fabric import AccessDenied, ChaincodeError, CommitError, GatewayError
 from gateway.fabric.retry import RETRYABLE_CODES, RetryPolicy
 
 log = logging.getLogger("mip.analytics")
@@ -35,6 +36,21 @@ log = logging.getLogger("mip.analytics")
 # Enough tries for a handful of researchers debiting one dataset at the same moment; each
 # retry runs the contract again on the newest state, so it cannot overspend.
 DEBIT_RETRY = RetryPolicy(max_attempts=8, base_delay=0.02, max_delay=0.5)
+
+
+class ResearchContract(Protocol):
+    """The part of `gateway.fabric.Contract` used here (a Contract for chaincode `mip`)."""
+
+    async def evaluate(self, name: str, args: Sequence[str] = ()) -> bytes: ...
+
+    async def submit(
+        self,
+        name: str,
+        args: Sequence[str] = (),
+        *,
+        endorsing_orgs: Sequence[str] | None = None,
+        retry_policy: RetryPolicy | None = None,
+    ) -> bytes: ...
 
 
 class BudgetLedger(Protocol):
@@ -98,7 +114,7 @@ class LedgerBudget:
 
     def __init__(
         self,
-        contract: Contract,
+        contract: ResearchContract,
         owner_org: str | None = None,
         *,
         retry_policy: RetryPolicy = DEBIT_RETRY,
@@ -144,7 +160,7 @@ class LedgerBudget:
         return _remaining_of(_json_object(raw))
 
 
-async def register_dataset(admin: Contract, dataset_id: str, total_epsilon_micro: int
+async def register_dataset(admin: ResearchContract, dataset_id: str, total_epsilon_micro: int
                            ) -> dict[str, Any]:
     """`Research:RegisterDataset` as an admin's `Contract`; returns the dataset record."""
     try:

@@ -182,8 +182,8 @@ class HistogramQuery(_Query):
     a separate `other` bucket, so every holder is counted once."""
 
     column: str
-    categories: tuple[Category, ...] | None = None
-    bin_edges: tuple[float, ...] | None = None
+    categories: Sequence[Category] | None = None  # stored as a tuple
+    bin_edges: Sequence[float] | None = None  # stored as a tuple
     kind: ClassVar[str] = "histogram"
 
     def __post_init__(self) -> None:

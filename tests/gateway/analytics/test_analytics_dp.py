@@ -14,6 +14,7 @@ from gateway.analytics import (
     CountQuery,
     HistogramQuery,
     MeanQuery,
+    Query,
     SumQuery,
     plan,
 )
@@ -34,6 +35,11 @@ def people(n: int) -> list[dict[str, Any]]:
             for i in range(n)]
 
 
+def num(value: float | int | None) -> float:
+    assert value is not None
+    return float(value)
+
+
 def discrete_bound(scale: float, alpha: float = TINY) -> float:
     return float(dp.discrete_laplacian_scale_to_accuracy(scale, alpha))
 
@@ -44,7 +50,7 @@ def laplace_bound(scale: float, alpha: float = TINY) -> float:
 
 @pytest.mark.parametrize("epsilon", [1e-6, 0.1, 0.3, 1 / 3, 0.7, 1.0, 2.5, 5.0])
 def test_privacy_map_equals_epsilon(epsilon: float) -> None:
-    queries = [
+    queries: list[Query] = [
         CountQuery(epsilon=epsilon),
         SumQuery(column="age", lower=-3.5, upper=120, epsilon=epsilon),
         MeanQuery(column="age", lower=0, upper=120, epsilon=epsilon),
@@ -86,11 +92,11 @@ def test_count_accuracy_at_epsilon_one() -> None:
     scale = p.run(records).noise[0].scale
     bound_99 = discrete_bound(scale, 0.01)
     assert bound_99 <= 20  # about 4.6 for scale 1
-    releases = [p.run(records).value for _ in range(400)]
-    outside = sum(1 for v in releases if abs(v - 1000) > bound_99)  # type: ignore[operator]
+    releases = [num(p.run(records).value) for _ in range(400)]
+    outside = sum(1 for v in releases if abs(v - 1000) > bound_99)
     # Expected 4 of 400 outside; more than 20 has probability ~1e-8.
     assert outside <= 20
-    assert all(abs(v - 1000) <= discrete_bound(scale) for v in releases)  # type: ignore[operator]
+    assert all(abs(v - 1000) <= discrete_bound(scale) for v in releases)
 
 
 def test_noise_is_added_and_as_large_as_claimed() -> None:
@@ -99,7 +105,7 @@ def test_noise_is_added_and_as_large_as_claimed() -> None:
     p = plan(SumQuery(column="age", lower=0, upper=100, epsilon=1.0))
     answers = [p.run(records) for _ in range(400)]
     scale = answers[0].noise[0].scale
-    errors = [a.value - true_sum for a in answers]  # type: ignore[operator]
+    errors = [num(a.value) - true_sum for a in answers]
     assert len({a.value for a in answers}) > 390  # repeated releases differ
     # Laplace(b): E|X| = b; the mean of 400 |X| has sd b/20, so 0.7b..1.3b is 6 sd wide.
     assert 0.7 * scale < statistics.fmean(abs(e) for e in errors) < 1.3 * scale
@@ -122,7 +128,7 @@ def test_mean_is_clamped_and_accurate() -> None:
     # most 50 * |noisy n - n| / noisy n, plus the Laplace noise on the mean.
     slack = discrete_bound(count_info.scale)
     bound = 50 * slack / (1000 - slack) + laplace_bound(mean_info.scale)
-    assert abs(answer.value - 100) <= bound  # type: ignore[operator]
+    assert abs(num(answer.value) - 100) <= bound
     assert bound < 2
 
 
@@ -133,11 +139,11 @@ def test_mean_of_mixed_values() -> None:
     count_info, mean_info = answer.noise
     slack = discrete_bound(count_info.scale)
     bound = 45 * slack / (3000 - slack) + laplace_bound(mean_info.scale)
-    assert abs(answer.value - true_mean) <= bound  # type: ignore[operator]
+    assert abs(num(answer.value) - true_mean) <= bound
 
 
 def test_sum_clamps_and_imputes() -> None:
-    records = [{"account": "a", "x": 500}, {"account": "b", "x": -500},
+    records: list[dict[str, Any]] = [{"account": "a", "x": 500}, {"account": "b", "x": -500},
                {"account": "c", "x": "twelve"}, {"account": "d"}, {"account": "e", "x": None},
                {"account": "f", "x": math.nan}, {"account": "g", "x": math.inf},
                {"account": "h", "x": True}, {"account": "i", "x": 10**400}]
@@ -145,7 +151,7 @@ def test_sum_clamps_and_imputes() -> None:
     expected = 10 + 0 + 7 * 4 + 10 + 1 + 10
     p = plan(SumQuery(column="x", lower=0, upper=10, impute=7, epsilon=5.0))
     answer = p.run(records)
-    assert abs(answer.value - expected) <= laplace_bound(answer.noise[0].scale)  # type: ignore[operator]
+    assert abs(num(answer.value) - expected) <= laplace_bound(answer.noise[0].scale)
 
 
 def test_histogram_has_every_category_and_other() -> None:

@@ -63,7 +63,7 @@ def dataset(remaining: int = 600_000, owner: str = "SchoolMSP") -> bytes:
 
 async def test_debit_looks_up_owner_once_and_sends_the_debit() -> None:
     contract = ScriptedContract([dataset(), dataset(600_000), dataset(200_000)])
-    budget = LedgerBudget(contract)  # type: ignore[arg-type]
+    budget = LedgerBudget(contract)
     assert await budget.debit("ds-1", 400_000, DIGEST) == 600_000
     assert await budget.debit("ds-1", 400_000, DIGEST) == 200_000
     get, debit, _ = contract.calls
@@ -74,13 +74,13 @@ async def test_debit_looks_up_owner_once_and_sends_the_debit() -> None:
 
 async def test_given_owner_org_skips_the_lookup() -> None:
     contract = ScriptedContract([dataset(100)])
-    budget = LedgerBudget(contract, "HospitalMSP")  # type: ignore[arg-type]
+    budget = LedgerBudget(contract, "HospitalMSP")
     assert await budget.debit("ds-1", 1, DIGEST) == 100
     assert contract.calls[0][2]["endorsing_orgs"] == ["HospitalMSP"]
 
 
 async def test_remaining() -> None:
-    budget = LedgerBudget(ScriptedContract([dataset(123)]))  # type: ignore[arg-type]
+    budget = LedgerBudget(ScriptedContract([dataset(123)]))
     assert await budget.remaining("ds-1") == 123
 
 
@@ -101,7 +101,7 @@ async def test_remaining() -> None:
 async def test_errors_are_typed(error: GatewayError, expected: type[BudgetError]) -> None:
     mapped = budget_error(error)
     assert type(mapped) is expected
-    budget = LedgerBudget(ScriptedContract([error]), "SchoolMSP")  # type: ignore[arg-type]
+    budget = LedgerBudget(ScriptedContract([error]), "SchoolMSP")
     with pytest.raises(expected):
         await budget.debit("ds-1", 1, DIGEST)
 
@@ -114,22 +114,22 @@ async def test_exhausted_message_keeps_the_amounts() -> None:
 async def test_unknown_dataset_on_owner_lookup() -> None:
     contract = ScriptedContract([chaincode_error("not_found: no such dataset")])
     with pytest.raises(UnknownDataset):
-        await LedgerBudget(contract).debit("ds-x", 1, DIGEST)  # type: ignore[arg-type]
+        await LedgerBudget(contract).debit("ds-x", 1, DIGEST)
     assert [c[0] for c in contract.calls] == ["Research:Get"]  # no debit was sent
 
 
 @pytest.mark.parametrize("raw", [b"not json", b"[]", b'{"remaining_epsilon_micro": "5"}',
                                  b'{"remaining_epsilon_micro": true}', b"{}"])
 async def test_unexpected_answers(raw: bytes) -> None:
-    budget = LedgerBudget(ScriptedContract([raw]), "SchoolMSP")  # type: ignore[arg-type]
+    budget = LedgerBudget(ScriptedContract([raw]), "SchoolMSP")
     with pytest.raises(LedgerUnavailable):
         await budget.debit("ds-1", 1, DIGEST)
 
 
 async def test_register_dataset() -> None:
     contract = ScriptedContract([dataset(10**6), chaincode_error("conflict: already")])
-    record = await register_dataset(contract, "ds-1", 10**6)  # type: ignore[arg-type]
+    record = await register_dataset(contract, "ds-1", 10**6)
     assert record["owner_org"] == "SchoolMSP"
     assert contract.calls[0][:2] == ("Research:RegisterDataset", ["ds-1", "1000000"])
     with pytest.raises(BudgetError):
-        await register_dataset(contract, "ds-1", 10**6)  # type: ignore[arg-type]
+        await register_dataset(contract, "ds-1", 10**6)

@@ -15,6 +15,7 @@ from gateway.analytics import (
     DatasetSchema,
     HistogramQuery,
     MeanQuery,
+    Query,
     QuerySpecError,
     SumQuery,
     UnknownColumn,
@@ -118,7 +119,7 @@ def test_epsilon_micro_rounds_up() -> None:
 
 
 def test_documents_are_canonical_json() -> None:
-    queries = [
+    queries: list[Query] = [
         CountQuery(epsilon=0.5),
         SumQuery(column="age", lower=-1.5, upper=2, epsilon=0.25),
         MeanQuery(column="age", lower=0, upper=1, epsilon=1),
