@@ -1,0 +1,108 @@
+"""A stand-in for the gateway's three pickup endpoints (same paths and bodies), serving the
+real counter page: it proves the page's side of the protocol (token header, frame count,
+time offsets, JPEG payloads) and drives the error displays the real gateway only reaches
+after slow setups (e.g. a prescription locked after five failures).
+
+It accepts one token, records every call, and answers from a script the test sets.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from gateway.web import mount_web
+
+TOKEN = "counter-test-token-0123456789"
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": {"code": code, "message": message}})
+
+
+@dataclass
+class FramesCall:
+    pickup_id: str
+    challenge_id: str
+    images: list[bytes]
+    offsets: list[float]
+
+
+@dataclass
+class FakePharmacy:
+    poses: tuple[str, ...] = ("left", "right")
+    expires_in_s: float = 14.0
+    # prescription id -> (status, code) refusal at pickup creation
+    pickup_errors: dict[str, tuple[int, str]] = field(default_factory=dict)
+    # what the frames call answers: "verified", or a refusal reason code
+    frames_answer: str = "verified"
+    fills_allowed: int = 3
+    fills_used: int = 0
+    pickups: dict[str, str] = field(default_factory=dict)  # pickup id -> challenge id
+    frames_calls: list[FramesCall] = field(default_factory=list)
+    auth_failures: int = 0
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+
+        def authorised(request: Request) -> bool:
+            ok = request.headers.get("authorization") == f"Bearer {TOKEN}"
+            if not ok:
+                self.auth_failures += 1
+            return ok
+
+        @app.post("/api/v1/pharmacy/pickups")
+        async def create(request: Request) -> Any:
+            if not authorised(request):
+                return _error(401, "unauthenticated", "unknown staff token")
+            body = await request.json()
+            rx = str(body.get("prescription_id", ""))
+            if rx in self.pickup_errors:
+                status, code = self.pickup_errors[rx]
+                return _error(status, code, "scripted refusal")
+            pickup_id, challenge_id = secrets.token_hex(8), secrets.token_hex(16)
+            self.pickups[pickup_id] = challenge_id
+            return JSONResponse(status_code=201, content={
+                "pickup_id": pickup_id,
+                "prescription": {"drug": "Amoxicillin", "strength": "500 mg", "quantity": 21},
+                "challenge": {"challenge_id": challenge_id, "poses": list(self.poses),
+                              "expires_in_s": self.expires_in_s}})
+
+        @app.post("/api/v1/pharmacy/pickups/{pickup_id}/frames")
+        async def frames(pickup_id: str, request: Request) -> Any:
+            if not authorised(request):
+                return _error(401, "unauthenticated", "unknown staff token")
+            if pickup_id not in self.pickups:
+                return _error(404, "not_found", "no such pickup")
+            body = await request.json()
+            try:
+                images = [base64.b64decode(f["image"], validate=True) for f in body["frames"]]
+                offsets = [float(f["offset_s"]) for f in body["frames"]]
+            except (KeyError, TypeError, ValueError, binascii.Error):
+                return _error(422, "invalid_request", "malformed frames")
+            self.frames_calls.append(FramesCall(pickup_id, str(body.get("challenge_id")),
+                                                images, offsets))
+            if self.frames_answer == "verified":
+                return {"result": "verified"}
+            return {"result": "refused", "reason": self.frames_answer}
+
+        @app.post("/api/v1/pharmacy/pickups/{pickup_id}/dispense")
+        async def dispense(pickup_id: str, request: Request) -> Any:
+            if not authorised(request):
+                return _error(401, "unauthenticated", "unknown staff token")
+            if pickup_id not in self.pickups:
+                return _error(404, "not_found", "no such pickup")
+            if self.fills_used >= self.fills_allowed:
+                return _error(409, "precondition_failed", "no fills left")
+            self.fills_used += 1
+            return {"dispensed": True, "fills_used": self.fills_used,
+                    "fills_allowed": self.fills_allowed}
+
+        mount_web(app)
+        return app
