@@ -194,12 +194,18 @@ def test_repr_hides_ciphertext(blob: vault.WrappedSecret) -> None:
 
 def test_default_cost_round_trip_within_enrolment_budget(master: bytes, face_key: bytes,
                                                          passport_id: str) -> None:
-    """The default Argon2id parameters are recorded in the blob and fit the 1.5 s enrolment."""
-    start = time.perf_counter()
+    """The default Argon2id parameters are recorded in the blob and fit the enrolment budget.
+
+    Measured as this process's CPU time (Argon2id here is single-threaded): the cost the
+    parameters impose, which wall-clock time on a shared, overloaded CI machine would blur.
+    The KDF's share of the 1.5 s enrolment is about 0.2-0.5 s; 1.0 s leaves room for slower
+    CPUs while still catching a parameter choice like libsodium's SENSITIVE (1 GiB).
+    """
+    start = time.process_time()
     wrapped = vault.wrap(master, PASSWORD, face_key, passport_id)
-    wrap_s = time.perf_counter() - start
+    wrap_cpu_s = time.process_time() - start
     assert wrapped.kdf_params == vault.DEFAULT_KDF
-    start = time.perf_counter()
+    start = time.process_time()
     assert vault.unwrap(wrapped, PASSWORD, face_key, passport_id) == master
-    unwrap_s = time.perf_counter() - start
-    assert wrap_s < 1.5 and unwrap_s < 1.5, (wrap_s, unwrap_s)
+    unwrap_cpu_s = time.process_time() - start
+    assert wrap_cpu_s < 1.0 and unwrap_cpu_s < 1.0, (wrap_cpu_s, unwrap_cpu_s)
