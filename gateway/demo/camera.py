@@ -60,9 +60,9 @@ _POSE_AXES: dict[str, tuple[float, float]] = {
 }
 
 # Default turn per pose in degrees. Pitch needs more than yaw: YuNet reads a synthetic
-# nod as smaller than its geometry (it cannot see nostrils or an under-chin that the
-# frontal photo does not contain), so the warp drives it further.
-DEFAULT_STRENGTH: dict[str, float] = {"left": 20.0, "right": 20.0, "up": 25.0, "down": 25.0}
+# nod as much smaller than its geometry (it cannot see the nostrils or the under-chin
+# that the frontal photo does not contain), so the warp drives it further.
+DEFAULT_STRENGTH: dict[str, float] = {"left": 22.0, "right": 22.0, "up": 25.0, "down": 25.0}
 
 # (anchor, u, v, z): anchor "E" = eye midpoint, "N" = the detected nose point, "M" = the
 # mouth-corner midpoint; offsets and depth in IOD units (u right, v down, z to camera).
@@ -102,6 +102,10 @@ class WarpParams:
     face_engine labels 20-25 degree turns of both demo portraits as requested."""
 
     camera_distance: float = 8.0  # ~50 cm for a 63 mm IOD: a webcam at arm's length
+    # Nods are rendered as if the camera were closer (~30 cm): the stronger perspective
+    # (chin growing, forehead shrinking) is what makes YuNet read a synthetic nod at all;
+    # at 8 IOD the astronaut's "down" reached a parallax of 0.10, at 5 IOD 0.12 (measured).
+    pitch_camera_distance: float = 5.0
     limb_depth: float = -1.3  # depth of the head's outline (behind the eyes)
     head_half_width: float = 1.5  # head ellipse, centred below the eyes
     head_half_height: float = 2.0
@@ -226,7 +230,7 @@ def displacement(model: HeadModel, yaw_deg: float, pitch_deg: float) -> np.ndarr
     u = model.u.astype(np.float64)
     v = model.v.astype(np.float64)
     z = model.depth.astype(np.float64)
-    big_l = p.camera_distance
+    big_l = p.camera_distance if pitch_deg == 0.0 else p.pitch_camera_distance
     # Un-project: the pixel at (u, v) with depth z lies on the ray through it; the plane
     # of the eyes (z = 0) is at scale 1.
     s = (big_l - z) / big_l
