@@ -1,0 +1,85 @@
+"""Holder accounts at institutions, opened from an unlocked (level-2) desk session.
+
+Opening (`open_account`): the account key is the holder's hardened per-institution derivation
+(gateway/holder/keys.py: index = how many accounts the holder already has there), the
+pseudonym is random, the KYC presentation (`KycHolder.present`) is bound to that key and
+pseudonym, and `Account:Open` is carried by the institution's gateway identity. Then the
+unlock's live face becomes the account's protected reference (`enrol_reference(live,
+pseudonym, institution)`: keyed per account, so references do not link accounts), and the
+account joins the holder's directory, sealed under the master secret.
+
+Order: ledger first, then the directory. If the directory write fails after the ledger
+accepted the account, the account is not lost: the holder's keys re-derive it (index 0, 1, ...
+per institution) and the ledger's key index names its pseudonym (keys.py, "recovery").
+
+Closing (`close_account`): `Account:Close` signed by the account key, then the directory
+marks it closed and its face reference is revoked.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from gateway.core.errors import Conflict, InvalidRequest
+from gateway.holder import keys
+
+from .faces import face_service
+from .holders import AccountEntry, HolderSession
+
+if TYPE_CHECKING:
+    from .state import AppState
+
+log = logging.getLogger("mip.gateway.accounts")
+
+
+async def open_account(state: AppState, session: HolderSession, institution: str,
+                       min_level: int = 2) -> tuple[AccountEntry, dict[str, Any]]:
+    """Open an account of the session's holder at `institution`; returns the directory
+    entry and the ledger's record."""
+    session.require_level(2)
+    if institution not in state.ledger.orgs():
+        raise InvalidRequest("unknown institution (not a member org)", code="unknown_institution")
+    holder_state = session.state
+    if min_level > holder_state.kyc_level:
+        raise Conflict(f"this holder's KYC level is {holder_state.kyc_level}",
+                       code="kyc_level_too_low")
+    if session.live is None:
+        raise Conflict("the session holds no live face; unlock again", code="face_required")
+    index = sum(1 for a in holder_state.accounts if a.institution == institution)
+    key = keys.account_key(session.master, institution, index)
+    pseudonym = keys.new_pseudonym()
+    request = key.sign_request("account.open", {
+        "pseudonym": pseudonym, "institution": institution, "min_level": min_level},
+        state.settings.channel)
+    presentation = await anyio.to_thread.run_sync(
+        lambda: holder_state.wallet.present(key.public_raw, pseudonym, min_level))
+    record = json.loads(await state.ledger.carrier(institution).submit(
+        "Account:Open", [json.dumps(request), json.dumps(presentation)]))
+    entry = AccountEntry(pseudonym, institution, index, "open", int(time.time()))
+    holder_state.accounts.append(entry)
+    session.save()
+    face_service(state).enrol_reference(session.live, pseudonym, institution)
+    log.info("account opened at %s", institution)
+    return entry, dict(record)
+
+
+async def close_account(state: AppState, session: HolderSession, pseudonym: str) -> None:
+    session.require_level(2)
+    entry = session.account(pseudonym)
+    if entry.status != "open":
+        raise Conflict("this account is already closed", code="account_closed")
+    request = session.sign(pseudonym, "account.close", {"pseudonym": pseudonym})
+    await state.ledger.carrier(entry.institution).submit(
+        "Account:Close", [pseudonym, json.dumps(request)])
+    entry.status = "closed"
+    session.save()
+    faces = face_service(state)
+    reference = faces.reference(pseudonym, entry.institution)
+    if reference is not None:
+        faces.revoke_reference(reference)
+    log.info("account closed at %s", entry.institution)

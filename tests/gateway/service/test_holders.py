@@ -1,0 +1,105 @@
+"""Desk unlock: face -> level 1, face + password -> level 2; refusals say nothing of which
+factor failed; lockout after repeated failures; the holder-session header."""
+# ruff: noqa: F811 (fixtures imported from enrolment_kit)
+
+from __future__ import annotations
+
+import time
+
+from enrolment_kit import (
+    API,
+    ensure_enrolled,
+    frames_of,
+    hw,  # noqa: F401
+    hw_data_dir,  # noqa: F401
+    unlock,
+)
+from gateway_testkit import GatewayClient, assert_error
+
+from gateway.services.holders import MAX_UNLOCK_FAILURES, holder_service
+
+
+async def test_face_alone_gives_level_1_and_password_level_2(hw: GatewayClient) -> None:
+    bush = await ensure_enrolled(hw, "bush")
+    r = await unlock(hw, "bush", bush.passport_id)
+    assert r.status_code == 200, r.text
+    assert r.json()["level"] == 1
+    headers = {"X-MIP-Holder-Session": r.json()["session_id"]}
+    # Level 1 cannot use keys.
+    assert_error(await hw.http.get(f"{API}/accounts", headers=headers), 403,
+                 "holder_level_too_low")
+    r = await unlock(hw, "bush", bush.passport_id, password=bush.password)
+    assert r.status_code == 200, r.text
+    assert r.json()["level"] == 2 and r.json()["expires_in_s"] <= 300
+    session = holder_service(hw.state).session(r.json()["session_id"])
+    assert session is not None
+    request = session.passport_sign("passport.test", {"x": "y"})
+    assert request["signer"] and request["signature"]
+
+
+async def test_wrong_password_or_wrong_face_is_one_refusal(hw: GatewayClient) -> None:
+    bush = await ensure_enrolled(hw, "bush")
+    wrong_pw = await unlock(hw, "bush", bush.passport_id, password="not-the-password-1")
+    wrong_face = await unlock(hw, "stoiber", bush.passport_id, password=bush.password)
+    for r in (wrong_pw, wrong_face):
+        assert_error(r, 401, "unlock_failed")
+    assert wrong_pw.json() == wrong_face.json()  # identical: no hint of the factor
+    # Face only, wrong person.
+    assert_error(await unlock(hw, "stoiber", bush.passport_id), 401, "unlock_failed")
+    with hw.state.db.transaction() as conn:
+        conn.execute("DELETE FROM holder_unlock_failures")
+
+
+async def test_lockout_after_repeated_failures(hw: GatewayClient) -> None:
+    stoiber = await ensure_enrolled(hw, "stoiber")
+    for _ in range(MAX_UNLOCK_FAILURES):
+        assert_error(await unlock(hw, "stoiber", stoiber.passport_id, password="wrong-password-x"),
+                     401, "unlock_failed")
+    # Even the right factors are refused while locked.
+    assert_error(await unlock(hw, "stoiber", stoiber.passport_id, password=stoiber.password),
+                 423, "unlock_locked")
+    with hw.state.db.transaction() as conn:
+        conn.execute("DELETE FROM holder_unlock_failures WHERE passport_id = ?",
+                     (stoiber.passport_id,))
+    r = await unlock(hw, "stoiber", stoiber.passport_id, password=stoiber.password)
+    assert r.status_code == 200 and r.json()["level"] == 2
+
+
+async def test_unknown_passport_and_replayed_challenge(hw: GatewayClient) -> None:
+    assert_error(await unlock(hw, "bush", "ab" * 32), 404, "passport_not_found")
+    bush = await ensure_enrolled(hw, "bush")
+    headers = hw.staff("HospitalMSP", "doctor")
+    r = await hw.http.post(f"{API}/holders/sessions", headers=headers)
+    sid, cid = r.json()["session_id"], r.json()["challenge"]["challenge_id"]
+    from enrolment_kit import answer, fix_poses
+
+    fix_poses(hw, cid)
+    body = answer(cid, frames_of("bush")) | {"passport_id": bush.passport_id}
+    assert (await hw.http.post(f"{API}/holders/sessions/{sid}/unlock", headers=headers,
+                               json=body)).status_code == 200
+    # Same answer again: the session is unlocked already, and the challenge is spent.
+    assert_error(await hw.http.post(f"{API}/holders/sessions/{sid}/unlock", headers=headers,
+                                    json=body), 409, "already_unlocked")
+    # Another staff member does not see this desk's session.
+    assert_error(await hw.http.post(f"{API}/holders/sessions/{sid}/unlock",
+                                    headers=hw.staff("SchoolMSP", "registrar"), json=body),
+                 404, "holder_session_not_found")
+
+
+async def test_holder_session_header(hw: GatewayClient) -> None:
+    assert_error(await hw.http.get(f"{API}/accounts"), 401, "holder_session_required")
+    assert_error(await hw.http.get(f"{API}/accounts", headers={"X-MIP-Holder-Session": "x"}),
+                 401, "holder_session_required")
+    bush = await ensure_enrolled(hw, "bush")
+    r = await unlock(hw, "bush", bush.passport_id, password=bush.password)
+    sid = r.json()["session_id"]
+    session = holder_service(hw.state).session(sid)
+    assert session is not None
+    session.expires = time.time() - 1
+    assert_error(await hw.http.get(f"{API}/accounts", headers={"X-MIP-Holder-Session": sid}),
+                 410, "holder_session_expired")
+    assert session.level == 0  # wiped
+
+
+async def test_staff_token_needed_to_start(hw: GatewayClient) -> None:
+    assert_error(await hw.http.post(f"{API}/holders/sessions"), 401, "unauthenticated")
