@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from functools import cache
 
 import numpy as np
@@ -30,6 +31,7 @@ SUPPORTED = {
     "grace_hopper": ("left", "right", "up"),
 }
 UNSUPPORTED = [("astronaut", "up"), ("grace_hopper", "down")]
+Posed = Callable[[str, str], np.ndarray]
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +45,7 @@ def frontal(demo_engine: FaceEngine, heads: dict[str, HeadModel]
 
 
 @pytest.fixture(scope="module")
-def posed(heads: dict[str, HeadModel]):  # type: ignore[no-untyped-def]
+def posed(heads: dict[str, HeadModel]) -> Callable[[str, str], np.ndarray]:
     @cache
     def get(name: str, pose: str) -> np.ndarray:
         return posed_image(heads[name], pose)
@@ -55,7 +57,7 @@ def posed(heads: dict[str, HeadModel]):  # type: ignore[no-untyped-def]
                          [(n, p) for n, poses in SUPPORTED.items() for p in poses])
 def test_turn_is_labelled_as_requested_and_keeps_identity(
         demo_engine: FaceEngine, frontal: dict[str, tuple[FaceAnalysis, np.ndarray]],
-        posed, name: str, pose: str) -> None:  # type: ignore[no-untyped-def]
+        posed: Posed, name: str, pose: str) -> None:
     neutral, emb0 = frontal[name]
     analysis = demo_engine.analyze_image(posed(name, pose))
     assert analysis.quality.passed or all(c.measure in ("yaw", "pitch", "roll")
@@ -70,7 +72,7 @@ def test_turn_is_labelled_as_requested_and_keeps_identity(
 @pytest.mark.xfail(strict=True, reason="YuNet does not follow this synthetic nod (measured)")
 def test_known_pitch_gaps(demo_engine: FaceEngine,
                           frontal: dict[str, tuple[FaceAnalysis, np.ndarray]],
-                          posed, name: str, pose: str) -> None:  # type: ignore[no-untyped-def]
+                          posed: Posed, name: str, pose: str) -> None:
     neutral, _ = frontal[name]
     analysis = demo_engine.analyze_image(posed(name, pose))
     assert label_pose(analysis.pose, neutral.pose) == pose
@@ -100,7 +102,7 @@ def test_random_challenges_pass_liveness(demo_engine: FaceEngine,
 
 
 def test_other_person_mixed_in_fails_identity(demo_engine: FaceEngine,
-                                              heads: dict[str, HeadModel], posed) -> None:  # type: ignore[no-untyped-def]
+                                              heads: dict[str, HeadModel], posed: Posed) -> None:
     now = time.time()
     challenge = Challenge("n" * 32, ("left", "right"), now, now + 14.0)
     frames = challenge_frames(heads["astronaut"], challenge, now + 0.5)
