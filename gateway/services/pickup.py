@@ -1,0 +1,296 @@
+"""Pharmacy pickup: prescription lookup, live face check against the account's protected
+reference, a signed attestation, and one dispense through the contract.
+
+States of a pickup: `challenged` (created, challenge shown) -> `verified` or `refused`
+(after its one frames submission) -> `dispensing` -> `dispensed` or `failed`. A refused
+pickup is spent: the next attempt is a new pickup with a new challenge.
+
+Lockout: every refused attempt is recorded against the prescription; `pickup_max_failures`
+within `pickup_failure_window_s` lock it for `pickup_lockout_s`. Both live in SQLite, so a
+restart does not reset them. The page learns only `verified` or a refusal reason, never a
+score.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from face_engine.errors import FaceError, LivenessFailed
+from face_engine.liveness import Frame
+from gateway.core.errors import ApiError, Conflict, Forbidden, Locked, NotFound
+from gateway.core.security import StaffMember, require_role
+from gateway.fabric import ChaincodeError, GatewayError, RetryPolicy
+from gateway.store import Database
+
+from .access import request_and_read
+from .counter_key import PHARMACY, counter_key
+from .faces import face_service
+from .ledger_reads import account_record, credential_record, json_object
+
+if TYPE_CHECKING:
+    from .state import AppState
+
+log = logging.getLogger("mip.gateway.pharmacy")
+
+PURPOSE = "pickup"
+SCOPE = "medical.prescription"
+# Concurrent dispenses of one prescription conflict on its fill counter (MVCC); a retry runs
+# the contract again on the new state, where it refuses an exhausted prescription.
+DISPENSE_RETRY = RetryPolicy(max_attempts=4, base_delay=0.02, max_delay=0.2)
+
+# The refusal reasons a counter page may see (each a stable code).
+REFUSAL_REASONS = ("liveness_failed", "face_mismatch", "no_face", "multiple_faces",
+                   "quality_failed", "bad_image", "challenge_expired", "no_reference")
+_IMAGE_CODES = {"invalid_input", "unsupported_format", "image_corrupt", "image_too_large",
+                "image_too_small"}
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS pickups (
+    pickup_id TEXT PRIMARY KEY,
+    prescription_id TEXT NOT NULL,
+    org TEXT NOT NULL,
+    staff_name TEXT NOT NULL,
+    subject_account TEXT NOT NULL,
+    institution TEXT NOT NULL,
+    issuer_org TEXT NOT NULL,
+    challenge_id TEXT NOT NULL,
+    challenge_issued_at REAL NOT NULL,
+    status TEXT NOT NULL,
+    reason TEXT,
+    attestation TEXT,
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS pickups_prescription ON pickups(prescription_id);
+CREATE TABLE IF NOT EXISTS pickup_failures (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    prescription_id TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS pickup_failures_prescription ON pickup_failures(prescription_id);
+CREATE TABLE IF NOT EXISTS pickup_locks (
+    prescription_id TEXT PRIMARY KEY,
+    until REAL NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class FrameInput:
+    image: bytes
+    offset_s: float
+
+
+def refusal_reason(exc: FaceError) -> str | None:
+    """The counter page's reason for a face error; None for server-side failures."""
+    if isinstance(exc, LivenessFailed):
+        return "liveness_failed"
+    if exc.code in ("no_face", "multiple_faces"):
+        return exc.code
+    if exc.code.startswith("quality_"):
+        return "quality_failed"
+    if exc.code in _IMAGE_CODES:
+        return "bad_image"
+    return None
+
+
+class PickupService:
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+        self.db: Database = state.db
+        self.db.ensure(SCHEMA)
+
+    # --- lockout ----------------------------------------------------------------------------
+    def locked_until(self, prescription_id: str, now: float | None = None) -> float | None:
+        now = time.time() if now is None else now
+        row = self.db.query_one("SELECT until FROM pickup_locks WHERE prescription_id = ?",
+                                (prescription_id,))
+        if row is None or row["until"] <= now:
+            return None
+        return float(row["until"])
+
+    def require_unlocked(self, prescription_id: str) -> None:
+        until = self.locked_until(prescription_id)
+        if until is not None:
+            raise Locked("too many failed face checks; this prescription is locked",
+                         details={"retry_after_s": int(until - time.time()) + 1})
+
+    def record_failure(self, prescription_id: str) -> bool:
+        """Count a refused attempt; True if it locked the prescription."""
+        settings = self.state.settings
+        now = time.time()
+        with self.db.transaction() as conn:
+            conn.execute("INSERT INTO pickup_failures (prescription_id, at) VALUES (?, ?)",
+                         (prescription_id, now))
+            (count,) = conn.execute(
+                "SELECT COUNT(*) FROM pickup_failures WHERE prescription_id = ? AND at > ?",
+                (prescription_id, now - settings.pickup_failure_window_s)).fetchone()
+            if count < settings.pickup_max_failures:
+                return False
+            conn.execute(
+                "INSERT INTO pickup_locks (prescription_id, until) VALUES (?, ?) "
+                "ON CONFLICT(prescription_id) DO UPDATE SET until = excluded.until",
+                (prescription_id, now + settings.pickup_lockout_s))
+            # The count starts afresh once the lock ends.
+            conn.execute("DELETE FROM pickup_failures WHERE prescription_id = ?",
+                         (prescription_id,))
+        log.warning("prescription %s locked after %d failed face checks", prescription_id,
+                    settings.pickup_max_failures)
+        return True
+
+    # --- pickups ----------------------------------------------------------------------------
+    def _row(self, member: StaffMember, pickup_id: str) -> Any:
+        row = self.db.query_one("SELECT * FROM pickups WHERE pickup_id = ?", (pickup_id,))
+        if row is None:
+            raise NotFound("no such pickup", code="not_found")
+        if (row["org"], row["staff_name"]) != (member.org, member.name):
+            raise Forbidden("this pickup was started by another pharmacist",
+                            code="not_your_pickup")
+        return row
+
+    def _set(self, pickup_id: str, status: str, *, expect: str | None = None,
+             reason: str | None = None, attestation: str | None = None) -> bool:
+        with self.db.transaction() as conn:
+            sql = ("UPDATE pickups SET status = ?, reason = ?, attestation = COALESCE(?, "
+                   "attestation), updated = ? WHERE pickup_id = ?")
+            params: tuple[Any, ...] = (status, reason, attestation, time.time(), pickup_id)
+            if expect is not None:
+                sql += " AND status = ?"
+                params += (expect,)
+            return conn.execute(sql, params).rowcount == 1
+
+    async def create(self, member: StaffMember, prescription_id: str) -> dict[str, Any]:
+        require_role(member, ("pharmacist",), (PHARMACY,))
+        self.require_unlocked(prescription_id)
+        try:
+            record = await credential_record(self.state, prescription_id)
+        except ChaincodeError as exc:
+            if exc.chaincode_message.startswith("not_found: "):
+                raise NotFound("no such prescription") from None
+            raise
+        if record.get("type") != "prescription":
+            raise NotFound("no such prescription")
+        fills = record.get("fills") or {}
+        if record.get("status") != "active":
+            raise ApiError(f"the prescription is {record.get('status')}",
+                           code="precondition_failed", status=409)
+        if fills.get("used", 0) >= fills.get("allowed", 0):
+            raise ApiError("the prescription is used up", code="precondition_failed",
+                           status=409)
+        if fills.get("expires", 0) <= time.time():
+            raise ApiError("the prescription has expired", code="precondition_failed",
+                           status=409)
+        issuer_org = str(record["issuer_org"])
+        try:
+            released = await request_and_read(
+                self.state.ledger.for_staff(member), prescription_id, issuer_org, SCOPE,
+                PURPOSE)
+        except ChaincodeError as exc:
+            if exc.chaincode_message.startswith("access_denied: "):
+                raise Forbidden("the holder has not granted this pharmacy the prescription",
+                                code="no_grant") from None
+            raise
+        fields = released["fields"]
+        subject = str(record["subject_account"])
+        institution = str((await account_record(self.state, subject))["institution"])
+        pickup_id = secrets.token_hex(16)
+        challenge = face_service(self.state).issue_challenge(PURPOSE, pickup_id)
+        now = time.time()
+        with self.db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO pickups (pickup_id, prescription_id, org, staff_name, "
+                "subject_account, institution, issuer_org, challenge_id, challenge_issued_at, "
+                "status, created, updated) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (pickup_id, prescription_id, member.org, member.name, subject, institution,
+                 issuer_org, challenge.challenge_id, challenge.issued_at, "challenged", now,
+                 now))
+        log.info("pickup %s started for prescription %s", pickup_id, prescription_id)
+        return {
+            "pickup_id": pickup_id,
+            "prescription": {k: fields.get(k) for k in ("drug", "strength", "quantity")},
+            "challenge": {"challenge_id": challenge.challenge_id,
+                          "poses": list(challenge.poses),
+                          "expires_in_s": max(0.0, round(challenge.deadline - now, 1))},
+        }
+
+    async def submit_frames(self, member: StaffMember, pickup_id: str, challenge_id: str,
+                            frames: list[FrameInput]) -> dict[str, Any]:
+        require_role(member, ("pharmacist",), (PHARMACY,))
+        row = self._row(member, pickup_id)
+        prescription_id = str(row["prescription_id"])
+        self.require_unlocked(prescription_id)
+        if row["status"] != "challenged":
+            raise Conflict("this pickup's face check is done; start a new pickup",
+                           code="pickup_used")
+        if challenge_id != row["challenge_id"]:
+            raise NotFound("no such face challenge for this pickup",
+                           code="challenge_not_found")
+        issued_at = float(row["challenge_issued_at"])
+        live_frames = [Frame(f.image, issued_at + f.offset_s) for f in frames]
+        faces = face_service(self.state)
+        reason: str | None = None
+        try:
+            live = await faces.check_live(challenge_id, PURPOSE, pickup_id, live_frames)
+        except FaceError as exc:
+            reason = refusal_reason(exc)
+            if reason is None:
+                raise
+        except ApiError as exc:
+            if exc.code != "challenge_expired":
+                raise
+            reason = "challenge_expired"
+        if reason is None:
+            reference = faces.reference(str(row["subject_account"]), str(row["institution"]))
+            if reference is None:
+                reason = "no_reference"
+            elif not await self.state.run_face(faces.matches, reference, live,
+                                               str(row["subject_account"])):
+                reason = "face_mismatch"
+        if reason is not None:
+            self._set(pickup_id, "refused", expect="challenged", reason=reason)
+            self.record_failure(prescription_id)
+            log.info("pickup %s refused: %s", pickup_id, reason)
+            return {"result": "refused", "reason": reason}
+        attestation = counter_key(self.state).attest(prescription_id,
+                                                     str(row["subject_account"]))
+        self._set(pickup_id, "verified", expect="challenged",
+                  attestation=json.dumps(attestation))
+        log.info("pickup %s verified", pickup_id)
+        return {"result": "verified"}
+
+    async def dispense(self, member: StaffMember, pickup_id: str) -> dict[str, Any]:
+        require_role(member, ("pharmacist",), (PHARMACY,))
+        row = self._row(member, pickup_id)
+        # Claim the pickup first: of concurrent dispenses of one pickup only one goes on.
+        if not self._set(pickup_id, "dispensing", expect="verified"):
+            status = self.db.query_one("SELECT status FROM pickups WHERE pickup_id = ?",
+                                       (pickup_id,))
+            if status is not None and status["status"] in ("dispensing", "dispensed"):
+                raise Conflict("this pickup was already dispensed", code="already_dispensed")
+            raise Conflict("the face check has not verified this pickup",
+                           code="not_verified")
+        try:
+            result = json_object(await self.state.ledger.for_staff(member).submit(
+                "Pharmacy:Dispense", [str(row["prescription_id"]), str(row["attestation"])],
+                endorsing_orgs=[str(row["issuer_org"]), PHARMACY],
+                retry_policy=DISPENSE_RETRY))
+        except GatewayError:
+            # Refused or unknown outcome: the attestation's nonce makes a second try of
+            # this pickup pointless (and harmless); a new pickup is needed.
+            self._set(pickup_id, "failed", expect="dispensing")
+            raise
+        self._set(pickup_id, "dispensed", expect="dispensing")
+        used = int(result["fill"])
+        log.info("pickup %s dispensed fill %d of prescription %s", pickup_id, used,
+                 row["prescription_id"])
+        return {"dispensed": True, "fills_used": used,
+                "fills_allowed": used + int(result["remaining"])}
+
+
+def pickup_service(state: AppState) -> PickupService:
+    return state.service("pickup", PickupService)
