@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     argon2_profile: Literal["moderate", "interactive"] = "moderate"
     # Tests and the browser test fix the liveness challenge's random poses; None in production.
     liveness_seed: int | None = None
+    # Demo and browser test only: restrict challenges to these poses (the simulated camera
+    # cannot nod every portrait convincingly; docs/face.md). None = all poses (production).
+    liveness_poses: tuple[Literal["left", "right", "up", "down"], ...] | None = None
     # Pharmacy pickup lockout: failed attempts within the window lock the prescription.
     pickup_max_failures: int = Field(default=5, ge=1)
     pickup_failure_window_s: float = Field(default=180.0, gt=0)

@@ -139,6 +139,16 @@ class FaceService:
         from face_engine.liveness import new_challenge
 
         challenge = new_challenge(self._rng)
+        allowed = self.state.settings.liveness_poses
+        if allowed:
+            # Redraw until only allowed turns appear (a few draws on average for two poses);
+            # the poses stay random, only the alphabet shrinks.
+            for _ in range(1000):
+                if set(challenge.poses) <= set(allowed):
+                    break
+                challenge = new_challenge(self._rng)
+            else:
+                raise ValueError(f"no challenge uses only the poses {allowed}")
         challenge_id = secrets.token_hex(16)
         with self.db.transaction() as conn:
             conn.execute(
