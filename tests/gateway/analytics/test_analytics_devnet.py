@@ -7,6 +7,7 @@ import asyncio
 import json
 from typing import Any
 
+import opendp.prelude as dp
 import pytest
 from mip_testkit import MipClients, new_id
 
@@ -124,3 +125,48 @@ async def test_unknown_dataset_and_wrong_role(mip: MipClients) -> None:
     with pytest.raises(BudgetDenied):
         await doctor.answer(dataset_id, CountQuery(epsilon=0.1), people(5), schema=SCHEMA)
     assert (await ledger_state(mip, dataset_id))["spent_epsilon_micro"] == 0
+
+
+@pytest.mark.slow  # ~20 s: KYC issuer keys and three holders with accounts
+async def test_only_consenting_holders_enter_the_count(mip: MipClients) -> None:
+    """The user story end to end: holders' research.aggregate grants on the ledger decide
+    whose records a Hospital researcher's count sees."""
+    import time
+
+    from credential_kit import grant, revoke_grant
+    from mip_testkit import make_kyc_issuers, new_holder, open_account, request_arg
+
+    from gateway.analytics import consenting_accounts, consenting_records
+
+    issuers = make_kyc_issuers((HOSPITAL,))
+    accounts = [await open_account(mip, await new_holder(mip, issuers), HOSPITAL)
+                for _ in range(3)]
+    consenting, revoked, other_org = accounts
+    await grant(mip, consenting, HOSPITAL, "research.aggregate", credential_type="record",
+                grantee_role="researcher")
+    withdrawn = await grant(mip, revoked, HOSPITAL, "research.aggregate",
+                            credential_type="record")
+    await revoke_grant(mip, revoked, withdrawn["grant_id"])
+    await grant(mip, other_org, SCHOOL, "research.aggregate", credential_type="record")
+
+    gateway = await mip.client(HOSPITAL, "gateway")
+    grants = []
+    for account in accounts:
+        listing = account.sign("grant.list", {"account": account.pseudonym})
+        grants += json.loads(await gateway.evaluate("Grant:List", [request_arg(listing)]))
+    allowed = consenting_accounts(grants, researcher_org=HOSPITAL, now=int(time.time()),
+                                  credential_type="record")
+    assert allowed == {consenting.pseudonym}
+
+    # The hospital's records: many rows per holder; only the consenting holder's first counts.
+    records = [{"account": a.pseudonym, "age": 40 + i, "dx": "flu"}
+               for a in accounts for i in range(5)]
+    selected = consenting_records(records, allowed, "account")
+    assert {r["account"] for r in selected} == {consenting.pseudonym}
+    dataset_id = await new_dataset(mip, 5_000_000)
+    release = await (await service_for(mip)).answer(
+        dataset_id, CountQuery(epsilon=5.0), selected, schema=SCHEMA)
+    assert release.noise_scale == pytest.approx(0.2)
+    bound = dp.discrete_laplacian_scale_to_accuracy(release.noise_scale, 1e-9)
+    assert isinstance(release.value, int) and abs(release.value - 1) <= bound
+    assert release.remaining_epsilon_micro == 0
