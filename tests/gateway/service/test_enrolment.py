@@ -3,15 +3,26 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import logging
 
+import pytest
 from enrolment_kit import (
     API,
+    PASSWORDS,
+    SHARED,
+    answer,
+    collage,
+    enrol,
     ensure_enrolled,
+    frames_of,
     hw,  # noqa: F401 (fixture)
     hw_data_dir,  # noqa: F401 (fixture)
-    )
-from gateway_testkit import GatewayClient
+    open_session,
+    unlock,
+)
+from gateway_testkit import GatewayClient, assert_error
 
 from gateway.services.holders import holder_service
 
@@ -33,3 +44,129 @@ async def test_enrolment_registers_a_level_2_passport(hw: GatewayClient) -> None
                              headers=hw.staff("HospitalMSP", "registrar"))
     assert view.json()["status"] == "finished"
     assert view.json()["passport_id"] == bush.passport_id
+
+
+async def _counts(gw: GatewayClient) -> tuple[int, int, int]:
+    db = gw.state.db
+    holders = db.query_one("SELECT COUNT(*) AS n FROM holders")
+    sessions = db.query_one(
+        "SELECT COUNT(*) AS n FROM enrolment_sessions WHERE status = 'finished'")
+    from gateway.services.faces import face_service
+
+    assert holders is not None and sessions is not None
+    return int(holders["n"]), int(sessions["n"]), len(face_service(gw.state).dedup())
+
+
+async def test_refusals_change_nothing(hw: GatewayClient) -> None:
+    registrar = hw.staff("HospitalMSP", "registrar")
+    await ensure_enrolled(hw, "bush")
+    before = await _counts(hw)
+    # Wrong role; no token.
+    assert_error(await hw.http.post(f"{API}/enrolments", headers=hw.staff("HospitalMSP",
+                                                                            "doctor")),
+                 403, "wrong_role")
+    assert_error(await hw.http.post(f"{API}/enrolments"), 401, "unauthenticated")
+    session = await open_session(hw)
+    sid, cid = session["session_id"], session["challenge"]["challenge_id"]
+    # Another registrar does not see it; unknown ids are 404; malformed ids 422.
+    other = hw.staff("SchoolMSP", "registrar")
+    assert_error(await hw.http.get(f"{API}/enrolments/{sid}", headers=other), 404,
+                 "enrolment_not_found")
+    assert_error(await hw.http.get(f"{API}/enrolments/{'0' * 64}", headers=registrar), 404,
+                 "enrolment_not_found")
+    assert_error(await hw.http.get(f"{API}/enrolments/nope", headers=registrar), 422,
+                 "invalid_request")
+    # Short password; finish before face and password.
+    assert_error(await hw.http.put(f"{API}/enrolments/{sid}/password", headers=registrar,
+                                   json={"password": "short"}), 422, "weak_password")
+    assert_error(await hw.http.post(f"{API}/enrolments/{sid}/finish", headers=registrar),
+                 409, "enrolment_incomplete")
+    # Unknown guardian; bad threshold.
+    assert_error(await hw.http.put(f"{API}/enrolments/{sid}/guardians", headers=registrar,
+                                   json={"guardians": ["ef" * 32], "threshold": 1}),
+                 422, "unknown_guardian")
+    assert_error(await hw.http.put(f"{API}/enrolments/{sid}/guardians", headers=registrar,
+                                   json={"guardians": [], "threshold": 1}),
+                 422, "invalid_guardians")
+    # The same person again: duplicate, without saying whose.
+    r = await hw.http.post(f"{API}/enrolments/{sid}/frames", headers=registrar,
+                           json=answer(cid, frames_of("bush")))
+    body = assert_error(r, 409, "duplicate_face")
+    assert "details" not in body
+    # The challenge is spent: replaying the answer is refused.
+    assert_error(await hw.http.post(f"{API}/enrolments/{sid}/frames", headers=registrar,
+                                    json=answer(cid, frames_of("bush"))), 409, "challenge_used")
+    assert await _counts(hw) == before
+
+
+async def test_bad_images_are_refused(hw: GatewayClient) -> None:
+    registrar = hw.staff("HospitalMSP", "registrar")
+    nonface = (SHARED / "nonface" / "brick.png").read_bytes()
+    frames = frames_of("stoiber")
+    cases = [
+        [nonface, frames[1], frames[2]],                       # no face
+        [collage(frames[0], frames_of("bush")[0]), frames[1], frames[2]],  # two faces
+        [b"\xff\xd8 not a jpeg", frames[1], frames[2]],        # corrupt
+    ]
+    before = await _counts(hw)
+    for images in cases:
+        session = await open_session(hw)
+        r = await hw.http.post(f"{API}/enrolments/{session['session_id']}/frames",
+                               headers=registrar,
+                               json=answer(session["challenge"]["challenge_id"], images))
+        assert r.status_code == 422, r.text
+        assert r.json()["error"]["code"] in {"liveness_failed", "no_face", "multiple_faces",
+                                             "invalid_image"}
+    # Malformed: not base64, too many frames.
+    session = await open_session(hw)
+    bad = answer(session["challenge"]["challenge_id"], frames)
+    bad["frames"][0]["image"] = "***"
+    assert_error(await hw.http.post(f"{API}/enrolments/{session['session_id']}/frames",
+                                    headers=registrar, json=bad), 422, "invalid_request")
+    many = answer(session["challenge"]["challenge_id"], frames * 5)
+    assert_error(await hw.http.post(f"{API}/enrolments/{session['session_id']}/frames",
+                                    headers=registrar, json=many), 422, "invalid_request")
+    assert await _counts(hw) == before
+
+
+async def test_finish_twice_and_expired_session(hw: GatewayClient) -> None:
+    registrar = hw.staff("HospitalMSP", "registrar")
+    bush = await ensure_enrolled(hw, "bush")
+    sid = bush.finish["session_id"]
+    assert_error(await hw.http.post(f"{API}/enrolments/{sid}/finish", headers=registrar),
+                 409, "already_finished")
+    session = await open_session(hw)
+    with hw.state.db.transaction() as conn:
+        conn.execute("UPDATE enrolment_sessions SET expires = 0 WHERE session_id = ?",
+                     (session["session_id"],))
+    assert_error(await hw.http.put(f"{API}/enrolments/{session['session_id']}/password",
+                                   headers=registrar, json={"password": PASSWORDS["bush"]}),
+                 410, "enrolment_expired")
+
+
+async def test_guardians_get_sealed_shares(hw: GatewayClient) -> None:
+    bush = await ensure_enrolled(hw, "bush")
+    out = await enrol(hw, "stoiber", guardians=[bush.passport_id], threshold=1)
+    assert out["guardian_shares"] == 1
+    assert out["shares"][0]["guardian_passport_id"] == bush.passport_id
+    record = await _ledger_passport(hw, out["passport_id"])
+    assert record["guardian_threshold"] == 1 and len(record["guardians"]) == 1  # type: ignore[arg-type]
+
+
+async def test_nothing_private_in_the_database_or_logs(
+        hw: GatewayClient, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    bush = await ensure_enrolled(hw, "bush")
+    r = await unlock(hw, "bush", bush.passport_id, password=bush.password)
+    session = holder_service(hw.state).session(r.json()["session_id"])
+    assert session is not None
+    master = session.master
+    hw.state.db.close()
+    blobs = b""
+    for path in hw.state.settings.data_dir.rglob("*"):
+        if path.is_file() and path.suffix != ".json":
+            blobs += path.read_bytes()
+    for canary in (bush.password.encode(), master, master.hex().encode(),
+                   base64.b64encode(master)):
+        assert canary not in blobs
+    assert bush.password not in caplog.text and master.hex() not in caplog.text

@@ -1,0 +1,177 @@
+"""Test kit for enrolment, desk unlock, vouching, accounts and profile tests.
+
+`hw` is the gateway over the session's devnet with its OWN data dir (so the 1:N duplicate
+index holds only the people these tests enrol). Faces are real LFW photos of one person
+frontal, turned left and turned right (as tests/face_engine/test_liveness.py); a challenge's
+random poses are replaced by ("left", "right") in the face_challenges table (test-only), so
+the three photos answer it. `ensure_enrolled(hw, who)` enrols a person once per session and
+returns the passport id and password.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import httpx
+import numpy as np
+import pytest
+from gateway_testkit import GatewayClient, make_settings
+from mip_testkit import MipNetwork
+
+from face_engine.engine import FaceEngine
+from gateway.main import create_app
+from gateway.services.state import build_state
+
+SHARED = Path(__file__).resolve().parents[4] / "shared" / "data"
+LFW = SHARED / "lfw-dev" / "images"
+# (name, frontal, turned left, turned right)
+PEOPLE = {"bush": ("George_HW_Bush", 7, 8, 1), "stoiber": ("Edmund_Stoiber", 4, 5, 7)}
+API = "/api/v1"
+PASSWORDS = {"bush": "canary-Pa55word-bush!", "stoiber": "canary-Pa55word-stoiber!"}
+
+
+def photo(name: str, index: int) -> bytes:
+    path = LFW / name / f"{name}_{index:04d}.jpg"
+    if not path.is_file():
+        pytest.skip("LFW dev images are not in ../shared/data/lfw-dev")
+    return path.read_bytes()
+
+
+def frames_of(who: str) -> list[bytes]:
+    name, centre, left, right = PEOPLE[who]
+    return [photo(name, centre), photo(name, left), photo(name, right)]
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def answer(challenge_id: str, images: list[bytes]) -> dict[str, Any]:
+    return {"challenge_id": challenge_id,
+            "frames": [{"image": b64(img), "offset_s": 0.5 + i} for i, img in enumerate(images)]}
+
+
+def fix_poses(gw: GatewayClient, challenge_id: str) -> None:
+    """Test-only: the challenge asks left then right (what the LFW photos show)."""
+    with gw.state.db.transaction() as conn:
+        conn.execute("UPDATE face_challenges SET poses = '[\"left\", \"right\"]' "
+                     "WHERE challenge_id = ?", (challenge_id,))
+
+
+def collage(a: bytes, b: bytes) -> bytes:
+    """Two portraits side by side in one frame (two faces)."""
+    ia = cv2.imdecode(np.frombuffer(a, np.uint8), cv2.IMREAD_COLOR)
+    ib = cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR)
+    ib = cv2.resize(ib, (ia.shape[1], ia.shape[0]))
+    ok, out = cv2.imencode(".jpg", np.hstack([ia, ib]))
+    assert ok
+    return bytes(out.tobytes())
+
+
+@pytest.fixture(scope="session")
+def hw_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("hw-data")
+
+
+@pytest.fixture
+async def hw(gw_network: MipNetwork, hw_data_dir: Path,
+             face_engine: FaceEngine) -> AsyncIterator[GatewayClient]:
+    settings = make_settings(hw_data_dir, gw_network.connection)
+    state = build_state(settings)
+    state._face = face_engine
+    app = create_app(state=state)
+    app.state.mip = state
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway",
+                                 timeout=120) as http:
+        try:
+            yield GatewayClient(state, http)
+        finally:
+            await state.close()
+
+
+REGISTRAR = ("HospitalMSP", "registrar")
+
+
+async def open_session(gw: GatewayClient, staff: tuple[str, str] = REGISTRAR) -> dict[str, Any]:
+    r = await gw.http.post(f"{API}/enrolments", headers=gw.staff(*staff))
+    assert r.status_code == 201, r.text
+    body: dict[str, Any] = r.json()
+    fix_poses(gw, body["challenge"]["challenge_id"])
+    return body
+
+
+async def enrol(gw: GatewayClient, who: str, *, guardians: list[str] | None = None,
+                threshold: int = 0, staff: tuple[str, str] = REGISTRAR) -> dict[str, Any]:
+    """A full enrolment through the API; returns the finish response (+ "seconds")."""
+    started = time.perf_counter()
+    headers = gw.staff(*staff)
+    session = await open_session(gw, staff)
+    sid = session["session_id"]
+    r = await gw.http.post(f"{API}/enrolments/{sid}/frames", headers=headers,
+                           json=answer(session["challenge"]["challenge_id"], frames_of(who)))
+    assert r.status_code == 204, r.text
+    r = await gw.http.put(f"{API}/enrolments/{sid}/password", headers=headers,
+                          json={"password": PASSWORDS[who]})
+    assert r.status_code == 204, r.text
+    if guardians:
+        r = await gw.http.put(f"{API}/enrolments/{sid}/guardians", headers=headers,
+                              json={"guardians": guardians, "threshold": threshold})
+        assert r.status_code == 204, r.text
+    r = await gw.http.post(f"{API}/enrolments/{sid}/finish", headers=headers)
+    assert r.status_code == 201, r.text
+    out: dict[str, Any] = r.json()
+    out["session_id"] = sid
+    out["seconds"] = time.perf_counter() - started
+    return out
+
+
+@dataclass
+class Enrolled:
+    who: str
+    passport_id: str
+    password: str
+    finish: dict[str, Any]
+
+
+_ENROLLED: dict[tuple[str, str], Enrolled] = {}
+
+
+async def ensure_enrolled(gw: GatewayClient, who: str) -> Enrolled:
+    """`who` enrolled at HospitalMSP once per data dir (each test module that imports the
+    fixtures gets its own)."""
+    key = (str(gw.state.settings.data_dir), who)
+    if key not in _ENROLLED:
+        out = await enrol(gw, who)
+        _ENROLLED[key] = Enrolled(who, out["passport_id"], PASSWORDS[who], out)
+    return _ENROLLED[key]
+
+
+async def unlock(gw: GatewayClient, who: str, passport_id: str, *, password: str | None = None,
+                 staff: tuple[str, str] = ("HospitalMSP", "doctor"),
+                 images: list[bytes] | None = None) -> httpx.Response:
+    headers = gw.staff(*staff)
+    r = await gw.http.post(f"{API}/holders/sessions", headers=headers)
+    assert r.status_code == 201, r.text
+    started = r.json()
+    fix_poses(gw, started["challenge"]["challenge_id"])
+    body = answer(started["challenge"]["challenge_id"], images or frames_of(who))
+    body["passport_id"] = passport_id
+    if password is not None:
+        body["password"] = password
+    return await gw.http.post(f"{API}/holders/sessions/{started['session_id']}/unlock",
+                              headers=headers, json=body)
+
+
+async def holder_headers(gw: GatewayClient, enrolled: Enrolled) -> dict[str, str]:
+    """Headers of a level-2 holder session of `enrolled`."""
+    r = await unlock(gw, enrolled.who, enrolled.passport_id, password=enrolled.password)
+    assert r.status_code == 200, r.text
+    assert r.json()["level"] == 2
+    return {"X-MIP-Holder-Session": r.json()["session_id"]}
