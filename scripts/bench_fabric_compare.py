@@ -96,6 +96,12 @@ def summarize(rounds: Rounds, endorsers: int | None) -> dict[str, Any]:
         per["cc_cpu_ms_per_evaluate"] = per["evaluate"]["cc_cpu_ms"]
         out[runtime] = per
     py, node = out["python"], out["node"]
+    # Ratios within each round (both runtimes measured minutes apart under the same load),
+    # then their median: steadier than the ratio of medians when the machine's load drifts.
+    out["paired_ratio_median"] = {
+        f"{mode}_tx_per_s": round(statistics.median(
+            r["python"][mode]["tx_per_s"] / r["node"][mode]["tx_per_s"] for r in rounds), 3)
+        for mode in ("submit", "evaluate")}
     out["ratio_python_over_node"] = {
         "submit_tx_per_s": round(py["submit"]["tx_per_s"] / node["submit"]["tx_per_s"], 3),
         "evaluate_tx_per_s": round(py["evaluate"]["tx_per_s"] / node["evaluate"]["tx_per_s"], 3),
@@ -146,13 +152,17 @@ async def compare(profile: Path, state: Path, names: dict[str, str],
             await contracts[rt].evaluate("ReadAsset", [read_id])
         return op
 
-    for rt in RUNTIMES:  # warm both runtimes (Node's JIT, connections, caches) the same way
+    # Warm both runtimes the same way before anything is measured: V8 optimises the Node
+    # runtime's hot paths only after some thousands of calls (a first run with 50 submits and 200
+    # evaluates of warm-up had Node's first two rounds of evaluates at a quarter of its later
+    # rate), and both need their gRPC streams and caches up.
+    for rt in RUNTIMES:
         await contracts[rt].submit("CreateAsset", [read_id, "blue", "5", owner, "100"])
         stored = await contracts[rt].evaluate("ReadAsset", [read_id])
         if stored != asset_json(read_id, owner):
             raise SystemExit(f"{names[rt]} stored {stored!r}, not the asset JSON")
-        await bl.run_mode(submit_op(rt, -1), args.warmup, args.inflight)
-        await bl.run_mode(evaluate_op(rt), args.warmup * 4, args.inflight)
+        await bl.run_mode(submit_op(rt, -1), args.compare_warmup, args.inflight)
+        await bl.run_mode(evaluate_op(rt), args.compare_warmup * 5, args.inflight)
 
     rounds: Rounds = []
     for r in range(args.compare_rounds):
@@ -249,4 +259,6 @@ def print_summary(report: dict[str, Any]) -> None:
     ratio = s["ratio_python_over_node"]
     print(f"python/node: submits/s x{ratio['submit_tx_per_s']:.2f}   evaluates/s "
           f"x{ratio['evaluate_tx_per_s']:.2f}   chaincode CPU per submit "
-          f"x{ratio['cc_cpu_ms_per_submit']:.2f}")
+          f"x{ratio['cc_cpu_ms_per_submit']:.2f}   (median of per-round ratios: submits/s "
+          f"x{s['paired_ratio_median']['submit_tx_per_s']:.2f}, evaluates/s "
+          f"x{s['paired_ratio_median']['evaluate_tx_per_s']:.2f})")

@@ -294,6 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="fabric: Python shim vs Fabric's Node runtime, same run, alternating")
     parser.add_argument("--compare-rounds", type=int, default=6,
                         help="--compare-node: alternating rounds (medians are over these)")
+    parser.add_argument("--compare-warmup", type=int, default=300,
+                        help="--compare-node: warm-up submits per runtime (and 5x evaluates)")
     parser.add_argument("--python-chaincode", default="mipasset",
                         help="--compare-node: name of the Python-served asset chaincode")
     parser.add_argument("--node-chaincode", default="nodeasset",

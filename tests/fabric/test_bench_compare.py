@@ -35,6 +35,7 @@ ledger = compare.bl
 def test_parser_compare_options() -> None:
     args = ledger.build_parser().parse_args(["--target", "fabric", "--compare-node"])
     assert args.compare_node and args.compare_rounds == 6 and args.inflight == 16
+    assert args.compare_warmup == 300
     assert (args.python_chaincode, args.node_chaincode) == ("mipasset", "nodeasset")
     assert not ledger.build_parser().parse_args([]).compare_node
 
@@ -85,6 +86,8 @@ def test_summary_medians_and_ratios() -> None:
     assert ratio["submit_tx_per_s"] == round(150 / 110, 3)
     assert ratio["evaluate_tx_per_s"] == round(950 / 700, 3)
     assert ratio["cc_cpu_ms_per_submit"] == round(1.2 / 2.2, 3)
+    # Per-round ratios 150/100, 160/120, 10/110 -> median 4/3.
+    assert s["paired_ratio_median"]["submit_tx_per_s"] == round(160 / 120, 3)
     assert compare.summarize(rounds, endorsers=None)["node"]["cc_cpu_ms_per_endorsement"] is None
 
 
