@@ -306,6 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.compare_node and args.target != "fabric":
+        raise SystemExit("--compare-node runs on the real network: add --target fabric")
     if args.target == "fabric":
         return main_fabric(args)
 

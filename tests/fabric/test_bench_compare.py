@@ -38,6 +38,8 @@ def test_parser_compare_options() -> None:
     assert args.compare_warmup == 300
     assert (args.python_chaincode, args.node_chaincode) == ("mipasset", "nodeasset")
     assert not ledger.build_parser().parse_args([]).compare_node
+    with pytest.raises(SystemExit, match="--target fabric"):
+        ledger.main(["--compare-node"])
 
 
 @pytest.mark.parametrize("id_length", [20, 26, 40])
