@@ -58,6 +58,7 @@ class Release:
     epsilon_micro: int  # debited on the ledger
     remaining_epsilon_micro: int
     query_digest: str
+    nonce: str  # with the spec, recomputes the digest: query_digest(dataset_id, spec, nonce)
     noise: tuple[NoiseInfo, ...]
 
     @property
@@ -81,7 +82,7 @@ class Release:
             "remaining_epsilon": self.remaining_epsilon,
             "remaining_epsilon_micro": self.remaining_epsilon_micro,
             "mechanism": self.mechanism, "noise_scale": self.noise_scale,
-            "query_digest": self.query_digest,
+            "query_digest": self.query_digest, "nonce": self.nonce,
             "noise": [{"part": n.part, "mechanism": n.mechanism, "epsilon": n.epsilon,
                        "scale": n.scale, "accuracy_95": n.accuracy_95} for n in self.noise],
         }
@@ -150,7 +151,8 @@ class AnalyticsService:
         spec = prepared.query
         if not prepared.privacy_loss <= spec.epsilon:  # Plan checks it too; never release over
             raise QuerySpecError("measurement exceeds the epsilon")
-        digest = query_digest(dataset_id, spec, secrets.token_hex(16))
+        nonce = secrets.token_hex(16)
+        digest = query_digest(dataset_id, spec, nonce)
         remaining = await self.ledger.debit(dataset_id, spec.epsilon_micro, digest)
         log.info("debited dataset %s: %s query, %d micro-epsilon, digest %s", dataset_id,
                  spec.kind, spec.epsilon_micro, digest)
@@ -158,7 +160,8 @@ class AnalyticsService:
         return Release(
             dataset_id=dataset_id, kind=result.kind, value=result.value, counts=result.counts,
             other=result.other, epsilon=spec.epsilon, epsilon_micro=spec.epsilon_micro,
-            remaining_epsilon_micro=remaining, query_digest=digest, noise=result.noise)
+            remaining_epsilon_micro=remaining, query_digest=digest, nonce=nonce,
+            noise=result.noise)
 
     async def remaining_epsilon(self, dataset_id: str) -> float:
         """The dataset's remaining budget in epsilon."""

@@ -24,6 +24,7 @@ from gateway.analytics import (
     RecordError,
     UnknownColumn,
     UnknownDataset,
+    query_digest,
 )
 from gateway.analytics.service import one_per_holder
 
@@ -83,6 +84,9 @@ async def test_debit_then_release(ledger: MemoryLedger) -> None:
     assert ledger.events == ["debit", "run"]
     assert ledger.debits == [("ds-1", 400_000, release.query_digest)]
     assert re.fullmatch(r"[0-9a-f]{64}", release.query_digest)
+    # Anyone holding the spec and the nonce recomputes the digest debited on the ledger.
+    assert query_digest("ds-1", CountQuery(epsilon=0.4), release.nonce) == release.query_digest
+    assert query_digest("ds-2", CountQuery(epsilon=0.4), release.nonce) != release.query_digest
     assert release.kind == "count" and isinstance(release.value, int)
     assert release.epsilon == 0.4 and release.epsilon_micro == 400_000
     assert release.remaining_epsilon_micro == 600_000 and release.remaining_epsilon == 0.6
