@@ -1,7 +1,105 @@
-"""Routes of the profile area (filled in by its owner)."""
+"""The holder's smart profile (level-2 holder session): add, list, open, share records.
+
+Records are stored by gateway/profile (`<data_dir>/profile.sqlite`), encrypted to the
+holder's profile key (derived from the master secret, m/P'/2'/0'); sharing seals a record's
+key to a grantee's X25519 profile key (`GET /profile/key` tells a holder theirs).
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import base64
+import binascii
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Response
+from nacl.public import PublicKey
+
+from gateway.api.deps import HolderDep, StateDep
+from gateway.api.models.profile import (
+    RECORD_ID,
+    ProfileKeyOut,
+    ProfileRecordData,
+    ProfileRecordIn,
+    ProfileRecordList,
+    ProfileRecordOut,
+    ShareIn,
+)
+from gateway.core.errors import Forbidden, InvalidRequest, NotFound
+from gateway.profile import AccessDenied, ProfileStore, RecordNotFound
+from gateway.profile.errors import InvalidRecord
+from gateway.services.state import AppState
 
 router = APIRouter(tags=["profile"])
+RecordId = Annotated[str, Path(pattern=RECORD_ID)]
+
+
+def _store(state: AppState) -> ProfileStore:
+    return state.service("profile_store",
+                         lambda s: ProfileStore(s.settings.data_dir / "profile.sqlite"))
+
+
+def _unb64(text: str, what: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidRequest(f"{what} must be standard base64") from None
+
+
+@router.get("/profile/key", response_model=ProfileKeyOut)
+async def profile_key(holder: HolderDep) -> ProfileKeyOut:
+    holder.require_level(2)
+    return ProfileKeyOut(public_key=base64.b64encode(
+        bytes(holder.profile_key().public_key)).decode())
+
+
+@router.post("/profile/records", response_model=ProfileRecordOut, status_code=201)
+async def add_record(body: ProfileRecordIn, state: StateDep,
+                     holder: HolderDep) -> ProfileRecordOut:
+    holder.require_level(2)
+    me = holder.profile_key()
+    try:
+        record_id = _store(state).add_record(me.public_key, body.kind, body.source,
+                                             _unb64(body.data, "data"), body.metadata)
+    except InvalidRecord as exc:
+        raise InvalidRequest(str(exc), code="invalid_record") from None
+    info = next(r for r in _store(state).list_records(me) if r.record_id == record_id)
+    return ProfileRecordOut(record_id=info.record_id, kind=info.kind, source=info.source,
+                            created=info.created, size=info.size, metadata=info.metadata,
+                            owned=info.owned)
+
+
+@router.get("/profile/records", response_model=ProfileRecordList)
+async def list_records(state: StateDep, holder: HolderDep) -> ProfileRecordList:
+    holder.require_level(2)
+    return ProfileRecordList(records=[
+        ProfileRecordOut(record_id=i.record_id, kind=i.kind, source=i.source,
+                         created=i.created, size=i.size, metadata=i.metadata, owned=i.owned)
+        for i in _store(state).list_records(holder.profile_key())])
+
+
+@router.get("/profile/records/{record_id}", response_model=ProfileRecordData)
+async def open_record(record_id: RecordId, state: StateDep,
+                      holder: HolderDep) -> ProfileRecordData:
+    holder.require_level(2)
+    try:
+        data = _store(state).open_record(record_id, holder.profile_key())
+    except (RecordNotFound, AccessDenied):
+        # Not yours and not shared to you reads as absent.
+        raise NotFound("no such profile record", code="record_not_found") from None
+    return ProfileRecordData(record_id=record_id, data=base64.b64encode(data).decode())
+
+
+@router.post("/profile/records/{record_id}/shares", status_code=204)
+async def share_record(record_id: RecordId, body: ShareIn, state: StateDep,
+                       holder: HolderDep) -> Response:
+    holder.require_level(2)
+    raw = _unb64(body.grantee_public_key, "grantee_public_key")
+    if len(raw) != 32:
+        raise InvalidRequest("grantee_public_key must be 32 bytes", code="invalid_key")
+    try:
+        _store(state).share(record_id, holder.profile_key(), PublicKey(raw))
+    except RecordNotFound:
+        raise NotFound("no such profile record", code="record_not_found") from None
+    except AccessDenied:
+        raise Forbidden("only the record's owner shares it", code="not_owner") from None
+    return Response(status_code=204)
