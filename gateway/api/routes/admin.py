@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
 from fastapi import APIRouter
 from pydantic import BaseModel
 
 from gateway.api.deps import StaffDep, StateDep
+from gateway.api.models.ledger_ids import path_id
+from gateway.api.models.research import AddRecords, RecordsAdded, RegisterDataset
 from gateway.services import counter_key
+from gateway.services.research import research_service
 
 router = APIRouter(tags=["admin"])
 
@@ -21,3 +26,20 @@ class CounterKeyOut(BaseModel):
 async def register_counter_key(state: StateDep, staff: StaffDep) -> CounterKeyOut:
     """Register this gateway's counter key on the ledger (admin@PharmacyMSP; idempotent)."""
     return CounterKeyOut(**await counter_key.register(state, staff))
+
+
+@router.post("/admin/datasets", response_model=dict[str, Any], status_code=201)
+async def register_dataset(state: StateDep, staff: StaffDep, body: RegisterDataset
+                           ) -> dict[str, Any]:
+    """Register a research dataset and its privacy budget on the ledger (admin)."""
+    return await research_service(state).register(staff, body.dataset_id, body.total_epsilon,
+                                                  body.columns)
+
+
+@router.post("/admin/datasets/{dataset_id}/records", response_model=RecordsAdded)
+async def add_records(state: StateDep, staff: StaffDep,
+                      dataset_id: Annotated[str, path_id("dataset id")],
+                      body: AddRecords) -> RecordsAdded:
+    """Load de-identified rows (admin of the dataset's owner org)."""
+    return RecordsAdded(added=research_service(state).add_records(
+        staff, dataset_id, [dict(r) for r in body.records]))

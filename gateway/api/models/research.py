@@ -1,0 +1,53 @@
+"""Bodies of dataset registration, record loading and DP queries."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from .ledger_ids import LedgerId
+
+ColumnName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+class RegisterDataset(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dataset_id: LedgerId
+    total_epsilon: Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)]
+    columns: Annotated[dict[ColumnName, Literal["numeric", "categorical"]],
+                       Field(min_length=1, max_length=100)]
+
+
+class AddRecords(BaseModel):
+    """De-identified rows keyed by account pseudonym (`account`) plus the schema's columns."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    records: Annotated[list[dict[str, str | int | float | None]],
+                       Field(min_length=1, max_length=10_000)]
+
+
+class RecordsAdded(BaseModel):
+    added: int
+
+
+class DatasetOut(BaseModel):
+    dataset_id: str
+    owner_org: str | None
+    total_epsilon_micro: int | None
+    remaining_epsilon_micro: int
+    remaining_epsilon: float
+    columns: dict[str, str]
+
+
+class QueryRequest(BaseModel):
+    """`query`: {"kind": "count"|"sum"|"mean"|"histogram", ...}; `epsilon` may be given here
+    or inside the query."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset_id: LedgerId
+    query: dict[str, Any]
+    epsilon: Annotated[float, Field(gt=0, le=5, allow_inf_nan=False)] | None = None
