@@ -2,48 +2,32 @@
 
 A holder who keeps their own keys sends the signed request (in the body, or for GET routes
 in the `X-MIP-Signed-Request` header as base64url JSON). Otherwise the desk's unlocked
-holder session (header `X-MIP-Holder-Session`, gateway/services/holders.py) signs the same
-request with the named account's key.
+level-2 holder session (header `X-MIP-Holder-Session`, gateway/services/holders.py) signs
+the same request with the named account's key.
 """
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 from fastapi import Request
 
+from gateway.api.deps import HOLDER_SESSION_HEADER, get_holder_session
 from gateway.core.errors import Unauthenticated
 from gateway.services.holder_requests import SIGNED_REQUEST_HEADER, decode_header
 from gateway.services.state import AppState
-
-SESSION_HEADER = "X-MIP-Holder-Session"
 
 
 async def session_signed(request: Request, state: AppState, account: str, action: str,
                          body: dict[str, Any]) -> dict[str, Any]:
     """The request `action`/`body` signed by the holder session's key for `account`."""
-    token = request.headers.get(SESSION_HEADER)
+    token = request.headers.get(HOLDER_SESSION_HEADER)
     if not token:
         raise Unauthenticated("send a signed request, or an unlocked holder session in "
-                              f"{SESSION_HEADER}", code="holder_auth_required")
-    from gateway.api import deps
-
-    resolve = getattr(deps, "get_holder_session", None)
-    if resolve is None:
-        raise Unauthenticated("holder sessions are not available on this gateway",
-                              code="holder_auth_required")
-    session = resolve(state, token) if _takes_state(resolve) else resolve(token)
-    if inspect.isawaitable(session):
-        session = await session
-    signed = session.sign(account, action, body)
-    if inspect.isawaitable(signed):
-        signed = await signed
-    return dict(signed)
-
-
-def _takes_state(fn: Any) -> bool:
-    return len(inspect.signature(fn).parameters) >= 2
+                              f"{HOLDER_SESSION_HEADER}", code="holder_session_required")
+    session = get_holder_session(state, token)
+    session.require_level(2)
+    return dict(session.sign(account, action, body))
 
 
 async def signed_for_get(request: Request, state: AppState, account: str, action: str

@@ -65,7 +65,7 @@ async def test_grant_refusals_change_nothing(gw: GatewayClient, mip: MipClients)
                  "invalid_request")
     # Terms without a signed request need a holder session.
     terms = {k: v for k, v in body.items() if k not in ("grant_id",)}
-    assert_error(await gw.http.post(url, json=terms), 401, "holder_auth_required")
+    assert_error(await gw.http.post(url, json=terms), 401, "holder_session_required")
     # Unknown account.
     assert_error(await gw.http.post(url, json={"signed_request": account.sign(
         "grant.create", {**body, "account": "cd" * 32})}), 404, "not_found")
@@ -82,7 +82,7 @@ async def test_list_needs_the_holders_signature(gw: GatewayClient, mip: MipClien
     other = await new_account(mip)
     url = "/api/v1/grants"
     assert_error(await gw.http.get(url, params={"account": account.pseudonym}), 401,
-                 "holder_auth_required")
+                 "holder_session_required")
     # Another account's list request does not open this account's list.
     assert_error(await gw.http.get(url, params={"account": account.pseudonym},
                                    headers=signed_header(other, "grant.list")), 422,
