@@ -1,0 +1,53 @@
+"""Request and response models of the enrolment area."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, Field
+
+from .face_frames import ChallengeOut
+from .holders import PASSPORT_ID
+
+
+class EnrolmentCreated(BaseModel):
+    session_id: str
+    challenge: ChallengeOut
+    expires_in_s: float
+
+
+class EnrolmentState(BaseModel):
+    session_id: str
+    status: str = Field(description="open, finishing, finished or expired")
+    face_checked: bool
+    password_set: bool
+    guardians: int
+    guardian_threshold: int
+    passport_id: str | None
+    expires_in_s: float
+
+
+class PasswordIn(BaseModel):
+    password: str = Field(min_length=1, max_length=1024,
+                          description="at least 10 characters; never stored")
+
+
+class GuardiansIn(BaseModel):
+    guardians: list[Annotated[str, Field(pattern=PASSPORT_ID)]] = Field(
+        default_factory=list, max_length=10, description="passport ids of existing holders")
+    threshold: int = Field(ge=0, le=10, description="shares needed to recover (0: none)")
+
+    model_config = {"json_schema_extra": {"examples": [{"guardians": [], "threshold": 0}]}}
+
+
+class GuardianShareOut(BaseModel):
+    guardian_passport_id: str
+    sealed_share: str = Field(description="JSON of the SLIP-39 share sealed to the guardian")
+
+
+class EnrolmentFinished(BaseModel):
+    passport_id: str
+    kyc_level: int
+    guardian_shares: int
+    shares: list[GuardianShareOut]
+

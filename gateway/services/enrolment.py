@@ -1,0 +1,414 @@
+"""Enrolment at a registration desk: face challenge, frames, password, guardians, finish.
+
+A session (table `enrolment_sessions`) belongs to the registrar who opened it (another staff
+member gets 404) and expires after `settings.session_ttl_s`. What must never be stored stays
+in this process's memory for the session only (`_Pending`): the master secret (generated when
+the session opens), the live face of the passed check, and the password's product: the
+password is wrapped into the vault at once (Argon2id) with a fresh face-factor key and then
+dropped. A gateway restart loses open sessions' secrets; their finish answers 409
+`enrolment_incomplete` and the desk starts again.
+
+Duplicate faces: the frames step screens the 1:N index without adding (409 `duplicate_face`,
+never saying whose); finish adds atomically (`screen_and_add`) and removes again if the
+enrolment does not complete.
+
+Finish, and why it is crash-safe (database first, then ledger):
+
+1. claim the session (open -> finishing, one UPDATE: a second finish is 409);
+2. local work: protected face reference for (passport id, enrolling org), KYC credential of
+   the enrolling org into a new wallet, guardian shares (SLIP-39 sealed to each guardian),
+   the holder state sealed under the master secret;
+3. one transaction inserts the holder row as `pending` with everything needed to unlock;
+4. `screen_and_add` puts the face in the dedup index (refused: row and reference removed);
+5. `Passport:Register` signed by the passport key, submitted as the registrar;
+6. one transaction marks the row `active` and the session finished.
+
+A failure in 4-5 undoes 2-4. A crash after 3 leaves a `pending` row: `reconcile_pending`
+(run before each new session) asks the ledger whether that passport exists and either
+activates the row or removes it with its dedup entry and face reference; so no half passport
+stays usable or blocks the person's next enrolment. A crash inside 2 leaves at most a face
+reference for a passport id whose master secret is gone: unreachable, matching nobody's
+future unlock (references are keyed per passport id).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from chaincode.mip.kyc_credentials import KycHolder
+from face_engine.verify import operating_point
+from gateway.core.errors import ApiError, Conflict, Gone, InvalidRequest, NotFound
+from gateway.core.security import StaffMember
+from gateway.fabric import ChaincodeError, GatewayError
+from gateway.holder import keys, recovery, vault
+from gateway.holder.errors import WeakPassword
+
+from .face_frames import challenge_frames
+from .faces import DEDUP_POINT, IssuedChallenge, LiveFace, face_service
+from .holders import SCHEMA as HOLDERS_SCHEMA
+from .holders import HolderState, holder_service
+from .kyc import SCHEMA as KYC_SCHEMA
+from .kyc import kyc_service
+
+if TYPE_CHECKING:
+    from .state import AppState
+
+log = logging.getLogger("mip.gateway.enrolment")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS enrolment_sessions (
+    session_id TEXT PRIMARY KEY,
+    org TEXT NOT NULL,
+    registrar TEXT NOT NULL,
+    challenge_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    face_checked INTEGER NOT NULL DEFAULT 0,
+    password_set INTEGER NOT NULL DEFAULT 0,
+    guardians TEXT NOT NULL DEFAULT '[]',
+    guardian_threshold INTEGER NOT NULL DEFAULT 0,
+    passport_id TEXT,
+    created REAL NOT NULL,
+    expires REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS guardian_shares (
+    holder_passport_id TEXT NOT NULL,
+    guardian_passport_id TEXT NOT NULL,
+    share TEXT NOT NULL,
+    PRIMARY KEY (holder_passport_id, guardian_passport_id)
+);
+"""
+
+ENROL_PURPOSE = "enrolment"
+DESK_KYC_LEVEL = 2  # face and password at a desk
+MAX_GUARDIANS = 10
+RECONCILE_AFTER_S = 120.0
+
+
+@dataclass
+class _Pending:
+    """A session's secrets, in memory only."""
+
+    master: bytes = field(repr=False)
+    live: LiveFace | None = field(default=None, repr=False)
+    wrapped: str | None = field(default=None, repr=False)
+    face_key: bytes | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class EnrolmentView:
+    session_id: str
+    status: str
+    face_checked: bool
+    password_set: bool
+    guardians: int
+    guardian_threshold: int
+    passport_id: str | None
+    expires: float
+
+
+@dataclass(frozen=True)
+class EnrolmentResult:
+    passport_id: str
+    kyc_level: int
+    shares: list[tuple[str, str]]  # (guardian passport id, sealed share JSON)
+    seconds: float
+
+
+class EnrolmentService:
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+        self.db = state.db
+        self.db.ensure(SCHEMA)
+        # Tables this service reads before their own services are built (state.service's
+        # lock is not re-entrant, so no service is built from inside a constructor).
+        self.db.ensure(HOLDERS_SCHEMA)
+        self.db.ensure(KYC_SCHEMA)
+        self._pending: dict[str, _Pending] = {}
+
+    # --- sessions ------------------------------------------------------------------------
+    def _row(self, session_id: str, staff: StaffMember) -> Any:
+        row = self.db.query_one("SELECT * FROM enrolment_sessions WHERE session_id = ?",
+                                (session_id,))
+        if row is None or (row["org"], row["registrar"]) != (staff.org, staff.name):
+            raise NotFound("no such enrolment session", code="enrolment_not_found")
+        return row
+
+    def _open_row(self, session_id: str, staff: StaffMember) -> Any:
+        row = self._row(session_id, staff)
+        if row["status"] == "finished":
+            raise Conflict("this enrolment is already finished", code="already_finished")
+        if row["status"] == "finishing":
+            raise Conflict("this enrolment is being finished", code="finish_in_progress")
+        if time.time() > float(row["expires"]):
+            self._pending.pop(session_id, None)
+            raise Gone("the enrolment session expired; start again", code="enrolment_expired")
+        return row
+
+    async def create(self, staff: StaffMember) -> tuple[str, IssuedChallenge, float]:
+        await self.reconcile_pending()
+        session_id = secrets.token_hex(32)
+        challenge = face_service(self.state).issue_challenge(ENROL_PURPOSE, session_id)
+        now = time.time()
+        expires = now + self.state.settings.session_ttl_s
+        with self.db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO enrolment_sessions (session_id, org, registrar, challenge_id, "
+                "status, created, expires) VALUES (?, ?, ?, ?, 'open', ?, ?)",
+                (session_id, staff.org, staff.name, challenge.challenge_id, now, expires))
+        self._pending[session_id] = _Pending(keys.new_master_secret())
+        return session_id, challenge, expires
+
+    def view(self, session_id: str, staff: StaffMember) -> EnrolmentView:
+        row = self._row(session_id, staff)
+        status = row["status"]
+        if status == "open" and time.time() > float(row["expires"]):
+            status = "expired"
+        return EnrolmentView(session_id, status, bool(row["face_checked"]),
+                             bool(row["password_set"]), len(json.loads(row["guardians"])),
+                             int(row["guardian_threshold"]), row["passport_id"],
+                             float(row["expires"]))
+
+    def _secrets(self, session_id: str) -> _Pending:
+        pending = self._pending.get(session_id)
+        if pending is None:
+            raise Conflict("this session's secrets are gone (the gateway restarted); start "
+                           "again", code="enrolment_incomplete")
+        return pending
+
+    def new_challenge(self, session_id: str, staff: StaffMember) -> IssuedChallenge:
+        """A fresh challenge for a retake (each challenge answers once)."""
+        self._open_row(session_id, staff)
+        challenge = face_service(self.state).issue_challenge(ENROL_PURPOSE, session_id)
+        with self.db.transaction() as conn:
+            conn.execute("UPDATE enrolment_sessions SET challenge_id = ? WHERE session_id = ?",
+                         (challenge.challenge_id, session_id))
+        return challenge
+
+    async def add_frames(self, session_id: str, staff: StaffMember, challenge_id: str,
+                         frames: list[tuple[bytes, float]]) -> None:
+        """Liveness and quality, then duplicate screening (search only; finish adds)."""
+        row = self._open_row(session_id, staff)
+        pending = self._secrets(session_id)
+        if challenge_id != row["challenge_id"]:
+            raise NotFound("no such face challenge for this flow", code="challenge_not_found")
+        faces = face_service(self.state)
+        live = await faces.check_live(challenge_id, ENROL_PURPOSE, session_id,
+                                      challenge_frames(self.db, challenge_id, frames))
+        threshold = operating_point(DEDUP_POINT).threshold
+        found = await self.state.run_face(faces.dedup().search, live.embedding, threshold)
+        if found:
+            raise Conflict("this person appears to be enrolled already",
+                           code="duplicate_face")
+        pending.live = live
+        with self.db.transaction() as conn:
+            conn.execute("UPDATE enrolment_sessions SET face_checked = 1 WHERE session_id = ?",
+                         (session_id,))
+
+    async def set_password(self, session_id: str, staff: StaffMember, password: str) -> None:
+        """Wrap the master secret under the password and a fresh face-factor key, now."""
+        self._open_row(session_id, staff)
+        pending = self._secrets(session_id)
+        try:
+            vault.check_password(password)
+        except WeakPassword as exc:
+            raise InvalidRequest(str(exc), code="weak_password") from None
+        kdf = vault.INTERACTIVE_KDF if self.state.settings.argon2_profile == "interactive" \
+            else vault.DEFAULT_KDF
+        face_key = vault.new_face_key()
+        passport_id = keys.passport_id(pending.master)
+        wrapped = await anyio.to_thread.run_sync(
+            lambda: vault.wrap(pending.master, password, face_key, passport_id, kdf=kdf))
+        pending.wrapped, pending.face_key = wrapped.to_json(), face_key
+        with self.db.transaction() as conn:
+            conn.execute("UPDATE enrolment_sessions SET password_set = 1 WHERE session_id = ?",
+                         (session_id,))
+
+    async def set_guardians(self, session_id: str, staff: StaffMember, guardians: list[str],
+                            threshold: int) -> None:
+        """Guardians by passport id (they must exist on the ledger) and the threshold k."""
+        self._open_row(session_id, staff)
+        pending = self._secrets(session_id)
+        if len(set(guardians)) != len(guardians) or len(guardians) > MAX_GUARDIANS:
+            raise InvalidRequest(f"name at most {MAX_GUARDIANS} distinct guardians",
+                                 code="invalid_guardians")
+        if (threshold == 0) != (not guardians) or threshold > len(guardians):
+            raise InvalidRequest("threshold must be 1 to the number of guardians (0 for none)",
+                                 code="invalid_guardians")
+        if keys.passport_id(pending.master) in guardians:
+            raise InvalidRequest("a holder cannot be their own guardian",
+                                 code="invalid_guardians")
+        contract = self.state.ledger.for_staff(staff)
+        resolved = []
+        for guardian in guardians:
+            try:
+                record = json.loads(await contract.evaluate("Passport:Get", [guardian]))
+            except ChaincodeError as exc:
+                if exc.chaincode_message.startswith("not_found"):
+                    raise InvalidRequest("a guardian is not a known passport",
+                                         code="unknown_guardian") from None
+                raise
+            if record.get("status") != "active":
+                raise InvalidRequest("a guardian's passport is not active",
+                                     code="unknown_guardian")
+            resolved.append({"passport_id": guardian, "public_key": record["public_key"]})
+        with self.db.transaction() as conn:
+            conn.execute(
+                "UPDATE enrolment_sessions SET guardians = ?, guardian_threshold = ? "
+                "WHERE session_id = ?", (json.dumps(resolved), threshold, session_id))
+
+    # --- finish --------------------------------------------------------------------------
+    async def finish(self, session_id: str, staff: StaffMember) -> EnrolmentResult:
+        started = time.perf_counter()
+        row = self._open_row(session_id, staff)
+        pending = self._secrets(session_id)
+        if pending.live is None or not row["face_checked"]:
+            raise Conflict("the face is not captured yet", code="enrolment_incomplete")
+        if pending.wrapped is None or pending.face_key is None or not row["password_set"]:
+            raise Conflict("the password is not set yet", code="enrolment_incomplete")
+        with self.db.transaction() as conn:
+            claimed = conn.execute(
+                "UPDATE enrolment_sessions SET status = 'finishing' WHERE session_id = ? "
+                "AND status = 'open'", (session_id,)).rowcount
+        if not claimed:
+            raise Conflict("this enrolment is being finished", code="finish_in_progress")
+        try:
+            result = await self._finish(session_id, staff, row, pending)
+        except BaseException:
+            with self.db.transaction() as conn:
+                conn.execute("UPDATE enrolment_sessions SET status = 'open' WHERE session_id = ? "
+                             "AND status = 'finishing'", (session_id,))
+            raise
+        self._pending.pop(session_id, None)
+        seconds = time.perf_counter() - started
+        log.info("enrolment finished in %.2f s", seconds)
+        return EnrolmentResult(result.passport_id, result.kyc_level, result.shares, seconds)
+
+    async def _finish(self, session_id: str, staff: StaffMember, row: Any,
+                      pending: _Pending) -> EnrolmentResult:
+        assert pending.live is not None and pending.wrapped is not None
+        assert pending.face_key is not None
+        org = staff.org
+        faces = face_service(self.state)
+        holders = holder_service(self.state)
+        kyc = kyc_service(self.state)
+        master = pending.master
+        passport = keys.passport_key(master)
+        passport_id = keys.passport_id(master)
+        guardians = json.loads(row["guardians"])
+        threshold = int(row["guardian_threshold"])
+
+        reference = faces.enrol_reference(pending.live, passport_id, org)
+        added = False
+        try:
+            wallet = KycHolder()
+            await kyc.issue(org, wallet, DESK_KYC_LEVEL, passport_id, staff)
+            shares: list[tuple[str, str]] = []
+            if guardians:
+                sealed = recovery.split(
+                    master, [_raw_key(g["public_key"]) for g in guardians], threshold)
+                shares = [(g["passport_id"], s.to_json())
+                          for g, s in zip(guardians, sealed, strict=True)]
+            holder_state = HolderState(wallet, DESK_KYC_LEVEL, org, [])
+            with self.db.transaction() as conn:
+                conn.execute(
+                    "INSERT INTO holders (passport_id, enrolling_org, status, wrapped_secret, "
+                    "face_key_sealed, state_sealed, created) VALUES (?, ?, 'pending', ?, ?, ?, ?)",
+                    (passport_id, org, pending.wrapped,
+                     holders.seal_face_key(pending.face_key, passport_id),
+                     holder_state.seal(master, passport_id), time.time()))
+                conn.executemany(
+                    "INSERT INTO guardian_shares (holder_passport_id, guardian_passport_id, "
+                    "share) VALUES (?, ?, ?)", [(passport_id, g, s) for g, s in shares])
+            decision = await self.state.run_face(faces.screen_and_add, passport_id,
+                                                 pending.live)
+            if not decision.added:
+                raise Conflict("this person appears to be enrolled already",
+                               code="duplicate_face")
+            added = True
+            request = passport.sign_request("passport.register", {
+                "face_commitment": reference.commitment,
+                "enrolment_nonce": secrets.token_hex(16),
+                "kyc_level": DESK_KYC_LEVEL,
+                "guardians": [g["public_key"] for g in guardians],
+                "guardian_threshold": threshold,
+            }, self.state.settings.channel)
+            await self._register(staff, passport_id, request)
+            with self.db.transaction() as conn:
+                conn.execute("UPDATE holders SET status = 'active' WHERE passport_id = ?",
+                             (passport_id,))
+                conn.execute("UPDATE enrolment_sessions SET status = 'finished', "
+                             "passport_id = ? WHERE session_id = ?", (passport_id, session_id))
+        except BaseException:
+            self._undo(passport_id, remove_face=added)
+            faces.revoke_reference(reference)
+            raise
+        return EnrolmentResult(passport_id, DESK_KYC_LEVEL, shares, 0.0)
+
+    async def _register(self, staff: StaffMember, passport_id: str,
+                        request: dict[str, Any]) -> None:
+        contract = self.state.ledger.for_staff(staff)
+        try:
+            await contract.submit("Passport:Register", [json.dumps(request)])
+        except GatewayError:
+            # Ambiguous (e.g. a commit-status timeout): the ledger says whether it happened.
+            if not await self._on_ledger(staff.org, passport_id):
+                raise
+
+    async def _on_ledger(self, org: str, passport_id: str) -> bool:
+        try:
+            await self.state.ledger.carrier(org).evaluate("Passport:Get", [passport_id])
+        except ChaincodeError as exc:
+            if exc.chaincode_message.startswith("not_found"):
+                return False
+            raise
+        return True
+
+    def _undo(self, passport_id: str, *, remove_face: bool) -> None:
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM holders WHERE passport_id = ? AND status = 'pending'",
+                         (passport_id,))
+            conn.execute("DELETE FROM guardian_shares WHERE holder_passport_id = ?",
+                         (passport_id,))
+        kyc_service(self.state).forget_credentials(passport_id)
+        if remove_face:
+            face_service(self.state).remove_from_dedup(passport_id)
+
+    async def reconcile_pending(self, older_than_s: float = RECONCILE_AFTER_S) -> int:
+        """Resolve holder rows a crash left `pending` (see the module docstring)."""
+        rows = self.db.query(
+            "SELECT passport_id, enrolling_org FROM holders WHERE status = 'pending' "
+            "AND created < ?", (time.time() - older_than_s,))
+        faces = face_service(self.state)
+        for row in rows:
+            passport_id, org = str(row["passport_id"]), str(row["enrolling_org"])
+            try:
+                exists = await self._on_ledger(org, passport_id)
+            except (ApiError, GatewayError, ChaincodeError):
+                continue  # ledger unreachable: try again next time
+            if exists:
+                with self.db.transaction() as conn:
+                    conn.execute("UPDATE holders SET status = 'active' WHERE passport_id = ?",
+                                 (passport_id,))
+            else:
+                self._undo(passport_id, remove_face=True)
+                reference = faces.reference(passport_id, org)
+                if reference is not None:
+                    faces.revoke_reference(reference)
+        return len(rows)
+
+
+def _raw_key(public_b64: str) -> bytes:
+    import base64
+
+    return base64.b64decode(public_b64)
+
+
+def enrolment_service(state: AppState) -> EnrolmentService:
+    return state.service("enrolment", EnrolmentService)
