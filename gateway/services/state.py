@@ -41,7 +41,7 @@ class AppState:
     _face_lock: threading.Lock = field(default_factory=threading.Lock)
     _face_limiter: anyio.CapacityLimiter | None = None
     _services: dict[str, Any] = field(default_factory=dict)
-    _service_lock: threading.Lock = field(default_factory=threading.Lock)
+    _service_lock: threading.RLock = field(default_factory=threading.RLock)
 
     def face_engine(self) -> FaceEngine:
         """The face engine, loaded on first use (models are verified by hash on load)."""
@@ -59,7 +59,8 @@ class AppState:
         return await anyio.to_thread.run_sync(fn, *args, limiter=self._face_limiter)
 
     def service(self, name: str, factory: Callable[[AppState], T]) -> T:
-        """The area service `name`, built by `factory(self)` on first use."""
+        """The area service `name`, built by `factory(self)` on first use (a factory may
+        itself ask for other services: the lock is re-entrant)."""
         with self._service_lock:
             if name not in self._services:
                 self._services[name] = factory(self)
@@ -70,6 +71,8 @@ class AppState:
             closer = getattr(svc, "aclose", None)
             if closer is not None:
                 await closer()
+            elif callable(getattr(svc, "close", None)):
+                svc.close()
         await self.ledger.close()
         await asyncio.sleep(0)
         self.db.close()
