@@ -1,0 +1,1 @@
+"""The `mip` command line (Typer): network, identities, the gateway server, reads, the demo."""
