@@ -40,11 +40,12 @@ class ChaincodeService(shim_pb2_grpc.ChaincodeServicer):
     async def Connect(
         self,
         request_iterator: AsyncIterator[Message],
-        context: grpc.aio.ServicerContext,
-    ) -> AsyncIterator[Message]:
+        context: grpc.aio.ServicerContext[Message, Message],
+    ) -> None:
+        # A coroutine (not an async generator) handler gets grpc.aio's reader/writer API:
+        # messages are read and written directly, without a generator and queue in between.
         handler = StreamHandler(self._chaincode_id, self._chaincode)
-        async for msg in handler.connect(request_iterator):
-            yield msg
+        await handler.run(context.read, context.write, grpc.aio.EOF)
 
 
 def server_credentials(tls: TLSConfig) -> grpc.ServerCredentials:
