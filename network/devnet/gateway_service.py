@@ -446,7 +446,10 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         if req.channel_id != self.channel:
             await self._abort(context, SC.FAILED_PRECONDITION,
                               f"channel '{req.channel_id}' not found")
-        found = self.store.tx_status(req.transaction_id)
+        # A transaction the orderer holds is not committed yet: skip the ledger lookup. The
+        # committer drops it from `pending` and resolves waiters in one step on this loop.
+        txid = req.transaction_id
+        found = None if txid in self.orderer.pending else self.store.tx_status(txid)
         if found is None:
             fut: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
             self._waiters.setdefault(req.transaction_id, []).append(fut)

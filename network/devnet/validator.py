@@ -86,13 +86,24 @@ class BlockValidator:
         self.transient = transient
         self._policy_cache: dict[bytes, Any] = {}
         self._verdicts: dict[tuple[int, frozenset[Any]], tuple[Any, bool]] = {}
+        # Committed state read while validating the current block. Nothing commits until the
+        # block is validated, so a key's policy check, MVCC check and apply share one read.
+        self._committed: dict[tuple[str, bytes], StateEntry | None] = {}
 
     # ---- overlay of committed state + earlier valid writes in this block ------------------
+    def _committed_state(self, ns: str, key: bytes) -> StateEntry | None:
+        k = (ns, key)
+        try:
+            return self._committed[k]
+        except KeyError:
+            entry = self._committed[k] = self.store.get_state(ns, key)
+            return entry
+
     def _state(self, w: BlockWrites, ns: str, key: bytes) -> StateEntry | None:
         k = (ns, key)
         if k in w.state:
             return w.state[k]
-        return self.store.get_state(ns, key)
+        return self._committed_state(ns, key)
 
     def _hashed(self, w: BlockWrites, ns: str, coll: str, kh: bytes) -> HashedEntry | None:
         k = (ns, coll, kh)
@@ -127,22 +138,30 @@ class BlockValidator:
         """Validate every transaction, filling `w`; returns (txid, code) per transaction."""
         results: list[tuple[str, int]] = []
         seen: set[str] = set()
-        for txnum, env_bytes in enumerate(block.data.data):
-            txid = ""
-            try:
-                txid, effects = self._check_tx(env_bytes, seen)
-                self._check_policies(w, effects)
-                self._check_reads(w, effects)
-                self._apply(w, txnum, effects)
-                code = Code.VALID
-            except TxInvalid as exc:
-                code = exc.code
-                log.debug("tx %s invalid: %s (%s)", txid[:12], Code.Name(code), exc)
-            if txid:
-                seen.add(txid)
-                w.txs.append((txid, txnum, code))
-            results.append((txid, code))
+        self._committed.clear()
+        try:
+            for txnum, env_bytes in enumerate(block.data.data):
+                results.append(self._validate_tx(w, txnum, env_bytes, seen))
+        finally:
+            self._committed.clear()  # the block commits next: these reads go stale
         return results
+
+    def _validate_tx(self, w: BlockWrites, txnum: int, env_bytes: bytes,
+                     seen: set[str]) -> tuple[str, int]:
+        txid = ""
+        try:
+            txid, effects = self._check_tx(env_bytes, seen)
+            self._check_policies(w, effects)
+            self._check_reads(w, effects)
+            self._apply(w, txnum, effects)
+            code = Code.VALID
+        except TxInvalid as exc:
+            code = exc.code
+            log.debug("tx %s invalid: %s (%s)", txid[:12], Code.Name(code), exc)
+        if txid:
+            seen.add(txid)
+            w.txs.append((txid, txnum, code))
+        return txid, code
 
     # ---- per transaction checks ----------------------------------------------------------
     def _check_tx(self, env_bytes: bytes, seen: set[str]) -> tuple[str, _Effects]:
@@ -252,7 +271,7 @@ class BlockValidator:
                 key = read.key.encode()
                 if (name, key) in w.state:
                     raise TxInvalid(Code.MVCC_READ_CONFLICT, "key updated earlier in block")
-                entry = self.store.get_state(name, key)
+                entry = self._committed_state(name, key)
                 if _version_of(read) != (None if entry is None else entry.version):
                     raise TxInvalid(Code.MVCC_READ_CONFLICT, "read version is stale")
             for rq in ns.kv.range_queries_info:
