@@ -334,7 +334,7 @@ class Story:
                 raise StepFailed(f"no access recorded on the {institution} account")
             for entry in log:
                 lines.append(_describe_access(entry))
-        return f"{len(lines)} access(es): " + "; ".join(lines)
+        return f"{len(lines)} records on her two accounts: " + "; ".join(lines)
 
     def private_statistic(self) -> str:
         grace = self.holders["grace_hopper"]
@@ -361,11 +361,11 @@ class Story:
 
 
 def _describe_access(entry: dict[str, Any]) -> str:
-    who = entry.get("reader_org") or entry.get("org") or entry.get("msp_id") or "?"
-    role = entry.get("reader_role") or entry.get("role")
-    scope = entry.get("scope", "?")
+    """`org/role action scope (purpose)` of one access record (no content is in it)."""
+    who = f"{entry.get('org', '?')}/{entry.get('role') or '-'}"
+    scope = entry.get("scope")
     purpose = entry.get("purpose")
-    text = f"{who}{'/' + str(role) if role else ''} read {scope}"
+    text = f"{who} {entry.get('action', '?')}{' ' + str(scope) if scope else ''}"
     return text + (f" ({purpose})" if purpose else "")
 
 
