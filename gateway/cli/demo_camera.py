@@ -18,12 +18,18 @@ class SimulatedCamera:
         self.engine = engine
         self._models: dict[str, HeadModel] = {}
         self._frames: dict[tuple[str, str], str] = {}
+        self._portraits: dict[str, bytes] = {}
+
+    def add_portrait(self, name: str, image: bytes) -> None:
+        """Another frontal portrait to animate (the benchmark enrols many distinct faces)."""
+        self._portraits[name] = image
 
     def frame_b64(self, who: str, pose: str) -> str:
         key = (who, pose)
         if key not in self._frames:
             if who not in self._models:
-                self._models[who] = prepare_portrait(demo_portrait(who), self.engine)
+                image = self._portraits.get(who) or demo_portrait(who)
+                self._models[who] = prepare_portrait(image, self.engine)
             self._frames[key] = base64.b64encode(posed_frame(self._models[who], pose)).decode()
         return self._frames[key]
 
