@@ -61,6 +61,8 @@
     quality_blurry: "The picture is blurred. Hold still and try again.",
     quality_exposure: "The picture is too dark or too bright.",
     quality_pose: "The patient should face the camera.",
+    bad_signature: "The ledger refused the request's signature.",
+    bad_image: "A photo could not be read. Try again.",
     image_corrupt: "A photo could not be read. Try again.",
     unsupported_format: "A photo is in a format that is not supported.",
     image_too_large: "A photo is too large.",
@@ -69,6 +71,10 @@
     challenge_expired: "The check took too long. Start again.",
     challenge_used: "This check was already answered. Start again.",
     challenge_not_found: "This check is no longer valid. Start again.",
+    pickup_used: "This check was already answered. Start again.",
+    not_your_pickup: "This pickup was started by another pharmacist.",
+    not_verified: "The patient has not been verified for this pickup.",
+    already_dispensed: "This pickup was already dispensed.",
     expired: "This prescription or its grant has expired.",
     not_found: "No prescription with this ID was found.",
     no_grant: "The patient has not granted this pharmacy access to this prescription.",
@@ -192,7 +198,9 @@
     if (response.ok) return { ok: true, status: response.status, code: null, data };
     const code = data && data.error && typeof data.error.code === "string"
       ? data.error.code : `http_${response.status}`;
-    if (response.status === 401) signOut("Your sign-in was not accepted. Sign in again.");
+    // Only the gateway's own "unauthenticated" means the token is bad; a 401 from the
+    // ledger (e.g. a bad signature on an attestation) is an error to show, not a sign-out.
+    if (code === "unauthenticated") signOut("Your sign-in was not accepted. Sign in again.");
     return { ok: false, status: response.status, code, data };
   }
 
@@ -274,7 +282,7 @@
     ui.lookupError.hidden = true;
     const r = await api("POST", "/pharmacy/pickups", { prescription_id: prescriptionId });
     if (!r.ok) {
-      if (r.status !== 401) lookupError(r.code);
+      if (r.code !== "unauthenticated") lookupError(r.code);
       return;
     }
     const receivedAt = performance.now();
@@ -514,7 +522,7 @@
       ui.dispense.focus();
       return;
     }
-    if (r.status === 401) return;
+    if (r.code === "unauthenticated") return;
     const code = r.ok ? String((r.data && r.data.reason) || "refused") : r.code;
     setState("refused");
     showResult("refused", "REFUSED", reasonText(code));
@@ -534,7 +542,7 @@
       ui.next.focus();
       return;
     }
-    if (r.status === 401) return;
+    if (r.code === "unauthenticated") return;
     ui.dispenseStatus.textContent = `Not dispensed: ${reasonText(r.code)}`;
   }
 

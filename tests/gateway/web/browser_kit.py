@@ -7,11 +7,12 @@ registries): the Debian `chromium` package provides /usr/bin/chromium.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,9 +72,13 @@ def context_options(viewport: tuple[int, int] = (768, 1024)) -> dict[str, Any]:
 
 
 class ServerThread:
-    """uvicorn serving `app` on 127.0.0.1:<free port> from a daemon thread."""
+    """uvicorn serving `app` on 127.0.0.1:<free port> from a daemon thread. `cleanup` runs
+    on the server's event loop after it stops (e.g. closing ledger connections opened
+    there)."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any,
+                 cleanup: Callable[[], Awaitable[None]] | None = None) -> None:
+        self._cleanup = cleanup
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))
@@ -89,10 +94,17 @@ class ServerThread:
         # 127.0.0.1 is a secure context for the browser, so getUserMedia is available.
         return f"http://127.0.0.1:{self.port}"
 
+    async def _serve(self) -> None:
+        try:
+            await self.server.serve(sockets=[self._sock])
+        finally:
+            if self._cleanup is not None:
+                await self._cleanup()
+
     def _run(self) -> None:
         try:
-            self.server.run(sockets=[self._sock])
-        except BaseException as exc:  # reported by start()/stop() in the test thread
+            asyncio.run(self._serve())
+        except BaseException as exc:  # reported by start() in the test thread
             self.error = exc
 
     def start(self, timeout: float = 30.0) -> None:
@@ -109,11 +121,14 @@ class ServerThread:
         self.server.should_exit = True
         self._thread.join(timeout=15)
         self._sock.close()
+        if self.error is not None:
+            raise RuntimeError(f"the server thread failed: {self.error!r}") from self.error
 
 
 @contextlib.contextmanager
-def serving(app: Any) -> Iterator[ServerThread]:
-    server = ServerThread(app)
+def serving(app: Any, cleanup: Callable[[], Awaitable[None]] | None = None
+            ) -> Iterator[ServerThread]:
+    server = ServerThread(app, cleanup)
     server.start()
     try:
         yield server
