@@ -1,11 +1,20 @@
-"""Test kit for enrolment, desk unlock, vouching, accounts and profile tests.
+"""Test kit for enrolment, desk unlock, vouching, accounts, profile and recovery tests.
 
 `hw` is the gateway over the session's devnet with its OWN data dir (so the 1:N duplicate
-index holds only the people these tests enrol). Faces are real LFW photos of one person
-frontal, turned left and turned right (as tests/face_engine/test_liveness.py); a challenge's
-random poses are replaced by ("left", "right") in the face_challenges table (test-only), so
-the three photos answer it. `ensure_enrolled(hw, who)` enrols a person once per session and
-returns the passport id and password.
+index holds only the people these tests enrol), ONE data dir for the whole session: every
+module importing the fixtures shares it, so the KYC issuers (seconds of CL key generation
+each) are made once. (A session-scoped fixture defined in this kit and imported into several
+modules is instantiated once per module by pytest, so the directory is cached here.)
+
+Faces: "bush" and "stoiber" are real LFW photos of one person frontal, turned left and
+turned right (as tests/face_engine/test_liveness.py); "astronaut" and "grace_hopper" are the
+public-domain demo portraits turned by the simulated camera (gateway/demo/camera.py). A
+challenge's random poses are replaced by ("left", "right") in the face_challenges table
+(test-only), so the three frames answer it.
+
+`ensure_enrolled(hw, who)` enrols a person once per session (cached: a second enrolment of
+the same face would be a duplicate) with fixed guardians (`GUARDIANS`), and returns the
+passport id and current password (a recovery test that changes it updates the cache).
 """
 
 from __future__ import annotations
@@ -32,8 +41,14 @@ SHARED = Path(__file__).resolve().parents[4] / "shared" / "data"
 LFW = SHARED / "lfw-dev" / "images"
 # (name, frontal, turned left, turned right)
 PEOPLE = {"bush": ("George_HW_Bush", 7, 8, 1), "stoiber": ("Edmund_Stoiber", 4, 5, 7)}
+PORTRAITS = ("astronaut", "grace_hopper")  # simulated camera (gateway/demo)
 API = "/api/v1"
-PASSWORDS = {"bush": "canary-Pa55word-bush!", "stoiber": "canary-Pa55word-stoiber!"}
+PASSWORDS = {"bush": "canary-Pa55word-bush!", "stoiber": "canary-Pa55word-stoiber!",
+             "astronaut": "canary-Pa55word-astro!", "grace_hopper": "canary-Pa55word-grace!"}
+# Who each person names as guardians at enrolment (and the threshold k).
+GUARDIANS: dict[str, tuple[tuple[str, ...], int]] = {
+    "bush": ((), 0), "stoiber": (("bush",), 1), "astronaut": ((), 0),
+    "grace_hopper": (("bush", "stoiber"), 1)}
 
 
 def photo(name: str, index: int) -> bytes:
@@ -43,7 +58,20 @@ def photo(name: str, index: int) -> bytes:
     return path.read_bytes()
 
 
-def frames_of(who: str) -> list[bytes]:
+_PORTRAIT_FRAMES: dict[str, list[bytes]] = {}
+
+
+def frames_of(who: str, engine: FaceEngine | None = None) -> list[bytes]:
+    """Frontal, turned left, turned right of `who` (`engine` prepares a demo portrait)."""
+    if who in PORTRAITS:
+        if who not in _PORTRAIT_FRAMES:
+            from gateway.demo.camera import posed_frame, prepare_portrait
+            from gateway.demo.faces import demo_portrait
+
+            model = prepare_portrait(demo_portrait(who), engine)
+            _PORTRAIT_FRAMES[who] = [posed_frame(model, pose)
+                                     for pose in ("center", "left", "right")]
+        return list(_PORTRAIT_FRAMES[who])
     name, centre, left, right = PEOPLE[who]
     return [photo(name, centre), photo(name, left), photo(name, right)]
 
@@ -74,9 +102,14 @@ def collage(a: bytes, b: bytes) -> bytes:
     return bytes(out.tobytes())
 
 
+_DATA_DIR: list[Path] = []
+
+
 @pytest.fixture(scope="session")
 def hw_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("hw-data")
+    if not _DATA_DIR:
+        _DATA_DIR.append(tmp_path_factory.mktemp("hw-data"))
+    return _DATA_DIR[0]
 
 
 @pytest.fixture
@@ -115,7 +148,8 @@ async def enrol(gw: GatewayClient, who: str, *, guardians: list[str] | None = No
     session = await open_session(gw, staff)
     sid = session["session_id"]
     r = await gw.http.post(f"{API}/enrolments/{sid}/frames", headers=headers,
-                           json=answer(session["challenge"]["challenge_id"], frames_of(who)))
+                           json=answer(session["challenge"]["challenge_id"],
+                                       frames_of(who, gw.state.face_engine())))
     assert r.status_code == 204, r.text
     r = await gw.http.put(f"{API}/enrolments/{sid}/password", headers=headers,
                           json={"password": PASSWORDS[who]})
@@ -144,11 +178,13 @@ _ENROLLED: dict[tuple[str, str], Enrolled] = {}
 
 
 async def ensure_enrolled(gw: GatewayClient, who: str) -> Enrolled:
-    """`who` enrolled at HospitalMSP once per data dir (each test module that imports the
-    fixtures gets its own)."""
+    """`who` enrolled at HospitalMSP once per data dir, with the guardians of `GUARDIANS`
+    (enrolled first)."""
     key = (str(gw.state.settings.data_dir), who)
     if key not in _ENROLLED:
-        out = await enrol(gw, who)
+        names, threshold = GUARDIANS[who]
+        guardians = [(await ensure_enrolled(gw, name)).passport_id for name in names]
+        out = await enrol(gw, who, guardians=guardians, threshold=threshold)
         _ENROLLED[key] = Enrolled(who, out["passport_id"], PASSWORDS[who], out)
     return _ENROLLED[key]
 
@@ -161,7 +197,8 @@ async def unlock(gw: GatewayClient, who: str, passport_id: str, *, password: str
     assert r.status_code == 201, r.text
     started = r.json()
     fix_poses(gw, started["challenge"]["challenge_id"])
-    body = answer(started["challenge"]["challenge_id"], images or frames_of(who))
+    body = answer(started["challenge"]["challenge_id"],
+                  images or frames_of(who, gw.state.face_engine()))
     body["passport_id"] = passport_id
     if password is not None:
         body["password"] = password

@@ -14,7 +14,6 @@ from enrolment_kit import (
     SHARED,
     answer,
     collage,
-    enrol,
     ensure_enrolled,
     frames_of,
     hw,  # noqa: F401 (fixture)
@@ -146,7 +145,7 @@ async def test_finish_twice_and_expired_session(hw: GatewayClient) -> None:
 
 async def test_guardians_get_sealed_shares(hw: GatewayClient) -> None:
     bush = await ensure_enrolled(hw, "bush")
-    out = await enrol(hw, "stoiber", guardians=[bush.passport_id], threshold=1)
+    out = (await ensure_enrolled(hw, "stoiber")).finish  # GUARDIANS: bush, k = 1
     assert out["guardian_shares"] == 1
     assert out["shares"][0]["guardian_passport_id"] == bush.passport_id
     record = await _ledger_passport(hw, out["passport_id"])
