@@ -162,6 +162,11 @@ class ValidatedIdentity:
             raise SignatureError("identity key is not ECDSA")
         return key
 
+    @cached_property
+    def validity(self) -> tuple[dt.datetime, dt.datetime]:
+        """(not before, not after), read once: a cached identity is re-checked on every use."""
+        return self.certificate.not_valid_before_utc, self.certificate.not_valid_after_utc
+
     @property
     def dedup_key(self) -> tuple[str, bytes]:
         """What makes two identities the same signer (MSP id + certificate)."""
@@ -176,6 +181,10 @@ class ValidatedIdentity:
         return hash(self.dedup_key)
 
 
+# The algorithm object is immutable: one for every verification.
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+
+
 def verify_signature(identity: ValidatedIdentity, message: bytes, signature: bytes) -> None:
     """Verify a DER ECDSA-SHA256 signature; refuse malformed and high-S ones like Fabric's BCCSP."""
     try:
@@ -187,7 +196,7 @@ def verify_signature(identity: ValidatedIdentity, message: bytes, signature: byt
     if s > _HALF_N:
         raise SignatureError("invalid S: must be smaller than half the order (low-S)")
     try:
-        identity.public_key.verify(signature, message, ec.ECDSA(hashes.SHA256()))
+        identity.public_key.verify(signature, message, _ECDSA_SHA256)
     except InvalidSignature as exc:
         raise SignatureError("signature does not verify") from exc
 
@@ -386,7 +395,8 @@ class MSPManager:
             if cached is not None:
                 self._cache.move_to_end(key)
         if cached is not None:
-            self._check_time(cached.certificate)
+            not_before, not_after = cached.validity
+            self._check_period(not_before, not_after)
             return cached
         identity = self._validate_uncached(key)
         with self._lock:
@@ -396,10 +406,13 @@ class MSPManager:
         return identity
 
     def _check_time(self, cert: x509.Certificate) -> None:
+        self._check_period(cert.not_valid_before_utc, cert.not_valid_after_utc)
+
+    def _check_period(self, not_before: dt.datetime, not_after: dt.datetime) -> None:
         now = self._clock()
-        if now < cert.not_valid_before_utc:
+        if now < not_before:
             raise IdentityError("certificate is not yet valid")
-        if now > cert.not_valid_after_utc:
+        if now > not_after:
             raise IdentityError("certificate has expired")
 
     def _validate_uncached(self, raw: bytes) -> ValidatedIdentity:

@@ -147,9 +147,12 @@ def load_certificate(path: Path | str) -> x509.Certificate:
 # --------------------------------------------------------------------------- signing
 
 
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())  # immutable: shared by every signature
+
+
 def sign(private_key: ec.EllipticCurvePrivateKey, data: bytes) -> bytes:
     """ECDSA-SHA256 DER signature, normalised to low-S as Fabric's BCCSP does."""
-    der = private_key.sign(data, ec.ECDSA(hashes.SHA256()))
+    der = private_key.sign(data, _ECDSA_SHA256)
     r, s = decode_dss_signature(der)
     if s > _P256_ORDER // 2:
         s = _P256_ORDER - s
