@@ -129,11 +129,13 @@
     resultWord: $("result-word"),
     resultReason: $("result-reason"),
     dispense: $("dispense"),
+    retry: $("retry"),
+    cancel: $("cancel"),
     next: $("next"),
     dispenseStatus: $("dispense-status"),
   };
 
-  /** The current pickup: {id, challengeId, poses, receivedAt, expiresAt}. */
+  /** The current pickup: {id, prescriptionId, challengeId, poses, receivedAt, expiresAt}. */
   let pickup = null;
   let stream = null;
   let timers = [];
@@ -253,6 +255,9 @@
     ui.resultReason.textContent = "";
     ui.dispense.disabled = true;
     ui.dispense.hidden = false;
+    ui.retry.hidden = true;
+    ui.cancel.hidden = false;
+    delete ui.result.dataset.reason;
     ui.dispenseStatus.textContent = "";
     document.body.dataset.state = "idle";
   }
@@ -264,6 +269,7 @@
 
   function showResult(kind, word, reason) {
     show(ui.check, ui.outcome);
+    ui.cancel.hidden = true;
     ui.result.className = `result ${kind}`;
     ui.resultWord.textContent = word;
     ui.resultReason.textContent = reason || "";
@@ -290,6 +296,7 @@
     const poses = body.challenge.poses.map(String);
     pickup = {
       id: body.pickup_id,
+      prescriptionId,
       challengeId: body.challenge.challenge_id,
       poses,
       receivedAt,
@@ -527,6 +534,9 @@
     setState("refused");
     showResult("refused", "REFUSED", reasonText(code));
     ui.result.dataset.reason = code;
+    // A refused pickup is spent; another attempt is a new pickup with a new challenge
+    // (the gateway counts the failures and locks the prescription after too many).
+    ui.retry.hidden = code === "locked";
     ui.next.focus();
   }
 
@@ -590,6 +600,15 @@
   });
   ui.dispense.addEventListener("click", dispense);
   ui.next.addEventListener("click", toLookup);
+  ui.cancel.addEventListener("click", toLookup); // stops the timers and the camera
+  ui.retry.addEventListener("click", () => {
+    const again = pickup && pickup.prescriptionId;
+    if (!again) return;
+    reset();
+    show(ui.lookup);
+    ui.prescriptionId.value = again;
+    startPickup(again);
+  });
   window.addEventListener("pagehide", stopCamera);
   window.addEventListener("hashchange", () => {
     // A kiosk link opened on an already loaded page only changes the fragment.

@@ -67,6 +67,7 @@ TABLET = (768, 1024)
 FRONTAL_S = 2.0
 POSE_S = 2.0
 CAMERA_POSES = {"left", "right", "center"}
+PROMPTS = {"left": "Turn your head to your left", "right": "Turn your head to your right"}
 
 
 @dataclass
@@ -198,6 +199,7 @@ def run_pickup(page: Page, counter: Counter, prescription_id: str,
     # The page asks for what the gateway issued: frontal, then the predicted poses.
     expect(page.locator("#steps li")).to_have_count(1 + len(poses))
     expect(page.locator("body")).to_have_attribute("data-state", "capturing")
+    expect(page.locator("#prompt")).to_have_text(PROMPTS[poses[0]], timeout=10_000)
 
 
 def screenshot(page: Page, name: str) -> None:
@@ -214,6 +216,7 @@ def test_enrolled_patient_is_verified_and_dispensed(browsers: Playwright, counte
     try:
         page = browser.new_context(**context_options(TABLET)).new_page()
         run_pickup(page, counter, prescription_id, poses)
+        screenshot(page, "real-capturing.png")
         expect(page.locator("#result-word")).to_have_text("VERIFIED", timeout=60_000)
         expect(page.locator("#result")).to_have_class("result verified")
         screenshot(page, "real-verified.png")

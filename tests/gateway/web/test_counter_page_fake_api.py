@@ -159,8 +159,16 @@ def test_refusal_shows_reason_and_keeps_dispense_off(browser: Browser,
             assert_in_viewport(page, ["#result-word", "#result-reason", "#next"])
             screenshot(page, "tablet-refused.png")
 
-            # Next patient: the lookup errors are shown in words, the field kept for a retry.
-            page.get_by_role("button", name="Next patient").click()
+            # Try again: a new pickup (new challenge) for the same prescription.
+            page.get_by_role("button", name="Try again").click()
+            expect(page.locator("body")).to_have_attribute("data-state", "capturing")
+            expect(page.locator("#rx-drug")).to_have_text("Amoxicillin")
+            assert len(fake.pickups) == 2
+
+            # Cancel stops the capture (camera closed); the lookup errors are shown in
+            # words, the field kept for a retry.
+            page.get_by_role("button", name="Cancel").click()
+            assert page.evaluate("document.getElementById('video').srcObject") is None
             expect(page.get_by_label("Prescription ID (type or scan)")).to_be_focused()
             scan(page, "rx-locked")
             error = page.locator("#lookup-error")
@@ -173,8 +181,9 @@ def test_refusal_shows_reason_and_keeps_dispense_off(browser: Browser,
             expect(error).to_have_text("No prescription with this ID was found.")
         finally:
             context.close()
+    # The second attempt was cancelled before any frames were sent.
     assert len(fake.frames_calls) == 1
-    assert len(fake.pickups) == 1
+    assert len(fake.pickups) == 2
 
 
 def test_upload_fallback_without_camera(browser: Browser, tmp_path: Path) -> None:
