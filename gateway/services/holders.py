@@ -283,6 +283,13 @@ class HolderService:
         session.wipe()
         return True
 
+    def end_sessions_of(self, passport_id: str) -> int:
+        """End every session unlocked for `passport_id` (e.g. the passport was revoked)."""
+        ended = [sid for sid, s in self._sessions.items() if s.passport_id == passport_id]
+        for sid in ended:
+            self.end_session(sid)
+        return len(ended)
+
     def _sweep(self) -> None:
         for sid, session in list(self._sessions.items()):
             if session.expired:

@@ -48,3 +48,45 @@ class VouchOut(BaseModel):
     vouchee: str
     vouchee_level: int
     vouches: int | None = None
+
+
+class RecoveryStartIn(BaseModel):
+    passport_id: str = Field(pattern=PASSPORT_ID)
+
+
+class RecoveryOut(BaseModel):
+    recovery_id: str
+    passport_id: str
+    challenge: ChallengeOut = Field(description="the holder answers it at finish")
+    guardians: list[str] = Field(description="passport ids of the holder's guardians")
+    threshold: int = Field(description="shares needed when the face matches (all when not)")
+    expires_in_s: float
+
+
+class RecoveryShareOut(BaseModel):
+    recovery_id: str
+    shares: int = Field(description="guardian shares given so far")
+    threshold: int
+
+
+class RecoveryFinishIn(FaceAnswer):
+    new_password: str = Field(min_length=1, max_length=1024)
+
+
+class RecoveryFinishOut(BaseModel):
+    passport_id: str
+    face_reenrolled: bool = Field(description="the live face became the new reference")
+    shares: int
+
+
+class RevokeIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=500)
+    fraudulent: bool = False
+
+
+class RevokeOut(BaseModel):
+    passport_id: str
+    status: str
+    kyc_credentials_revoked: int
+    flagged_vouches: list[str] = Field(default_factory=list)
+    demoted: list[str] = Field(default_factory=list)

@@ -6,6 +6,13 @@
 - `DELETE /holders/sessions/{id}` (that staff member): end it, wiping what it held.
 - `GET /passports/{id}` (any staff): the ledger's public record.
 - `POST /passports/{id}/vouches` (level-2 holder session of the voucher): `Passport:Vouch`.
+- `POST /passports/{id}/revoke` (registrar): `Passport:Revoke`, and the passport's KYC
+  credentials revoked with their status lists published (services/passport_revocation.py).
+- Guardian recovery (services/holder_recovery.py):
+  `POST /holders/recoveries` {passport_id} (any staff) -> recovery id + face challenge;
+  `POST /holders/recoveries/{id}/shares` (a guardian's level-2 holder session);
+  `POST /holders/recoveries/{id}/challenge` (the starting staff member) -> a new challenge;
+  `POST /holders/recoveries/{id}/finish` {challenge, frames, new_password} (that member).
 """
 
 from __future__ import annotations
@@ -23,12 +30,22 @@ from gateway.api.models.holders import (
     PASSPORT_ID,
     HolderSessionOut,
     PassportOut,
+    RecoveryFinishIn,
+    RecoveryFinishOut,
+    RecoveryOut,
+    RecoveryShareOut,
+    RecoveryStartIn,
+    RevokeIn,
+    RevokeOut,
     UnlockIn,
     UnlockOut,
     VouchOut,
 )
 from gateway.core.errors import NotFound
+from gateway.services.faces import IssuedChallenge
+from gateway.services.holder_recovery import recovery_service
 from gateway.services.holders import HolderSession, holder_service
+from gateway.services.passport_revocation import revoke_passport
 
 router = APIRouter(tags=["passports"])
 log = logging.getLogger("mip.gateway.passports")
@@ -99,3 +116,64 @@ async def vouch(passport_id: PassportId, state: StateDep, holder: HolderDep) -> 
     log.info("vouch recorded (vouchee level %s)", result.get("kyc_level"))
     return VouchOut(vouchee=passport_id, vouchee_level=int(result["kyc_level"]),
                     vouches=result.get("vouches"))
+
+
+@router.post("/passports/{passport_id}/revoke", response_model=RevokeOut)
+async def revoke(passport_id: PassportId, body: RevokeIn, state: StateDep,
+                 staff: StaffDep) -> RevokeOut:
+    """Revoke the passport for good (registrar) and its KYC credentials, so none of its
+    accounts' holders can prove KYC again; open holder sessions of it end."""
+    result = await revoke_passport(state, staff, passport_id, body.reason, body.fraudulent)
+    return RevokeOut(passport_id=result.passport_id, status=result.status,
+                     kyc_credentials_revoked=result.kyc_credentials_revoked,
+                     flagged_vouches=result.flagged_vouches, demoted=result.demoted)
+
+
+# --- guardian recovery -----------------------------------------------------------------------
+RecoveryId = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")]
+
+
+def _challenge_out(challenge: IssuedChallenge) -> ChallengeOut:
+    return ChallengeOut(challenge_id=challenge.challenge_id, poses=list(challenge.poses),
+                        deadline_s=max(0.0, challenge.deadline - time.time()))
+
+
+@router.post("/holders/recoveries", response_model=RecoveryOut, status_code=201)
+async def start_recovery(body: RecoveryStartIn, state: StateDep,
+                         staff: StaffDep) -> RecoveryOut:
+    """Start a guardian recovery for a passport (any staff role)."""
+    rec, challenge = await recovery_service(state).start(staff, body.passport_id)
+    return RecoveryOut(recovery_id=rec.recovery_id, passport_id=rec.passport_id,
+                       challenge=_challenge_out(challenge), guardians=sorted(rec.guardians),
+                       threshold=rec.threshold,
+                       expires_in_s=max(0.0, rec.expires - time.time()))
+
+
+@router.post("/holders/recoveries/{recovery_id}/shares", response_model=RecoveryShareOut,
+             status_code=201)
+async def give_recovery_share(recovery_id: RecoveryId, state: StateDep,
+                              holder: HolderDep) -> RecoveryShareOut:
+    """The session's holder (level 2), a guardian of the passport, gives their share."""
+    rec = recovery_service(state).add_share(recovery_id, holder)
+    return RecoveryShareOut(recovery_id=recovery_id, shares=len(rec.mnemonics),
+                            threshold=rec.threshold)
+
+
+@router.post("/holders/recoveries/{recovery_id}/challenge", response_model=ChallengeOut,
+             status_code=201)
+async def new_recovery_challenge(recovery_id: RecoveryId, state: StateDep,
+                                 staff: StaffDep) -> ChallengeOut:
+    """A fresh face challenge for the holder (after a failed capture)."""
+    return _challenge_out(recovery_service(state).new_challenge(recovery_id, staff))
+
+
+@router.post("/holders/recoveries/{recovery_id}/finish", response_model=RecoveryFinishOut)
+async def finish_recovery(recovery_id: RecoveryId, body: RecoveryFinishIn, state: StateDep,
+                          staff: StaffDep) -> RecoveryFinishOut:
+    """Live face and a new password: the guardians' shares give the master secret back,
+    rewrapped under the new password (the face re-enrolled when it no longer matches and
+    every guardian gave their share)."""
+    result = await recovery_service(state).finish(
+        recovery_id, staff, body.challenge_id, body.decoded(), body.new_password)
+    return RecoveryFinishOut(passport_id=result.passport_id,
+                             face_reenrolled=result.face_reenrolled, shares=result.shares)

@@ -1,0 +1,270 @@
+"""Guardian recovery at a desk: the holder forgot the password, or the face changed so much
+that the unlock fails.
+
+Flow (all in one gateway; the recovery lives in this process's memory only):
+
+1. `start(staff, passport_id)` (any staff): the passport must be enrolled here, active on
+   the ledger and have guardians (their shares were sealed to them at enrolment and stored in
+   `guardian_shares`). Returns the recovery id, a face challenge for the holder, the
+   guardians' passport ids and the threshold k. Expires after `RECOVERY_TTL_S`.
+2. `add_share(recovery_id, guardian)`: each guardian unlocks their OWN level-2 holder session
+   at a desk (face and password); the gateway opens that guardian's sealed share with the
+   guardian's passport key (`gateway.holder.recovery.open_share`) and keeps the mnemonic in
+   memory for this recovery only.
+3. `finish(recovery_id, staff, challenge, frames, new_password)` (the staff member who
+   started it): with k shares in, the live face (liveness checked; a failure spends the
+   challenge, `new_challenge` gives another) and a new password: the shares give the master
+   secret (`recover`), which must derive the passport's id and ledger key; the master secret
+   is rewrapped under the new password and a fresh face-factor key.
+
+Face policy. The live face always passes the liveness check. If it matches the passport's
+current protected reference, k guardian shares suffice. If it does not match (the face
+changed, or someone else is trying), the recovery goes on only when EVERY guardian the holder
+named (n of n, not just k) has given their share: more people have vouched in person for this
+face than the threshold alone requires. The new face then becomes the passport's reference
+(the old one stops matching) and its 1:N duplicate entry is replaced, after screening that it
+matches nobody else enrolled (409 `duplicate_face`). Every finished recovery is recorded in
+`holder_recoveries` (ids, staff, share count, whether the face was re-enrolled; no secrets).
+
+Refusals: unknown passport (404 `passport_not_found`), no guardians (409 `no_guardians`),
+inactive passport (409 `passport_inactive`), unknown recovery or another desk's
+(404 `recovery_not_found`), expired (410 `recovery_expired`), a holder session below level 2
+(403 `holder_level_too_low`), not a guardian of this passport (403 `not_a_guardian`), a
+second share from one guardian (409 `share_already_given`), too few shares
+(409 `too_few_shares`), face mismatch without all guardians
+(403 `face_mismatch_needs_all_guardians`), liveness (422 `liveness_failed`), weak password
+(422 `weak_password`), shares that do not give this passport's key (409 `recovery_mismatch`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import anyio
+
+from face_engine.verify import operating_point
+from gateway.core.errors import Conflict, Forbidden, Gone, InvalidRequest, NotFound
+from gateway.core.security import StaffMember
+from gateway.holder import keys, recovery, vault
+from gateway.holder.errors import RecoveryError, WeakPassword
+
+from .face_frames import challenge_frames
+from .faces import DEDUP_POINT, IssuedChallenge, face_service
+from .holders import HolderSession, holder_service
+
+if TYPE_CHECKING:
+    from .state import AppState
+
+log = logging.getLogger("mip.gateway.recovery")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS holder_recoveries (
+    recovery_id TEXT PRIMARY KEY,
+    passport_id TEXT NOT NULL,
+    org TEXT NOT NULL,
+    staff TEXT NOT NULL,
+    shares INTEGER NOT NULL,
+    face_reenrolled INTEGER NOT NULL,
+    finished REAL NOT NULL
+);
+"""
+
+RECOVERY_PURPOSE = "holder_recovery"
+RECOVERY_TTL_S = 900.0
+
+
+@dataclass
+class Recovery:
+    """One recovery in progress; the opened mnemonics stay in memory only."""
+
+    recovery_id: str
+    staff: StaffMember
+    passport_id: str
+    enrolling_org: str
+    challenge_id: str
+    guardians: dict[str, str] = field(repr=False)  # guardian passport id -> sealed share JSON
+    threshold: int
+    expires: float
+    mnemonics: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def expired(self) -> bool:
+        return time.time() > self.expires
+
+    def wipe(self) -> None:
+        self.mnemonics.clear()
+
+
+@dataclass(frozen=True)
+class RecoveryResult:
+    passport_id: str
+    face_reenrolled: bool
+    shares: int
+
+
+class RecoveryService:
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+        self.db = state.db
+        self.db.ensure(SCHEMA)
+        self._recoveries: dict[str, Recovery] = {}
+
+    # --- lookup --------------------------------------------------------------------------
+    def _get(self, recovery_id: str, staff: StaffMember | None = None) -> Recovery:
+        rec = self._recoveries.get(recovery_id)
+        if rec is None or (staff is not None and rec.staff != staff):
+            raise NotFound("no such recovery", code="recovery_not_found")
+        if rec.expired:
+            rec.wipe()
+            self._recoveries.pop(recovery_id, None)
+            raise Gone("the recovery expired; start again", code="recovery_expired")
+        return rec
+
+    def _sweep(self) -> None:
+        for rid, rec in list(self._recoveries.items()):
+            if rec.expired:
+                rec.wipe()
+                self._recoveries.pop(rid, None)
+
+    # --- steps ---------------------------------------------------------------------------
+    async def start(self, staff: StaffMember, passport_id: str) -> tuple[Recovery,
+                                                                         IssuedChallenge]:
+        self._sweep()
+        record = holder_service(self.state).record(passport_id)
+        if record is None:
+            raise NotFound("no passport of that id is enrolled at this gateway",
+                           code="passport_not_found")
+        rows = self.db.query(
+            "SELECT guardian_passport_id, share FROM guardian_shares "
+            "WHERE holder_passport_id = ?", (passport_id,))
+        if not rows:
+            raise Conflict("this passport has no guardians to recover it",
+                           code="no_guardians")
+        ledger = json.loads(await self.state.ledger.for_staff(staff).evaluate(
+            "Passport:Get", [passport_id]))
+        if ledger.get("status") != "active":
+            raise Conflict("this passport is not active", code="passport_inactive")
+        guardians = {str(r["guardian_passport_id"]): str(r["share"]) for r in rows}
+        threshold = int(ledger.get("guardian_threshold") or 0)
+        if not 1 <= threshold <= len(guardians):
+            raise Conflict("the ledger's guardian threshold does not fit the stored shares",
+                           code="no_guardians")
+        recovery_id = secrets.token_hex(32)
+        challenge = face_service(self.state).issue_challenge(RECOVERY_PURPOSE, recovery_id)
+        rec = Recovery(recovery_id, staff, passport_id, record.enrolling_org,
+                       challenge.challenge_id, guardians, threshold,
+                       time.time() + RECOVERY_TTL_S)
+        self._recoveries[recovery_id] = rec
+        log.info("recovery started (%d guardians, k=%d)", len(guardians), threshold)
+        return rec, challenge
+
+    def new_challenge(self, recovery_id: str, staff: StaffMember) -> IssuedChallenge:
+        """A fresh challenge after a failed capture (each challenge answers once)."""
+        rec = self._get(recovery_id, staff)
+        challenge = face_service(self.state).issue_challenge(RECOVERY_PURPOSE, recovery_id)
+        rec.challenge_id = challenge.challenge_id
+        return challenge
+
+    def add_share(self, recovery_id: str, guardian: HolderSession) -> Recovery:
+        """Open the guardian's sealed share with its passport key (level-2 session)."""
+        guardian.require_level(2)
+        rec = self._get(recovery_id)
+        sealed = rec.guardians.get(guardian.pid)
+        if sealed is None:
+            raise Forbidden("this holder is not a guardian of that passport",
+                            code="not_a_guardian")
+        if guardian.pid in rec.mnemonics:
+            raise Conflict("this guardian has already given their share",
+                           code="share_already_given")
+        try:
+            mnemonic = recovery.open_share(sealed, guardian.passport_key().private)
+        except RecoveryError:
+            raise Conflict("this guardian's stored share does not open",
+                           code="share_unusable") from None
+        rec.mnemonics[guardian.pid] = mnemonic
+        log.info("recovery share given (%d of k=%d)", len(rec.mnemonics), rec.threshold)
+        return rec
+
+    async def finish(self, recovery_id: str, staff: StaffMember, challenge_id: str,
+                     frames: list[tuple[bytes, float]], new_password: str) -> RecoveryResult:
+        rec = self._get(recovery_id, staff)
+        try:
+            vault.check_password(new_password)
+        except WeakPassword as exc:
+            raise InvalidRequest(str(exc), code="weak_password") from None
+        if len(rec.mnemonics) < rec.threshold:
+            raise Conflict(f"{len(rec.mnemonics)} of {rec.threshold} guardian shares given",
+                           code="too_few_shares")
+        if challenge_id != rec.challenge_id:
+            raise NotFound("no such face challenge for this flow", code="challenge_not_found")
+        faces = face_service(self.state)
+        live = await faces.check_live(challenge_id, RECOVERY_PURPOSE, recovery_id,
+                                      challenge_frames(self.db, challenge_id, frames))
+        try:
+            master = recovery.recover(list(rec.mnemonics.values()))
+        except RecoveryError:
+            raise Conflict("the guardians' shares do not combine", code="recovery_mismatch") \
+                from None
+        ledger = json.loads(await self.state.ledger.for_staff(staff).evaluate(
+            "Passport:Get", [rec.passport_id]))
+        passport = keys.passport_key(master)
+        if keys.passport_id(master) != rec.passport_id \
+                or ledger.get("public_key") != passport.public_b64:
+            raise Conflict("the shares do not give this passport's key",
+                           code="recovery_mismatch")
+        if ledger.get("status") != "active":
+            raise Conflict("this passport is not active", code="passport_inactive")
+        reference = faces.reference(rec.passport_id, rec.enrolling_org)
+        face_ok = reference is not None and faces.matches(reference, live, rec.passport_id)
+        if not face_ok:
+            if set(rec.mnemonics) != set(rec.guardians):
+                raise Forbidden("the face does not match the passport's reference; every "
+                                "guardian must give their share",
+                                code="face_mismatch_needs_all_guardians")
+            threshold = operating_point(DEDUP_POINT).threshold
+            found = await self.state.run_face(faces.dedup().search, live.embedding, threshold)
+            if any(pid != rec.passport_id for pid, _score in found):
+                raise Conflict("this face appears to be enrolled for another passport",
+                               code="duplicate_face")
+        kdf = vault.INTERACTIVE_KDF if self.state.settings.argon2_profile == "interactive" \
+            else vault.DEFAULT_KDF
+        face_key = vault.new_face_key()
+        wrapped = await anyio.to_thread.run_sync(
+            lambda: vault.wrap(master, new_password, face_key, rec.passport_id, kdf=kdf))
+        holders = holder_service(self.state)
+        if not face_ok:
+            # The new face becomes the reference (the slot's old one stops matching) and
+            # replaces the passport's 1:N duplicate entry.
+            faces.enrol_reference(live, rec.passport_id, rec.enrolling_org)
+            dedup = faces.dedup()
+            await self.state.run_face(dedup.remove, rec.passport_id)
+            await self.state.run_face(dedup.add, rec.passport_id, live.embedding)
+        with self.db.transaction() as conn:
+            conn.execute(
+                "UPDATE holders SET wrapped_secret = ?, face_key_sealed = ? "
+                "WHERE passport_id = ? AND status = 'active'",
+                (wrapped.to_json(), holders.seal_face_key(face_key, rec.passport_id),
+                 rec.passport_id))
+            conn.execute("DELETE FROM holder_unlock_failures WHERE passport_id = ?",
+                         (rec.passport_id,))
+            conn.execute(
+                "INSERT INTO holder_recoveries (recovery_id, passport_id, org, staff, shares, "
+                "face_reenrolled, finished) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (recovery_id, rec.passport_id, staff.org, staff.name, len(rec.mnemonics),
+                 int(not face_ok), time.time()))
+        result = RecoveryResult(rec.passport_id, not face_ok, len(rec.mnemonics))
+        rec.wipe()
+        self._recoveries.pop(recovery_id, None)
+        log.info("recovery finished (%d shares, face re-enrolled: %s)", result.shares,
+                 result.face_reenrolled)
+        return result
+
+
+def recovery_service(state: AppState) -> RecoveryService:
+    return state.service("holder_recovery", RecoveryService)
+
