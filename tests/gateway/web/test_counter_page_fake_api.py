@@ -7,6 +7,7 @@ The end-to-end run against the real gateway and face engine is test_counter_page
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -99,7 +100,7 @@ def test_camera_capture_verified_then_dispense(browser: Browser, tmp_path: Path)
                                                          timeout=10_000)
             expect(page.locator("#steps li")).to_have_count(4)
             expect(page.locator("#steps li.current")).to_have_text("Turn your head to your left")
-            expect(page.locator("#countdown")).to_have_text("2")
+            expect(page.locator("#countdown")).to_have_text(re.compile(r"^[12]$"))
             assert_in_viewport(page, ["#prompt", "#countdown", "#video", "#rx-drug"])
             screenshot(page, "tablet-capturing.png")
 
@@ -134,7 +135,8 @@ def test_camera_capture_verified_then_dispense(browser: Browser, tmp_path: Path)
     assert all(b > a for a, b in zip(call.offsets, call.offsets[1:], strict=False))
     assert 0.9 <= call.offsets[0] < call.offsets[-1] < fake.expires_in_s
     gaps = np.diff(call.offsets)
-    assert gaps.max() < 2.0, "captures follow the prompt schedule"
+    # Captures follow the schedule (1.7 s is the longest planned gap; slack for a busy CI).
+    assert gaps.max() < 3.0, "captures follow the prompt schedule"
     for data in call.images:
         image = decode_jpeg(data)
         assert max(image.shape[:2]) <= 640
