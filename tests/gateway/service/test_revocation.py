@@ -1,0 +1,72 @@
+"""A registrar revokes a passport through the gateway: the ledger record, its KYC credential
+(status list published) and its open holder sessions all end, so no new account can be
+opened with it."""
+# ruff: noqa: F811 (fixtures imported from enrolment_kit)
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from enrolment_kit import (
+    API,
+    ensure_enrolled,
+    holder_headers,
+    hw,  # noqa: F401
+    hw_data_dir,  # noqa: F401
+    unlock,
+)
+from gateway_testkit import GatewayClient, assert_error
+
+from gateway.fabric import ChaincodeError
+from gateway.holder import keys
+from gateway.services.holders import holder_service
+
+
+async def test_revoked_passport_cannot_open_accounts(hw: GatewayClient) -> None:
+    astro = await ensure_enrolled(hw, "astronaut")
+    url = f"{API}/passports/{astro.passport_id}/revoke"
+    body = {"reason": "identity fraud at the desk", "fraudulent": False}
+    # Refusals first: they change nothing.
+    assert_error(await hw.http.post(url, json=body), 401, "unauthenticated")
+    assert_error(await hw.http.post(url, headers=hw.staff("HospitalMSP", "doctor"), json=body),
+                 403, "wrong_role")
+    registrar = hw.staff("SchoolMSP", "registrar")
+    assert_error(await hw.http.post(url, headers=registrar, json={"reason": ""}), 422,
+                 "invalid_request")
+    assert_error(await hw.http.post(f"{API}/passports/{'cd' * 32}/revoke", headers=registrar,
+                                    json=body), 404, "not_found")
+    headers = await holder_headers(hw, astro)
+    r = await hw.http.post(f"{API}/accounts", headers=headers, json={"institution": "SchoolMSP"})
+    assert r.status_code == 201, r.text  # it worked before
+    session = holder_service(hw.state).session(headers["X-MIP-Holder-Session"])
+    assert session is not None
+    wallet, master = session.state.wallet, session.master
+
+    r = await hw.http.post(url, headers=registrar, json=body)
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "revoked" and r.json()["kyc_credentials_revoked"] == 1
+    record = json.loads(await hw.state.ledger.carrier("HospitalMSP").evaluate(
+        "Passport:Get", [astro.passport_id]))
+    assert record["status"] == "revoked"
+    # The open session ended; a new unlock is refused.
+    assert_error(await hw.http.post(f"{API}/accounts", headers=headers,
+                                    json={"institution": "SchoolMSP"}), 401,
+                 "holder_session_required")
+    assert_error(await unlock(hw, "astronaut", astro.passport_id, password=astro.password),
+                 404, "passport_not_found")
+    # Even with the wallet in hand (as a holder who kept their keys), the revoked KYC
+    # credential no longer proves: the ledger refuses the account.
+    key = keys.account_key(master, "PharmacyMSP", 0)
+    pseudonym = keys.new_pseudonym()
+    request = key.sign_request("account.open", {
+        "pseudonym": pseudonym, "institution": "PharmacyMSP", "min_level": 2},
+        hw.state.settings.channel)
+    presentation = wallet.present(key.public_raw, pseudonym, 2)  # at the published list
+    with pytest.raises(ChaincodeError) as refused:
+        await hw.state.ledger.carrier("PharmacyMSP").submit(
+            "Account:Open", [json.dumps(request), json.dumps(presentation)])
+    # The non-revocation proof fails to verify (as tests/chaincode/mip/test_accounts.py).
+    assert refused.value.chaincode_message.startswith("bad_signature")
+    # Revoking again: nothing left to do.
+    assert_error(await hw.http.post(url, headers=registrar, json=body), 409, "already_revoked")
