@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import uuid
 from collections import deque
@@ -84,6 +85,10 @@ class _TxContext:
     iterators: dict[str, _Iterator] = field(default_factory=dict)
 
 
+def _cancel_call(call: Any, _writer: asyncio.Task[None]) -> None:
+    call.cancel()
+
+
 def _expire(done: asyncio.Future[Any], txid: str) -> None:
     if not done.done():
         done.set_exception(SimulationError(f"timeout expired while executing transaction {txid}"))
@@ -114,8 +119,8 @@ class LogicalPeer:
         self.namespace = namespace
         self.collections = collections
         self._call: Any = None
-        self._writing = False
-        self._backlog: deque[Any] = deque()
+        self._outbox: deque[Any] = deque()
+        self._wakeup: asyncio.Future[None] | None = None
         self._txs: dict[tuple[str, str], _TxContext] = {}
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -140,24 +145,29 @@ class LogicalPeer:
     def ready(self) -> bool:
         return self._ready.is_set()
 
-    async def _send(self, msg: Any) -> None:
-        """Write one message. grpc.aio allows one write in flight per stream: a message sent
-        while another is being written joins a backlog that the writing task drains, which
-        costs no lock hand-over (task wake-up) per message under load."""
-        call = self._call
-        if call is None:
+    def _send(self, msg: Any) -> None:
+        """Queue one message for the stream's writer task.
+
+        Writes happen only in that task: grpc.aio cancels the whole stream when a task is
+        cancelled in the middle of a write, and Gateway handlers are cancelled whenever a
+        client gives up. The writer drains everything queued per wake-up, so under load many
+        messages share one task switch (a lock taken per write costs one per message)."""
+        if self._call is None:
             raise ChaincodeUnavailable(STREAM_TERMINATED)
-        if self._writing:
-            self._backlog.append(msg)
-            return
-        self._writing = True
-        backlog = self._backlog
-        try:
-            await call.write(msg)
-            while backlog:
-                await call.write(backlog.popleft())
-        finally:
-            self._writing = False
+        self._outbox.append(msg)
+        wakeup = self._wakeup
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
+
+    async def _write_loop(self, call: Any) -> None:
+        loop = asyncio.get_running_loop()
+        outbox = self._outbox
+        write = call.write
+        while True:
+            while outbox:
+                await write(outbox.popleft())
+            self._wakeup = loop.create_future()
+            await self._wakeup
 
     async def _run(self, address: str) -> None:
         delay = 0.05
@@ -166,16 +176,23 @@ class LogicalPeer:
                 async with grpc.aio.insecure_channel(address) as channel:
                     await asyncio.wait_for(channel.channel_ready(), 5.0)
                     stub = chaincode_shim_pb2_grpc.ChaincodeStub(channel)
-                    self._call = stub.Connect()
+                    call = self._call = stub.Connect()
                     delay = 0.05
-                    await self._serve(self._call)
+                    writer = asyncio.create_task(self._write_loop(call),
+                                                 name=f"cc-writer-{self.msp_id}")
+                    # A failed write ends the stream, and with it the reader below.
+                    writer.add_done_callback(functools.partial(_cancel_call, call))
+                    try:
+                        await self._serve(call)
+                    finally:
+                        writer.cancel()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.debug("%s: chaincode stream to %s failed: %s", self.msp_id, address, exc)
             finally:
                 self._call = None
-                self._backlog.clear()
+                self._outbox.clear()
             self._ready.clear()
             self._fail_all(STREAM_TERMINATED)
             if self._closing:
@@ -187,8 +204,8 @@ class LogicalPeer:
         read = call.read
         while (msg := await read()) is not grpc.aio.EOF:
             if msg.type == CM.REGISTER:
-                await self._send(CM(type=CM.REGISTERED))
-                await self._send(CM(type=CM.READY))
+                self._send(CM(type=CM.REGISTERED))
+                self._send(CM(type=CM.READY))
                 self._ready.set()
             elif msg.type in (CM.COMPLETED, CM.ERROR):
                 ctx = self._txs.get((msg.channel_id, msg.txid))
@@ -205,7 +222,7 @@ class LogicalPeer:
             elif msg.type == CM.KEEPALIVE:
                 continue
             else:
-                await self._send(self._handle(msg))
+                self._send(self._handle(msg))
         raise ConnectionError(STREAM_TERMINATED)
 
     def _fail_all(self, reason: str) -> None:
@@ -237,8 +254,8 @@ class LogicalPeer:
         await self.lock.acquire_read()
         self._txs[key] = ctx
         try:
-            await self._send(CM(type=CM.TRANSACTION, payload=chaincode_input, txid=txid,
-                                channel_id=channel, proposal=signed_proposal))
+            self._send(CM(type=CM.TRANSACTION, payload=chaincode_input, txid=txid,
+                          channel_id=channel, proposal=signed_proposal))
             # A timer on the future itself: cheaper than asyncio.wait_for's extra waiter.
             timer = loop.call_later(timeout, _expire, done, txid)
             try:

@@ -96,3 +96,46 @@ def test_chaincode_socket_in_a_private_folder(tmp_path: Path) -> None:
     assert to_remove is not None and address == f"unix:{to_remove / 'chaincode.sock'}"
     assert len(address) < 108 and to_remove.stat().st_mode & 0o777 == 0o700
     to_remove.rmdir()
+
+
+async def test_peer_stream_writes_in_order_from_one_writer_task() -> None:
+    """Senders only queue: a sender cancelled while the stream is busy cannot cancel the
+    stream (grpc.aio cancels a call whose write is interrupted), and order is kept."""
+    from network.devnet.peer import LogicalPeer
+
+    class SlowCall:
+        def __init__(self) -> None:
+            self.gate = asyncio.Event()
+            self.written: list[int] = []
+            self.cancelled = False
+
+        async def write(self, msg: int) -> None:
+            await self.gate.wait()
+            self.written.append(msg)
+
+        def cancel(self) -> None:
+            self.cancelled = True
+
+    peer = LogicalPeer("HospitalMSP", "peer0:7051", None, None, CommitLock(), "mip", {})  # type: ignore[arg-type]
+    call = SlowCall()
+    peer._call = call
+    writer = asyncio.create_task(peer._write_loop(call))
+
+    async def sender(i: int) -> None:
+        peer._send(i)
+        await asyncio.sleep(10)  # e.g. awaiting the chaincode's reply
+
+    senders = [asyncio.create_task(sender(i)) for i in range(5)]
+    await asyncio.sleep(0.01)
+    for task in senders:
+        task.cancel()  # clients giving up
+    call.gate.set()
+    for _ in range(100):
+        if len(call.written) == 5:
+            break
+        await asyncio.sleep(0.001)
+    assert call.written == [0, 1, 2, 3, 4] and not call.cancelled
+    peer._send(5)
+    await asyncio.sleep(0.01)
+    assert call.written[-1] == 5
+    writer.cancel()
