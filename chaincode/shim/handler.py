@@ -112,7 +112,9 @@ class StreamHandler:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            self._closed = True
+            # The stream is broken: what other tasks queued will never go out, so fail every
+            # waiting stub call now rather than when the reader notices.
+            self._fail_waiting()
             raise StreamClosedError("the stream to the peer closed") from exc
         finally:
             self._writing = False
@@ -128,8 +130,9 @@ class StreamHandler:
         try:
             await self._send(msg)
         except StreamClosedError:
-            _log.debug("%s [%s] not sent: stream closed", _TYPE_NAME.get(msg.type),
-                       short_txid(msg.txid))
+            _log.debug(
+                "%s [%s] not sent: stream closed", _TYPE_NAME.get(msg.type), short_txid(msg.txid)
+            )
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -179,12 +182,15 @@ class StreamHandler:
             runner.cancel()
             self._shutdown()
 
-    def _shutdown(self) -> None:
+    def _fail_waiting(self) -> None:
         self._closed = True
         self._backlog.clear()
         for tx in self._active.values():
             if tx.future is not None and not tx.future.done():
                 tx.future.set_exception(StreamClosedError("the stream to the peer closed"))
+
+    def _shutdown(self) -> None:
+        self._fail_waiting()
         for task in list(self._tasks):
             task.cancel()
 

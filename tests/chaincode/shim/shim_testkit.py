@@ -368,9 +368,9 @@ class FakePeer:
                 return
             self.received.append(msg)
             if msg.type in (MSG.COMPLETED, MSG.ERROR):
-                future = self._pending.pop((msg.channel_id, msg.txid), None)
-                if future is not None and not future.done():
-                    future.set_result(msg)
+                waiting = self._pending.pop((msg.channel_id, msg.txid), None)
+                if waiting is not None and not waiting.done():
+                    waiting.set_result(msg)
             elif msg.type == MSG.KEEPALIVE:
                 self.keepalives.put_nowait(msg)
             elif self.jitter:

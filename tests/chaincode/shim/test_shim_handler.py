@@ -161,7 +161,7 @@ async def test_stream_end_fails_waiting_stub_calls_and_stops_transactions() -> N
             yield msg
 
     handler = StreamHandler("cc:1", Router([Probe()]))
-    outgoing = handler.connect(peer_messages())  # type: ignore[arg-type]
+    outgoing = handler.connect(peer_messages())
     assert (await anext(outgoing)).type == MSG.REGISTER
     incoming.put_nowait(MSG(type=MSG.REGISTERED))
     incoming.put_nowait(MSG(type=MSG.READY))
@@ -214,3 +214,46 @@ async def test_logs_never_carry_values_or_transient_data(
     assert "send PUT_STATE" in caplog.text and "recv TRANSACTION" in caplog.text
     for secret in (state_value, transient_value.decode(), "PUT-VALUE-55d1", "SECRET"):
         assert secret not in caplog.text
+
+
+async def test_failed_write_fails_every_waiting_stub_call() -> None:
+    """Driven without gRPC: once a write fails, calls waiting on the peer fail at once."""
+    from shim_contracts import Probe
+
+    from chaincode.shim import Router, StreamHandler
+
+    incoming: asyncio.Queue[object] = asyncio.Queue()
+    written: list[object] = []
+    broken = False
+
+    async def read() -> object:
+        return await incoming.get()
+
+    async def write(msg: object) -> None:
+        if broken:
+            raise RuntimeError("stream reset")
+        written.append(msg)
+
+    def transaction(txid: str) -> object:
+        args = [b"Probe:Get", b"k"]
+        payload = chaincode_pb2.ChaincodeInput(args=args).SerializeToString()
+        return MSG(type=MSG.TRANSACTION, payload=payload, txid=txid, channel_id=CHANNEL)
+
+    handler = StreamHandler("cc:1", Router([Probe()]))
+    runner = asyncio.create_task(handler.run(read, write))
+    for msg in (MSG(type=MSG.REGISTERED), MSG(type=MSG.READY), transaction("t1")):
+        incoming.put_nowait(msg)
+    for _ in range(500):
+        if any(getattr(m, "type", None) == MSG.GET_STATE for m in written):
+            break
+        await asyncio.sleep(0.001)
+    broken = True  # t1 now waits for its GET_STATE reply; t2's request cannot be written
+    incoming.put_nowait(transaction("t2"))
+    for _ in range(500):
+        if not handler._active:
+            break
+        await asyncio.sleep(0.001)
+    assert not handler._active  # both transactions ended instead of waiting for ever
+    assert [m.type for m in written] == [MSG.REGISTER, MSG.GET_STATE]  # type: ignore[attr-defined]
+    incoming.put_nowait(None)
+    await asyncio.wait_for(runner, 5)
