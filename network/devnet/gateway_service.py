@@ -300,8 +300,12 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
                                   "no combination of peers can be derived which satisfy the "
                                   "endorsement policy")
             others = [o for o in layout if o != local]
-            rest = await asyncio.gather(*(self._process(o, up, creator) for o in others))
-            results = ([first] if local in layout else []) + list(rest)
+            if len(others) == 1:  # MAJORITY of three: no task needed for one more endorser
+                rest = [await self._process(others[0], up, creator)]
+            else:
+                rest = list(await asyncio.gather(*(self._process(o, up, creator)
+                                                   for o in others)))
+            results = ([first] if local in layout else []) + rest
         details = []
         reference = next((r.prp for r in results if r.error is None), b"")
         for r in results:
