@@ -30,7 +30,6 @@ from network.devnet._protos import (
     proposal_response_pb2,
 )
 from network.devnet.commit_lock import CommitLock
-from network.devnet.local_link import LocalCall, is_local
 from network.devnet.rwset import RangeQuery, SimulationRecord, sha256
 from network.devnet.store import Store
 
@@ -174,19 +173,19 @@ class LogicalPeer:
         delay = 0.05
         while not self._closing:
             try:
-                if is_local(address):  # devnet's own chaincode subprocess (local_link)
-                    local = await LocalCall.open(address)
+                async with grpc.aio.insecure_channel(address) as channel:
+                    await asyncio.wait_for(channel.channel_ready(), 5.0)
+                    stub = chaincode_shim_pb2_grpc.ChaincodeStub(channel)
+                    call = self._call = stub.Connect()
+                    delay = 0.05
+                    writer = asyncio.create_task(self._write_loop(call),
+                                                 name=f"cc-writer-{self.msp_id}")
+                    # A failed write ends the stream, and with it the reader below.
+                    writer.add_done_callback(functools.partial(_cancel_call, call))
                     try:
-                        delay = 0.05
-                        await self._stream(local)
+                        await self._serve(call)
                     finally:
-                        local.cancel()
-                else:
-                    async with grpc.aio.insecure_channel(address) as channel:
-                        await asyncio.wait_for(channel.channel_ready(), 5.0)
-                        stub = chaincode_shim_pb2_grpc.ChaincodeStub(channel)
-                        delay = 0.05
-                        await self._stream(stub.Connect())
+                        writer.cancel()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -200,17 +199,6 @@ class LogicalPeer:
                 return
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
-
-    async def _stream(self, call: Any) -> None:
-        """Serve one established stream (a grpc.aio call or a LocalCall) until it ends."""
-        self._call = call
-        writer = asyncio.create_task(self._write_loop(call), name=f"cc-writer-{self.msp_id}")
-        # A failed write ends the stream, and with it the reader below.
-        writer.add_done_callback(functools.partial(_cancel_call, call))
-        try:
-            await self._serve(call)
-        finally:
-            writer.cancel()
 
     async def _serve(self, call: Any) -> None:
         read = call.read

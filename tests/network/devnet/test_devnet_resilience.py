@@ -99,35 +99,3 @@ async def test_broken_contract_fails_fast(tmp_path: Path) -> None:
     with pytest.raises(DevnetError, match="keeps exiting"):
         await start_devnet(tmp_path / "dn", contract="no_such_module:Nothing")
     assert asyncio.get_running_loop().time() - started < 30
-
-
-async def test_external_chaincode_server_over_grpc(tmp_path: Path) -> None:
-    """--chaincode-address dials a chaincode server over gRPC (protos.Chaincode/Connect), as
-    Fabric peers do; devnet's own subprocess uses the framed Unix-socket link instead."""
-    import socket
-    import subprocess
-    import sys
-
-    from network.devnet.server import REPO_ROOT
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "CHAINCODE_SERVER_ADDRESS": f"127.0.0.1:{port}",
-           "CHAINCODE_ID": "mip:external", "PYTHONPATH": str(REPO_ROOT)}
-    server = subprocess.Popen([sys.executable, "-m", "chaincode"], env=env, cwd=REPO_ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        net = await start_devnet(tmp_path / "dn", chaincode_address=f"127.0.0.1:{port}")
-        client = TestClient(net.data_dir, net.port)
-        try:
-            assert net.chaincode is None  # nothing launched: the peers dialled the server
-            _, code, _ = await client.submit_tx("CreateAsset", "g1", "green", "2", "y", "3")
-            assert code == Code.VALID
-            assert json.loads(await client.query("ReadAsset", "g1"))["Color"] == "green"
-        finally:
-            await client.close()
-            await net.stop()
-    finally:
-        server.terminate()
-        server.wait(timeout=10)

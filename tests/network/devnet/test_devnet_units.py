@@ -87,13 +87,13 @@ def test_chaincode_socket_in_a_private_folder(tmp_path: Path) -> None:
     from network.devnet.server import chaincode_socket
 
     address, to_remove = chaincode_socket(tmp_path)
-    assert address == f"local:{tmp_path.resolve() / 'run' / 'chaincode.sock'}"
+    assert address == f"unix:{tmp_path.resolve() / 'run' / 'chaincode.sock'}"
     assert to_remove is None
     assert (tmp_path / "run").stat().st_mode & 0o777 == 0o700
     # sun_path holds 108 bytes: a deep data folder gets a private temporary folder instead.
     deep = tmp_path / ("d" * 120)
     address, to_remove = chaincode_socket(deep)
-    assert to_remove is not None and address == f"local:{to_remove / 'chaincode.sock'}"
+    assert to_remove is not None and address == f"unix:{to_remove / 'chaincode.sock'}"
     assert len(address) < 108 and to_remove.stat().st_mode & 0o777 == 0o700
     to_remove.rmdir()
 
