@@ -47,8 +47,6 @@ class ServerConfig:
         if disabled not in _TRUE | _FALSE:
             raise ConfigError("CHAINCODE_TLS_DISABLED must be true or false")
         tls = None
-        if disabled in _FALSE and address.startswith("local:"):
-            raise ConfigError("a local: address (devnet's Unix-socket link) takes no TLS")
         if disabled in _FALSE:
             key_path = env.get("CHAINCODE_TLS_KEY", "")
             cert_path = env.get("CHAINCODE_TLS_CERT", "")

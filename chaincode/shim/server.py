@@ -10,7 +10,6 @@ import grpc
 from chaincode.shim._protos import Message, shim_pb2_grpc
 from chaincode.shim.config import ServerConfig, TLSConfig
 from chaincode.shim.handler import Chaincode, StreamHandler
-from chaincode.shim.local_link import LocalServer, is_local
 
 _log = logging.getLogger("chaincode.shim.server")
 # The peer's own limits (fabric-chaincode-go shim/internal: 100 MiB both ways).
@@ -58,17 +57,10 @@ def server_credentials(tls: TLSConfig) -> grpc.ServerCredentials:
 
 
 class ChaincodeServer:
-    """Serve a chaincode on `config.address`; `start` returns the bound port.
-
-    A `local:/path` address serves devnet's framed Unix-socket link instead of gRPC
-    (chaincode.shim.local_link; only devnet's own chaincode subprocess uses it).
-    """
+    """Serve a chaincode on `config.address`; `start` returns the bound port."""
 
     def __init__(self, config: ServerConfig, chaincode: Chaincode) -> None:
         self._config = config
-        self._local: LocalServer | None = None
-        if is_local(config.address):
-            self._local = LocalServer(config.address, config.chaincode_id, chaincode)
         self._server = grpc.aio.server(options=SERVER_OPTIONS)
         shim_pb2_grpc.add_ChaincodeServicer_to_server(
             ChaincodeService(config.chaincode_id, chaincode), self._server
@@ -77,10 +69,6 @@ class ChaincodeServer:
 
     async def start(self) -> int:
         address = self._config.address
-        if self._local is not None:
-            await self._local.start()
-            _log.info("chaincode %s listening on %s", self._config.chaincode_id, address)
-            return self.port
         if self._config.tls is not None:
             self.port = self._server.add_secure_port(address, server_credentials(self._config.tls))
         else:
@@ -98,13 +86,7 @@ class ChaincodeServer:
         return self.port
 
     async def wait(self) -> None:
-        if self._local is not None:
-            await self._local.wait()
-        else:
-            await self._server.wait_for_termination()
+        await self._server.wait_for_termination()
 
     async def stop(self, grace: float | None = 1.0) -> None:
-        if self._local is not None:
-            await self._local.stop()
-        else:
-            await self._server.stop(grace)
+        await self._server.stop(grace)
