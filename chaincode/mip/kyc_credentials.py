@@ -50,8 +50,15 @@ from anoncreds import (  # type: ignore[import-untyped]
     Schema,
     create_link_secret,
 )
+from anoncreds import bindings as _anoncreds_bindings
 
 from chaincode.mip.errors import BadSignature, InvalidRequest, PreconditionFailed
+
+# Load the native library now, under Python's import lock. anoncreds' own lazy loader is not
+# thread-safe: two threads making their first anoncreds call at once both install its Rust
+# logger, and the second panics ("env_logger::init should not be called after logger
+# initialized"), failing that call (seen when issuers are created in parallel).
+_anoncreds_bindings.get_library()
 
 SCHEMA_NAME = "mip-kyc"
 SCHEMA_VERSION = "1.0"
