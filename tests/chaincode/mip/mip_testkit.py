@@ -35,8 +35,6 @@ import importlib.util
 import json
 import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -49,11 +47,12 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from devnet_process import running_devnet
 
 from chaincode.mip import CONTRACT_SPEC
 from chaincode.mip.holder_auth import signing_payload
 from chaincode.mip.kyc_credentials import KycHolder, KycIssuer
-from gateway.fabric import ChaincodeError, Contract, Gateway, GatewayError
+from gateway.fabric import ChaincodeError, Contract, Gateway
 from gateway.fabric.proposal import Arg
 from gateway.fabric.transaction import Status, SubmittedTransaction
 
@@ -69,6 +68,7 @@ ROLES = (
 )
 NO_ROLE_USER = "norole"
 START_TIMEOUT_S = 120.0
+METADATA_PROBE: tuple[str, tuple[str, ...]] = ("org.hyperledger.fabric:GetMetadata", ())
 
 
 def available_contract_spec(spec: str = CONTRACT_SPEC) -> str:
@@ -140,35 +140,6 @@ class MipNetwork:
         )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.2)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-async def _answers(connection: Path) -> bool:
-    """True once the chaincode answers a signed Evaluate (GetMetadata)."""
-    from gateway.fabric import Deadlines
-
-    try:
-        async with Gateway.from_connection(
-            connection, "HospitalMSP", "User1", deadlines=Deadlines(evaluate=5)
-        ) as gw:
-            contract = gw.get_network(CHANNEL).get_contract(CHAINCODE)
-            await contract.evaluate("org.hyperledger.fabric:GetMetadata")
-    except ChaincodeError:
-        return True
-    except GatewayError:
-        return False
-    return True
-
-
 def _mint_identities(data_dir: Path) -> None:
     """One identity per (org, role) from the org's CA (the real peers accept new identities
     without a restart: they validate by CA). Identities minted by an earlier session on a reused
@@ -187,49 +158,12 @@ def _mint_identities(data_dir: Path) -> None:
 @contextmanager
 def running_mip_devnet(tmp_path: Path) -> Iterator[MipNetwork]:
     """Start devnet with the MIP chaincode, wait for it, mint one identity per (org, role)."""
-    data_dir = tmp_path / "devnet"
-    port = _free_port()
-    log_path = tmp_path / "devnet.log"
     spec = available_contract_spec()
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable, "-m", "network.devnet", "up",
-                "--data", str(data_dir),
-                "--port", str(port),
-                "--contract", spec,
-                "--policy", POLICY,
-                "--collections", str(COLLECTIONS),
-            ],
-            cwd=REPO_ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            start_new_session=True,
-        )
-    net = MipNetwork(data_dir, port, process, log_path, spec)
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"devnet exited with {process.returncode}:\n{net.log_tail()}")
-            if net.connection.is_file() and _port_open(port) and asyncio.run(
-                _answers(net.connection)
-            ):
-                break
-            if time.monotonic() > deadline:
-                pytest.fail(f"devnet not ready in {START_TIMEOUT_S:.0f} s:\n{net.log_tail()}")
-            time.sleep(0.3)
-        _mint_identities(data_dir)
-        yield net
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+    args = ("--contract", spec, "--policy", POLICY, "--collections", str(COLLECTIONS))
+    with running_devnet(tmp_path, args, probe=METADATA_PROBE,
+                        start_timeout=START_TIMEOUT_S) as devnet:
+        _mint_identities(devnet.data_dir)
+        yield MipNetwork(devnet.data_dir, devnet.port, devnet.process, devnet.log_path, spec)
 
 
 def _fabric_helpers() -> Any:
@@ -444,7 +378,11 @@ class HolderKey:
         nonce: str | None = None,
         expires: int | None = None,
     ) -> dict[str, Any]:
-        """A signed holder request (chaincode/mip/holder_auth.py) ready to json.dumps."""
+        """A signed holder request (chaincode/mip/holder_auth.py) ready to json.dumps.
+
+        Kept apart from gateway.holder.keys.sign_holder_request on purpose: that one refuses
+        to build bad requests (ttl over 600 s, odd nonces), and the contract's tests must be
+        able to send them to see the contract refuse them."""
         nonce = nonce if nonce is not None else secrets.token_hex(16)
         expires = expires if expires is not None else int(time.time()) + ttl
         payload = signing_payload(action, body, nonce, expires, channel, self.public_raw)

@@ -1,4 +1,9 @@
-"""Start `python -m network.devnet up` in a subprocess for end-to-end client tests."""
+"""Start `python -m network.devnet up` in a subprocess for end-to-end tests.
+
+Shared by every suite that needs a devnet process (the Gateway client's, the MIP contract's,
+the gateway service's): `running_devnet(tmp_path, extra_args, probe=...)` starts it on a free
+port, waits until the chaincode answers a signed Evaluate of `probe`, and stops it.
+"""
 
 from __future__ import annotations
 
@@ -17,9 +22,11 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 DEVNET_MAIN = REPO_ROOT / "network" / "devnet" / "__main__.py"
 START_TIMEOUT_S = 90.0
+# The asset contract's cheapest call; any chaincode answer (even an error) means it is up.
+ASSET_PROBE: tuple[str, tuple[str, ...]] = ("AssetExists", ("readiness-probe",))
 
 
 @dataclass
@@ -53,7 +60,7 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-async def _answers(devnet: Devnet) -> bool:
+async def _answers(devnet: Devnet, probe: tuple[str, tuple[str, ...]]) -> bool:
     """True once a signed Evaluate gets an answer from the chaincode (any chaincode answer)."""
     from gateway.fabric import ChaincodeError, Deadlines, Gateway, GatewayError
 
@@ -63,10 +70,10 @@ async def _answers(devnet: Devnet) -> bool:
             "HospitalMSP",
             "User1",
             mutual_tls=devnet.mutual_tls,
-            deadlines=Deadlines(evaluate=3),
+            deadlines=Deadlines(evaluate=5),
         ) as gw:
             contract = gw.get_network("mipchannel").get_contract("mip")
-            await contract.evaluate("AssetExists", ["readiness-probe"])
+            await contract.evaluate(probe[0], list(probe[1]))
     except ChaincodeError:
         return True
     except GatewayError:
@@ -74,15 +81,20 @@ async def _answers(devnet: Devnet) -> bool:
     return True
 
 
-def _probe(devnet: Devnet) -> bool:
+def _probe(devnet: Devnet, probe: tuple[str, tuple[str, ...]]) -> bool:
     # A thread of its own, so the probe works from sync fixtures and async tests alike.
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(lambda: asyncio.run(_answers(devnet))).result()
+        return pool.submit(lambda: asyncio.run(_answers(devnet, probe))).result()
 
 
 @contextmanager
 def running_devnet(
-    tmp_path: Path, extra_args: tuple[str, ...] = (), mutual_tls: bool = False
+    tmp_path: Path,
+    extra_args: tuple[str, ...] = (),
+    mutual_tls: bool = False,
+    *,
+    probe: tuple[str, tuple[str, ...]] = ASSET_PROBE,
+    start_timeout: float = START_TIMEOUT_S,
 ) -> Iterator[Devnet]:
     if not DEVNET_MAIN.is_file():
         pytest.skip("network/devnet/__main__.py is not there yet (devnet not built)")
@@ -110,14 +122,14 @@ def running_devnet(
         )
     devnet = Devnet(data_dir, port, process, log_path, mutual_tls)
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
+        deadline = time.monotonic() + start_timeout
         while True:
             if process.poll() is not None:
                 pytest.fail(f"devnet exited with {process.returncode}:\n{devnet.log_tail()}")
-            if devnet.connection.is_file() and _port_open(port) and _probe(devnet):
+            if devnet.connection.is_file() and _port_open(port) and _probe(devnet, probe):
                 break
             if time.monotonic() > deadline:
-                pytest.fail(f"devnet not ready in {START_TIMEOUT_S:.0f} s:\n{devnet.log_tail()}")
+                pytest.fail(f"devnet not ready in {start_timeout:.0f} s:\n{devnet.log_tail()}")
             time.sleep(0.3)
         yield devnet
     finally:
