@@ -23,8 +23,6 @@ Messages never quote mnemonics: shamir-mnemonic's own messages do, so they are n
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -37,6 +35,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from nacl.public import SealedBox
 from shamir_mnemonic.share import Share  # type: ignore[import-untyped]
 
+from gateway.holder.encoding import b64, unb64
 from gateway.holder.errors import (
     CorruptShare,
     InvalidGuardianKey,
@@ -71,10 +70,10 @@ class SealedShare:
         return {
             "version": SHARE_FORMAT_VERSION,
             "scheme": SHARE_SCHEME,
-            "guardian": _b64(self.guardian),
+            "guardian": b64(self.guardian),
             "threshold": self.threshold,
             "count": self.count,
-            "sealed": _b64(self.sealed),
+            "sealed": b64(self.sealed),
         }
 
     def to_json(self) -> str:
@@ -82,7 +81,7 @@ class SealedShare:
 
     @property
     def guardian_b64(self) -> str:
-        return _b64(self.guardian)
+        return b64(self.guardian)
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> SealedShare:
@@ -97,10 +96,10 @@ class SealedShare:
             raise CorruptShare("threshold and count must be integers")
         if not 1 <= threshold <= count <= MAX_GUARDIANS:
             raise CorruptShare("threshold and count out of range")
-        guardian = _unb64(raw["guardian"], "guardian")
+        guardian = unb64(raw["guardian"], "guardian", CorruptShare)
         if len(guardian) != 32:
             raise CorruptShare("guardian must be a 32-byte Ed25519 public key")
-        return cls(guardian, threshold, count, _unb64(raw["sealed"], "sealed"))
+        return cls(guardian, threshold, count, unb64(raw["sealed"], "sealed", CorruptShare))
 
     @classmethod
     def from_json(cls, text: str | bytes) -> SealedShare:
@@ -222,16 +221,3 @@ def _coerce(sealed: SealedShare | str | bytes | Mapping[str, Any]) -> SealedShar
     if isinstance(sealed, str | bytes):
         return SealedShare.from_json(sealed)
     return SealedShare.from_dict(sealed)
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-def _unb64(text: Any, what: str) -> bytes:
-    if not isinstance(text, str):
-        raise CorruptShare(f"{what} must be a base64 string")
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise CorruptShare(f"{what} is not valid base64") from exc

@@ -27,8 +27,6 @@ under 1.5 s. libsodium's MODERATE (256 MiB) took 0.5-0.7 s there, over budget.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import secrets
 import unicodedata
@@ -47,6 +45,7 @@ from nacl.bindings import (
 )
 
 from chaincode.mip.canonical import canonical_json
+from gateway.holder.encoding import b64, unb64
 from gateway.holder.errors import InvalidKeyMaterial, MalformedBlob, UnlockFailed, WeakPassword
 from gateway.holder.keys import MASTER_SECRET_BYTES
 
@@ -103,10 +102,10 @@ class WrappedSecret:
             "kdf": self.kdf,
             "opslimit": self.opslimit,
             "memlimit": self.memlimit,
-            "salt": _b64(self.salt),
+            "salt": b64(self.salt),
             "aead": self.aead,
-            "nonce": _b64(self.nonce),
-            "ciphertext": _b64(self.ciphertext),
+            "nonce": b64(self.nonce),
+            "ciphertext": b64(self.ciphertext),
         }
 
     def to_json(self) -> str:
@@ -131,9 +130,9 @@ class WrappedSecret:
         if not (MIN_KDF.opslimit <= opslimit <= MAX_KDF.opslimit
                 and MIN_KDF.memlimit <= memlimit <= MAX_KDF.memlimit):
             raise MalformedBlob("KDF limits out of the accepted range")
-        salt = _unb64(raw["salt"], "salt")
-        nonce = _unb64(raw["nonce"], "nonce")
-        ciphertext = _unb64(raw["ciphertext"], "ciphertext")
+        salt = unb64(raw["salt"], "salt", MalformedBlob)
+        nonce = unb64(raw["nonce"], "nonce", MalformedBlob)
+        ciphertext = unb64(raw["ciphertext"], "ciphertext", MalformedBlob)
         if len(salt) != _SALT_BYTES or len(nonce) != _NONCE_BYTES:
             raise MalformedBlob("salt or nonce has the wrong length")
         if len(ciphertext) != MASTER_SECRET_BYTES + _TAG_BYTES:
@@ -292,7 +291,7 @@ def _aad(header: WrappedSecret, passport_id: str) -> bytes:
         "kdf": header.kdf,
         "opslimit": header.opslimit,
         "memlimit": header.memlimit,
-        "salt": _b64(header.salt),
+        "salt": b64(header.salt),
         "aead": header.aead,
     })
 
@@ -307,16 +306,3 @@ def _check_passport_id(passport_id: str) -> None:
         raise InvalidKeyMaterial(
             f"passport id must be a string of 1 to {_MAX_PASSPORT_ID_CHARS} characters"
         )
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-def _unb64(text: Any, what: str) -> bytes:
-    if not isinstance(text, str):
-        raise MalformedBlob(f"{what} must be a base64 string")
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise MalformedBlob(f"{what} is not valid base64") from exc
