@@ -155,6 +155,24 @@ class SFaceEmbedder:
         Flip-averaged: the crop and its mirror image are one batch of 2."""
         return self._embed_many([crop_bgr])[0]
 
+    def embed_aligned_single(self, crop_bgr: np.ndarray) -> np.ndarray:
+        """The single-crop embedding (no mirror): half the cost, its own calibration
+        (``verify.SINGLE_CROP_CALIBRATION_PATH``); never compare it with a flip-averaged one."""
+        if crop_bgr.shape != (ALIGNED_SIZE, ALIGNED_SIZE, 3):
+            raise ValueError(f"aligned crop must be {ALIGNED_SIZE}x{ALIGNED_SIZE}x3")
+        return _normalise_rows(self._features([crop_bgr]))[0]
+
+    def embed_aligned_both(self, crop_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(embedding, single-crop embedding) of one crop from the one batch of 2 that the
+        flip-averaged embedding runs anyway: the crop's own row is the single-crop one."""
+        if not self.flip_average:
+            single = self.embed_aligned_single(crop_bgr)
+            return single, single
+        if crop_bgr.shape != (ALIGNED_SIZE, ALIGNED_SIZE, 3):
+            raise ValueError(f"aligned crop must be {ALIGNED_SIZE}x{ALIGNED_SIZE}x3")
+        feats = _normalise_rows(self._features([crop_bgr, np.ascontiguousarray(crop_bgr[:, ::-1])]))
+        return _normalise_rows(feats[:1] + feats[1:])[0], feats[0]
+
     def embed_batch(self, crops: list[np.ndarray]) -> np.ndarray:
         """(n, 128) L2-normalised embeddings of aligned crops (used by calibration)."""
         out = np.zeros((len(crops), EMBEDDING_DIM), dtype=np.float32)

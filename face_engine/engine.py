@@ -101,6 +101,15 @@ class FaceEngine:
             analysis.quality.raise_for_failure()
         return self._embedder.embed_aligned(analysis.aligned)
 
+    def embed_face_single_crop(self, analysis: FaceAnalysis) -> np.ndarray:
+        """Single-crop embedding (no quality gate): cheaper, for comparisons among frames of
+        one capture; scored against ``verify.single_crop_operating_point`` thresholds."""
+        return self._embedder.embed_aligned_single(analysis.aligned)
+
+    def embed_face_both(self, analysis: FaceAnalysis) -> tuple[np.ndarray, np.ndarray]:
+        """(embedding, single-crop embedding) in one model run (no quality gate)."""
+        return self._embedder.embed_aligned_both(analysis.aligned)
+
     def embed(self, image_bytes: bytes) -> np.ndarray:
         """Input checks, single-face detection, quality gate, then the embedding."""
         return self.embed_face(self.analyze(image_bytes))

@@ -19,8 +19,9 @@ sends frames (image bytes + capture timestamp) starting from a neutral, frontal 
     timestamps must be non-decreasing, not before ``issued_at`` (minus a clock skew
     allowance) and not after ``deadline``; the check itself must run before
     ``deadline + SUBMIT_GRACE_S``.
-(c) *Identity*: every frame's embedding has cosine >= the ``far_1e-3`` threshold to the
-    first frame's, so the person cannot be swapped mid-sequence.
+(c) *Identity*: every frame's single-crop embedding has cosine >= the single-crop
+    ``far_1e-3`` threshold (``calibration_single_crop.json``) to the first frame's, so the
+    person cannot be swapped mid-sequence.
 (d) *Not a flat picture*: a printed or on-screen photo that is moved, tilted or bent
     gently is (close to) a plane, and any view of a plane is related to any other by a
     homography. Its 5 landmarks therefore move by one homography. We fit the homography
@@ -67,6 +68,7 @@ from __future__ import annotations
 import itertools
 import random
 import secrets
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -76,11 +78,11 @@ import cv2
 import numpy as np
 
 from face_engine.errors import FaceError, LivenessFailed
-from face_engine.quality import DEFAULT_THRESHOLDS, Pose
-from face_engine.verify import cosine, operating_point
+from face_engine.quality import DEFAULT_THRESHOLDS, Pose, QualityReport, assess
+from face_engine.verify import cosine, single_crop_operating_point
 
 if TYPE_CHECKING:
-    from face_engine.engine import FaceAnalysis, FaceEngine
+    from face_engine.engine import FaceEngine
 
 POSES = ("center", "left", "right", "up", "down")
 TURN_POSES = ("left", "right", "up", "down")
@@ -199,35 +201,134 @@ def _collapse(labels: Sequence[str | None]) -> list[str]:
     return out
 
 
-def check(challenge: Challenge, frames: Sequence[Frame], *, engine: FaceEngine,
-          now: float | None = None) -> LivenessResult:
-    """Decide whether ``frames`` show one live person performing ``challenge``."""
-    if challenge.poses and not all(p in POSES for p in challenge.poses):
-        return _fail("bad_challenge", "challenge holds an unknown pose")
-    if not 2 <= len(frames) <= MAX_FRAMES:
-        return _fail("frame_count", f"need 2..{MAX_FRAMES} frames, got {len(frames)}")
+@dataclass(frozen=True)
+class Observation:
+    """What one frame showed, kept in memory for one check only (no pixels)."""
 
-    # (b, time) cheap checks first: no model runs on a late or malformed submission.
-    checked_at = time.time() if now is None else now
-    stamps = [f.timestamp for f in frames]
-    if any(b < a for a, b in itertools.pairwise(stamps)):
-        return _fail("timing", "frame timestamps go backwards")
-    if stamps[0] < challenge.issued_at - CLOCK_SKEW_S:
+    timestamp: float
+    landmarks: np.ndarray = field(repr=False)
+    pose: Pose
+    # Single-crop embedding: the same-person check among the frames of one capture needs
+    # no flip average, and a turn frame then costs one model run instead of two.
+    identity: np.ndarray = field(repr=False)
+
+
+@dataclass(frozen=True)
+class ReferenceFrame:
+    """The first (frontal) frame, as a flow needs it once liveness has passed: its
+    flip-averaged embedding (for 1:1 matching, enrolment, duplicate screening) and its
+    quality under the default, pose-gated thresholds."""
+
+    embedding: np.ndarray = field(repr=False)
+    quality: QualityReport
+
+
+def _cheap_refusal(challenge: Challenge, index: int, frame: Frame) -> LivenessResult | None:
+    """Checks that need no model: the frame's place in the capture and its time window."""
+    if not 0 <= index < MAX_FRAMES:
+        return _fail("frame_count", f"at most {MAX_FRAMES} frames (index {index})")
+    if frame.timestamp < challenge.issued_at - CLOCK_SKEW_S:
         return _fail("timing", "frames were captured before the challenge was issued")
-    if stamps[-1] > challenge.deadline or checked_at > challenge.deadline + SUBMIT_GRACE_S:
+    if frame.timestamp > challenge.deadline:
         return _fail("timeout", "the challenge was not completed before its deadline")
+    return None
 
-    # (a) one good face per frame.
-    analyses: list[FaceAnalysis] = []
-    for i, frame in enumerate(frames):
+
+class LivenessSession:
+    """One challenge's frames, analysed as they arrive, then one decision.
+
+    A counter streams frames while the person turns, so the face models run during the
+    capture and the verdict after the last frame costs only that frame. Frames carry their
+    index in the capture (0 = the frontal reference); they may arrive in any order and from
+    several threads. The first refusal sticks: later frames are not analysed.
+    """
+
+    def __init__(self, challenge: Challenge, engine: FaceEngine) -> None:
+        self.challenge = challenge
+        self._engine = engine
+        self._lock = threading.Lock()
+        self._observations: dict[int, Observation] = {}
+        self._failure: LivenessResult | None = None
+        self._reference: ReferenceFrame | None = None
+
+    @property
+    def frames_seen(self) -> int:
+        with self._lock:
+            return len(self._observations)
+
+    @property
+    def reference(self) -> ReferenceFrame | None:
+        """The frontal frame's embedding and quality (once frame 0 is in)."""
+        return self._reference
+
+    def _refuse(self, result: LivenessResult) -> LivenessResult:
+        with self._lock:
+            if self._failure is None:
+                self._failure = result
+            return self._failure
+
+    def add(self, index: int, frame: Frame) -> LivenessResult | None:
+        """Analyse one frame now; returns the refusal this session stands at, if any."""
+        with self._lock:
+            if self._failure is not None:
+                return self._failure
+            if index in self._observations:
+                duplicate = True
+            else:
+                duplicate = False
+        if duplicate:
+            return self._refuse(_fail("frame_count", f"frame {index} was sent twice"))
+        cheap = _cheap_refusal(self.challenge, index, frame)
+        if cheap is not None:
+            return self._refuse(cheap)
+        engine = self._engine
         try:
             analysis = engine.analyze(frame.image, LIVENESS_QUALITY)
             analysis.quality.raise_for_failure()
         except FaceError as exc:
-            return _fail("frame_rejected", f"frame {i}: {exc.code}: {exc.message}")
-        analyses.append(analysis)
+            return self._refuse(_fail("frame_rejected",
+                                      f"frame {index}: {exc.code}: {exc.message}"))
+        if index == 0:
+            embedding, identity = engine.embed_face_both(analysis)
+            self._reference = ReferenceFrame(
+                embedding, assess(analysis.landmarks, analysis.aligned, DEFAULT_THRESHOLDS))
+        else:
+            identity = engine.embed_face_single_crop(analysis)
+        observation = Observation(frame.timestamp, analysis.landmarks, analysis.pose, identity)
+        with self._lock:
+            if index in self._observations:  # the same index raced in twice
+                self._failure = self._failure or _fail("frame_count",
+                                                       f"frame {index} was sent twice")
+            self._observations[index] = observation
+            return self._failure
 
-    kps = [a.landmarks for a in analyses]
+    def result(self, frame_count: int, *, now: float | None = None) -> LivenessResult:
+        """The decision over frames 0..frame_count-1 (all of which must have been added)."""
+        with self._lock:
+            failure = self._failure
+            observations = dict(self._observations)
+        if failure is not None:
+            return failure
+        challenge = self.challenge
+        if challenge.poses and not all(p in POSES for p in challenge.poses):
+            return _fail("bad_challenge", "challenge holds an unknown pose")
+        if not 2 <= frame_count <= MAX_FRAMES:
+            return _fail("frame_count", f"need 2..{MAX_FRAMES} frames, got {frame_count}")
+        if sorted(observations) != list(range(frame_count)):
+            return _fail("frame_count", f"expected frames 0..{frame_count - 1}, got "
+                         f"{len(observations)}")
+        checked_at = time.time() if now is None else now
+        if checked_at > challenge.deadline + SUBMIT_GRACE_S:
+            return _fail("timeout", "the challenge was not completed before its deadline")
+        frames = [observations[i] for i in range(frame_count)]
+        if any(b.timestamp < a.timestamp for a, b in itertools.pairwise(frames)):
+            return _fail("timing", "frame timestamps go backwards")
+        return _decide(challenge, frames)
+
+
+def _decide(challenge: Challenge, frames: Sequence[Observation]) -> LivenessResult:
+    """Motion, pose sequence, same person, 3-D parallax (module docstring, (b)-(d))."""
+    kps = [f.landmarks for f in frames]
     iod0 = float(np.linalg.norm(kps[0][1] - kps[0][0]))
     motion = max(float(np.abs(k - kps[0]).max()) for k in kps[1:]) / iod0
     if motion < MIN_MOTION:
@@ -235,28 +336,27 @@ def check(challenge: Challenge, frames: Sequence[Frame], *, engine: FaceEngine,
                      details={"max_motion": motion})
 
     # (b) pose sequence.
-    neutral = analyses[0].pose
+    neutral = frames[0].pose
     if abs(neutral.yaw) >= CENTER_MAX_DEG or abs(neutral.pitch) >= CENTER_MAX_DEG:
         return _fail("sequence", "the first frame must show a frontal face")
-    labels = [label_pose(a.pose, neutral) for a in analyses]
+    labels = [label_pose(f.pose, neutral) for f in frames]
     observed = _collapse(labels)
     if not sequence_matches(observed, challenge.poses):
         return _fail("sequence", f"poses seen {observed} do not follow the challenge "
                      f"{list(challenge.poses)}", observed)
 
-    # (c) same person throughout.
-    threshold = operating_point("far_1e-3").threshold
-    embeddings = [engine.embed_face(a, require_quality=False) for a in analyses]
-    identity = min(cosine(embeddings[0], e) for e in embeddings[1:])
+    # (c) same person throughout (single-crop embeddings, their own calibrated threshold).
+    threshold = single_crop_operating_point("far_1e-3").threshold
+    identity = min(cosine(frames[0].identity, f.identity) for f in frames[1:])
     if identity < threshold:
         return _fail("identity", "the face changes between frames", observed,
                      {"min_identity_cosine": identity})
 
     # (d) 3-D parallax at every requested turn.
     parallax_by_pose: dict[str, float] = {}
-    for analysis, label in zip(analyses, labels, strict=True):
+    for frame, label in zip(frames, labels, strict=True):
         if label in TURN_POSES:
-            p = nose_parallax(kps[0], analysis.landmarks)
+            p = nose_parallax(kps[0], frame.landmarks)
             parallax_by_pose[label] = max(parallax_by_pose.get(label, 0.0), p)
     details = {"min_identity_cosine": identity, "max_motion": motion}
     details.update({f"parallax_{k}": v for k, v in parallax_by_pose.items()})
@@ -267,3 +367,35 @@ def check(challenge: Challenge, frames: Sequence[Frame], *, engine: FaceEngine,
                          observed, details)
     return LivenessResult(True, None, "live: challenge performed by one 3-D face", tuple(observed),
                           details)
+
+
+def check_session(challenge: Challenge, frames: Sequence[Frame], *, engine: FaceEngine,
+                  now: float | None = None) -> tuple[LivenessResult, LivenessSession]:
+    """:func:`check`, also returning the session (its ``reference`` holds the frontal
+    frame's embedding, so a flow need not embed that frame again)."""
+    session = LivenessSession(challenge, engine)
+    if challenge.poses and not all(p in POSES for p in challenge.poses):
+        return _fail("bad_challenge", "challenge holds an unknown pose"), session
+    if not 2 <= len(frames) <= MAX_FRAMES:
+        return _fail("frame_count", f"need 2..{MAX_FRAMES} frames, got {len(frames)}"), session
+    # Cheap checks of the whole submission first: no model runs on a late or malformed one.
+    checked_at = time.time() if now is None else now
+    stamps = [f.timestamp for f in frames]
+    if any(b < a for a, b in itertools.pairwise(stamps)):
+        return _fail("timing", "frame timestamps go backwards"), session
+    for i, frame in enumerate(frames):
+        cheap = _cheap_refusal(challenge, i, frame)
+        if cheap is not None:
+            return cheap, session
+    if checked_at > challenge.deadline + SUBMIT_GRACE_S:
+        return _fail("timeout", "the challenge was not completed before its deadline"), session
+    for i, frame in enumerate(frames):
+        if session.add(i, frame) is not None:
+            break
+    return session.result(len(frames), now=checked_at), session
+
+
+def check(challenge: Challenge, frames: Sequence[Frame], *, engine: FaceEngine,
+          now: float | None = None) -> LivenessResult:
+    """Decide whether ``frames`` show one live person performing ``challenge``."""
+    return check_session(challenge, frames, engine=engine, now=now)[0]

@@ -4,6 +4,11 @@ Operating points live in ``face_engine/calibration.json`` (written by
 ``scripts/calibrate_face.py``). An operating point is named after the false-accept rate
 it was calibrated for, e.g. ``far_1e-3``: the lowest cosine threshold at which the share
 of impostor pairs scoring at or above it was <= the target on the dev set.
+
+The single-crop embedding (``SFaceEmbedder.embed_aligned_single``; no mirror image) scores
+on another scale and has its own file, ``calibration_single_crop.json`` (written by
+``scripts/calibrate_face.py --single-pass``). Liveness uses it to check that every frame of
+one capture shows the same person, which halves the model runs of a turn frame.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import numpy as np
 from face_engine.errors import CalibrationError, UnknownOperatingPoint
 
 CALIBRATION_PATH = Path(__file__).resolve().parent / "calibration.json"
+SINGLE_CROP_CALIBRATION_PATH = Path(__file__).resolve().parent / "calibration_single_crop.json"
 DEFAULT_OPERATING_POINT = "far_1e-3"
 
 
@@ -72,6 +78,17 @@ def operating_point(name: str = DEFAULT_OPERATING_POINT) -> OperatingPoint:
     except KeyError:
         raise UnknownOperatingPoint(
             f"unknown operating point {name!r}; known: {', '.join(sorted(points))}"
+        ) from None
+
+
+def single_crop_operating_point(name: str = DEFAULT_OPERATING_POINT) -> OperatingPoint:
+    """An operating point for cosines of two single-crop embeddings."""
+    points = load_operating_points(SINGLE_CROP_CALIBRATION_PATH)
+    try:
+        return points[name]
+    except KeyError:
+        raise UnknownOperatingPoint(
+            f"unknown single-crop operating point {name!r}; known: {', '.join(sorted(points))}"
         ) from None
 
 

@@ -159,8 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=CALIBRATION_PATH)
     ap.add_argument("--features", type=Path, help="cache per-image features here (npz)")
     ap.add_argument("--single-pass", action="store_true",
-                    help="embed the crop alone (no mirror); for comparison only, write it "
-                         "elsewhere with --out: the engine's default is flip-averaged")
+                    help="embed the crop alone (no mirror; liveness compares frames with it): "
+                         "write to face_engine/calibration_single_crop.json with --out")
     args = ap.parse_args(argv)
 
     genuine_pairs, impostor_pairs = read_pairs(args.pairs / "pairs.txt")

@@ -98,6 +98,22 @@ def test_embed_batch_equals_one_at_a_time(single: SFaceEmbedder, flipped: SFaceE
     assert flipped.embed_batch([]).shape == (0, EMBEDDING_DIM)
 
 
+def test_both_embeddings_from_one_run(single: SFaceEmbedder, flipped: SFaceEmbedder,
+                                      crops: list[np.ndarray]) -> None:
+    for crop in crops:
+        averaged, alone = flipped.embed_aligned_both(crop)
+        assert float(np.dot(averaged, flipped.embed_aligned(crop))) > 1 - 1e-5
+        assert float(np.dot(alone, single.embed_aligned(crop))) > 1 - 1e-5
+        assert float(np.dot(flipped.embed_aligned_single(crop), alone)) > 1 - 1e-5
+        assert float(np.dot(averaged, alone)) < 0.9999  # two different embeddings
+        same, same2 = single.embed_aligned_both(crop)
+        assert float(np.dot(same, same2)) > 1 - 1e-6
+    with pytest.raises(ValueError, match="aligned crop"):
+        flipped.embed_aligned_both(np.zeros((ALIGNED_SIZE, 1, 3), np.uint8))
+    with pytest.raises(ValueError, match="aligned crop"):
+        flipped.embed_aligned_single(np.zeros((ALIGNED_SIZE, 1, 3), np.uint8))
+
+
 def test_engine_uses_flip_average(engine: FaceEngine, flipped: SFaceEmbedder,
                                   astronaut_bgr: np.ndarray) -> None:
     analysis = engine.analyze_image(astronaut_bgr)

@@ -16,10 +16,13 @@ from face_engine.liveness import (
     POSES,
     Challenge,
     Frame,
+    LivenessSession,
+    check_session,
     new_challenge,
     nose_parallax,
     sequence_matches,
 )
+from face_engine.verify import load_operating_points, single_crop_operating_point
 
 ImageFn = Callable[[str, int], bytes]
 # One person, three real photos: frontal, turned to their left, turned to their right
@@ -160,3 +163,59 @@ def test_tilted_photo_is_refused(engine: FaceEngine, lfw_image: ImageFn) -> None
                                     _frames([encode_jpeg(f) for f in frames], now + 0.5))
         assert not res.passed
         assert res.reason in ("sequence", "planar"), res.message
+
+
+# ---- frames streamed one at a time --------------------------------------------------------
+def test_streamed_frames_in_any_order_decide_like_a_batch(engine: FaceEngine,
+                                                          lfw_image: ImageFn) -> None:
+    now = time.time()
+    challenge = _challenge(("left", "right"), now)
+    frames = _frames(_real(lfw_image, REAL), now + 0.5)
+    batch, batch_session = check_session(challenge, frames, engine=engine)
+    session = LivenessSession(challenge, engine)
+    for i in (2, 0, 1):  # a counter's uploads may overtake each other
+        assert session.add(i, frames[i]) is None
+    assert session.frames_seen == 3
+    streamed = session.result(3)
+    assert streamed.passed and batch.passed
+    assert streamed.details == pytest.approx(batch.details)
+    # The frontal frame's embedding is the engine's own (pose-gated) embedding of it.
+    reference = session.reference
+    assert reference is not None and batch_session.reference is not None
+    reference.quality.raise_for_failure()
+    assert float(np.dot(reference.embedding, engine.embed(frames[0].image))) > 1 - 1e-5
+    assert float(np.dot(batch_session.reference.embedding, reference.embedding)) > 1 - 1e-5
+
+
+def test_streamed_frames_missing_duplicated_or_late(engine: FaceEngine,
+                                                    lfw_image: ImageFn) -> None:
+    now = time.time()
+    frames = _frames(_real(lfw_image, REAL), now + 0.5)
+    missing = LivenessSession(_challenge(("left", "right"), now), engine)
+    missing.add(0, frames[0])
+    missing.add(2, frames[2])
+    assert missing.result(3).reason == "frame_count"
+    twice = LivenessSession(_challenge(("left", "right"), now), engine)
+    twice.add(0, frames[0])
+    refusal = twice.add(0, frames[0])
+    assert refusal is not None and refusal.reason == "frame_count"
+    # the first refusal sticks: later good frames do not undo it
+    assert twice.add(1, frames[1]) is refusal and twice.result(2) is refusal
+    late = LivenessSession(_challenge(("left", "right"), now - 100), engine)
+    refused = late.add(0, Frame(frames[0].image, now))
+    assert refused is not None and refused.reason == "timeout"
+    assert late.frames_seen == 0  # no model ran on a late frame
+    backwards = LivenessSession(_challenge(("left", "right"), now), engine)
+    for i, ts in enumerate((now + 2, now + 1, now + 3)):
+        backwards.add(i, Frame(frames[i].image, ts))
+    assert backwards.result(3).reason == "timing"
+    out_of_range = LivenessSession(_challenge(("left", "right"), now), engine)
+    refused = out_of_range.add(40, frames[0])
+    assert refused is not None and refused.reason == "frame_count"
+
+
+def test_identity_threshold_is_the_single_crop_calibration() -> None:
+    single = single_crop_operating_point("far_1e-3")
+    averaged = load_operating_points()["far_1e-3"]
+    assert single.far_target == averaged.far_target == 1e-3
+    assert 0.2 < single.threshold < 0.6 and single.threshold != averaged.threshold
