@@ -9,6 +9,11 @@ Flows (enrolment, desk unlock, account opening, pharmacy pickup) each call
 `issue_challenge(purpose, subject)`, show the poses to the person, then `check_live(...)`
 with the frames; the challenge is consumed by its first check, passed or failed, so a
 recorded answer cannot be replayed.
+
+A counter may instead stream the frames while the person turns: `add_live_frame(...)` per
+frame (the first one consumes the challenge; each frame's face models run on arrival), then
+`finish_live(...)`, which decides. The streamed frames' observations (landmarks, poses,
+embeddings; never pixels) stay in memory only until the decision or the challenge's end.
 """
 
 from __future__ import annotations
@@ -17,19 +22,19 @@ import json
 import random
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from face_engine.dedup.index import DedupIndex, EnrolmentDecision
 from face_engine.errors import LivenessFailed
-from face_engine.liveness import Challenge, Frame
+from face_engine.liveness import Challenge, Frame, LivenessResult, LivenessSession
 from face_engine.protect.protector import TemplateProtector
 from face_engine.protect.reference import ProtectedReference
 from face_engine.protect.registry import RegistryEntry
 from face_engine.verify import operating_point
-from gateway.core.errors import Conflict, Gone, NotFound
+from gateway.core.errors import ApiError, Conflict, Gone, NotFound
 from gateway.store import Database
 
 if TYPE_CHECKING:
@@ -62,6 +67,11 @@ CREATE TABLE IF NOT EXISTS face_references (
 
 VERIFY_POINT = "far_1e-3"  # 1:1 matches (desk unlock, pickup)
 DEDUP_POINT = "far_1e-4"  # 1:N duplicate screening at enrolment
+# A challenge's answer may arrive this long after its deadline (upload and queueing time).
+ANSWER_GRACE_S = 10.0
+# Streamed checks held at once: each is small (no pixels), the cap stops a client that opens
+# many and never finishes from growing memory without bound.
+MAX_OPEN_STREAMS = 512
 
 
 @dataclass(frozen=True)
@@ -77,6 +87,20 @@ class LiveFace:
     """A passed liveness check: the frontal frame's embedding (in memory only)."""
 
     embedding: np.ndarray
+
+
+@dataclass
+class _LiveStream:
+    """A challenge being answered frame by frame."""
+
+    session: LivenessSession = field(repr=False)
+    purpose: str
+    subject: str
+    ends: float  # when it is dropped unanswered
+
+
+class TooManyStreams(ApiError):
+    status, code = 503, "busy"
 
 
 class SqliteReferenceRegistry:
@@ -131,6 +155,7 @@ class FaceService:
             state.secrets.face_kek, state.secrets.face_transform_key,
             registry=SqliteReferenceRegistry(self.db))
         self._dedup: DedupIndex | None = None
+        self._streams: dict[str, _LiveStream] = {}
 
     # --- challenges ----------------------------------------------------------------------
     def issue_challenge(self, purpose: str, subject: str) -> IssuedChallenge:
@@ -177,23 +202,75 @@ class FaceService:
 
     async def check_live(self, challenge_id: str, purpose: str, subject: str,
                          frames: list[Frame]) -> LiveFace:
-        """Consume the challenge, run the liveness check, embed the frontal frame.
+        """Consume the challenge, run the liveness check on all frames at once.
 
         Raises LivenessFailed (code `liveness_failed`, `.reason` a stable sub-code) or the
         engine's typed errors; the challenge is spent either way."""
         challenge = self._consume(challenge_id, purpose, subject)
-        if time.time() > challenge.deadline + 10.0:
-            raise Gone("the face challenge expired; ask for a new one",
-                       code="challenge_expired")
+        self._require_answerable(challenge)
         engine = self.state.face_engine()
 
         def run() -> LiveFace:
-            result = engine.check_liveness(challenge, frames)
-            if not result.passed:
-                raise LivenessFailed(result.message, reason=result.reason or "unknown")
-            return LiveFace(engine.embed(frames[0].image))
+            from face_engine.liveness import check_session
+
+            result, session = check_session(challenge, frames, engine=engine)
+            return _live_face(result, session)
 
         return await self.state.run_face(run)
+
+    @staticmethod
+    def _require_answerable(challenge: Challenge) -> None:
+        if time.time() > challenge.deadline + ANSWER_GRACE_S:
+            raise Gone("the face challenge expired; ask for a new one",
+                       code="challenge_expired")
+
+    def _drop_ended_streams(self, now: float) -> None:
+        for challenge_id in [k for k, v in self._streams.items() if v.ends < now]:
+            del self._streams[challenge_id]
+
+    async def add_live_frame(self, challenge_id: str, purpose: str, subject: str,
+                             index: int, frame: Frame) -> int:
+        """Analyse frame `index` of a streamed answer now; the first frame consumes the
+        challenge. Returns how many frames are in. A refusal (bad frame, late frame) is
+        kept and given by `finish_live`, which the client calls after its last frame."""
+        now = time.time()
+        stream = self._streams.get(challenge_id)
+        if stream is None:
+            # No await between the lookup and the insert: two first frames arriving together
+            # cannot both consume the challenge (the second gets challenge_used).
+            self._drop_ended_streams(now)
+            if len(self._streams) >= MAX_OPEN_STREAMS:
+                raise TooManyStreams("too many face checks in progress; try again shortly")
+            challenge = self._consume(challenge_id, purpose, subject)
+            # Kept even when already late, so that the verdict refuses it as expired.
+            stream = _LiveStream(LivenessSession(challenge, self.state.face_engine()),
+                                 purpose, subject, challenge.deadline + ANSWER_GRACE_S)
+            self._streams[challenge_id] = stream
+        elif (stream.purpose, stream.subject) != (purpose, subject):
+            raise NotFound("no such face challenge for this flow", code="challenge_not_found")
+        self._require_answerable(stream.session.challenge)
+        await self.state.run_face(stream.session.add, index, frame)
+        return stream.session.frames_seen
+
+    async def finish_live(self, challenge_id: str, purpose: str, subject: str,
+                          frame_count: int) -> LiveFace:
+        """Decide a streamed answer over its frames 0..frame_count-1; ends the stream.
+        Raises like `check_live`."""
+        stream = self._streams.get(challenge_id)
+        if stream is None or (stream.purpose, stream.subject) != (purpose, subject):
+            row = self.db.query_one("SELECT used FROM face_challenges WHERE challenge_id = ? "
+                                    "AND purpose = ? AND subject = ?",
+                                    (challenge_id, purpose, subject))
+            if row is not None and row["used"]:
+                raise Conflict("this face challenge was already answered or has ended; "
+                               "ask for a new one", code="challenge_used")
+            raise NotFound("no frames were sent for this face challenge",
+                           code="challenge_not_found")
+        del self._streams[challenge_id]
+        self._require_answerable(stream.session.challenge)
+        session = stream.session
+        return await self.state.run_face(
+            lambda: _live_face(session.result(frame_count), session))
 
     # --- protected references ------------------------------------------------------------
     def enrol_reference(self, live: LiveFace, holder_account: str,
@@ -246,6 +323,18 @@ class FaceService:
         if self._dedup is not None:
             self._dedup.close()
             self._dedup = None
+
+
+def _live_face(result: LivenessResult, session: LivenessSession) -> LiveFace:
+    """The frontal frame's embedding once liveness passed; that frame must also pass the
+    default (pose-gated) quality thresholds, as any reference or probe does."""
+    if not result.passed:
+        raise LivenessFailed(result.message, reason=result.reason or "unknown")
+    reference = session.reference
+    if reference is None:  # a passed result always has frame 0; defensive
+        raise LivenessFailed("the frontal frame is missing", reason="frame_count")
+    reference.quality.raise_for_failure()
+    return LiveFace(reference.embedding)
 
 
 def face_service(state: AppState) -> FaceService:

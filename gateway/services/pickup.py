@@ -17,6 +17,7 @@ import json
 import logging
 import secrets
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +30,7 @@ from gateway.store import Database
 
 from .access import request_and_read
 from .counter_key import PHARMACY, counter_key
-from .faces import face_service
+from .faces import LiveFace, face_service
 from .ledger_reads import account_record, credential_record, json_object
 
 if TYPE_CHECKING:
@@ -218,24 +219,58 @@ class PickupService:
                           "expires_in_s": max(0.0, round(challenge.deadline - now, 1))},
         }
 
-    async def submit_frames(self, member: StaffMember, pickup_id: str, challenge_id: str,
-                            frames: list[FrameInput]) -> dict[str, Any]:
-        require_role(member, ("pharmacist",), (PHARMACY,))
+    def _challenged_row(self, member: StaffMember, pickup_id: str, challenge_id: str) -> Any:
         row = self._row(member, pickup_id)
-        prescription_id = str(row["prescription_id"])
-        self.require_unlocked(prescription_id)
+        self.require_unlocked(str(row["prescription_id"]))
         if row["status"] != "challenged":
             raise Conflict("this pickup's face check is done; start a new pickup",
                            code="pickup_used")
         if challenge_id != row["challenge_id"]:
             raise NotFound("no such face challenge for this pickup",
                            code="challenge_not_found")
+        return row
+
+    async def submit_frames(self, member: StaffMember, pickup_id: str, challenge_id: str,
+                            frames: list[FrameInput]) -> dict[str, Any]:
+        """All frames in one request: the liveness check and the match, then the verdict."""
+        require_role(member, ("pharmacist",), (PHARMACY,))
+        row = self._challenged_row(member, pickup_id, challenge_id)
         issued_at = float(row["challenge_issued_at"])
         live_frames = [Frame(f.image, issued_at + f.offset_s) for f in frames]
         faces = face_service(self.state)
+        return await self._verdict(row, faces.check_live(challenge_id, PURPOSE, pickup_id,
+                                                         live_frames))
+
+    async def add_frame(self, member: StaffMember, pickup_id: str, challenge_id: str,
+                        index: int, frame: FrameInput) -> dict[str, Any]:
+        """One frame of a streamed check, analysed now (while the patient goes on turning);
+        the verdict comes from `verdict` after the last one. Says nothing of the frame's
+        content: a refused frame shows only in the verdict."""
+        require_role(member, ("pharmacist",), (PHARMACY,))
+        row = self._challenged_row(member, pickup_id, challenge_id)
+        live = Frame(frame.image, float(row["challenge_issued_at"]) + frame.offset_s)
+        received = await face_service(self.state).add_live_frame(
+            challenge_id, PURPOSE, pickup_id, index, live)
+        return {"frames_received": received}
+
+    async def verdict(self, member: StaffMember, pickup_id: str, challenge_id: str,
+                      frame_count: int) -> dict[str, Any]:
+        """The decision over a streamed check's frames 0..frame_count-1."""
+        require_role(member, ("pharmacist",), (PHARMACY,))
+        row = self._challenged_row(member, pickup_id, challenge_id)
+        faces = face_service(self.state)
+        return await self._verdict(row, faces.finish_live(challenge_id, PURPOSE, pickup_id,
+                                                          frame_count))
+
+    async def _verdict(self, row: Any, check: Coroutine[Any, Any, LiveFace]
+                       ) -> dict[str, Any]:
+        """Run the liveness check, match the subject's reference, record the outcome."""
+        pickup_id, prescription_id = str(row["pickup_id"]), str(row["prescription_id"])
+        faces = face_service(self.state)
         reason: str | None = None
+        live: LiveFace | None = None
         try:
-            live = await faces.check_live(challenge_id, PURPOSE, pickup_id, live_frames)
+            live = await check
         except FaceError as exc:
             reason = refusal_reason(exc)
             if reason is None:
@@ -244,7 +279,7 @@ class PickupService:
             if exc.code != "challenge_expired":
                 raise
             reason = "challenge_expired"
-        if reason is None:
+        if live is not None:
             reference = faces.reference(str(row["subject_account"]), str(row["institution"]))
             if reference is None:
                 reason = "no_reference"

@@ -54,6 +54,24 @@ class FramesIn(BaseModel):
     frames: Annotated[list[FrameIn], Field(min_length=1, max_length=MAX_FRAMES)]
 
 
+class StreamedFrameIn(FrameIn):
+    """One frame of a streamed face check, sent as soon as it is captured."""
+
+    challenge_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class FramesReceived(BaseModel):
+    frames_received: int = Field(description="frames of this check analysed so far")
+
+
+class VerdictIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    challenge_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    frames: Annotated[int, Field(ge=1, le=MAX_FRAMES,
+                                 description="how many frames were sent (indexes 0..frames-1)")]
+
+
 class PickupResult(BaseModel):
     """`verified`, or `refused` with one reason: liveness_failed, face_mismatch, no_face,
     multiple_faces, quality_failed, bad_image, challenge_expired, no_reference."""

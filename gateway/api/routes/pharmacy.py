@@ -4,17 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 
 from gateway.api.deps import StaffDep, StateDep
 from gateway.api.models.ledger_ids import b64decode, path_id
 from gateway.api.models.pharmacy import (
     MAX_FRAME_BYTES,
+    MAX_FRAMES,
     CreatePickup,
     Dispensed,
     FramesIn,
+    FramesReceived,
     PickupCreated,
     PickupResult,
+    StreamedFrameIn,
+    VerdictIn,
 )
 from gateway.core.errors import InvalidRequest
 from gateway.services.pickup import FrameInput, pickup_service
@@ -22,7 +26,14 @@ from gateway.services.pickup import FrameInput, pickup_service
 router = APIRouter(tags=["pharmacy"])
 
 PickupId = Annotated[str, path_id("pickup id")]
+FrameIndex = Annotated[int, Path(ge=0, lt=MAX_FRAMES, description="0 = the frontal frame")]
 
+
+def _image(encoded: str) -> bytes:
+    image = b64decode(encoded)
+    if len(image) > MAX_FRAME_BYTES:
+        raise InvalidRequest("a frame is larger than 2 MiB")
+    return image
 
 
 @router.post("/pharmacy/pickups", response_model=PickupCreated, status_code=201)
@@ -38,14 +49,33 @@ async def pickup_frames(state: StateDep, staff: StaffDep, pickup_id: PickupId,
                         body: FramesIn) -> PickupResult:
     """The camera frames answering the challenge: `verified` or `refused` with a reason,
     never a score. 423 locked after too many refusals."""
-    frames = []
-    for frame in body.frames:
-        image = b64decode(frame.image)
-        if len(image) > MAX_FRAME_BYTES:
-            raise InvalidRequest("a frame is larger than 2 MiB")
-        frames.append(FrameInput(image, frame.offset_s))
+    frames = [FrameInput(_image(frame.image), frame.offset_s) for frame in body.frames]
     result = await pickup_service(state).submit_frames(staff, pickup_id, body.challenge_id,
                                                        frames)
+    return PickupResult(**result)
+
+
+@router.put("/pharmacy/pickups/{pickup_id}/frames/{index}", response_model=FramesReceived,
+            status_code=202)
+async def pickup_frame(state: StateDep, staff: StaffDep, pickup_id: PickupId,
+                       index: FrameIndex, body: StreamedFrameIn) -> FramesReceived:
+    """Streamed face check: frame `index` (0 = frontal), sent as soon as it is captured and
+    analysed on arrival, so the verdict after the last frame is quick. Any order; each index
+    once. The first frame spends the challenge. A bad frame is not reported here (the verdict
+    refuses it). 409 challenge_used when the frames went another way, 410 challenge_expired."""
+    received = await pickup_service(state).add_frame(
+        staff, pickup_id, body.challenge_id, index,
+        FrameInput(_image(body.image), body.offset_s))
+    return FramesReceived(**received)
+
+
+@router.post("/pharmacy/pickups/{pickup_id}/verdict", response_model=PickupResult)
+async def pickup_verdict(state: StateDep, staff: StaffDep, pickup_id: PickupId,
+                         body: VerdictIn) -> PickupResult:
+    """Streamed face check: the decision over frames 0..frames-1, once every frame's upload
+    has been answered. `verified` or `refused` with a reason, never a score."""
+    result = await pickup_service(state).verdict(staff, pickup_id, body.challenge_id,
+                                                 body.frames)
     return PickupResult(**result)
 
 

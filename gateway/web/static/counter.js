@@ -394,21 +394,30 @@
       windows.push({ from, to: from + TIMING.poseS, captures: TIMING.poseCaptures });
     });
     const texts = promptsFor(current.poses);
-    const pending = [];
+    // Each frame is uploaded as soon as it is captured, so the gateway analyses it while
+    // the patient goes on turning; after the last prompt only the verdict is left to wait for.
+    const uploads = [];
+    let index = 0;
     windows.forEach((w, i) => {
       timers.push(setTimeout(() => showPrompt(i, texts[i], w.to - w.from), w.from * 1000));
       for (const c of w.captures) {
         const due = start + (w.from + c) * 1000;
-        pending.push(new Promise((resolve) => {
-          timers.push(setTimeout(() => resolve(captureFrame()), due - performance.now()));
+        const frameIndex = index;
+        index += 1;
+        uploads.push(new Promise((resolve) => {
+          timers.push(setTimeout(async () => {
+            const frame = await captureFrame();
+            if (pickup !== current) return resolve({ ok: false, code: "cancelled" });
+            resolve(api("PUT", `/pharmacy/pickups/${encodeURIComponent(current.id)}/frames/${frameIndex}`,
+              { challenge_id: current.challengeId, image: frame.image, offset_s: frame.offset_s }));
+          }, due - performance.now()));
         }));
       }
     });
     const end = windows[windows.length - 1].to;
-    timers.push(setTimeout(async () => {
-      const frames = await Promise.all(pending);
+    timers.push(setTimeout(() => {
       stopCamera();
-      if (pickup === current) submitFrames(frames);
+      if (pickup === current) finishStream(current, uploads);
     }, end * 1000));
   }
 
@@ -509,16 +518,36 @@
   }
 
   // ---- submit and result --------------------------------------------------------------------
-  async function submitFrames(frames) {
+  function showChecking() {
     setState("checking");
     ui.prompt.textContent = "Checking…";
     ui.countdown.textContent = "";
     showResult("checking", "Checking…", "");
+  }
+
+  async function finishStream(current, uploads) {
+    showChecking();
+    const sent = await Promise.all(uploads);
+    if (pickup !== current) return;
+    const failed = sent.find((r) => !r.ok);
+    // An upload the gateway refused (e.g. the challenge expired) is the result to show.
+    const r = failed || await api("POST", `/pharmacy/pickups/${encodeURIComponent(current.id)}/verdict`, {
+      challenge_id: current.challengeId, frames: uploads.length,
+    });
+    showVerdict(current, r);
+  }
+
+  async function submitFrames(frames) {
+    showChecking();
     const current = pickup;
     const r = await api("POST", `/pharmacy/pickups/${encodeURIComponent(current.id)}/frames`, {
       challenge_id: current.challengeId, frames,
     });
     frames.length = 0; // drop the images as soon as they are sent
+    showVerdict(current, r);
+  }
+
+  function showVerdict(current, r) {
     if (pickup !== current) return;
     ui.cameraPanel.hidden = true;
     ui.uploadPanel.hidden = true;

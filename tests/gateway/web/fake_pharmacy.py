@@ -1,4 +1,4 @@
-"""A stand-in for the gateway's three pickup endpoints (same paths and bodies), serving the
+"""A stand-in for the gateway's pickup endpoints (same paths and bodies), serving the
 real counter page: it proves the page's side of the protocol (token header, frame count,
 time offsets, JPEG payloads) and drives the error displays the real gateway only reaches
 after slow setups (e.g. a prescription locked after five failures).
@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,10 +29,24 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
 
 @dataclass
 class FramesCall:
+    """One face check as the page sent it: a batch, or streamed frames closed by a verdict."""
+
     pickup_id: str
     challenge_id: str
     images: list[bytes]
     offsets: list[float]
+    streamed: bool = False
+    # streamed only: when each frame arrived, and when the verdict was asked (monotonic s)
+    arrivals: list[float] = field(default_factory=list)
+    verdict_at: float = 0.0
+
+
+@dataclass
+class StreamedFrame:
+    challenge_id: str
+    image: bytes
+    offset_s: float
+    arrived: float
 
 
 @dataclass
@@ -46,7 +61,13 @@ class FakePharmacy:
     fills_used: int = 0
     pickups: dict[str, str] = field(default_factory=dict)  # pickup id -> challenge id
     frames_calls: list[FramesCall] = field(default_factory=list)
+    streams: dict[str, dict[int, StreamedFrame]] = field(default_factory=dict)
     auth_failures: int = 0
+
+    def answer(self) -> dict[str, str]:
+        if self.frames_answer == "verified":
+            return {"result": "verified"}
+        return {"result": "refused", "reason": self.frames_answer}
 
     def app(self) -> FastAPI:
         app = FastAPI()
@@ -88,9 +109,42 @@ class FakePharmacy:
                 return _error(422, "invalid_request", "malformed frames")
             self.frames_calls.append(FramesCall(pickup_id, str(body.get("challenge_id")),
                                                 images, offsets))
-            if self.frames_answer == "verified":
-                return {"result": "verified"}
-            return {"result": "refused", "reason": self.frames_answer}
+            return self.answer()
+
+        @app.put("/api/v1/pharmacy/pickups/{pickup_id}/frames/{index}")
+        async def frame(pickup_id: str, index: int, request: Request) -> Any:
+            if not authorised(request):
+                return _error(401, "unauthenticated", "unknown staff token")
+            if pickup_id not in self.pickups:
+                return _error(404, "not_found", "no such pickup")
+            body = await request.json()
+            try:
+                streamed = StreamedFrame(str(body["challenge_id"]),
+                                         base64.b64decode(body["image"], validate=True),
+                                         float(body["offset_s"]), time.monotonic())
+            except (KeyError, TypeError, ValueError, binascii.Error):
+                return _error(422, "invalid_request", "malformed frame")
+            stream = self.streams.setdefault(pickup_id, {})
+            stream[index] = streamed
+            return JSONResponse(status_code=202, content={"frames_received": len(stream)})
+
+        @app.post("/api/v1/pharmacy/pickups/{pickup_id}/verdict")
+        async def verdict(pickup_id: str, request: Request) -> Any:
+            if not authorised(request):
+                return _error(401, "unauthenticated", "unknown staff token")
+            stream = self.streams.pop(pickup_id, {})
+            body = await request.json()
+            count = int(body.get("frames", 0))
+            if sorted(stream) != list(range(count)):
+                return {"result": "refused", "reason": "liveness_failed"}
+            frames = [stream[i] for i in range(count)]
+            self.frames_calls.append(FramesCall(
+                pickup_id, str(body.get("challenge_id")), [f.image for f in frames],
+                [f.offset_s for f in frames], streamed=True,
+                arrivals=[f.arrived for f in frames], verdict_at=time.monotonic()))
+            if {f.challenge_id for f in frames} != {body.get("challenge_id")}:
+                return _error(404, "challenge_not_found", "frames of another challenge")
+            return self.answer()
 
         @app.post("/api/v1/pharmacy/pickups/{pickup_id}/dispense")
         async def dispense(pickup_id: str, request: Request) -> Any:

@@ -132,6 +132,11 @@ def test_camera_capture_verified_then_dispense(browser: Browser, tmp_path: Path)
     # One frontal prompt with 2 captures, then 2 captures per pose, in time order, all
     # before the challenge's deadline.
     assert len(call.images) == 2 + 2 * 3
+    # Streamed: each frame was uploaded as it was taken (the first one arrived seconds
+    # before the last), and the verdict was asked for after the last frame was in.
+    assert call.streamed
+    assert call.arrivals[-1] - call.arrivals[0] > 0.6 * (call.offsets[-1] - call.offsets[0])
+    assert call.verdict_at >= max(call.arrivals)
     assert all(b > a for a, b in zip(call.offsets, call.offsets[1:], strict=False))
     assert 0.9 <= call.offsets[0] < call.offsets[-1] < fake.expires_in_s
     gaps = np.diff(call.offsets)
@@ -223,6 +228,7 @@ def test_upload_fallback_without_camera(browser: Browser, tmp_path: Path) -> Non
         finally:
             context.close()
     [call] = fake.frames_calls
+    assert not call.streamed  # photos picked one by one go in one request
     assert len(call.images) == 3
     assert all(b >= a for a, b in zip(call.offsets, call.offsets[1:], strict=False))
     for data in call.images:

@@ -1,0 +1,137 @@
+"""Streamed pickup face check: PUT .../frames/{index} per captured frame, then
+POST .../verdict. Same faces as test_pickup.py (Grace Hopper enrolled, the astronaut is
+someone else)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from typing import Any
+
+from gateway_testkit import GatewayClient, assert_error
+from ledger_kit import PHARMACY, mip
+from mip_testkit import MipClients
+from test_pickup import URL, frames_body, ready_prescription, start
+
+from gateway.services.faces import face_service
+
+__all__ = ["mip"]
+
+
+def stream_bodies(gw: GatewayClient, pickup: dict[str, Any], who: str
+                  ) -> list[dict[str, Any]]:
+    body = frames_body(gw, pickup["challenge"], who)
+    return [{**frame, "challenge_id": body["challenge_id"]} for frame in body["frames"]]
+
+
+async def send_frames(gw: GatewayClient, pickup: dict[str, Any], who: str,
+                      order: list[int] | None = None) -> list[Any]:
+    frames = stream_bodies(gw, pickup, who)
+    pharmacist = gw.staff(PHARMACY, "pharmacist")
+    indexes = order if order is not None else list(range(len(frames)))
+    return list(await asyncio.gather(*[
+        gw.http.put(f"{URL}/{pickup['pickup_id']}/frames/{i}", json=frames[i],
+                    headers=pharmacist) for i in indexes]))
+
+
+async def verdict(gw: GatewayClient, pickup: dict[str, Any], frames: int) -> Any:
+    return await gw.http.post(f"{URL}/{pickup['pickup_id']}/verdict",
+                              json={"challenge_id": pickup["challenge"]["challenge_id"],
+                                    "frames": frames},
+                              headers=gw.staff(PHARMACY, "pharmacist"))
+
+
+async def test_streamed_check_verifies_and_dispenses(gw: GatewayClient,
+                                                     mip: MipClients) -> None:
+    _, rx = await ready_prescription(gw, mip)
+    pickup = await start(gw, rx["credential_id"])
+    # Uploads may overtake each other; the indexes put them in order.
+    replies = await send_frames(gw, pickup, "grace_hopper", order=[2, 0, 1])
+    assert all(r.status_code == 202 for r in replies), [r.text for r in replies]
+    assert sorted(r.json()["frames_received"] for r in replies)[-1] == 3
+    assert "score" not in "".join(r.text for r in replies)
+    r = await verdict(gw, pickup, 3)
+    assert r.status_code == 200 and r.json() == {"result": "verified", "reason": None}
+    assert not face_service(gw.state)._streams  # nothing of the check is kept
+    r = await gw.http.post(f"{URL}/{pickup['pickup_id']}/dispense",
+                           headers=gw.staff(PHARMACY, "pharmacist"))
+    assert r.status_code == 200 and r.json()["fills_used"] == 1
+    # The pickup is spent: no more frames, no second verdict.
+    assert_error((await send_frames(gw, pickup, "grace_hopper"))[0], 409, "pickup_used")
+    assert_error(await verdict(gw, pickup, 3), 409, "pickup_used")
+
+
+async def test_streamed_check_refusals(gw: GatewayClient, mip: MipClients) -> None:
+    _, rx = await ready_prescription(gw, mip, refills=3)
+    pharmacist = gw.staff(PHARMACY, "pharmacist")
+    # Another face: refused as a mismatch, counted towards the lock.
+    pickup = await start(gw, rx["credential_id"])
+    await send_frames(gw, pickup, "astronaut")
+    assert (await verdict(gw, pickup, 3)).json() == {"result": "refused",
+                                                     "reason": "face_mismatch"}
+    # A missing frame, or a verdict over more frames than were sent: liveness refuses.
+    pickup = await start(gw, rx["credential_id"])
+    await send_frames(gw, pickup, "grace_hopper", order=[0, 2])
+    assert (await verdict(gw, pickup, 3)).json() == {"result": "refused",
+                                                     "reason": "liveness_failed"}
+    # The same index twice: refused at the verdict.
+    pickup = await start(gw, rx["credential_id"])
+    await send_frames(gw, pickup, "grace_hopper", order=[0, 0, 1, 2])
+    assert (await verdict(gw, pickup, 3)).json()["reason"] == "liveness_failed"
+    # Not an image: the frame is taken (202), the verdict refuses it.
+    pickup = await start(gw, rx["credential_id"])
+    frames = stream_bodies(gw, pickup, "grace_hopper")
+    bad = {**frames[0], "image": base64.b64encode(b"not an image").decode()}
+    r = await gw.http.put(f"{URL}/{pickup['pickup_id']}/frames/0", json=bad,
+                          headers=pharmacist)
+    assert r.status_code == 202
+    assert (await verdict(gw, pickup, 3)).json()["result"] == "refused"
+
+    # Malformed or misaddressed requests change nothing: the challenge stays unanswered.
+    pickup = await start(gw, rx["credential_id"])
+    frames = stream_bodies(gw, pickup, "grace_hopper")
+    base = f"{URL}/{pickup['pickup_id']}"
+    for url, body in ((f"{base}/frames/12", frames[0]), (f"{base}/frames/-1", frames[0]),
+                      (f"{base}/frames/0", {**frames[0], "image": "@@@"}),
+                      (f"{base}/frames/0", {**frames[0], "offset_s": -1}),
+                      (f"{base}/frames/0", {**frames[0], "extra": 1})):
+        assert_error(await gw.http.put(url, json=body, headers=pharmacist), 422,
+                     "invalid_request")
+    assert_error(await gw.http.put(f"{base}/frames/0",
+                                   json={**frames[0], "challenge_id": "x" * 32},
+                                   headers=pharmacist), 404, "challenge_not_found")
+    other = {"Authorization": "Bearer " + gw.state.staff.issue(PHARMACY, "pharmacist3",
+                                                               "pharmacist")}
+    assert_error(await gw.http.put(f"{base}/frames/0", json=frames[0], headers=other), 403,
+                 "not_your_pickup")
+    assert_error(await gw.http.put(f"{URL}/nope/frames/0", json=frames[0],
+                                   headers=pharmacist), 404, "not_found")
+    for body in ({"challenge_id": frames[0]["challenge_id"], "frames": 0},
+                 {"challenge_id": frames[0]["challenge_id"], "frames": 13},
+                 {"challenge_id": frames[0]["challenge_id"]}):
+        assert_error(await gw.http.post(f"{base}/verdict", json=body, headers=pharmacist),
+                     422, "invalid_request")
+    # A verdict before any frame: nothing to decide, nothing spent.
+    assert_error(await verdict(gw, pickup, 3), 404, "challenge_not_found")
+    # ...so the untouched pickup still verifies.
+    await send_frames(gw, pickup, "grace_hopper")
+    assert (await verdict(gw, pickup, 3)).json()["result"] == "verified"
+
+
+async def test_frames_sent_one_way_cannot_be_finished_the_other(gw: GatewayClient,
+                                                                mip: MipClients) -> None:
+    _, rx = await ready_prescription(gw, mip)
+    # Batch after streaming: the challenge was spent by the first streamed frame.
+    pickup = await start(gw, rx["credential_id"])
+    await send_frames(gw, pickup, "grace_hopper", order=[0])
+    r = await gw.http.post(f"{URL}/{pickup['pickup_id']}/frames",
+                           json=frames_body(gw, pickup["challenge"], "grace_hopper"),
+                           headers=gw.staff(PHARMACY, "pharmacist"))
+    assert_error(r, 409, "challenge_used")
+    # Streaming after a batch answer: the pickup is done.
+    pickup = await start(gw, rx["credential_id"])
+    r = await gw.http.post(f"{URL}/{pickup['pickup_id']}/frames",
+                           json=frames_body(gw, pickup["challenge"], "grace_hopper"),
+                           headers=gw.staff(PHARMACY, "pharmacist"))
+    assert r.json()["result"] == "verified"
+    assert_error((await send_frames(gw, pickup, "grace_hopper"))[0], 409, "pickup_used")
