@@ -243,13 +243,14 @@ class FaceService:
                 raise TooManyStreams("too many face checks in progress; try again shortly")
             challenge = self._consume(challenge_id, purpose, subject)
             # Kept even when already late, so that the verdict refuses it as expired.
-            stream = _LiveStream(LivenessSession(challenge, self.state.face_engine()),
+            stream = _LiveStream(LivenessSession(challenge,
+                                                 self.state.background_face_engine()),
                                  purpose, subject, challenge.deadline + ANSWER_GRACE_S)
             self._streams[challenge_id] = stream
         elif (stream.purpose, stream.subject) != (purpose, subject):
             raise NotFound("no such face challenge for this flow", code="challenge_not_found")
         self._require_answerable(stream.session.challenge)
-        await self.state.run_face(stream.session.add, index, frame)
+        await self.state.run_face_background(stream.session.add, index, frame)
         return stream.session.frames_seen
 
     async def finish_live(self, challenge_id: str, purpose: str, subject: str,

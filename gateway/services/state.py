@@ -8,8 +8,11 @@ own construction and no shared file lists them all.
 from __future__ import annotations
 
 import asyncio
+import functools
+import os
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -28,6 +31,19 @@ T = TypeVar("T")
 # Face work is CPU-bound (onnxruntime uses 2 threads itself): at most this many at once,
 # so a burst of frames queues instead of thrashing the cores.
 FACE_CONCURRENCY = 2
+# Frames a counter streams are analysed while the person is still turning, with hundreds of
+# milliseconds of slack before anyone waits on them. That work runs on one thread of its
+# own, at a lower CPU priority, with single-threaded models, so that the requests a person
+# is waiting on (a pickup's start, verdict and dispense, other flows) get the cores first.
+BACKGROUND_NICE = 10
+
+
+def _lower_thread_priority() -> None:
+    # Linux keeps a nice value per thread; elsewhere this is a no-op (and never fatal).
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
+    except (OSError, AttributeError):
+        pass
 
 
 @dataclass
@@ -40,6 +56,8 @@ class AppState:
     _face: FaceEngine | None = None
     _face_lock: threading.Lock = field(default_factory=threading.Lock)
     _face_limiter: anyio.CapacityLimiter | None = None
+    _background_face: FaceEngine | None = None
+    _background_executor: ThreadPoolExecutor | None = None
     _services: dict[str, Any] = field(default_factory=dict)
     _service_lock: threading.RLock = field(default_factory=threading.RLock)
 
@@ -58,6 +76,26 @@ class AppState:
             self._face_limiter = anyio.CapacityLimiter(FACE_CONCURRENCY)
         return await anyio.to_thread.run_sync(fn, *args, limiter=self._face_limiter)
 
+    def background_face_engine(self) -> FaceEngine:
+        """A second engine with single-threaded models, for `run_face_background` (its
+        onnxruntime session has no pool threads, so all its work runs at the lower
+        priority)."""
+        with self._face_lock:
+            if self._background_face is None:
+                self._background_face = FaceEngine(threads=1)
+            return self._background_face
+
+    async def run_face_background(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run face work nobody waits on yet on the low-priority face thread."""
+        with self._face_lock:
+            if self._background_executor is None:
+                self._background_executor = ThreadPoolExecutor(
+                    1, thread_name_prefix="mip-face-background",
+                    initializer=_lower_thread_priority)
+            executor = self._background_executor
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(executor, functools.partial(fn, *args))
+
     def service(self, name: str, factory: Callable[[AppState], T]) -> T:
         """The area service `name`, built by `factory(self)` on first use (a factory may
         itself ask for other services: the lock is re-entrant)."""
@@ -74,6 +112,8 @@ class AppState:
             elif callable(getattr(svc, "close", None)):
                 svc.close()
         await self.ledger.close()
+        if self._background_executor is not None:
+            self._background_executor.shutdown(wait=True, cancel_futures=True)
         await asyncio.sleep(0)
         self.db.close()
 

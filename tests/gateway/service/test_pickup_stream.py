@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
+import threading
 from typing import Any
 
 from gateway_testkit import GatewayClient, assert_error
@@ -14,6 +16,7 @@ from mip_testkit import MipClients
 from test_pickup import URL, frames_body, ready_prescription, start
 
 from gateway.services.faces import face_service
+from gateway.services.state import BACKGROUND_NICE
 
 __all__ = ["mip"]
 
@@ -135,3 +138,15 @@ async def test_frames_sent_one_way_cannot_be_finished_the_other(gw: GatewayClien
                            headers=gw.staff(PHARMACY, "pharmacist"))
     assert r.json()["result"] == "verified"
     assert_error((await send_frames(gw, pickup, "grace_hopper"))[0], 409, "pickup_used")
+
+
+async def test_streamed_frames_are_analysed_at_a_lower_priority(gw: GatewayClient) -> None:
+    def nice_here() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    background = await gw.state.run_face_background(nice_here)
+    assert background == max(base, min(19, BACKGROUND_NICE))
+    assert await gw.state.run_face(nice_here) == base  # interactive face work is not lowered
+    # ...and its engine runs single-threaded models of its own.
+    assert gw.state.background_face_engine() is not gw.state.face_engine()
