@@ -264,12 +264,20 @@ class Story:
         return dict(self.call("POST", "/pharmacy/pickups", staff="pharmacist", expect=201,
                               json={"prescription_id": rx}))
 
+    def _answer_pickup(self, pickup: dict[str, Any], who: str) -> dict[str, Any]:
+        """As the counter page does: each frame uploaded as captured, then the verdict."""
+        pid, answer = pickup["pickup_id"], self.camera.answer(pickup["challenge"], who)
+        for index, frame in enumerate(answer["frames"]):
+            self.call("PUT", f"/pharmacy/pickups/{pid}/frames/{index}", staff="pharmacist",
+                      expect=202, json={"challenge_id": answer["challenge_id"], **frame})
+        return dict(self.call("POST", f"/pharmacy/pickups/{pid}/verdict", staff="pharmacist",
+                              json={"challenge_id": answer["challenge_id"],
+                                    "frames": len(answer["frames"])}))
+
     def pickup_wrong_face(self) -> str:
         self.call("POST", "/admin/counter-key", staff="pharmacy_admin")
         pickup = self._start_pickup()
-        result = self.call("POST", f"/pharmacy/pickups/{pickup['pickup_id']}/frames",
-                           staff="pharmacist",
-                           json=self.camera.answer(pickup["challenge"], "astronaut"))
+        result = self._answer_pickup(pickup, "astronaut")
         if result != {"result": "refused", "reason": "face_mismatch"}:
             raise StepFailed(f"expected refused/face_mismatch, got {result}")
         self.refusal("POST", f"/pharmacy/pickups/{pickup['pickup_id']}/dispense", 409,
@@ -280,9 +288,7 @@ class Story:
     def pickup_passes(self) -> str:
         pickup = self._start_pickup()
         shown = sorted(pickup.get("prescription", {}))
-        result = self.call("POST", f"/pharmacy/pickups/{pickup['pickup_id']}/frames",
-                           staff="pharmacist",
-                           json=self.camera.answer(pickup["challenge"], "grace_hopper"))
+        result = self._answer_pickup(pickup, "grace_hopper")
         if result.get("result") != "verified":
             raise StepFailed(f"expected verified, got {result}")
         out = self.call("POST", f"/pharmacy/pickups/{pickup['pickup_id']}/dispense",
