@@ -223,6 +223,19 @@ class ReferenceFrame:
     quality: QualityReport
 
 
+def _submission_refusal(challenge: Challenge, frame_count: int,
+                        checked_at: float) -> LivenessResult | None:
+    """Checks of a whole answer that need no model: the challenge, the number of frames,
+    and whether the answer came in time."""
+    if challenge.poses and not all(p in POSES for p in challenge.poses):
+        return _fail("bad_challenge", "challenge holds an unknown pose")
+    if not 2 <= frame_count <= MAX_FRAMES:
+        return _fail("frame_count", f"need 2..{MAX_FRAMES} frames, got {frame_count}")
+    if checked_at > challenge.deadline + SUBMIT_GRACE_S:
+        return _fail("timeout", "the challenge was not completed before its deadline")
+    return None
+
+
 def _cheap_refusal(challenge: Challenge, index: int, frame: Frame) -> LivenessResult | None:
     """Checks that need no model: the frame's place in the capture and its time window."""
     if not 0 <= index < MAX_FRAMES:
@@ -272,10 +285,7 @@ class LivenessSession:
         with self._lock:
             if self._failure is not None:
                 return self._failure
-            if index in self._observations:
-                duplicate = True
-            else:
-                duplicate = False
+            duplicate = index in self._observations
         if duplicate:
             return self._refuse(_fail("frame_count", f"frame {index} was sent twice"))
         cheap = _cheap_refusal(self.challenge, index, frame)
@@ -310,16 +320,13 @@ class LivenessSession:
         if failure is not None:
             return failure
         challenge = self.challenge
-        if challenge.poses and not all(p in POSES for p in challenge.poses):
-            return _fail("bad_challenge", "challenge holds an unknown pose")
-        if not 2 <= frame_count <= MAX_FRAMES:
-            return _fail("frame_count", f"need 2..{MAX_FRAMES} frames, got {frame_count}")
+        refusal = _submission_refusal(challenge, frame_count,
+                                      time.time() if now is None else now)
+        if refusal is not None:
+            return refusal
         if sorted(observations) != list(range(frame_count)):
             return _fail("frame_count", f"expected frames 0..{frame_count - 1}, got "
                          f"{len(observations)}")
-        checked_at = time.time() if now is None else now
-        if checked_at > challenge.deadline + SUBMIT_GRACE_S:
-            return _fail("timeout", "the challenge was not completed before its deadline")
         frames = [observations[i] for i in range(frame_count)]
         if any(b.timestamp < a.timestamp for a, b in itertools.pairwise(frames)):
             return _fail("timing", "frame timestamps go backwards")
@@ -374,21 +381,17 @@ def check_session(challenge: Challenge, frames: Sequence[Frame], *, engine: Face
     """:func:`check`, also returning the session (its ``reference`` holds the frontal
     frame's embedding, so a flow need not embed that frame again)."""
     session = LivenessSession(challenge, engine)
-    if challenge.poses and not all(p in POSES for p in challenge.poses):
-        return _fail("bad_challenge", "challenge holds an unknown pose"), session
-    if not 2 <= len(frames) <= MAX_FRAMES:
-        return _fail("frame_count", f"need 2..{MAX_FRAMES} frames, got {len(frames)}"), session
     # Cheap checks of the whole submission first: no model runs on a late or malformed one.
     checked_at = time.time() if now is None else now
-    stamps = [f.timestamp for f in frames]
-    if any(b < a for a, b in itertools.pairwise(stamps)):
+    refusal = _submission_refusal(challenge, len(frames), checked_at)
+    if refusal is not None:
+        return refusal, session
+    if any(b.timestamp < a.timestamp for a, b in itertools.pairwise(frames)):
         return _fail("timing", "frame timestamps go backwards"), session
     for i, frame in enumerate(frames):
         cheap = _cheap_refusal(challenge, i, frame)
         if cheap is not None:
             return cheap, session
-    if checked_at > challenge.deadline + SUBMIT_GRACE_S:
-        return _fail("timeout", "the challenge was not completed before its deadline"), session
     for i, frame in enumerate(frames):
         if session.add(i, frame) is not None:
             break

@@ -29,7 +29,13 @@ import numpy as np
 
 from face_engine.dedup.index import DedupIndex, EnrolmentDecision
 from face_engine.errors import LivenessFailed
-from face_engine.liveness import Challenge, Frame, LivenessResult, LivenessSession
+from face_engine.liveness import (
+    Challenge,
+    Frame,
+    LivenessResult,
+    LivenessSession,
+    check_session,
+)
 from face_engine.protect.protector import TemplateProtector
 from face_engine.protect.reference import ProtectedReference
 from face_engine.protect.registry import RegistryEntry
@@ -211,8 +217,6 @@ class FaceService:
         engine = self.state.face_engine()
 
         def run() -> LiveFace:
-            from face_engine.liveness import check_session
-
             result, session = check_session(challenge, frames, engine=engine)
             return _live_face(result, session)
 

@@ -78,6 +78,14 @@ class FakePharmacy:
                 self.auth_failures += 1
             return ok
 
+        def refusal(request: Request, pickup_id: str) -> JSONResponse | None:
+            """The answer to a call without the token or about an unknown pickup."""
+            if not authorised(request):
+                return _error(401, "unauthenticated", "unknown staff token")
+            if pickup_id not in self.pickups:
+                return _error(404, "not_found", "no such pickup")
+            return None
+
         @app.post("/api/v1/pharmacy/pickups")
         async def create(request: Request) -> Any:
             if not authorised(request):
@@ -97,10 +105,8 @@ class FakePharmacy:
 
         @app.post("/api/v1/pharmacy/pickups/{pickup_id}/frames")
         async def frames(pickup_id: str, request: Request) -> Any:
-            if not authorised(request):
-                return _error(401, "unauthenticated", "unknown staff token")
-            if pickup_id not in self.pickups:
-                return _error(404, "not_found", "no such pickup")
+            if (refused := refusal(request, pickup_id)) is not None:
+                return refused
             body = await request.json()
             try:
                 images = [base64.b64decode(f["image"], validate=True) for f in body["frames"]]
@@ -113,10 +119,8 @@ class FakePharmacy:
 
         @app.put("/api/v1/pharmacy/pickups/{pickup_id}/frames/{index}")
         async def frame(pickup_id: str, index: int, request: Request) -> Any:
-            if not authorised(request):
-                return _error(401, "unauthenticated", "unknown staff token")
-            if pickup_id not in self.pickups:
-                return _error(404, "not_found", "no such pickup")
+            if (refused := refusal(request, pickup_id)) is not None:
+                return refused
             body = await request.json()
             try:
                 streamed = StreamedFrame(str(body["challenge_id"]),
@@ -130,8 +134,8 @@ class FakePharmacy:
 
         @app.post("/api/v1/pharmacy/pickups/{pickup_id}/verdict")
         async def verdict(pickup_id: str, request: Request) -> Any:
-            if not authorised(request):
-                return _error(401, "unauthenticated", "unknown staff token")
+            if (refused := refusal(request, pickup_id)) is not None:
+                return refused
             stream = self.streams.pop(pickup_id, {})
             body = await request.json()
             count = int(body.get("frames", 0))
@@ -148,10 +152,8 @@ class FakePharmacy:
 
         @app.post("/api/v1/pharmacy/pickups/{pickup_id}/dispense")
         async def dispense(pickup_id: str, request: Request) -> Any:
-            if not authorised(request):
-                return _error(401, "unauthenticated", "unknown staff token")
-            if pickup_id not in self.pickups:
-                return _error(404, "not_found", "no such pickup")
+            if (refused := refusal(request, pickup_id)) is not None:
+                return refused
             if self.fills_used >= self.fills_allowed:
                 return _error(409, "precondition_failed", "no fills left")
             self.fills_used += 1
