@@ -28,6 +28,10 @@ _CURVE_ORDERS: dict[str, int] = {
 }
 
 
+# Immutable algorithm object, built once rather than per signature.
+_ECDSA_PREHASHED_SHA256 = ec.ECDSA(Prehashed(hashes.SHA256()))
+
+
 class SigningKeyError(ValueError):
     """The private key cannot be used to sign for Fabric (not PEM, not EC, wrong curve)."""
 
@@ -48,9 +52,9 @@ def to_low_s(der_signature: bytes, curve: ec.EllipticCurve) -> bytes:
     """Return the DER signature with S replaced by n - S when S > n/2."""
     r, s = decode_dss_signature(der_signature)
     order = curve_order(curve)
-    if s > order // 2:
-        s = order - s
-    return encode_dss_signature(r, s)
+    if s <= order // 2:
+        return der_signature  # already low-S (half the time): no re-encoding
+    return encode_dss_signature(r, order - s)
 
 
 def is_low_s(der_signature: bytes, curve: ec.EllipticCurve) -> bool:
@@ -89,7 +93,7 @@ class Signer:
         """Sign a SHA-256 digest; returns a low-S DER signature."""
         if len(digest) != hashlib.sha256().digest_size:
             raise ValueError("digest must be a 32-byte SHA-256 digest")
-        der = self._key.sign(digest, ec.ECDSA(Prehashed(hashes.SHA256())))
+        der = self._key.sign(digest, _ECDSA_PREHASHED_SHA256)
         return to_low_s(der, self._key.curve)
 
     def sign(self, message: bytes) -> bytes:
