@@ -28,13 +28,12 @@ SERVER_OPTIONS: list[tuple[str, int]] = [
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
     ("grpc.http2.max_ping_strikes", 0),
     # No BDP probing: gRPC core answers incoming data with a PING to size the flow-control
-    # window, so every burst of the peer's small messages cost a PING and its ACK at both
+    # window, so every burst of the peer's small messages costs a PING and its ACK at both
     # ends. Chaincode messages are small; the default window suffices. Measured against
     # Fabric 2.5.16 peers (bench_ledger.py --compare-node): ~10 % less chaincode CPU per
     # submit (1.35-1.42 -> 1.19-1.28 ms with two endorsements).
     ("grpc.http2.bdp_probe", 0),
 ]
-
 
 
 class ChaincodeService(shim_pb2_grpc.ChaincodeServicer):
