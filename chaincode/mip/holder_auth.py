@@ -69,13 +69,17 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def unb64(text: Any, what: str) -> bytes:
+def unb64(text: Any, what: str, error: type[Exception] = InvalidRequest) -> bytes:
+    """Standard base64 of `text` (no stray characters), or `error` naming the field.
+
+    The gateway's holder blobs (wrapped secrets, sealed shares) decode with this too, each
+    format passing its own error class."""
     if not isinstance(text, str):
-        raise InvalidRequest(f"{what} must be a base64 string")
+        raise error(f"{what} must be a base64 string")
     try:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise InvalidRequest(f"{what} is not valid base64") from exc
+        raise error(f"{what} is not valid base64") from exc
 
 
 def parse_request(raw: Any) -> HolderRequest:

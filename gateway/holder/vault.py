@@ -45,7 +45,7 @@ from nacl.bindings import (
 )
 
 from chaincode.mip.canonical import canonical_json
-from gateway.holder.encoding import b64, unb64
+from chaincode.mip.holder_auth import b64, unb64
 from gateway.holder.errors import InvalidKeyMaterial, MalformedBlob, UnlockFailed, WeakPassword
 from gateway.holder.keys import MASTER_SECRET_BYTES
 
