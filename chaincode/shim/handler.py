@@ -1,23 +1,22 @@
 """The shim side of one peer<->chaincode stream (Fabric 2.5 chaincode protocol).
 
-One reader consumes the peer's messages; every INIT/TRANSACTION runs as its own asyncio
-task. A stub call parks a future on its transaction's `TxState`; the reader resolves it when
-the RESPONSE/ERROR for that (channel, tx id) arrives. Only message types and short tx ids are
-ever logged, never payloads.
+The handler is driven by its transport: `open(send)` registers, `feed(msg)` acts on each
+message from the peer, `close()` ends the stream. Every INIT/TRANSACTION runs as its own
+asyncio task. A stub call parks a future on its transaction's `TxState`; `feed` resolves it
+when the RESPONSE/ERROR for that (channel, tx id) arrives. Only message types and short tx
+ids are ever logged, never payloads.
 
-Outgoing messages are written straight from the task that produces them (gRPC allows one
-write in flight per stream): the task that finds the stream idle writes its message and then
-any that other tasks queued meanwhile, so a message costs no extra task wake-up or queue hop.
-The reader itself never waits on a write, so the shim always drains what the peer sends.
+`send` never waits: the transport queues what it cannot write yet (gRPC allows one write in
+flight per stream) and writes it when the write before completes, so a message costs no task
+wake-up and the handler always drains what the peer sends.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import enum
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 from chaincode.shim._protos import (
@@ -41,9 +40,8 @@ _ERROR = _MSG.ERROR
 _TRANSACTION = _MSG.TRANSACTION
 _INIT = _MSG.INIT
 
-# read() returns the next message, or the `end` object given to `run` when the stream ends.
-Reader = Callable[[], Awaitable[Any]]
-Writer = Callable[[Message], Awaitable[None]]
+# The transport's send: queues or writes `msg` without waiting; raises once the stream is gone.
+Sender = Callable[[Message], None]
 
 
 class Chaincode(Protocol):
@@ -68,18 +66,17 @@ _CLOSE = _Close()
 class StreamHandler:
     """Runs the chaincode protocol on one stream.
 
-    `run(read, write)` drives it over a stream's read and write coroutines (the server passes
-    grpc.aio's `context.read` / `context.write`); `connect(incoming)` is the same protocol as
-    an async generator of outgoing messages over an async iterator of incoming ones.
+    A transport calls `open(send)`, then `feed(msg)` for each message from the peer until
+    it returns False or the stream ends, then `close()`. `connect(incoming)` is the same
+    protocol as an async generator of outgoing messages over an async iterator of incoming
+    ones (for driving a handler without gRPC).
     """
 
     def __init__(self, chaincode_id: str, chaincode: Chaincode) -> None:
         self._chaincode_id = chaincode_id
         self._chaincode = chaincode
         self._state = _State.CREATED
-        self._write: Writer | None = None
-        self._writing = False
-        self._backlog: collections.deque[Message] = collections.deque()
+        self._out: Sender | None = None
         self._active: dict[tuple[str, str], TxState] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -88,47 +85,81 @@ class StreamHandler:
     def ready(self) -> bool:
         return self._state is _State.READY
 
+    # --- the transport's side ----------------------------------------------------------
+
+    def open(self, send: Sender) -> None:
+        """Start the stream: REGISTER goes out through `send`."""
+        self._out = send
+        register = chaincode_pb2.ChaincodeID(name=self._chaincode_id).SerializeToString()
+        _log.info("registering chaincode %s", self._chaincode_id)
+        self._post(_MSG(type=_MSG.REGISTER, payload=register))
+
+    def feed(self, msg: Message) -> bool:
+        """Act on one message from the peer; False when the stream must end.
+
+        A protocol violation is answered with ERROR and ends the stream, as the Go shim does.
+        """
+        if self._closed:
+            return False
+        error = self._receive(msg)
+        if error is None:
+            return True
+        self._post(error)
+        _log.warning("chaincode stream ended: %s", error.payload.decode())
+        return False
+
+    def close(self) -> None:
+        """The stream ended: every waiting stub call fails and running transactions stop."""
+        if not self._closed:
+            _log.info("chaincode stream ended")
+        self._fail_waiting()
+        for task in list(self._tasks):
+            task.cancel()
+
+    async def connect(self, incoming: AsyncIterator[Message]) -> AsyncIterator[Message]:
+        """The protocol as an async generator: yields every outgoing message until the
+        stream ends (`incoming` is exhausted or the handler ends it)."""
+        out: asyncio.Queue[Message | _Close] = asyncio.Queue()
+
+        async def pump() -> None:
+            async for msg in incoming:
+                if not self.feed(msg):
+                    return
+
+        self.open(out.put_nowait)
+        runner = asyncio.create_task(pump())
+        runner.add_done_callback(lambda _task: out.put_nowait(_CLOSE))
+        try:
+            while not isinstance(msg := await out.get(), _Close):
+                yield msg
+        finally:
+            runner.cancel()
+            self.close()
+
     # --- outgoing ----------------------------------------------------------------------
 
-    async def _send(self, msg: Message) -> None:
-        """Write `msg`, or queue it behind the write in flight (whose task then writes it).
+    def _send(self, msg: Message) -> None:
+        """Hand `msg` to the transport; StreamClosedError once the stream has ended.
 
-        Raises StreamClosedError once the stream has ended or a write failed.
+        A transport that fails to take it has lost the stream: every waiting stub call
+        fails at once rather than when the end is noticed.
         """
-        if self._closed or self._write is None:
+        if self._closed or self._out is None:
             raise StreamClosedError("the stream to the peer closed")
         if _log.isEnabledFor(logging.DEBUG):
             _log.debug("send %s [%s]", _TYPE_NAME.get(msg.type), short_txid(msg.txid))
-        if self._writing:
-            self._backlog.append(msg)
-            return
-        self._writing = True
-        write = self._write
-        backlog = self._backlog
         try:
-            await write(msg)
-            while backlog:
-                await write(backlog.popleft())
-        except asyncio.CancelledError:
-            raise
+            self._out(msg)
         except Exception as exc:
-            # The stream is broken: what other tasks queued will never go out, so fail every
-            # waiting stub call now rather than when the reader notices.
             self._fail_waiting()
+            if isinstance(exc, StreamClosedError):
+                raise
             raise StreamClosedError("the stream to the peer closed") from exc
-        finally:
-            self._writing = False
 
     def _post(self, msg: Message) -> None:
-        """Send from the reader without waiting: queue behind a write or hand to a task."""
-        if self._writing:
-            self._backlog.append(msg)
-        else:
-            self._spawn(self._send_quietly(msg))
-
-    async def _send_quietly(self, msg: Message) -> None:
+        """`_send` where nobody waits for the outcome: a closed stream only gets logged."""
         try:
-            await self._send(msg)
+            self._send(msg)
         except StreamClosedError:
             _log.debug(
                 "%s [%s] not sent: stream closed", _TYPE_NAME.get(msg.type), short_txid(msg.txid)
@@ -139,60 +170,11 @@ class StreamHandler:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def run(self, read: Reader, write: Writer, end: object = None) -> None:
-        """Register, then serve the peer's messages until `read()` returns `end`.
-
-        A protocol violation is answered with ERROR and ends the stream (as the Go shim
-        does); either way every waiting stub call fails and running transactions stop.
-        """
-        self._write = write
-        register = chaincode_pb2.ChaincodeID(name=self._chaincode_id).SerializeToString()
-        _log.info("registering chaincode %s", self._chaincode_id)
-        try:
-            await self._send(_MSG(type=_MSG.REGISTER, payload=register))
-            while (msg := await read()) is not end:
-                error = self._receive(msg)
-                if error is not None:
-                    await self._send(error)
-                    raise ProtocolError(error.payload.decode())
-        except ShimError as exc:
-            _log.warning("chaincode stream ended: %s", exc)
-        else:
-            _log.info("chaincode stream ended")
-        finally:
-            self._shutdown()
-
-    async def connect(self, incoming: AsyncIterator[Message]) -> AsyncIterator[Message]:
-        """`run` as an async generator: yields every outgoing message until the stream ends."""
-        out: asyncio.Queue[Message | _Close] = asyncio.Queue()
-        messages = aiter(incoming)
-
-        async def read() -> Message | None:
-            return await anext(messages, None)
-
-        async def write(msg: Message) -> None:
-            out.put_nowait(msg)
-
-        runner = asyncio.create_task(self.run(read, write))
-        runner.add_done_callback(lambda _task: out.put_nowait(_CLOSE))
-        try:
-            while not isinstance(msg := await out.get(), _Close):
-                yield msg
-        finally:
-            runner.cancel()
-            self._shutdown()
-
     def _fail_waiting(self) -> None:
         self._closed = True
-        self._backlog.clear()
         for tx in self._active.values():
             if tx.future is not None and not tx.future.done():
                 tx.future.set_exception(StreamClosedError("the stream to the peer closed"))
-
-    def _shutdown(self) -> None:
-        self._fail_waiting()
-        for task in list(self._tasks):
-            task.cancel()
 
     # --- incoming ----------------------------------------------------------------------
 
@@ -277,7 +259,7 @@ class StreamHandler:
         finally:
             del self._active[(tx.channel_id, tx.txid)]
         try:
-            await self._send(reply)
+            self._send(reply)
         except StreamClosedError:
             _log.debug("reply for [%s] not sent: stream closed", short_txid(tx.txid))
 
@@ -321,7 +303,7 @@ class StreamHandler:
             future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
             tx.future = future
             try:
-                await self._send(
+                self._send(
                     _MSG(type=msg_type, payload=payload, txid=tx.txid, channel_id=tx.channel_id)
                 )
                 reply = await future

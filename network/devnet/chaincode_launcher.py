@@ -1,8 +1,8 @@
 """`python -m network.devnet.chaincode_launcher`: run `python -m chaincode`, tied to devnet.
 
 Asks Linux to send SIGTERM to this process when its parent (devnet) dies, even by SIGKILL, then
-runs the chaincode server in-process on the event loop devnet itself uses
-(network.devnet.event_loop). Done here rather than in a preexec_fn because forking a
+runs the chaincode server in-process (on its own completion-queue event loop,
+chaincode/shim/completion_loop.py). Done here rather than in a preexec_fn because forking a
 process that holds gRPC threads and running Python code before exec is not safe.
 """
 
@@ -28,9 +28,4 @@ def _tie_to_parent() -> None:
 
 if __name__ == "__main__":
     _tie_to_parent()
-    # chaincode/__main__ calls asyncio.run: give it devnet's loop choice (uvloop when
-    # installed; measured chaincode CPU per submit 0.80 -> 0.71 ms).
-    from network.devnet.event_loop import install_policy
-
-    install_policy()
     runpy.run_module("chaincode", run_name="__main__", alter_sys=True)

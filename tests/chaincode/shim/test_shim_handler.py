@@ -217,19 +217,16 @@ async def test_logs_never_carry_values_or_transient_data(
 
 
 async def test_failed_write_fails_every_waiting_stub_call() -> None:
-    """Driven without gRPC: once a write fails, calls waiting on the peer fail at once."""
+    """Driven without gRPC: once the transport fails a send, calls waiting on the peer fail
+    at once, and nothing more is sent."""
     from shim_contracts import Probe
 
     from chaincode.shim import Router, StreamHandler
 
-    incoming: asyncio.Queue[object] = asyncio.Queue()
     written: list[object] = []
     broken = False
 
-    async def read() -> object:
-        return await incoming.get()
-
-    async def write(msg: object) -> None:
+    def send(msg: object) -> None:
         if broken:
             raise RuntimeError("stream reset")
         written.append(msg)
@@ -240,20 +237,20 @@ async def test_failed_write_fails_every_waiting_stub_call() -> None:
         return MSG(type=MSG.TRANSACTION, payload=payload, txid=txid, channel_id=CHANNEL)
 
     handler = StreamHandler("cc:1", Router([Probe()]))
-    runner = asyncio.create_task(handler.run(read, write))
+    handler.open(send)
     for msg in (MSG(type=MSG.REGISTERED), MSG(type=MSG.READY), transaction("t1")):
-        incoming.put_nowait(msg)
+        assert handler.feed(msg)
     for _ in range(500):
         if any(getattr(m, "type", None) == MSG.GET_STATE for m in written):
             break
         await asyncio.sleep(0.001)
     broken = True  # t1 now waits for its GET_STATE reply; t2's request cannot be written
-    incoming.put_nowait(transaction("t2"))
+    assert handler.feed(transaction("t2"))
     for _ in range(500):
         if not handler._active:
             break
         await asyncio.sleep(0.001)
     assert not handler._active  # both transactions ended instead of waiting for ever
     assert [m.type for m in written] == [MSG.REGISTER, MSG.GET_STATE]  # type: ignore[attr-defined]
-    incoming.put_nowait(None)
-    await asyncio.wait_for(runner, 5)
+    assert not handler.feed(transaction("t3"))  # the stream is over
+    handler.close()

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import grpc
@@ -165,3 +166,49 @@ def test_python_dash_m_chaincode_reports_bad_config() -> None:
     )
     assert result.returncode == 2
     assert b"CHAINCODE_SERVER_ADDRESS must be set" in result.stderr
+
+
+async def test_an_unknown_method_is_unimplemented_and_the_server_serves_on() -> None:
+    running = await start_shim([Other()])
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await channel.unary_unary("/protos.Chaincode/Nope")(b"", timeout=5)
+            assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        peer = await connect_peer(running.port)
+        assert (await peer.invoke(["Ping"])).payload == b"pong"
+        await peer.close()
+        await peer.channel.close()
+    finally:
+        await running.server.stop(grace=None)
+
+
+async def test_a_message_that_does_not_parse_ends_only_its_stream() -> None:
+    running = await start_shim([Other()])
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            call = channel.stream_stream("/protos.Chaincode/Connect")()  # raw bytes both ways
+            assert await asyncio.wait_for(call.read(), 5)  # REGISTER
+            await call.write(b"\xff\xff\xff")  # not a ChaincodeMessage
+            assert await asyncio.wait_for(call.read(), 5) is grpc.aio.EOF
+            assert await call.code() == grpc.StatusCode.OK
+        peer = await connect_peer(running.port)  # a new stream is served as before
+        assert (await peer.invoke(["Ping"])).payload == b"pong"
+        await peer.close()
+        await peer.channel.close()
+    finally:
+        await running.server.stop(grace=None)
+
+
+async def test_stop_ends_open_streams_after_the_grace_period() -> None:
+    running = await start_shim([Other()])
+    peer = await connect_peer(running.port)
+    assert (await peer.invoke(["Ping"])).payload == b"pong"
+    start = time.monotonic()
+    await asyncio.wait_for(running.server.stop(grace=0.2), 10)
+    assert 0.2 <= time.monotonic() - start < 5
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await asyncio.wait_for(peer._reader, 5)  # the peer's read loop sees the stream end
+    # gRPC core cancels the server's calls with a GOAWAY: the peer sees UNAVAILABLE.
+    assert info.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
+    await peer.channel.close()
