@@ -10,7 +10,7 @@ gRPC operations, so a message costs no thread hand-off at all.
 
 Everything else is a standard `asyncio.SelectorEventLoop`: tasks, futures, timers, signal
 handlers. The loop's own file descriptors (its self-pipe, the signal wake-up socket) are
-checked without blocking around each wait, and a wait on the queue lasts at most `max_wait`
+checked without blocking after each wait, and a wait on the queue lasts at most `max_wait`
 seconds, which bounds how late a signal or a `call_soon_threadsafe` from another thread is
 seen.
 
@@ -31,6 +31,8 @@ from grpc._cython import cygrpc
 
 # Idle wake-up bound for a loop that owns its process (signals are its only outside events).
 DEFAULT_MAX_WAIT_S = 0.1
+# A loop with callbacks always waiting still looks at its fds this often (in loop turns).
+_BUSY_TURNS_PER_FD_CHECK = 32
 _QUEUE_TIMEOUT = cygrpc.CompletionType.queue_timeout
 _QUEUE_SHUTDOWN = cygrpc.CompletionType.queue_shutdown
 
@@ -46,6 +48,7 @@ class _CompletionQueueSelector(selectors.BaseSelector):
         self._fds = selectors.DefaultSelector()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.drained = False
+        self._busy_turns = 0
 
     def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
         return self._fds.register(fileobj, events, data)
@@ -65,12 +68,17 @@ class _CompletionQueueSelector(selectors.BaseSelector):
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         if self.drained:  # the queue is gone (the loop is closing): only the fds are left
             return self._fds.select(timeout)
-        ready = self._fds.select(0)
-        if ready:
+        if timeout is not None and timeout <= 0:
+            # Callbacks are waiting: collect completions without blocking. Each look at the
+            # fds is a system call plus a Python-level selector pass, so a busy loop takes
+            # one only every _BUSY_TURNS_PER_FD_CHECK turns.
             self._dispatch(0.0)
-            return ready
-        wait = self._max_wait if timeout is None else min(timeout, self._max_wait)
-        self._dispatch(wait)
+            self._busy_turns += 1
+            if self._busy_turns < _BUSY_TURNS_PER_FD_CHECK:
+                return []
+        else:
+            self._dispatch(self._max_wait if timeout is None else min(timeout, self._max_wait))
+        self._busy_turns = 0
         return self._fds.select(0)
 
     def _dispatch(self, wait: float) -> None:

@@ -15,7 +15,7 @@ import collections
 import concurrent.futures
 import logging
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import grpc
@@ -303,8 +303,8 @@ class _LoopThread:
         finally:
             loop.close()
 
-    async def run(self, coro: Awaitable[_T]) -> _T:
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))  # type: ignore[arg-type]
+    async def run(self, coro: Coroutine[Any, Any, _T]) -> _T:
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
 
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -319,7 +319,7 @@ class ChaincodeServer:
         self._thread: _LoopThread | None = None
         self.port = 0
 
-    async def _on_core(self, coro: Awaitable[_T]) -> _T:
+    async def _on_core(self, coro: Coroutine[Any, Any, _T]) -> _T:
         if self._thread is None:
             return await coro
         return await self._thread.run(coro)
