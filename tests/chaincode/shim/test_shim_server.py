@@ -168,6 +168,13 @@ def test_python_dash_m_chaincode_reports_bad_config() -> None:
     assert b"CHAINCODE_SERVER_ADDRESS must be set" in result.stderr
 
 
+async def _serves_a_new_stream(port: int) -> None:
+    peer = await connect_peer(port)
+    assert (await peer.invoke(["Ping"])).payload == b"pong"
+    await peer.close()
+    await peer.channel.close()
+
+
 async def test_an_unknown_method_is_unimplemented_and_the_server_serves_on() -> None:
     running = await start_shim([Other()])
     try:
@@ -175,10 +182,7 @@ async def test_an_unknown_method_is_unimplemented_and_the_server_serves_on() -> 
             with pytest.raises(grpc.aio.AioRpcError) as info:
                 await channel.unary_unary("/protos.Chaincode/Nope")(b"", timeout=5)
             assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
-        peer = await connect_peer(running.port)
-        assert (await peer.invoke(["Ping"])).payload == b"pong"
-        await peer.close()
-        await peer.channel.close()
+        await _serves_a_new_stream(running.port)
     finally:
         await running.server.stop(grace=None)
 
@@ -192,10 +196,7 @@ async def test_a_message_that_does_not_parse_ends_only_its_stream() -> None:
             await call.write(b"\xff\xff\xff")  # not a ChaincodeMessage
             assert await asyncio.wait_for(call.read(), 5) is grpc.aio.EOF
             assert await call.code() == grpc.StatusCode.OK
-        peer = await connect_peer(running.port)  # a new stream is served as before
-        assert (await peer.invoke(["Ping"])).payload == b"pong"
-        await peer.close()
-        await peer.channel.close()
+        await _serves_a_new_stream(running.port)
     finally:
         await running.server.stop(grace=None)
 
