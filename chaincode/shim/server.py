@@ -122,13 +122,17 @@ class _PeerStream:
         else:
             self._write(data)
 
-    def _write(self, data: bytes) -> None:
-        ops: tuple[Any, ...] = (cygrpc.SendMessageOperation(data, _EMPTY_FLAGS),)
+    def _batch(self, op: Any, tag: Callable[[Any], None]) -> None:
+        """Start `op`, preceded by the (empty) initial metadata on the call's first send."""
+        ops: tuple[Any, ...] = (op,)
         if not self._metadata_sent:
             self._metadata_sent = True
-            ops = (cygrpc.SendInitialMetadataOperation(None, _EMPTY_FLAGS), *ops)
+            ops = (cygrpc.SendInitialMetadataOperation(None, _EMPTY_FLAGS), op)
+        self._start_batch(self._call, ops, tag)
+
+    def _write(self, data: bytes) -> None:
         self._writing = True
-        self._start_batch(self._call, ops, self._on_written)
+        self._batch(cygrpc.SendMessageOperation(data, _EMPTY_FLAGS), self._on_written)
 
     def _on_written(self, event: Any) -> None:
         self._writing = False
@@ -140,11 +144,15 @@ class _PeerStream:
         elif self._ending:
             self._send_status()
 
-    def _end(self) -> None:
-        """Stop taking messages; the handler's stub calls fail; OK status once written."""
+    def _stop_handler(self) -> None:
+        """No more messages go out; the handler's stub calls fail."""
         if not self._ending:
             self._ending = True
             self._handler.close()
+
+    def _end(self) -> None:
+        """Stop the handler; the OK status goes out once the backlog is written."""
+        self._stop_handler()
         if not self._writing:
             self._send_status()
 
@@ -152,21 +160,16 @@ class _PeerStream:
         if self._status_sent:
             return
         self._status_sent = True
-        ops: tuple[Any, ...] = (
-            cygrpc.SendStatusFromServerOperation(None, cygrpc.StatusCode.ok, b"", _EMPTY_FLAGS),
+        status = cygrpc.SendStatusFromServerOperation(
+            None, cygrpc.StatusCode.ok, b"", _EMPTY_FLAGS
         )
-        if not self._metadata_sent:
-            self._metadata_sent = True
-            ops = (cygrpc.SendInitialMetadataOperation(None, _EMPTY_FLAGS), *ops)
-        self._start_batch(self._call, ops, _ignore)
+        self._batch(status, _ignore)
 
     def _on_close(self, _event: Any) -> None:
         # The call is over (finished, or cancelled by the peer or by the server's stop).
         self._status_sent = True
         self._backlog.clear()
-        if not self._ending:
-            self._ending = True
-            self._handler.close()
+        self._stop_handler()
 
 
 def _ignore(_event: Any) -> None:

@@ -38,16 +38,6 @@ def loop_name() -> str:
     return "asyncio" if loop_factory() is None else "uvloop"
 
 
-def install_policy() -> str:
-    """Make plain asyncio.run() (code devnet runs but does not own) use the same choice."""
-    if loop_factory() is None:
-        return "asyncio"
-    import uvloop
-
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    return "uvloop"
-
-
 def run(main: Coroutine[Any, Any, T]) -> T:
     """asyncio.run(main) on the loop loop_factory() picks."""
     with asyncio.Runner(loop_factory=loop_factory()) as runner:

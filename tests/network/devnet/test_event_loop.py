@@ -34,13 +34,3 @@ def test_uvloop_required_but_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(RuntimeError, match="not installed"):
         event_loop.loop_factory()
 
-
-def test_install_policy_reaches_plain_asyncio_run(monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("uvloop")
-    monkeypatch.delenv(event_loop.ENV, raising=False)
-    before = asyncio.get_event_loop_policy()
-    try:
-        assert event_loop.install_policy() == "uvloop"
-        assert asyncio.run(_loop_type()).startswith("uvloop")
-    finally:
-        asyncio.set_event_loop_policy(before)
