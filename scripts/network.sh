@@ -28,8 +28,8 @@
 #   MIP_CHAINCODE_CONTRACT   module:Class[,...] served by the chaincode servers (default: the
 #                            MIP contracts, chaincode.mip.CONTRACT_SPEC; the asset tests use
 #                            chaincode.contracts.asset:AssetContract)
-#   MIP_CHAINCODE_POLICY     chaincode endorsement policy (default: MIP's
-#                            OR('HospitalMSP.peer','SchoolMSP.peer','PharmacyMSP.peer');
+#   MIP_CHAINCODE_POLICY     chaincode endorsement policy (default: MIP's majority,
+#                            chaincode/mip/endorsement.py's CHAINCODE_POLICY;
 #                            "channel": the channel's Endorsement policy, MAJORITY)
 #   MIP_CHAINCODE_SEQUENCE   definition sequence to approve/commit (default: 1, or keep the
 #                            committed one); raise it to change a committed definition
@@ -58,7 +58,8 @@ CC_VERSION=1
 CC_RUNTIME="${MIP_CHAINCODE_RUNTIME:-python}"
 NODE_CC_DIR="${MIP_NODE_CHAINCODE_DIR:-$REPO/scripts/node_chaincode}"
 MARKER=.mip-fabric-state
-MIP_POLICY="OR('HospitalMSP.peer','SchoolMSP.peer','PharmacyMSP.peer')"
+# chaincode/mip/endorsement.py's CHAINCODE_POLICY (tests/chaincode/mip check they agree).
+MIP_POLICY="OutOf(2, 'HospitalMSP.peer', 'SchoolMSP.peer', 'PharmacyMSP.peer')"
 
 OFF="${MIP_FABRIC_PORT_OFFSET:-0}"
 [[ "$OFF" =~ ^[0-9]+$ ]] || { echo "MIP_FABRIC_PORT_OFFSET must be a number" >&2; exit 2; }

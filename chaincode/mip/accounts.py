@@ -55,8 +55,6 @@ from chaincode.mip.staff import MEMBER_ORGS, caller, require_staff
 from chaincode.shim import (
     Context,
     Contract,
-    KeyEndorsementPolicy,
-    RoleType,
     create_composite_key,
     transaction,
 )
@@ -200,10 +198,9 @@ class AccountContract(Contract):
             "cred_def": documents.cred_def,
             "registered": tx_unix_time(ctx),
         }
+        # No key-level policy (here and on revocation registries): an org's KYC issuer record
+        # stays under the chaincode's majority, so the org cannot swap it alone either.
         await ctx.stub.put_state(key, json.dumps(record, sort_keys=True).encode())
-        policy = KeyEndorsementPolicy()
-        policy.add_orgs(RoleType.PEER, staff.msp_id)
-        await ctx.stub.set_state_validation_parameter(key, policy.policy())
         return {"org": staff.msp_id, "schema_id": documents.schema_id,
                 "cred_def_id": documents.cred_def_id}
 
@@ -247,10 +244,6 @@ class AccountContract(Contract):
                   "cred_def_id": cred_def_id, "rev_reg_def": documents.rev_reg_def,
                   "status_list": documents.status_list, "updated": now}
         await ctx.stub.put_state(key, json.dumps(record, sort_keys=True).encode())
-        if previous is None:
-            policy = KeyEndorsementPolicy()
-            policy.add_orgs(RoleType.PEER, staff.msp_id)
-            await ctx.stub.set_state_validation_parameter(key, policy.policy())
         return {"rev_reg_id": documents.rev_reg_id, "timestamp": documents.timestamp}
 
     @transaction(read_only=True)

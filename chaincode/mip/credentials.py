@@ -6,9 +6,13 @@ collection (`medical` for hospitals, `education` for schools). The public record
 sha256(salt || canonical content) in hex, status and timestamps, so anyone the holder gives
 content and salt can check them against the ledger without reading private data.
 
-State-based endorsement: a credential's public record needs its issuer org's peer (so only the
-issuer can revoke it and only with the issuer's consent can it become a tombstone); a
-prescription's fill counter (`mip.fills`) needs the issuer org and PharmacyMSP (`AND`).
+Two transactions issue a credential, because the content may reach the issuer org's peers only
+while public records must be endorsed by a majority of orgs (chaincode/mip/endorsement.py):
+`Issue` writes the public record (salted hash, status) under the majority, with no transient
+data; `Store` then writes content and salt to the collection, endorsed by the issuer org alone,
+and only if they hash to the public record. Erasure is the same in reverse: `Erase` (majority)
+makes the record a tombstone, `Purge` (issuer org) drops the content. A prescription's fill
+counter (`mip.fills`) needs the issuer org and PharmacyMSP (`AND`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +38,7 @@ from chaincode.mip.holder_auth import tx_unix_time, unb64, verify_holder_request
 from chaincode.mip.passports import HOLDER_CARRIERS
 from chaincode.mip.scopes import (
     COLLECTION_MEMBERS,
+    MAX_FILLS,
     CredentialType,
     credential_type,
     validate_content,
@@ -197,6 +203,35 @@ async def read_private(ctx: Context, record: dict[str, Any]) -> dict[str, Any]:
     return dict(stored["content"])
 
 
+def _hex_digest(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9a-f]{64}", value):
+        raise InvalidRequest("content_hash must be a SHA-256 digest in lower-case hex")
+    return value
+
+
+def public_terms(cred_type: str, content: dict[str, Any]) -> dict[str, Any]:
+    """The `terms` argument of `Issue` for this content (issuers and the contract agree on it)."""
+    if cred_type == "prescription":
+        return {"fills": 1 + content["refills"], "expiry": content["expiry"]}
+    return {}
+
+
+def _fills_from_terms(ctype: CredentialType, terms: Any, now: int) -> dict[str, Any] | None:
+    """The public fill counter a prescription's terms give (None for other types)."""
+    if ctype.name != "prescription":
+        if terms != {}:
+            raise InvalidRequest(f"a {ctype.name} has no public terms")
+        return None
+    if not isinstance(terms, dict) or set(terms) != {"fills", "expiry"}:
+        raise InvalidRequest('a prescription\'s terms are {"fills": n, "expiry": t}')
+    fills, expiry = terms["fills"], terms["expiry"]
+    if not isinstance(fills, int) or isinstance(fills, bool) or not 1 <= fills <= MAX_FILLS:
+        raise InvalidRequest(f"fills must be an integer from 1 to {MAX_FILLS}")
+    if not isinstance(expiry, int) or isinstance(expiry, bool) or expiry <= now:
+        raise InvalidRequest("prescription.expiry must be in the future")
+    return {"allowed": fills, "used": 0, "expires": expiry}
+
+
 def public_view(record: dict[str, Any], fills: dict[str, Any] | None) -> dict[str, Any]:
     view = dict(record)
     if fills is not None:
@@ -211,13 +246,19 @@ class CredentialContract(Contract):
 
     @transaction()
     async def Issue(
-        self, ctx: Context, credential_id: str, cred_type: str, subject_account: str
+        self, ctx: Context, credential_id: str, cred_type: str, subject_account: str,
+        content_hash: str, terms: dict[str, Any],
     ) -> dict[str, Any]:
-        """Issue a credential; transient "content" (canonical JSON) and "salt" (>= 16 bytes)."""
+        """Publish a credential's public record: the salted hash of content the issuer keeps.
+
+        Public writes only, endorsed under the chaincode's majority: the content never reaches
+        these endorsers (they need not be collection members). `terms` is what a non-member
+        peer needs to enforce later: `{}`, or for a prescription `{"fills": n, "expiry": t}`.
+        The content itself follows in `Store`, checked against this hash.
+        """
         check_id(credential_id, "credential_id")
         ctype = credential_type(cred_type)
         staff = require_staff(ctx, {ctype.issuer_role}, {ctype.issuer_org})
-        require_collection_member(ctx, ctype.collection)
         account = await load_account(ctx, subject_account)
         await account.require_usable(ctx)
         if account.institution != staff.msp_id:
@@ -225,35 +266,23 @@ class CredentialContract(Contract):
         key = credential_key(credential_id)
         if await ctx.stub.get_state(key) is not None:
             raise Conflict("credential id already used")
-        content_bytes, salt = transient_inputs(ctx)
-        content = parse_content(ctype, content_bytes)
         now = tx_unix_time(ctx)
-        if ctype.name == "prescription" and content["expiry"] <= now:
-            raise InvalidRequest("prescription.expiry must be in the future")
-        private = {"content": content, "salt": base64.b64encode(salt).decode()}
-        # Canonical bytes: every endorsing member peer must compute the same private hash.
-        await ctx.stub.put_private_data(
-            ctype.collection, private_key(credential_id), canonical_json(private)
-        )
+        fills = _fills_from_terms(ctype, terms, now)
         record: dict[str, Any] = {
             "id": credential_id,
             "type": ctype.name,
             "collection": ctype.collection,
             "issuer_org": staff.msp_id,
             "subject_account": account.pseudonym,
-            "hash": salted_hash(salt, content_bytes),
+            "hash": _hex_digest(content_hash),
             "status": ACTIVE,
             "issued": now,
             "updated": now,
         }
         await put_json(ctx, key, record)
-        issuer_only = KeyEndorsementPolicy()
-        issuer_only.add_orgs(RoleType.PEER, staff.msp_id)
-        await ctx.stub.set_state_validation_parameter(key, issuer_only.policy())
-        fills = None
-        if ctype.name == "prescription":
-            # What a pharmacy peer (not a collection member) needs to enforce dispensing.
-            fills = {"allowed": 1 + content["refills"], "used": 0, "expires": content["expiry"]}
+        if fills is not None:
+            # What a pharmacy peer (not a collection member) needs to enforce dispensing. The
+            # counter needs the issuer org AND PharmacyMSP, stricter than the majority.
             await put_json(ctx, fills_key(credential_id), fills)
             both = KeyEndorsementPolicy()
             both.add_orgs(RoleType.PEER, staff.msp_id, PHARMACY)
@@ -261,6 +290,37 @@ class CredentialContract(Contract):
         await record_access(ctx, account=account.pseudonym, action="issue",
                             credential_id=credential_id, scope=None, purpose="issue")
         return public_view(record, fills)
+
+    @transaction()
+    async def Store(self, ctx: Context, credential_id: str) -> dict[str, Any]:
+        """Keep an issued credential's content; transient "content" (canonical JSON) and "salt".
+
+        Writes the issuer's private collection only, so it is endorsed by the issuer org alone
+        (the collection's endorsement policy) and the content reaches no other org. What it
+        writes counts only where it matches the public hash a majority committed in `Issue`:
+        every read checks it (`read_private`).
+        """
+        record = await load_credential(ctx, credential_id)
+        ctype = credential_type(record["type"])
+        require_staff(ctx, {ctype.issuer_role}, {record["issuer_org"]})
+        require_collection_member(ctx, record["collection"])
+        require_active(record)
+        content_bytes, salt = transient_inputs(ctx)
+        if salted_hash(salt, content_bytes) != record["hash"]:
+            raise InvalidRequest("content and salt do not match the credential's public hash")
+        content = parse_content(ctype, content_bytes)
+        if ctype.name == "prescription":
+            fills = await load_fills(ctx, credential_id)
+            if {"fills": fills["allowed"], "expiry": fills["expires"]} != public_terms(
+                    ctype.name, content):
+                raise InvalidRequest("the prescription's refills or expiry differ from its "
+                                     "public fill counter")
+        private = {"content": content, "salt": base64.b64encode(salt).decode()}
+        # Canonical bytes: every endorsing member peer must compute the same private hash.
+        await ctx.stub.put_private_data(
+            ctype.collection, private_key(credential_id), canonical_json(private)
+        )
+        return {"credential_id": credential_id, "stored": True}
 
     @transaction(read_only=True)
     async def Get(self, ctx: Context, credential_id: str) -> dict[str, Any]:
@@ -294,9 +354,11 @@ class CredentialContract(Contract):
 
     @transaction()
     async def Erase(self, ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
-        """Holder-signed ("credential.erase", {credential_id}): purge content, keep the hash.
+        """Holder-signed ("credential.erase", {credential_id}): the record becomes a tombstone.
 
-        Submitted through a gateway of the issuer org (only collection members may write it).
+        Public writes only, under the chaincode's majority (the holder's signature is checked
+        by honest endorsers). The issuer org then purges the content (`Purge`); from this
+        commit on no read releases it, purged or not.
         """
         require_staff(ctx, HOLDER_CARRIERS)
         body = request.get("body") if isinstance(request, dict) else None
@@ -306,13 +368,24 @@ class CredentialContract(Contract):
         account = await load_account(ctx, record["subject_account"])
         await verify_holder_request(ctx, request, "credential.erase",
                                     expected_signer=account.public_key)
-        require_collection_member(ctx, record["collection"])
         if record["status"] == ERASED:
             raise PreconditionFailed("credential is already erased")
-        await ctx.stub.purge_private_data(record["collection"], private_key(record["id"]))
         now = tx_unix_time(ctx)
         record.update(status=ERASED, erased=now, updated=now)
         await put_json(ctx, credential_key(record["id"]), record)
         await record_access(ctx, account=account.pseudonym, action="erase",
                             credential_id=record["id"], scope=None, purpose="holder erasure")
         return record
+
+    @transaction()
+    async def Purge(self, ctx: Context, credential_id: str) -> dict[str, Any]:
+        """Purge an erased credential's content from the issuer's collection (issuer org's
+        gateway or issuing role; private writes only, endorsed by the issuer org alone)."""
+        record = await load_credential(ctx, credential_id)
+        ctype = credential_type(record["type"])
+        require_staff(ctx, HOLDER_CARRIERS | {ctype.issuer_role}, {record["issuer_org"]})
+        require_collection_member(ctx, record["collection"])
+        if record["status"] != ERASED:
+            raise PreconditionFailed("only an erased credential's content is purged")
+        await ctx.stub.purge_private_data(record["collection"], private_key(record["id"]))
+        return {"credential_id": credential_id, "purged": True}

@@ -5,16 +5,19 @@ from the holder to PharmacyMSP, with a fresh face-verification attestation bound
 prescription and subject account.
 
 The attestation is signed (ECDSA P-256, SHA-256) by a pharmacy gateway key that a PharmacyMSP
-admin registered on the ledger (`Pharmacy:RegisterGatewayKey`; its record is endorsed by
-PharmacyMSP alone through state-based endorsement). The chaincode cannot validate an X.509
-chain against the pharmacy's MSP (a chaincode sees no channel MSP configuration), but it can
-check a signature against a key whose registration the pharmacy's own peer endorsed: a
-pharmacist therefore cannot fake a face match by signing with their own Fabric identity.
+admin registered on the ledger (`Pharmacy:RegisterGatewayKey`, endorsed under the chaincode's
+majority policy, whose honest endorsers check that a PharmacyMSP admin asked). The chaincode
+cannot validate an X.509 chain against the pharmacy's MSP (a chaincode sees no channel MSP
+configuration), but it can check a signature against a key registered that way: a pharmacist
+therefore cannot fake a face match by signing with their own Fabric identity, and no other org
+can register a counter key.
 
 The fill counter (`mip.fills`) needs the issuing hospital's and PharmacyMSP's endorsement
-(`AND`), so the client submits with `endorsing_orgs=[issuer org, "PharmacyMSP"]`. Only public
-state is read here (the pharmacy peer holds no medical content). Two concurrent dispenses read
-the same counter version, so at most one of them commits (MVCC), and a fill is taken once.
+(`AND`, stricter than the majority), so the client submits with
+`endorsing_orgs=[issuer org, "PharmacyMSP"]` (also a majority, for the new access record). Only
+public state is read here (the pharmacy peer holds no medical content). Two concurrent
+dispenses read the same counter version, so at most one of them commits (MVCC), and a fill is
+taken once.
 """
 
 from __future__ import annotations
@@ -53,8 +56,6 @@ from chaincode.mip.staff import PHARMACY, require_staff
 from chaincode.shim import (
     Context,
     Contract,
-    KeyEndorsementPolicy,
-    RoleType,
     create_composite_key,
     transaction,
 )
@@ -153,10 +154,9 @@ class PharmacyContract(Contract):
             raise Conflict("gateway key id already registered")
         record = {"key_id": key_id, "org": staff.msp_id, "public_key_pem": public_key_pem,
                   "status": "active", "registered": tx_unix_time(ctx)}
+        # No key-level policy: the key record stays under the chaincode's majority, so a
+        # revoked key cannot be set back to active by one org (PharmacyMSP included).
         await put_json(ctx, key, record)
-        policy = KeyEndorsementPolicy()
-        policy.add_orgs(RoleType.PEER, PHARMACY)
-        await ctx.stub.set_state_validation_parameter(key, policy.policy())
         return record
 
     @transaction()

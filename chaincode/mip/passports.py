@@ -11,9 +11,9 @@ Lifecycle (docs/chaincode-transactions.md, "Passports"):
   every vouch the passport gave and drops vouchees that fall below k back to level 2.
 - `RotateKey` (recovery) with k-of-n approvals signed by the guardians the holder named.
 
-Every passport record carries a state-based endorsement policy naming its enrolling org's
-peer, so whatever changes it later (status, level, key) must be endorsed by that org: under
-the any-one-org chaincode policy, this stops another org from rewriting a passport alone.
+A passport record has no key-level endorsement policy: whatever changes it later (status,
+level, key) is endorsed under the chaincode's majority policy (chaincode/mip/endorsement.py),
+so no single org, the enrolling one included, can rewrite it alone.
 """
 
 from __future__ import annotations
@@ -37,8 +37,6 @@ from chaincode.mip.staff import MEMBER_ORGS, caller, require_staff
 from chaincode.shim import (
     Context,
     Contract,
-    KeyEndorsementPolicy,
-    RoleType,
     create_composite_key,
     split_composite_key,
     transaction,
@@ -186,10 +184,9 @@ class PassportContract(Contract):
             "created": now,
             "key_version": 1,
         }
+        # No key-level policy: the passport stays under the chaincode's majority, so neither
+        # the enrolling org nor any other can change its key, level or status alone.
         await _save(ctx, record)
-        policy = KeyEndorsementPolicy()
-        policy.add_orgs(RoleType.PEER, staff.msp_id)
-        await ctx.stub.set_state_validation_parameter(passport_key(passport_id), policy.policy())
         await ctx.stub.put_state(passport_key_index(holder.signer), passport_id.encode())
         await ctx.stub.put_state(face_key, passport_id.encode())
         await ctx.stub.put_state(nonce_key, passport_id.encode())

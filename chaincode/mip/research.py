@@ -4,8 +4,9 @@ Epsilon is carried in integer micro-epsilon (1 epsilon = 1_000_000) because sign
 documents carry no floats. A researcher's `Debit` commits before the analysis service releases
 the differentially private result; a debit that would exceed the total is refused, and two
 concurrent debits read the same dataset version, so MVCC lets at most one of them commit:
-the budget cannot be overspent by racing. The dataset key's state-based endorsement names the
-registering admin's org, so every debit also needs that org's peer.
+the budget cannot be overspent by racing. The dataset key has no key-level policy: debits are
+endorsed under the chaincode's majority, so no single org (the owner included) can reset or
+overspend the budget alone.
 """
 
 from __future__ import annotations
@@ -21,8 +22,6 @@ from chaincode.mip.staff import require_staff
 from chaincode.shim import (
     Context,
     Contract,
-    KeyEndorsementPolicy,
-    RoleType,
     create_composite_key,
     transaction,
 )
@@ -68,10 +67,9 @@ class ResearchContract(Contract):
         record = {"dataset_id": dataset_id, "owner_org": staff.msp_id,
                   "total_epsilon_micro": total, "spent_epsilon_micro": 0, "debits": 0,
                   "created": tx_unix_time(ctx)}
+        # No key-level policy: the budget protects holders, so not even the owner org may
+        # reset it alone; debits are endorsed under the chaincode's majority.
         await put_json(ctx, key, record)
-        policy = KeyEndorsementPolicy()
-        policy.add_orgs(RoleType.PEER, staff.msp_id)
-        await ctx.stub.set_state_validation_parameter(key, policy.policy())
         return record
 
     @transaction()

@@ -147,11 +147,10 @@ class LedgerBudget:
         return owner
 
     async def debit(self, dataset_id: str, epsilon_micro: int, query_digest: str) -> int:
-        owner = await self.owner_org(dataset_id)
         try:
             raw = await self._contract.submit(
                 "Research:Debit", [dataset_id, str(epsilon_micro), query_digest],
-                endorsing_orgs=[owner], retry_policy=self._retry)
+                retry_policy=self._retry)
         except GatewayError as exc:
             error = budget_error(exc)
             log.info("debit refused: dataset %s, %d micro-epsilon: %s", dataset_id,

@@ -20,11 +20,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from chaincode.mip.endorsement import CHAINCODE_POLICY
+
 from .common import CliError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COLLECTIONS = REPO_ROOT / "network" / "fabric" / "collections_config.json"
-POLICY = "OR('HospitalMSP.peer','SchoolMSP.peer','PharmacyMSP.peer')"
+POLICY = CHAINCODE_POLICY  # a majority of the member orgs (chaincode/mip/endorsement.py)
 CHANNEL, CHAINCODE = "mipchannel", "mip"
 START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 15.0

@@ -1,19 +1,23 @@
 """Credential issue, public read, revoke and check (the `Credential` contract).
 
-The gateway makes the salt and the canonical content, hands both to the issuer's Fabric call
-as transient data (never an argument, so never in a block) and returns them once to the
-caller, who gives them to the holder. It keeps neither: no table here holds content.
+The gateway makes the salt and the canonical content, publishes their salted hash
+(`Credential:Issue`, endorsed by a majority of orgs), hands content and salt to the issuer
+org's own peers as transient data (`Credential:Store`: never an argument, so never in a block)
+and returns them once to the caller, who gives them to the holder. It keeps neither: no table
+here holds content.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from chaincode.mip.canonical import canonical_json
+from chaincode.mip.credentials import public_terms, salted_hash
 from gateway.core.errors import InvalidRequest
 from gateway.core.security import StaffMember, require_role
 
@@ -70,9 +74,16 @@ async def issue(state: AppState, member: StaffMember, cred_type: str, subject_ac
     content_bytes = canonical_content(content)
     salt = secrets.token_bytes(SALT_BYTES)
     credential_id = new_credential_id(cred_type)
-    record = json_object(await state.ledger.for_staff(member).submit(
-        "Credential:Issue", [credential_id, cred_type, subject_account],
-        transient={"content": content_bytes, "salt": salt}, endorsing_orgs=[org]))
+    contract = state.ledger.for_staff(member)
+    # Two transactions (chaincode/mip/credentials.py): the public record under the majority,
+    # then the content to the collection, endorsed by this org alone so it reaches no other.
+    record = json_object(await contract.submit(
+        "Credential:Issue", [credential_id, cred_type, subject_account,
+                             salted_hash(salt, content_bytes),
+                             json.dumps(public_terms(cred_type, content))]))
+    await contract.submit("Credential:Store", [credential_id],
+                          transient={"content": content_bytes, "salt": salt},
+                          endorsing_orgs=[org])
     log.info("issued credential %s (%s) by %s@%s", credential_id, cred_type, member.name,
              member.org)
     return IssuedCredential(credential_id, record, content_bytes.decode(),
@@ -89,9 +100,9 @@ async def revoke(state: AppState, member: StaffMember, credential_id: str,
     cred_type = str(record.get("type"))
     if cred_type not in ISSUERS:
         raise InvalidRequest("unknown credential type on the ledger")
-    org = require_issuer(member, cred_type)
+    require_issuer(member, cred_type)
     revoked = json_object(await state.ledger.for_staff(member).submit(
-        "Credential:Revoke", [credential_id, reason], endorsing_orgs=[org]))
+        "Credential:Revoke", [credential_id, reason]))
     log.info("revoked credential %s by %s@%s", credential_id, member.name, member.org)
     return revoked
 

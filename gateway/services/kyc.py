@@ -159,8 +159,7 @@ class KycService:
             await contract.submit("Account:RegisterKycIssuer", list(issuer.public_documents()))
         if issuer.revocable:
             await contract.submit("Account:PublishKycRevocation",
-                                  list(issuer.revocation_documents()),
-                                  endorsing_orgs=[issuer.org])
+                                  list(issuer.revocation_documents()))
         self._save(issuer, registered=True)
         log.info("KYC issuer of %s registered on the ledger", issuer.org)
 
@@ -207,8 +206,7 @@ class KycService:
                 conn.executemany("UPDATE kyc_credentials SET revoked = 1 WHERE rowid = ?",
                                  [(int(r["rowid"]),) for r in rows])
         await self._admin_contract(org, member).submit(
-            "Account:PublishKycRevocation", list(issuer.revocation_documents()),
-            endorsing_orgs=[org])
+            "Account:PublishKycRevocation", list(issuer.revocation_documents()))
         return len(rows)
 
 

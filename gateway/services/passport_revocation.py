@@ -49,10 +49,11 @@ async def revoke_passport(state: AppState, staff: StaffMember, passport_id: str,
     require_role(staff, ("registrar",))
     contract = state.ledger.for_staff(staff)
     record = json.loads(await contract.evaluate("Passport:Get", [passport_id]))
-    org = str(record["enrolling_org"])
     result: dict[str, object] = dict(record)
     if record.get("status") != "revoked":
-        endorsing = state.ledger.orgs() if fraudulent else [org]
+        # Every org whose passports a fraudulent revocation may touch endorses; otherwise the
+        # gateway plans a majority (the chaincode's policy).
+        endorsing = state.ledger.orgs() if fraudulent else None
         result = json.loads(await contract.submit(
             "Passport:Revoke", [passport_id, reason, json.dumps(fraudulent)],
             endorsing_orgs=endorsing))

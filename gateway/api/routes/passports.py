@@ -112,7 +112,7 @@ async def vouch(passport_id: PassportId, state: StateDep, holder: HolderDep) -> 
     org = str(vouchee["enrolling_org"])
     request = holder.passport_sign("passport.vouch", {"vouchee": passport_id})
     result = json.loads(await state.ledger.carrier(org).submit(
-        "Passport:Vouch", [json.dumps(request)], endorsing_orgs=[org]))
+        "Passport:Vouch", [json.dumps(request)]))
     log.info("vouch recorded (vouchee level %s)", result.get("kyc_level"))
     return VouchOut(vouchee=passport_id, vouchee_level=int(result["kyc_level"]),
                     vouches=result.get("vouches"))

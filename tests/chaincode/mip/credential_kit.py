@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from mip_testkit import Account, MipClients, new_id, request_arg
 
 from chaincode.mip.canonical import canonical_json
+from chaincode.mip.credentials import public_terms, salted_hash
 from chaincode.mip.dispense import attestation_bytes
 
 HOSPITAL, SCHOOL, PHARMACY = "HospitalMSP", "SchoolMSP", "PharmacyMSP"
@@ -63,9 +64,18 @@ async def issue(
     org, role = ISSUER[cred_type]
     issuer = await mip.client(org, role)
     record = json.loads(await issuer.submit(
-        "Credential:Issue", [credential_id, cred_type, account.pseudonym],
-        transient={"content": content_bytes, "salt": salt}, endorsing_orgs=[org]))
+        "Credential:Issue", issue_args(credential_id, cred_type, account.pseudonym, content,
+                                       content_bytes, salt)))
+    await issuer.submit("Credential:Store", [credential_id],
+                        transient={"content": content_bytes, "salt": salt}, endorsing_orgs=[org])
     return Issued(credential_id, cred_type, content, content_bytes, salt, record)
+
+
+def issue_args(credential_id: str, cred_type: str, pseudonym: str, content: dict[str, Any],
+               content_bytes: bytes, salt: bytes) -> list[str]:
+    """`Credential:Issue`'s arguments for this content (the public half of an issue)."""
+    return [credential_id, cred_type, pseudonym, salted_hash(salt, content_bytes),
+            json.dumps(public_terms(cred_type, content))]
 
 
 def grant_body(account: Account, grantee_org: str, scope: str, *,

@@ -50,6 +50,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from devnet_process import running_devnet
 
 from chaincode.mip import CONTRACT_SPEC
+from chaincode.mip.endorsement import CHAINCODE_POLICY
 from chaincode.mip.holder_auth import signing_payload
 from chaincode.mip.kyc_credentials import KycHolder, KycIssuer
 from gateway.fabric import ChaincodeError, Contract, Gateway
@@ -60,7 +61,7 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 COLLECTIONS = REPO_ROOT / "network" / "fabric" / "collections_config.json"
 CHANNEL = "mipchannel"
 CHAINCODE = "mip"
-POLICY = "OR('HospitalMSP.peer','SchoolMSP.peer','PharmacyMSP.peer')"
+POLICY = CHAINCODE_POLICY
 ORGS = ("HospitalMSP", "SchoolMSP", "PharmacyMSP")
 ROLES = (
     "registrar", "doctor", "pharmacist", "school_registrar", "researcher", "auditor", "admin",

@@ -24,7 +24,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from credential_kit import CounterGateway, Issued, grant, grant_body, issue, sample_content
+from credential_kit import (
+    CounterGateway,
+    Issued,
+    grant,
+    grant_body,
+    issue,
+    issue_args,
+    sample_content,
+)
 from mip_testkit import (
     ORGS,
     ROLES,
@@ -161,7 +169,7 @@ async def _passport_vouch(env: Env) -> tuple[frozenset[Cell], Maker]:
     async def make(_cell: Cell | None) -> Call:
         voucher, _ = await register_passport(env.mip, SCHOOL, level=2)
         request = voucher.sign_request("passport.vouch", {"vouchee": vouchee["id"]})
-        return Call("Passport:Vouch", [request_arg(request)], endorsing_orgs=[HOSPITAL])
+        return Call("Passport:Vouch", [request_arg(request)])
     return CARRIERS, make
 
 
@@ -172,7 +180,7 @@ def _status_row(tx: str, extra: list[str], suspend_first: bool = False) -> Row:
             if suspend_first:
                 registrar = await env.mip.client(HOSPITAL, "registrar")
                 await registrar.submit("Passport:Suspend", [record["id"], "matrix"])
-            return Call(tx, [record["id"], "matrix reason", *extra], endorsing_orgs=[HOSPITAL])
+            return Call(tx, [record["id"], "matrix reason", *extra])
         return cells({"registrar"}), make
     return build
 
@@ -190,8 +198,7 @@ async def _passport_rotate(env: Env) -> tuple[frozenset[Cell], Maker]:
         new_key = HolderKey.generate().public
         body = {"passport_id": record["id"], "new_public_key": new_key}
         approvals = [g.sign_request("passport.rotate", body) for g in guardians]
-        return Call("Passport:RotateKey", [record["id"], new_key, json.dumps(approvals)],
-                    endorsing_orgs=[HOSPITAL])
+        return Call("Passport:RotateKey", [record["id"], new_key, json.dumps(approvals)])
     return CARRIERS, make
 
 
@@ -302,12 +309,35 @@ def _issue_row(cred_type: str, org: str, role: str) -> Row:
         account = await env.account(org)
 
         async def make(_cell: Cell | None) -> Call:
-            return Call("Credential:Issue", [new_id(), cred_type, account.pseudonym],
-                        transient={"content": canonical_json(sample_content(cred_type)),
-                                   "salt": secrets.token_bytes(16)},
-                        endorsing_orgs=[org])
+            content = sample_content(cred_type)
+            return Call("Credential:Issue", issue_args(
+                new_id(), cred_type, account.pseudonym, content, canonical_json(content),
+                secrets.token_bytes(16)))
         return frozenset({(org, role)}), make
     return build
+
+
+@row("Credential:Store")
+async def _credential_store(env: Env) -> tuple[frozenset[Cell], Maker]:
+    async def make(_cell: Cell | None) -> Call:
+        issued = await env.prescription()  # issued and stored: storing again is idempotent
+        return Call("Credential:Store", [issued.credential_id], transient=issued.transient,
+                    endorsing_orgs=[HOSPITAL])
+    return frozenset({(HOSPITAL, "doctor")}), make
+
+
+@row("Credential:Purge")
+async def _credential_purge(env: Env) -> tuple[frozenset[Cell], Maker]:
+    account = await env.account(HOSPITAL)
+
+    async def make(_cell: Cell | None) -> Call:
+        issued = await env.prescription()
+        request = account.sign("credential.erase", {"credential_id": issued.credential_id})
+        gateway = await env.mip.client(HOSPITAL, "gateway")
+        await gateway.submit("Credential:Erase", [request_arg(request)])
+        return Call("Credential:Purge", [issued.credential_id], endorsing_orgs=[HOSPITAL])
+    # The issuer org's carriers and issuing role (a private write needs membership).
+    return cells({"gateway", "registrar", "doctor"}, (HOSPITAL,)), make
 
 
 row("Credential:Issue[prescription]")(_issue_row("prescription", HOSPITAL, "doctor"))
@@ -333,8 +363,7 @@ async def _credential_verify(env: Env) -> tuple[frozenset[Cell], Maker]:
 async def _credential_revoke(env: Env) -> tuple[frozenset[Cell], Maker]:
     async def make(_cell: Cell | None) -> Call:
         issued = await env.prescription()
-        return Call("Credential:Revoke", [issued.credential_id, "matrix"],
-                    endorsing_orgs=[HOSPITAL])
+        return Call("Credential:Revoke", [issued.credential_id, "matrix"])
     return frozenset({(HOSPITAL, "doctor")}), make
 
 
@@ -345,9 +374,9 @@ async def _credential_erase(env: Env) -> tuple[frozenset[Cell], Maker]:
     async def make(_cell: Cell | None) -> Call:
         issued = await env.prescription()
         request = account.sign("credential.erase", {"credential_id": issued.credential_id})
-        return Call("Credential:Erase", [request_arg(request)], endorsing_orgs=[HOSPITAL])
-    # Carriers of the collection's member org only: a private write needs membership.
-    return cells({"gateway", "registrar"}, (HOSPITAL,)), make
+        return Call("Credential:Erase", [request_arg(request)])
+    # Public writes only (the tombstone): any org's carrier; Purge drops the content.
+    return CARRIERS, make
 
 
 # --- Grant ----------------------------------------------------------------------------------
@@ -473,7 +502,7 @@ async def _research_debit(env: Env) -> tuple[frozenset[Cell], Maker]:
 
     async def make(_cell: Cell | None) -> Call:
         digest = hashlib.sha256(secrets.token_bytes(8)).hexdigest()
-        return Call("Research:Debit", [dataset_id, "10", digest], endorsing_orgs=[HOSPITAL])
+        return Call("Research:Debit", [dataset_id, "10", digest])
     return cells({"researcher"}), make
 
 

@@ -61,7 +61,7 @@ async def test_vouch_k_sets_the_level_three_threshold(mip: MipClients) -> None:
             voucher, _ = await register_passport(mip, "SchoolMSP", level=2)
             request = voucher.sign_request("passport.vouch", {"vouchee": vouchee["id"]})
             result = json.loads(await gateway.submit(
-                "Passport:Vouch", [request_arg(request)], endorsing_orgs=["HospitalMSP"]))
+                "Passport:Vouch", [request_arg(request)]))
             levels.append((result["vouches"], result["vouch_k"], result["kyc_level"]))
         assert levels == [(1, 3, 2), (2, 3, 2), (3, 3, 3)]
     finally:

@@ -8,15 +8,17 @@ import json
 import secrets
 
 import pytest
-from credential_kit import HOSPITAL, PHARMACY, SCHOOL, issue, sample_content
+from credential_kit import HOSPITAL, PHARMACY, SCHOOL, issue, issue_args, sample_content
 from mip_testkit import Account, Holder, MipClients, expect_error, new_id, open_account
 
 from chaincode.mip.canonical import canonical_json
 
 TRANSACTIONS = {
-    "Credential": {"Issue": ["credential_id", "cred_type", "subject_account"],
-                   "Get": ["credential_id"], "Verify": ["credential_id"],
-                   "Revoke": ["credential_id", "reason"], "Erase": ["request"]},
+    "Credential": {"Issue": ["credential_id", "cred_type", "subject_account", "content_hash",
+                             "terms"],
+                   "Store": ["credential_id"], "Get": ["credential_id"],
+                   "Verify": ["credential_id"], "Revoke": ["credential_id", "reason"],
+                   "Erase": ["request"], "Purge": ["credential_id"]},
     "Grant": {"Create": ["request"], "Revoke": ["request"], "List": ["request"]},
     "Access": {"Request": ["credential_id", "scope", "purpose"], "Read": ["access_id"],
                "HolderLog": ["request"], "AuditorLog": ["start", "end"]},
@@ -96,59 +98,101 @@ async def test_issue_refused_for_wrong_role_or_org(
 ) -> None:
     target = accounts[SCHOOL if cred_type in ("diploma", "transcript") else HOSPITAL]
     client = await mip.client(org, role)
+    content = sample_content(cred_type)
     async with expect_error("access_denied"):
-        await client.submit(
-            "Credential:Issue", [new_id(), cred_type, target.pseudonym],
-            transient={"content": canonical_json(sample_content(cred_type)),
-                       "salt": secrets.token_bytes(16)},
-            endorsing_orgs=[org])
+        await client.submit("Credential:Issue", _args(new_id(), cred_type, target.pseudonym,
+                                                      content))
+
+
+def _args(credential_id: str, cred_type: str, pseudonym: str, content: dict[str, object],
+          salt: bytes | None = None) -> list[str]:
+    return issue_args(credential_id, cred_type, pseudonym, content, canonical_json(content),
+                      salt or secrets.token_bytes(16))
 
 
 async def test_issue_bound_to_account_at_that_institution(
     mip: MipClients, accounts: dict[str, Account]
 ) -> None:
     doctor = await mip.client(HOSPITAL, "doctor")
-    transient = {"content": canonical_json(sample_content("record")),
-                 "salt": secrets.token_bytes(16)}
+    content = sample_content("record")
     async with expect_error("access_denied"):  # the holder's school account
         await doctor.submit("Credential:Issue",
-                            [new_id(), "record", accounts[SCHOOL].pseudonym],
-                            transient=transient)
+                            _args(new_id(), "record", accounts[SCHOOL].pseudonym, content))
     async with expect_error("not_found"):
-        await doctor.submit("Credential:Issue", [new_id(), "record", secrets.token_hex(32)],
-                            transient=transient)
+        await doctor.submit("Credential:Issue",
+                            _args(new_id(), "record", secrets.token_hex(32), content))
 
 
 async def test_issue_input_checks(mip: MipClients, accounts: dict[str, Account]) -> None:
     doctor = await mip.client(HOSPITAL, "doctor")
     account = accounts[HOSPITAL].pseudonym
     content = sample_content("prescription")
-    good = canonical_json(content)
+    good = _args(new_id(), "prescription", account, content)
+    terms = json.loads(good[4])
+    cases = [
+        [*good[:3], "AB" * 32, good[4]],                                       # not lower hex
+        [*good[:3], "ab" * 31, good[4]],                                       # not 32 bytes
+        [*good[:4], "{}"],                                                     # no fill terms
+        [*good[:4], json.dumps({**terms, "expiry": 1})],                      # already expired
+        [*good[:4], json.dumps({**terms, "fills": 0})],                       # no fill at all
+        [*good[:4], json.dumps({**terms, "extra": 1})],
+        [*_args(new_id(), "record", account, sample_content("record"))[:4], good[4]],
+    ]
+    for args in cases:
+        async with expect_error("invalid_request"):
+            await doctor.submit("Credential:Issue", [new_id(), *args[1:]])
+    async with expect_error("invalid_request"):
+        await doctor.submit("Credential:Issue", [new_id(), "vaccination", *good[2:]])
+    issued = await issue(mip, accounts[HOSPITAL], "prescription")
+    async with expect_error("conflict"):
+        await doctor.submit("Credential:Issue", [issued.credential_id, *good[1:]])
+    async with expect_error("not_found"):
+        await doctor.evaluate("Credential:Get", [new_id()])
+
+
+async def test_store_checks_content_against_the_public_hash(
+    mip: MipClients, accounts: dict[str, Account]
+) -> None:
+    """`Store` keeps content only where it is what a majority published in `Issue`."""
+    doctor = await mip.client(HOSPITAL, "doctor")
+    account = accounts[HOSPITAL].pseudonym
+    content = sample_content("prescription")
+    good, salt = canonical_json(content), secrets.token_bytes(16)
+    credential_id = new_id()
+    await doctor.submit("Credential:Issue", _args(credential_id, "prescription", account,
+                                                  content, salt))
+    stray = {**content, "quantity": 99}
     cases: list[tuple[dict[str, bytes], str]] = [
         ({"content": good}, "invalid_request"),                                # no salt
         ({"content": good, "salt": b"short"}, "invalid_request"),              # salt < 16
-        ({"content": json.dumps(content, indent=1).encode(),
-          "salt": secrets.token_bytes(16)}, "invalid_request"),                # not canonical
-        ({"content": canonical_json({**content, "diagnosis": "x"}),
-          "salt": secrets.token_bytes(16)}, "invalid_request"),                # extra field
-        ({"content": canonical_json({**content, "quantity": "21"}),
-          "salt": secrets.token_bytes(16)}, "invalid_request"),                # wrong type
-        ({"content": canonical_json({**content, "expiry": 1}),
-          "salt": secrets.token_bytes(16)}, "invalid_request"),                # already expired
+        ({"content": good, "salt": secrets.token_bytes(16)}, "invalid_request"),  # other salt
+        ({"content": canonical_json(stray), "salt": salt}, "invalid_request"),    # other content
+        ({"content": json.dumps(content, indent=1).encode(), "salt": salt},
+         "invalid_request"),                                                   # not canonical
     ]
     for transient, code in cases:
         async with expect_error(code):
-            await doctor.submit("Credential:Issue", [new_id(), "prescription", account],
-                                transient=transient)
+            await doctor.submit("Credential:Store", [credential_id], transient=transient,
+                                endorsing_orgs=[HOSPITAL])
+    # Content whose hash was published but whose terms differ from the public fill counter.
+    other = {**content, "refills": content["refills"] + 1}
+    lying_id, lying_salt = new_id(), secrets.token_bytes(16)
+    args = _args(lying_id, "prescription", account, other, lying_salt)
+    await doctor.submit("Credential:Issue", [*args[:4], json.dumps(
+        {"fills": 1 + int(content["refills"]), "expiry": content["expiry"]})])
     async with expect_error("invalid_request"):
-        await doctor.submit("Credential:Issue", [new_id(), "vaccination", account],
-                            transient={"content": good, "salt": secrets.token_bytes(16)})
-    issued = await issue(mip, accounts[HOSPITAL], "prescription")
-    async with expect_error("conflict"):
-        await doctor.submit("Credential:Issue", [issued.credential_id, "prescription", account],
-                            transient={"content": good, "salt": secrets.token_bytes(16)})
-    async with expect_error("not_found"):
-        await doctor.evaluate("Credential:Get", [new_id()])
+        await doctor.submit("Credential:Store", [lying_id], endorsing_orgs=[HOSPITAL],
+                            transient={"content": canonical_json(other), "salt": lying_salt})
+    # Another org, or another role, cannot store it; nor can anyone after a revocation.
+    for org, role in [(SCHOOL, "school_registrar"), (HOSPITAL, "registrar")]:
+        async with expect_error("access_denied"):
+            await (await mip.client(org, role)).submit(
+                "Credential:Store", [credential_id], endorsing_orgs=[org],
+                transient={"content": good, "salt": salt})
+    await doctor.submit("Credential:Revoke", [credential_id, "mistake"])
+    async with expect_error("precondition_failed"):
+        await doctor.submit("Credential:Store", [credential_id], endorsing_orgs=[HOSPITAL],
+                            transient={"content": good, "salt": salt})
 
 
 async def test_revoke_by_issuing_role_only(mip: MipClients, accounts: dict[str, Account]) -> None:

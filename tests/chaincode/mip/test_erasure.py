@@ -1,5 +1,6 @@
-"""Erasure: holder-signed purge through a collection member; hash stays, tombstone status,
-nothing readable afterwards; refusals (replay, wrong key, non-member carrier).
+"""Erasure: a holder-signed tombstone (majority), then the purge by the collection's org;
+the hash stays, nothing readable from the tombstone on; refusals (replay, wrong key, a purge
+before the tombstone or by a non-member).
 
 Which org's private store holds a value is read from devnet's SQLite; on the real network (the
 `fabric` variant) the peers' stores cannot be read beside the running peers, so there the purge
@@ -61,9 +62,16 @@ async def test_erase_purges_content_keeps_hash(
     assert private_rows(mip_network, "medical", issued.credential_id) in ([HOSPITAL], None)
     request = account.sign("credential.erase", {"credential_id": issued.credential_id})
     gateway = await mip.client(HOSPITAL, "gateway")
-    erased = json.loads(await gateway.submit("Credential:Erase", [request_arg(request)],
-                                             endorsing_orgs=[HOSPITAL]))
+    erased = json.loads(await gateway.submit("Credential:Erase", [request_arg(request)]))
     assert erased["status"] == "erased" and erased["hash"] == issued.record["hash"]
+    # The tombstone alone already stops every read; the content goes with the purge.
+    for org, role in [(PHARMACY, "pharmacist"), (HOSPITAL, "doctor")]:
+        async with expect_error("precondition_failed"):
+            await request_and_read(mip, org, role, issued, "medical.record")
+    assert private_rows(mip_network, "medical", issued.credential_id) in ([HOSPITAL], None)
+    purged = json.loads(await gateway.submit("Credential:Purge", [issued.credential_id],
+                                             endorsing_orgs=[HOSPITAL]))
+    assert purged == {"credential_id": issued.credential_id, "purged": True}
     assert private_rows(mip_network, "medical", issued.credential_id) in ([], None)
     # Whoever holds content + salt can still check them: the tombstone keeps the hash.
     verdict = json.loads(await gateway.evaluate("Credential:Verify", [issued.credential_id],
@@ -91,11 +99,10 @@ async def test_erase_refusals(
         async with expect_error("bad_signature"):
             await hospital_gateway.submit("Credential:Erase", [request_arg(
                 key.sign_request("credential.erase", body))])
-    # The medical collection is written by its members only: a school gateway cannot carry it.
-    async with expect_error("access_denied"):
-        await (await mip.client(SCHOOL, "gateway")).submit(
-            "Credential:Erase", [request_arg(account.sign("credential.erase", body))],
-            endorsing_orgs=[SCHOOL])
+    # Nothing to purge before the tombstone, and only the collection's org purges.
+    async with expect_error("precondition_failed"):
+        await hospital_gateway.submit("Credential:Purge", [issued.credential_id],
+                                      endorsing_orgs=[HOSPITAL])
     # A staff member without the holder's signature cannot erase; nor a doctor carrying it.
     async with expect_error("access_denied"):
         await (await mip.client(HOSPITAL, "doctor")).submit(
@@ -103,16 +110,27 @@ async def test_erase_refusals(
     async with expect_error("invalid_request"):
         await hospital_gateway.submit("Credential:Erase", [request_arg(
             account.sign("credential.erase", {**body, "extra": 1}))])
-    # Endorsed by a non-member peer only: the collection endorsement policy refuses it.
+    # Endorsed by one org only: the chaincode's majority policy refuses the tombstone.
     with pytest.raises(CommitError) as info:
         await hospital_gateway.submit(
             "Credential:Erase", [request_arg(account.sign("credential.erase", body))],
-            endorsing_orgs=[PHARMACY])
+            endorsing_orgs=[HOSPITAL])
     assert info.value.code_name == "ENDORSEMENT_POLICY_FAILURE"
     assert private_rows(mip_network, "medical", issued.credential_id) in ([HOSPITAL], None)
     record = json.loads(await hospital_gateway.evaluate("Credential:Get",
                                                         [issued.credential_id]))
     assert record["status"] == "active"
+    # Once erased, a school gateway cannot purge the medical collection.
+    await hospital_gateway.submit("Credential:Erase", [request_arg(
+        account.sign("credential.erase", body))])
+    async with expect_error("access_denied"):
+        await (await mip.client(SCHOOL, "gateway")).submit(
+            "Credential:Purge", [issued.credential_id], endorsing_orgs=[HOSPITAL])
+    with pytest.raises(CommitError) as info:  # nor a purge endorsed by a non-member's peer
+        await hospital_gateway.submit("Credential:Purge", [issued.credential_id],
+                                      endorsing_orgs=[SCHOOL])
+    assert info.value.code_name == "ENDORSEMENT_POLICY_FAILURE"
+    assert private_rows(mip_network, "medical", issued.credential_id) in ([HOSPITAL], None)
 
 
 async def test_erased_prescription_is_not_dispensed(mip: MipClients, account: Account) -> None:

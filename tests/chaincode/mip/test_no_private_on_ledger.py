@@ -37,6 +37,7 @@ from credential_kit import (
     Issued,
     dispense,
     grant,
+    issue_args,
     request_and_read,
     sample_content,
 )
@@ -86,9 +87,11 @@ async def issue_with_salt(mip: MipClients, account: Any, cred_type: str,
     org, role = ISSUER[cred_type]
     content_bytes, salt = canonical_json(content), canary_salt()
     credential_id = new_id(cred_type[:4])
-    record = json.loads(await (await mip.client(org, role)).submit(
-        "Credential:Issue", [credential_id, cred_type, account.pseudonym],
-        transient={"content": content_bytes, "salt": salt}, endorsing_orgs=[org]))
+    issuer = await mip.client(org, role)
+    record = json.loads(await issuer.submit("Credential:Issue", issue_args(
+        credential_id, cred_type, account.pseudonym, content, content_bytes, salt)))
+    await issuer.submit("Credential:Store", [credential_id],
+                        transient={"content": content_bytes, "salt": salt}, endorsing_orgs=[org])
     return Issued(credential_id, cred_type, content, content_bytes, salt, record)
 
 
@@ -171,8 +174,9 @@ async def run_flow(mip: MipClients, holder: Holder) -> tuple[list[bytes], dict[s
     await (await mip.client(SCHOOL, "school_registrar")).submit(
         "Credential:Revoke", [issued["transcript"].credential_id, "reissued"])
     erase = hospital.sign("credential.erase", {"credential_id": record.credential_id})
-    await (await mip.client(HOSPITAL, "gateway")).submit(
-        "Credential:Erase", [request_arg(erase)], endorsing_orgs=[HOSPITAL])
+    carrier = await mip.client(HOSPITAL, "gateway")
+    await carrier.submit("Credential:Erase", [request_arg(erase)])
+    await carrier.submit("Credential:Purge", [record.credential_id], endorsing_orgs=[HOSPITAL])
 
     secrets_: list[bytes] = [canary(name).encode() for name in (
         "drug", "strength", "prescriber", "diagnosis", "notes", "degree", "field", "awarded",

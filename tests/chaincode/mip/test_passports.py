@@ -27,8 +27,7 @@ async def _get(contract: Contract, passport_id: str) -> dict[str, Any]:
 async def _vouch(mip: MipClients, voucher: HolderKey, vouchee: dict[str, Any]) -> dict[str, Any]:
     gateway = await mip.client("HospitalMSP", "gateway")
     request = voucher.sign_request("passport.vouch", {"vouchee": vouchee["id"]})
-    result = await gateway.submit("Passport:Vouch", [request_arg(request)],
-                                  endorsing_orgs=[vouchee["enrolling_org"]])
+    result = await gateway.submit("Passport:Vouch", [request_arg(request)])
     return dict(json.loads(result))
 
 
@@ -140,22 +139,20 @@ async def test_status_changes_and_key_level_endorsement(mip: MipClients) -> None
         await (await mip.client("HospitalMSP", "doctor")).submit("Passport:Suspend",
                                                                  [pid, "lost card"])
     school_registrar = await mip.client("SchoolMSP", "registrar")
-    # Another org's registrar may ask, but the passport's key policy needs the enrolling org.
+    # One org's endorsement is never enough (the chaincode's majority policy).
     with pytest.raises(CommitError) as info:
         await school_registrar.submit("Passport:Suspend", [pid, "lost card"],
                                       endorsing_orgs=["SchoolMSP"])
     assert info.value.code_name == "ENDORSEMENT_POLICY_FAILURE"
     async with expect_error("invalid_request"):
-        await school_registrar.submit("Passport:Suspend", [pid, " "],
-                                      endorsing_orgs=["HospitalMSP"])
+        await school_registrar.submit("Passport:Suspend", [pid, " "])
     suspended = json.loads(await school_registrar.submit(
-        "Passport:Suspend", [pid, "lost card"], endorsing_orgs=["HospitalMSP"]))
+        "Passport:Suspend", [pid, "lost card"]))
     assert suspended["status"] == "suspended" and suspended["status_reason"] == "lost card"
     async with expect_error("precondition_failed"):
         await _vouch(mip, key, other)
     async with expect_error("precondition_failed"):
-        await school_registrar.submit("Passport:Suspend", [pid, "again"],
-                                      endorsing_orgs=["HospitalMSP"])
+        await school_registrar.submit("Passport:Suspend", [pid, "again"])
     registrar = await mip.client("HospitalMSP", "registrar")
     reinstated = json.loads(await registrar.submit("Passport:Reinstate", [pid, "card found"]))
     assert reinstated["status"] == "active"

@@ -1,0 +1,289 @@
+"""One dishonest member org, attacking with its own peer's key (docs/chaincode.md, threat model).
+
+Each forgery below is a read-write set written by hand, endorsed by ONE org's peer (the org
+runs its own peer and chaincode server, so the contract's code is no defence) and submitted
+through that org's Gateway: the committing peers must invalidate it with
+ENDORSEMENT_POLICY_FAILURE, and the ledger must read as before. The same writes signed by a
+majority commit where the threat-model table says a majority may write (the model assumes
+a majority of honest orgs), and do not where a stricter key-level policy holds.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import time
+from typing import Any
+
+import pytest
+from credential_kit import (
+    HOSPITAL,
+    PHARMACY,
+    SCHOOL,
+    CounterGateway,
+    grant,
+    issue,
+    request_and_read,
+    revoke_grant,
+)
+from forgery_kit import POLICY_FAILURE, Forger, PrivateWrites
+from mip_testkit import (
+    Account,
+    Holder,
+    HolderKey,
+    MipClients,
+    expect_error,
+    new_id,
+    open_account,
+    register_passport,
+    request_arg,
+)
+
+from chaincode.mip.accounts import account_key
+from chaincode.mip.audit import access_key
+from chaincode.mip.config import config_key
+from chaincode.mip.credentials import credential_key, fills_key, private_key
+from chaincode.mip.dispense import gateway_key_key
+from chaincode.mip.grants import grant_key
+from chaincode.mip.holder_auth import NONCE_OBJECT
+from chaincode.mip.key_index import passport_key_index
+from chaincode.mip.passports import VOUCH_GIVEN_OBJECT, VOUCH_OBJECT, passport_key
+from chaincode.mip.research import dataset_key
+from chaincode.shim import create_composite_key
+
+ORGS = (HOSPITAL, SCHOOL, PHARMACY)
+
+
+def dumps(value: dict[str, Any]) -> bytes:
+    return json.dumps(value, sort_keys=True).encode()
+
+
+async def forge_alone(mip: MipClients, org: str, writes: dict[str, bytes | None],
+                      **kwargs: Any) -> None:
+    """`org` alone endorses `writes`: the committing peers must invalidate it."""
+    status = await Forger(mip, (org,)).submit(writes, **kwargs)
+    assert status.code_name == POLICY_FAILURE, (org, status.code_name)
+
+
+async def get(mip: MipClients, name: str, *args: str) -> dict[str, Any]:
+    return dict(json.loads(await (await mip.client(SCHOOL, None)).evaluate(name, list(args))))
+
+
+@pytest.fixture
+async def account(mip: MipClients, holder: Holder) -> Account:
+    return await open_account(mip, holder, HOSPITAL)
+
+
+async def test_no_org_alone_rewrites_an_account_key(mip: MipClients, account: Account) -> None:
+    before = await get(mip, "Account:Get", account.pseudonym)
+    attacker = HolderKey.generate()
+    forged = {**before, "public_key": base64.b64encode(attacker.public_raw).decode()}
+    for org in ORGS:
+        await forge_alone(mip, org, {account_key(account.pseudonym): dumps(forged)})
+    assert await get(mip, "Account:Get", account.pseudonym) == before
+
+
+async def test_no_org_alone_forges_rewrites_or_reactivates_a_grant(
+    mip: MipClients, account: Account
+) -> None:
+    issued = await issue(mip, account, "prescription")
+    live = await grant(mip, account, PHARMACY, "medical.prescription",
+                       credential_id=issued.credential_id)
+    revoked = await grant(mip, account, PHARMACY, "medical.prescription",
+                          credential_id=issued.credential_id)
+    await revoke_grant(mip, account, revoked["grant_id"])
+    year = int(time.time()) + 365 * 24 * 3600
+    rewritten = {**live, "grantee_org": SCHOOL, "grantee_role": None, "expires": year}
+    reactivated = {**revoked, "status": "active"}
+    attacker = HolderKey.generate()
+    body = {"account": account.pseudonym, "grant_id": new_id("g"), "grantee_org": SCHOOL,
+            "scope": "medical.prescription", "credential_id": issued.credential_id,
+            "expires": year}
+    created = {**body, "grantee_role": None, "credential_type": None, "status": "active",
+               "created": int(time.time()), "updated": int(time.time()),
+               "request": attacker.sign_request("grant.create", body)}
+    for org in (SCHOOL, HOSPITAL, PHARMACY):
+        await forge_alone(mip, org, {
+            grant_key(account.pseudonym, live["grant_id"]): dumps(rewritten)})
+        await forge_alone(mip, org, {
+            grant_key(account.pseudonym, revoked["grant_id"]): dumps(reactivated)})
+        await forge_alone(mip, org, {
+            grant_key(account.pseudonym, body["grant_id"]): dumps(created)})
+    # What the holder sees is unchanged, and the honest hospital peer releases nothing to
+    # the school: its request finds no grant.
+    gateway = await mip.client(HOSPITAL, "gateway")
+    listed = json.loads(await gateway.evaluate("Grant:List", [request_arg(account.sign(
+        "grant.list", {"account": account.pseudonym}))]))
+    assert {(g["grant_id"], g["grantee_org"], g["status"], g["expires"]) for g in listed} == {
+        (live["grant_id"], PHARMACY, "active", live["expires"]),
+        (revoked["grant_id"], PHARMACY, "revoked", revoked["expires"])}
+    async with expect_error("access_denied"):
+        await request_and_read(mip, SCHOOL, None, issued, "medical.prescription")
+
+
+async def test_no_org_alone_rewrites_a_passport_key_guardians_or_key_index(
+    mip: MipClients, holder: Holder
+) -> None:
+    passport_id = holder.passport["id"]
+    before = await get(mip, "Passport:Get", passport_id)
+    attacker = HolderKey.generate()
+    raw_key = base64.b64encode(attacker.public_raw).decode()
+    stored = {k: v for k, v in before.items() if k != "vouches"}
+    for org in ORGS:  # the enrolling org (HospitalMSP) included
+        await forge_alone(mip, org, {passport_key(passport_id): dumps(
+            {**stored, "public_key": raw_key, "key_version": stored["key_version"] + 1})})
+        await forge_alone(mip, org, {passport_key(passport_id): dumps(
+            {**stored, "guardians": [raw_key], "guardian_threshold": 1})})
+        await forge_alone(mip, org, {passport_key(passport_id): dumps(
+            {**stored, "kyc_level": 3})})
+        await forge_alone(mip, org, {
+            passport_key_index(attacker.public_raw): passport_id.encode()})
+    assert await get(mip, "Passport:Get", passport_id) == before
+    # The attacker's key does not speak for the passport: its vouch is refused.
+    _, other = await register_passport(mip, HOSPITAL)
+    gateway = await mip.client(HOSPITAL, "gateway")
+    async with expect_error("not_found"):
+        await gateway.submit("Passport:Vouch", [request_arg(attacker.sign_request(
+            "passport.vouch", {"vouchee": other["id"]}))])
+
+
+async def test_no_org_alone_forges_a_vouch(mip: MipClients, holder: Holder) -> None:
+    _, voucher = await register_passport(mip, SCHOOL)
+    vouchee = holder.passport["id"]
+    before = await get(mip, "Passport:Get", vouchee)
+    vouch = {"vouchee": vouchee, "voucher": voucher["id"], "time": int(time.time()),
+             "flagged": False}
+    stored = {k: v for k, v in before.items() if k != "vouches"}
+    for org in ORGS:
+        await forge_alone(mip, org, {
+            create_composite_key(VOUCH_OBJECT, [vouchee, voucher["id"]]): dumps(vouch),
+            create_composite_key(VOUCH_GIVEN_OBJECT, [voucher["id"], vouchee]): b"\x00",
+            passport_key(vouchee): dumps({**stored, "kyc_level": 3})})
+    assert await get(mip, "Passport:Get", vouchee) == before
+
+
+async def test_fill_counter_needs_the_issuer_and_the_pharmacy(
+    mip: MipClients, account: Account
+) -> None:
+    issued = await issue(mip, account, "prescription")
+    before = await get(mip, "Credential:Get", issued.credential_id)
+    more = dumps({**before["fills"], "allowed": 100})
+    for org in ORGS:
+        await forge_alone(mip, org, {fills_key(issued.credential_id): more})
+        # Nor can one org drop the counter's key-level policy (a metadata write is checked
+        # against the policy in force).
+        await forge_alone(mip, org, {}, metadata={
+            fills_key(issued.credential_id): {"VALIDATION_PARAMETER": b""}})
+    # A majority without the issuer is not enough here: AND(issuer org, PharmacyMSP).
+    status = await Forger(mip, (SCHOOL, PHARMACY)).submit({fills_key(issued.credential_id): more})
+    assert status.code_name == POLICY_FAILURE
+    assert await get(mip, "Credential:Get", issued.credential_id) == before
+
+
+async def test_no_org_alone_registers_or_reactivates_a_counter_key(mip: MipClients) -> None:
+    counter = CounterGateway.generate()
+    record = await counter.register(mip)
+    forged = CounterGateway.generate()
+    for org in ORGS:  # PharmacyMSP included
+        await forge_alone(mip, org, {gateway_key_key(forged.key_id): dumps(
+            {**record, "key_id": forged.key_id, "public_key_pem": forged.public_pem})})
+        await forge_alone(mip, org, {gateway_key_key(counter.key_id): dumps(
+            {**record, "public_key_pem": forged.public_pem})})
+
+
+async def test_no_org_alone_swaps_a_kyc_issuer(mip: MipClients, holder: Holder) -> None:
+    issuers = json.loads(await (await mip.client(SCHOOL, None)).evaluate(
+        "Account:ListKycIssuers"))
+    mine = next(i for i in issuers if i["org"] == HOSPITAL)
+    key = create_composite_key("mip.kycissuer", [mine["cred_def_id"]])
+    for org in ORGS:  # HospitalMSP, the issuer's own org, included
+        await forge_alone(mip, org, {key: dumps({**mine, "cred_def": {"forged": True}})})
+    assert json.loads(await (await mip.client(SCHOOL, None)).evaluate(
+        "Account:ListKycIssuers")) == issuers
+
+
+async def test_no_org_alone_undoes_a_revocation_or_an_erasure(
+    mip: MipClients, account: Account
+) -> None:
+    revoked = await issue(mip, account, "record")
+    doctor = await mip.client(HOSPITAL, "doctor")
+    await doctor.submit("Credential:Revoke", [revoked.credential_id, "issued in error"])
+    erased = await issue(mip, account, "record")
+    gateway = await mip.client(HOSPITAL, "gateway")
+    await gateway.submit("Credential:Erase", [request_arg(account.sign(
+        "credential.erase", {"credential_id": erased.credential_id}))])
+    for issued in (revoked, erased):
+        before = await get(mip, "Credential:Get", issued.credential_id)
+        for org in ORGS:  # the issuer org included
+            await forge_alone(mip, org, {credential_key(issued.credential_id): dumps(
+                {**before, "status": "active"})})
+        assert await get(mip, "Credential:Get", issued.credential_id) == before
+
+
+async def test_no_org_alone_deletes_a_nonce_or_an_access_record(
+    mip: MipClients, account: Account
+) -> None:
+    issued = await issue(mip, account, "prescription")
+    request = account.sign("grant.create", {
+        "account": account.pseudonym, "grant_id": new_id("g"), "grantee_org": PHARMACY,
+        "scope": "medical.prescription", "credential_id": issued.credential_id,
+        "expires": int(time.time()) + 3600})
+    gateway = await mip.client(HOSPITAL, "gateway")
+    await gateway.submit("Grant:Create", [request_arg(request)])
+    signer = base64.b64decode(request["signer"])
+    nonce = hashlib.sha256(signer + b"\x00" + request["nonce"].encode()).hexdigest()
+    reader = await mip.client(PHARMACY, "pharmacist")
+    access_id = (await reader.submit(
+        "Access:Request", [issued.credential_id, "medical.prescription", "audit test"])).decode()
+    for org in ORGS:
+        await forge_alone(mip, org, {create_composite_key(NONCE_OBJECT, [nonce]): None})
+        await forge_alone(mip, org, {access_key(account.pseudonym, access_id): None})
+    # The holder request still cannot be replayed.
+    async with expect_error("replay"):
+        await gateway.submit("Grant:Create", [request_arg(request)])
+
+
+async def test_no_org_alone_resets_a_privacy_budget(mip: MipClients) -> None:
+    dataset_id = new_id("ds")
+    admin = await mip.client(HOSPITAL, "admin")
+    await admin.submit("Research:RegisterDataset", [dataset_id, "1000000"])
+    researcher = await mip.client(HOSPITAL, "researcher")
+    await researcher.submit("Research:Debit", [dataset_id, "900000", "ab" * 32])
+    before = await get(mip, "Research:Get", dataset_id)
+    for org in ORGS:  # the owner org included
+        await forge_alone(mip, org, {dataset_key(dataset_id): dumps(
+            {k: v for k, v in before.items() if k != "remaining_epsilon_micro"}
+            | {"spent_epsilon_micro": 0})})
+    assert await get(mip, "Research:Get", dataset_id) == before
+
+
+async def test_private_content_is_written_by_its_collection_only(
+    mip: MipClients, account: Account
+) -> None:
+    issued = await issue(mip, account, "record")
+    for org in (SCHOOL, PHARMACY):
+        await forge_alone(mip, org, {}, private=[PrivateWrites(
+            "medical", {private_key(issued.credential_id): b'{"forged": true}'})])
+        # Nor may a lone non-member create a credential record to go with it.
+        await forge_alone(mip, org, {credential_key(new_id()): dumps(issued.record)})
+
+
+async def test_a_majority_writes_public_records_but_not_settings(
+    mip: MipClients, account: Account
+) -> None:
+    """The boundary of the model: two orgs together (both dishonest: outside the model) can
+    write any public record without a stricter key-level policy; settings need every org."""
+    before = await get(mip, "Account:Get", account.pseudonym)
+    changed = {**before, "status": "closed"}
+    status = await Forger(mip, (SCHOOL, PHARMACY)).submit(
+        {account_key(account.pseudonym): dumps(changed)})
+    assert status.successful
+    assert (await get(mip, "Account:Get", account.pseudonym))["status"] == "closed"
+
+    admins = [await mip.client(org, "admin") for org in ORGS]
+    await admins[0].submit("Config:Set", ["vouch_k", "2"], endorsing_orgs=list(ORGS))
+    status = await Forger(mip, (SCHOOL, PHARMACY)).submit({config_key("vouch_k"): dumps(
+        {"name": "vouch_k", "value": 1, "set_by": SCHOOL, "updated": int(time.time())})})
+    assert status.code_name == POLICY_FAILURE
+    assert (await get(mip, "Config:Get", "vouch_k"))["value"] == 2
