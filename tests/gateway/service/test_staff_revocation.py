@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from gateway.cli.app import app
 from gateway.cli.identity import mint
-from gateway.fabric import AccessDenied, ChaincodeError, Gateway, GatewayError
+from gateway.fabric import AccessDenied, ChaincodeError, Gateway, GatewayError, SubmitError
 
 __all__ = ["mip"]
 
@@ -45,14 +45,23 @@ async def test_revoked_doctor_cannot_read_or_write_and_token_is_refused(
     headers = {"Authorization": f"Bearer {token}"}
     _, passport = await register_passport(mip, HOSPITAL)
 
-    async with Gateway.from_connection(gw_network.connection, HOSPITAL, name) as before:
+    before = Gateway.from_connection(gw_network.connection, HOSPITAL, name)
+    try:
         doctor = before.get_network("mipchannel").get_contract("mip")
         record = json.loads(await doctor.evaluate("Passport:Get", [passport["id"]]))
         assert record["id"] == passport["id"]
-    assert (await gw.http.get("/api/v1/me", headers=headers)).status_code == 200
+        # Endorsed while the certificate was good, sent to the orderer after the revocation.
+        endorsed = await doctor.new_proposal("Passport:Get", [passport["id"]]).endorse()
+        assert (await gw.http.get("/api/v1/me", headers=headers)).status_code == 200
 
-    said = _cli(gw_data_dir, gw_network, tmp_path, "identity", "revoke", name, "--org", HOSPITAL)
-    assert "added to the CRL" in said and "devnet refuses" in said
+        said = _cli(gw_data_dir, gw_network, tmp_path, "identity", "revoke", name,
+                    "--org", HOSPITAL)
+        assert "added to the CRL" in said and "devnet refuses" in said
+        with pytest.raises(SubmitError) as late:
+            await endorsed.submit()
+        assert "The certificate has been revoked" in _said(late.value)
+    finally:
+        await before.close()
 
     assert_error(await gw.http.get("/api/v1/me", headers=headers), 401, "unauthenticated")
     async with Gateway.from_connection(gw_network.connection, HOSPITAL, name) as after:
