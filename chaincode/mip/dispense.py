@@ -6,11 +6,12 @@ prescription and subject account.
 
 The attestation is signed (ECDSA P-256, SHA-256) by a pharmacy gateway key that a PharmacyMSP
 admin registered on the ledger (`Pharmacy:RegisterGatewayKey`, endorsed under the chaincode's
-majority policy, whose honest endorsers check that a PharmacyMSP admin asked). The chaincode
-cannot validate an X.509 chain against the pharmacy's MSP (a chaincode sees no channel MSP
-configuration), but it can check a signature against a key registered that way: a pharmacist
-therefore cannot fake a face match by signing with their own Fabric identity, and no other org
-can register a counter key.
+majority policy, whose honest endorsers check that a PharmacyMSP admin asked) and that a
+PharmacyMSP admin can revoke (`Pharmacy:RevokeGatewayKey`; a revoked key's attestations are
+refused, and no single org can set it back to active). The chaincode cannot validate an X.509
+chain against the pharmacy's MSP (a chaincode sees no channel MSP configuration), but it can
+check a signature against a key registered that way: a pharmacist therefore cannot fake a face
+match by signing with their own Fabric identity, and no other org can register a counter key.
 
 The fill counter (`mip.fills`) needs the issuing hospital's and PharmacyMSP's endorsement
 (`AND`, stricter than the majority), so the client submits with
@@ -46,6 +47,7 @@ from chaincode.mip.errors import (
     Conflict,
     Expired,
     InvalidRequest,
+    NotFound,
     PreconditionFailed,
     Replay,
 )
@@ -107,6 +109,8 @@ async def check_attestation(
     if raw_key is None:
         raise BadSignature("attestation key is not a registered pharmacy gateway key")
     key_record = json.loads(raw_key)
+    if key_record["status"] == "revoked":
+        raise BadSignature("attestation key was revoked by the pharmacy")
     if key_record["org"] != PHARMACY or key_record["status"] != "active":
         raise BadSignature("attestation key is not an active pharmacy gateway key")
     try:
@@ -158,6 +162,26 @@ class PharmacyContract(Contract):
         # revoked key cannot be set back to active by one org (PharmacyMSP included).
         await put_json(ctx, key, record)
         return record
+
+    @transaction()
+    async def RevokeGatewayKey(self, ctx: Context, key_id: str) -> dict[str, Any]:
+        """A PharmacyMSP admin revokes a counter gateway's key (a lost or retired counter):
+        attestations it signs are refused from the block this commits in, including ones it
+        signed before. Final: a revoked key id cannot be registered again."""
+        require_staff(ctx, {"admin"}, {PHARMACY})
+        check_id(key_id, "key_id")
+        key = gateway_key_key(key_id)
+        raw = await ctx.stub.get_state(key)
+        if raw is None:
+            raise NotFound("no gateway key with this id")
+        record = json.loads(raw)
+        if record["status"] == "revoked":
+            raise Conflict("gateway key already revoked")
+        # The record keeps its key-level policy (PharmacyMSP), so only the pharmacy's own peer
+        # can endorse this write: no other org can revoke, or un-revoke, its counters' keys.
+        record = {**record, "status": "revoked", "revoked": tx_unix_time(ctx)}
+        await put_json(ctx, key, record)
+        return dict(record)
 
     @transaction()
     async def Dispense(

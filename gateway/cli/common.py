@@ -57,7 +57,10 @@ def guarded(fn: Callable[[], T]) -> T:
     try:
         return fn()
     except _typed_errors() as exc:
-        message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+        # A chaincode refusal says why in its own message ("conflict: ..."); the gateway's
+        # wrapper around it ("failed to endorse transaction ...") says only where.
+        message = (getattr(exc, "chaincode_message", None) or getattr(exc, "message", None)
+                   or str(exc) or type(exc).__name__)
         code = getattr(exc, "code", 1)
         typer.echo(f"error: {message}", err=True)
         raise typer.Exit(code if isinstance(code, int) and code > 0 else 1) from None

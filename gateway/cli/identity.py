@@ -1,8 +1,11 @@
-"""`mip identity add`: a staff member's Fabric identity (with `mip.role`) and gateway token."""
+"""`mip identity add | revoke`: a staff member's Fabric identity (with `mip.role`) and gateway
+token, and taking both away when the person leaves."""
 
 from __future__ import annotations
 
+import json
 import os
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -69,4 +72,58 @@ def add(org: Annotated[str, typer.Option(help="MSP id, e.g. HospitalMSP")],
         else:
             say("gateway token (shown once; send as `Authorization: Bearer <token>`):")
             say(token)
+    guarded(run)
+
+
+def revoke_tokens(db_path: Path, org: str, name: str) -> int:
+    """Invalidate every gateway token of `name` in `org`; how many were live."""
+    from gateway.store import open_database
+
+    if not db_path.is_file():
+        return 0
+    db = open_database(db_path)
+    try:
+        return StaffRegistry(db).revoke_member(org, name)
+    finally:
+        db.close()
+
+
+def is_devnet(connection: Path) -> bool:
+    try:
+        return bool(json.loads(connection.read_text(encoding="utf-8")).get("network") == "devnet")
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+@app.command()
+def revoke(name: Annotated[str, typer.Argument(help="the person's identity name")],
+           org: Annotated[str, typer.Option(help="MSP id of your org, e.g. HospitalMSP")],
+           config: ConfigOption = None) -> None:
+    """Revoke NAME in ORG: its certificate goes on the org CA's CRL and its gateway tokens stop
+    working (401)."""
+    def run() -> None:
+        from network.devnet.msp import CRL_RECHECK_S
+        from network.devnet.pki import PKIError, revoke_identity
+
+        settings = settings_from(config)
+        if not settings.connection.is_file():
+            raise CliError(f"no network profile at {settings.connection} "
+                           "(run `mip network up`)")
+        # Tokens first: they are the gateway's own and always revocable, whatever the CA says.
+        tokens = revoke_tokens(settings.db_path, org, name)
+        say(f"gateway tokens of {name}@{org} revoked ({tokens})")
+        try:
+            done = revoke_identity(settings.connection.parent, org, name)
+        except PKIError as exc:
+            raise CliError(f"Fabric identity not revoked: {exc}") from None
+        say(f"certificate serial {done.serial_number:x} of {name}@{org} "
+            f"{'added to' if done.newly_revoked else 'already on'} the CRL {done.crl}")
+        if is_devnet(settings.connection):
+            # devnet re-reads msp/crls at most every CRL_RECHECK_S: once that has passed since
+            # the write, the next request by NAME is refused.
+            time.sleep(2 * CRL_RECHECK_S)
+            say("devnet refuses the identity from now on")
+        else:
+            say("real Fabric: the CRL takes effect once a channel config update puts it in "
+                f"{org}'s MSP (revocation_list), see docs/deploy.md")
     guarded(run)

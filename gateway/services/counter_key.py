@@ -4,13 +4,18 @@ Derived deterministically from the gateway secret `counter_key_seed` (HKDF-SHA25
 `ec.derive_private_key`), so a restart or a second process of the same gateway signs with
 the same key and the key never needs its own file. A PharmacyMSP admin registers the public
 half on the ledger once (`Pharmacy:RegisterGatewayKey`, `POST /admin/counter-key`); the
-contract then accepts attestations this key signed, and no pharmacist can sign one.
+contract then accepts attestations this key signed, and no pharmacist can sign one. A
+PharmacyMSP admin revokes any counter's key by id (`Pharmacy:RevokeGatewayKey`,
+`POST /admin/counter-key/{key_id}/revoke`, `mip counter-key revoke ID`): a lost or retired
+counter's attestations are refused from then on. Revocation is final for that key id; a gateway
+whose own key was revoked needs a new `counter_key_seed` (a new key) registered again.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import logging
 import secrets
 import time
@@ -89,3 +94,12 @@ async def register(state: AppState, member: StaffMember) -> dict[str, Any]:
     log.info("counter key %s %s", key.key_id, "registered" if registered else "was registered")
     return {"key_id": key.key_id, "public_key_pem": key.public_pem,
             "newly_registered": registered}
+
+
+async def revoke(state: AppState, member: StaffMember, key_id: str) -> dict[str, Any]:
+    """Revoke the counter key `key_id` on the ledger (admin@PharmacyMSP); the updated record."""
+    require_role(member, ("admin",), (PHARMACY,))
+    record = json.loads(await state.ledger.for_staff(member).submit(
+        "Pharmacy:RevokeGatewayKey", [key_id]))
+    log.warning("counter key %s revoked by %s@%s", key_id, member.name, member.org)
+    return dict(record)

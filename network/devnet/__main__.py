@@ -1,4 +1,4 @@
-"""`python -m network.devnet up | identity add | status` (see docs/ledger.md, devnet section)."""
+"""`python -m network.devnet up | identity add | identity revoke | status` (docs/ledger.md)."""
 
 from __future__ import annotations
 
@@ -85,6 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     add.add_argument("--name", required=True)
     add.add_argument("--attr", action="append", default=[])
     add.add_argument("--ou", default="client")
+    rev = isub.add_parser("revoke", help="put an identity's certificate on its org CA's CRL "
+                          "(a running devnet applies it within 0.1 s)")
+    rev.add_argument("--data", required=True)
+    rev.add_argument("--org", required=True)
+    rev.add_argument("--name", required=True)
     st = sub.add_parser("status", help="print ledger height and transaction counts")
     st.add_argument("--data", required=True)
     args = parser.parse_args(argv)
@@ -102,8 +107,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "identity":
         from network.devnet import pki
 
-        folder = pki.add_identity(Path(args.data), args.org, args.name, _attrs(args.attr),
-                                  ou=args.ou)
+        try:
+            if args.action == "revoke":
+                done = pki.revoke_identity(Path(args.data), args.org, args.name)
+                state = "revoked" if done.newly_revoked else "already revoked"
+                print(f"{state}: serial {done.serial_number:x} on {done.crl}")
+                return 0
+            folder = pki.add_identity(Path(args.data), args.org, args.name, _attrs(args.attr),
+                                      ou=args.ou)
+        except pki.PKIError as exc:
+            print(f"devnet: {exc}", file=sys.stderr)
+            return 1
         print(folder)
         return 0
     from network.devnet.config import LEDGER_FILE

@@ -1,8 +1,10 @@
 """Block 0: a CONFIG transaction naming the channel's orgs and their MSP roots.
 
 Deliberately simplified: the ConfigGroup tree has the Application and Orderer groups with one
-group per org holding its MSP value (FabricMSPConfig: name, root certs, TLS root certs, NodeOU
-config omitted); no policies, capabilities or consensus values. Devnet never updates it.
+group per org holding its MSP value (FabricMSPConfig: name, root certs, TLS root certs and the
+revocation list of `msp/crls/` at creation, as configtxgen writes them; NodeOU config omitted); no
+policies, capabilities or consensus values. Devnet never updates it: later CRLs are read from
+`msp/crls/` by the running devnet's MSPs (network/devnet/msp.py).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ def _pems(folder: Path) -> list[bytes]:
 def _org_group(msp_id: str, msp_dir: Path) -> Any:
     fabric = msp_config_pb2.FabricMSPConfig(
         name=msp_id, root_certs=_pems(msp_dir / "cacerts"),
-        tls_root_certs=_pems(msp_dir / "tlscacerts"))
+        tls_root_certs=_pems(msp_dir / "tlscacerts"),
+        revocation_list=_pems(msp_dir / "crls"))
     value = msp_config_pb2.MSPConfig(type=0, config=fabric.SerializeToString())
     group = configtx_pb2.ConfigGroup()
     group.values["MSP"].value = value.SerializeToString()

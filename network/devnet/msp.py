@@ -3,8 +3,10 @@
 A serialized identity (`msp.SerializedIdentity`: MSP id + PEM certificate) is valid when its
 MSP is known, its certificate is a non-CA certificate directly issued by one of that MSP's root
 CAs, it is within its validity period and, with NodeOUs enabled, it carries exactly one of the
-client/peer/admin/orderer OUs. Role principals are then matched the way Fabric 2.x's MSP does with
-NodeOUs (msp/mspimpl.go, satisfiesPrincipalInternalV143).
+client/peer/admin/orderer OUs, and its serial is on no CRL of its issuing CA (the MSP folder's
+`crls/`, which devnet re-reads while running; msp/mspimplvalidate.go, validateCertAgainstChain).
+Role principals are then matched the way Fabric 2.x's MSP does with NodeOUs (msp/mspimpl.go,
+satisfiesPrincipalInternalV143).
 """
 
 from __future__ import annotations
@@ -13,11 +15,14 @@ import datetime as dt
 import hashlib
 import importlib
 import json
+import logging
+import os
 import re
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
@@ -39,15 +44,20 @@ from network.devnet.orgs import DEFAULT_PEER_ORGS, ORDERER_ORG, OrgSpec
 from network.devnet.pki import HF_ATTRS_OID, NODE_OUS, curve_order, org_dir
 
 __all__ = [
+    "CRL_RECHECK_S",
+    "REVOKED",
     "IdentityError",
     "MSPConfig",
     "MSPManager",
     "SignatureError",
     "ValidatedIdentity",
     "go_dn",
+    "load_crls",
     "satisfies_principal",
     "verify_signature",
 ]
+
+log = logging.getLogger(__name__)
 
 _N = curve_order()
 _HALF_N = _N // 2
@@ -242,15 +252,102 @@ def satisfies_principal(identity: ValidatedIdentity, principal: Any) -> bool:
 # --------------------------------------------------------------------------- MSP config
 
 
+# Fabric's texts (msp/mspimplvalidate.go), so a refusal reads the same as a real peer's.
+REVOKED = (
+    "could not validate identity against certification chain: The certificate has been revoked"
+)
+_CRL_WITHOUT_AKI = (
+    "could not validate identity against certification chain: could not obtain Authority Key "
+    "Identifier for crl: authorityKeyIdentifier not found in certificate"
+)
+# How often (at most) a running devnet looks at the MSP folders' crls/ for a new CRL.
+CRL_RECHECK_S = 0.1
+
+
+def load_crls(crl_dir: Path) -> tuple[x509.CertificateRevocationList, ...]:
+    """Every CRL in an MSP folder's `crls/` (PEM, one or more per file; every file is read, as
+    Fabric's getPemMaterialFromDir does). An unparsable one is an error, as in Fabric's
+    setupCRLs ("could not parse RevocationList")."""
+    if not crl_dir.is_dir():
+        return ()
+    crls: list[x509.CertificateRevocationList] = []
+    for path in sorted(p for p in crl_dir.iterdir() if p.is_file() and not p.name.startswith(".")):
+        blocks = list(_PEM_BLOCK.finditer(path.read_bytes()))
+        if not blocks:
+            raise IdentityError(f"could not parse RevocationList: {path} holds no PEM block")
+        for block in blocks:
+            try:
+                crls.append(x509.load_pem_x509_crl(block.group(0)))
+            except ValueError as exc:
+                raise IdentityError(f"could not parse RevocationList: {path}: {exc}") from exc
+    return tuple(crls)
+
+
+def _revoked_by_root(
+    roots: tuple[x509.Certificate, ...], crls: tuple[x509.CertificateRevocationList, ...]
+) -> tuple[dict[bytes, frozenset[int]], bool]:
+    """Per root (DER), the serials that a CRL *it signed* and naming it by AKI lists; and
+    whether some CRL has no AKI (Fabric then fails every validation in that MSP).
+
+    Fabric walks the CRLs on each validation and checks a matching CRL's signature against the
+    issuing CA, skipping it if it does not verify; this computes the same answer once per CRL
+    set, so a validation is one set lookup.
+    """
+    missing_aki = False
+    revoked: dict[bytes, set[int]] = {}
+    for crl in crls:
+        try:
+            aki = crl.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+        except x509.ExtensionNotFound:
+            missing_aki = True
+            continue
+        for root in roots:
+            try:
+                ski = root.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+            except x509.ExtensionNotFound:
+                continue
+            if aki.key_identifier != ski.digest:
+                continue
+            public_key = root.public_key()
+            if not isinstance(public_key, ec.EllipticCurvePublicKey) or not (
+                crl.is_signature_valid(public_key)
+            ):
+                log.warning("a CRL naming CA %s is not signed by it; ignored",
+                            root.subject.rfc4514_string())
+                continue
+            der = root.public_bytes(serialization.Encoding.DER)
+            revoked.setdefault(der, set()).update(entry.serial_number for entry in crl)
+    return {k: frozenset(v) for k, v in revoked.items()}, missing_aki
+
+
 @dataclass(frozen=True)
 class MSPConfig:
-    """One org's verifying MSP: root CAs and the NodeOU identifiers from config.yaml."""
+    """One org's verifying MSP: root CAs, the NodeOU identifiers from config.yaml and the CRLs
+    (as a channel MSP definition's root_certs, fabric_node_ous and revocation_list)."""
 
     msp_id: str
     root_certs: tuple[x509.Certificate, ...]
     node_ous_enabled: bool
     # role -> (OU value, certifier root cert DER or None when any root may certify it)
     node_ou_ids: Mapping[str, tuple[str, bytes | None]]
+    crls: tuple[x509.CertificateRevocationList, ...] = ()
+
+    @cached_property
+    def _revocations(self) -> tuple[dict[bytes, frozenset[int]], bool]:
+        return _revoked_by_root(self.root_certs, self.crls)
+
+    def check_not_revoked(self, cert: x509.Certificate, root_der: bytes) -> None:
+        """Refuse `cert` (issued by the root `root_der`) if one of its CA's CRLs lists it."""
+        if not self.crls:
+            return
+        revoked, missing_aki = self._revocations
+        if cert.serial_number in revoked.get(root_der, ()):
+            raise IdentityError(REVOKED)
+        if missing_aki:
+            raise IdentityError(_CRL_WITHOUT_AKI)
+
+    def with_crls(self, crls: tuple[x509.CertificateRevocationList, ...]) -> MSPConfig:
+        return replace(self, crls=crls)
 
     @classmethod
     def from_msp_dir(cls, msp_id: str, msp_dir: Path) -> MSPConfig:
@@ -279,7 +376,7 @@ class MSPConfig:
                     )
                     certifier = cert.public_bytes(serialization.Encoding.DER)
                 ou_ids[role] = (str(entry["OrganizationalUnitIdentifier"]), certifier)
-        return cls(msp_id, roots, enabled, ou_ids)
+        return cls(msp_id, roots, enabled, ou_ids, load_crls(msp_dir / "crls"))
 
 
 _ECDSA_SIGNATURES = frozenset(
@@ -344,11 +441,30 @@ def _parse_attrs(cert: x509.Certificate) -> dict[str, str]:
     return {str(k): str(v) for k, v in attrs.items() if isinstance(v, str)}
 
 
+def _dir_stamp(folder: Path) -> tuple[tuple[str, int, int, int], ...]:
+    """What changes when a CRL file is added, removed or rewritten (an atomic rename gives a new
+    inode; an in-place write a new mtime or size)."""
+    try:
+        entries = [e for e in os.scandir(folder) if e.is_file() and not e.name.startswith(".")]
+    except OSError:
+        return ()
+    stamps = []
+    for entry in entries:
+        st = entry.stat()
+        stamps.append((entry.name, st.st_ino, st.st_mtime_ns, st.st_size))
+    return tuple(sorted(stamps))
+
+
 class MSPManager:
     """The verifying MSPs of a channel, with a cache of validated identities.
 
     The cache is keyed by the serialized identity bytes; a hit still re-checks the validity
     period, so an identity that expires while cached is refused from then on.
+
+    CRLs: a manager read from MSP folders (`from_data_dir`) looks at each folder's `crls/` at
+    most every `crl_recheck_s` seconds, on the next validation after that; a changed set of
+    CRL files is re-read and the cache emptied, so a revocation takes effect on a running
+    devnet within that time (Fabric applies the channel config update carrying the CRL).
     """
 
     def __init__(
@@ -357,12 +473,22 @@ class MSPManager:
         *,
         cache_size: int = 4096,
         clock: Callable[[], dt.datetime] | None = None,
+        crl_dirs: Mapping[str, Path] | None = None,
+        crl_recheck_s: float = CRL_RECHECK_S,
     ) -> None:
         self._msps = {m.msp_id: m for m in msps}
         self._cache: OrderedDict[bytes, ValidatedIdentity] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        self._crl_dirs = dict(crl_dirs or {})
+        self._crl_recheck_s = crl_recheck_s
+        self._crl_lock = threading.Lock()
+        self._crl_stamps = {m: _dir_stamp(d) for m, d in self._crl_dirs.items()}
+        self._next_crl_check = time.monotonic() + crl_recheck_s
+        # Bumped whenever the CRLs change: a validation that started under the old CRLs must
+        # not put its result into the emptied cache.
+        self._generation = 0
 
     @classmethod
     def from_data_dir(
@@ -371,17 +497,19 @@ class MSPManager:
         orgs: Iterable[OrgSpec] = (*DEFAULT_PEER_ORGS, ORDERER_ORG),
         **kwargs: Any,
     ) -> MSPManager:
-        """Read each org's `msp/` (cacerts + config.yaml) from the cryptogen layout."""
+        """Read each org's `msp/` (cacerts, config.yaml, crls) from the cryptogen layout."""
         configs = []
+        crl_dirs: dict[str, Path] = {}
         for org in orgs:
             for peer_org in (True, False):
                 msp_dir = org_dir(Path(data_dir), org, peer_org=peer_org) / "msp"
                 if msp_dir.is_dir():
                     configs.append(MSPConfig.from_msp_dir(org.msp_id, msp_dir))
+                    crl_dirs[org.msp_id] = msp_dir / "crls"
                     break
             else:
                 raise IdentityError(f"no MSP folder for {org.msp_id} under {data_dir}")
-        return cls(configs, **kwargs)
+        return cls(configs, crl_dirs=crl_dirs, **kwargs)
 
     @property
     def msp_ids(self) -> frozenset[str]:
@@ -389,21 +517,54 @@ class MSPManager:
 
     def validate(self, serialized_identity: bytes) -> ValidatedIdentity:
         """Validate a SerializedIdentity; raises IdentityError with the reason when refused."""
+        if self._crl_dirs and time.monotonic() >= self._next_crl_check:
+            self.refresh_crls()
         key = bytes(serialized_identity)
         with self._lock:
             cached = self._cache.get(key)
             if cached is not None:
                 self._cache.move_to_end(key)
+            generation = self._generation
         if cached is not None:
             not_before, not_after = cached.validity
             self._check_period(not_before, not_after)
             return cached
         identity = self._validate_uncached(key)
         with self._lock:
-            self._cache[key] = identity
-            if len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
+            if generation == self._generation:
+                self._cache[key] = identity
+                if len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
         return identity
+
+    def refresh_crls(self) -> bool:
+        """Re-read the `crls/` folders whose files changed; True if some MSP's CRLs did.
+
+        A folder whose new content does not parse keeps the CRLs it had (as Fabric refuses a
+        config update with a bad revocation_list) and is logged once per change.
+        """
+        with self._crl_lock:
+            self._next_crl_check = time.monotonic() + self._crl_recheck_s
+            changed: dict[str, MSPConfig] = {}
+            for msp_id, crl_dir in self._crl_dirs.items():
+                stamp = _dir_stamp(crl_dir)
+                if stamp == self._crl_stamps.get(msp_id):
+                    continue
+                self._crl_stamps[msp_id] = stamp
+                try:
+                    crls = load_crls(crl_dir)
+                except (OSError, IdentityError) as exc:
+                    log.error("CRLs of %s not updated (kept the previous ones): %s", msp_id, exc)
+                    continue
+                changed[msp_id] = self._msps[msp_id].with_crls(crls)
+            if not changed:
+                return False
+            with self._lock:
+                self._msps = {**self._msps, **changed}
+                self._cache.clear()
+                self._generation += 1
+            log.info("CRLs reloaded for %s", ", ".join(sorted(changed)))
+            return True
 
     def _check_time(self, cert: x509.Certificate) -> None:
         self._check_period(cert.not_valid_before_utc, cert.not_valid_after_utc)
@@ -437,11 +598,12 @@ class MSPManager:
             raise IdentityError("a CA certificate cannot be used as an identity")
         root = self._issuer_of(msp, cert)
         self._check_time(cert)
+        root_der = root.public_bytes(serialization.Encoding.DER)
+        msp.check_not_revoked(cert, root_der)
         ous = frozenset(
             str(a.value)
             for a in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
         )
-        root_der = root.public_bytes(serialization.Encoding.DER)
         role = self._node_role(msp, ous, root_der)
         return ValidatedIdentity(
             msp_id=msp_id,

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import (
@@ -33,15 +34,19 @@ from fabric_protos.msp import identities_pb2
 from network.devnet.orgs import DEFAULT_PEER_ORGS, ORDERER_ORG, OrgSpec
 
 __all__ = [
+    "CRL_FILE",
     "HF_ATTRS_OID",
     "NODE_OUS",
     "AttributeNameError",
     "IdentityExistsError",
     "PKIError",
+    "Revocation",
     "SigningIdentity",
+    "UnknownIdentityError",
     "UnknownOrgError",
     "add_identity",
     "ca_cert_path",
+    "crl_path",
     "curve_order",
     "generate_network",
     "generate_org",
@@ -52,6 +57,8 @@ __all__ = [
     "load_private_key",
     "msp_signing_identity",
     "org_dir",
+    "revoke_certificate",
+    "revoke_identity",
     "sign",
     "tlsca_cert_path",
     "write_connection_profile",
@@ -74,6 +81,12 @@ _VALIDITY = dt.timedelta(days=3650)
 _BACKDATE = dt.timedelta(minutes=5)
 
 _ORG_INDEX = "orgs.json"
+# Where an org's CRL lives: its org-level msp/crls/, the folder configtxgen copies into the
+# channel MSP definition's revocation_list and devnet's MSP re-reads while running.
+CRL_FILE = "crl.pem"
+# Fabric's MSP ignores a CRL's nextUpdate; Fabric CA's gencrl defaults to one day, which only
+# matters to other relying parties. A year keeps devnet's CRL from looking stale to them.
+_CRL_VALIDITY = dt.timedelta(days=365)
 _ATTR_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
 _USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -92,6 +105,10 @@ class IdentityExistsError(PKIError):
 
 class AttributeNameError(PKIError):
     """An attribute name is malformed or reserved (`hf.*` is set by the CA itself)."""
+
+
+class UnknownIdentityError(PKIError):
+    """No identity of that name in the organisation (nothing to revoke)."""
 
 
 def curve_order() -> int:
@@ -378,6 +395,11 @@ def tlsca_cert_path(data_dir: Path, org: OrgSpec, *, peer_org: bool = True) -> P
     return org_dir(data_dir, org, peer_org=peer_org) / "tlsca" / f"tlsca.{org.domain}-cert.pem"
 
 
+def crl_path(data_dir: Path, org: OrgSpec, *, peer_org: bool = True) -> Path:
+    """The org's CRL (signed by its CA) in its org-level MSP folder: `msp/crls/crl.pem`."""
+    return org_dir(data_dir, org, peer_org=peer_org) / "msp" / "crls" / CRL_FILE
+
+
 def _node_ou_config(ca_file: str) -> bytes:
     lines = ["NodeOUs:", "  Enable: true"]
     for ou in NODE_OUS:
@@ -621,6 +643,116 @@ def add_identity(
     if profile.exists():
         _add_user_to_profile(profile, msp_id, name, folder)
     return folder / "msp"
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """The outcome of a revocation: which certificate, the CRL now listing it, and whether
+    this call added it (False: it was already listed)."""
+
+    msp_id: str
+    serial_number: int
+    crl: Path
+    newly_revoked: bool
+
+
+def _read_crl(path: Path, ca_cert: x509.Certificate) -> x509.CertificateRevocationList | None:
+    if not path.is_file():
+        return None
+    try:
+        crl = x509.load_pem_x509_crl(path.read_bytes())
+    except ValueError as exc:
+        raise PKIError(f"{path} is not a PEM CRL") from exc
+    public_key = ca_cert.public_key()
+    if not isinstance(public_key, ec.EllipticCurvePublicKey) or not crl.is_signature_valid(
+        public_key
+    ):
+        # Extending it would re-sign entries this CA never revoked (or drop the real ones).
+        raise PKIError(f"{path} is not signed by the org's CA")
+    return crl
+
+
+def revoke_certificate(data_dir: Path, msp_id: str, certificate: x509.Certificate) -> Revocation:
+    """Add `certificate` to its org CA's CRL (`msp/crls/crl.pem`), as Fabric CA's
+    `revoke` + `gencrl` do: a new CRL listing every earlier entry plus this serial, with the
+    CA's key identifier (AKI) and the next CRL number, signed by the org's CA key.
+
+    Idempotent: an already listed certificate leaves the CRL as it is.
+    """
+    data_dir = Path(data_dir)
+    org, peer_org = _resolve_org(data_dir, msp_id)
+    cas = _load_org_cas(data_dir, org, peer_org=peer_org)
+    try:
+        certificate.verify_directly_issued_by(cas.ca_cert)
+    except (ValueError, TypeError, InvalidSignature) as exc:
+        # A CRL only revokes its own CA's certificates: listing a foreign serial would do nothing.
+        raise PKIError(f"the certificate was not issued by the CA of {msp_id}") from exc
+    serial = certificate.serial_number
+    path = crl_path(data_dir, org, peer_org=peer_org)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = path.with_name("." + path.name + ".lock")
+    # Read-modify-write under an advisory lock so two revocations do not drop each other.
+    with open(lock_path, "a+b") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        try:
+            old = _read_crl(path, cas.ca_cert)
+            entries = list(old) if old is not None else []
+            if any(entry.serial_number == serial for entry in entries):
+                return Revocation(msp_id, serial, path, newly_revoked=False)
+            number = 1
+            if old is not None:
+                try:
+                    last = old.extensions.get_extension_for_class(x509.CRLNumber).value
+                    number = last.crl_number + 1
+                except x509.ExtensionNotFound:
+                    number = len(entries) + 1
+            now = _now()
+            builder = (
+                x509.CertificateRevocationListBuilder()
+                .issuer_name(cas.ca_cert.subject)
+                .last_update(now)
+                .next_update(now + _CRL_VALIDITY)
+                .add_extension(
+                    # Fabric's MSP matches a CRL to a CA by this AKI == the CA's SKI.
+                    x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(
+                        cas.ca_cert.extensions.get_extension_for_class(
+                            x509.SubjectKeyIdentifier
+                        ).value
+                    ),
+                    critical=False,
+                )
+                .add_extension(x509.CRLNumber(number), critical=False)
+            )
+            for entry in entries:
+                builder = builder.add_revoked_certificate(entry)
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder()
+                .serial_number(serial)
+                .revocation_date(now)
+                .build()
+            )
+            crl = builder.sign(cas.ca_key, hashes.SHA256())
+            _atomic_write(path, crl.public_bytes(serialization.Encoding.PEM))
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+    return Revocation(msp_id, serial, path, newly_revoked=True)
+
+
+def revoke_identity(data_dir: Path, msp_id: str, name: str) -> Revocation:
+    """Revoke the enrolment certificate of `name` in the org (a user added by `add_identity`,
+    or cryptogen's `User1` / `Admin`): its serial goes on the org CA's CRL."""
+    data_dir = Path(data_dir)
+    if not isinstance(name, str) or not _USER_NAME.match(name):
+        raise PKIError(f"invalid identity name {name!r}")
+    org, peer_org = _resolve_org(data_dir, msp_id)
+    folder_name = f"{name}@{org.domain}"
+    cert_file = (
+        org_dir(data_dir, org, peer_org=peer_org) / "users" / folder_name / "msp" / "signcerts"
+        / f"{folder_name}-cert.pem"
+    )
+    if not cert_file.is_file():
+        raise UnknownIdentityError(f"no identity {name!r} in {msp_id}")
+    return revoke_certificate(data_dir, msp_id, load_certificate(cert_file))
 
 
 def _fabric_ca_name(name: str, ou: str) -> x509.Name:

@@ -28,6 +28,24 @@ async def register_counter_key(state: StateDep, staff: StaffDep) -> CounterKeyOu
     return CounterKeyOut(**await counter_key.register(state, staff))
 
 
+class CounterKeyRevoked(BaseModel):
+    key_id: str
+    org: str
+    status: str
+    registered: int
+    revoked: int
+
+
+@router.post("/admin/counter-key/{key_id}/revoke", response_model=CounterKeyRevoked)
+async def revoke_counter_key(state: StateDep, staff: StaffDep,
+                             key_id: Annotated[str, path_id("counter key id")]
+                             ) -> CounterKeyRevoked:
+    """Revoke a counter's key on the ledger (admin@PharmacyMSP): attestations it signs are
+    refused from then on. Final; 409 if already revoked, 404 if never registered."""
+    record = await counter_key.revoke(state, staff, key_id)
+    return CounterKeyRevoked(**{k: record[k] for k in CounterKeyRevoked.model_fields})
+
+
 @router.post("/admin/datasets", response_model=dict[str, Any], status_code=201)
 async def register_dataset(state: StateDep, staff: StaffDep, body: RegisterDataset
                            ) -> dict[str, Any]:

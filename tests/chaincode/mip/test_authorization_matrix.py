@@ -465,6 +465,15 @@ async def _pharmacy_register_key(env: Env) -> tuple[frozenset[Cell], Maker]:
     return frozenset({(PHARMACY, "admin")}), make
 
 
+@row("Pharmacy:RevokeGatewayKey")
+async def _pharmacy_revoke_key(env: Env) -> tuple[frozenset[Cell], Maker]:
+    async def make(_cell: Cell | None) -> Call:
+        counter = CounterGateway.generate()
+        await counter.register(env.mip)
+        return Call("Pharmacy:RevokeGatewayKey", [counter.key_id])
+    return frozenset({(PHARMACY, "admin")}), make
+
+
 @row("Pharmacy:Dispense")
 async def _pharmacy_dispense(env: Env) -> tuple[frozenset[Cell], Maker]:
     counter = CounterGateway.generate()

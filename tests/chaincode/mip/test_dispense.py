@@ -174,3 +174,38 @@ async def test_fifty_concurrent_dispenses_of_one_fill(
     record = json.loads(await (await mip.client(PHARMACY, "pharmacist")).evaluate(
         "Credential:Get", [rx.credential_id]))
     assert record["fills"] == {**record["fills"], "allowed": 1, "used": 1}
+
+
+async def test_revoked_counter_key_attestations_are_refused(
+    mip: MipClients, account: Account
+) -> None:
+    counter = CounterGateway.generate()
+    await counter.register(mip)
+    rx = await granted_rx(mip, account, refills=3)
+    signed_before = counter.attest(rx.credential_id, account.pseudonym)
+    await dispense(mip, rx, counter.attest(rx.credential_id, account.pseudonym))
+    # Only a PharmacyMSP admin may revoke: other orgs' admins and pharmacy staff are refused.
+    for org, role in [(HOSPITAL, "admin"), (SCHOOL, "admin"), (PHARMACY, "pharmacist"),
+                      (PHARMACY, "gateway")]:
+        async with expect_error("access_denied"):
+            await (await mip.client(org, role)).submit(
+                "Pharmacy:RevokeGatewayKey", [counter.key_id])
+    await dispense(mip, rx, counter.attest(rx.credential_id, account.pseudonym))  # still active
+    admin = await mip.client(PHARMACY, "admin")
+    record = json.loads(await admin.submit("Pharmacy:RevokeGatewayKey", [counter.key_id]))
+    assert record["status"] == "revoked" and record["key_id"] == counter.key_id
+    assert isinstance(record["revoked"], int)
+    # Fresh attestations, and one signed before the revocation, are refused; no fill is taken.
+    for attestation in (counter.attest(rx.credential_id, account.pseudonym), signed_before):
+        async with expect_error("bad_signature") as info:
+            await dispense(mip, rx, attestation)
+        assert "revoked" in info.message
+    reader = await mip.client(PHARMACY, "pharmacist")
+    assert json.loads(await reader.evaluate("Credential:Get", [rx.credential_id])
+                      )["fills"]["used"] == 2
+    async with expect_error("conflict"):
+        await admin.submit("Pharmacy:RevokeGatewayKey", [counter.key_id])
+    async with expect_error("conflict"):  # a revoked key id cannot come back
+        await counter.register(mip)
+    async with expect_error("not_found"):
+        await admin.submit("Pharmacy:RevokeGatewayKey", ["counter-never-registered"])
