@@ -65,6 +65,9 @@ log = logging.getLogger("mip.gateway.linkage")
 HKDF_INFO = b"mip linkage verifier key v1\x00"
 DEFAULT_TTL_S = 3600
 MIN_TTL_S = 60
+# A verifier refuses a proof valid for more than MAX_TTL_S by ITS clock; five minutes less
+# here keeps a longest-lived proof acceptable to a verifier whose clock is a little behind.
+MAX_PROOF_TTL_S = MAX_TTL_S - 300
 # Any staff member of the verifier org may check a proof it was given (the holder chose to
 # tell that org); the gateway's own service identity is no person and checks nothing.
 VERIFIER_ROLES = tuple(r for r in ROLES if r != "gateway")
@@ -154,8 +157,8 @@ def _public_raw(key: Ed25519PrivateKey) -> bytes:
 
 def _check_ttl(ttl_s: int) -> int:
     if isinstance(ttl_s, bool) or not isinstance(ttl_s, int) or not (
-            MIN_TTL_S <= ttl_s <= MAX_TTL_S):
-        raise InvalidRequest(f"ttl_s must be {MIN_TTL_S} to {MAX_TTL_S} seconds")
+            MIN_TTL_S <= ttl_s <= MAX_PROOF_TTL_S):
+        raise InvalidRequest(f"ttl_s must be {MIN_TTL_S} to {MAX_PROOF_TTL_S} seconds")
     return ttl_s
 
 

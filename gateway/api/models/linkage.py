@@ -6,8 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from chaincode.mip.linkage import MAX_TTL_S
-from gateway.services.linkage import DEFAULT_TTL_S, MIN_TTL_S
+from gateway.services.linkage import DEFAULT_TTL_S, MAX_PROOF_TTL_S, MIN_TTL_S
 
 from .ledger_ids import Org, Pseudonym
 
@@ -19,7 +18,7 @@ class ProveIn(BaseModel):
     account_a: Pseudonym
     account_b: Pseudonym
     verifier_org: Org = Field(description="the one member org that will be able to check it")
-    ttl_s: int = Field(default=DEFAULT_TTL_S, ge=MIN_TTL_S, le=MAX_TTL_S,
+    ttl_s: int = Field(default=DEFAULT_TTL_S, ge=MIN_TTL_S, le=MAX_PROOF_TTL_S,
                        description="seconds the proof stays valid, from the gateway's clock")
     nonce: str | None = Nonce
 
