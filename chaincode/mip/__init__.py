@@ -15,5 +15,6 @@ CONTRACT_SPEC = ",".join(
         "chaincode.mip.access:AccessContract",
         "chaincode.mip.dispense:PharmacyContract",
         "chaincode.mip.research:ResearchContract",
+        "chaincode.mip.verifier_keys:LinkageContract",
     ]
 )

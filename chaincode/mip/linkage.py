@@ -46,7 +46,25 @@ MAX_TTL_S = 24 * 3600
 
 
 class LinkageError(ValueError):
-    """A linkage proof that is malformed, expired, or does not verify for this verifier."""
+    """A linkage proof that is malformed, expired, or does not verify for this verifier.
+
+    The subclasses say which, so a gateway can answer each with its own error code."""
+
+
+class SameAccount(LinkageError):
+    """Both sides of the proof are one account: that links nothing."""
+
+
+class WrongVerifier(LinkageError):
+    """The proof is designated to another verifier."""
+
+
+class LinkageExpired(LinkageError):
+    """The proof's expiry has passed (by the verifier's clock)."""
+
+
+class LinkageNotProven(LinkageError):
+    """The tag does not verify for these accounts and this verifier."""
 
 
 @dataclass(frozen=True)
@@ -122,7 +140,7 @@ def _check_shape(verifier_id: str, a: LinkedAccount, b: LinkedAccount, nonce: st
     if not verifier_id:
         raise LinkageError("verifier id must not be empty")
     if a.public_key == b.public_key or a.pseudonym == b.pseudonym:
-        raise LinkageError("a linkage proof relates two different accounts")
+        raise SameAccount("a linkage proof relates two different accounts")
     if not 16 <= len(nonce) <= 128:
         raise LinkageError("nonce must be 16 to 128 characters")
 
@@ -165,11 +183,11 @@ def verify_linkage(
     """
     now = int(time.time()) if now is None else now
     if proof.verifier_id != verifier_id:
-        raise LinkageError("the proof is designated to another verifier")
+        raise WrongVerifier("the proof is designated to another verifier")
     if (proof.pseudonym_a, proof.pseudonym_b) != (a.pseudonym, b.pseudonym):
-        raise LinkageError("the proof is about other accounts")
+        raise LinkageNotProven("the proof is about other accounts")
     if proof.expires < now:
-        raise LinkageError("the proof has expired")
+        raise LinkageExpired("the proof has expired")
     if proof.expires > now + MAX_TTL_S:
         raise LinkageError("the proof is valid for too long")
     expected = forge_linkage(verifier_private, verifier_id, a, b, proof.nonce, proof.expires)
@@ -178,4 +196,4 @@ def verify_linkage(
     except ValueError as exc:
         raise LinkageError("tag is not hex") from exc
     if not compare_digest(tag, bytes.fromhex(expected.tag)):
-        raise LinkageError("the linkage proof does not verify")
+        raise LinkageNotProven("the linkage proof does not verify")

@@ -14,6 +14,7 @@ from gateway.api.routes import (
     enrolment,
     grants,
     health,
+    linkage,
     passports,
     pharmacy,
     profile,
@@ -22,5 +23,5 @@ from gateway.core.errors import ERROR_RESPONSES
 
 api_router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
 for module in (health, enrolment, passports, accounts, credentials, grants, pharmacy, checks,
-               audit, analytics, admin, profile):
+               audit, analytics, admin, profile, linkage):
     api_router.include_router(module.router)

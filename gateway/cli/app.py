@@ -7,7 +7,18 @@ from __future__ import annotations
 
 import typer
 
-from . import audit, counter_key, dataset, demo, grant, identity, network, passport, serve
+from . import (
+    audit,
+    counter_key,
+    dataset,
+    demo,
+    grant,
+    identity,
+    linkage,
+    network,
+    passport,
+    serve,
+)
 
 app = typer.Typer(name="mip", help="MIP: identity passports, credentials and grants on a "
                   "permissioned ledger.", no_args_is_help=True, add_completion=False)
@@ -15,6 +26,7 @@ app.add_typer(network.app, name="network")
 app.add_typer(identity.app, name="identity")
 app.add_typer(passport.app, name="passport")
 app.add_typer(grant.app, name="grant")
+app.add_typer(linkage.app, name="linkage")
 app.add_typer(dataset.app, name="dataset")
 app.add_typer(counter_key.app, name="counter-key")
 app.command("serve")(serve.serve)

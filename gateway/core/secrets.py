@@ -6,9 +6,13 @@
   password, gateway/holder/vault.py).
 - `counter_key_seed`: nothing derived from it is on the ledger but the pharmacy counters'
   public keys.
+- `linkage_key_seed`: each org's X25519 linkage verifier key is derived from it
+  (gateway/services/linkage.py); only the public halves go on the ledger. Whoever holds it
+  can check, and forge, linkage proofs designated to this gateway's orgs.
 
 Production deployments inject them (`MIP_FACE_KEK` and `MIP_FACE_TRANSFORM_KEY` as
-face_engine reads them, the others likewise as `MIP_FACE_FACTOR_KEK`, `MIP_COUNTER_KEY_SEED`)
+face_engine reads them, the others likewise as `MIP_FACE_FACTOR_KEK`, `MIP_COUNTER_KEY_SEED`,
+`MIP_LINKAGE_KEY_SEED`)
 from a KMS or secret store, ideally from different sources; for devnet and the demo they are
 generated into `<data_dir>/secrets.json` with mode 0600.
 """
@@ -23,7 +27,8 @@ from pathlib import Path
 
 from face_engine.protect.keys import decode_key
 
-_NAMES = ("face_kek", "face_transform_key", "face_factor_kek", "counter_key_seed")
+_NAMES = ("face_kek", "face_transform_key", "face_factor_kek", "counter_key_seed",
+          "linkage_key_seed")
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,7 @@ class GatewaySecrets:
     face_transform_key: bytes
     face_factor_kek: bytes
     counter_key_seed: bytes
+    linkage_key_seed: bytes
 
     def __repr__(self) -> str:
         return "GatewaySecrets(<withheld>)"

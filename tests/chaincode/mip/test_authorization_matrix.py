@@ -14,6 +14,7 @@ later without a row fails the suite.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import secrets
@@ -519,6 +520,32 @@ async def _research_debit(env: Env) -> tuple[frozenset[Cell], Maker]:
 async def _research_get(env: Env) -> tuple[frozenset[Cell], Maker]:
     dataset_id = await _dataset(env)
     return ANYONE, constant(Call("Research:Get", [dataset_id], evaluate=True))
+
+
+# --- Linkage verifier keys -----------------------------------------------------------------
+
+
+def _verifier_key() -> str:
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    public = X25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw,
+                                                                    PublicFormat.Raw)
+    return base64.b64encode(public).decode()
+
+
+@row("Linkage:RegisterVerifierKey")
+async def _linkage_register(env: Env) -> tuple[frozenset[Cell], Maker]:
+    async def make(_cell: Cell | None) -> Call:
+        return Call("Linkage:RegisterVerifierKey", [_verifier_key()])
+    return cells({"admin"}), make
+
+
+@row("Linkage:GetVerifierKey")
+async def _linkage_get(env: Env) -> tuple[frozenset[Cell], Maker]:
+    await (await env.mip.client(HOSPITAL, "admin")).submit(
+        "Linkage:RegisterVerifierKey", [_verifier_key()])
+    return ANYONE, constant(Call("Linkage:GetVerifierKey", [HOSPITAL], evaluate=True))
 
 
 @row("org.hyperledger.fabric:GetMetadata")
