@@ -4,8 +4,9 @@
    and commits an access record; its id is returned.
 2. `Access:Read` (evaluate, on a peer of the issuer org) checks that record is committed, is
    the caller's, is younger than READ_WINDOW_S, that the grant still holds (a revocation is
-   effective at once) and that the holder's stored signature verifies, then returns only the
-   scope's fields. Content never enters a submit's response, so never a block.
+   effective at once, and so is closing the account) and that the holder's stored signature
+   verifies, then returns only the scope's fields. Content never enters a submit's response,
+   so never a block.
 """
 
 from __future__ import annotations

@@ -333,7 +333,10 @@ class AccountContract(Contract):
 
     @transaction()
     async def Close(self, ctx: Context, pseudonym: str, request: dict[str, Any]) -> dict[str, Any]:
-        """Close an account at the holder's request signed by the account key (account.close)."""
+        """Close an account at the holder's request signed by the account key (account.close).
+
+        Its grants end with it: every grant use checks the account is open (grants.py). The
+        holder may still list and revoke its grants and read its access log."""
         require_staff(ctx, HOLDER_CARRIERS)
         holder, account = await verify_account_request(ctx, pseudonym, request, "account.close")
         if holder.body != {"pseudonym": pseudonym}:

@@ -4,6 +4,12 @@ The grant record (`mip.grant`, keyed by account and grant id) keeps the holder's
 request, so the peer that releases content re-verifies the holder's signature at read time: a
 grant record forged by a dishonest endorser (the chaincode-level policy is any one member org)
 releases nothing, because it carries no valid signature by the account key on record.
+
+Closing an account ends its grants: every use of a grant (`find_grant`, behind
+`Access:Request`, `Access:Read` and `Pharmacy:Dispense`) looks at the account's status at that
+moment, so a grant made, or a read requested, before the close releases nothing after it.
+The holder keeps the actions that only take away or look: listing and revoking the account's
+grants, reading its access log.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from chaincode.mip.audit import record_access
 from chaincode.mip.credentials import Account, check_id, load_account, load_credential, put_json
 from chaincode.mip.errors import (
+    AccessDenied,
     BadSignature,
     Conflict,
     Expired,
@@ -163,8 +170,13 @@ async def find_grant(
     role: str | None,
     now: int,
 ) -> dict[str, Any] | None:
-    """A live, holder-signed grant to (org, role) for `scope_` covering `credential`."""
+    """A live, holder-signed grant to (org, role) for `scope_` covering `credential`.
+
+    AccessDenied if the subject account is closed: its grants ended with it.
+    """
     account = await load_account(ctx, credential["subject_account"])
+    if account.status != "open":
+        raise AccessDenied("the holder closed this account: its grants have ended")
     for grant in await list_grants(ctx, account.pseudonym):
         if not grant_is_live(grant, now) or grant["scope"] != scope_.name:
             continue
@@ -256,5 +268,6 @@ class GrantContract(Contract):
         grants = await list_grants(ctx, account.pseudonym)
         now = tx_unix_time(ctx)
         for grant in grants:
-            grant["live"] = grant_is_live(grant, now)
+            # A closed account's grants are all dead, though their records stay as they were.
+            grant["live"] = account.status == "open" and grant_is_live(grant, now)
         return sorted(grants, key=lambda g: (g["created"], g["grant_id"]))

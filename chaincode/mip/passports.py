@@ -7,7 +7,10 @@ Lifecycle (docs/chaincode-transactions.md, "Passports"):
   registrar). A face commitment and an enrolment nonce are each used once.
 - `Vouch`, signed by the voucher's passport key: k distinct active level-2+ passports lift a
   level-2 passport to level 3 (k = Config `vouch_k`).
-- `Suspend` / `Reinstate` / `Revoke` by a registrar with a reason; revoking as fraudulent flags
+- `Suspend` / `Reinstate` / `Revoke` by a registrar of the passport's enrolling org, with a
+  reason. Revoking as fraudulent is a majority decision: a registrar of any org proposes (or
+  confirms) it with a reason kept on the record, and it takes effect once registrars of a
+  majority of member orgs have (the enrolling org counts as one like any other); it then flags
   every vouch the passport gave and drops vouchees that fall below k back to level 2.
 - `RotateKey` (recovery) with k-of-n approvals signed by the guardians the holder named.
 
@@ -51,6 +54,9 @@ VOUCH_GIVEN_OBJECT = "mip.vouchgiven"  # (voucher, vouchee) -> "" (to find what 
 ACTIVE, SUSPENDED, REVOKED = "active", "suspended", "revoked"
 MAX_GUARDIANS = 10
 MAX_REASON = 500
+# A fraudulent revocation changes other orgs' passports (it flags vouches and demotes), so no
+# single org decides it: registrars of a majority of the member orgs must propose it.
+FRAUD_MAJORITY = len(MEMBER_ORGS) // 2 + 1
 # Holder-signed requests reach the chaincode through a gateway identity; a registrar at a desk
 # may also carry them.
 HOLDER_CARRIERS = frozenset({"gateway", "registrar"})
@@ -242,9 +248,17 @@ class PassportContract(Contract):
 
     async def _set_status(self, ctx: Context, passport_id: str, reason: str,
                           allowed_from: set[str], status: str) -> dict[str, Any]:
-        require_staff(ctx, {"registrar"})
+        """Change the status as a registrar of the passport's enrolling org.
+
+        The passport is that org's record: another org's registrar (even honest) has no say
+        in its suspension or ordinary revocation; fraud goes through `_propose_fraud`.
+        """
+        staff = require_staff(ctx, {"registrar"})
         reason = _reason(reason)
         record = await load_passport(ctx, passport_id)
+        if staff.msp_id != record["enrolling_org"]:
+            raise AccessDenied(f"only a registrar of the enrolling org {record['enrolling_org']} "
+                               "may change this passport's status")
         if record["status"] not in allowed_from:
             raise PreconditionFailed(f"passport is {record['status']}; cannot become {status}")
         record["status"] = status
@@ -254,58 +268,95 @@ class PassportContract(Contract):
 
     @transaction()
     async def Suspend(self, ctx: Context, passport_id: str, reason: str) -> dict[str, Any]:
-        """Suspend an active passport (registrar; endorsed by the enrolling org)."""
+        """Suspend an active passport (a registrar of its enrolling org)."""
         return await self._set_status(ctx, passport_id, reason, {ACTIVE}, SUSPENDED)
 
     @transaction()
     async def Reinstate(self, ctx: Context, passport_id: str, reason: str) -> dict[str, Any]:
-        """Reinstate a suspended passport (registrar; endorsed by the enrolling org)."""
+        """Reinstate a suspended passport (a registrar of its enrolling org)."""
         return await self._set_status(ctx, passport_id, reason, {SUSPENDED}, ACTIVE)
 
     @transaction()
     async def Revoke(
         self, ctx: Context, passport_id: str, reason: str, fraudulent: bool
     ) -> dict[str, Any]:
-        """Revoke for good. As fraudulent, flag the vouches it gave and demote vouchees below k.
+        """Revoke for good (a registrar of the enrolling org), or propose a fraudulent
+        revocation (a registrar of any org; effective once a majority of orgs proposed it).
 
-        A fraudulent revocation may change other passports, so its client endorses with every
-        org whose passports it touches (in practice: every member org).
+        The result has `fraud_pending` true while a fraud proposal still lacks a majority.
         """
         if not isinstance(fraudulent, bool):
             raise InvalidRequest("fraudulent must be true or false")
+        if fraudulent:
+            return await self._propose_fraud(ctx, passport_id, reason)
         record = await self._set_status(ctx, passport_id, reason, {ACTIVE, SUSPENDED}, REVOKED)
-        record["fraudulent"] = fraudulent
+        record["fraudulent"] = False
         await _save(ctx, record)
+        return {**record, "fraud_pending": False, "flagged_vouches": [], "demoted": []}
+
+    async def _propose_fraud(self, ctx: Context, passport_id: str,
+                             reason: str) -> dict[str, Any]:
+        """Record this org's fraud proposal; at a majority of orgs, revoke as fraudulent.
+
+        Proposals live in the passport record itself, so two concurrent proposals conflict
+        (MVCC) instead of both committing unaware of each other and leaving a majority that
+        never took effect. A passport already revoked in the ordinary way may still be found
+        fraudulent: otherwise its enrolling org could shield the vouches it gave by revoking
+        it first.
+        """
+        staff = require_staff(ctx, {"registrar"})
+        reason = _reason(reason)
+        record = await load_passport(ctx, passport_id)
+        if record["status"] == REVOKED and record.get("fraudulent"):
+            raise PreconditionFailed("passport is already revoked as fraudulent")
+        proposals: list[dict[str, Any]] = record.setdefault("fraud_proposals", [])
+        if any(p["org"] == staff.msp_id for p in proposals):
+            raise Conflict(f"{staff.msp_id} has already proposed this fraudulent revocation")
+        proposals.append({"org": staff.msp_id, "client_id": staff.client_id, "reason": reason,
+                          "time": tx_unix_time(ctx), "tx_id": ctx.stub.tx_id})
+        if len({p["org"] for p in proposals}) < FRAUD_MAJORITY:
+            await _save(ctx, record)
+            return {**record, "fraud_pending": True, "flagged_vouches": [], "demoted": []}
+        record["status"] = REVOKED
+        record["status_reason"] = reason
+        record["fraudulent"] = True
+        await _save(ctx, record)
+        flagged, demoted = await self._flag_vouches_of(ctx, passport_id)
+        return {**record, "fraud_pending": False, "flagged_vouches": flagged,
+                "demoted": demoted}
+
+    async def _flag_vouches_of(self, ctx: Context,
+                               passport_id: str) -> tuple[list[str], list[str]]:
+        """Flag every vouch `passport_id` gave; demote vouchees left below k from level 3."""
         flagged: list[str] = []
         demoted: list[str] = []
-        if fraudulent:
-            vouchees = []
-            async with ctx.stub.get_state_by_partial_composite_key(
-                VOUCH_GIVEN_OBJECT, [passport_id]
-            ) as results:
-                async for key, _value in results:
-                    vouchees.append(split_composite_key(key)[1][1])
-            k = await get_setting(ctx, "vouch_k")
-            for vouchee_id in vouchees:
-                vouch_key = create_composite_key(VOUCH_OBJECT, [vouchee_id, passport_id])
-                raw = await ctx.stub.get_state(vouch_key)
-                if raw is None:
-                    continue
-                vouch = json.loads(raw)
-                if vouch["flagged"]:
-                    continue
-                vouch["flagged"] = True
-                vouch["flag_reason"] = "voucher revoked as fraudulent"
-                await ctx.stub.put_state(vouch_key, json.dumps(vouch, sort_keys=True).encode())
-                flagged.append(vouchee_id)
-                # The flag just written is not visible to this transaction's reads.
-                remaining = await _active_vouch_count(ctx, vouchee_id) - 1
-                vouchee = await load_passport(ctx, vouchee_id)
-                if vouchee["kyc_level"] == 3 and remaining < k:
-                    vouchee["kyc_level"] = 2
-                    await _save(ctx, vouchee)
-                    demoted.append(vouchee_id)
-        return {**record, "flagged_vouches": flagged, "demoted": demoted}
+        vouchees = []
+        async with ctx.stub.get_state_by_partial_composite_key(
+            VOUCH_GIVEN_OBJECT, [passport_id]
+        ) as results:
+            async for key, _value in results:
+                vouchees.append(split_composite_key(key)[1][1])
+        k = await get_setting(ctx, "vouch_k")
+        for vouchee_id in vouchees:
+            vouch_key = create_composite_key(VOUCH_OBJECT, [vouchee_id, passport_id])
+            raw = await ctx.stub.get_state(vouch_key)
+            if raw is None:
+                continue
+            vouch = json.loads(raw)
+            if vouch["flagged"]:
+                continue
+            vouch["flagged"] = True
+            vouch["flag_reason"] = "voucher revoked as fraudulent"
+            await ctx.stub.put_state(vouch_key, json.dumps(vouch, sort_keys=True).encode())
+            flagged.append(vouchee_id)
+            # The flag just written is not visible to this transaction's reads.
+            remaining = await _active_vouch_count(ctx, vouchee_id) - 1
+            vouchee = await load_passport(ctx, vouchee_id)
+            if vouchee["kyc_level"] == 3 and remaining < k:
+                vouchee["kyc_level"] = 2
+                await _save(ctx, vouchee)
+                demoted.append(vouchee_id)
+        return flagged, demoted
 
     @transaction()
     async def RotateKey(

@@ -13,7 +13,11 @@ accepted the account, the account is not lost: the holder's keys re-derive it (i
 per institution) and the ledger's key index names its pseudonym (keys.py, "recovery").
 
 Closing (`close_account`): `Account:Close` signed by the account key, then the directory
-marks it closed and its face reference is revoked.
+marks it closed and its face reference is revoked. The ledger ends the account's grants with
+it (every grant use checks the account is open); this gateway also marks the account's
+research consents it keeps closed, so the analytics path counts it no more. The holder session
+still signs the account's grant listing and revocation and its access-log read
+(holders.CLOSED_ACCOUNT_ACTIONS).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from gateway.core.errors import Conflict, InvalidRequest
 from gateway.holder import keys
 
 from .faces import face_service
+from .grants import close_research_consents
 from .holders import AccountEntry, HolderSession
 
 if TYPE_CHECKING:
@@ -78,6 +83,7 @@ async def close_account(state: AppState, session: HolderSession, pseudonym: str)
         "Account:Close", [pseudonym, json.dumps(request)])
     entry.status = "closed"
     session.save()
+    close_research_consents(state.db, pseudonym)
     faces = face_service(state)
     reference = faces.reference(pseudonym, entry.institution)
     if reference is not None:

@@ -62,7 +62,22 @@ def remember_research_grants(db: Database, grants: Iterable[dict[str, Any]]) -> 
                 "expires = excluded.expires",
                 (g["account"], g["grant_id"], str(g.get("grantee_org")), g.get("grantee_role"),
                  g.get("credential_id"), g.get("credential_type"), g["expires"],
-                 str(g.get("status"))))
+                 _cached_status(g)))
+
+
+def _cached_status(grant: dict[str, Any]) -> str:
+    """A listing's `live: false` on an active record means the grant ended some other way
+    (its account closed, or it expired): never cache that as an active consent."""
+    status = str(grant.get("status"))
+    return "ended" if status == "active" and grant.get("live") is False else status
+
+
+def close_research_consents(db: Database, account: str) -> None:
+    """The account was closed: its research consents ended with its grants."""
+    db.ensure(SCHEMA)
+    with db.transaction() as conn:
+        conn.execute("UPDATE research_consents SET status = 'closed' WHERE account = ?",
+                     (account,))
 
 
 def research_grants(db: Database, grantee_org: str) -> list[dict[str, Any]]:

@@ -84,6 +84,11 @@ UNLOCK_FAILURE_WINDOW_S = 600.0
 HOLDER_STATE_VERSION = 1
 
 
+# What a holder may still sign for a closed account: closing ended its grants, and these only
+# look at or take away what is left (the ledger accepts them on a closed account).
+CLOSED_ACCOUNT_ACTIONS = frozenset({"grant.list", "grant.revoke", "access.log",
+                                    "credential.erase"})
+
 class UnlockRefused(ApiError):
     """Face or password wrong: deliberately one code for both."""
 
@@ -210,7 +215,7 @@ class HolderSession:
         """A holder request signed by the account's key (as mip_testkit's
         `HolderKey.sign_request`), ready to json.dumps into a transaction argument."""
         entry = self.account(pseudonym)
-        if entry.status != "open":
+        if entry.status != "open" and action not in CLOSED_ACCOUNT_ACTIONS:
             raise Conflict("this account is closed", code="account_closed")
         return self.account_key(pseudonym).sign_request(
             action, body, self.service.state.settings.channel)

@@ -11,8 +11,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from cryptography import x509
+
+from chaincode.shim.identity import go_distinguished_name
 from gateway.core.config import Settings
-from gateway.core.errors import LedgerUnavailable
+from gateway.core.errors import LedgerUnavailable, NotFound
 from gateway.core.security import StaffMember
 from gateway.fabric import ConnectionProfile, ConnectionProfileError, Contract, Gateway
 
@@ -50,6 +53,18 @@ class Ledger:
                     code="identity_unknown") from exc
             self._gateways[key] = gateway
         return gateway.get_network(self.settings.channel).get_contract(self.settings.chaincode)
+
+    def client_id(self, org: str, user: str) -> str:
+        """The identity string the chaincode sees for `user` of `org` (Fabric cid's
+        `x509::<subject>::<issuer>`), from its certificate in the connection profile."""
+        try:
+            cert_path = self.profile().org(org).users[user].cert_path
+        except (ConnectionProfileError, KeyError):
+            raise NotFound(f"no Fabric identity {user!r} in {org} on this gateway",
+                           code="identity_unknown") from None
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        return (f"x509::{go_distinguished_name(cert.subject)}"
+                f"::{go_distinguished_name(cert.issuer)}")
 
     def for_staff(self, member: StaffMember) -> Contract:
         return self.contract(member.org, member.name)

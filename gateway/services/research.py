@@ -9,7 +9,9 @@ researcher's org (and role, if narrowed) that this gateway has seen
 (gateway/services/grants.py keeps them from the creations, revocations and listings it
 carried; a revocation made through another gateway is seen at the holder's next listing
 here). The privacy budget is debited on the ledger before anything is computed
-(gateway/analytics).
+(gateway/analytics), and only a researcher the owner org's admin admitted
+(`POST /admin/datasets/{id}/researchers`, `Research:AdmitResearcher`) may debit it: the
+ledger refuses anyone else (403 `budget_denied`), so nothing is computed for them.
 """
 
 from __future__ import annotations
@@ -125,6 +127,28 @@ class ResearchService:
                 [(dataset_id, r[HOLDER_FIELD], json.dumps(r)) for r in records])
         log.info("dataset %s: %d records added", dataset_id, len(records))
         return len(records)
+
+    async def admission(self, member: StaffMember, dataset_id: str, org: str,
+                        user: str | None, researcher_id: str | None, *,
+                        admit: bool) -> dict[str, Any]:
+        """Admit (or dismiss) a researcher identity to the dataset, as the owner org's admin.
+
+        The identity is named by its identity string, or by a user name this gateway holds
+        in `org` (resolved from its certificate). The ledger checks the caller owns the
+        dataset; this only refuses early with a clear error."""
+        require_role(member, ("admin",))
+        if (user is None) == (researcher_id is None):
+            raise InvalidRequest("name the researcher by user or by researcher_id, not both")
+        if org not in self.state.ledger.orgs():
+            raise InvalidRequest("unknown org (not a member org)", code="unknown_org")
+        identity = researcher_id if researcher_id is not None else \
+            self.state.ledger.client_id(org, str(user))
+        tx = "Research:AdmitResearcher" if admit else "Research:DismissResearcher"
+        record = json_object(await self.state.ledger.for_staff(member).submit(
+            tx, [dataset_id, org, identity]))
+        log.info("dataset %s: researcher of %s %s by %s", dataset_id, org,
+                 "admitted" if admit else "dismissed", member.org)
+        return record
 
     async def describe(self, dataset_id: str) -> dict[str, Any]:
         """The budget on the ledger and the columns (public facts, no records)."""

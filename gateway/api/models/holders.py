@@ -90,3 +90,9 @@ class RevokeOut(BaseModel):
     kyc_credentials_revoked: int
     flagged_vouches: list[str] = Field(default_factory=list)
     demoted: list[str] = Field(default_factory=list)
+    # A fraudulent revocation proposed but not yet backed by a majority of orgs.
+    fraud_pending: bool = False
+    fraud_proposals: list[dict[str, str]] = Field(default_factory=list)
+    # Revoked on the ledger by another org's proposal: the enrolling org's registrar
+    # publishes the KYC revocation (by calling again).
+    kyc_revocation_pending: bool = False

@@ -29,6 +29,19 @@ class AddRecords(BaseModel):
                        Field(min_length=1, max_length=10_000)]
 
 
+class ResearcherIn(BaseModel):
+    """A researcher's Fabric identity: its org and either the identity string the chaincode
+    sees (`x509::<subject>::<issuer>`) or a user name this gateway has in that org."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    org: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    user: Annotated[str, StringConstraints(min_length=1, max_length=128,
+                                           pattern=r"^[A-Za-z0-9_.@-]+$")] | None = None
+    researcher_id: Annotated[str, StringConstraints(min_length=7, max_length=1024,
+                                                    pattern=r"^x509::")] | None = None
+
+
 class RecordsAdded(BaseModel):
     added: int
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from gateway.api.deps import StaffDep, StateDep
 from gateway.api.models.ledger_ids import path_id
-from gateway.api.models.research import AddRecords, RecordsAdded, RegisterDataset
+from gateway.api.models.research import AddRecords, RecordsAdded, RegisterDataset, ResearcherIn
 from gateway.services import counter_key
 from gateway.services.research import research_service
 
@@ -61,3 +61,22 @@ async def add_records(state: StateDep, staff: StaffDep,
     """Load de-identified rows (admin of the dataset's owner org)."""
     return RecordsAdded(added=research_service(state).add_records(
         staff, dataset_id, [dict(r) for r in body.records]))
+
+
+@router.post("/admin/datasets/{dataset_id}/researchers", response_model=dict[str, Any],
+             status_code=201)
+async def admit_researcher(state: StateDep, staff: StaffDep,
+                           dataset_id: Annotated[str, path_id("dataset id")],
+                           body: ResearcherIn) -> dict[str, Any]:
+    """Admit a researcher (any org) to spend the dataset's budget (admin of the owner org)."""
+    return await research_service(state).admission(staff, dataset_id, body.org, body.user,
+                                                   body.researcher_id, admit=True)
+
+
+@router.post("/admin/datasets/{dataset_id}/researchers/dismiss", response_model=dict[str, Any])
+async def dismiss_researcher(state: StateDep, staff: StaffDep,
+                             dataset_id: Annotated[str, path_id("dataset id")],
+                             body: ResearcherIn) -> dict[str, Any]:
+    """End a researcher's admission (admin of the owner org)."""
+    return await research_service(state).admission(staff, dataset_id, body.org, body.user,
+                                                   body.researcher_id, admit=False)

@@ -6,8 +6,9 @@
 - `DELETE /holders/sessions/{id}` (that staff member): end it, wiping what it held.
 - `GET /passports/{id}` (any staff): the ledger's public record.
 - `POST /passports/{id}/vouches` (level-2 holder session of the voucher): `Passport:Vouch`.
-- `POST /passports/{id}/revoke` (registrar): `Passport:Revoke`, and the passport's KYC
-  credentials revoked with their status lists published (services/passport_revocation.py).
+- `POST /passports/{id}/revoke` (a registrar of the enrolling org; any org's for a fraud
+  proposal): `Passport:Revoke`, and the passport's KYC credentials revoked with the enrolling
+  org's status list published (services/passport_revocation.py).
 - Guardian recovery (services/holder_recovery.py):
   `POST /holders/recoveries` {passport_id} (any staff) -> recovery id + face challenge;
   `POST /holders/recoveries/{id}/shares` (a guardian's level-2 holder session);
@@ -121,12 +122,17 @@ async def vouch(passport_id: PassportId, state: StateDep, holder: HolderDep) -> 
 @router.post("/passports/{passport_id}/revoke", response_model=RevokeOut)
 async def revoke(passport_id: PassportId, body: RevokeIn, state: StateDep,
                  staff: StaffDep) -> RevokeOut:
-    """Revoke the passport for good (registrar) and its KYC credentials, so none of its
-    accounts' holders can prove KYC again; open holder sessions of it end."""
+    """Revoke the passport for good (a registrar of its enrolling org) and its KYC
+    credentials, so none of its accounts' holders can prove KYC again; open holder sessions
+    of it end. `fraudulent: true` from any org's registrar is a proposal, effective once a
+    majority of orgs made it (`fraud_pending` until then)."""
     result = await revoke_passport(state, staff, passport_id, body.reason, body.fraudulent)
     return RevokeOut(passport_id=result.passport_id, status=result.status,
                      kyc_credentials_revoked=result.kyc_credentials_revoked,
-                     flagged_vouches=result.flagged_vouches, demoted=result.demoted)
+                     flagged_vouches=result.flagged_vouches, demoted=result.demoted,
+                     fraud_pending=result.fraud_pending,
+                     fraud_proposals=result.fraud_proposals,
+                     kyc_revocation_pending=result.kyc_revocation_pending)
 
 
 # --- guardian recovery -----------------------------------------------------------------------

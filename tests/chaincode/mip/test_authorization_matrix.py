@@ -34,6 +34,7 @@ from credential_kit import (
     issue_args,
     sample_content,
 )
+from identity_kit import admit, client_id
 from mip_testkit import (
     ORGS,
     ROLES,
@@ -182,13 +183,24 @@ def _status_row(tx: str, extra: list[str], suspend_first: bool = False) -> Row:
                 registrar = await env.mip.client(HOSPITAL, "registrar")
                 await registrar.submit("Passport:Suspend", [record["id"], "matrix"])
             return Call(tx, [record["id"], "matrix reason", *extra])
-        return cells({"registrar"}), make
+        # The enrolling org's registrar only: another org's has no say in its passports.
+        return frozenset({(HOSPITAL, "registrar")}), make
     return build
 
 
 row("Passport:Suspend")(_status_row("Passport:Suspend", []))
 row("Passport:Reinstate")(_status_row("Passport:Reinstate", [], suspend_first=True))
 row("Passport:Revoke")(_status_row("Passport:Revoke", ["false"]))
+
+
+@row("Passport:Revoke[fraud]")
+async def _passport_revoke_fraud(env: Env) -> tuple[frozenset[Cell], Maker]:
+    # Any org's registrar may propose a fraudulent revocation (it takes a majority to act).
+    async def make(_cell: Cell | None) -> Call:
+        _, record = await register_passport(env.mip, HOSPITAL, level=1)
+        return Call("Passport:Revoke", [record["id"], "matrix fraud", "true"],
+                    endorsing_orgs=list(ORGS))
+    return cells({"registrar"}), make
 
 
 @row("Passport:RotateKey")
@@ -506,14 +518,46 @@ async def _dataset(env: Env) -> str:
     return dataset_id
 
 
+@row("Research:AdmitResearcher")
+async def _research_admit(env: Env) -> tuple[frozenset[Cell], Maker]:
+    dataset_id = await _dataset(env)
+
+    async def make(_cell: Cell | None) -> Call:
+        # A fresh (never admitted) identity string per call: an admission is made once.
+        researcher = client_id(env.mip.network, SCHOOL, "researcher") + secrets.token_hex(4)
+        return Call("Research:AdmitResearcher", [dataset_id, SCHOOL, researcher])
+    # Only the owner org's admin: another org's admin may not give away its budget.
+    return frozenset({(HOSPITAL, "admin")}), make
+
+
+@row("Research:DismissResearcher")
+async def _research_dismiss(env: Env) -> tuple[frozenset[Cell], Maker]:
+    async def make(_cell: Cell | None) -> Call:
+        dataset_id = await _dataset(env)
+        await admit(env.mip, dataset_id, HOSPITAL, SCHOOL)
+        return Call("Research:DismissResearcher",
+                    [dataset_id, SCHOOL, client_id(env.mip.network, SCHOOL, "researcher")])
+    return frozenset({(HOSPITAL, "admin")}), make
+
+
+@row("Research:Researchers")
+async def _research_researchers(env: Env) -> tuple[frozenset[Cell], Maker]:
+    dataset_id = await _dataset(env)
+    return ANYONE, constant(Call("Research:Researchers", [dataset_id], evaluate=True))
+
+
 @row("Research:Debit")
 async def _research_debit(env: Env) -> tuple[frozenset[Cell], Maker]:
     dataset_id = await _dataset(env)
+    # The owner admits its own researcher and SchoolMSP's; PharmacyMSP's researcher, never
+    # admitted, is refused like any other role.
+    await admit(env.mip, dataset_id, HOSPITAL, HOSPITAL)
+    await admit(env.mip, dataset_id, HOSPITAL, SCHOOL)
 
     async def make(_cell: Cell | None) -> Call:
         digest = hashlib.sha256(secrets.token_bytes(8)).hexdigest()
         return Call("Research:Debit", [dataset_id, "10", digest])
-    return cells({"researcher"}), make
+    return cells({"researcher"}, (HOSPITAL, SCHOOL)), make
 
 
 @row("Research:Get")

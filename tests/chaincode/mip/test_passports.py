@@ -138,22 +138,21 @@ async def test_status_changes_and_key_level_endorsement(mip: MipClients) -> None
     async with expect_error("access_denied"):
         await (await mip.client("HospitalMSP", "doctor")).submit("Passport:Suspend",
                                                                  [pid, "lost card"])
-    school_registrar = await mip.client("SchoolMSP", "registrar")
+    registrar = await mip.client("HospitalMSP", "registrar")
     # One org's endorsement is never enough (the chaincode's majority policy).
     with pytest.raises(CommitError) as info:
-        await school_registrar.submit("Passport:Suspend", [pid, "lost card"],
-                                      endorsing_orgs=["SchoolMSP"])
+        await registrar.submit("Passport:Suspend", [pid, "lost card"],
+                               endorsing_orgs=["SchoolMSP"])
     assert info.value.code_name == "ENDORSEMENT_POLICY_FAILURE"
     async with expect_error("invalid_request"):
-        await school_registrar.submit("Passport:Suspend", [pid, " "])
-    suspended = json.loads(await school_registrar.submit(
+        await registrar.submit("Passport:Suspend", [pid, " "])
+    suspended = json.loads(await registrar.submit(
         "Passport:Suspend", [pid, "lost card"]))
     assert suspended["status"] == "suspended" and suspended["status_reason"] == "lost card"
     async with expect_error("precondition_failed"):
         await _vouch(mip, key, other)
     async with expect_error("precondition_failed"):
-        await school_registrar.submit("Passport:Suspend", [pid, "again"])
-    registrar = await mip.client("HospitalMSP", "registrar")
+        await registrar.submit("Passport:Suspend", [pid, "again"])
     reinstated = json.loads(await registrar.submit("Passport:Reinstate", [pid, "card found"]))
     assert reinstated["status"] == "active"
     revoked = json.loads(await registrar.submit("Passport:Revoke", [pid, "deceased", "false"]))
@@ -169,9 +168,20 @@ async def test_fraudulent_revocation_flags_vouches(mip: MipClients) -> None:
     await _vouch(mip, fraud, target)
     assert (await _vouch(mip, honest, target))["kyc_level"] == 3
     registrar = await mip.client("HospitalMSP", "registrar")
-    result = json.loads(await registrar.submit(
+    # The enrolling org's proposal alone is one org of three: recorded, not yet effective.
+    proposed = json.loads(await registrar.submit(
         "Passport:Revoke", [fraud_record["id"], "identity fraud", "true"],
         endorsing_orgs=list(ORGS)))
+    assert proposed["fraud_pending"] is True and proposed["status"] == "active"
+    assert proposed["flagged_vouches"] == []
+    assert (await _get(registrar, target["id"]))["kyc_level"] == 3
+    school = await mip.client("SchoolMSP", "registrar")
+    result = json.loads(await school.submit(
+        "Passport:Revoke", [fraud_record["id"], "same face under two names", "true"],
+        endorsing_orgs=list(ORGS)))
+    assert result["status"] == "revoked" and result["fraudulent"] is True
+    assert [(p["org"], p["reason"]) for p in result["fraud_proposals"]] == [
+        ("HospitalMSP", "identity fraud"), ("SchoolMSP", "same face under two names")]
     assert result["flagged_vouches"] == [target["id"]] and result["demoted"] == [target["id"]]
     got = await _get(registrar, target["id"])
     assert got["kyc_level"] == 2 and got["vouches"] == 1

@@ -1,5 +1,6 @@
-"""Privacy budget: admin registers, researcher debits before release, over budget refused,
-the dataset key needs the admin's org, concurrent debits cannot overspend."""
+"""Privacy budget: admin registers and admits researchers, an admitted researcher debits
+before release, over budget refused, the dataset key needs the admin's org, concurrent debits
+cannot overspend."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import secrets
 
 import pytest
 from credential_kit import HOSPITAL, PHARMACY, SCHOOL
+from identity_kit import admit
 from mip_testkit import MipClients, expect_error, new_id
 
 from gateway.fabric import ChaincodeError, CommitError
@@ -30,6 +32,7 @@ async def register(mip: MipClients, total: int, org: str = SCHOOL) -> str:
 
 async def test_register_and_debit(mip: MipClients) -> None:
     dataset_id = await register(mip, 1_000_000)
+    await admit(mip, dataset_id, SCHOOL, HOSPITAL)
     researcher = await mip.client(HOSPITAL, "researcher")
     got = json.loads(await researcher.submit(
         "Research:Debit", [dataset_id, "300000", digest()]))
@@ -72,6 +75,7 @@ async def test_roles_and_inputs(mip: MipClients) -> None:
 async def test_debit_needs_a_majority_of_orgs(mip: MipClients) -> None:
     """One org's endorsement is not enough, whichever org: the budget protects holders."""
     dataset_id = await register(mip, 1000, org=SCHOOL)
+    await admit(mip, dataset_id, SCHOOL, HOSPITAL)
     researcher = await mip.client(HOSPITAL, "researcher")
     with pytest.raises(CommitError) as info:
         await researcher.submit("Research:Debit", [dataset_id, "10", digest()],
@@ -83,6 +87,7 @@ async def test_debit_needs_a_majority_of_orgs(mip: MipClients) -> None:
 
 async def test_concurrent_debits_cannot_overspend(mip: MipClients) -> None:
     dataset_id = await register(mip, 100)
+    await admit(mip, dataset_id, SCHOOL, SCHOOL)
     researcher = await mip.client(SCHOOL, "researcher")
     results = await asyncio.gather(*(
         researcher.submit("Research:Debit", [dataset_id, "60", digest()])

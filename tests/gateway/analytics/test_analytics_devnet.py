@@ -9,6 +9,7 @@ from typing import Any
 
 import opendp.prelude as dp
 import pytest
+from identity_kit import admit
 from mip_testkit import MipClients, new_id
 
 from gateway.analytics import (
@@ -39,6 +40,8 @@ async def new_dataset(mip: MipClients, total_micro: int) -> str:
     dataset_id = new_id("ds")
     record = await register_dataset(await mip.client(SCHOOL, "admin"), dataset_id, total_micro)
     assert record["owner_org"] == SCHOOL
+    # The owner admits the HospitalMSP researcher the tests debit as.
+    await admit(mip, dataset_id, SCHOOL, HOSPITAL)
     return dataset_id
 
 

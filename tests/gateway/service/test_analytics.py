@@ -1,12 +1,13 @@
-"""Datasets (POST /admin/datasets, .../records), GET /analytics/datasets/{id},
-POST /analytics/queries: DP answers over consenting holders only, budget on the ledger."""
+"""Datasets (POST /admin/datasets, .../records, .../researchers), GET
+/analytics/datasets/{id}, POST /analytics/queries: DP answers over consenting holders only,
+budget on the ledger, spent only by researchers the owner org admitted."""
 
 from __future__ import annotations
 
 import secrets
 
 from gateway_testkit import GatewayClient, assert_error
-from ledger_kit import HOSPITAL, SCHOOL, grant, mip, new_account
+from ledger_kit import HOSPITAL, PHARMACY, SCHOOL, grant, mip, new_account
 from mip_testkit import MipClients, new_id
 
 __all__ = ["mip"]
@@ -14,12 +15,19 @@ __all__ = ["mip"]
 COLUMNS = {"age": "numeric", "dx": "categorical"}
 
 
-async def register(gw: GatewayClient, total: float = 6.0) -> str:
+async def register(gw: GatewayClient, total: float = 6.0, *,
+                   admit: tuple[str, ...] = (HOSPITAL,)) -> str:
+    """A HospitalMSP dataset; the researcher identities of the `admit` orgs admitted."""
     dataset_id = new_id("ds")
-    r = await gw.http.post("/api/v1/admin/datasets", headers=gw.staff(HOSPITAL, "admin"),
+    admin = gw.staff(HOSPITAL, "admin")
+    r = await gw.http.post("/api/v1/admin/datasets", headers=admin,
                            json={"dataset_id": dataset_id, "total_epsilon": total,
                                  "columns": COLUMNS})
     assert r.status_code == 201, r.text
+    for org in admit:
+        r = await gw.http.post(f"/api/v1/admin/datasets/{dataset_id}/researchers",
+                               headers=admin, json={"org": org, "user": "researcher"})
+        assert r.status_code == 201, r.text
     return dataset_id
 
 
@@ -95,3 +103,48 @@ async def test_analytics_refusals(gw: GatewayClient, mip: MipClients) -> None:
         "records": [{"age": 3}]}), 422, "invalid_request")
     assert_error(await gw.http.get("/api/v1/analytics/datasets/none", headers=researcher),
                  404, "unknown_dataset")
+
+
+async def test_only_admitted_researchers_spend_the_budget(gw: GatewayClient) -> None:
+    """The issue's case: a SchoolMSP researcher with no consenting accounts emptied a
+    HospitalMSP dataset's budget (20 queries at epsilon 5)."""
+    dataset_id = await register(gw, total=100.0, admit=())
+    url = "/api/v1/analytics/queries"
+    count = {"dataset_id": dataset_id, "query": {"kind": "count", "epsilon": 5.0}}
+    hospital_researcher = gw.staff(HOSPITAL, "researcher")
+    school_researcher = gw.staff(SCHOOL, "researcher")
+    for researcher in (school_researcher, hospital_researcher):
+        assert_error(await gw.http.post(url, json=count, headers=researcher), 403,
+                     "budget_denied")
+
+    async def remaining() -> int:
+        r = await gw.http.get(f"/api/v1/analytics/datasets/{dataset_id}",
+                              headers=hospital_researcher)
+        return int(r.json()["remaining_epsilon_micro"])
+
+    assert await remaining() == 100_000_000
+    researchers = f"/api/v1/admin/datasets/{dataset_id}/researchers"
+    school = {"org": SCHOOL, "user": "researcher"}
+    # Only the owner org's admin admits: not another org's admin, not a researcher.
+    assert_error(await gw.http.post(researchers, headers=gw.staff(SCHOOL, "admin"),
+                                    json=school), 403, "access_denied")
+    assert_error(await gw.http.post(researchers, headers=school_researcher, json=school),
+                 403, "wrong_role")
+    assert_error(await gw.http.post(researchers, headers=gw.staff(HOSPITAL, "admin"),
+                                    json={"org": PHARMACY, "user": "nobody"}), 404,
+                 "identity_unknown")
+    r = await gw.http.post(researchers, headers=gw.staff(HOSPITAL, "admin"), json=school)
+    assert r.status_code == 201, r.text
+    assert r.json()["researcher_org"] == SCHOOL and r.json()["status"] == "admitted"
+    r = await gw.http.post(url, json=count, headers=school_researcher)
+    assert r.status_code == 200, r.text
+    assert await remaining() == 95_000_000
+    # The Hospital's own researcher was not admitted; dismissal ends the School's too.
+    assert_error(await gw.http.post(url, json=count, headers=hospital_researcher), 403,
+                 "budget_denied")
+    r = await gw.http.post(f"{researchers}/dismiss", headers=gw.staff(HOSPITAL, "admin"),
+                           json=school)
+    assert r.status_code == 200 and r.json()["status"] == "dismissed"
+    assert_error(await gw.http.post(url, json=count, headers=school_researcher), 403,
+                 "budget_denied")
+    assert await remaining() == 95_000_000

@@ -51,6 +51,52 @@ async def test_open_list_close_account(hw: GatewayClient) -> None:
                  409, "account_closed")
 
 
+async def test_closing_an_account_ends_its_grants(hw: GatewayClient) -> None:
+    """The issue's case: after the close a SchoolMSP admin still read the diagnosis, and the
+    holder could neither revoke the grant nor read the log (409 account_closed)."""
+    bush = await ensure_enrolled(hw, "bush")
+    headers = await holder_headers(hw, bush)
+    r = await hw.http.post(f"{API}/accounts", headers=headers,
+                           json={"institution": "HospitalMSP"})
+    assert r.status_code == 201, r.text
+    pseudonym = r.json()["pseudonym"]
+    r = await hw.http.post(f"{API}/credentials", headers=hw.staff("HospitalMSP", "doctor"),
+                           json={"type": "record", "subject_account": pseudonym, "content": {
+                               "diagnosis": "acute otitis media", "notes": "review"}})
+    assert r.status_code == 201, r.text
+    credential_id = r.json()["credential_id"]
+    r = await hw.http.post(f"{API}/grants", headers=headers, json={
+        "account": pseudonym, "grantee_org": "SchoolMSP", "grantee_role": "admin",
+        "scope": "medical.record", "credential_id": credential_id})
+    assert r.status_code == 201, r.text
+    grant_id = r.json()["grant_id"]
+    school_admin = hw.staff("SchoolMSP", "admin")
+    ask = {"credential_id": credential_id, "scope": "medical.record", "purpose": "hiring"}
+    r = await hw.http.post(f"{API}/access", headers=school_admin, json=ask)
+    assert r.status_code == 200 and r.json()["fields"]["diagnosis"] == "acute otitis media"
+
+    r = await hw.http.delete(f"{API}/accounts/{pseudonym}", headers=headers)
+    assert r.status_code == 204, r.text
+    # The live grant releases nothing any more.
+    r = await hw.http.post(f"{API}/access", headers=school_admin, json=ask)
+    assert_error(r, 403, "access_denied")
+    assert "otitis" not in r.text
+    # The holder still lists the (now dead) grant, reads the log and revokes the grant.
+    r = await hw.http.get(f"{API}/grants", headers=headers, params={"account": pseudonym})
+    assert r.status_code == 200, r.text
+    assert [(g["grant_id"], g["live"]) for g in r.json()] == [(grant_id, False)]
+    r = await hw.http.get(f"{API}/audit/holder", headers=headers, params={"account": pseudonym})
+    assert r.status_code == 200, r.text
+    assert [e["org"] for e in r.json() if e["action"] == "read"] == ["SchoolMSP"]
+    r = await hw.http.post(f"{API}/grants/{grant_id}/revoke", headers=headers,
+                           json={"account": pseudonym})
+    assert r.status_code == 200 and r.json()["status"] == "revoked"
+    # Adding is still refused for a closed account.
+    assert_error(await hw.http.post(f"{API}/grants", headers=headers, json={
+        "account": pseudonym, "grantee_org": "SchoolMSP", "scope": "medical.record",
+        "credential_id": credential_id}), 409, "account_closed")
+
+
 async def test_account_refusals_change_nothing(hw: GatewayClient) -> None:
     bush = await ensure_enrolled(hw, "bush")
     level1 = await unlock(hw, "bush", bush.passport_id)

@@ -38,7 +38,7 @@ async def test_vouches_lift_the_vouchee_to_level_3(hw: GatewayClient) -> None:
                                     headers=headers), 422, "invalid_request")
     request = other.sign_request("passport.vouch", {"vouchee": bush.passport_id})
     result = json.loads(await hw.state.ledger.carrier("HospitalMSP").submit(
-        "Passport:Vouch", [request_arg(request)], endorsing_orgs=["HospitalMSP"]))
+        "Passport:Vouch", [request_arg(request)]))
     assert result["kyc_level"] == 3
     assert other_record["kyc_level"] == 2
     # Public record through any staff.
