@@ -1,7 +1,7 @@
 """Channel-wide settings (`mip.config`), changed by an admin of a member org.
 
 A setting is one public-state key per name. Once a setting has been written, its key carries a
-state-based endorsement policy naming every member org, so a later change must be endorsed by
+key-level endorsement policy naming every member org, so a later change must be endorsed by
 all of them: one org's admin cannot, say, lower the vouching threshold for everyone alone.
 (The very first write of a name cannot be so guarded, as a new key has no policy yet; until
 then the default below applies, which is the value the consortium agreed on.)

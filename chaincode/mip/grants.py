@@ -2,8 +2,9 @@
 
 The grant record (`mip.grant`, keyed by account and grant id) keeps the holder's whole signed
 request, so the peer that releases content re-verifies the holder's signature at read time: a
-grant record forged by a dishonest endorser (the chaincode-level policy is any one member org)
-releases nothing, because it carries no valid signature by the account key on record.
+grant record forged by a dishonest endorser releases nothing, because it carries no valid
+signature by the account key on record. (A lone org's forged grant does not even commit: the
+chaincode-level policy is a majority of orgs; this re-check is the second line.)
 
 Closing an account ends its grants: every use of a grant (`find_grant`, behind
 `Access:Request`, `Access:Read` and `Pharmacy:Dispense`) looks at the account's status at that

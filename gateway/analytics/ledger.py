@@ -2,8 +2,9 @@
 
 `BudgetLedger` is what the analytics service needs (debit, remaining); `LedgerBudget`
 implements it for a researcher's `Contract` on chaincode `mip`. A debit is a submitted
-transaction that returns only once committed, endorsed by the dataset owner's org (the
-dataset key's state-based endorsement names it; chaincode/mip/research.py). Concurrent debits
+transaction that returns only once committed, endorsed by a majority of orgs (the chaincode's
+policy: not even the owner org spends or resets a budget alone; chaincode/mip/research.py).
+Concurrent debits
 of one dataset race on its key's version: the losers are invalidated with
 MVCC_READ_CONFLICT and endorsed again on the new state, where the contract refuses them if
 the budget no longer covers them.
@@ -83,7 +84,7 @@ def budget_error(exc: GatewayError) -> BudgetError:
         if exc.validation_code in RETRYABLE_CODES:
             return BudgetConflict(f"concurrent debits: {exc.code_name} after every retry")
         if exc.code_name == "ENDORSEMENT_POLICY_FAILURE":
-            return BudgetDenied("the debit lacks the dataset owner org's endorsement")
+            return BudgetDenied("the debit lacks a majority of orgs' endorsements")
         return BudgetError(f"the debit was invalidated ({exc.code_name})")
     return LedgerUnavailable(f"the ledger did not answer ({type(exc).__name__})")
 
@@ -108,20 +109,15 @@ def _remaining_of(record: dict[str, Any]) -> int:
 class LedgerBudget:
     """`BudgetLedger` over the `Research` contract, acting as `contract`'s (researcher) identity.
 
-    `owner_org` is the org whose peer must endorse debits; when None it is read once per
-    dataset from `Research:Get` (the dataset record's `owner_org`).
-    """
+    The gateway plans the debit's endorsers (a majority of orgs: the chaincode's policy)."""
 
     def __init__(
         self,
         contract: ResearchContract,
-        owner_org: str | None = None,
         *,
         retry_policy: RetryPolicy = DEBIT_RETRY,
     ) -> None:
         self._contract = contract
-        self._owner_org = owner_org
-        self._owners: dict[str, str] = {}
         self._retry = retry_policy
 
     async def dataset(self, dataset_id: str) -> dict[str, Any]:
@@ -134,17 +130,6 @@ class LedgerBudget:
 
     async def remaining(self, dataset_id: str) -> int:
         return _remaining_of(await self.dataset(dataset_id))
-
-    async def owner_org(self, dataset_id: str) -> str:
-        if self._owner_org is not None:
-            return self._owner_org
-        owner = self._owners.get(dataset_id)
-        if owner is None:
-            found = (await self.dataset(dataset_id)).get("owner_org")
-            if not isinstance(found, str):
-                raise LedgerUnavailable("dataset record has no owner org")
-            owner = self._owners[dataset_id] = found
-        return owner
 
     async def debit(self, dataset_id: str, epsilon_micro: int, query_digest: str) -> int:
         try:

@@ -61,22 +61,15 @@ def dataset(remaining: int = 600_000, owner: str = "SchoolMSP") -> bytes:
                        "remaining_epsilon_micro": remaining}).encode()
 
 
-async def test_debit_looks_up_owner_once_and_sends_the_debit() -> None:
-    contract = ScriptedContract([dataset(), dataset(600_000), dataset(200_000)])
+async def test_debit_sends_the_debit_and_lets_the_gateway_plan_endorsers() -> None:
+    contract = ScriptedContract([dataset(600_000), dataset(200_000)])
     budget = LedgerBudget(contract)
     assert await budget.debit("ds-1", 400_000, DIGEST) == 600_000
     assert await budget.debit("ds-1", 400_000, DIGEST) == 200_000
-    get, debit, _ = contract.calls
-    assert get == ("Research:Get", ["ds-1"], {})
+    debit, _ = contract.calls
+    # No pinned endorsing org: one org's endorsement never satisfies the majority policy.
     assert debit == ("Research:Debit", ["ds-1", "400000", DIGEST],
-                     {"endorsing_orgs": ["SchoolMSP"], "retry_policy": DEBIT_RETRY})
-
-
-async def test_given_owner_org_skips_the_lookup() -> None:
-    contract = ScriptedContract([dataset(100)])
-    budget = LedgerBudget(contract, "HospitalMSP")
-    assert await budget.debit("ds-1", 1, DIGEST) == 100
-    assert contract.calls[0][2]["endorsing_orgs"] == ["HospitalMSP"]
+                     {"retry_policy": DEBIT_RETRY})
 
 
 async def test_remaining() -> None:
@@ -101,7 +94,7 @@ async def test_remaining() -> None:
 async def test_errors_are_typed(error: GatewayError, expected: type[BudgetError]) -> None:
     mapped = budget_error(error)
     assert type(mapped) is expected
-    budget = LedgerBudget(ScriptedContract([error]), "SchoolMSP")
+    budget = LedgerBudget(ScriptedContract([error]))
     with pytest.raises(expected):
         await budget.debit("ds-1", 1, DIGEST)
 
