@@ -19,16 +19,15 @@ import asyncio
 import itertools
 import logging
 import time
-from datetime import UTC, datetime
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 import grpc
 
 from gateway.fabric.status_details import STATUS_DETAILS_KEY, encode_status
 from network.devnet import policy
-from network.devnet.config import DEFAULT_TIME_WINDOW_S
 from network.devnet._protos import (
     DecodeError,
     chaincode_event_pb2,
@@ -39,6 +38,7 @@ from network.devnet._protos import (
     proposal_pb2,
     proposal_response_pb2,
 )
+from network.devnet.config import DEFAULT_TIME_WINDOW_S
 from network.devnet.messages import (
     MalformedMessage,
     UnpackedProposal,
