@@ -3,7 +3,11 @@
 Protocol. The server issues a :class:`Challenge` (``new_challenge``): a nonce, 2-3 poses
 drawn from {left, right, up, down, center} in random order (no pose twice in a row, never
 starting with center), ``issued_at`` and a ``deadline``. The client films the user and
-sends frames (image bytes + capture timestamp) starting from a neutral, frontal pose.
+sends frames starting from a neutral, frontal pose; each :class:`Frame` carries a timestamp on
+the challenge's clock, which the caller must not take from the client: the gateway uses the
+frame's arrival time (gateway/services/face_frames.py), so the timing checks below judge real
+arrivals. Frames that arrive together (one request) share one time, and then only the
+deadline is checked, not the pace of the turns.
 :func:`check` accepts only if all of the following hold:
 
 (a) *Quality*: each frame has exactly one face passing the size/sharpness/exposure gate

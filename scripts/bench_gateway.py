@@ -154,14 +154,16 @@ class Bench:
         else:
             shots = capture_schedule(challenge_poses(challenge["poses"])[1:])
 
-            async def upload(i: int, pose: str, offset: float) -> None:
-                await asyncio.sleep(max(0.0, t1 + offset - time.perf_counter()))
-                await self.call("PUT", f"/pharmacy/pickups/{pid}/frames/{i}", "pharmacist",
-                                202, json={"challenge_id": challenge["challenge_id"],
-                                           "image": self.camera.frame_b64(who, pose),
-                                           "offset_s": offset})
-            uploads = [asyncio.create_task(upload(i, pose, off))
-                       for i, (pose, off) in enumerate(shots)]
+            async def upload_all() -> None:
+                # Like the page: each frame at its capture time, one upload after another
+                # (the gateway times frames by arrival and wants them in capture order).
+                for i, (pose, offset) in enumerate(shots):
+                    await asyncio.sleep(max(0.0, t1 + offset - time.perf_counter()))
+                    await self.call("PUT", f"/pharmacy/pickups/{pid}/frames/{i}",
+                                    "pharmacist", 202,
+                                    json={"challenge_id": challenge["challenge_id"],
+                                          "image": self.camera.frame_b64(who, pose)})
+            uploads = [asyncio.create_task(upload_all())]
             # Like the page: the verdict is asked for once every upload is answered and the
             # last prompt has run out (the page then shows "Checking..."); the wait counts
             # from that prompt's end.

@@ -59,3 +59,10 @@ class PreconditionFailed(MipError):
 
     code = "precondition_failed"
     status = 412
+
+
+class ClockSkew(MipError):
+    """The proposal's timestamp is too far from this endorser's clock (holder_auth.py)."""
+
+    code = "clock_skew"
+    status = 503

@@ -19,6 +19,9 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import os
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,13 +29,48 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from chaincode.mip.canonical import canonical_json
-from chaincode.mip.errors import BadSignature, Expired, InvalidRequest, Replay
+from chaincode.mip.errors import BadSignature, ClockSkew, Expired, InvalidRequest, Replay
 from chaincode.shim import Context, create_composite_key
 
 DOMAIN = b"MIP-HOLDER-REQUEST-V1\n"
 # A signed request is meant to be used right away; a long-lived one would be a bearer token.
 MAX_REQUEST_TTL_S = 600
 NONCE_OBJECT = "mip.nonce"
+
+# How far a proposal's timestamp may be from this endorser's clock, ahead or behind. Every
+# expiry and window is judged by the proposal timestamp (all endorsers must compute the same
+# read-write set, so it cannot be each one's own clock), and the timestamp is the client's
+# choice; each endorser therefore refuses one dated further than this from its own clock. The
+# peer's own time window (Fabric 3.x peer.authentication.timewindow) is 15 minutes, far too
+# loose here: holder requests live at most MAX_REQUEST_TTL_S (10 minutes) and a read window is
+# 300 s, so 15 minutes would let a client stretch either by more than its whole length. 120 s
+# bounds the stretch of any expiry to 2 minutes while tolerating clocks that NTP keeps within
+# seconds (docs/chaincode.md, "Time").
+CLOCK_SKEW_ENV = "MIP_CLOCK_SKEW_S"
+DEFAULT_CLOCK_SKEW_S = 120
+MAX_CLOCK_SKEW_S = 900  # never looser than the peer's own window
+
+
+def clock_skew_from_env(env: Mapping[str, str] | None = None) -> int:
+    """MIP_CLOCK_SKEW_S (whole seconds, 1..900; default 120). A bad value stops the chaincode
+    server at start rather than silently running with another bound."""
+    raw = (os.environ if env is None else env).get(CLOCK_SKEW_ENV, "").strip()
+    if not raw:
+        return DEFAULT_CLOCK_SKEW_S
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(
+            f"{CLOCK_SKEW_ENV} must be a whole number of seconds, got {raw!r}") from None
+    if not 1 <= value <= MAX_CLOCK_SKEW_S:
+        raise ValueError(f"{CLOCK_SKEW_ENV} must be 1 to {MAX_CLOCK_SKEW_S} s, got {value}")
+    return value
+
+
+CLOCK_SKEW_S = clock_skew_from_env()
+# The endorser's own clock. Test seam only: contract tests that fake a stub with a fixed
+# timestamp replace it with a clock that agrees; production never does.
+wall_clock: Callable[[], float] = time.time
 _FIELDS = {"action", "body", "nonce", "expires", "channel", "signer", "signature"}
 
 
@@ -114,7 +152,20 @@ def parse_request(raw: Any) -> HolderRequest:
 
 
 def tx_unix_time(ctx: Context) -> int:
-    return int(ctx.stub.get_tx_timestamp().seconds)
+    """The proposal's timestamp (unix seconds), the time every expiry is judged by; refused
+    with ClockSkew when it is more than CLOCK_SKEW_S from this endorser's clock.
+
+    Only the accept/refuse decision uses the local clock: the value returned (and written to
+    the ledger) is the proposal's, identical on every endorser, so honest endorsers produce
+    identical read-write sets.
+    """
+    stamp = int(ctx.stub.get_tx_timestamp().seconds)
+    skew = stamp - wall_clock()
+    if abs(skew) > CLOCK_SKEW_S:
+        direction = "ahead of" if skew > 0 else "behind"
+        raise ClockSkew(f"the proposal is dated {abs(skew):.0f} s {direction} this endorser's "
+                        f"clock (at most {CLOCK_SKEW_S} s allowed); check the clocks")
+    return stamp
 
 
 async def verify_holder_request(

@@ -10,8 +10,6 @@ from face_engine.engine import FaceEngine
 from gateway.demo.camera import HeadModel, challenge_poses, posed_frame, prepare_portrait
 from gateway.demo.faces import demo_portrait
 
-STEP_S = 0.5
-
 
 class SimulatedCamera:
     def __init__(self, engine: FaceEngine) -> None:
@@ -39,9 +37,8 @@ class SimulatedCamera:
             self.frame_b64(who, pose)
 
     def answer(self, challenge: dict[str, Any], who: str) -> dict[str, Any]:
-        """The frames body for `challenge` ({challenge_id, poses}): frontal, then each pose,
-        0.5 s apart (offsets relative to receiving the challenge)."""
+        """The frames body for `challenge` ({challenge_id, poses}): frontal, then each pose
+        (no capture times: the gateway times frames by their arrival)."""
         poses = challenge_poses(challenge["poses"])
         return {"challenge_id": challenge["challenge_id"],
-                "frames": [{"image": self.frame_b64(who, pose), "offset_s": STEP_S * (i + 1)}
-                           for i, pose in enumerate(poses)]}
+                "frames": [{"image": self.frame_b64(who, pose)} for pose in poses]}

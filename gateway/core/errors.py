@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from face_engine.errors import FaceError
-from gateway.fabric import ChaincodeError, GatewayError
+from gateway.fabric import ChaincodeError, ClockSkew, GatewayError
 
 log = logging.getLogger("mip.gateway")
 
@@ -98,6 +98,9 @@ CHAINCODE_STATUS = {
     "expired": 410,
     "precondition_failed": 409,
     "budget_exhausted": 409,
+    # The endorsing peer's clock and the proposal's timestamp (this gateway's clock) differ
+    # by more than the contract allows: a server-side fault, not the client's.
+    "clock_skew": 503,
 }
 
 # Face error code -> HTTP status: all are "retake the photo" except unavailable models.
@@ -156,6 +159,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_gateway(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, GatewayError)
         log.warning("ledger call failed: %s", type(exc).__name__)
+        if isinstance(exc, ClockSkew):
+            return error_response(ApiError(
+                "the ledger's peers refused this gateway's clock (time window); nothing was "
+                "recorded", code="clock_skew", status=503))
         return error_response(LedgerUnavailable(
             "the ledger did not complete the call; nothing was recorded unless a later "
             "status check shows it"))

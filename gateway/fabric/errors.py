@@ -16,6 +16,11 @@ How Fabric 2.5's gateway reports failures (internal/pkg/gateway in hyperledger/f
   Evaluate / ABORTED for Endorse, message holding "access denied".
 - CommitStatus / ChaincodeEvents for an unauthorised identity: PERMISSION_DENIED.
 - Timeouts inside the gateway: DEADLINE_EXCEEDED ("... timeout expired ...").
+- A proposal dated outside a Fabric 3.x peer's time window (its TimeWindowCheck auth filter,
+  peer.authentication.timewindow, 15 minutes by default): the gateway takes the filter's error
+  for an unavailable peer, so UNAVAILABLE "failed to evaluate transaction ..." on Evaluate and
+  ABORTED on Endorse, each ErrorDetail "request unauthorized due to incorrect timestamp <ts>,
+  peer time <ts>, peer.authentication.timewindow 15m0s" (ClockSkew).
 """
 
 from __future__ import annotations
@@ -107,6 +112,11 @@ class DeadlineExceeded(GatewayError):
     """The call did not finish within its deadline (client- or gateway-side)."""
 
 
+class ClockSkew(GatewayError):
+    """The peers refused the proposal's timestamp: this machine's clock and the peers' differ
+    by more than their time window. Retrying does not help; fix the clock (NTP)."""
+
+
 class CommitError(GatewayError):
     """The transaction was ordered but invalidated at commit (MVCC conflict, policy failure...)."""
 
@@ -132,6 +142,8 @@ def validation_code_name(code: int) -> str:
 # (apiutils.go: fmt.Sprintf("chaincode response %d, %s", status, message)).
 _CHAINCODE_RESPONSE = re.compile(r"chaincode response (\d+), (.*)", re.DOTALL)
 _ACCESS_DENIED = re.compile(r"access denied", re.IGNORECASE)
+# core/handlers/auth/filter/timewindow.go's refusal.
+_TIME_WINDOW = re.compile(r"request unauthorized due to incorrect timestamp")
 
 
 _COMBINED: dict[tuple[str, str], type[GatewayError]] = {}
@@ -172,6 +184,8 @@ def from_rpc_error(
     chaincode = _find_chaincode_response(texts)
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         kind = DeadlineExceeded
+    elif any(_TIME_WINDOW.search(t) for t in texts):
+        kind = ClockSkew
     elif code == grpc.StatusCode.PERMISSION_DENIED or any(_ACCESS_DENIED.search(t) for t in texts):
         kind = AccessDenied
     elif chaincode is not None:

@@ -8,7 +8,8 @@ index. Frames live only in memory during one check; no raw embedding is stored o
 Flows (enrolment, desk unlock, account opening, pharmacy pickup) each call
 `issue_challenge(purpose, subject)`, show the poses to the person, then `check_live(...)`
 with the frames; the challenge is consumed by its first check, passed or failed, so a
-recorded answer cannot be replayed.
+recorded answer cannot be replayed. Frame times are their arrival at the gateway
+(face_frames.gateway_time, the clock challenges are issued on too), never the client's.
 
 A counter may instead stream the frames while the person turns: `add_live_frame(...)` per
 frame (the first one consumes the challenge; each frame's face models run on arrival), then
@@ -21,7 +22,6 @@ from __future__ import annotations
 import json
 import random
 import secrets
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -42,6 +42,8 @@ from face_engine.protect.registry import RegistryEntry
 from face_engine.verify import operating_point
 from gateway.core.errors import ApiError, Conflict, Gone, NotFound
 from gateway.store import Database
+
+from .face_frames import gateway_time
 
 if TYPE_CHECKING:
     from .state import AppState
@@ -169,7 +171,8 @@ class FaceService:
         passport or prescription id)."""
         from face_engine.liveness import new_challenge
 
-        challenge = new_challenge(self._rng)
+        # Challenge times and frame arrivals share one clock (face_frames.gateway_time).
+        challenge = new_challenge(self._rng, now=gateway_time())
         allowed = self.state.settings.liveness_poses
         if allowed:
             # Redraw until only allowed turns appear (a few draws on average for two poses);
@@ -177,7 +180,7 @@ class FaceService:
             for _ in range(1000):
                 if set(challenge.poses) <= set(allowed):
                     break
-                challenge = new_challenge(self._rng)
+                challenge = new_challenge(self._rng, now=challenge.issued_at)
             else:
                 raise ValueError(f"no challenge uses only the poses {allowed}")
         challenge_id = secrets.token_hex(16)
@@ -217,14 +220,15 @@ class FaceService:
         engine = self.state.face_engine()
 
         def run() -> LiveFace:
-            result, session = check_session(challenge, frames, engine=engine)
+            result, session = check_session(challenge, frames, engine=engine,
+                                            now=gateway_time())
             return _live_face(result, session)
 
         return await self.state.run_face(run)
 
     @staticmethod
     def _require_answerable(challenge: Challenge) -> None:
-        if time.time() > challenge.deadline + ANSWER_GRACE_S:
+        if gateway_time() > challenge.deadline + ANSWER_GRACE_S:
             raise Gone("the face challenge expired; ask for a new one",
                        code="challenge_expired")
 
@@ -236,8 +240,9 @@ class FaceService:
                              index: int, frame: Frame) -> int:
         """Analyse frame `index` of a streamed answer now; the first frame consumes the
         challenge. Returns how many frames are in. A refusal (bad frame, late frame) is
-        kept and given by `finish_live`, which the client calls after its last frame."""
-        now = time.time()
+        kept and given by `finish_live`, which the client calls after its last frame.
+        `frame.timestamp` must be the frame's arrival (face_frames.gateway_time)."""
+        now = gateway_time()
         stream = self._streams.get(challenge_id)
         if stream is None:
             # No await between the lookup and the insert: two first frames arriving together
@@ -275,7 +280,7 @@ class FaceService:
         self._require_answerable(stream.session.challenge)
         session = stream.session
         return await self.state.run_face(
-            lambda: _live_face(session.result(frame_count), session))
+            lambda: _live_face(session.result(frame_count, now=gateway_time()), session))
 
     # --- protected references ------------------------------------------------------------
     def enrol_reference(self, live: LiveFace, holder_account: str,

@@ -30,6 +30,7 @@ from gateway.store import Database
 
 from .access import request_and_read
 from .counter_key import PHARMACY, counter_key
+from .face_frames import gateway_time
 from .faces import LiveFace, face_service
 from .ledger_reads import account_record, credential_record, json_object
 
@@ -84,7 +85,7 @@ CREATE TABLE IF NOT EXISTS pickup_locks (
 @dataclass(frozen=True)
 class FrameInput:
     image: bytes
-    offset_s: float
+    arrived_at: float  # gateway_time() when its request arrived, never a client value
 
 
 def refusal_reason(exc: FaceError) -> str | None:
@@ -216,7 +217,8 @@ class PickupService:
             "prescription": {k: fields.get(k) for k in ("drug", "strength", "quantity")},
             "challenge": {"challenge_id": challenge.challenge_id,
                           "poses": list(challenge.poses),
-                          "expires_in_s": max(0.0, round(challenge.deadline - now, 1))},
+                          "expires_in_s": max(0.0, round(challenge.deadline - gateway_time(),
+                                                         1))},
         }
 
     def _challenged_row(self, member: StaffMember, pickup_id: str, challenge_id: str) -> Any:
@@ -235,8 +237,7 @@ class PickupService:
         """All frames in one request: the liveness check and the match, then the verdict."""
         require_role(member, ("pharmacist",), (PHARMACY,))
         row = self._challenged_row(member, pickup_id, challenge_id)
-        issued_at = float(row["challenge_issued_at"])
-        live_frames = [Frame(f.image, issued_at + f.offset_s) for f in frames]
+        live_frames = [Frame(f.image, f.arrived_at) for f in frames]
         faces = face_service(self.state)
         return await self._verdict(row, faces.check_live(challenge_id, PURPOSE, pickup_id,
                                                          live_frames))
@@ -247,8 +248,8 @@ class PickupService:
         the verdict comes from `verdict` after the last one. Says nothing of the frame's
         content: a refused frame shows only in the verdict."""
         require_role(member, ("pharmacist",), (PHARMACY,))
-        row = self._challenged_row(member, pickup_id, challenge_id)
-        live = Frame(frame.image, float(row["challenge_issued_at"]) + frame.offset_s)
+        self._challenged_row(member, pickup_id, challenge_id)
+        live = Frame(frame.image, frame.arrived_at)
         received = await face_service(self.state).add_live_frame(
             challenge_id, PURPOSE, pickup_id, index, live)
         return {"frames_received": received}

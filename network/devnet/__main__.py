@@ -30,7 +30,8 @@ def _load_config(args: argparse.Namespace) -> DevnetConfig:
         port=args.port, host=args.host, mtls=True if args.mtls else None,
         chaincode_address=args.chaincode_address, contract=args.contract, policy=args.policy,
         collections=str(Path(args.collections).resolve()) if args.collections else None,
-        batch_timeout_ms=args.batch_timeout_ms, batch_size=args.batch_size)
+        batch_timeout_ms=args.batch_timeout_ms, batch_size=args.batch_size,
+        time_window_s=args.time_window_s)
 
 
 async def _up(config: DevnetConfig) -> int:
@@ -77,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--collections")
     up.add_argument("--batch-timeout-ms", type=float)
     up.add_argument("--batch-size", type=int)
+    up.add_argument("--time-window-s", type=float,
+                    help="refuse proposals whose timestamp is further than this from devnet's "
+                         "clock (default 900, Fabric 3.x's peer.authentication.timewindow)")
     ident = sub.add_parser("identity", help="manage identities")
     isub = ident.add_subparsers(dest="action", required=True)
     add = isub.add_parser("add", help="enrol a new identity (accepted without restart)")

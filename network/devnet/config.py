@@ -11,6 +11,9 @@ CHANNEL = "mipchannel"
 CHAINCODE = "mip"
 DEFAULT_CONTRACT = "chaincode.contracts.asset:AssetContract"
 DEFAULT_POLICY = "MAJORITY Endorsement"
+# Fabric 3.x peers refuse a proposal whose timestamp is further than this from their own clock
+# (core.yaml peer.authentication.timewindow, TimeWindowCheck auth filter; 15m by default).
+DEFAULT_TIME_WINDOW_S = 900.0
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_COLLECTIONS = REPO_ROOT / "network" / "fabric" / "collections_config.json"
 CONFIG_FILE = "devnet.json"
@@ -37,6 +40,7 @@ class DevnetConfig:
     collections: str | None = None
     batch_timeout_ms: float = 2.0
     batch_size: int = 500
+    time_window_s: float = DEFAULT_TIME_WINDOW_S
     orgs: list[str] = field(default_factory=lambda: ["HospitalMSP", "SchoolMSP", "PharmacyMSP"])
 
     @property
@@ -56,6 +60,8 @@ class DevnetConfig:
             raise ConfigError("batch_size must be >= 1")
         if self.batch_timeout_ms <= 0:
             raise ConfigError("batch_timeout_ms must be > 0")
+        if not 0 < self.time_window_s <= 86400:
+            raise ConfigError("time_window_s must be > 0 and at most one day")
         if ":" not in self.contract:
             raise ConfigError(f"contract must be module:Class, got {self.contract!r}")
 

@@ -4,7 +4,11 @@ Behaviour and error reporting follow Fabric 2.5's internal/pkg/gateway/api.go: p
 unpacking failures are InvalidArgument; endorser-side refusals (identity, signature, tx id,
 duplicates) are FailedPrecondition on Evaluate and Aborted ("failed to endorse transaction") on
 Endorse; chaincode error responses are Unknown on Evaluate; orderer refusals are Aborted;
-unsigned or badly signed CommitStatus / ChaincodeEvents requests are PermissionDenied. Every
+unsigned or badly signed CommitStatus / ChaincodeEvents requests are PermissionDenied. A
+proposal whose timestamp is further than the time window from devnet's clock is refused as a
+Fabric 3.x peer's TimeWindowCheck auth filter refuses it (before any other check): Unavailable
+"failed to evaluate transaction" on Evaluate (the gateway tried every peer), Aborted on
+Endorse, each ErrorDetail "request unauthorized due to incorrect timestamp ...". Every
 error from an endorser or the orderer carries `gateway.ErrorDetail` entries in a
 `google.rpc.Status` sent as `grpc-status-details-bin` trailing metadata.
 """
@@ -14,8 +18,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 import grpc
@@ -32,6 +38,7 @@ from network.devnet._protos import (
     proposal_pb2,
     proposal_response_pb2,
 )
+from network.devnet.config import DEFAULT_TIME_WINDOW_S
 from network.devnet.messages import (
     MalformedMessage,
     UnpackedProposal,
@@ -62,6 +69,44 @@ SC = grpc.StatusCode
 
 class _Refused(Exception):
     """An endorser-side refusal (Fabric's preProcess), reported as an ErrorDetail."""
+
+
+def _go_number(value: float) -> str:
+    return f"{value:.9f}".rstrip("0").rstrip(".")
+
+
+def go_duration(seconds: float) -> str:
+    """Go's time.Duration.String() for a positive duration: 15m0s, 1h0m0s, 2.5s, 500ms."""
+    if seconds < 1:
+        return f"{_go_number(seconds * 1000)}ms"
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    text = f"{_go_number(secs)}s"
+    if hours or minutes:
+        text = f"{int(minutes)}m{text}"
+    if hours:
+        text = f"{int(hours)}h{text}"
+    return text
+
+
+def go_rfc3339(seconds: float) -> str:
+    """Go's time.RFC3339 of a UTC instant (whole seconds); the raw number when out of range."""
+    try:
+        return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):
+        return f"{seconds:.0f}s since the epoch"
+
+
+def time_window_refusal(timestamp: Any, now: float, window_s: float) -> str | None:
+    """Fabric 3.x's TimeWindowCheck (core/handlers/auth/filter/timewindow.go): the proposal's
+    ChannelHeader timestamp must lie within `window_s` of the peer's own clock. The chaincode
+    judges expiries by that timestamp, and without this bound a client could date its
+    proposal freely. Returns the peer's error text, or None when the timestamp is inside."""
+    proposed = int(timestamp.seconds) + int(timestamp.nanos) / 1e9
+    if proposed + window_s >= now and proposed - window_s <= now:
+        return None
+    return (f"request unauthorized due to incorrect timestamp {go_rfc3339(proposed)}, peer time "
+            f"{go_rfc3339(now)}, peer.authentication.timewindow {go_duration(window_s)}")
 
 
 @dataclass
@@ -96,8 +141,10 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         chaincode_policy: Any,
         collections: Mapping[str, CollectionRules],
         signatures: SignatureCache | None = None,
+        time_window_s: float = DEFAULT_TIME_WINDOW_S,
     ) -> None:
         self.signatures = signatures or SignatureCache()
+        self.time_window_s = time_window_s
         self.channel = channel
         self.chaincode = chaincode
         self.msp = msp
@@ -145,6 +192,11 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         except DecodeError:
             pass
         return next(iter(self.peers))
+
+    def _time_refusal(self, up: UnpackedProposal) -> str | None:
+        """The TimeWindowCheck auth filter every peer runs before ProcessProposal (devnet's
+        peers share one clock, so one look answers for all of them)."""
+        return time_window_refusal(up.channel_header.timestamp, time.time(), self.time_window_s)
 
     def _preprocess(self, up: UnpackedProposal) -> Any:
         """The checks every endorsing peer runs before simulation (endorser.go preProcess)."""
@@ -234,6 +286,15 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
             await self._abort(context, SC.FAILED_PRECONDITION,
                               f"no endorsers found for organizations {unknown}")
         org = targets[0]
+        refusal = self._time_refusal(up)
+        if refusal is not None:
+            # Fabric's gateway sees the filter's error as an unavailable peer and tries every
+            # other target peer, each of which refuses the same way (evaluate.go).
+            order = [org] + [o for o in (targets if request.target_organizations
+                                         else self.peers) if o != org]
+            await self._abort(context, SC.UNAVAILABLE,
+                              "failed to evaluate transaction, see attached details for more "
+                              "info", [self._detail(o, refusal) for o in order])
         try:
             creator = self._preprocess(up)
         except _Refused as exc:
@@ -262,6 +323,15 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
             await self._abort(context, SC.UNAVAILABLE,
                               f"no endorsers found for organizations {unknown}")
         local = chosen[0] if chosen else self._local_org(up)
+        refusal = self._time_refusal(up)
+        if refusal is not None:
+            # endorse.go: the client's chosen endorsers each refuse; otherwise the first
+            # (local) endorser does and no plan is made.
+            message = ("failed to collect enough transaction endorsements, see attached details "
+                       "for more info" if chosen else
+                       "failed to endorse transaction, see attached details for more info")
+            await self._abort(context, SC.ABORTED, message,
+                              [self._detail(o, refusal) for o in (chosen or [local])])
         try:
             creator = self._preprocess(up)
         except _Refused as exc:

@@ -246,7 +246,8 @@ class Devnet:
         self.service = GatewayService(
             channel=cfg.channel, chaincode=cfg.chaincode, msp=msp, peers=peers,
             peer_identities=peer_ids, store=store, orderer=orderer, transient=transient,
-            chaincode_policy=cc_policy, collections=rules, signatures=signatures)
+            chaincode_policy=cc_policy, collections=rules, signatures=signatures,
+            time_window_s=cfg.time_window_s)
         orderer.on_commit = self.service.on_commit
 
         address = cfg.chaincode_address

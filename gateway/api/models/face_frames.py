@@ -5,9 +5,10 @@ from __future__ import annotations
 import base64
 import binascii
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, PrivateAttr, field_validator
 
 from face_engine.liveness import POSES
+from gateway.services.face_frames import gateway_time
 
 MAX_FRAMES = 12
 MAX_FRAME_BYTES = 2 * 1024 * 1024
@@ -18,8 +19,6 @@ _MAX_FRAME_B64 = 4 * ((MAX_FRAME_BYTES + 2) // 3)
 class FrameIn(BaseModel):
     image: str = Field(description="base64 of one JPEG or PNG frame (at most 2 MiB decoded)",
                        min_length=4, max_length=_MAX_FRAME_B64)
-    offset_s: float = Field(ge=0, le=120,
-                            description="seconds since the client received the challenge")
 
     @field_validator("image")
     @classmethod
@@ -32,18 +31,28 @@ class FrameIn(BaseModel):
             raise ValueError(f"image must be 1 to {MAX_FRAME_BYTES} bytes")
         return value
 
-    def decoded(self) -> tuple[bytes, float]:
-        return base64.b64decode(self.image), self.offset_s
+    def decoded(self) -> bytes:
+        return base64.b64decode(self.image)
 
 
 class FaceAnswer(BaseModel):
-    """The answer to a face challenge: frames in capture order, the first one frontal."""
+    """The answer to a face challenge: frames in capture order, the first one frontal.
+
+    Every frame is timed by the request's arrival (gateway/services/face_frames.py); a
+    client's own timing fields (the former `offset_s`) are ignored."""
 
     challenge_id: str = Field(pattern=r"^[0-9a-f]{32}$")
     frames: list[FrameIn] = Field(min_length=2, max_length=MAX_FRAMES)
+    # Taken when the body is parsed, i.e. once the whole request has arrived.
+    _arrived_at: float = PrivateAttr(default_factory=gateway_time)
+
+    @property
+    def arrived_at(self) -> float:
+        return self._arrived_at
 
     def decoded(self) -> list[tuple[bytes, float]]:
-        return [frame.decoded() for frame in self.frames]
+        """(image, arrival time) per frame, in capture order."""
+        return [(frame.decoded(), self._arrived_at) for frame in self.frames]
 
 
 class ChallengeOut(BaseModel):

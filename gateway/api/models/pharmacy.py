@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints
+
+from gateway.services.face_frames import gateway_time
 
 from .ledger_ids import Base64, LedgerId
 
@@ -39,23 +41,37 @@ class PickupCreated(BaseModel):
 
 
 class FrameIn(BaseModel):
+    """One frame. No client time: a frame is timed by its request's arrival at the gateway
+    (gateway/services/face_frames.py); an `offset_s` field is refused like any unknown one."""
+
     model_config = ConfigDict(extra="forbid")
 
     image: Annotated[Base64, Field(min_length=4, max_length=MAX_FRAME_CHARS,
                                    description="base64 JPEG or PNG, at most 2 MiB")]
-    offset_s: Annotated[float, Field(ge=0, le=600, allow_inf_nan=False,
-                                     description="seconds since the challenge was received")]
 
 
-class FramesIn(BaseModel):
+class _Arrived(BaseModel):
+    # Taken when the body is parsed, i.e. once the whole request has arrived.
+    _arrived_at: float = PrivateAttr(default_factory=gateway_time)
+
+    @property
+    def arrived_at(self) -> float:
+        return self._arrived_at
+
+
+class FramesIn(_Arrived):
+    """All frames in one request: they share its arrival time, so the pace of the turns is
+    not checked (only that the answer arrived before the deadline)."""
+
     model_config = ConfigDict(extra="forbid")
 
     challenge_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     frames: Annotated[list[FrameIn], Field(min_length=1, max_length=MAX_FRAMES)]
 
 
-class StreamedFrameIn(FrameIn):
-    """One frame of a streamed face check, sent as soon as it is captured."""
+class StreamedFrameIn(FrameIn, _Arrived):
+    """One frame of a streamed face check, sent as soon as it is captured; timed by its
+    arrival, so frames that truly come too late or out of order are refused."""
 
     challenge_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
 

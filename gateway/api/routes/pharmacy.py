@@ -48,8 +48,10 @@ async def start_pickup(state: StateDep, staff: StaffDep, body: CreatePickup) -> 
 async def pickup_frames(state: StateDep, staff: StaffDep, pickup_id: PickupId,
                         body: FramesIn) -> PickupResult:
     """The camera frames answering the challenge: `verified` or `refused` with a reason,
-    never a score. 423 locked after too many refusals."""
-    frames = [FrameInput(_image(frame.image), frame.offset_s) for frame in body.frames]
+    never a score. 423 locked after too many refusals. One request has one arrival time, so
+    this checks the poses and that the answer came before the deadline, not the pace of the
+    turns (the streamed check below does)."""
+    frames = [FrameInput(_image(frame.image), body.arrived_at) for frame in body.frames]
     result = await pickup_service(state).submit_frames(staff, pickup_id, body.challenge_id,
                                                        frames)
     return PickupResult(**result)
@@ -60,12 +62,13 @@ async def pickup_frames(state: StateDep, staff: StaffDep, pickup_id: PickupId,
 async def pickup_frame(state: StateDep, staff: StaffDep, pickup_id: PickupId,
                        index: FrameIndex, body: StreamedFrameIn) -> FramesReceived:
     """Streamed face check: frame `index` (0 = frontal), sent as soon as it is captured and
-    analysed on arrival, so the verdict after the last frame is quick. Any order; each index
-    once. The first frame spends the challenge. A bad frame is not reported here (the verdict
+    analysed on arrival, so the verdict after the last frame is quick. Each index once; a
+    frame's time is its arrival here, and frames must arrive in index order before the
+    deadline. The first frame spends the challenge. A bad frame is not reported here (the verdict
     refuses it). 409 challenge_used when the frames went another way, 410 challenge_expired."""
     received = await pickup_service(state).add_frame(
         staff, pickup_id, body.challenge_id, index,
-        FrameInput(_image(body.image), body.offset_s))
+        FrameInput(_image(body.image), body.arrived_at))
     return FramesReceived(**received)
 
 

@@ -379,8 +379,8 @@
     ui.canvas.width = Math.round(v.videoWidth * scale);
     ui.canvas.height = Math.round(v.videoHeight * scale);
     ui.canvas.getContext("2d").drawImage(v, 0, 0, ui.canvas.width, ui.canvas.height);
-    const offset = (performance.now() - pickup.receivedAt) / 1000;
-    return canvasJpeg(ui.canvas).then((image) => ({ image, offset_s: round3(offset) }));
+    // No capture time is sent: the gateway times each frame by its arrival.
+    return canvasJpeg(ui.canvas);
   }
 
   function runCameraCheck() {
@@ -396,7 +396,11 @@
     const texts = promptsFor(current.poses);
     // Each frame is uploaded as soon as it is captured, so the gateway analyses it while
     // the patient goes on turning; after the last prompt only the verdict is left to wait for.
+    // The gateway times a frame by its arrival and wants them in capture order, so each
+    // upload starts once the previous one is answered: a slow upload delays the next one,
+    // never lets it overtake.
     const uploads = [];
+    let chain = Promise.resolve();
     let index = 0;
     windows.forEach((w, i) => {
       timers.push(setTimeout(() => showPrompt(i, texts[i], w.to - w.from), w.from * 1000));
@@ -404,14 +408,15 @@
         const due = start + (w.from + c) * 1000;
         const frameIndex = index;
         index += 1;
-        uploads.push(new Promise((resolve) => {
-          timers.push(setTimeout(async () => {
-            const frame = await captureFrame();
-            if (pickup !== current) return resolve({ ok: false, code: "cancelled" });
-            resolve(api("PUT", `/pharmacy/pickups/${encodeURIComponent(current.id)}/frames/${frameIndex}`,
-              { challenge_id: current.challengeId, image: frame.image, offset_s: frame.offset_s }));
-          }, due - performance.now()));
-        }));
+        const captured = new Promise((resolve) => {
+          timers.push(setTimeout(() => resolve(captureFrame()), due - performance.now()));
+        });
+        chain = chain.then(() => captured).then((image) => {
+          if (pickup !== current) return { ok: false, code: "cancelled" };
+          return api("PUT", `/pharmacy/pickups/${encodeURIComponent(current.id)}/frames/${frameIndex}`,
+            { challenge_id: current.challengeId, image });
+        });
+        uploads.push(chain);
       }
     });
     const end = windows[windows.length - 1].to;
@@ -471,7 +476,7 @@
           inputs[j].value = "";
           inputs[j].disabled = true;
         }
-        picked[i] = file ? { file, offset_s: round3((performance.now() - pickup.receivedAt) / 1000) } : null;
+        picked[i] = file ? { file } : null;
         if (file && i + 1 < inputs.length) inputs[i + 1].disabled = false;
         ui.uploadSend.disabled = picked.some((p) => p === null);
       });
@@ -493,7 +498,7 @@
       let frames;
       try {
         frames = await Promise.all(picked.map(async (p) => ({
-          image: await photoJpeg(p.file), offset_s: p.offset_s,
+          image: await photoJpeg(p.file),
         })));
       } catch (_) {
         showResult("refused", "REFUSED", reasonText("image_corrupt"));
@@ -586,10 +591,6 @@
   }
 
   // ---- helpers ------------------------------------------------------------------------------
-  function round3(x) {
-    return Math.round(x * 1000) / 1000;
-  }
-
   function canvasJpeg(canvas) {
     return new Promise((resolve, reject) => {
       canvas.toBlob((blob) => {

@@ -22,7 +22,7 @@ from chaincode.mip.access import READ_WINDOW_S, AccessContract
 from chaincode.mip.audit import access_index_key, access_key
 from chaincode.mip.canonical import canonical_json
 from chaincode.mip.credentials import credential_key, private_key, salted_hash
-from chaincode.mip.errors import AccessDenied, BadSignature, Expired
+from chaincode.mip.errors import AccessDenied, BadSignature, ClockSkew, Expired
 from chaincode.mip.grants import grant_key
 from chaincode.shim import Context, create_composite_key
 
@@ -131,9 +131,13 @@ async def test_read_window() -> None:
     stub, access_id = world(access_age=READ_WINDOW_S + 5)
     with pytest.raises(Expired):
         await AccessContract().Read(context(stub, PHARMACIST), access_id)
-    # A client-chosen old proposal timestamp does not reopen the window: the peer's clock counts.
-    stub.now -= 3600
+    # A client-chosen old proposal timestamp does not reopen the window: within the allowed
+    # skew the peer's clock counts, beyond it the proposal is refused outright.
+    stub.now -= 100
     with pytest.raises(Expired):
+        await AccessContract().Read(context(stub, PHARMACIST), access_id)
+    stub.now -= 3600
+    with pytest.raises(ClockSkew):
         await AccessContract().Read(context(stub, PHARMACIST), access_id)
 
 

@@ -81,8 +81,8 @@ def b64(data: bytes) -> str:
 
 
 def answer(challenge_id: str, images: list[bytes]) -> dict[str, Any]:
-    return {"challenge_id": challenge_id,
-            "frames": [{"image": b64(img), "offset_s": 0.5 + i} for i, img in enumerate(images)]}
+    """A face answer; frames carry no time (the gateway times them by arrival)."""
+    return {"challenge_id": challenge_id, "frames": [{"image": b64(img)} for img in images]}
 
 
 def fix_poses(gw: GatewayClient, challenge_id: str) -> None:

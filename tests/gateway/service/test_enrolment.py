@@ -23,6 +23,7 @@ from enrolment_kit import (
 )
 from gateway_testkit import GatewayClient, assert_error
 
+from gateway.services.face_frames import gateway_time
 from gateway.services.holders import holder_service
 
 
@@ -96,6 +97,36 @@ async def test_refusals_change_nothing(hw: GatewayClient) -> None:
     assert_error(await hw.http.post(f"{API}/enrolments/{sid}/frames", headers=registrar,
                                     json=answer(cid, frames_of("bush"))), 409, "challenge_used")
     assert await _counts(hw) == before
+
+
+async def test_answer_timed_by_arrival_not_by_client_claims(hw: GatewayClient) -> None:
+    """A one-request answer carries one time, its arrival: claimed capture times change
+    nothing, and an answer that truly arrives after the deadline is refused."""
+    registrar = hw.staff("HospitalMSP", "registrar")
+    await ensure_enrolled(hw, "bush")
+    session = await open_session(hw)
+    sid, cid = session["session_id"], session["challenge"]["challenge_id"]
+    # Claims of frames taken long after the deadline (the former `offset_s`) are ignored:
+    # the liveness check passes and the flow goes on to duplicate screening.
+    claimed = answer(cid, frames_of("bush"))
+    for i, frame in enumerate(claimed["frames"]):
+        frame["offset_s"] = 100.0 + i
+    assert_error(await hw.http.post(f"{API}/enrolments/{sid}/frames", headers=registrar,
+                                    json=claimed), 409, "duplicate_face")
+    # A challenge issued 20 s ago with its deadline 2 s past: an answer arriving now is late,
+    # whatever the frames could say about when they were taken.
+    r = await hw.http.post(f"{API}/enrolments/{sid}/challenge", headers=registrar)
+    cid = r.json()["challenge_id"]
+    now = gateway_time()
+    with hw.state.db.transaction() as conn:
+        conn.execute("UPDATE face_challenges SET poses = '[\"left\", \"right\"]', "
+                     "issued_at = ?, deadline = ? WHERE challenge_id = ?",
+                     (now - 20, now - 2, cid))
+    body = assert_error(await hw.http.post(f"{API}/enrolments/{sid}/frames",
+                                           headers=registrar,
+                                           json=answer(cid, frames_of("bush"))),
+                        422, "liveness_failed")
+    assert "deadline" in body["message"]
 
 
 async def test_bad_images_are_refused(hw: GatewayClient) -> None:

@@ -20,13 +20,13 @@ from mip_testkit import Account, MipClients
 from face_engine.engine import FaceEngine
 from gateway.demo.camera import HeadModel, challenge_poses, posed_frame, prepare_portrait
 from gateway.demo.faces import demo_portrait
+from gateway.services.face_frames import gateway_time
 from gateway.services.faces import LiveFace, face_service
 from gateway.services.pickup import PickupService
 
 __all__ = ["mip"]
 
 URL = "/api/v1/pharmacy/pickups"
-STEP_S = 0.5
 TURNS = ("left", "right")
 
 
@@ -41,12 +41,12 @@ def _pose_jpeg(name: str, pose: str, engine: FaceEngine) -> str:
 
 
 def frames_body(gw: GatewayClient, challenge: dict[str, Any], who: str) -> dict[str, Any]:
-    """The simulated camera's answer to `challenge`: frontal, then each pose, 0.5 s apart."""
+    """The simulated camera's answer to `challenge`: frontal, then each pose (frames carry no
+    time: the gateway times them by arrival)."""
     engine = gw.state.face_engine()
     poses = challenge_poses(challenge["poses"])
     return {"challenge_id": challenge["challenge_id"],
-            "frames": [{"image": _pose_jpeg(who, pose, engine), "offset_s": STEP_S * (i + 1)}
-                       for i, pose in enumerate(poses)]}
+            "frames": [{"image": _pose_jpeg(who, pose, engine)} for pose in poses]}
 
 
 async def enrol_face(gw: GatewayClient, account: Account, who: str = "grace_hopper") -> None:
@@ -188,9 +188,10 @@ async def test_pickup_refusals(gw: GatewayClient, mip: MipClients) -> None:
     body = frames_body(gw, pickup["challenge"], "grace_hopper")
     # Malformed frames change nothing (the challenge is still unanswered afterwards).
     for bad in ({**body, "frames": body["frames"] * 5},
-                {**body, "frames": [{"image": "@@@", "offset_s": 0.5}]},
+                {**body, "frames": [{"image": "@@@"}]},
                 {**body, "frames": []},
-                {**body, "frames": [{"image": "AAAA", "offset_s": -1}]}):
+                # A client time is no longer part of the API: refused, not trusted.
+                {**body, "frames": [{**body["frames"][0], "offset_s": 0.5}]}):
         assert_error(await gw.http.post(frames_url, json=bad, headers=pharmacist), 422,
                      "invalid_request")
     assert_error(await gw.http.post(frames_url, json={**body, "challenge_id": "x" * 32},
@@ -202,8 +203,7 @@ async def test_pickup_refusals(gw: GatewayClient, mip: MipClients) -> None:
     assert_error(await gw.http.post(f"{URL}/nope/frames", json=body, headers=pharmacist),
                  404, "not_found")
     # A picture that is not a face.
-    blank = {**body, "frames": [{"image": base64.b64encode(b"not an image").decode(),
-                                 "offset_s": 0.5}]}
+    blank = {**body, "frames": [{"image": base64.b64encode(b"not an image").decode()}]}
     r = await gw.http.post(frames_url, json=blank, headers=pharmacist)
     assert r.json()["result"] == "refused"
     assert r.json()["reason"] in ("bad_image", "no_face", "liveness_failed")
@@ -225,3 +225,20 @@ async def test_counter_key_needs_a_pharmacy_admin(gw: GatewayClient) -> None:
     first = (await gw.http.post(url, headers=gw.staff(PHARMACY, "admin"))).json()
     again = (await gw.http.post(url, headers=gw.staff(PHARMACY, "admin"))).json()
     assert first["key_id"] == again["key_id"] and again["newly_registered"] is False
+
+
+async def test_batch_answer_is_timed_by_its_arrival(gw: GatewayClient, mip: MipClients) -> None:
+    """All frames of one request share its arrival time: an answer that arrives after the
+    deadline is refused, even if its frames could have been taken in time."""
+    _, rx = await ready_prescription(gw, mip, refills=1)
+    pickup = await start(gw, rx["credential_id"])
+    now = gateway_time()
+    with gw.state.db.transaction() as conn:
+        conn.execute("UPDATE face_challenges SET issued_at = ?, deadline = ? "
+                     "WHERE challenge_id = ?",
+                     (now - 20, now - 2, pickup["challenge"]["challenge_id"]))
+    assert (await answer(gw, pickup, "grace_hopper")).json() == {
+        "result": "refused", "reason": "liveness_failed"}
+    # Answered in time, the same frames verify.
+    pickup = await start(gw, rx["credential_id"])
+    assert (await answer(gw, pickup, "grace_hopper")).json()["result"] == "verified"

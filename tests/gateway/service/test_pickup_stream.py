@@ -4,17 +4,18 @@ someone else)."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import os
 import threading
 from typing import Any
 
+import pytest
 from gateway_testkit import GatewayClient, assert_error
 from ledger_kit import PHARMACY, mip
 from mip_testkit import MipClients
 from test_pickup import URL, frames_body, ready_prescription, start
 
+from gateway.services import face_frames
 from gateway.services.faces import face_service
 from gateway.services.state import BACKGROUND_NICE
 
@@ -29,12 +30,13 @@ def stream_bodies(gw: GatewayClient, pickup: dict[str, Any], who: str
 
 async def send_frames(gw: GatewayClient, pickup: dict[str, Any], who: str,
                       order: list[int] | None = None) -> list[Any]:
+    """PUT the frames one after another, in `order` (default: index order): each one's time
+    is its arrival, so the order they arrive in is the order the gateway sees."""
     frames = stream_bodies(gw, pickup, who)
     pharmacist = gw.staff(PHARMACY, "pharmacist")
     indexes = order if order is not None else list(range(len(frames)))
-    return list(await asyncio.gather(*[
-        gw.http.put(f"{URL}/{pickup['pickup_id']}/frames/{i}", json=frames[i],
-                    headers=pharmacist) for i in indexes]))
+    return [await gw.http.put(f"{URL}/{pickup['pickup_id']}/frames/{i}", json=frames[i],
+                              headers=pharmacist) for i in indexes]
 
 
 async def verdict(gw: GatewayClient, pickup: dict[str, Any], frames: int) -> Any:
@@ -48,8 +50,7 @@ async def test_streamed_check_verifies_and_dispenses(gw: GatewayClient,
                                                      mip: MipClients) -> None:
     _, rx = await ready_prescription(gw, mip)
     pickup = await start(gw, rx["credential_id"])
-    # Uploads may overtake each other; the indexes put them in order.
-    replies = await send_frames(gw, pickup, "grace_hopper", order=[2, 0, 1])
+    replies = await send_frames(gw, pickup, "grace_hopper")
     assert all(r.status_code == 202 for r in replies), [r.text for r in replies]
     assert sorted(r.json()["frames_received"] for r in replies)[-1] == 3
     assert "score" not in "".join(r.text for r in replies)
@@ -96,7 +97,8 @@ async def test_streamed_check_refusals(gw: GatewayClient, mip: MipClients) -> No
     base = f"{URL}/{pickup['pickup_id']}"
     for url, body in ((f"{base}/frames/12", frames[0]), (f"{base}/frames/-1", frames[0]),
                       (f"{base}/frames/0", {**frames[0], "image": "@@@"}),
-                      (f"{base}/frames/0", {**frames[0], "offset_s": -1}),
+                      # A client time is not part of the API: refused, never trusted.
+                      (f"{base}/frames/0", {**frames[0], "offset_s": 0.5}),
                       (f"{base}/frames/0", {**frames[0], "extra": 1})):
         assert_error(await gw.http.put(url, json=body, headers=pharmacist), 422,
                      "invalid_request")
@@ -150,3 +152,63 @@ async def test_streamed_frames_are_analysed_at_a_lower_priority(gw: GatewayClien
     assert await gw.state.run_face(nice_here) == base  # interactive face work is not lowered
     # ...and its engine runs single-threaded models of its own.
     assert gw.state.background_face_engine() is not gw.state.face_engine()
+
+
+# --- timing: a frame's time is its arrival at the gateway ------------------------------------
+
+
+async def test_frames_arriving_out_of_order_are_refused(gw: GatewayClient,
+                                                        mip: MipClients) -> None:
+    """Index order must be arrival order: a client cannot send a turn 'before' the frontal
+    frame and label it later (the indexes claim an order; the arrivals decide it)."""
+    _, rx = await ready_prescription(gw, mip)
+    pickup = await start(gw, rx["credential_id"])
+    replies = await send_frames(gw, pickup, "grace_hopper", order=[2, 0, 1])
+    assert all(r.status_code == 202 for r in replies)
+    assert (await verdict(gw, pickup, 3)).json() == {"result": "refused",
+                                                     "reason": "liveness_failed"}
+
+
+async def test_a_frame_that_truly_arrives_late_is_refused(gw: GatewayClient, mip: MipClients,
+                                                          monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    """The last turn arrives after the challenge's deadline (the gateway's clock moved on by
+    20 s): refused, whatever the client could have claimed about when it was taken."""
+    _, rx = await ready_prescription(gw, mip)
+    pickup = await start(gw, rx["credential_id"])
+    frames = stream_bodies(gw, pickup, "grace_hopper")
+    pharmacist = gw.staff(PHARMACY, "pharmacist")
+    for i in (0, 1):
+        r = await gw.http.put(f"{URL}/{pickup['pickup_id']}/frames/{i}", json=frames[i],
+                              headers=pharmacist)
+        assert r.status_code == 202
+    # Deadlines are 14 or 18 s after issue; 20 s on is past it, within the answer grace.
+    monkeypatch.setattr(face_frames, "_WALL_MINUS_MONOTONIC",
+                        face_frames._WALL_MINUS_MONOTONIC + 20)
+    r = await gw.http.put(f"{URL}/{pickup['pickup_id']}/frames/2", json=frames[2],
+                          headers=pharmacist)
+    assert r.status_code == 202
+    assert (await verdict(gw, pickup, 3)).json() == {"result": "refused",
+                                                     "reason": "liveness_failed"}
+
+
+async def test_frames_are_timed_by_arrival(gw: GatewayClient, mip: MipClients,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the liveness check is given: each frame's arrival on the gateway's clock."""
+    seen: list[float] = []
+    faces = face_service(gw.state)
+    add = faces.add_live_frame
+
+    async def spy(challenge_id: str, purpose: str, subject: str, index: int,
+                  frame: Any) -> int:
+        seen.append(frame.timestamp)
+        return await add(challenge_id, purpose, subject, index, frame)
+
+    monkeypatch.setattr(faces, "add_live_frame", spy)
+    _, rx = await ready_prescription(gw, mip)
+    pickup = await start(gw, rx["credential_id"])
+    before = face_frames.gateway_time()
+    await send_frames(gw, pickup, "grace_hopper")
+    after = face_frames.gateway_time()
+    assert len(seen) == 3 and before <= seen[0] <= seen[1] <= seen[2] <= after
+    assert (await verdict(gw, pickup, 3)).json()["result"] == "verified"

@@ -1,7 +1,7 @@
 """A stand-in for the gateway's pickup endpoints (same paths and bodies), serving the
 real counter page: it proves the page's side of the protocol (token header, frame count,
-time offsets, JPEG payloads) and drives the error displays the real gateway only reaches
-after slow setups (e.g. a prescription locked after five failures).
+no client times, uploads in capture order, JPEG payloads) and drives the error displays
+the real gateway only reaches after slow setups (e.g. a prescription locked after five failures).
 
 It accepts one token, records every call, and answers from a script the test sets.
 """
@@ -34,7 +34,6 @@ class FramesCall:
     pickup_id: str
     challenge_id: str
     images: list[bytes]
-    offsets: list[float]
     streamed: bool = False
     # streamed only: when each frame arrived, and when the verdict was asked (monotonic s)
     arrivals: list[float] = field(default_factory=list)
@@ -45,7 +44,6 @@ class FramesCall:
 class StreamedFrame:
     challenge_id: str
     image: bytes
-    offset_s: float
     arrived: float
 
 
@@ -109,12 +107,14 @@ class FakePharmacy:
                 return refused
             body = await request.json()
             try:
+                # Like the gateway: a frame is {image} only (no client time).
+                if any(set(f) != {"image"} for f in body["frames"]):
+                    raise ValueError("unexpected frame fields")
                 images = [base64.b64decode(f["image"], validate=True) for f in body["frames"]]
-                offsets = [float(f["offset_s"]) for f in body["frames"]]
             except (KeyError, TypeError, ValueError, binascii.Error):
                 return _error(422, "invalid_request", "malformed frames")
             self.frames_calls.append(FramesCall(pickup_id, str(body.get("challenge_id")),
-                                                images, offsets))
+                                                images))
             return self.answer()
 
         @app.put("/api/v1/pharmacy/pickups/{pickup_id}/frames/{index}")
@@ -123,9 +123,11 @@ class FakePharmacy:
                 return refused
             body = await request.json()
             try:
+                if set(body) != {"challenge_id", "image"}:
+                    raise ValueError("unexpected frame fields")
                 streamed = StreamedFrame(str(body["challenge_id"]),
                                          base64.b64decode(body["image"], validate=True),
-                                         float(body["offset_s"]), time.monotonic())
+                                         time.monotonic())
             except (KeyError, TypeError, ValueError, binascii.Error):
                 return _error(422, "invalid_request", "malformed frame")
             stream = self.streams.setdefault(pickup_id, {})
@@ -144,7 +146,7 @@ class FakePharmacy:
             frames = [stream[i] for i in range(count)]
             self.frames_calls.append(FramesCall(
                 pickup_id, str(body.get("challenge_id")), [f.image for f in frames],
-                [f.offset_s for f in frames], streamed=True,
+                streamed=True,
                 arrivals=[f.arrived for f in frames], verdict_at=time.monotonic()))
             if {f.challenge_id for f in frames} != {body.get("challenge_id")}:
                 return _error(404, "challenge_not_found", "frames of another challenge")

@@ -90,11 +90,16 @@ class TestClient:
         transient: Mapping[str, bytes] | None = None,
         chaincode: str = CHAINCODE,
         channel: str = CHANNEL,
+        timestamp_s: float | None = None,
     ) -> Built:
+        """A signed proposal; `timestamp_s` dates it (default now), as any client may."""
         nonce = os.urandom(24)
         txid = compute_txid(nonce, self.creator)
         ts = timestamp_pb2.Timestamp()
-        ts.GetCurrentTime()
+        if timestamp_s is None:
+            ts.GetCurrentTime()
+        else:
+            ts.FromNanoseconds(round(timestamp_s * 1e9))
         ext = proposal_pb2.ChaincodeHeaderExtension(
             chaincode_id=chaincode_pb2.ChaincodeID(name=chaincode)
         )
