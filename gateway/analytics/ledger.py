@@ -29,7 +29,7 @@ from gateway.analytics.errors import (
     LedgerUnavailable,
     UnknownDataset,
 )
-from gateway.fabric import AccessDenied, ChaincodeError, CommitError, GatewayError
+from gateway.fabric import AccessDenied, ChaincodeError, CommitError, EndorseError, GatewayError
 from gateway.fabric.retry import RETRYABLE_CODES, RetryPolicy
 
 log = logging.getLogger("mip.analytics")
@@ -80,6 +80,8 @@ def budget_error(exc: GatewayError) -> BudgetError:
         return BudgetError(f"the ledger refused the debit: {exc.chaincode_message}")
     if isinstance(exc, AccessDenied):
         return BudgetDenied("the ledger refused this identity")
+    if isinstance(exc, EndorseError) and exc.endorsements_differ:
+        return BudgetConflict("concurrent debits: endorsements differed after every retry")
     if isinstance(exc, CommitError):
         if exc.validation_code in RETRYABLE_CODES:
             return BudgetConflict(f"concurrent debits: {exc.code_name} after every retry")

@@ -355,6 +355,9 @@ class Story:
                  for i in range(4)]
         self.call("POST", f"/admin/datasets/{dataset_id}/records", staff="hospital_admin",
                   json={"records": rows})
+        # The budget is the owner org's to give: its admin admits the researcher first.
+        self.call("POST", f"/admin/datasets/{dataset_id}/researchers", staff="hospital_admin",
+                  expect=201, json={"org": HOSPITAL, "user": self.env.staff["researcher"].name})
         answer = self.call("POST", "/analytics/queries", staff="researcher", json={
             "dataset_id": dataset_id, "query": {"kind": "count"}, "epsilon": 0.5})
         info = self.call("GET", f"/analytics/datasets/{dataset_id}", staff="researcher")

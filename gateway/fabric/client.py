@@ -19,7 +19,7 @@ import grpc
 
 from ._protos import gateway_pb2_grpc
 from .checkpoint import Checkpoint
-from .errors import CommitError
+from .errors import CommitError, EndorseError
 from .events import ChaincodeEventStream, signed_events_request
 from .identity import Identity
 from .proposal import Arg, ProposalError, TransactionContext, build_proposal
@@ -280,9 +280,21 @@ class Contract:
         policy = retry_policy or self.network.gateway.retry_policy
         attempt = 1
         while True:
-            submitted = await self.submit_async(
-                name, args, transient=transient, endorsing_orgs=endorsing_orgs
-            )
+            try:
+                submitted = await self.submit_async(
+                    name, args, transient=transient, endorsing_orgs=endorsing_orgs
+                )
+            except EndorseError as exc:
+                # Several endorsers (a majority policy) may simulate on either side of a
+                # commit; their results then differ. Like a read conflict, endorsing again
+                # runs every simulation on the current state.
+                if not (exc.endorsements_differ and policy.should_reendorse(attempt)):
+                    raise
+                _log.info("endorsements of %s differ, endorsing again (attempt %d of %d)",
+                          exc.transaction_id, attempt + 1, policy.max_attempts)
+                await policy.sleep(attempt)
+                attempt += 1
+                continue
             try:
                 return await submitted.wait()
             except CommitError as exc:

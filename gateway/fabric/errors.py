@@ -83,6 +83,18 @@ class EvaluateError(GatewayError):
 class EndorseError(GatewayError):
     """Endorse failed: no endorsement, or not enough to satisfy the policy."""
 
+    @property
+    def endorsements_differ(self) -> bool:
+        """The endorsers simulated on different states (a block committed between their
+        simulations), so their results differ: the endorsement analogue of a read conflict,
+        which endorsing again resolves. Fabric's gateway and devnet say so per org."""
+        return any(ENDORSEMENTS_DIFFER in d.message for d in self.details)
+
+
+# What Fabric's gateway (and devnet) put in an org's error detail when its endorsement's
+# result differs from the others'.
+ENDORSEMENTS_DIFFER = "ProposalResponsePayloads do not match"
+
 
 class SubmitError(GatewayError):
     """Submit to the ordering service failed."""

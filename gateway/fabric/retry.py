@@ -1,4 +1,4 @@
-"""Opt-in retry of transactions invalidated by a read conflict.
+"""Opt-in retry of transactions invalidated by a read conflict (or whose endorsements differ).
 
 An MVCC_READ_CONFLICT (a key read at endorsement changed before commit) or a
 PHANTOM_READ_CONFLICT (a range query's result changed) means the transaction ran on stale state;
@@ -48,6 +48,12 @@ class RetryPolicy:
     def should_retry(self, validation_code: int, attempt: int) -> bool:
         """`attempt` counts from 1; true if another try is allowed after it failed."""
         return validation_code in self.retry_codes and attempt < self.max_attempts
+
+    def should_reendorse(self, attempt: int) -> bool:
+        """After endorsements that differ (endorsers on either side of a commit): retried
+        whenever read conflicts are, for it is the same stale-state race caught earlier."""
+        return (transaction_pb2.TxValidationCode.MVCC_READ_CONFLICT in self.retry_codes
+                and attempt < self.max_attempts)
 
     def delay(self, attempt: int) -> float:
         bound = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))

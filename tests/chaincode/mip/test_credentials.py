@@ -23,10 +23,14 @@ TRANSACTIONS = {
     "Access": {"Request": ["credential_id", "scope", "purpose"], "Read": ["access_id"],
                "HolderLog": ["request"], "AuditorLog": ["start", "end"]},
     "Pharmacy": {"RegisterGatewayKey": ["key_id", "public_key_pem"],
+                 "RevokeGatewayKey": ["key_id"],
                  "Dispense": ["credential_id", "attestation"]},
     "Research": {"RegisterDataset": ["dataset_id", "total_epsilon_micro"],
                  "Debit": ["dataset_id", "epsilon_micro", "query_digest"],
-                 "Get": ["dataset_id"]},
+                 "Get": ["dataset_id"],
+                 "AdmitResearcher": ["dataset_id", "researcher_org", "researcher_id"],
+                 "DismissResearcher": ["dataset_id", "researcher_org", "researcher_id"],
+                 "Researchers": ["dataset_id"]},
 }
 
 

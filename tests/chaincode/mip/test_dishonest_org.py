@@ -28,6 +28,7 @@ from credential_kit import (
     revoke_grant,
 )
 from forgery_kit import POLICY_FAILURE, Forger, PrivateWrites
+from identity_kit import admit
 from mip_testkit import (
     Account,
     Holder,
@@ -248,6 +249,7 @@ async def test_no_org_alone_resets_a_privacy_budget(mip: MipClients) -> None:
     dataset_id = new_id("ds")
     admin = await mip.client(HOSPITAL, "admin")
     await admin.submit("Research:RegisterDataset", [dataset_id, "1000000"])
+    await admit(mip, dataset_id, HOSPITAL, HOSPITAL)
     researcher = await mip.client(HOSPITAL, "researcher")
     await researcher.submit("Research:Debit", [dataset_id, "900000", "ab" * 32])
     before = await get(mip, "Research:Get", dataset_id)

@@ -104,17 +104,17 @@ async def test_exhausted_message_keeps_the_amounts() -> None:
     assert "4 asked, 2 left" in mapped.message and mapped.code == "budget_exhausted"
 
 
-async def test_unknown_dataset_on_owner_lookup() -> None:
+async def test_unknown_dataset() -> None:
     contract = ScriptedContract([chaincode_error("not_found: no such dataset")])
     with pytest.raises(UnknownDataset):
         await LedgerBudget(contract).debit("ds-x", 1, DIGEST)
-    assert [c[0] for c in contract.calls] == ["Research:Get"]  # no debit was sent
+    assert [c[0] for c in contract.calls] == ["Research:Debit"]
 
 
 @pytest.mark.parametrize("raw", [b"not json", b"[]", b'{"remaining_epsilon_micro": "5"}',
                                  b'{"remaining_epsilon_micro": true}', b"{}"])
 async def test_unexpected_answers(raw: bytes) -> None:
-    budget = LedgerBudget(ScriptedContract([raw]), "SchoolMSP")
+    budget = LedgerBudget(ScriptedContract([raw]))
     with pytest.raises(LedgerUnavailable):
         await budget.debit("ds-1", 1, DIGEST)
 

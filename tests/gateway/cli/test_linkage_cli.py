@@ -92,7 +92,7 @@ async def test_prove_and_verify_from_the_command_line(devnet: MipNetwork,
     refused(mip(pharmacy, "linkage", "key", PHARMACY), "registered no linkage verifier key")
     # The contract, not the CLI, knows the identity's role: a pharmacist is refused there.
     refused(mip(pharmacy, "linkage", "register-key", "--org", PHARMACY, "--as", "pharmacist"),
-            "endorse")
+            "access_denied")
     refused(mip(pharmacy, "linkage", "key", PHARMACY), "registered no linkage verifier key")
     for org, config in configs.items():
         r = mip(config, "linkage", "register-key", "--org", org, "--as", "admin")

@@ -211,6 +211,8 @@ class FakeGateway(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
         self.commit_codes: list[int] = []  # forced validation codes, popped per submit
         self.denied_fns: set[str] = set()  # preProcess ACL refusals
         self.endorse_error: tuple[grpc.StatusCode, str] | None = None  # whole-call failure
+        # Forced endorsement failures, popped per Endorse: an org's detail message each.
+        self.endorse_failures: list[str] = []
         self.submit_error: tuple[grpc.StatusCode, str] | None = None
         self.transients: list[dict[str, bytes]] = []
         self.proposals: list[Unpacked] = []
@@ -347,6 +349,11 @@ class FakeGateway(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
         if self.endorse_error is not None:
             code, message = self.endorse_error
             await self._fail(context, code, message)
+        if self.endorse_failures:
+            await self._fail(
+                context, grpc.StatusCode.ABORTED, "failed to collect enough transaction "
+                "endorsements, see attached details for more info",
+                [self._detail(self.endorse_failures.pop(0))])
         try:
             p = self.unpack(request.proposed_transaction)
         except Refused as exc:

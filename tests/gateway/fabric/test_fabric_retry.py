@@ -1,4 +1,4 @@
-"""Opt-in retry of MVCC / phantom read conflicts."""
+"""Opt-in retry of MVCC / phantom read conflicts, and of endorsements that differ."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import pytest
 from fabric_protos.peer import transaction_pb2
 from fabric_testkit import MVCC, Served
 
-from gateway.fabric import CommitError, Gateway, RetryPolicy
+from gateway.fabric import CommitError, EndorseError, Gateway, RetryPolicy
+from gateway.fabric.errors import ENDORSEMENTS_DIFFER
 
 PHANTOM = transaction_pb2.TxValidationCode.PHANTOM_READ_CONFLICT
 FAST = RetryPolicy(max_attempts=3, base_delay=0.001, max_delay=0.01)
@@ -50,6 +51,26 @@ async def test_other_codes_not_retried(gateway: Gateway, served: Served) -> None
             gateway.get_network("mipchannel").get_contract("mip").submit("CreateAsset", ["r3", "v"])
         )
     assert served.fake.calls.count("Endorse") == 1
+
+
+async def test_differing_endorsements_are_endorsed_again(gateway: Gateway,
+                                                         served: Served) -> None:
+    """Endorsers on either side of a commit (a majority policy) return different results;
+    with a retry policy the client endorses again, as after a read conflict."""
+    contract = gateway.get_network("mipchannel").get_contract("mip")
+    served.fake.endorse_failures = [ENDORSEMENTS_DIFFER, ENDORSEMENTS_DIFFER]
+    assert await contract.submit("CreateAsset", ["r4", "v"], retry_policy=FAST) == b"v"
+    assert served.fake.calls.count("Endorse") == 3
+    served.fake.endorse_failures = [ENDORSEMENTS_DIFFER]
+    with pytest.raises(EndorseError) as info:  # no retry policy: the caller sees it
+        await contract.submit("CreateAsset", ["r5", "v"])
+    assert info.value.endorsements_differ
+    # Any other endorsement failure is not retried.
+    served.fake.endorse_failures = ["chaincode response 500, boom"]
+    with pytest.raises(EndorseError) as info:
+        await contract.submit("CreateAsset", ["r6", "v"], retry_policy=FAST)
+    assert not info.value.endorsements_differ
+    assert served.fake.calls.count("Endorse") == 5
 
 
 def test_policy_delays_are_jittered_and_bounded() -> None:
