@@ -283,7 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--chaincode", default="mip")
     parser.add_argument("--policy", default="majority",
                         help="chaincode endorsement policy: majority (Fabric's default), "
-                             "mip (OR of the three peers) or a policy string")
+                             "mip (the MIP chaincode's: chaincode/mip/endorsement.py, 2 of "
+                             "the 3 peers) or a policy string")
     parser.add_argument("--devnet-arg", action="append", default=[],
                         help="extra argument for `network.devnet up` (repeatable)")
     parser.add_argument("--port-offset", type=int, default=500,
