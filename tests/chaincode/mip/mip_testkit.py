@@ -589,10 +589,13 @@ def open_request(
 
 async def open_account(
     mip: MipClients, holder: Holder, institution: str, min_level: int = 2,
-    carrier: tuple[str, str] = ("HospitalMSP", "gateway"),
+    carrier: tuple[str, str] = ("HospitalMSP", "gateway"), *, pseudonym: str | None = None,
+    commitment: str | None = None,
 ) -> Account:
-    """Open an account of `holder` at `institution` through a gateway identity."""
-    key, pseudonym, request, presentation = open_request(holder, institution, min_level)
+    """Open an account of `holder` at `institution` through a gateway identity (with the
+    face commitment of a reference enrolled for `pseudonym`, or a fresh fake one)."""
+    key, pseudonym, request, presentation = open_request(
+        holder, institution, min_level, pseudonym=pseudonym, commitment=commitment)
     gateway = await mip.client(*carrier)
     record = json.loads(await gateway.submit("Account:Open", [request, presentation]))
     return Account(key, pseudonym, institution, record)
