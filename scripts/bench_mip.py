@@ -309,7 +309,8 @@ async def holder_round(clients: Clients, fx: Fixtures, rec: Recorder) -> HolderA
     account_key = new_key()
     pseudonym = secrets.token_hex(32)
     open_request = sign_holder_request(account_key, "account.open", {
-        "pseudonym": pseudonym, "institution": HOSPITAL, "min_level": 2})
+        "pseudonym": pseudonym, "institution": HOSPITAL, "min_level": 2,
+        "face_commitment": digest()})
     presentation = await asyncio.to_thread(wallet.present, public_raw(account_key), pseudonym, 2)
     await rec.time("Account:Open", lambda: gateway.submit(
         "Account:Open", [json.dumps(open_request), json.dumps(presentation)]))

@@ -1,7 +1,10 @@
 """Isolated per-institution accounts: own key, random pseudonym, anonymous KYC proof.
 
 An account record holds {pseudonym, public key, institution, proven level, opened, status,
-proof digest} and nothing that links it to a passport or to another account. At opening the
+proof digest, face commitment} and nothing that links it to a passport or to another account.
+The face commitment is that of the protected face reference the gateway enrolled for this
+account (keyed per account, salted: it links nothing); the holder signs it in the opening
+request, so the gateway's pharmacy check can compare its stored reference with it. At opening the
 holder proves with an anoncreds presentation (chaincode/mip/kyc_credentials.py) that some
 passport of at least `min_level` stands behind it; the presentation's nonce is derived from the
 account key and pseudonym, so it cannot be replayed for another account.
@@ -50,7 +53,12 @@ from chaincode.mip.kyc_credentials import (
     reprove_nonce,
     verify_account_presentation,
 )
-from chaincode.mip.passports import HOLDER_CARRIERS
+from chaincode.mip.passports import (
+    HOLDER_CARRIERS,
+    check_face_commitment,
+    claim_face_commitment,
+    require_unused_face_commitment,
+)
 from chaincode.mip.staff import MEMBER_ORGS, caller, require_staff
 from chaincode.shim import (
     Context,
@@ -65,6 +73,7 @@ KYC_REVOCATION_OBJECT = "mip.kycrevreg"
 # How far ahead of the transaction time an issuer may date a status list (clock skew).
 MAX_LIST_SKEW_S = 300
 OPEN, CLOSED = "open", "closed"
+_OPEN_FIELDS = {"pseudonym", "institution", "min_level", "face_commitment"}
 _PSEUDONYM = re.compile(r"[0-9a-f]{64}")
 
 
@@ -261,12 +270,15 @@ class AccountContract(Contract):
         self, ctx: Context, request: dict[str, Any], presentation: dict[str, Any]
     ) -> dict[str, Any]:
         """Open an account: `request` signed by the new ACCOUNT key (account.open, body
-        {pseudonym, institution, min_level}), `presentation` proving kyc_level >= min_level."""
+        {pseudonym, institution, min_level, face_commitment}), `presentation` proving
+        kyc_level >= min_level. The face commitment (of the account's protected reference)
+        is required and used once, like a passport's."""
         require_staff(ctx, HOLDER_CARRIERS)
         holder = await verify_holder_request(ctx, request, "account.open")
         body = holder.body
-        if set(body) != {"pseudonym", "institution", "min_level"}:
-            raise InvalidRequest("open body must be exactly {pseudonym, institution, min_level}")
+        if set(body) != _OPEN_FIELDS:
+            raise InvalidRequest(f"open body must be exactly {sorted(_OPEN_FIELDS)}")
+        face_commitment = check_face_commitment(body["face_commitment"])
         pseudonym = check_pseudonym(body["pseudonym"])
         institution = body["institution"]
         if institution not in MEMBER_ORGS:
@@ -278,6 +290,7 @@ class AccountContract(Contract):
             raise Conflict("this pseudonym is taken")
         if await key_in_use(ctx, holder.signer):
             raise Conflict("this key already speaks for a passport or an account")
+        await require_unused_face_commitment(ctx, face_commitment)
         verified = await _verify(ctx, presentation, account_nonce(holder.signer, pseudonym),
                                  min_level)
         record = {
@@ -289,9 +302,11 @@ class AccountContract(Contract):
             "opened": tx_unix_time(ctx),
             "proof_digest": verified.digest,
             "revocation": _revocation_field(verified),
+            "face_commitment": face_commitment,
         }
         await _save(ctx, record)
         await ctx.stub.put_state(account_key_index(holder.signer), pseudonym.encode())
+        await claim_face_commitment(ctx, face_commitment, pseudonym)
         return record
 
     @transaction(read_only=True)

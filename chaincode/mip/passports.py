@@ -13,6 +13,10 @@ Lifecycle (docs/chaincode-transactions.md, "Passports"):
   majority of member orgs have (the enrolling org counts as one like any other); it then flags
   every vouch the passport gave and drops vouchees that fall below k back to level 2.
 - `RotateKey` (recovery) with k-of-n approvals signed by the guardians the holder named.
+- `SetFaceCommitment`, signed by the passport key and carried by the enrolling org: the
+  commitment of a re-enrolled face reference (the gateway's guardian recovery with a changed
+  face). Every commitment, of a passport or an account, is used once (`mip.facecommit`): a
+  new one must be unused, and a replaced one stays used.
 
 A passport record has no key-level endorsement policy: whatever changes it later (status,
 level, key) is endorsed under the chaincode's majority policy (chaincode/mip/endorsement.py),
@@ -64,6 +68,7 @@ HOLDER_CARRIERS = frozenset({"gateway", "registrar"})
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _REGISTER_FIELDS = {"face_commitment", "enrolment_nonce", "kyc_level", "guardians",
                     "guardian_threshold"}
+_FACE_FIELDS = {"passport_id", "face_commitment", "previous"}
 
 
 def passport_id_for(public_key: bytes) -> str:
@@ -85,6 +90,32 @@ def _public_key(text: Any, what: str) -> bytes:
     if len(raw) != 32:
         raise InvalidRequest(f"{what} must be a 32-byte Ed25519 public key (base64)")
     return raw
+
+
+def check_face_commitment(value: Any) -> str:
+    """A face commitment: the hex sha256 of a protected face reference (never a template)."""
+    if not isinstance(value, str) or not _HEX64.fullmatch(value):
+        raise InvalidRequest("face_commitment must be a hex sha256 (64 lowercase hex chars)")
+    return value
+
+
+def face_commitment_key(commitment: str) -> str:
+    return create_composite_key(FACE_COMMIT_OBJECT, [commitment])
+
+
+async def require_unused_face_commitment(ctx: Context, commitment: str) -> None:
+    """Conflict if a passport or an account has ever carried `commitment`.
+
+    A commitment names one protected reference, and a reference belongs to one holder slot,
+    so the same commitment on two records means a gateway reused a reference (or a replaced
+    one is being brought back)."""
+    if await ctx.stub.get_state(face_commitment_key(commitment)) is not None:
+        raise Conflict("this face commitment is already registered")
+
+
+async def claim_face_commitment(ctx: Context, commitment: str, owner: str) -> None:
+    """Mark `commitment` used for good by `owner` (a passport id or an account pseudonym)."""
+    await ctx.stub.put_state(face_commitment_key(commitment), owner.encode())
 
 
 def _reason(reason: str) -> str:
@@ -128,9 +159,7 @@ async def _active_vouch_count(ctx: Context, vouchee: str) -> int:
 def _parse_register_body(body: dict[str, Any], signer: bytes) -> dict[str, Any]:
     if set(body) != _REGISTER_FIELDS:
         raise InvalidRequest(f"register body must have exactly {sorted(_REGISTER_FIELDS)}")
-    face = body["face_commitment"]
-    if not isinstance(face, str) or not _HEX64.fullmatch(face):
-        raise InvalidRequest("face_commitment must be a hex sha256 (64 lowercase hex chars)")
+    face = check_face_commitment(body["face_commitment"])
     nonce = body["enrolment_nonce"]
     if not isinstance(nonce, str) or not 16 <= len(nonce) <= 128:
         raise InvalidRequest("enrolment_nonce must be a string of 16 to 128 characters")
@@ -166,14 +195,12 @@ class PassportContract(Contract):
         holder = await verify_holder_request(ctx, request, "passport.register")
         fields = _parse_register_body(holder.body, holder.signer)
         passport_id = passport_id_for(holder.signer)
-        face_key = create_composite_key(FACE_COMMIT_OBJECT, [fields["face_commitment"]])
         nonce_key = create_composite_key(ENROL_NONCE_OBJECT, [fields["enrolment_nonce"]])
         if await ctx.stub.get_state(passport_key(passport_id)) is not None:
             raise Conflict("a passport with this key already exists")
         if await key_in_use(ctx, holder.signer):
             raise Conflict("this key already speaks for a passport or an account")
-        if await ctx.stub.get_state(face_key) is not None:
-            raise Conflict("this face commitment is already registered")
+        await require_unused_face_commitment(ctx, fields["face_commitment"])
         if await ctx.stub.get_state(nonce_key) is not None:
             raise Conflict("this enrolment nonce was already used")
         now = tx_unix_time(ctx)
@@ -194,7 +221,7 @@ class PassportContract(Contract):
         # the enrolling org nor any other can change its key, level or status alone.
         await _save(ctx, record)
         await ctx.stub.put_state(passport_key_index(holder.signer), passport_id.encode())
-        await ctx.stub.put_state(face_key, passport_id.encode())
+        await claim_face_commitment(ctx, fields["face_commitment"], passport_id)
         await ctx.stub.put_state(nonce_key, passport_id.encode())
         return record
 
@@ -395,4 +422,41 @@ class PassportContract(Contract):
         record["public_key"] = b64(new_key)
         record["key_version"] += 1
         await _save(ctx, record)
+        return record
+
+    @transaction()
+    async def SetFaceCommitment(
+        self, ctx: Context, passport_id: str, request: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Replace the passport's face commitment after its reference was re-enrolled.
+
+        `request` is signed by the passport key on record (`passport.face`, body exactly
+        {passport_id, face_commitment, previous}); carried by a gateway or registrar of the
+        enrolling org, whose gateway holds the reference. `previous` must be the current
+        commitment (a stale request cannot undo a newer change); the new one must never have
+        been used, and the old one stays used.
+        """
+        staff = require_staff(ctx, HOLDER_CARRIERS)
+        record = await load_passport(ctx, passport_id)
+        if staff.msp_id != record["enrolling_org"]:
+            raise AccessDenied(f"only the enrolling org {record['enrolling_org']} holds this "
+                               "passport's face reference")
+        holder = await verify_holder_request(
+            ctx, request, "passport.face",
+            expected_signer=unb64(record["public_key"], "public_key"))
+        body = holder.body
+        if set(body) != _FACE_FIELDS:
+            raise InvalidRequest(f"face body must have exactly {sorted(_FACE_FIELDS)}")
+        if body["passport_id"] != passport_id:
+            raise InvalidRequest("the request is for another passport")
+        new = check_face_commitment(body["face_commitment"])
+        previous = check_face_commitment(body["previous"])
+        if record["status"] != ACTIVE:
+            raise PreconditionFailed(f"passport is {record['status']}")
+        if previous != record["face_commitment"]:
+            raise Conflict("previous is not the passport's current face commitment")
+        await require_unused_face_commitment(ctx, new)
+        record["face_commitment"] = new
+        await _save(ctx, record)
+        await claim_face_commitment(ctx, new, passport_id)
         return record

@@ -3,14 +3,19 @@
 Opening (`open_account`): the account key is the holder's hardened per-institution derivation
 (gateway/holder/keys.py: index = how many accounts the holder already has there), the
 pseudonym is random, the KYC presentation (`KycHolder.present`) is bound to that key and
-pseudonym, and `Account:Open` is carried by the institution's gateway identity. Then the
-unlock's live face becomes the account's protected reference (`enrol_reference(live,
-pseudonym, institution)`: keyed per account, so references do not link accounts), and the
+pseudonym, and `Account:Open` is carried by the institution's gateway identity. The face
+behind the account is the unlock's live face, matched then against the passport's reference:
+opening first re-reads the passport and checks that its stored reference still is the one
+its ledger commitment names, and the one the unlock matched (409 `face_reference_mismatch`
+otherwise, before anything is written). The live face becomes the account's protected
+reference (`enrol_reference(live, pseudonym, institution)`: keyed per account, so references
+do not link accounts), whose commitment the account key signs in `account.open`; then the
 account joins the holder's directory, sealed under the master secret.
 
-Order: ledger first, then the directory. If the directory write fails after the ledger
-accepted the account, the account is not lost: the holder's keys re-derive it (index 0, 1, ...
-per institution) and the ledger's key index names its pseudonym (keys.py, "recovery").
+Order: the reference, then the ledger, then the directory. A refused opening revokes the new
+reference. If the directory write fails after the ledger accepted the account, the account is
+not lost: the holder's keys re-derive it (index 0, 1, ... per institution) and the ledger's key
+index names its pseudonym (keys.py, "recovery").
 
 Closing (`close_account`): `Account:Close` signed by the account key, then the directory
 marks it closed and its face reference is revoked. The ledger ends the account's grants with
@@ -32,9 +37,10 @@ import anyio
 from gateway.core.errors import Conflict, InvalidRequest
 from gateway.holder import keys
 
-from .faces import face_service
+from .faces import FaceReferenceMismatch, face_service
 from .grants import close_research_consents
 from .holders import AccountEntry, HolderSession
+from .ledger_reads import json_object
 
 if TYPE_CHECKING:
     from .state import AppState
@@ -55,20 +61,35 @@ async def open_account(state: AppState, session: HolderSession, institution: str
                        code="kyc_level_too_low")
     if session.live is None:
         raise Conflict("the session holds no live face; unlock again", code="face_required")
+    faces = face_service(state)
+    enrolling_org = session.enrolling_org
+    assert enrolling_org is not None  # set by every unlock
+    passport = json_object(await state.ledger.carrier(enrolling_org).evaluate(
+        "Passport:Get", [session.pid]))
+    # The live face was matched at unlock against the reference the ledger named then; that
+    # must still be the ledger's commitment and the stored reference.
+    faces.committed_reference(session.pid, enrolling_org, passport.get("face_commitment"))
+    if passport.get("face_commitment") != session.face_commitment:
+        raise FaceReferenceMismatch("the passport's face reference changed since this unlock; "
+                                    "unlock again")
     index = sum(1 for a in holder_state.accounts if a.institution == institution)
     key = keys.account_key(session.master, institution, index)
     pseudonym = keys.new_pseudonym()
-    request = key.sign_request("account.open", {
-        "pseudonym": pseudonym, "institution": institution, "min_level": min_level},
-        state.settings.channel)
     presentation = await anyio.to_thread.run_sync(
         lambda: holder_state.wallet.present(key.public_raw, pseudonym, min_level))
-    record = json.loads(await state.ledger.carrier(institution).submit(
-        "Account:Open", [json.dumps(request), json.dumps(presentation)]))
+    reference = faces.enrol_reference(session.live, pseudonym, institution)
+    request = key.sign_request("account.open", {
+        "pseudonym": pseudonym, "institution": institution, "min_level": min_level,
+        "face_commitment": reference.commitment}, state.settings.channel)
+    try:
+        record = json_object(await state.ledger.carrier(institution).submit(
+            "Account:Open", [json.dumps(request), json.dumps(presentation)]))
+    except BaseException:
+        faces.revoke_reference(reference)
+        raise
     entry = AccountEntry(pseudonym, institution, index, "open", int(time.time()))
     holder_state.accounts.append(entry)
     session.save()
-    face_service(state).enrol_reference(session.live, pseudonym, institution)
     log.info("account opened at %s", institution)
     return entry, dict(record)
 

@@ -11,6 +11,13 @@ with the frames; the challenge is consumed by its first check, passed or failed,
 recorded answer cannot be replayed. Frame times are their arrival at the gateway
 (face_frames.gateway_time, the clock challenges are issued on too), never the client's.
 
+Every 1:1 decision (desk unlock, account opening, guardian recovery, pharmacy pickup) first
+checks the stored reference against the commitment on the ledger (`committed_reference`: the
+passport's or the account's `face_commitment`, which the holder signed and a majority of orgs
+committed) and refuses a mismatch with 409 `face_reference_mismatch`, before any challenge or
+face work: a reference swapped or re-enrolled in this database without the ledger is never
+matched against.
+
 A counter may instead stream the frames while the person turns: `add_live_frame(...)` per
 frame (the first one consumes the challenge; each frame's face models run on arrival), then
 `finish_live(...)`, which decides. The streamed frames' observations (landmarks, poses,
@@ -19,7 +26,9 @@ embeddings; never pixels) stay in memory only until the decision or the challeng
 
 from __future__ import annotations
 
+import hmac
 import json
+import logging
 import random
 import secrets
 from dataclasses import dataclass, field
@@ -36,6 +45,7 @@ from face_engine.liveness import (
     LivenessSession,
     check_session,
 )
+from face_engine.protect.errors import MalformedReference
 from face_engine.protect.protector import TemplateProtector
 from face_engine.protect.reference import ProtectedReference
 from face_engine.protect.registry import RegistryEntry
@@ -47,6 +57,8 @@ from .face_frames import gateway_time
 
 if TYPE_CHECKING:
     from .state import AppState
+
+log = logging.getLogger("mip.gateway.faces")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS face_challenges (
@@ -109,6 +121,14 @@ class _LiveStream:
 
 class TooManyStreams(ApiError):
     status, code = 503, "busy"
+
+
+class FaceReferenceMismatch(ApiError):
+    """The stored face reference is not the one the ledger's commitment names (or the ledger
+    names none): this gateway's database disagrees with what the holder signed. Nothing is
+    matched and nothing changes; the operator must find out why (docs/gateway.md)."""
+
+    status, code = 409, "face_reference_mismatch"
 
 
 class SqliteReferenceRegistry:
@@ -301,6 +321,41 @@ class FaceService:
             "ON r.commitment = s.commitment WHERE s.holder_pseudonym = ? "
             "AND s.institution = ?", slot)
         return None if row is None else ProtectedReference.from_bytes(row["reference"])
+
+    def committed_reference(self, holder_account: str, institution: str,
+                            ledger_commitment: object) -> ProtectedReference | None:
+        """The current reference of (account, institution) once its commitment equals
+        `ledger_commitment` (the `face_commitment` of the passport's or account's ledger
+        record). None when this gateway holds no reference (each flow refuses that its own
+        way). Raises FaceReferenceMismatch when they differ, when the ledger has none, or
+        when the stored row does not parse."""
+        try:
+            reference = self.reference(holder_account, institution)
+        except MalformedReference:
+            log.warning("a stored face reference does not parse")
+            raise FaceReferenceMismatch(
+                "the stored face reference is unreadable; it was not used") from None
+        if reference is None:
+            return None
+        if not isinstance(ledger_commitment, str) or not hmac.compare_digest(
+                reference.commitment.encode(), ledger_commitment.encode()):
+            # Someone changed this database (or a re-enrolment never reached the ledger):
+            # an alarm for the operator, never a match.
+            log.warning("a stored face reference does not match its ledger commitment")
+            raise FaceReferenceMismatch(
+                "the stored face reference does not match the commitment on the ledger; "
+                "it was not used")
+        return reference
+
+    def restore_reference(self, previous: ProtectedReference | None,
+                          replaced: ProtectedReference) -> None:
+        """Undo `enrol_reference` (its ledger write failed): `previous` is current again,
+        or the slot is empty if there was none. The version sequence is kept."""
+        if previous is None:
+            self.protector.revoke(replaced)
+        else:
+            self.protector.registry.set_current(
+                previous.slot, RegistryEntry(previous.commitment, previous.version))
 
     def revoke_reference(self, reference: ProtectedReference) -> bool:
         return self.protector.revoke(reference)

@@ -17,13 +17,18 @@ Flow (all in one gateway; the recovery lives in this process's memory only):
    secret (`recover`), which must derive the passport's id and ledger key; the master secret
    is rewrapped under the new password and a fresh face-factor key.
 
-Face policy. The live face always passes the liveness check. If it matches the passport's
+Face policy. The stored reference is first checked against the passport's face commitment on
+the ledger (409 `face_reference_mismatch` otherwise, before the challenge is spent or anything
+changes). The live face always passes the liveness check. If it matches the passport's
 current protected reference, k guardian shares suffice. If it does not match (the face
 changed, or someone else is trying), the recovery goes on only when EVERY guardian the holder
 named (n of n, not just k) has given their share: more people have vouched in person for this
 face than the threshold alone requires. The new face then becomes the passport's reference
-(the old one stops matching) and its 1:N duplicate entry is replaced, after screening that it
-matches nobody else enrolled (409 `duplicate_face`). Every finished recovery is recorded in
+(the old one stops matching), its commitment goes to the ledger (`Passport:SetFaceCommitment`,
+signed by the recovered passport key, carried by the enrolling org's gateway identity; if the
+ledger refuses, the old reference is current again and nothing else changed) and its 1:N
+duplicate entry is replaced, after screening that it matches nobody else enrolled
+(409 `duplicate_face`). Every finished recovery is recorded in
 `holder_recoveries` (ids, staff, share count, whether the face was re-enrolled; no secrets).
 
 Refusals: unknown passport (404 `passport_not_found`), no guardians (409 `no_guardians`),
@@ -43,15 +48,17 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from face_engine.verify import operating_point
 from gateway.core.errors import Conflict, Forbidden, Gone, InvalidRequest, NotFound
 from gateway.core.security import StaffMember
+from gateway.fabric import GatewayError
 from gateway.holder import keys, recovery, vault
 from gateway.holder.errors import RecoveryError, WeakPassword
+from gateway.holder.keys import HolderKeyPair
 
 from .face_frames import challenge_frames
 from .faces import DEDUP_POINT, IssuedChallenge, face_service
@@ -202,7 +209,12 @@ class RecoveryService:
                            code="too_few_shares")
         if challenge_id != rec.challenge_id:
             raise NotFound("no such face challenge for this flow", code="challenge_not_found")
+        ledger = json.loads(await self.state.ledger.for_staff(staff).evaluate(
+            "Passport:Get", [rec.passport_id]))
         faces = face_service(self.state)
+        # Before the challenge is spent: a reference the ledger does not name is never used.
+        reference = faces.committed_reference(rec.passport_id, rec.enrolling_org,
+                                              ledger.get("face_commitment"))
         live = await faces.check_live(challenge_id, RECOVERY_PURPOSE, recovery_id,
                                       challenge_frames(self.db, challenge_id, frames))
         try:
@@ -210,8 +222,6 @@ class RecoveryService:
         except RecoveryError:
             raise Conflict("the guardians' shares do not combine", code="recovery_mismatch") \
                 from None
-        ledger = json.loads(await self.state.ledger.for_staff(staff).evaluate(
-            "Passport:Get", [rec.passport_id]))
         passport = keys.passport_key(master)
         if keys.passport_id(master) != rec.passport_id \
                 or ledger.get("public_key") != passport.public_b64:
@@ -219,7 +229,6 @@ class RecoveryService:
                            code="recovery_mismatch")
         if ledger.get("status") != "active":
             raise Conflict("this passport is not active", code="passport_inactive")
-        reference = faces.reference(rec.passport_id, rec.enrolling_org)
         face_ok = reference is not None and faces.matches(reference, live, rec.passport_id)
         if not face_ok:
             if set(rec.mnemonics) != set(rec.guardians):
@@ -238,9 +247,15 @@ class RecoveryService:
             lambda: vault.wrap(master, new_password, face_key, rec.passport_id, kdf=kdf))
         holders = holder_service(self.state)
         if not face_ok:
-            # The new face becomes the reference (the slot's old one stops matching) and
-            # replaces the passport's 1:N duplicate entry.
-            faces.enrol_reference(live, rec.passport_id, rec.enrolling_org)
+            # The new face becomes the reference (the slot's old one stops matching), the
+            # ledger its commitment, and it replaces the passport's 1:N duplicate entry.
+            renewed = faces.enrol_reference(live, rec.passport_id, rec.enrolling_org)
+            try:
+                await self._set_face_commitment(rec, passport, renewed.commitment,
+                                                ledger.get("face_commitment"))
+            except BaseException:
+                faces.restore_reference(reference, renewed)
+                raise
             dedup = faces.dedup()
             await self.state.run_face(dedup.remove, rec.passport_id)
             await self.state.run_face(dedup.add, rec.passport_id, live.embedding)
@@ -263,6 +278,24 @@ class RecoveryService:
         log.info("recovery finished (%d shares, face re-enrolled: %s)", result.shares,
                  result.face_reenrolled)
         return result
+
+
+    async def _set_face_commitment(self, rec: Recovery, passport: HolderKeyPair, new: str,
+                                   previous: Any) -> None:
+        """`Passport:SetFaceCommitment` signed by the recovered passport key, carried by the
+        enrolling org's gateway identity (the org that holds the reference)."""
+        contract = self.state.ledger.carrier(rec.enrolling_org)
+        request = passport.sign_request("passport.face", {
+            "passport_id": rec.passport_id, "face_commitment": new, "previous": previous},
+            self.state.settings.channel)
+        try:
+            await contract.submit("Passport:SetFaceCommitment",
+                                  [rec.passport_id, json.dumps(request)])
+        except GatewayError:
+            # Ambiguous (e.g. a commit-status timeout): the ledger says whether it happened.
+            record = json.loads(await contract.evaluate("Passport:Get", [rec.passport_id]))
+            if record.get("face_commitment") != new:
+                raise
 
 
 def recovery_service(state: AppState) -> RecoveryService:

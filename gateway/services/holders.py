@@ -12,7 +12,9 @@ What the gateway stores per holder (table `holders`), nothing of it in clear:
 
 A desk session (`start_session` -> `unlock`): a staff member of any role starts it and gets a
 face challenge; the holder answers it, optionally with the password. A live face matching the
-passport's protected reference (enrolled for (passport id, enrolling org)) gives level 1; with
+passport's protected reference (enrolled for (passport id, enrolling org), and first checked
+against the passport's face commitment on the ledger: 409 `face_reference_mismatch` before
+any face work, counted as no failure) gives level 1; with
 the right password too, level 2: the master secret is unwrapped into the session, in memory
 only, for `UNLOCKED_TTL_S`. Failures say `unlock_failed` and never which factor was wrong;
 after `MAX_UNLOCK_FAILURES` within `UNLOCK_FAILURE_WINDOW_S` the passport refuses unlocks
@@ -153,7 +155,8 @@ class HolderSession:
     """One holder at a desk. Level 0 until unlocked, 1 with face, 2 with face and password.
 
     At level 2 it holds the master secret (memory only) and the opened HolderState; `live`
-    is the unlock's live face (account opening enrols it as the new account's reference).
+    is the unlock's live face (account opening enrols it as the new account's reference) and
+    `face_commitment` the passport's commitment it was matched against.
     """
 
     session_id: str
@@ -165,6 +168,7 @@ class HolderSession:
     enrolling_org: str | None = None
     level: int = 0
     live: LiveFace | None = field(default=None, repr=False)
+    face_commitment: str | None = None
     _master: bytes | None = field(default=None, repr=False)
     _state: HolderState | None = field(default=None, repr=False)
 
@@ -174,6 +178,7 @@ class HolderSession:
 
     def wipe(self) -> None:
         self._master, self._state, self.live, self.level = None, None, None, 0
+        self.face_commitment = None
 
     def require_level(self, level: int) -> None:
         if self.level < level:
@@ -332,10 +337,14 @@ class HolderService:
         if self._failures(passport_id) >= MAX_UNLOCK_FAILURES:
             raise Locked("too many failed unlocks for this passport; try again later",
                          code="unlock_locked")
+        ledger = json.loads(await self.state.ledger.carrier(record.enrolling_org).evaluate(
+            "Passport:Get", [passport_id]))
         faces = face_service(self.state)
+        # Before the challenge is spent: a reference the ledger does not name is never used.
+        reference = faces.committed_reference(passport_id, record.enrolling_org,
+                                              ledger.get("face_commitment"))
         live = await faces.check_live(challenge_id, UNLOCK_PURPOSE, session_id,
                                       challenge_frames(self.db, challenge_id, frames))
-        reference = faces.reference(passport_id, record.enrolling_org)
         face_ok = reference is not None and faces.matches(reference, live, passport_id)
         master: bytes | None = None
         if password is not None:
@@ -355,12 +364,12 @@ class HolderService:
                 raise self._fail(passport_id)
         elif not face_ok:
             raise self._fail(passport_id)
-        ledger = json.loads(await self.state.ledger.carrier(record.enrolling_org).evaluate(
-            "Passport:Get", [passport_id]))
+        # Said only once both factors matched: the status is no hint to a stranger.
         if ledger.get("status") != "active":
             raise Conflict("this passport is not active", code="passport_inactive")
         session.passport_id, session.enrolling_org = passport_id, record.enrolling_org
         session.live, session.level = live, 1
+        session.face_commitment = ledger.get("face_commitment")
         if master is not None:
             from .kyc import kyc_service
 

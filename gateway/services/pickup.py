@@ -5,6 +5,11 @@ States of a pickup: `challenged` (created, challenge shown) -> `verified` or `re
 (after its one frames submission) -> `dispensing` -> `dispensed` or `failed`. A refused
 pickup is spent: the next attempt is a new pickup with a new challenge.
 
+The account's stored reference is checked against the account's face commitment on the
+ledger (`Account:Get`, one evaluate) before the verdict spends anything: a mismatch is 409
+`face_reference_mismatch`, the pickup stays `challenged`, no failure is counted and nothing is
+attested (the patient is not at fault: this gateway's database disagrees with the ledger).
+
 Lockout: every refused attempt is recorded against the prescription; `pickup_max_failures`
 within `pickup_failure_window_s` lock it for `pickup_lockout_s`. Both live in SQLite, so a
 restart does not reset them. The page learns only `verified` or a refusal reason, never a
@@ -265,9 +270,18 @@ class PickupService:
 
     async def _verdict(self, row: Any, check: Coroutine[Any, Any, LiveFace]
                        ) -> dict[str, Any]:
-        """Run the liveness check, match the subject's reference, record the outcome."""
+        """Check the subject's reference against the ledger, run the liveness check, match,
+        record the outcome."""
         pickup_id, prescription_id = str(row["pickup_id"]), str(row["prescription_id"])
+        subject, institution = str(row["subject_account"]), str(row["institution"])
         faces = face_service(self.state)
+        try:
+            account = await account_record(self.state, subject)
+            reference = faces.committed_reference(subject, institution,
+                                                  account.get("face_commitment"))
+        except BaseException:
+            check.close()  # never started: the challenge (or stream) is not decided
+            raise
         reason: str | None = None
         live: LiveFace | None = None
         try:
@@ -281,19 +295,16 @@ class PickupService:
                 raise
             reason = "challenge_expired"
         if live is not None:
-            reference = faces.reference(str(row["subject_account"]), str(row["institution"]))
             if reference is None:
                 reason = "no_reference"
-            elif not await self.state.run_face(faces.matches, reference, live,
-                                               str(row["subject_account"])):
+            elif not await self.state.run_face(faces.matches, reference, live, subject):
                 reason = "face_mismatch"
         if reason is not None:
             self._set(pickup_id, "refused", expect="challenged", reason=reason)
             self.record_failure(prescription_id)
             log.info("pickup %s refused: %s", pickup_id, reason)
             return {"result": "refused", "reason": reason}
-        attestation = counter_key(self.state).attest(prescription_id,
-                                                     str(row["subject_account"]))
+        attestation = counter_key(self.state).attest(prescription_id, subject)
         self._set(pickup_id, "verified", expect="challenged",
                   attestation=json.dumps(attestation))
         log.info("pickup %s verified", pickup_id)

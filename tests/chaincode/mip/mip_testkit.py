@@ -24,7 +24,7 @@ Holders: `register_passport(mip, org, level, guardians, threshold)` registers a 
 session's anoncreds issuers (fixture `kyc_issuers`, or `holder` for a ready level-2 holder);
 `open_account(mip, holder, institution, min_level)` opens an isolated account (`Account`, with
 `.sign(action, body)` for account-signed requests); `open_request(...)` builds the arguments
-without submitting them.
+without submitting them, `open_body(...)` the signed body (with a fresh fake face commitment).
 """
 
 from __future__ import annotations
@@ -567,26 +567,35 @@ async def new_holder(
     return Holder(key, record, wallet, issuers[org], index)
 
 
+def open_body(pseudonym: str, institution: str, min_level: int = 2, *,
+              commitment: str | None = None) -> dict[str, Any]:
+    """The body of an `account.open` request (a fresh fake face commitment unless given)."""
+    return {"pseudonym": pseudonym, "institution": institution, "min_level": min_level,
+            "face_commitment": commitment or face_commitment()}
+
+
 def open_request(
     holder: Holder, institution: str, min_level: int = 2, *, key: HolderKey | None = None,
-    pseudonym: str | None = None,
+    pseudonym: str | None = None, commitment: str | None = None,
 ) -> tuple[HolderKey, str, str, str]:
     """(account key, pseudonym, request arg, presentation arg) for Account:Open."""
     key = key or HolderKey.generate()
     pseudonym = pseudonym or secrets.token_hex(32)
     request = key.sign_request(
-        "account.open", {"pseudonym": pseudonym, "institution": institution,
-                         "min_level": min_level})
+        "account.open", open_body(pseudonym, institution, min_level, commitment=commitment))
     presentation = holder.wallet.present(key.public_raw, pseudonym, min_level)
     return key, pseudonym, request_arg(request), json.dumps(presentation)
 
 
 async def open_account(
     mip: MipClients, holder: Holder, institution: str, min_level: int = 2,
-    carrier: tuple[str, str] = ("HospitalMSP", "gateway"),
+    carrier: tuple[str, str] = ("HospitalMSP", "gateway"), *, pseudonym: str | None = None,
+    commitment: str | None = None,
 ) -> Account:
-    """Open an account of `holder` at `institution` through a gateway identity."""
-    key, pseudonym, request, presentation = open_request(holder, institution, min_level)
+    """Open an account of `holder` at `institution` through a gateway identity (with the
+    face commitment of a reference enrolled for `pseudonym`, or a fresh fake one)."""
+    key, pseudonym, request, presentation = open_request(
+        holder, institution, min_level, pseudonym=pseudonym, commitment=commitment)
     gateway = await mip.client(*carrier)
     record = json.loads(await gateway.submit("Account:Open", [request, presentation]))
     return Account(key, pseudonym, institution, record)

@@ -12,8 +12,10 @@ from mip_testkit import (
     HolderKey,
     MipClients,
     expect_error,
+    face_commitment,
     new_holder,
     open_account,
+    open_body,
     open_request,
     request_arg,
 )
@@ -57,7 +59,7 @@ async def test_open_account_record_links_nothing(mip: MipClients, holder: Holder
     account = await open_account(mip, holder, "PharmacyMSP")
     record = account.record
     assert set(record) == {"pseudonym", "public_key", "institution", "kyc_level", "status",
-                           "opened", "proof_digest", "revocation"}
+                           "opened", "proof_digest", "revocation", "face_commitment"}
     assert record["public_key"] == account.key.public and record["kyc_level"] == 2
     text = json.dumps(record)
     for secret in (holder.passport["id"], holder.passport["public_key"],
@@ -93,8 +95,7 @@ async def test_level_predicate_enforced(
     # ...and a >= 2 proof offered for a >= 3 request is refused by the chaincode (anoncreds
     # itself would accept it: it verifies the predicate inside the proof).
     key, pseudonym = HolderKey.generate(), secrets.token_hex(32)
-    request = key.sign_request("account.open", {"pseudonym": pseudonym,
-                                                "institution": "HospitalMSP", "min_level": 3})
+    request = key.sign_request("account.open", open_body(pseudonym, "HospitalMSP", 3))
     presentation = holder.wallet.present(key.public_raw, pseudonym, 2)
     async with expect_error("bad_signature"):
         await gateway.submit("Account:Open", [request_arg(request), json.dumps(presentation)])
@@ -128,6 +129,25 @@ async def test_open_refusals(mip: MipClients, holder: Holder) -> None:
     async with expect_error("access_denied"):
         await (await mip.client("PharmacyMSP", "pharmacist")).submit(
             "Account:Open", [request, presentation])
+    # The face commitment: required, a hex sha256, and never one already used (the holder's
+    # passport's, another account's).
+    for commitment in (holder.passport["face_commitment"], account.record["face_commitment"]):
+        _, _, request, presentation = open_request(holder, "PharmacyMSP", commitment=commitment)
+        async with expect_error("conflict"):
+            await gateway.submit("Account:Open", [request, presentation])
+    key, pseudonym = HolderKey.generate(), secrets.token_hex(32)
+    presentation = json.dumps(holder.wallet.present(key.public_raw, pseudonym, 2))
+    good = open_body(pseudonym, "PharmacyMSP")
+    missing = {k: v for k, v in good.items() if k != "face_commitment"}
+    for body in (missing, {**good, "face_commitment": "F" * 64},
+                 {**good, "face_commitment": face_commitment()[:40]}):
+        async with expect_error("invalid_request"):
+            await gateway.submit("Account:Open", [
+                request_arg(key.sign_request("account.open", body)), presentation])
+    # The same key and pseudonym with a well-formed body open the account.
+    opened = json.loads(await gateway.submit("Account:Open", [
+        request_arg(key.sign_request("account.open", good)), presentation]))
+    assert opened["face_commitment"] == good["face_commitment"]
 
 
 async def test_leaked_account_key_acts_for_that_account_alone(
@@ -262,8 +282,7 @@ async def test_passport_revocation_reaches_its_accounts(mip: MipClients) -> None
         await gateway.submit("Account:Open", [request, presentation])
     key, pseudonym = HolderKey.generate(), secrets.token_hex(32)
     stale = revoked_holder.wallet.present(key.public_raw, pseudonym, 2, status_list=old_list)
-    request = request_arg(key.sign_request("account.open", {
-        "pseudonym": pseudonym, "institution": "SchoolMSP", "min_level": 2}))
+    request = request_arg(key.sign_request("account.open", open_body(pseudonym, "SchoolMSP")))
     async with expect_error("precondition_failed"):
         await gateway.submit("Account:Open", [request, json.dumps(stale)])
 

@@ -42,6 +42,7 @@ from mip_testkit import (
     Holder,
     HolderKey,
     MipClients,
+    face_commitment,
     new_holder,
     new_id,
     open_account,
@@ -213,6 +214,18 @@ async def _passport_rotate(env: Env) -> tuple[frozenset[Cell], Maker]:
         approvals = [g.sign_request("passport.rotate", body) for g in guardians]
         return Call("Passport:RotateKey", [record["id"], new_key, json.dumps(approvals)])
     return CARRIERS, make
+
+
+@row("Passport:SetFaceCommitment")
+async def _passport_set_face(env: Env) -> tuple[frozenset[Cell], Maker]:
+    async def make(_cell: Cell | None) -> Call:
+        key, record = await register_passport(env.mip, HOSPITAL, level=2)
+        body = {"passport_id": record["id"], "face_commitment": face_commitment(),
+                "previous": record["face_commitment"]}
+        request = key.sign_request("passport.face", body)
+        return Call("Passport:SetFaceCommitment", [record["id"], request_arg(request)])
+    # Carriers of the enrolling org only: its gateway holds the passport's face reference.
+    return frozenset({(HOSPITAL, "gateway"), (HOSPITAL, "registrar")}), make
 
 
 # --- Account --------------------------------------------------------------------------------

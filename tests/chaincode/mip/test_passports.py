@@ -9,9 +9,12 @@ from typing import Any
 import pytest
 from mip_testkit import (
     ORGS,
+    Holder,
     HolderKey,
     MipClients,
     expect_error,
+    face_commitment,
+    open_account,
     register_body,
     register_passport,
     request_arg,
@@ -244,7 +247,8 @@ async def test_metadata_lists_identity_transactions_with_arguments(mip: MipClien
         "Passport": {"Register": ["request"], "Get": ["passport_id"], "Vouch": ["request"],
                      "Suspend": ["passport_id", "reason"], "Reinstate": ["passport_id", "reason"],
                      "Revoke": ["passport_id", "reason", "fraudulent"],
-                     "RotateKey": ["passport_id", "new_public_key", "approvals"]},
+                     "RotateKey": ["passport_id", "new_public_key", "approvals"],
+                     "SetFaceCommitment": ["passport_id", "request"]},
         "Account": {"RegisterKycIssuer": ["schema_json", "cred_def_json"],
                     "ListKycIssuers": [],
                     "PublishKycRevocation": ["rev_reg_def_json", "status_list_json"],
@@ -261,3 +265,62 @@ async def test_metadata_lists_identity_transactions_with_arguments(mip: MipClien
         assert set(listed) == set(transactions), name
         for tx, params in transactions.items():
             assert [p["name"] for p in listed[tx].get("parameters", [])] == params, tx
+
+
+async def test_set_face_commitment(mip: MipClients, holder: Holder) -> None:
+    """A re-enrolled face reference's commitment replaces the passport's, signed by the
+    passport key and carried by the enrolling org; every commitment is used once."""
+    key, record = await register_passport(mip, "HospitalMSP", level=2)
+    pid, old = record["id"], record["face_commitment"]
+    gateway = await mip.client("HospitalMSP", "gateway")
+
+    def request(new: str, previous: str = old, signer: HolderKey = key,
+                passport_id: str = pid, **extra: Any) -> str:
+        body = {"passport_id": passport_id, "face_commitment": new, "previous": previous,
+                **extra}
+        return request_arg(signer.sign_request("passport.face", body))
+
+    async def set_face(arg: str, passport_id: str = pid, carrier: Contract = gateway) -> Any:
+        return json.loads(await carrier.submit("Passport:SetFaceCommitment",
+                                               [passport_id, arg]))
+
+    new = face_commitment()
+    # Not the passport key (another passport's key, a fresh key): bad_signature.
+    other_key, other = await register_passport(mip, "HospitalMSP", level=2)
+    for signer in (other_key, HolderKey.generate()):
+        async with expect_error("bad_signature"):
+            await set_face(request(new, signer=signer))
+    # Another org's carrier, or a role that carries nothing: access_denied.
+    for org, role in [("SchoolMSP", "gateway"), ("PharmacyMSP", "registrar"),
+                      ("HospitalMSP", "doctor")]:
+        async with expect_error("access_denied"):
+            await set_face(request(new), carrier=await mip.client(org, role))
+    # Malformed: not a hash, an extra field, a body for another passport.
+    for arg in (request("not-a-hash"), request(new, previous="A" * 64),
+                request(new, extra="x"), request(new, passport_id=other["id"])):
+        async with expect_error("invalid_request"):
+            await set_face(arg)
+    # Used commitments: its own current one, another passport's, an account's.
+    account = await open_account(mip, holder, "HospitalMSP")
+    for used in (old, other["face_commitment"], account.record["face_commitment"]):
+        async with expect_error("conflict"):
+            await set_face(request(used))
+    # A stale `previous` (not the current commitment).
+    async with expect_error("conflict"):
+        await set_face(request(new, previous=other["face_commitment"]))
+    updated = await set_face(request(new))
+    assert updated["face_commitment"] == new and updated["id"] == pid
+    reader = await mip.client("PharmacyMSP", None)
+    assert (await _get(reader, pid))["face_commitment"] == new
+    # The replaced commitment stays used: it can be neither set back nor registered again.
+    async with expect_error("conflict"):
+        await set_face(request(old, previous=new))
+    registrar = await mip.client("HospitalMSP", "registrar")
+    async with expect_error("conflict"):
+        await registrar.submit("Passport:Register", [request_arg(HolderKey.generate()
+                               .sign_request("passport.register",
+                                             register_body(commitment=old)))])
+    # A revoked passport's commitment no longer changes.
+    await registrar.submit("Passport:Revoke", [pid, "test", "false"])
+    async with expect_error("precondition_failed"):
+        await set_face(request(face_commitment(), previous=new))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import functools
 import json
+import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,6 +18,8 @@ from gateway_testkit import GatewayClient
 from mip_testkit import Account, MipClients, MipNetwork, make_kyc_issuers, new_holder, open_account
 
 from chaincode.mip.kyc_credentials import KycIssuer
+from gateway.demo.faces import demo_portrait
+from gateway.services.faces import LiveFace, face_service
 from gateway.services.holder_requests import encode_header
 
 HOSPITAL, SCHOOL, PHARMACY = "HospitalMSP", "SchoolMSP", "PharmacyMSP"
@@ -39,10 +42,24 @@ async def mip(gw_network: MipNetwork) -> AsyncIterator[MipClients]:
         await clients.close()
 
 
-async def new_account(mip: MipClients, institution: str = HOSPITAL) -> Account:
-    """A fresh level-2 holder enrolled at `institution` with one account there."""
+async def new_account(mip: MipClients, institution: str = HOSPITAL, *,
+                      face: tuple[GatewayClient, str] | None = None) -> Account:
+    """A fresh level-2 holder enrolled at `institution` with one account there.
+
+    With `face` = (gateway, portrait name), that gateway enrols the demo portrait as the
+    account's protected reference first and the account is opened with its commitment (as
+    the gateway's own account opening does); otherwise the ledger gets a fake commitment and
+    the gateway holds no reference."""
     holder = await new_holder(mip, kyc_issuers(), institution)
-    return await open_account(mip, holder, institution, carrier=(institution, "gateway"))
+    pseudonym = commitment = None
+    if face is not None:
+        gw, who = face
+        pseudonym = secrets.token_hex(32)
+        live = LiveFace(gw.state.face_engine().embed(demo_portrait(who)))
+        commitment = face_service(gw.state).enrol_reference(live, pseudonym,
+                                                            institution).commitment
+    return await open_account(mip, holder, institution, carrier=(institution, "gateway"),
+                              pseudonym=pseudonym, commitment=commitment)
 
 
 def content_of(cred_type: str, **overrides: Any) -> dict[str, Any]:

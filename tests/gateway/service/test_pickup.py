@@ -49,24 +49,18 @@ def frames_body(gw: GatewayClient, challenge: dict[str, Any], who: str) -> dict[
             "frames": [{"image": _pose_jpeg(who, pose, engine)} for pose in poses]}
 
 
-async def enrol_face(gw: GatewayClient, account: Account, who: str = "grace_hopper") -> None:
-    engine = gw.state.face_engine()
-    live = LiveFace(engine.embed(demo_portrait(who)))
-    face_service(gw.state).enrol_reference(live, account.pseudonym, account.institution)
-
-
 async def ready_prescription(gw: GatewayClient, mip: MipClients, *, refills: int = 0,
                              with_grant: bool = True, face: bool = True
                              ) -> tuple[Account, dict[str, Any]]:
+    """An account whose reference is Grace Hopper's (its commitment on the ledger; with
+    `face=False` the gateway holds no reference) and a prescription of it."""
     r = await gw.http.post("/api/v1/admin/counter-key", headers=gw.staff(PHARMACY, "admin"))
     assert r.status_code == 200, r.text
-    account = await new_account(mip)
+    account = await new_account(mip, face=(gw, "grace_hopper") if face else None)
     rx = await issue(gw, account, "prescription", refills=refills)
     if with_grant:
         await grant(gw, account, PHARMACY, "medical.prescription",
                     credential_id=rx["credential_id"])
-    if face:
-        await enrol_face(gw, account)
     return account, rx
 
 
@@ -240,5 +234,50 @@ async def test_batch_answer_is_timed_by_its_arrival(gw: GatewayClient, mip: MipC
     assert (await answer(gw, pickup, "grace_hopper")).json() == {
         "result": "refused", "reason": "liveness_failed"}
     # Answered in time, the same frames verify.
+    pickup = await start(gw, rx["credential_id"])
+    assert (await answer(gw, pickup, "grace_hopper")).json()["result"] == "verified"
+
+
+async def test_a_reference_the_ledger_does_not_name_is_refused(gw: GatewayClient,
+                                                               mip: MipClients) -> None:
+    """A swapped reference (another face re-enrolled into the account's slot, or the slot
+    pointing at another account's reference row) is refused before the verdict: 409
+    `face_reference_mismatch`, the pickup stays `challenged`, no failure is counted, nothing
+    is attested or dispensed. Restored, the honest patient is verified."""
+    account, rx = await ready_prescription(gw, mip, refills=1)
+    other, _ = await ready_prescription(gw, mip)
+    faces = face_service(gw.state)
+    honest = faces.reference(account.pseudonym, account.institution)
+    theirs = faces.reference(other.pseudonym, other.institution)
+    assert honest is not None and theirs is not None
+    ledger = json.loads(await gw.state.ledger.carrier(PHARMACY).evaluate(
+        "Account:Get", [account.pseudonym]))
+    assert ledger["face_commitment"] == honest.commitment
+    pharmacist = gw.staff(PHARMACY, "pharmacist")
+
+    async def refused_pickup() -> None:
+        pickup = await start(gw, rx["credential_id"])
+        assert_error(await answer(gw, pickup, "astronaut"), 409, "face_reference_mismatch")
+        row = gw.state.db.query_one("SELECT status, attestation FROM pickups "
+                                    "WHERE pickup_id = ?", (pickup["pickup_id"],))
+        assert row is not None and row["status"] == "challenged" and row["attestation"] is None
+        assert_error(await gw.http.post(f"{URL}/{pickup['pickup_id']}/dispense",
+                                        headers=pharmacist), 409, "not_verified")
+
+    # The astronaut's face re-enrolled as the account's reference, the ledger not told: the
+    # astronaut would collect grace's prescription.
+    swapped = faces.enrol_reference(LiveFace(gw.state.face_engine().embed(
+        demo_portrait("astronaut"))), account.pseudonym, account.institution)
+    await refused_pickup()
+    # Another account's reference row behind this account's slot.
+    with gw.state.db.transaction() as conn:
+        conn.execute("UPDATE face_slots SET commitment = ? WHERE holder_pseudonym = ? "
+                     "AND institution = ?", (theirs.commitment, *honest.slot))
+    await refused_pickup()
+    assert gw.state.db.query_one("SELECT COUNT(*) AS n FROM pickup_failures WHERE "
+                                 "prescription_id = ?", (rx["credential_id"],))["n"] == 0
+    record = (await gw.http.get(f"/api/v1/credentials/{rx['credential_id']}")).json()
+    assert record["fills"]["used"] == 0
+    faces.restore_reference(honest, swapped)
     pickup = await start(gw, rx["credential_id"])
     assert (await answer(gw, pickup, "grace_hopper")).json()["result"] == "verified"

@@ -4,6 +4,7 @@ needs every guardian and becomes the reference; each refusal changes nothing."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -22,8 +23,10 @@ from enrolment_kit import (
 )
 from gateway_testkit import GatewayClient, assert_error
 
+from gateway.fabric import ChaincodeError
 from gateway.services.faces import LiveFace, face_service
 from gateway.services.holder_recovery import recovery_service
+from gateway.services.holders import holder_service
 
 DESK = ("HospitalMSP", "doctor")
 
@@ -34,6 +37,11 @@ def _wrapped(gw: GatewayClient, passport_id: str) -> tuple[str, bytes]:
         (passport_id,))
     assert row is not None
     return str(row["wrapped_secret"]), bytes(row["face_key_sealed"])
+
+
+async def _passport(gw: GatewayClient, passport_id: str) -> dict[str, Any]:
+    return dict(json.loads(await gw.state.ledger.carrier("HospitalMSP").evaluate(
+        "Passport:Get", [passport_id])))
 
 
 async def _start(gw: GatewayClient, passport_id: str) -> dict[str, Any]:
@@ -117,11 +125,21 @@ async def test_changed_face_needs_every_guardian_and_is_reenrolled(hw: GatewayCl
     grace = await ensure_enrolled(hw, "grace_hopper")
     bush = await ensure_enrolled(hw, "bush")
     stoiber = await ensure_enrolled(hw, "stoiber")
-    # Test-only: the reference now holds another face (as if hers had changed a lot).
+    # Test-only: the reference now holds another face (as if hers had changed a lot), and,
+    # as for any re-enrolment, the ledger its commitment (signed with her passport key from a
+    # session she unlocked while her face still matched).
+    session = holder_service(hw.state).session(
+        (await holder_headers(hw, grace))["X-MIP-Holder-Session"])
+    assert session is not None
+    old_commitment = (await _passport(hw, grace.passport_id))["face_commitment"]
     rng = np.random.default_rng(7)
     other = rng.standard_normal(128).astype(np.float32)  # the engine's embedding size
-    face_service(hw.state).enrol_reference(LiveFace(other / np.linalg.norm(other)),
-                                           grace.passport_id, "HospitalMSP")
+    changed = face_service(hw.state).enrol_reference(LiveFace(other / np.linalg.norm(other)),
+                                                     grace.passport_id, "HospitalMSP")
+    await hw.state.ledger.carrier("HospitalMSP").submit("Passport:SetFaceCommitment", [
+        grace.passport_id, json.dumps(session.passport_sign("passport.face", {
+            "passport_id": grace.passport_id, "face_commitment": changed.commitment,
+            "previous": old_commitment}))])
     assert_error(await unlock(hw, "grace_hopper", grace.passport_id), 401, "unlock_failed")
     started = await _start(hw, grace.passport_id)
     rid, cid = started["recovery_id"], started["challenge"]["challenge_id"]
@@ -139,10 +157,52 @@ async def test_changed_face_needs_every_guardian_and_is_reenrolled(hw: GatewayCl
     r = await _finish(hw, rid, await _new_challenge(hw, rid), "grace_hopper", new_password)
     assert r.status_code == 200, r.text
     assert r.json()["face_reenrolled"] is True and r.json()["shares"] == 2
+    # The recovery wrote the new reference's commitment to the ledger; the replaced one stays
+    # refused there (used once).
+    reference = face_service(hw.state).reference(grace.passport_id, "HospitalMSP")
+    assert reference is not None
+    assert (await _passport(hw, grace.passport_id))["face_commitment"] == reference.commitment
+    assert reference.commitment not in (changed.commitment, old_commitment)
     grace.password = new_password
     r = await unlock(hw, "grace_hopper", grace.passport_id, password=new_password)
     assert r.status_code == 200 and r.json()["level"] == 2
     assert grace.passport_id in face_service(hw.state).dedup()
+
+
+async def test_a_refused_ledger_write_keeps_the_old_reference(hw: GatewayClient,
+                                                              monkeypatch: Any) -> None:
+    """The new face's commitment must reach the ledger: if it does not, the old reference is
+    current again and the recovery changed nothing."""
+    grace = await ensure_enrolled(hw, "grace_hopper")
+    bush = await ensure_enrolled(hw, "bush")
+    stoiber = await ensure_enrolled(hw, "stoiber")
+    faces = face_service(hw.state)
+    honest = faces.reference(grace.passport_id, "HospitalMSP")
+    assert honest is not None
+    ledger = await _passport(hw, grace.passport_id)
+    started = await _start(hw, grace.passport_id)
+    rid = started["recovery_id"]
+    for guardian in (bush, stoiber):
+        assert (await _share(hw, rid, guardian)).status_code == 201
+    before = _wrapped(hw, grace.passport_id)
+
+    async def refused(*_args: Any) -> None:
+        error = ChaincodeError("the ledger refused (test)")
+        error.chaincode_status, error.chaincode_message = 409, "conflict: test refusal"
+        raise error
+
+    service = recovery_service(hw.state)
+    monkeypatch.setattr(service, "_set_face_commitment", refused)
+    # The astronaut's face is not grace's reference: with every guardian's share it would be
+    # re-enrolled, but the ledger refuses its commitment.
+    r = await _finish(hw, rid, started["challenge"]["challenge_id"], "astronaut",
+                      "never-set-Pa55word-grace!")
+    assert_error(r, 409, "conflict")
+    assert faces.reference(grace.passport_id, "HospitalMSP") == honest
+    assert await _passport(hw, grace.passport_id) == ledger
+    assert _wrapped(hw, grace.passport_id) == before
+    r = await unlock(hw, "grace_hopper", grace.passport_id, password=grace.password)
+    assert r.status_code == 200 and r.json()["level"] == 2, r.text
 
 
 async def test_someone_elses_face_is_a_duplicate(hw: GatewayClient) -> None:

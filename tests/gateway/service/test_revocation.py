@@ -7,6 +7,7 @@ other orgs' registrars propose a fraudulent revocation, effective at a majority.
 from __future__ import annotations
 
 import json
+import secrets
 
 import pytest
 from enrolment_kit import (
@@ -87,7 +88,8 @@ async def test_revoked_passport_cannot_open_accounts(hw: GatewayClient) -> None:
     key = keys.account_key(master, "PharmacyMSP", 0)
     pseudonym = keys.new_pseudonym()
     request = key.sign_request("account.open", {
-        "pseudonym": pseudonym, "institution": "PharmacyMSP", "min_level": 2},
+        "pseudonym": pseudonym, "institution": "PharmacyMSP", "min_level": 2,
+        "face_commitment": secrets.token_hex(32)},
         hw.state.settings.channel)
     presentation = wallet.present(key.public_raw, pseudonym, 2)  # at the published list
     with pytest.raises(ChaincodeError) as refused:

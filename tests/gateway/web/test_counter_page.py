@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import secrets
 import sys
 import time
 from collections.abc import Coroutine, Iterator
@@ -134,11 +135,15 @@ async def _enrol_patient(counter: Counter) -> Account:
     mip = MipClients(counter.network)
     try:
         holder = await new_holder(mip, kyc_issuers(), HOSPITAL)
-        account = await open_account(mip, holder, HOSPITAL, carrier=(HOSPITAL, "gateway"))
+        # The reference first: the account is opened with its commitment (as the gateway's
+        # own account opening does), which the pickup checks the reference against.
+        pseudonym = secrets.token_hex(32)
+        live = LiveFace(counter.engine.embed(demo_portrait("astronaut")))
+        reference = face_service(counter.state).enrol_reference(live, pseudonym, HOSPITAL)
+        account = await open_account(mip, holder, HOSPITAL, carrier=(HOSPITAL, "gateway"),
+                                     pseudonym=pseudonym, commitment=reference.commitment)
     finally:
         await mip.close()
-    live = LiveFace(counter.engine.embed(demo_portrait("astronaut")))
-    face_service(counter.state).enrol_reference(live, account.pseudonym, HOSPITAL)
     body = {"account": account.pseudonym, "grant_id": new_id("g"), "grantee_org": PHARMACY,
             "scope": "medical.prescription", "expires": int(time.time()) + 3600,
             "credential_type": "prescription"}
