@@ -80,8 +80,10 @@ async def test_no_org_alone_rewrites_an_account_key(mip: MipClients, account: Ac
     before = await get(mip, "Account:Get", account.pseudonym)
     attacker = HolderKey.generate()
     forged = {**before, "public_key": base64.b64encode(attacker.public_raw).decode()}
+    swapped_face = {**before, "face_commitment": "cd" * 32}
     for org in ORGS:
         await forge_alone(mip, org, {account_key(account.pseudonym): dumps(forged)})
+        await forge_alone(mip, org, {account_key(account.pseudonym): dumps(swapped_face)})
     assert await get(mip, "Account:Get", account.pseudonym) == before
 
 
@@ -138,6 +140,8 @@ async def test_no_org_alone_rewrites_a_passport_key_guardians_or_key_index(
             {**stored, "guardians": [raw_key], "guardian_threshold": 1})})
         await forge_alone(mip, org, {passport_key(passport_id): dumps(
             {**stored, "kyc_level": 3})})
+        await forge_alone(mip, org, {passport_key(passport_id): dumps(
+            {**stored, "face_commitment": "ab" * 32})})
         await forge_alone(mip, org, {
             passport_key_index(attacker.public_raw): passport_id.encode()})
     assert await get(mip, "Passport:Get", passport_id) == before
