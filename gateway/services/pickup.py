@@ -18,6 +18,7 @@ score.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
@@ -106,11 +107,19 @@ def refusal_reason(exc: FaceError) -> str | None:
     return None
 
 
+MAX_REMEMBERED_COMMITMENTS = 4096
+
+
 class PickupService:
     def __init__(self, state: AppState) -> None:
         self.state = state
         self.db: Database = state.db
         self.db.ensure(SCHEMA)
+        # pickup id -> the subject account's face commitment as the ledger had it when the
+        # pickup started. An account's commitment never changes after Account:Open, so the
+        # verdict need not read the ledger again (one evaluate fewer inside the counter's
+        # wait); after a restart the verdict reads it afresh.
+        self._commitments: dict[str, object] = {}
 
     # --- lockout ----------------------------------------------------------------------------
     def locked_until(self, prescription_id: str, now: float | None = None) -> float | None:
@@ -193,18 +202,25 @@ class PickupService:
             raise ApiError("the prescription has expired", code="precondition_failed",
                            status=409)
         issuer_org = str(record["issuer_org"])
+        subject = str(record["subject_account"])
+        # The audited read and the account lookup need nothing of each other: run together.
+        read = asyncio.ensure_future(request_and_read(
+            self.state.ledger.for_staff(member), prescription_id, issuer_org, SCOPE, PURPOSE))
+        account = asyncio.ensure_future(account_record(self.state, subject))
         try:
-            released = await request_and_read(
-                self.state.ledger.for_staff(member), prescription_id, issuer_org, SCOPE,
-                PURPOSE)
+            released = await read
         except ChaincodeError as exc:
+            account.cancel()
             if exc.chaincode_message.startswith("access_denied: "):
                 raise Forbidden("the holder has not granted this pharmacy the prescription",
                                 code="no_grant") from None
             raise
+        except BaseException:
+            account.cancel()
+            raise
         fields = released["fields"]
-        subject = str(record["subject_account"])
-        institution = str((await account_record(self.state, subject))["institution"])
+        account_fields = await account
+        institution = str(account_fields["institution"])
         pickup_id = secrets.token_hex(16)
         challenge = face_service(self.state).issue_challenge(PURPOSE, pickup_id)
         now = time.time()
@@ -216,6 +232,9 @@ class PickupService:
                 (pickup_id, prescription_id, member.org, member.name, subject, institution,
                  issuer_org, challenge.challenge_id, challenge.issued_at, "challenged", now,
                  now))
+        self._commitments[pickup_id] = account_fields.get("face_commitment")
+        if len(self._commitments) > MAX_REMEMBERED_COMMITMENTS:  # abandoned pickups
+            self._commitments.pop(next(iter(self._commitments)))
         log.info("pickup %s started for prescription %s", pickup_id, prescription_id)
         return {
             "pickup_id": pickup_id,
@@ -276,9 +295,10 @@ class PickupService:
         subject, institution = str(row["subject_account"]), str(row["institution"])
         faces = face_service(self.state)
         try:
-            account = await account_record(self.state, subject)
-            reference = faces.committed_reference(subject, institution,
-                                                  account.get("face_commitment"))
+            commitment = self._commitments.pop(pickup_id, None)
+            if commitment is None:
+                commitment = (await account_record(self.state, subject)).get("face_commitment")
+            reference = faces.committed_reference(subject, institution, commitment)
         except BaseException:
             check.close()  # never started: the challenge (or stream) is not decided
             raise
