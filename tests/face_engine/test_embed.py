@@ -20,12 +20,12 @@ from face_engine.embed import (
 )
 from face_engine.engine import FaceEngine
 from face_engine.errors import ModelError
-from face_engine.models import RECOGNIZER_FILE
+from face_engine.models import RECOGNIZER_FILE, ModelPaths
 
 
 @pytest.fixture(scope="module")
-def sface_path(shared_dir: Path) -> Path:
-    return shared_dir / "models" / RECOGNIZER_FILE
+def sface_path(model_paths: ModelPaths) -> Path:
+    return model_paths.recognizer
 
 
 @pytest.fixture(scope="module")
