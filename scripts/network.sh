@@ -41,7 +41,8 @@
 #                            default 7059 for mip, required for any other name
 #   MIP_CHAINCODE_RUNTIME    python (default: python -m chaincode) or node: Fabric's Node
 #                            runtime (fabric-shim server) serving scripts/node_chaincode
-#                            (MIP_NODE_CHAINCODE_DIR; npm install there first; node: MIP_NODE)
+#                            (MIP_NODE_CHAINCODE_DIR; its npm packages are installed when absent,
+#                            by scripts/npm_deps.sh; node: MIP_NODE)
 #   MIP_FABRIC_READY_TIMEOUT seconds deploy waits for the Gateway to endorse (default 120)
 #   MIP_FABRIC_LOG_SPEC      FABRIC_LOGGING_SPEC of orderer and peers (default info)
 #   MIP_PYTHON               python with MIP installed (default <repo>/.venv/bin/python)
@@ -445,8 +446,10 @@ resolve_contract() {
   if [[ "$CC_RUNTIME" == node ]]; then
     NODE="${MIP_NODE:-$(command -v node || true)}"
     [[ -n "$NODE" && -x "$NODE" ]] || die "MIP_CHAINCODE_RUNTIME=node needs node (on PATH or MIP_NODE)"
-    [[ -f "$NODE_CC_DIR/node_modules/fabric-shim/cli.js" ]] ||
-      die "no fabric-shim in $NODE_CC_DIR/node_modules: run npm install there first"
+    # fabric-shim from the npm registry (npm ci against the folder's lockfile) when absent:
+    # a fresh clone needs no manual step, and a failed install stops the deploy.
+    "$REPO/scripts/npm_deps.sh" "$NODE_CC_DIR" fabric-shim/cli.js ||
+      die "could not install $NODE_CC_DIR's npm dependencies (npm output above)"
     # What the servers run, as recorded for clients (the Node contract is the folder's index.js).
     CONTRACT="node:$NODE_CC_DIR"
   elif [[ -z "$CONTRACT" ]]; then

@@ -23,7 +23,6 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEVNET_MAIN = REPO_ROOT / "network" / "devnet" / "__main__.py"
 START_TIMEOUT_S = 90.0
 # The asset contract's cheapest call; any chaincode answer (even an error) means it is up.
 ASSET_PROBE: tuple[str, tuple[str, ...]] = ("AssetExists", ("readiness-probe",))
@@ -96,8 +95,6 @@ def running_devnet(
     probe: tuple[str, tuple[str, ...]] = ASSET_PROBE,
     start_timeout: float = START_TIMEOUT_S,
 ) -> Iterator[Devnet]:
-    if not DEVNET_MAIN.is_file():
-        pytest.skip("network/devnet/__main__.py is not there yet (devnet not built)")
     data_dir = tmp_path / "devnet"
     port = free_port()
     log_path = tmp_path / "devnet.log"

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from node_deps import install_npm_deps
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NETWORK_SH = REPO_ROOT / "scripts" / "network.sh"
 FABRIC_BINARIES = ("peer", "orderer", "configtxgen", "osnadmin")
@@ -30,13 +32,10 @@ class FabricNetwork:
     env: dict[str, str] | None = None  # network.sh's environment for this network (if ours)
 
 
-def missing_node_chaincode() -> str | None:
-    """Why Fabric's Node chaincode runtime cannot be served here, or None."""
-    if shutil.which("node") is None:
-        return "node is not on PATH (needed for Fabric's Node chaincode runtime)"
-    if not (NODE_CHAINCODE_DIR / "node_modules" / "fabric-shim" / "cli.js").is_file():
-        return f"fabric-shim not installed: run npm install in {NODE_CHAINCODE_DIR}"
-    return None
+def install_node_chaincode() -> None:
+    """Install scripts/node_chaincode's npm packages (fabric-shim) as network.sh does; skips
+    only when node or npm is not on PATH, fails when npm is there and the install fails."""
+    install_npm_deps(NODE_CHAINCODE_DIR, "fabric-shim/cli.js")
 
 
 def missing_fabric_binaries() -> str | None:

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from fabric_network import FabricNetwork, missing_node_chaincode, run_network_sh
+from fabric_network import FabricNetwork, install_node_chaincode, run_network_sh
 
 from gateway.fabric import EndorseError, Gateway, GatewayError
 
@@ -25,9 +25,7 @@ NODE_SETTINGS = {"MIP_CHAINCODE_NAME": "nodeasset", "MIP_CHAINCODE_RUNTIME": "no
 
 @pytest.fixture(scope="module")
 def node_profile(raft3_network: FabricNetwork) -> Iterator[Path]:
-    reason = missing_node_chaincode()
-    if reason:
-        pytest.skip(reason)
+    install_node_chaincode()
     assert raft3_network.state_dir is not None and raft3_network.env is not None
     run_network_sh("deploy", {**raft3_network.env, **NODE_SETTINGS})
     yield raft3_network.state_dir / "connection.nodeasset.json"

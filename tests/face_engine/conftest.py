@@ -1,4 +1,11 @@
-"""Fixtures for the face-engine tests: real models and real faces from ../shared."""
+"""Fixtures for the face-engine tests.
+
+The models come from `ensure_models()`, the loader setup runs (`python -m face_engine.models
+fetch`: hash-checked, cached), so model tests run wherever setup ran and fail, never skip, when
+the models cannot be obtained. The astronaut is scikit-image's copy (a project dependency; the
+same pixels as ../shared/data/astronaut.png). Only LFW and the non-face set come from
+../shared (test data, not part of the product): tests needing them skip without it.
+"""
 
 from __future__ import annotations
 
@@ -10,25 +17,54 @@ import numpy as np
 import pytest
 
 from face_engine.engine import FaceEngine
-from face_engine.models import verify_directory
+from face_engine.image_io import encode_png
+from face_engine.models import ModelPaths, ensure_models
+from gateway.demo.faces import demo_portrait
 
 
 @pytest.fixture(scope="session")
-def engine(shared_dir: Path) -> FaceEngine:
-    # Loaded once per test session (~1 s); the models come verified from ../shared.
-    return FaceEngine(verify_directory(shared_dir / "models"))
+def model_paths() -> ModelPaths:
+    return ensure_models()
 
 
 @pytest.fixture(scope="session")
-def astronaut_bytes(shared_dir: Path) -> bytes:
-    return (shared_dir / "data" / "astronaut.png").read_bytes()
+def engine(model_paths: ModelPaths) -> FaceEngine:
+    # Loaded once per test session (~1 s).
+    return FaceEngine(model_paths)
 
 
 @pytest.fixture(scope="session")
-def astronaut_bgr(shared_dir: Path) -> np.ndarray:
-    img = cv2.imread(str(shared_dir / "data" / "astronaut.png"), cv2.IMREAD_COLOR)
+def astronaut_bytes() -> bytes:
+    return demo_portrait("astronaut")
+
+
+@pytest.fixture(scope="session")
+def astronaut_bgr(astronaut_bytes: bytes) -> np.ndarray:
+    img = cv2.imdecode(np.frombuffer(astronaut_bytes, np.uint8), cv2.IMREAD_COLOR)
     assert img is not None
     return img
+
+
+@pytest.fixture(scope="session")
+def stranger_bytes() -> bytes:
+    """Another person than the astronaut (Grace Hopper, matplotlib's public-domain sample)."""
+    return demo_portrait("grace_hopper")
+
+
+@pytest.fixture(scope="session")
+def blank_png() -> bytes:
+    """A valid image with no face in it (flat grey with a soft gradient)."""
+    ramp = np.linspace(90, 160, 320, dtype=np.float32)
+    grey = np.tile(ramp, (240, 1)).astype(np.uint8)
+    return encode_png(np.dstack([grey, grey, grey]))
+
+
+@pytest.fixture(scope="session")
+def nonface_dir(shared_dir: Path) -> Path:
+    d = shared_dir / "data" / "nonface"
+    if not d.is_dir():
+        pytest.skip("the non-face image set is not in ../shared/data/nonface")
+    return d
 
 
 @pytest.fixture(scope="session")

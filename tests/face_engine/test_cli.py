@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from face_engine.models import ModelPaths
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -14,9 +16,11 @@ def _run(*args: str, model_dir: Path) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120, check=False)
 
 
-def test_cli_detect_verify_and_bad_input(shared_dir: Path, tmp_path: Path) -> None:
-    models = shared_dir / "models"
-    astro = str(shared_dir / "data" / "astronaut.png")
+def test_cli_detect_verify_and_bad_input(model_paths: ModelPaths, astronaut_bytes: bytes,
+                                         blank_png: bytes, tmp_path: Path) -> None:
+    models = model_paths.directory
+    astro = str(tmp_path / "astronaut.png")
+    Path(astro).write_bytes(astronaut_bytes)
     r = _run("detect", astro, model_dir=models)
     assert r.returncode == 0, r.stderr
     assert "faces detected: 1" in r.stdout and "quality: pass" in r.stdout
@@ -28,5 +32,7 @@ def test_cli_detect_verify_and_bad_input(shared_dir: Path, tmp_path: Path) -> No
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [
         "error: unsupported_format: only JPEG, PNG and WebP images are accepted"]
-    r = _run("detect", str(shared_dir / "data" / "nonface" / "brick.png"), model_dir=models)
+    blank = tmp_path / "blank.png"
+    blank.write_bytes(blank_png)
+    r = _run("detect", str(blank), model_dir=models)
     assert r.returncode == 2 and "no_face" in r.stderr

@@ -25,8 +25,8 @@ def test_astronaut_one_face(engine: FaceEngine, astronaut_bytes: bytes) -> None:
     assert a.aligned.shape == (112, 112, 3)
 
 
-def test_nonface_images_have_no_face(engine: FaceEngine, shared_dir: Path) -> None:
-    files = sorted((shared_dir / "data" / "nonface").iterdir())
+def test_nonface_images_have_no_face(engine: FaceEngine, nonface_dir: Path) -> None:
+    files = sorted(nonface_dir.iterdir())
     assert len(files) >= 10
     for f in files:
         with pytest.raises(NoFace):
@@ -51,3 +51,12 @@ def test_small_background_face_is_tolerated(engine: FaceEngine,
     assert len(engine.detect_all(encode_png(canvas))) in (1, 2)
     a = engine.analyze(encode_png(canvas))
     assert a.box[0] < 300
+
+
+def test_astronaut_fixture_is_the_shared_image(astronaut_bgr: np.ndarray,
+                                               shared_dir: Path) -> None:
+    # The fixture's scikit-image copy stands in for ../shared/data/astronaut.png: same pixels.
+    shared = cv2.imread(str(shared_dir / "data" / "astronaut.png"), cv2.IMREAD_COLOR)
+    if shared is None:
+        pytest.skip("../shared/data/astronaut.png is not there")
+    assert np.array_equal(shared, astronaut_bgr)

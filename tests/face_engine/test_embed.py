@@ -20,21 +20,25 @@ from face_engine.embed import (
 )
 from face_engine.engine import FaceEngine
 from face_engine.errors import ModelError
-from face_engine.models import RECOGNIZER_FILE
+from face_engine.models import RECOGNIZER_FILE, ModelPaths
 
 
 @pytest.fixture(scope="module")
-def sface_path(shared_dir: Path) -> Path:
-    return shared_dir / "models" / RECOGNIZER_FILE
+def sface_path(model_paths: ModelPaths) -> Path:
+    return model_paths.recognizer
 
 
 @pytest.fixture(scope="module")
-def crops(engine: FaceEngine, lfw_dir: Path) -> list[np.ndarray]:
+def crops(engine: FaceEngine, astronaut_bgr: np.ndarray,
+          stranger_bytes: bytes) -> list[np.ndarray]:
+    # Two people from installed packages (no ../shared needed), each also smaller and darker.
+    stranger = cv2.imdecode(np.frombuffer(stranger_bytes, np.uint8), cv2.IMREAD_COLOR)
+    assert stranger is not None
     out = []
-    for path in sorted((lfw_dir / "images").glob("*/*.jpg"))[:6]:
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        assert image is not None
-        out.append(engine.analyze_image(image).aligned)
+    for image in (astronaut_bgr, stranger):
+        for variant in (image, cv2.resize(image, None, fx=0.8, fy=0.8),
+                        cv2.convertScaleAbs(image, alpha=0.8)):
+            out.append(engine.analyze_image(variant).aligned)
     return out
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import os
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -24,8 +23,8 @@ from face_engine.protect.service import ProtectedFaceVerifier
 
 
 @pytest.fixture(scope="module")
-def verifier(shared_dir: Path) -> ProtectedFaceVerifier:
-    return ProtectedFaceVerifier(FaceEngine(), TemplateProtector(os.urandom(32),
+def verifier(engine: FaceEngine) -> ProtectedFaceVerifier:
+    return ProtectedFaceVerifier(engine, TemplateProtector(os.urandom(32),
                                                                  os.urandom(32)))
 
 
@@ -36,20 +35,19 @@ def _jpeg(image: np.ndarray) -> bytes:
 
 
 def test_enrol_verify_renew_on_real_photos(verifier: ProtectedFaceVerifier,
-                                           shared_dir: Path) -> None:
-    astronaut = (shared_dir / "data/astronaut.png").read_bytes()
-    image = cv2.imread(str(shared_dir / "data/astronaut.png"))
+                                           astronaut_bytes: bytes, astronaut_bgr: np.ndarray,
+                                           stranger_bytes: bytes, blank_png: bytes) -> None:
+    astronaut, image = astronaut_bytes, astronaut_bgr
     # another capture of the same face: smaller, darker, re-encoded
     variant = _jpeg(cv2.convertScaleAbs(cv2.resize(image, None, fx=0.8, fy=0.8), alpha=0.8))
-    stranger = (shared_dir / "data/lfw-dev/images/Abel_Pacheco/Abel_Pacheco_0001.jpg")
     ref = verifier.enrol(astronaut, "holder-1", "HospitalMSP")
     assert verifier.verify(ref, variant, holder_account="holder-1")
-    assert not verifier.verify(ref, stranger.read_bytes())
+    assert not verifier.verify(ref, stranger_bytes)
     assert verifier.verify(ref, variant, operating_point_name="far_1e-4")
     with pytest.raises(ReferenceMismatch):
         verifier.verify(ref, variant, holder_account="holder-2")
     with pytest.raises(NoFace):
-        verifier.verify(ref, (shared_dir / "data/nonface/brick.png").read_bytes())
+        verifier.verify(ref, blank_png)
     renewed = verifier.renew(ref, variant, "holder-1")
     assert verifier.verify(renewed, astronaut)
     with pytest.raises(RevokedReference):

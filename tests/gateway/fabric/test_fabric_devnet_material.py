@@ -10,11 +10,8 @@ from pathlib import Path
 
 import pytest
 
-pki = pytest.importorskip("network.devnet.pki")
-msp = pytest.importorskip("network.devnet.msp")
-orgs = pytest.importorskip("network.devnet.orgs")
-
-from gateway.fabric import from_connection, load_msp_folder  # noqa: E402
+from gateway.fabric import from_connection, load_msp_folder
+from network.devnet import msp, orgs, pki
 
 
 @pytest.fixture(scope="module")
