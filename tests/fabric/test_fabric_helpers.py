@@ -149,6 +149,29 @@ def test_peer_and_orderer_overlays() -> None:
     assert orderer["ChannelParticipation"]["Enabled"] is True
 
 
+# The sections and General keys that both supported orderers accept: Fabric 2.5.x and 3.1.x's
+# orderer/common/localconfig TopLevel and General structs. The orderer decodes orderer.yaml
+# strictly, so a key only one of them knows stops the other at start-up (Fabric 3 dropped
+# Kafka: "'' has invalid keys: Kafka"; General.Backoff and Throttling are 3.x only).
+ORDERER_SECTIONS = {
+    "General", "FileLedger", "Debug", "Consensus", "Operations", "Metrics",
+    "ChannelParticipation", "Admin",
+}  # fmt: skip
+ORDERER_GENERAL_KEYS = {
+    "ListenAddress", "ListenPort", "TLS", "Cluster", "Keepalive", "ConnectionTimeout",
+    "GenesisMethod", "GenesisFile", "BootstrapMethod", "BootstrapFile", "Profile",
+    "LocalMSPDir", "LocalMSPID", "BCCSP", "Authentication", "MaxRecvMsgSize", "MaxSendMsgSize",
+}  # fmt: skip
+
+
+def test_orderer_yaml_has_only_keys_fabric_2_5_and_3_1_accept() -> None:
+    orderer = yaml.safe_load((CFG / "orderer.yaml").read_text())
+    assert set(orderer) <= ORDERER_SECTIONS, set(orderer) - ORDERER_SECTIONS
+    assert "Kafka" not in orderer
+    general = set(orderer["General"])
+    assert general <= ORDERER_GENERAL_KEYS, general - ORDERER_GENERAL_KEYS
+
+
 # --------------------------------------------------------------------------- packages
 
 
