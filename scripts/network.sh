@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# MIP's real Hyperledger Fabric 2.5 network on this machine (no Docker), modelled on
+# MIP's real Hyperledger Fabric network (2.5 LTS or 3.x) on this machine (no Docker), modelled on
 # fabric-samples' test-network-nano-bash: one etcdraft orderer (or three, MIP_ORDERERS=3) and
 # one peer per org (HospitalMSP, SchoolMSP, PharmacyMSP) as background processes on 127.0.0.1,
 # the `mip` chaincode served as a service (python -m chaincode) by each org. `deploy` can add
@@ -14,7 +14,11 @@
 #   scripts/network.sh clean   down, then remove all state
 #
 # Binaries come from $FABRIC_BIN (peer, orderer, configtxgen, osnadmin) or PATH; the ccaas
-# builder from $FABRIC_BUILDERS or <dir of peer>/../builders/ccaas.
+# builder from $FABRIC_BUILDERS or <dir of peer>/../builders/ccaas. Fabric 2.5 and 3.x both
+# work with the same config files: `up` asks `peer version` and `orderer version` which release
+# they are (both must have the same major version), records it in the state dir (a state dir
+# keeps its major version), and gives 3.x peers core.yaml plus the TimeWindowCheck auth filter
+# (network/fabric/version.py; a 2.5 peer refuses that filter).
 #
 # Settings (environment):
 #   MIP_FABRIC_DIR           state dir (default <repo>/var/fabric): crypto, ledgers, logs, pids
@@ -99,6 +103,7 @@ ORDERER_DIR="$ORG_CRYPTO/ordererOrganizations/orderer.mip.local"
 ORDERER_CA="$ORDERER_DIR/tlsca/tlsca.orderer.mip.local-cert.pem"
 ORDERER_ADMIN_TLS="$ORDERER_DIR/users/Admin@orderer.mip.local/tls"
 BLOCK="$STATE/channel-artifacts/$CHANNEL.block"
+PEER_CFG="$STATE/config/peer"  # core.yaml for the peers of this release (see fabric_release)
 PIDS="$STATE/pids"
 LOGS="$STATE/logs"
 
@@ -166,10 +171,30 @@ require_bins() {
   if ((${#missing[@]})); then
     local where="PATH"
     [[ -n "${FABRIC_BIN:-}" ]] && where="\$FABRIC_BIN ($FABRIC_BIN)"
-    die "missing Fabric 2.5 binaries in $where: ${missing[*]} (set FABRIC_BIN to the folder" \
+    die "missing Fabric binaries in $where: ${missing[*]} (set FABRIC_BIN to the folder" \
         "holding peer, orderer, configtxgen, osnadmin; FABRIC_BUILDERS to the ccaas builder)"
   fi
   [[ -n "$PY" ]] || die "no python found (set MIP_PYTHON or create $REPO/.venv)"
+}
+
+# fabric_release: the peer's and the orderer's release (same major version), checked against
+# the one the state dir was set up with; writes the peers' core.yaml for it into $PEER_CFG.
+FABRIC_VERSION=""
+fabric_release() {
+  local peer_v orderer_v recorded
+  peer_v="$("$PEER" version 2>&1 |
+    (cd "$REPO" && "$PY" -m network.fabric peer-config "$CFG_DIR/core.yaml" "$PEER_CFG") 2>&1)" ||
+    die "cannot use $PEER: $peer_v"
+  orderer_v="$("$ORDERER" version 2>&1 | sed -n 's/^ *Version: *v\{0,1\}//p' | head -n 1)"
+  [[ "${orderer_v%%.*}" == "${peer_v%%.*}" ]] ||
+    die "peer is Fabric $peer_v but orderer is Fabric ${orderer_v:-?} ($ORDERER): use one release"
+  if [[ -f "$STATE/fabric-version" ]]; then
+    recorded="$(cat "$STATE/fabric-version")"
+    [[ "${recorded%%.*}" == "${peer_v%%.*}" ]] ||
+      die "$STATE was set up with Fabric $recorded, not $peer_v (clean it first)"
+  fi
+  echo "$peer_v" >"$STATE/fabric-version"
+  FABRIC_VERSION="$peer_v"
 }
 
 # ------------------------------------------------------------------------------ processes
@@ -297,7 +322,7 @@ start_peer() {
   require_free_ports "$name" "$port" "$((port + 1))" "${PEER_OPS_PORTS[$i]}"
   log "starting peer0.$d (${ORGS[$i]}) on $HOST:$port"
   mkdir -p "$STATE/data/peer0.$d"
-  start_bg "$name" env FABRIC_CFG_PATH="$CFG_DIR" \
+  start_bg "$name" env FABRIC_CFG_PATH="$PEER_CFG" \
     FABRIC_LOGGING_SPEC="${MIP_FABRIC_LOG_SPEC:-info}" \
     CORE_PEER_ID="peer0.$d" \
     CORE_PEER_LOCALMSPID="${ORGS[$i]}" \
@@ -326,7 +351,8 @@ cmd_up() {
   local t0=$SECONDS i k
   mkdir -p "$STATE" "$PIDS" "$LOGS"
   touch "$STATE/$MARKER"
-  log "state in $STATE ($N_ORDERERS orderer(s))"
+  fabric_release
+  log "state in $STATE ($N_ORDERERS orderer(s), Fabric $FABRIC_VERSION)"
   log "crypto material (cryptogen layout, network.devnet.pki)"
   (cd "$REPO" && "$PY" -m network.fabric crypto "$STATE" --orderers "$N_ORDERERS")
   if [[ ! -f "$BLOCK" ]]; then
@@ -538,7 +564,9 @@ all_names() {
 
 cmd_status() {
   local n pid start any=0 f
-  echo "state: $STATE ($N_ORDERERS orderer(s))"
+  local release=""
+  [[ -f "$STATE/fabric-version" ]] && release=", Fabric $(cat "$STATE/fabric-version")"
+  echo "state: $STATE ($N_ORDERERS orderer(s)$release)"
   for n in $(all_names); do
     any=1
     read -r pid start <"$PIDS/$n.pid"

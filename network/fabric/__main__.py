@@ -5,6 +5,7 @@
   package OUT --label L --address A [--tls-org MSP --tls-host H...]   CCaaS package; prints id
   profile STATE --endpoint MSP=host:port... [--chaincode N --file F]   write STATE/F
   wait-ready PROFILE [--timeout S]              until every org's Gateway can endorse
+  peer-config CORE_YAML OUT_DIR < `peer version`  OUT_DIR/core.yaml for that release; prints it
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 from pathlib import Path
 
 from network.devnet.pki import PKIError
-from network.fabric import crypto, package, profile, ready, render
+from network.fabric import crypto, package, profile, ready, render, version
 
 
 def _pairs(items: list[str], what: str) -> dict[str, str]:
@@ -56,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("profile", type=Path)
     p.add_argument("--timeout", type=float, default=120.0)
     p.add_argument("--org", action="append", default=[])
+    p = sub.add_parser("peer-config", help="core.yaml for the Fabric release on stdin")
+    p.add_argument("core_yaml", type=Path)
+    p.add_argument("out_dir", type=Path)
     return parser
 
 
@@ -82,6 +86,9 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "wait-ready":
         took = asyncio.run(ready.wait_endorsable(args.profile, args.org, timeout=args.timeout))
         print(f"gateway endorses on every org after {took:.1f}s")
+    elif args.command == "peer-config":
+        found = version.write_peer_config(args.core_yaml, sys.stdin.read(), args.out_dir)
+        print(".".join(str(part) for part in found))
     return 0
 
 
@@ -96,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         crypto.UnknownOrgError,
         crypto.OrdererCountError,
         ready.NotReadyError,
+        version.FabricVersionError,
         PKIError,
         OSError,
     ) as exc:

@@ -9,6 +9,7 @@ import json
 import os
 import stat
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from fabric_network import NETWORK_SH, REPO_ROOT
 from gateway.fabric import ConnectionProfile, from_connection
 from network.devnet import pki
 from network.devnet.orgs import DEFAULT_PEER_ORGS
-from network.fabric import crypto, package, profile, render
+from network.fabric import crypto, package, profile, render, version
 
 CFG = REPO_ROOT / "network" / "fabric"
 OU = x509.NameOID.ORGANIZATIONAL_UNIT_NAME
@@ -147,6 +148,29 @@ def test_peer_and_orderer_overlays() -> None:
     assert orderer["General"]["BootstrapMethod"] == "none"
     assert orderer["Admin"]["TLS"]["Enabled"] is True
     assert orderer["ChannelParticipation"]["Enabled"] is True
+
+
+# The sections and General keys that both supported orderers accept: Fabric 2.5.x and 3.1.x's
+# orderer/common/localconfig TopLevel and General structs. The orderer decodes orderer.yaml
+# strictly, so a key only one of them knows stops the other at start-up (Fabric 3 dropped
+# Kafka: "'' has invalid keys: Kafka"; General.Backoff and Throttling are 3.x only).
+ORDERER_SECTIONS = {
+    "General", "FileLedger", "Debug", "Consensus", "Operations", "Metrics",
+    "ChannelParticipation", "Admin",
+}  # fmt: skip
+ORDERER_GENERAL_KEYS = {
+    "ListenAddress", "ListenPort", "TLS", "Cluster", "Keepalive", "ConnectionTimeout",
+    "GenesisMethod", "GenesisFile", "BootstrapMethod", "BootstrapFile", "Profile",
+    "LocalMSPDir", "LocalMSPID", "BCCSP", "Authentication", "MaxRecvMsgSize", "MaxSendMsgSize",
+}  # fmt: skip
+
+
+def test_orderer_yaml_has_only_keys_fabric_2_5_and_3_1_accept() -> None:
+    orderer = yaml.safe_load((CFG / "orderer.yaml").read_text())
+    assert set(orderer) <= ORDERER_SECTIONS, set(orderer) - ORDERER_SECTIONS
+    assert "Kafka" not in orderer
+    general = set(orderer["General"])
+    assert general <= ORDERER_GENERAL_KEYS, general - ORDERER_GENERAL_KEYS
 
 
 # --------------------------------------------------------------------------- packages
@@ -296,3 +320,76 @@ def test_orderer_count_of_a_state_dir_is_fixed(tmp_path: Path) -> None:
     status = _run(["status"], env)
     assert status.returncode == 0 and "(1 orderer(s))" in status.stdout
     assert _run(["clean"], env).returncode == 0 and not state.exists()
+
+
+# --------------------------------------------------------------------------- Fabric releases
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("peer:\n Version: 2.5.16\n Commit SHA: f871cf92a\n", (2, 5, 16)),
+        ("orderer:\n Version: v3.1.5\n", (3, 1, 5)),
+    ],
+)
+def test_fabric_version_parsed(text: str, expected: tuple[int, int, int]) -> None:
+    assert version.parse_version(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "peer:\n Version: 2.4.9\n", " Version: 4.0.0\n", "oops"])
+def test_unsupported_fabric_version_refused(text: str) -> None:
+    with pytest.raises(version.FabricVersionError):
+        version.parse_version(text)
+
+
+def test_peer_config_per_release() -> None:
+    text = (CFG / "core.yaml").read_text()
+    assert version.peer_core_yaml(text, 2) == text
+    filters = yaml.safe_load(text)["peer"]["handlers"]["authFilters"]
+    # A 2.5 peer panics on a filter it does not know: the shared file must not list 3.x's.
+    assert [f["name"] for f in filters] == ["DefaultAuth", "ExpirationCheck"]
+    v3 = yaml.safe_load(version.peer_core_yaml(text, 3))
+    names = [f["name"] for f in v3["peer"]["handlers"]["authFilters"]]
+    assert names == ["DefaultAuth", "ExpirationCheck", "TimeWindowCheck"]
+    # Everything else is the same config.
+    v3["peer"]["handlers"]["authFilters"] = filters
+    assert v3 == yaml.safe_load(text)
+    with pytest.raises(version.FabricVersionError):
+        version.peer_core_yaml(text.replace("ExpirationCheck", "Other"), 3)
+
+
+def _fake_fabric(bin_dir: Path, peer: str, orderer: str) -> dict[str, str]:
+    """Stand-in binaries that only answer `version`, and a stand-in ccaas builder."""
+    bin_dir.mkdir()
+    builders = bin_dir / "builders"
+    (builders / "bin").mkdir(parents=True)
+    scripts = {"peer": f"peer:\n Version: {peer}", "orderer": f"orderer:\n Version: {orderer}",
+               "configtxgen": "", "osnadmin": ""}  # fmt: skip
+    for name, out in scripts.items():
+        (bin_dir / name).write_text(f"#!/bin/sh\nprintf '{out}\\n'\n")
+    for name in ("detect", "build", "release"):
+        (builders / "bin" / name).write_text("#!/bin/sh\nexit 1\n")
+    for f in [*bin_dir.iterdir(), *(builders / "bin").iterdir()]:
+        if f.is_file():
+            f.chmod(f.stat().st_mode | stat.S_IXUSR)
+    return {"FABRIC_BIN": str(bin_dir), "FABRIC_BUILDERS": str(builders)}
+
+
+def test_up_refuses_mixed_or_changed_fabric_releases(tmp_path: Path) -> None:
+    state = tmp_path / "s"
+    env = {**os.environ, "MIP_FABRIC_DIR": str(state), "MIP_PYTHON": sys.executable,
+           **_fake_fabric(tmp_path / "mixed", "3.1.5", "2.5.16")}  # fmt: skip
+    result = _run(["up"], env)
+    assert result.returncode != 0
+    assert "peer is Fabric 3.1.5 but orderer is Fabric 2.5.16" in result.stderr
+    assert not (state / "organizations").exists()
+    # A state dir set up by 2.5 is not handed to 3.x binaries (nor the other way round).
+    (state / "fabric-version").write_text("2.5.16\n")
+    env.update(_fake_fabric(tmp_path / "v3", "3.1.5", "3.1.5"))
+    result = _run(["up"], env)
+    assert result.returncode != 0 and "set up with Fabric 2.5.16, not 3.1.5" in result.stderr
+    assert not (state / "organizations").exists()
+    # The unsupported release is named.
+    env.update(_fake_fabric(tmp_path / "v2", "2.2.0", "2.2.0"))
+    result = _run(["up"], env)
+    assert result.returncode != 0 and "Fabric 2.2.0 is too old" in result.stderr
