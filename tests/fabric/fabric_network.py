@@ -48,7 +48,7 @@ def missing_fabric_binaries() -> str | None:
         missing = [n for n in FABRIC_BINARIES if shutil.which(n) is None]
         where = "PATH ($FABRIC_BIN unset)"
     if missing:
-        return f"Fabric 2.5 binaries not found in {where}: {', '.join(missing)}"
+        return f"Fabric binaries (2.5 or 3.1) not found in {where}: {', '.join(missing)}"
     return None
 
 
