@@ -49,8 +49,14 @@ from chaincode.mip.dispense import gateway_key_key
 from chaincode.mip.grants import grant_key
 from chaincode.mip.holder_auth import NONCE_OBJECT
 from chaincode.mip.key_index import passport_key_index
-from chaincode.mip.passports import VOUCH_GIVEN_OBJECT, VOUCH_OBJECT, passport_key
-from chaincode.mip.research import dataset_key
+from chaincode.mip.passports import (
+    VOUCH_GIVEN_OBJECT,
+    VOUCH_OBJECT,
+    face_commitment_key,
+    passport_key,
+)
+from chaincode.mip.research import admission_key, dataset_key
+from chaincode.mip.verifier_keys import verifier_key_key
 from chaincode.shim import create_composite_key
 
 ORGS = (HOSPITAL, SCHOOL, PHARMACY)
@@ -262,6 +268,34 @@ async def test_no_org_alone_resets_a_privacy_budget(mip: MipClients) -> None:
             {k: v for k, v in before.items() if k != "remaining_epsilon_micro"}
             | {"spent_epsilon_micro": 0})})
     assert await get(mip, "Research:Get", dataset_id) == before
+
+
+async def test_no_org_alone_admits_a_researcher_swaps_a_verifier_key_or_frees_a_face(
+    mip: MipClients, holder: Holder
+) -> None:
+    """The records this issue's other changes added: researcher admissions, linkage verifier
+    keys and the used-once face commitment index."""
+    dataset_id = new_id("ds")
+    await (await mip.client(HOSPITAL, "admin")).submit(
+        "Research:RegisterDataset", [dataset_id, "1000000"])
+    admission = {"dataset_id": dataset_id, "researcher_org": SCHOOL,
+                 "researcher_id": "x509::CN=rogue::CN=ca", "status": "admitted",
+                 "by_org": HOSPITAL, "by_client_id": "x509::CN=admin::CN=ca",
+                 "time": int(time.time()), "tx_id": "f" * 64}
+    attacker = HolderKey.generate()
+    verifier = {"org": HOSPITAL, "public_key": base64.b64encode(attacker.public_raw).decode(),
+                "verifier_id": "ab" * 32, "registered": int(time.time())}
+    commitment = holder.passport["face_commitment"]
+    for org in ORGS:
+        await forge_alone(mip, org, {admission_key(dataset_id, SCHOOL,
+                                                   admission["researcher_id"]):
+                                     dumps(admission)})
+        await forge_alone(mip, org, {verifier_key_key(HOSPITAL): dumps(verifier)})
+        # Deleting the used-once record would let the same reference be registered again.
+        await forge_alone(mip, org, {face_commitment_key(commitment): None})
+    researchers = json.loads(await (await mip.client(SCHOOL, None)).evaluate(
+        "Research:Researchers", [dataset_id]))
+    assert researchers == []
 
 
 async def test_private_content_is_written_by_its_collection_only(
