@@ -31,6 +31,7 @@ import re
 from typing import Any
 
 from chaincode.mip.config import get_setting
+from chaincode.mip.endorsement import MAJORITY
 from chaincode.mip.errors import (
     AccessDenied,
     Conflict,
@@ -60,7 +61,7 @@ MAX_GUARDIANS = 10
 MAX_REASON = 500
 # A fraudulent revocation changes other orgs' passports (it flags vouches and demotes), so no
 # single org decides it: registrars of a majority of the member orgs must propose it.
-FRAUD_MAJORITY = len(MEMBER_ORGS) // 2 + 1
+FRAUD_MAJORITY = MAJORITY  # the same majority as the chaincode's endorsement policy
 # Holder-signed requests reach the chaincode through a gateway identity; a registrar at a desk
 # may also carry them.
 HOLDER_CARRIERS = frozenset({"gateway", "registrar"})
