@@ -37,12 +37,19 @@ def write_secret(path: Path, text: str) -> None:
 
 
 def mint(connection: Path, org: str, name: str, role: str) -> bool:
-    """The Fabric identity `name` in `org` with `mip.role=role`; False if it existed."""
-    from network.devnet.pki import IdentityExistsError, add_identity
+    """The Fabric identity `name` in `org` with `mip.role=role`; False if it existed with that
+    role. An existing identity with another role is a CliError: the chaincode reads the role
+    from the certificate, so a token for the new role would not match what the ledger sees."""
+    from network.devnet.pki import IdentityExistsError, add_identity, identity_attrs
 
     try:
         add_identity(connection.parent, org, name, {"mip.role": role})
     except IdentityExistsError:
+        existing = identity_attrs(connection.parent, org, name).get("mip.role")
+        if existing != role:
+            raise CliError(f"{name}@{org} already exists with mip.role={existing}; a "
+                           "certificate's role cannot change: revoke it (`mip identity "
+                           "revoke`) and add the person under a new name") from None
         return False
     return True
 

@@ -579,6 +579,29 @@ def _check_attrs(attrs: dict[str, str]) -> None:
             raise AttributeNameError(f"attribute {key!r} has control characters in its value")
 
 
+def identity_attrs(data_dir: Path, msp_id: str, name: str) -> dict[str, str]:
+    """The Fabric CA attributes (hf.Attrs) in an existing identity's signing certificate;
+    UnknownIdentityError if `name` has no identity in the org."""
+    org, peer_org = _resolve_org(Path(data_dir), msp_id)
+    cas = _load_org_cas(Path(data_dir), org, peer_org=peer_org)
+    signcerts = cas.base / "users" / f"{name}@{org.domain}" / "msp" / "signcerts"
+    found = sorted(signcerts.glob("*.pem")) if signcerts.is_dir() else []
+    if not found:
+        raise UnknownIdentityError(f"no identity {name!r} in {msp_id}")
+    cert = x509.load_pem_x509_certificate(found[0].read_bytes())
+    try:
+        ext = cert.extensions.get_extension_for_oid(HF_ATTRS_OID)
+    except x509.ExtensionNotFound:
+        return {}
+    value = ext.value
+    try:
+        decoded = json.loads(value.value) if isinstance(value, x509.UnrecognizedExtension) else {}
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    attrs = decoded.get("attrs") if isinstance(decoded, dict) else None
+    return {str(k): str(v) for k, v in attrs.items()} if isinstance(attrs, dict) else {}
+
+
 def add_identity(
     data_dir: Path,
     msp_id: str,
