@@ -3,29 +3,14 @@ that decide what is measured and how the figures are summarised."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
-from fabric_network import REPO_ROOT
+from script_module import load_script
 
-
-def _load(name: str) -> ModuleType:
-    # The bench scripts import each other as siblings, as they do when run from scripts/.
-    sys.path.insert(0, str(REPO_ROOT / "scripts"))
-    try:
-        spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "scripts" / f"{name}.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules.setdefault(name, module)
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(REPO_ROOT / "scripts"))
+_load = load_script
 
 
 compare = _load("bench_fabric_compare")

@@ -3,10 +3,11 @@ majority of the orgs and by no single org (docs/chaincode.md, "Endorsement model
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import re
 from pathlib import Path
+
+from script_module import load_script
 
 from chaincode.mip.endorsement import CHAINCODE_POLICY, POLICY_ORGS
 from chaincode.mip.staff import MEMBER_ORGS
@@ -21,12 +22,7 @@ def test_every_deployment_uses_the_one_definition() -> None:
     found = re.search(r'^MIP_POLICY="(.*)"$', network_sh, re.MULTILINE)
     assert found is not None and found.group(1) == CHAINCODE_POLICY
     assert CLI_POLICY == CHAINCODE_POLICY
-    spec = importlib.util.spec_from_file_location("bench_ledger",
-                                                  REPO / "scripts" / "bench_ledger.py")
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    assert bench.POLICIES["mip"] == CHAINCODE_POLICY
+    assert load_script("bench_ledger").POLICIES["mip"] == CHAINCODE_POLICY
 
 
 def test_a_majority_and_no_single_org_satisfies_it() -> None:
