@@ -57,14 +57,14 @@ def main() -> None:
         unwraps.append(time.perf_counter() - start)
     print(f"Argon2id opslimit {kdf.opslimit}, memlimit {kdf.memlimit // (1024 * 1024)} MiB, "
           f"{os.cpu_count()} CPUs")
-    report = {"opslimit": kdf.opslimit, "memlimit_mib": kdf.memlimit // (1024 * 1024),
-              "wrap": _stats(wraps), "unwrap": _stats(unwraps), "wrap_cpu": _stats(cpu)}
-    for name, key in (("wrap", "wrap"), ("unwrap", "unwrap"), ("wrap cpu", "wrap_cpu")):
-        print(_summary(name, report[key]))
+    stats = {"wrap": _stats(wraps), "unwrap": _stats(unwraps), "wrap_cpu": _stats(cpu)}
+    for key, figures in stats.items():
+        print(_summary(key.replace("_", " "), figures))
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"load average (1 min) at the end: {load:.2f}")
     # Last line: the figures as JSON, for scripts/bench_meta.py to wrap with the run's machine.
-    print(json.dumps(report))
+    print(json.dumps({"opslimit": kdf.opslimit, "memlimit_mib": kdf.memlimit // (1024 * 1024),
+                      **stats}))
 
 
 if __name__ == "__main__":
