@@ -81,7 +81,9 @@ def git_state() -> dict[str, Any]:
 
     commit = git("rev-parse", "HEAD")
     return {"commit": commit or None,
-            "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))
+            # The runs' own outputs (docs/figures/) do not make the measured code dirty.
+            "dirty": bool(git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                              ":(exclude)docs/figures"))
             if commit else None}
 
 
