@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import statistics
 import tempfile
 import time
 import uuid
@@ -32,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import bench_ledger as bl
+from bench_meta import RunMeta, median, percentile
 
 from gateway.fabric import Gateway
 from network.devnet.event_loop import loop_name, run
@@ -87,7 +86,7 @@ def summarize(rounds: Rounds, endorsers: int | None) -> dict[str, Any]:
         per: dict[str, Any] = {}
         for mode in ("submit", "evaluate"):
             rows = [r[runtime][mode] for r in rounds]
-            per[mode] = {key: round(statistics.median(row[key] for row in rows), 3)
+            per[mode] = {key: round(median(row[key] for row in rows), 3)
                          for key in rows[0]}
             per[mode]["tx_per_s_rounds"] = [round(row["tx_per_s"], 1) for row in rows]
         cpu = per["submit"]["cc_cpu_ms"]
@@ -99,7 +98,7 @@ def summarize(rounds: Rounds, endorsers: int | None) -> dict[str, Any]:
     # Ratios within each round (both runtimes measured minutes apart under the same load),
     # then their median: steadier than the ratio of medians when the machine's load drifts.
     out["paired_ratio_median"] = {
-        f"{mode}_tx_per_s": round(statistics.median(
+        f"{mode}_tx_per_s": round(median(
             r["python"][mode]["tx_per_s"] / r["node"][mode]["tx_per_s"] for r in rounds), 3)
         for mode in ("submit", "evaluate")}
     out["ratio_python_over_node"] = {
@@ -117,8 +116,8 @@ async def _phase(op: Callable[[int], Awaitable[Any]], n: int, inflight: int,
     before = meter.sample()
     rate, latencies = await bl.run_mode(op, n, inflight)
     after = meter.sample()
-    row = {"tx_per_s": rate, "p50_ms": bl.pct(latencies, 0.50) * 1000,
-           "p95_ms": bl.pct(latencies, 0.95) * 1000}
+    row = {"tx_per_s": rate, "p50_ms": percentile(latencies, 50) * 1000,
+           "p95_ms": percentile(latencies, 95) * 1000}
     for name in after:
         row[f"{name}_cpu_ms"] = (after[name] - before[name]) * 1000 / n
     return row
@@ -192,7 +191,7 @@ def endorsers_of(policy: str) -> int | None:
     return None
 
 
-def main_compare(args: argparse.Namespace) -> int:
+def main_compare(args: argparse.Namespace, meta: RunMeta) -> int:
     """A fresh network (up, both deploys, rounds, down + clean) or, with --connection, a
     running one where both chaincodes are deployed."""
     names = {"python": args.python_chaincode, "node": args.node_chaincode}
@@ -207,7 +206,6 @@ def main_compare(args: argparse.Namespace) -> int:
     else:
         state = args.connection.resolve().parent
         policy = "(as deployed)"
-    load_before = os.getloadavg()
     try:
         if env is not None:
             timings["up_s"] = round(bl.network_sh("up", env), 1)
@@ -224,19 +222,15 @@ def main_compare(args: argparse.Namespace) -> int:
             bl.stop_fabric(state, env)
         if tmp is not None:
             tmp.cleanup()
-    load_after = os.getloadavg()
     summary = summarize(rounds, endorsers_of(policy))
-    report = {"target": "fabric", "compare": "python-shim vs node fabric-shim",
+    report = meta.report({"target": "fabric", "compare": "python-shim vs node fabric-shim",
               "chaincodes": names, "policy": policy, "batch_timeout": batch_timeout,
               "n": args.n, "inflight": args.inflight, "rounds": args.compare_rounds,
               "stored_json_bytes": json_bytes,
-              **timings, "measure_s": round(took, 1), "event_loop": loop_name(),
-              "loadavg_start": [round(x, 2) for x in load_before],
-              "loadavg_end": [round(x, 2) for x in load_after],
-              "summary": summary, "per_round": rounds}
+              **timings, "measure_s": round(took, 1),
+              "summary": summary, "per_round": rounds}, event_loop=loop_name())
     print_summary(report)
-    if args.json:
-        print(json.dumps(report))
+    bl.emit_json(args, report)
     return 0
 
 

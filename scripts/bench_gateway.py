@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Gateway benchmark: complete pharmacy pickups from N concurrent counters, and enrolments.
 
-    scripts/bench_gateway.py [--json] [--counters 8] [--pickups 40] [--enrolments 40]
+    scripts/bench_gateway.py [--json [PATH]] [--counters 8] [--pickups 40] [--enrolments 40]
                              [--mode stream|batch]
 
 Starts devnet and the gateway server (uvicorn in its own process, so the load generator does
@@ -26,7 +26,8 @@ Frames come from the simulated camera and are encoded before timing. Enrolments 
 -> frames -> password -> finish, sequential, batch frames) need distinct faces (the 1:N
 duplicate screen refuses a repeat): frontal LFW photos from ../shared/data/lfw-dev animated by
 the same simulated camera when that folder exists, else only the two demo portraits. Figures
-are medians over rounds; with --json the last line is JSON. Goals (issue #6, 2-core machine):
+are medians over rounds; with --json the last line is JSON (with the run's machine, load, date
+and commit), and --json PATH also writes it there. Goals (issue #6, 2-core machine):
 pickup p95 <= 150 ms with 8 counters; enrolment p95 <= 1.5 s.
 """
 
@@ -35,8 +36,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import statistics
 import sys
 import tempfile
 import time
@@ -47,6 +46,10 @@ import httpx
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
+
+sys.path.insert(0, str(REPO_ROOT / "scripts"))
+
+from bench_meta import RunMeta, median, percentile, write_json  # noqa: E402
 
 from gateway.cli.demo_camera import SimulatedCamera  # noqa: E402
 from gateway.cli.environment import Environment, StaffSpec, running_environment  # noqa: E402
@@ -79,11 +82,8 @@ def capture_schedule(poses: list[str]) -> list[tuple[str, float]]:
 
 
 def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))
-    return ordered[index]
+    """numpy's percentile (bench_meta), NaN when nothing was measured (no enrolment passed)."""
+    return percentile(values, q) if values else float("nan")
 
 
 class Bench:
@@ -269,17 +269,18 @@ async def main_async(args: argparse.Namespace, env: Environment,
         "enrolment_refusals": reasons,
         "enrolment_faces": "lfw-dev (simulated camera)" if faces[0].startswith("lfw:")
         else "demo portrait",
-        "enrol_p50_s": pct(enrol_times, 50), "enrol_p95_s": pct(enrol_times, 95),
-        "load_avg_1m": os.getloadavg()[0], "cpus": os.cpu_count()}
+        "enrol_p50_s": pct(enrol_times, 50), "enrol_p95_s": pct(enrol_times, 95)}
     for key in rounds[0]:
         if key != "pickups":
-            summary[key] = statistics.median(r[key] for r in rounds)
+            summary[key] = median(r[key] for r in rounds)
     return summary
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--json", action="store_true", help="last line: JSON summary")
+    parser.add_argument("--json", nargs="?", const="-", metavar="PATH",
+                        help="last line: the JSON summary with the machine, load, date and "
+                             "commit (scripts/bench_meta.py); with PATH also written there")
     parser.add_argument("--counters", type=int, default=8)
     parser.add_argument("--pickups", type=int, default=40, help="pickups per round")
     parser.add_argument("--enrolments", type=int, default=40)
@@ -288,6 +289,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--dir", type=Path, help="working folder (default: a temp dir)")
     args = parser.parse_args()
+    meta = RunMeta("gateway")
     from face_engine.engine import load_default_engine
 
     camera = SimulatedCamera(load_default_engine())
@@ -296,7 +298,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="mip-bench-") as tmp:
         root = args.dir or Path(tmp) / "bench"
         with running_environment(root, STAFF, {"pickup_max_failures": 1000}) as env:
-            summary = asyncio.run(main_async(args, env, camera))
+            summary = meta.report(asyncio.run(main_async(args, env, camera)))
     print(f"pickups ({args.mode}): {summary['pickups_per_s']:.2f}/s with {args.counters} "
           f"counters; wait p50 {summary['total_p50_ms']:.0f} ms, p95 "
           f"{summary['total_p95_ms']:.0f} ms (create p95 {summary['create_p95_ms']:.0f}, "
@@ -306,9 +308,13 @@ def main() -> int:
     print(f"enrolment: p50 {summary['enrol_p50_s']:.2f} s, p95 {summary['enrol_p95_s']:.2f} s "
           f"over {summary['enrolments']} ({summary['enrolment_faces']}; "
           f"{summary['enrolments_refused']} refused: {summary['enrolment_refusals']})")
-    print(f"machine: {summary['cpus']} cpus, load average {summary['load_avg_1m']:.1f}")
-    if args.json:
-        print(json.dumps(summary, sort_keys=True))
+    m = summary["machine"]
+    print(f"machine: {m['cpu_model']}, {m['cores']} cores; load average "
+          f"{summary['loadavg_start'][0]:.1f} at start, {summary['loadavg_end'][0]:.1f} at end")
+    if args.json is not None:
+        if args.json != "-":
+            write_json(Path(args.json), summary)
+        print(json.dumps(summary))
     return 0
 
 

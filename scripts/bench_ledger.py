@@ -3,13 +3,18 @@
 
 Measures, through the project's Gateway client (gateway.fabric), submits (endorse + submit +
 wait for commit) and evaluates, sequentially and with N requests in flight, and prints tx/s and
-p50/p95 latency as medians over rounds. `--json` prints one JSON object as the last line.
+p50/p95 latency as medians over rounds. `--json` prints one JSON object as the last line, with
+the machine, load average, date and commit (scripts/bench_meta.py); `--json PATH` also writes
+it there, for scripts/figures.py to render.
 
 Against devnet it also prints the CPU time each process spent per operation (devnet, its
 chaincode subprocess, this client; utime+stime from /proc over the measured rounds): unlike
 wall-clock throughput that figure hardly moves when other jobs share the machine. The chaincode
 endorsement policy is explicit (`--policy`, default Fabric's `MAJORITY Endorsement`: two of the
-three orgs endorse; `--policy mip` is the MIP chaincode's one-of-three OR policy).
+three orgs endorse; `--policy mip` is the MIP chaincode's policy, 2 of the 3 peers;
+`--policy any-one` is the policy MIP had before, one of the three). `--compare-policy P`
+measures policy P as well in the same run, on a devnet of its own, the policies taking turns
+round by round: a comparison between policies is meant to come from one such run.
 
 `--target fabric` runs the same rounds on the real Fabric 2.5 network (docs/deploy.md): it
 brings one up with `scripts/network.sh up` + `deploy` (asset contract, the chosen policy,
@@ -20,7 +25,7 @@ CPU figures are then the orderer, the three peers, the three chaincode servers (
 two of them run each submit) and this client.
 
     python scripts/bench_ledger.py [--target devnet|fabric] [--policy majority|mip|"<policy>"]
-        [--n 2000] [--inflight 16] [--json]
+        [--compare-policy any-one] [--n 2000] [--inflight 16] [--json [PATH]]
     python scripts/bench_ledger.py --connection path/to/connection.json
     python scripts/bench_ledger.py --target fabric [--port-offset 500] [--batch-timeout 20ms]
     python scripts/bench_ledger.py --target fabric --connection var/fabric/connection.json
@@ -39,7 +44,6 @@ import contextlib
 import json
 import os
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -52,6 +56,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+sys.path.insert(0, str(REPO / "scripts"))
+
+from bench_meta import RunMeta, median, percentile, write_json  # noqa: E402
+
 from chaincode.mip.endorsement import CHAINCODE_POLICY  # noqa: E402
 from gateway.fabric import Gateway  # noqa: E402
 from network.devnet.event_loop import loop_name, run  # noqa: E402
@@ -61,6 +69,8 @@ POLICIES = {
     "majority": "MAJORITY Endorsement",  # Fabric's default chaincode endorsement policy
     # The MIP chaincode's definition (chaincode/mip/endorsement.py): 2 of the 3 orgs' peers.
     "mip": CHAINCODE_POLICY,
+    # MIP's policy before it became a majority: any one of the three orgs' peers.
+    "any-one": "OR('HospitalMSP.peer','SchoolMSP.peer','PharmacyMSP.peer')",
 }
 # What `--target fabric` deploys: the bench's CreateAsset/ReadAsset live in the asset contract.
 ASSET_CONTRACT = "chaincode.contracts.asset:AssetContract"
@@ -204,11 +214,6 @@ def start_devnet(data: Path, extra: list[str]) -> subprocess.Popen[str]:
     raise SystemExit("devnet did not become ready")
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 async def run_mode(op: Callable[[int], Awaitable[Any]], n: int, inflight: int
                    ) -> tuple[float, list[float]]:
     latencies: list[float] = []
@@ -225,47 +230,69 @@ async def run_mode(op: Callable[[int], Awaitable[Any]], n: int, inflight: int
     return n / (time.perf_counter() - start), latencies
 
 
-async def bench(profile: Path, args: argparse.Namespace, meter: CpuMeter) -> dict[str, Any]:
-    gw = Gateway.from_connection(profile, args.org, args.user)
-    contract = gw.get_network(args.channel).get_contract(args.chaincode)
-    run_id = uuid.uuid4().hex[:8]
+class Target:
+    """One network the rounds run against: its client's submit/evaluate and its CPU meter."""
 
-    async def submit(i: int) -> None:
-        await contract.submit("CreateAsset", [f"bench-{run_id}-{i}-{uuid.uuid4().hex[:6]}",
-                                              "blue", "5", "bench", "100"])
+    def __init__(self, profile: Path, args: argparse.Namespace, meter: CpuMeter) -> None:
+        self.gw = Gateway.from_connection(profile, args.org, args.user)
+        self.contract = self.gw.get_network(args.channel).get_contract(args.chaincode)
+        self.meter = meter
+        self.run_id = uuid.uuid4().hex[:8]
 
-    await contract.submit("CreateAsset", [f"bench-{run_id}-read", "blue", "5", "bench", "1"])
+    async def submit(self, i: int) -> None:
+        await self.contract.submit("CreateAsset", [
+            f"bench-{self.run_id}-{i}-{uuid.uuid4().hex[:6]}", "blue", "5", "bench", "100"])
 
-    async def evaluate(_: int) -> None:
-        await contract.evaluate("ReadAsset", [f"bench-{run_id}-read"])
+    async def evaluate(self, _: int) -> None:
+        await self.contract.evaluate("ReadAsset", [f"bench-{self.run_id}-read"])
 
-    for i in range(args.warmup):
-        await submit(-1 - i)
+    async def prepare(self, warmup: int) -> None:
+        await self.contract.submit("CreateAsset", [f"bench-{self.run_id}-read", "blue", "5",
+                                                   "bench", "1"])
+        for i in range(warmup):
+            await self.submit(-1 - i)
+
+
+async def bench(targets: list[tuple[Path, CpuMeter]], args: argparse.Namespace
+                ) -> list[dict[str, Any]]:
+    """Each mode's rounds; with several targets (policies compared in one run) the targets
+    take turns round by round, so a drift of the machine's load falls on every side alike.
+    One results dict per target, in order."""
+    nets = [Target(profile, args, meter) for profile, meter in targets]
+    for net in nets:
+        await net.prepare(args.warmup)
     modes = {
-        "submit_seq": (submit, args.n_seq, 1),
-        f"submit_{args.inflight}": (submit, args.n, args.inflight),
-        "evaluate_seq": (evaluate, args.n_seq, 1),
-        f"evaluate_{args.inflight}": (evaluate, args.n, args.inflight),
+        "submit_seq": ("submit", args.n_seq, 1),
+        f"submit_{args.inflight}": ("submit", args.n, args.inflight),
+        "evaluate_seq": ("evaluate", args.n_seq, 1),
+        f"evaluate_{args.inflight}": ("evaluate", args.n, args.inflight),
     }
-    results: dict[str, Any] = {}
-    for name, (op, n, inflight) in modes.items():
-        tps, p50, p95 = [], [], []
-        before = meter.sample()
+    out: list[dict[str, Any]] = [{} for _ in nets]
+    for name, (kind, n, inflight) in modes.items():
+        tps: list[list[float]] = [[] for _ in nets]
+        p50: list[list[float]] = [[] for _ in nets]
+        p95: list[list[float]] = [[] for _ in nets]
+        cpu: list[dict[str, float]] = [{} for _ in nets]
         for _ in range(args.rounds):
-            rate, lat = await run_mode(op, n, inflight)
-            tps.append(rate)
-            p50.append(pct(lat, 0.50) * 1000)
-            p95.append(pct(lat, 0.95) * 1000)
-        results[name] = {"tx_per_s": round(statistics.median(tps), 1),
-                         "p50_ms": round(statistics.median(p50), 2),
-                         "p95_ms": round(statistics.median(p95), 2),
-                         "n": n, "inflight": inflight, "rounds": args.rounds}
-        after = meter.sample()
-        results[name]["cpu_ms_per_op"] = {
-            proc: round((after[proc] - before[proc]) * 1000 / (n * args.rounds), 3)
-            for proc in after}
-    await gw.close()
-    return results
+            for k, net in enumerate(nets):
+                before = net.meter.sample()
+                rate, lat = await run_mode(getattr(net, kind), n, inflight)
+                after = net.meter.sample()
+                tps[k].append(rate)
+                p50[k].append(percentile(lat, 50) * 1000)
+                p95[k].append(percentile(lat, 95) * 1000)
+                for proc in after:
+                    cpu[k][proc] = cpu[k].get(proc, 0.0) + after[proc] - before[proc]
+        for k in range(len(nets)):
+            out[k][name] = {
+                "tx_per_s": round(median(tps[k]), 1), "p50_ms": round(median(p50[k]), 2),
+                "p95_ms": round(median(p95[k]), 2), "n": n, "inflight": inflight,
+                "rounds": args.rounds,
+                "cpu_ms_per_op": {proc: round(sec * 1000 / (n * args.rounds), 3)
+                                  for proc, sec in cpu[k].items()}}
+    for net in nets:
+        await net.gw.close()
+    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -302,46 +329,76 @@ def build_parser() -> argparse.ArgumentParser:
                         help="--compare-node: name of the Python-served asset chaincode")
     parser.add_argument("--node-chaincode", default="nodeasset",
                         help="--compare-node: name of the Node-served asset chaincode")
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--compare-policy", action="append", default=[], metavar="POLICY",
+                        help="devnet: also measure this policy (repeatable; e.g. any-one) in "
+                             "the same run, on its own devnet, the policies taking turns "
+                             "round by round; the JSON then holds one entry per policy")
+    parser.add_argument("--json", nargs="?", const="-", metavar="PATH",
+                        help="print the report (with the machine, load, date and commit) "
+                             "as the last line; with PATH also write it there "
+                             "(docs/figures/, scripts/figures.py renders it)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    meta = RunMeta("ledger", sys.argv if argv is None else [sys.argv[0], *argv])
     if args.compare_node and args.target != "fabric":
         raise SystemExit("--compare-node runs on the real network: add --target fabric")
     if args.target == "fabric":
-        return main_fabric(args)
+        return main_fabric(args, meta)
+    if args.compare_policy and args.connection is not None:
+        raise SystemExit("--compare-policy starts its own devnets: drop --connection")
 
-    proc = None
-    tmp = None
+    procs: list[subprocess.Popen[str]] = []
+    tmps: list[tempfile.TemporaryDirectory[str]] = []
+    targets: list[tuple[Path, CpuMeter]] = []
     if args.connection is None:
-        tmp = tempfile.TemporaryDirectory(prefix="mip-bench-")
-        policy = POLICIES.get(args.policy, args.policy)
-        proc = start_devnet(Path(tmp.name), ["--policy", policy, *args.devnet_arg])
-        profile = Path(tmp.name) / "connection.json"
+        policies = [POLICIES.get(p, p) for p in [args.policy, *args.compare_policy]]
+        for policy in policies:
+            tmp = tempfile.TemporaryDirectory(prefix="mip-bench-")
+            tmps.append(tmp)
+            proc = start_devnet(Path(tmp.name), ["--policy", policy, *args.devnet_arg])
+            procs.append(proc)
+            targets.append((Path(tmp.name) / "connection.json", CpuMeter(proc.pid)))
     else:
-        policy = "(as deployed)"
-        profile = args.connection
-    meter = CpuMeter(proc.pid if proc is not None else None)
-    load = os.getloadavg()
+        policies = ["(as deployed)"]
+        targets.append((args.connection, CpuMeter(None)))
     try:
-        results = run(bench(profile, args, meter))
+        results = run(bench(targets, args))
     finally:
-        if proc is not None:
+        for proc in procs:
             proc.terminate()
             proc.wait(timeout=20)
-        if tmp is not None:
+        for tmp in tmps:
             tmp.cleanup()
-    report = {"target": "devnet" if args.connection is None else str(args.connection),
-              "client": "gateway.fabric", "policy": policy, "event_loop": loop_name(),
-              "loadavg": [round(x, 2) for x in load], "results": results}
-    print(f"policy: {policy}   event loop: {loop_name()}   "
-          f"load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    print_results(results)
-    if args.json:
-        print(json.dumps(report))
+    report = meta.report({
+        "target": "devnet" if args.connection is None else str(args.connection),
+        "client": "gateway.fabric",
+        "runs": [{"policy": p, "results": r} for p, r in zip(policies, results, strict=True)],
+    }, event_loop=loop_name())
+    print_report(report)
+    emit_json(args, report)
     return 0
+
+
+def emit_json(args: argparse.Namespace, report: dict[str, Any]) -> None:
+    """`--json`: the report as the last line printed; `--json PATH`: also written there."""
+    if args.json is None:
+        return
+    if args.json != "-":
+        write_json(Path(args.json), report)
+    print(json.dumps(report))
+
+
+def print_report(report: dict[str, Any]) -> None:
+    start, end = report["loadavg_start"], report["loadavg_end"]
+    m = report["machine"]
+    print(f"machine: {m['cpu_model']}, {m['cores']} cores   event loop: {m['event_loop']}   "
+          f"load average: start {' '.join(map(str, start))}, end {' '.join(map(str, end))}")
+    for entry in report["runs"]:
+        print(f"policy: {entry['policy']}")
+        print_results(entry["results"])
 
 
 def print_results(results: dict[str, Any]) -> None:
@@ -353,13 +410,15 @@ def print_results(results: dict[str, Any]) -> None:
         print(f"{'':>14}  CPU ms per op: {cpu}")
 
 
-def main_fabric(args: argparse.Namespace) -> int:
+def main_fabric(args: argparse.Namespace, meta: RunMeta) -> int:
     """The rounds on the real Fabric network: a fresh one (up, deploy, down, clean) or, with
     --connection, a running one."""
     if args.compare_node:
         import bench_fabric_compare  # beside this file; imported only for this mode
 
-        return bench_fabric_compare.main_compare(args)
+        return bench_fabric_compare.main_compare(args, meta)
+    if args.compare_policy:
+        raise SystemExit("--compare-policy is for devnet")
     timings: dict[str, float] = {}
     tmp = None
     env = None
@@ -378,25 +437,21 @@ def main_fabric(args: argparse.Namespace) -> int:
         profile = state / "connection.json" if args.connection is None else args.connection
         batch_timeout = batch_timeout_of(state) or "(unknown)"
         meter = CpuMeter(None, fabric_groups(state))
-        load = os.getloadavg()
-        results = run(bench(profile, args, meter))
+        [results] = run(bench([(profile, meter)], args))
     finally:
         if env is not None:
             stop_fabric(state, env)
         if tmp is not None:
             tmp.cleanup()
-    report = {"target": "fabric", "connection": None if args.connection is None
-              else str(args.connection), "client": "gateway.fabric", "policy": policy,
-              "batch_timeout": batch_timeout, "port_offset": args.port_offset
-              if args.connection is None else None, **timings,
-              "event_loop": loop_name(), "loadavg": [round(x, 2) for x in load],
-              "results": results}
-    print(f"target: fabric   policy: {policy}   batch timeout: {batch_timeout}   "
-          f"event loop: {loop_name()}   "
-          f"load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    print_results(results)
-    if args.json:
-        print(json.dumps(report))
+    report = meta.report({
+        "target": "fabric", "connection": None if args.connection is None
+        else str(args.connection), "client": "gateway.fabric",
+        "batch_timeout": batch_timeout, "port_offset": args.port_offset
+        if args.connection is None else None, **timings,
+        "runs": [{"policy": policy, "results": results}]}, event_loop=loop_name())
+    print(f"target: fabric   batch timeout: {batch_timeout}")
+    print_report(report)
+    emit_json(args, report)
     return 0
 
 

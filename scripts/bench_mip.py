@@ -36,14 +36,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime
 import hashlib
 import json
-import os
-import platform
 import secrets
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -57,7 +53,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
-from bench_ledger import CpuMeter, pct, start_devnet  # noqa: E402
+from bench_ledger import CpuMeter, start_devnet  # noqa: E402
+from bench_meta import RunMeta, median, percentile  # noqa: E402
 from cryptography import x509  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
@@ -100,52 +97,6 @@ TRANSACTIONS = (
 DATASET_BUDGET_MICRO = 100_000_000  # the most a dataset may have; a round debits 1
 
 T = TypeVar("T")
-
-
-# --- the machine ------------------------------------------------------------------------------
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def memory_gib() -> float | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return round(int(line.split()[1]) / 2**20, 1)
-    except OSError:
-        pass
-    return None
-
-
-def git_commit() -> dict[str, Any]:
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
-                              check=False)
-        return done.stdout.strip() if done.returncode == 0 else ""
-
-    commit = git("rev-parse", "HEAD")
-    return {"commit": commit or None,
-            "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))
-            if commit else None}
-
-
-def loadavg() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
-
-
-def machine() -> dict[str, Any]:
-    return {"cpu_model": cpu_model(), "cores": os.cpu_count(),
-            "cores_usable": len(os.sched_getaffinity(0)),
-            "memory_gib": memory_gib(), "python": platform.python_version(),
-            "platform": platform.platform(), "event_loop": loop_name(), **git_commit()}
 
 
 # --- the network ------------------------------------------------------------------------------
@@ -432,8 +383,8 @@ def summarize(rec: Recorder) -> dict[str, Any]:
         if not samples:
             continue
         out[name] = {
-            "p50_ms": round(statistics.median(samples), 2),
-            "p95_ms": round(pct(samples, 0.95), 2),
+            "p50_ms": round(median(samples), 2),
+            "p95_ms": round(percentile(samples, 95), 2),
             "n": len(samples),
             # A mean, not a median: /proc counts in clock ticks (10 ms), so one call's CPU
             # is 0 or a tick; summed over the calls the rounding averages out.
@@ -512,8 +463,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.n < 1 or args.warmup < 0 or args.race < 0:
         raise SystemExit("--n must be at least 1; --warmup and --race not negative")
-    started = datetime.datetime.now(datetime.UTC)
-    load_start = loadavg()
+    meta = RunMeta("mip", sys.argv if argv is None else [sys.argv[0], *argv])
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mip-bench-mip-") as tmp:
         data = Path(tmp)
@@ -525,15 +475,13 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             proc.terminate()
             proc.wait(timeout=20)
-    report: dict[str, Any] = {
-        "bench": "mip", "target": "devnet", "client": "gateway.fabric",
+    report = meta.report({
+        "target": "devnet", "client": "gateway.fabric",
         "policy": CHAINCODE_POLICY, "contracts": CONTRACT_SPEC,
-        "date": started.isoformat(timespec="seconds"), "machine": machine(),
-        "loadavg_start": load_start, "loadavg_end": loadavg(),
         "n": args.n, "warmup": args.warmup, **extra,
         "elapsed_s": round(time.monotonic() - t0, 1),
         "results": summarize(rec), "race": race,
-    }
+    }, event_loop=loop_name())
     print_table(report)
     if args.json is not None:
         args.json.write_text(json.dumps(

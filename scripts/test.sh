@@ -20,5 +20,7 @@ echo "[test] ruff"
 ruff check .
 echo "[test] mypy"
 mypy
+echo "[test] figures (README and docs tables against docs/figures/*.json)"
+python scripts/figures.py --check
 echo "[test] pytest"
 python -m pytest "$@"

@@ -10,6 +10,7 @@ reads the shim process's CPU time from /proc. Usage:
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -96,6 +97,10 @@ async def run(total: int, concurrency: int) -> None:
             f"{total} {name} tx, concurrency {concurrency}: {total / wall:.0f} tx/s, "
             f"shim CPU {cpu * 1000 / total:.3f} ms/tx ({cpu:.2f} s CPU in {wall:.2f} s wall)"
         )
+        # Last line: the figures as JSON, for scripts/bench_meta.py to wrap with the machine.
+        print(json.dumps({"transaction": name, "transactions": total,
+                          "concurrency": concurrency, "tx_per_s": round(total / wall, 1),
+                          "shim_cpu_ms_per_tx": round(cpu * 1000 / total, 3)}))
         await peer.close()
         await peer.channel.close()
     finally:

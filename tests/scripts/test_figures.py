@@ -1,0 +1,166 @@
+"""scripts/figures.py renders the README's and docs' figure tables from docs/figures/*.json, and
+`--check` fails when a table differs from its file; scripts/bench_meta.py is what makes a JSON
+name its run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from script_module import load_script
+
+REPO = Path(__file__).resolve().parents[2]
+FIGURES_PY = REPO / "scripts" / "figures.py"
+
+figures = load_script("figures")
+bench_meta = load_script("bench_meta")
+
+
+def copy_docs(tmp_path: Path) -> Path:
+    """README.md, docs/*.md and docs/figures/ of the repo, in a scratch tree."""
+    (tmp_path / "docs").mkdir()
+    shutil.copy(REPO / "README.md", tmp_path / "README.md")
+    for doc in (REPO / "docs").glob("*.md"):
+        shutil.copy(doc, tmp_path / "docs" / doc.name)
+    shutil.copytree(REPO / "docs" / "figures", tmp_path / "docs" / "figures")
+    return tmp_path
+
+
+def check(repo: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(FIGURES_PY), "--check", "--repo", str(repo)],
+                          capture_output=True, text=True, check=False, timeout=60)
+
+
+def test_check_passes_on_the_repo() -> None:
+    done = check(REPO)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "block(s) checked" in done.stdout
+
+
+def test_every_figure_section_has_rendered_blocks() -> None:
+    readme = (REPO / "README.md").read_text()
+    found = {m["name"] for m in figures.BLOCK.finditer(readme)}
+    assert {"ledger", "mip", "gateway", "shim", "face-accuracy", "face-latency"} <= found
+    for doc in ("ledger.md", "face.md"):
+        assert figures.BLOCK.search((REPO / "docs" / doc).read_text()), doc
+
+
+def test_a_changed_number_in_the_readme_fails_the_check(tmp_path: Path) -> None:
+    repo = copy_docs(tmp_path)
+    readme = repo / "README.md"
+    text = readme.read_text()
+    mip = json.loads((repo / "docs/figures/mip-devnet.json").read_text())
+    p50 = f"| {mip['results']['Access:Read']['p50_ms']:.1f} |"
+    block = figures.BLOCK.search(text[text.index("<!-- figures:mip "):])
+    assert block is not None and p50 in block["body"]
+    readme.write_text(text.replace(p50, "| 0.1 |", 1))
+    done = check(repo)
+    assert done.returncode == 1
+    assert "-| Access:Read | 0.1 |" in done.stdout  # the diff shows the hand-edited line
+    # Rendering (without --check) puts the JSON's figure back.
+    subprocess.run([sys.executable, str(FIGURES_PY), "--repo", str(repo)], check=True,
+                   capture_output=True, timeout=60)
+    assert readme.read_text() == text
+    assert check(repo).returncode == 0
+
+
+def test_a_changed_json_fails_the_check(tmp_path: Path) -> None:
+    repo = copy_docs(tmp_path)
+    source = repo / "docs/figures/mip-devnet.json"
+    report = json.loads(source.read_text())
+    report["results"]["Access:Read"]["p50_ms"] = 123.4
+    source.write_text(json.dumps(report))
+    done = check(repo)
+    assert done.returncode == 1
+    assert "+| Access:Read | 123.4 |" in done.stdout
+
+
+def test_a_json_without_machine_metadata_is_refused(tmp_path: Path) -> None:
+    repo = copy_docs(tmp_path)
+    source = repo / "docs/figures/mip-devnet.json"
+    report = json.loads(source.read_text())
+    del report["machine"]["cpu_model"]
+    del report["loadavg_start"]
+    source.write_text(json.dumps(report))
+    done = check(repo)
+    assert done.returncode == 2
+    assert "no machine metadata" in done.stderr
+    assert "machine.cpu_model" in done.stderr and "loadavg_start" in done.stderr
+    with pytest.raises(figures.FigureError, match="no machine metadata"):
+        figures.load("mip-devnet.json", repo / "docs" / "figures")
+
+
+def test_unknown_block_and_missing_file_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(figures.FigureError, match="unknown figure block"):
+        figures.render_text("<!-- figures:nope a.json -->\n<!-- /figures:nope -->",
+                            tmp_path)
+    with pytest.raises(figures.FigureError, match="cannot read"):
+        figures.render_text("<!-- figures:mip gone.json -->\n<!-- /figures:mip -->",
+                            tmp_path)
+
+
+def ledger_report(tx_per_s: dict[str, float]) -> dict[str, object]:
+    def results(rate: float) -> dict[str, object]:
+        mode = {"tx_per_s": rate, "p50_ms": 10.0, "p95_ms": 12.0, "n": 10, "inflight": 16,
+                "rounds": 1, "cpu_ms_per_op": {"devnet": 3.0, "chaincode": 1.0,
+                                               "client": 1.0}}
+        return {"submit_seq": mode, "submit_16": mode, "evaluate_seq": mode,
+                "evaluate_16": mode}
+
+    meta = bench_meta.RunMeta("ledger", ["scripts/bench_ledger.py"])
+    return meta.report({"target": "devnet", "runs": [
+        {"policy": policy, "results": results(rate)} for policy, rate in tx_per_s.items()]})
+
+
+def test_a_ratio_only_between_sides_of_one_run(tmp_path: Path) -> None:
+    both = ledger_report({"MAJORITY Endorsement": 300.0, "OR(x)": 400.0})
+    one_a = ledger_report({"MAJORITY Endorsement": 300.0})
+    one_b = ledger_report({"OR(x)": 400.0})
+    for name, report in (("both.json", both), ("a.json", one_a), ("b.json", one_b)):
+        bench_meta.write_json(tmp_path / name, report)
+    same_run = figures.render_text(
+        "<!-- figures:ledger both.json -->\n<!-- /figures:ledger -->", tmp_path)
+    assert "Same run (`both.json`)" in same_run and "×0.75" in same_run
+    two_runs = figures.render_text(
+        "<!-- figures:ledger a.json b.json -->\n<!-- /figures:ledger -->", tmp_path)
+    assert "Same run" not in two_runs and "×" not in two_runs  # no ratio across two runs
+    assert "Run `a.json`" in two_runs and "Run `b.json`" in two_runs
+
+
+def test_kept_block_is_left_as_written(tmp_path: Path) -> None:
+    text = "<!-- figures:face-accuracy -->\n| hand | written |\n<!-- /figures:face-accuracy -->"
+    assert figures.render_text(text, tmp_path) == text
+
+
+def test_run_meta_records_the_run() -> None:
+    report = bench_meta.RunMeta("x", ["scripts/bench_ledger.py", "--n", "3"]).report({"a": 1})
+    assert bench_meta.missing_metadata(report) == []
+    assert report["command"] == "python scripts/bench_ledger.py --n 3"
+    assert report["machine"]["cores"] >= 1 and report["machine"]["cpu_model"]
+    assert len(report["machine"]["commit"]) == 40
+    assert report["a"] == 1
+    assert bench_meta.missing_metadata({"bench": "x"}) == [
+        "date", "command", "machine", "loadavg_start", "loadavg_end"]
+
+
+def test_percentiles_are_numpys() -> None:
+    assert bench_meta.percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
+    assert bench_meta.percentile(range(101), 95) == 95.0
+    assert bench_meta.median(iter([3.0, 1.0, 2.0])) == 2.0
+    with pytest.raises(ValueError):
+        bench_meta.percentile([], 50)
+
+
+def test_bench_meta_wraps_a_bench_json_line(tmp_path: Path) -> None:
+    out = tmp_path / "run.json"
+    code = "print('text'); print('{\"tx_per_s\": 5}')"
+    assert bench_meta.main(["--json", str(out), "--bench", "toy", "--",
+                            sys.executable, "-c", code]) == 0
+    report = json.loads(out.read_text())
+    assert report["bench"] == "toy" and report["tx_per_s"] == 5
+    assert bench_meta.missing_metadata(report) == []
+    assert bench_meta.main(["--json", str(out), "--", sys.executable, "-c", "print(1)"]) == 2
