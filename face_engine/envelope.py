@@ -120,7 +120,7 @@ def _associated_data(prefix: bytes, purpose: str, context: bytes) -> bytes:
 class Key:
     """A 256-bit AES-GCM key with its key id. ``repr`` shows the id, never the key."""
 
-    __slots__ = ("_raw", "_aead", "key_id")
+    __slots__ = ("_aead", "_raw", "key_id")
 
     def __init__(self, raw: bytes) -> None:
         if not isinstance(raw, bytes) or len(raw) != KEY_BYTES:

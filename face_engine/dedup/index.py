@@ -147,11 +147,11 @@ class DedupIndex:
             raise IndexLocked(f"{directory} is open in another process") from exc
         manifest_path = self._manifest_path()
         if not manifest_path.exists():
-            data_key = envelope.Key.generate()
-            self._data_key = data_key
+            new_key = envelope.Key.generate()
+            self._data_key = new_key
             self._generation = 1
-            sf.write_snapshot(self._file("snapshot", 1), data_key, 1, iter(()), 0, 1)
-            self._write_manifest(self._wrap(self._kek, data_key))
+            sf.write_snapshot(self._file("snapshot", 1), new_key, 1, iter(()), 0, 1)
+            self._write_manifest(self._wrap(self._kek, new_key))
             self._open_log(truncate_to=0)
             return
         manifest = self._read_manifest(manifest_path)

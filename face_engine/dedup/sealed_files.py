@@ -15,10 +15,12 @@ records cannot be reordered, dropped from the middle or moved between files unde
 Format 1 (manifest ``"format": 1``, snapshot magic ``MIPDSNP1``), written before the
 envelope module, sealed units as ``len(4) || nonce(12) || AES-256-GCM(data key, plaintext,
 context)``; ``legacy=True`` reads it (``face_engine.envelope_legacy``) and the index
-rewrites such a directory in format 2 as soon as it opens it. Snapshots and the manifest are written to a
-temporary name, fsync'd and renamed, so a crash leaves either the old or the new file,
-never half of one. The log is appended and fsync'd per record; a crash can only tear its
-last record, which ``read_log`` detects and reports (and the index truncates away).
+rewrites such a directory in format 2 as soon as it opens it.
+
+Snapshots and the manifest are written to a temporary name, fsync'd and renamed, so a
+crash leaves either the old or the new file, never half of one. The log is appended and
+fsync'd per record; a crash can only tear its last record, which ``read_log`` detects and
+reports (and the index truncates away).
 """
 
 from __future__ import annotations

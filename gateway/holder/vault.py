@@ -46,8 +46,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from chaincode.mip.canonical import canonical_json
-from face_engine import envelope, envelope_legacy
 from chaincode.mip.holder_auth import b64, unb64
+from face_engine import envelope, envelope_legacy
 from gateway.holder.errors import InvalidKeyMaterial, MalformedBlob, UnlockFailed, WeakPassword
 from gateway.holder.keys import MASTER_SECRET_BYTES
 
