@@ -32,9 +32,8 @@ from typing import IO, Any
 
 import faiss
 import numpy as np
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from face_engine import envelope, envelope_legacy
 from face_engine.dedup import sealed_files as sf
 from face_engine.dedup.errors import (
     DuplicatePassportId,
@@ -45,7 +44,9 @@ from face_engine.dedup.errors import (
 from face_engine.protect.errors import InvalidEmbedding, InvalidKey, WrongKey
 from face_engine.protect.keyed_rotation import derive_key, encode_context, haar_orthogonal
 
-MANIFEST_FORMAT = 1
+MANIFEST_FORMAT = 2
+LEGACY_MANIFEST_FORMAT = 1  # before face_engine.envelope: read, then rewritten as format 2
+DATA_KEY_PURPOSE = "mip/dedup/data-key"
 LOG_BATCH_ROWS = 65_536
 COMPACT_LOG_BYTES = 256 << 20  # replaying a longer log would slow every open
 _MAX_ID_BYTES = 256
@@ -85,7 +86,7 @@ class DedupIndex:
         if not isinstance(transform_key, bytes) or len(transform_key) < 32:
             raise InvalidKey("transform_key must be at least 32 bytes")
         self._dim = dim
-        self._kek = AESGCM(kek)
+        self._kek = envelope.Key(kek)
         self._kek_id = hmac.new(kek, b"mip/kek-id/v1", sha256).hexdigest()[:16]
         self._domain = haar_orthogonal(derive_key(transform_key, "dedup-domain", 1), dim)
         self._domain32 = self._domain.astype(np.float32)
@@ -97,8 +98,9 @@ class DedupIndex:
         self._slot_of: dict[str, int] = {}
         self._dead = 0
         self._generation = 0
-        self._aead: AESGCM | None = None
-        self._wrapped = b""
+        self._data_key: envelope.Key | None = None
+        self._wrapped = b""  # the data key wrapped under the KEK, as the manifest holds it
+        self._legacy = False  # the files on disk are format 1 (until the migration)
         self._log: IO[bytes] | None = None
         self._log_records = 0
         self._log_bytes = 0
@@ -145,25 +147,23 @@ class DedupIndex:
             raise IndexLocked(f"{directory} is open in another process") from exc
         manifest_path = self._manifest_path()
         if not manifest_path.exists():
-            data_key = AESGCM.generate_key(bit_length=256)
-            nonce = os.urandom(12)
-            wrapped = nonce + self._kek.encrypt(nonce, data_key, self._wrap_aad())
-            self._aead = AESGCM(data_key)
+            new_key = envelope.Key.generate()
+            self._data_key = new_key
             self._generation = 1
-            sf.write_snapshot(self._file("snapshot", 1), self._aead, 1, iter(()), 0, 1)
-            self._write_manifest(wrapped)
+            sf.write_snapshot(self._file("snapshot", 1), new_key, 1, iter(()), 0, 1)
+            self._write_manifest(self._wrap(self._kek, new_key))
             self._open_log(truncate_to=0)
             return
         manifest = self._read_manifest(manifest_path)
         self._generation = int(manifest["generation"])
-        self._wrapped = base64.b64decode(manifest["wrapped_key"])
-        aead = self._aead
-        assert aead is not None
-        for ids, vectors in sf.read_snapshot(self._file("snapshot", self._generation), aead,
-                                             self._generation, self._dim):
+        data_key = self._data_key
+        assert data_key is not None
+        for ids, vectors in sf.read_snapshot(self._file("snapshot", self._generation),
+                                             data_key, self._generation, self._dim,
+                                             legacy=self._legacy):
             self._append_rows(ids, vectors)
-        result = sf.read_log(self._file("log", self._generation), aead, self._generation,
-                             self._dim)
+        result = sf.read_log(self._file("log", self._generation), data_key,
+                             self._generation, self._dim, legacy=self._legacy)
         for record in result.records:
             for pid in record.passport_ids:
                 self._drop(pid)
@@ -175,11 +175,16 @@ class DedupIndex:
         self.recovery = RecoveryReport(result.torn_bytes, len(result.records))
         self._open_log(truncate_to=result.good_length)
         self._remove_stale_files()
+        if self._legacy:
+            # Migration: a new generation in format 2 (same data key, wrapped as an
+            # envelope); until its manifest is written the format-1 files stay the index.
+            self.compact()
 
     def _read_manifest(self, path: Path) -> dict[str, Any]:
         try:
             manifest = json.loads(path.read_text("utf-8"))
-            ok = (isinstance(manifest, dict) and manifest.get("format") == MANIFEST_FORMAT
+            ok = (isinstance(manifest, dict)
+                  and manifest.get("format") in (MANIFEST_FORMAT, LEGACY_MANIFEST_FORMAT)
                   and manifest.get("dim") == self._dim
                   and isinstance(manifest.get("generation"), int))
         except (ValueError, UnicodeDecodeError) as exc:
@@ -190,11 +195,21 @@ class DedupIndex:
             raise WrongKey("the index was sealed under a different key-encryption key")
         try:
             wrapped = base64.b64decode(manifest["wrapped_key"], validate=True)
-            data_key = self._kek.decrypt(wrapped[:12], wrapped[12:], self._wrap_aad())
-        except (InvalidTag, ValueError, KeyError) as exc:
+            if manifest["format"] == LEGACY_MANIFEST_FORMAT:
+                data_key = envelope.Key(envelope_legacy.open_aes_gcm_prefixed(
+                    self._kek.raw_bytes(), wrapped, self._wrap_aad()))
+                wrapped = self._wrap(self._kek, data_key)  # what the next manifest holds
+            else:
+                data_key = self._kek.unwrap(wrapped, purpose=DATA_KEY_PURPOSE,
+                                            context=self._wrap_aad())
+        except (envelope.EnvelopeError, ValueError, KeyError) as exc:
             raise IndexCorrupt("index data key failed authentication") from exc
-        self._aead = AESGCM(data_key)
+        self._data_key, self._wrapped = data_key, wrapped
+        self._legacy = manifest["format"] == LEGACY_MANIFEST_FORMAT
         return manifest
+
+    def _wrap(self, kek: envelope.Key, data_key: envelope.Key) -> bytes:
+        return kek.wrap(data_key, purpose=DATA_KEY_PURPOSE, context=self._wrap_aad())
 
     def _write_manifest(self, wrapped: bytes) -> None:
         self._wrapped = wrapped
@@ -324,11 +339,12 @@ class DedupIndex:
     def _append_log(self, records: list[bytes]) -> None:
         if self._log is None:
             return
-        aead = self._aead
-        assert aead is not None
+        data_key = self._data_key
+        assert data_key is not None and not self._legacy
         blob = bytearray()
         for record in records:
-            blob += sf.seal(aead, record, sf.log_aad(self._generation, self._log_records))
+            blob += sf.seal(data_key, record, sf.LOG_PURPOSE,
+                            sf.log_aad(self._generation, self._log_records))
             self._log_records += 1
         self._log_bytes += len(blob)
         self._log.write(blob)
@@ -372,17 +388,18 @@ class DedupIndex:
         """Write a new snapshot generation holding the live rows and start an empty log.
         The manifest switch is the commit point; a crash before it keeps the old state."""
         with self._lock:
-            if self._directory is None or self._aead is None:
+            if self._directory is None or self._data_key is None:
                 self._rebuild_memory()
                 return
             generation = self._generation + 1
-            sf.write_snapshot(self._file("snapshot", generation), self._aead, generation,
+            sf.write_snapshot(self._file("snapshot", generation), self._data_key, generation,
                               self._live_chunks(chunk_rows), len(self._slot_of), chunk_rows)
             sf.atomic_write(self._file("log", generation), b"")
             if self._log is not None:
                 self._log.close()
             self._generation = generation
             self._write_manifest(self._wrapped)
+            self._legacy = False
             self._log_records = 0
             self._log_bytes = 0
             self._open_log(truncate_to=0)
@@ -397,12 +414,11 @@ class DedupIndex:
         with self._lock:
             if self._directory is None:
                 return
-            data_key = self._kek.decrypt(self._wrapped[:12], self._wrapped[12:],
-                                         self._wrap_aad())
-            nonce = os.urandom(12)
-            self._kek = AESGCM(new_kek)
+            data_key = self._kek.unwrap(self._wrapped, purpose=DATA_KEY_PURPOSE,
+                                        context=self._wrap_aad())
+            self._kek = envelope.Key(new_kek)
             self._kek_id = hmac.new(new_kek, b"mip/kek-id/v1", sha256).hexdigest()[:16]
-            self._write_manifest(nonce + self._kek.encrypt(nonce, data_key, self._wrap_aad()))
+            self._write_manifest(self._wrap(self._kek, data_key))
 
     def close(self) -> None:
         with self._lock:

@@ -1,19 +1,26 @@
-"""At-rest format of the dedup index: AES-256-GCM sealed snapshot + append log.
+"""At-rest format of the dedup index: sealed snapshot + append log.
 
 Directory layout::
 
-    MANIFEST            JSON, replaced atomically: generation, wrapped data key, KEK id
+    MANIFEST            JSON, replaced atomically: format, generation, wrapped data key,
+                        KEK id
     snapshot-<g>.bin    all live rows at generation g, chunked, each chunk sealed
     log-<g>.bin         rows added / removed since snapshot g, one sealed record each
     LOCK                advisory lock held by the one writer
 
-Every sealed unit is ``len(4) || nonce(12) || AES-GCM(data key, plaintext, aad)`` with the
-associated data naming the file kind, generation and position (chunk index and count, or
-record sequence number), so chunks and records cannot be reordered, dropped from the
-middle or moved between files undetected. Snapshots and the manifest are written to a
-temporary name, fsync'd and renamed, so a crash leaves either the old or the new file,
-never half of one. The log is appended and fsync'd per record; a crash can only tear its
-last record, which ``read_log`` detects and reports (and the index truncates away).
+Every sealed unit is ``len(4) || envelope`` (``face_engine.envelope`` under the index's data
+key, purpose "snapshot chunk" or "log record") with the context naming the file kind,
+generation and position (chunk index and count, or record sequence number), so chunks and
+records cannot be reordered, dropped from the middle or moved between files undetected.
+Format 1 (manifest ``"format": 1``, snapshot magic ``MIPDSNP1``), written before the
+envelope module, sealed units as ``len(4) || nonce(12) || AES-256-GCM(data key, plaintext,
+context)``; ``legacy=True`` reads it (``face_engine.envelope_legacy``) and the index
+rewrites such a directory in format 2 as soon as it opens it.
+
+Snapshots and the manifest are written to a temporary name, fsync'd and renamed, so a
+crash leaves either the old or the new file, never half of one. The log is appended and
+fsync'd per record; a crash can only tear its last record, which ``read_log`` detects and
+reports (and the index truncates away).
 """
 
 from __future__ import annotations
@@ -25,13 +32,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from face_engine import envelope, envelope_legacy
 from face_engine.dedup.errors import IndexCorrupt
 from face_engine.protect.keyed_rotation import encode_context
 
-SNAPSHOT_MAGIC = b"MIPDSNP1"
+SNAPSHOT_MAGIC = b"MIPDSNP2"
+LEGACY_SNAPSHOT_MAGIC = b"MIPDSNP1"
+SNAPSHOT_PURPOSE = "mip/dedup/snapshot-chunk"
+LOG_PURPOSE = "mip/dedup/log-record"
 _HEADER = struct.Struct(">8sQQII")  # magic, generation, rows, chunk rows, chunks
 _LEN = struct.Struct(">I")
 OP_ADD = 1
@@ -57,14 +66,17 @@ def atomic_write(path: Path, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
-def seal(aead: AESGCM, plaintext: bytes, aad: bytes) -> bytes:
-    nonce = os.urandom(12)
-    body = nonce + aead.encrypt(nonce, plaintext, aad)
+def seal(key: envelope.Key, plaintext: bytes, purpose: str, context: bytes) -> bytes:
+    body = key.seal(plaintext, purpose=purpose, context=context)
     return _LEN.pack(len(body)) + body
 
 
-def _open_sealed(aead: AESGCM, body: bytes, aad: bytes) -> bytes:
-    return aead.decrypt(body[:12], body[12:], aad)
+def _open_sealed(key: envelope.Key, body: bytes, purpose: str, context: bytes,
+                 legacy: bool) -> bytes:
+    """The unit's plaintext; ``envelope.EnvelopeError`` when it does not authenticate."""
+    if legacy:
+        return envelope_legacy.open_aes_gcm_prefixed(key.raw_bytes(), body, context)
+    return key.open(body, purpose=purpose, context=context)
 
 
 # --- rows <-> bytes ----------------------------------------------------------------------
@@ -99,7 +111,7 @@ def _snapshot_aad(header: bytes, index: int) -> bytes:
     return encode_context("mip/dedup-snapshot/v1", header, index)
 
 
-def write_snapshot(path: Path, aead: AESGCM, generation: int,
+def write_snapshot(path: Path, key: envelope.Key, generation: int,
                    chunks: Iterator[tuple[list[str], np.ndarray]], rows: int,
                    chunk_rows: int) -> None:
     """Write ``rows`` rows delivered as chunks of at most ``chunk_rows`` rows."""
@@ -110,7 +122,7 @@ def write_snapshot(path: Path, aead: AESGCM, generation: int,
     with open(tmp, "wb") as handle:
         handle.write(header)
         for ids, vectors in chunks:
-            handle.write(seal(aead, encode_rows(ids, vectors),
+            handle.write(seal(key, encode_rows(ids, vectors), SNAPSHOT_PURPOSE,
                               _snapshot_aad(header, written_chunks)))
             written_rows += len(ids)
             written_chunks += 1
@@ -123,14 +135,15 @@ def write_snapshot(path: Path, aead: AESGCM, generation: int,
     fsync_dir(path.parent)
 
 
-def read_snapshot(path: Path, aead: AESGCM, generation: int,
-                  dim: int) -> Iterator[tuple[list[str], np.ndarray]]:
+def read_snapshot(path: Path, key: envelope.Key, generation: int, dim: int, *,
+                  legacy: bool = False) -> Iterator[tuple[list[str], np.ndarray]]:
     with open(path, "rb") as handle:
         header = handle.read(_HEADER.size)
         if len(header) != _HEADER.size:
             raise IndexCorrupt("snapshot header is truncated")
         magic, gen, rows, _chunk_rows, n_chunks = _HEADER.unpack(header)
-        if magic != SNAPSHOT_MAGIC or gen != generation:
+        if magic != (LEGACY_SNAPSHOT_MAGIC if legacy else SNAPSHOT_MAGIC) \
+                or gen != generation:
             raise IndexCorrupt("snapshot header does not match the manifest")
         seen = 0
         for index in range(n_chunks):
@@ -142,8 +155,9 @@ def read_snapshot(path: Path, aead: AESGCM, generation: int,
             if length > MAX_SEALED or len(body) != length:
                 raise IndexCorrupt("snapshot is truncated")
             try:
-                plain = _open_sealed(aead, body, _snapshot_aad(header, index))
-            except InvalidTag as exc:
+                plain = _open_sealed(key, body, SNAPSHOT_PURPOSE, _snapshot_aad(header, index),
+                                     legacy)
+            except envelope.EnvelopeError as exc:
                 raise IndexCorrupt("snapshot chunk failed authentication") from exc
             ids, vectors = decode_rows(plain, dim)
             seen += len(ids)
@@ -195,7 +209,8 @@ def _decode_record(plain: bytes, dim: int) -> LogRecord:
     raise IndexCorrupt("log record is malformed")
 
 
-def read_log(path: Path, aead: AESGCM, generation: int, dim: int) -> LogReadResult:
+def read_log(path: Path, key: envelope.Key, generation: int, dim: int, *,
+             legacy: bool = False) -> LogReadResult:
     """Authenticated records in order. A bad record that ends the file is a torn append
     (reported through ``torn_bytes``); a bad record followed by more data is corruption."""
     data = path.read_bytes() if path.exists() else b""
@@ -210,8 +225,9 @@ def read_log(path: Path, aead: AESGCM, generation: int, dim: int) -> LogReadResu
             break  # length field says the record runs past the end: torn
         body = data[offset + _LEN.size: end]
         try:
-            plain = _open_sealed(aead, body, log_aad(generation, len(records)))
-        except InvalidTag as exc:
+            plain = _open_sealed(key, body, LOG_PURPOSE, log_aad(generation, len(records)),
+                                 legacy)
+        except envelope.EnvelopeError as exc:
             if end == len(data):
                 break  # the last record, e.g. a torn write the filesystem padded
             raise IndexCorrupt(f"log record {len(records)} failed authentication") from exc

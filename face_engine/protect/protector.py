@@ -6,11 +6,11 @@ Enrolment of embedding x for (holder account, institution, version):
    the institution, so references at two institutions share no identifier;
 2. R = Haar orthogonal matrix from HKDF(transform key, "rotation", pseudonym,
    institution, version); t = R x. R is used for exactly this one reference;
-3. t (float32) is encrypted with AES-256-GCM under a fresh random data key, with the
-   associated data binding pseudonym, institution and version;
-4. the data key is AES-256-GCM-wrapped under the KEK (same associated data), and only the
-   wrapped form is kept. The KEK and transform key are supplied by the caller (environment
-   or KMS) and are never written next to references;
+3. t (float32) is sealed (``face_engine.envelope``, AES-256-GCM) under a fresh random
+   data key, purpose "template", the context binding pseudonym, institution and version;
+4. the data key is wrapped under the KEK (envelope key wrapping, purpose "data key", same
+   context), and only the wrapped form is kept. The KEK and transform key are supplied by
+   the caller (environment or KMS) and are never written next to references;
 5. the ledger receives only ``reference.commitment`` (SHA-256 of the stored fields).
 
 Verification decrypts t in memory, transforms the probe with the same R and returns
@@ -26,9 +26,8 @@ import threading
 from hashlib import sha256
 
 import numpy as np
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from face_engine import envelope, envelope_legacy
 from face_engine.protect.errors import (
     InvalidEmbedding,
     InvalidHolder,
@@ -40,7 +39,11 @@ from face_engine.protect.errors import (
     WrongKey,
 )
 from face_engine.protect.keyed_rotation import KeyedRotation, derive_key, encode_context
-from face_engine.protect.reference import FORMAT_VERSION, ProtectedReference
+from face_engine.protect.reference import (
+    FORMAT_VERSION,
+    LEGACY_FORMAT_VERSION,
+    ProtectedReference,
+)
 from face_engine.protect.registry import (
     InMemoryReferenceRegistry,
     ReferenceRegistry,
@@ -48,8 +51,11 @@ from face_engine.protect.registry import (
 )
 
 DEFAULT_DIM = 128
-_AAD_TAG = "mip/face-reference/v1"
-_WRAP_TAG = "mip/face-reference-key-wrap/v1"
+TEMPLATE_PURPOSE = "mip/face-reference/template"
+DATA_KEY_PURPOSE = "mip/face-reference/data-key"
+# format-1 references (read only): their associated-data tags
+_LEGACY_AAD_TAG = "mip/face-reference/v1"
+_LEGACY_WRAP_TAG = "mip/face-reference-key-wrap/v1"
 
 
 def as_unit_vector(embedding: np.ndarray, dim: int) -> np.ndarray:
@@ -67,6 +73,11 @@ def as_unit_vector(embedding: np.ndarray, dim: int) -> np.ndarray:
         raise InvalidEmbedding("embedding has zero norm")
     unit: np.ndarray = vector / norm
     return unit
+
+
+def _kek_id(kek: bytes) -> str:
+    """The KEK fingerprint stored in references (the envelopes carry their own key id)."""
+    return hmac.new(kek, b"mip/kek-id/v1", sha256).hexdigest()[:16]
 
 
 def _check_key(name: str, key: bytes, minimum: int, exact: bool) -> None:
@@ -90,8 +101,8 @@ class TemplateProtector:
         _check_key("transform_key", transform_key, 32, exact=False)
         if kek == transform_key[: len(kek)]:
             raise InvalidKey("kek and transform_key must be independent keys")
-        self._kek = AESGCM(kek)
-        self._kek_id = hmac.new(kek, b"mip/kek-id/v1", sha256).hexdigest()[:16]
+        self._kek = envelope.Key(kek)
+        self._kek_id = _kek_id(kek)
         self._transform_key = transform_key
         self._dim = dim
         self.registry: ReferenceRegistry = registry or InMemoryReferenceRegistry()
@@ -116,8 +127,12 @@ class TemplateProtector:
         return KeyedRotation(seed, self._dim)
 
     @staticmethod
-    def _aad(tag: str, pseudonym: str, institution: str, version: int) -> bytes:
-        return encode_context(tag, FORMAT_VERSION, pseudonym, institution, version)
+    def _context(pseudonym: str, institution: str, version: int) -> bytes:
+        return encode_context(FORMAT_VERSION, pseudonym, institution, version)
+
+    @staticmethod
+    def _legacy_aad(tag: str, pseudonym: str, institution: str, version: int) -> bytes:
+        return encode_context(tag, LEGACY_FORMAT_VERSION, pseudonym, institution, version)
 
     # --- enrolment -------------------------------------------------------------------------
     def enrol(self, embedding: np.ndarray, holder_account: str, institution: str,
@@ -141,19 +156,25 @@ class TemplateProtector:
         if version <= highest:
             raise StaleVersion(f"version {version} is not above the current {highest}")
         transformed = self._rotation(pseudonym, institution, version).apply(unit).astype("<f4")
-        data_key = AESGCM.generate_key(bit_length=256)
-        nonce = os.urandom(12)
-        ciphertext = AESGCM(data_key).encrypt(
-            nonce, transformed.tobytes(), self._aad(_AAD_TAG, pseudonym, institution, version))
-        wrap_nonce = os.urandom(12)
-        wrapped = wrap_nonce + self._kek.encrypt(
-            wrap_nonce, data_key, self._aad(_WRAP_TAG, pseudonym, institution, version))
-        reference = ProtectedReference(
-            holder_pseudonym=pseudonym, institution=institution, version=version,
-            kek_id=self._kek_id, salt=os.urandom(16), nonce=nonce, ciphertext=ciphertext,
-            wrapped_key=wrapped)
+        reference = self._seal(transformed.tobytes(), pseudonym, institution, version,
+                               self._kek, self._kek_id)
         self.registry.set_current(slot, RegistryEntry(reference.commitment, version))
         return reference
+
+    def _seal(self, template: bytes, pseudonym: str, institution: str, version: int,
+              kek: envelope.Key, kek_id: str,
+              data_key: envelope.Key | None = None,
+              ciphertext: bytes | None = None) -> ProtectedReference:
+        """A format-2 reference: ``template`` sealed under a new data key (or the given
+        ``ciphertext`` of ``data_key``), the data key wrapped under ``kek``."""
+        context = self._context(pseudonym, institution, version)
+        if data_key is None or ciphertext is None:
+            data_key = envelope.Key.generate()
+            ciphertext = data_key.seal(template, purpose=TEMPLATE_PURPOSE, context=context)
+        return ProtectedReference(
+            holder_pseudonym=pseudonym, institution=institution, version=version,
+            kek_id=kek_id, salt=os.urandom(16), ciphertext=ciphertext,
+            wrapped_key=kek.wrap(data_key, purpose=DATA_KEY_PURPOSE, context=context))
 
     def renew(self, reference: ProtectedReference, embedding: np.ndarray,
               holder_account: str) -> ProtectedReference:
@@ -172,18 +193,17 @@ class TemplateProtector:
         """KEK rotation: the same template ciphertext with its data key re-wrapped under
         ``new_kek``. If ``reference`` was current, the new one replaces it in the registry
         (its commitment changes, since the wrapped key is part of it). The caller then
-        uses a protector built with ``new_kek``."""
+        uses a protector built with ``new_kek``. A format-1 reference comes back in
+        format 2, its template re-sealed under a new data key."""
         _check_key("new_kek", new_kek, 32, exact=True)
         context = (reference.holder_pseudonym, reference.institution, reference.version)
-        data_key = self._unwrap(reference)
-        new_id = hmac.new(new_kek, b"mip/kek-id/v1", sha256).hexdigest()[:16]
-        wrap_nonce = os.urandom(12)
-        wrapped = wrap_nonce + AESGCM(new_kek).encrypt(wrap_nonce, data_key,
-                                                       self._aad(_WRAP_TAG, *context))
-        renewed = ProtectedReference(
-            holder_pseudonym=reference.holder_pseudonym, institution=reference.institution,
-            version=reference.version, kek_id=new_id, salt=os.urandom(16),
-            nonce=reference.nonce, ciphertext=reference.ciphertext, wrapped_key=wrapped)
+        if reference.format_version == LEGACY_FORMAT_VERSION:
+            template = self._open_template(reference)
+            renewed = self._seal(template, *context, envelope.Key(new_kek), _kek_id(new_kek))
+        else:
+            renewed = self._seal(b"", *context, envelope.Key(new_kek), _kek_id(new_kek),
+                                 data_key=self._unwrap(reference),
+                                 ciphertext=reference.ciphertext)
         current = self.registry.current(reference.slot)
         if current is not None and hmac.compare_digest(current.commitment,
                                                        reference.commitment):
@@ -196,32 +216,43 @@ class TemplateProtector:
         return reference.commitment
 
     # --- verification ----------------------------------------------------------------------
-    def _unwrap(self, reference: ProtectedReference) -> bytes:
+    def _unwrap(self, reference: ProtectedReference) -> envelope.Key:
         if not hmac.compare_digest(reference.kek_id, self._kek_id):
             raise WrongKey("reference was wrapped under a different key-encryption key")
         context = (reference.holder_pseudonym, reference.institution, reference.version)
-        wrapped = reference.wrapped_key
-        if len(wrapped) < 12 + 16:
-            raise TamperedReference("wrapped data key is truncated")
         try:
-            data_key: bytes = self._kek.decrypt(wrapped[:12], wrapped[12:],
-                                                self._aad(_WRAP_TAG, *context))
-        except InvalidTag as exc:
+            if reference.format_version == LEGACY_FORMAT_VERSION:
+                return envelope.Key(envelope_legacy.open_aes_gcm_prefixed(
+                    self._kek.raw_bytes(), reference.wrapped_key,
+                    self._legacy_aad(_LEGACY_WRAP_TAG, *context)))
+            return self._kek.unwrap(reference.wrapped_key, purpose=DATA_KEY_PURPOSE,
+                                    context=self._context(*context))
+        except envelope.EnvelopeError as exc:
+            # kek_id matched above, so any failure here (even the envelope's key id) means
+            # altered bytes or context
             raise TamperedReference("data key failed authentication") from exc
-        return data_key
+
+    def _open_template(self, reference: ProtectedReference) -> bytes:
+        context = (reference.holder_pseudonym, reference.institution, reference.version)
+        data_key = self._unwrap(reference)
+        try:
+            if reference.format_version == LEGACY_FORMAT_VERSION:
+                plain = envelope_legacy.open_aes_gcm(
+                    data_key.raw_bytes(), reference.nonce, reference.ciphertext,
+                    self._legacy_aad(_LEGACY_AAD_TAG, *context))
+            else:
+                plain = data_key.open(reference.ciphertext, purpose=TEMPLATE_PURPOSE,
+                                      context=self._context(*context))
+        except envelope.EnvelopeError as exc:
+            raise TamperedReference("template ciphertext failed authentication") from exc
+        if len(plain) != 4 * self._dim:
+            raise TamperedReference("template has the wrong dimension")
+        return plain
 
     def decrypt_transformed(self, reference: ProtectedReference) -> np.ndarray:
         """The transformed template t = R x (float64). For in-process matching and
         evaluation (unlinkability measurement) only: never log, store or send it."""
-        context = (reference.holder_pseudonym, reference.institution, reference.version)
-        data_key = self._unwrap(reference)
-        try:
-            plain = AESGCM(data_key).decrypt(reference.nonce, reference.ciphertext,
-                                             self._aad(_AAD_TAG, *context))
-        except InvalidTag as exc:
-            raise TamperedReference("template ciphertext failed authentication") from exc
-        if len(plain) != 4 * self._dim:
-            raise TamperedReference("template has the wrong dimension")
+        plain = self._open_template(reference)
         return np.frombuffer(plain, dtype="<f4").astype(np.float64)
 
     def verify(self, reference: ProtectedReference, probe_embedding: np.ndarray,

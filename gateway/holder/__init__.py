@@ -22,7 +22,7 @@ Typical flow::
     master = recovery.recover([mnemonic_1, ..., mnemonic_k])
 
 Modules: `keys` (derivation paths and signing, documented there), `vault` (wrapping: Argon2id
-+ face factor + HKDF + XChaCha20-Poly1305), `recovery` (SLIP-39 + sealed boxes), `x25519`
++ face factor + HKDF + `face_engine.envelope`), `recovery` (SLIP-39 + sealed boxes), `x25519`
 (Ed25519 -> X25519 conversion and key ids), `errors` (every error is a `HolderError`).
 """
 

@@ -5,10 +5,17 @@ Key-encryption key (KEK)::
     password_key = Argon2id(NFC(password), salt, opslimit, memlimit)        32 bytes
     kek          = HKDF-SHA256(ikm = password_key || face_key, salt = salt,
                                info = "MIP-VAULT-KEK-V1\\0" || passport_id)  32 bytes
-    blob         = XChaCha20-Poly1305(kek, random 24-byte nonce, master,
-                                      aad = "MIP-VAULT-V1\\n" || canonical JSON of
-                                            {version, passport_id, kdf, opslimit, memlimit,
-                                             salt, aead})
+    blob         = face_engine.envelope seal under kek of master, purpose
+                   "mip/vault/master-secret", context = "MIP-VAULT-V1\\n" || canonical
+                   JSON of {version, passport_id, kdf, opslimit, memlimit, salt, aead}
+
+Version 2 (written now) stores that envelope as `ciphertext` (its nonce inside). Version 1,
+written before the envelope module, sealed the master with XChaCha20-Poly1305 (libsodium,
+random 24-byte `nonce` field) under the same KEK and associated data; `unwrap` still opens
+it (`face_engine.envelope_legacy`) and `rewrap` (password or face-key change, recovery)
+writes version 2. The envelope's key id is a 32-bit HMAC of the KEK: it lets a guesser
+check a (password, face key) guess exactly as the tag already does, after the same
+Argon2id work, so it adds nothing to an offline attack.
 
 `face_key` is a 32-byte random secret the gateway keeps per holder and releases only after a
 live face match; this module only takes the bytes. Neither factor alone opens the blob, and a
@@ -34,30 +41,38 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import nacl.exceptions
 import nacl.pwhash.argon2id as argon2id
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from nacl.bindings import (
-    crypto_aead_xchacha20poly1305_ietf_decrypt,
-    crypto_aead_xchacha20poly1305_ietf_encrypt,
-    crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
-)
 
 from chaincode.mip.canonical import canonical_json
 from chaincode.mip.holder_auth import b64, unb64
+from face_engine import envelope, envelope_legacy
 from gateway.holder.errors import InvalidKeyMaterial, MalformedBlob, UnlockFailed, WeakPassword
 from gateway.holder.keys import MASTER_SECRET_BYTES
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+LEGACY_FORMAT_VERSION = 1
 KDF_NAME = "argon2id13"
-AEAD_NAME = "xchacha20poly1305-ietf"
+AEAD_NAME = "mip-envelope-v2"  # face_engine.envelope, AES-256-GCM
+LEGACY_AEAD_NAME = "xchacha20poly1305-ietf"
+MASTER_PURPOSE = "mip/vault/master-secret"
 FACE_KEY_BYTES = 32
 MIN_PASSWORD_CHARS = 10
 MAX_PASSWORD_BYTES = 1024  # Argon2 takes any length; a bound keeps requests cheap to refuse
 _SALT_BYTES = argon2id.SALTBYTES
-_NONCE_BYTES = crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
+_LEGACY_NONCE_BYTES = envelope_legacy.XCHACHA_NONCE_BYTES
 _TAG_BYTES = 16
+# per version: the AEAD name, the JSON fields, the ciphertext length
+_FORMATS: dict[int, tuple[str, frozenset[str], int]] = {
+    FORMAT_VERSION: (AEAD_NAME, frozenset({"version", "kdf", "opslimit", "memlimit", "salt",
+                                           "aead", "ciphertext"}),
+                     MASTER_SECRET_BYTES + envelope.OVERHEAD),
+    LEGACY_FORMAT_VERSION: (LEGACY_AEAD_NAME,
+                            frozenset({"version", "kdf", "opslimit", "memlimit", "salt",
+                                       "aead", "nonce", "ciphertext"}),
+                            MASTER_SECRET_BYTES + _TAG_BYTES),
+}
 _KEK_INFO = b"MIP-VAULT-KEK-V1\x00"
 _AAD_DOMAIN = b"MIP-VAULT-V1\n"
 _MAX_PASSPORT_ID_CHARS = 128
@@ -83,8 +98,10 @@ class WrappedSecret:
 
     JSON form (`to_json` / `from_json`; bytes as standard base64)::
 
-        {"version": 1, "kdf": "argon2id13", "opslimit": 3, "memlimit": 134217728,
-         "salt": "...", "aead": "xchacha20poly1305-ietf", "nonce": "...", "ciphertext": "..."}
+        {"version": 2, "kdf": "argon2id13", "opslimit": 3, "memlimit": 134217728,
+         "salt": "...", "aead": "mip-envelope-v2", "ciphertext": "..."}
+
+    Version 1 has `"aead": "xchacha20poly1305-ietf"` and a `"nonce"` field.
     """
 
     version: int
@@ -93,35 +110,38 @@ class WrappedSecret:
     memlimit: int
     salt: bytes
     aead: str
-    nonce: bytes
-    ciphertext: bytes
+    ciphertext: bytes  # version 2: the envelope; version 1: XChaCha20-Poly1305 output
+    nonce: bytes = b""  # version 1 only
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "version": self.version,
             "kdf": self.kdf,
             "opslimit": self.opslimit,
             "memlimit": self.memlimit,
             "salt": b64(self.salt),
             "aead": self.aead,
-            "nonce": b64(self.nonce),
             "ciphertext": b64(self.ciphertext),
         }
+        if self.version == LEGACY_FORMAT_VERSION:
+            out["nonce"] = b64(self.nonce)
+        return out
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> WrappedSecret:
-        """Parse and validate; raises `MalformedBlob` for anything but a valid v1 blob."""
+        """Parse and validate; raises `MalformedBlob` for anything but a valid v2 or v1 blob."""
         if not isinstance(raw, Mapping):
             raise MalformedBlob("wrapped secret must be a JSON object")
-        fields = {"version", "kdf", "opslimit", "memlimit", "salt", "aead", "nonce", "ciphertext"}
+        version = raw.get("version")
+        if not isinstance(version, int) or isinstance(version, bool) or version not in _FORMATS:
+            raise MalformedBlob("unsupported wrapped secret version")
+        aead_name, fields, ciphertext_bytes = _FORMATS[version]
         if set(raw.keys()) != fields:
             raise MalformedBlob("wrapped secret has missing or unexpected fields")
-        if raw["version"] != FORMAT_VERSION or isinstance(raw["version"], bool):
-            raise MalformedBlob("unsupported wrapped secret version")
-        if raw["kdf"] != KDF_NAME or raw["aead"] != AEAD_NAME:
+        if raw["kdf"] != KDF_NAME or raw["aead"] != aead_name:
             raise MalformedBlob("unsupported KDF or cipher")
         opslimit, memlimit = raw["opslimit"], raw["memlimit"]
         for value in (opslimit, memlimit):
@@ -131,14 +151,17 @@ class WrappedSecret:
                 and MIN_KDF.memlimit <= memlimit <= MAX_KDF.memlimit):
             raise MalformedBlob("KDF limits out of the accepted range")
         salt = unb64(raw["salt"], "salt", MalformedBlob)
-        nonce = unb64(raw["nonce"], "nonce", MalformedBlob)
         ciphertext = unb64(raw["ciphertext"], "ciphertext", MalformedBlob)
-        if len(salt) != _SALT_BYTES or len(nonce) != _NONCE_BYTES:
+        nonce = b""
+        if version == LEGACY_FORMAT_VERSION:
+            nonce = unb64(raw["nonce"], "nonce", MalformedBlob)
+            if len(nonce) != _LEGACY_NONCE_BYTES:
+                raise MalformedBlob("salt or nonce has the wrong length")
+        if len(salt) != _SALT_BYTES:
             raise MalformedBlob("salt or nonce has the wrong length")
-        if len(ciphertext) != MASTER_SECRET_BYTES + _TAG_BYTES:
+        if len(ciphertext) != ciphertext_bytes:
             raise MalformedBlob("ciphertext has the wrong length")
-        return cls(FORMAT_VERSION, KDF_NAME, opslimit, memlimit, salt, AEAD_NAME, nonce,
-                   ciphertext)
+        return cls(version, KDF_NAME, opslimit, memlimit, salt, aead_name, ciphertext, nonce)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> WrappedSecret:
@@ -197,15 +220,12 @@ def wrap(
     _check_face_key(face_key)
     _check_passport_id(passport_id)
     salt = secrets.token_bytes(_SALT_BYTES)
-    nonce = secrets.token_bytes(_NONCE_BYTES)
     header = WrappedSecret(FORMAT_VERSION, KDF_NAME, kdf.opslimit, kdf.memlimit, salt,
-                           AEAD_NAME, nonce, b"")
-    kek = _kek(password_bytes, face_key, passport_id, header)
-    ciphertext = crypto_aead_xchacha20poly1305_ietf_encrypt(
-        master, _aad(header, passport_id), nonce, kek
-    )
+                           AEAD_NAME, b"")
+    kek = envelope.Key(_kek(password_bytes, face_key, passport_id, header))
+    sealed = kek.seal(master, purpose=MASTER_PURPOSE, context=_aad(header, passport_id))
     return WrappedSecret(FORMAT_VERSION, KDF_NAME, kdf.opslimit, kdf.memlimit, salt, AEAD_NAME,
-                         nonce, ciphertext)
+                         sealed)
 
 
 def unwrap(
@@ -228,10 +248,14 @@ def unwrap(
         raise UnlockFailed() from None
     kek = _kek(password_bytes, face_key, passport_id, parsed)
     try:
-        master = crypto_aead_xchacha20poly1305_ietf_decrypt(
-            parsed.ciphertext, _aad(parsed, passport_id), parsed.nonce, kek
-        )
-    except nacl.exceptions.CryptoError:
+        # any failure (wrong key id, wrong tag) is the one UnlockFailed: no hint which factor
+        if parsed.version == LEGACY_FORMAT_VERSION:
+            master = envelope_legacy.open_xchacha20poly1305(
+                kek, parsed.nonce, parsed.ciphertext, _aad(parsed, passport_id))
+        else:
+            master = envelope.Key(kek).open(parsed.ciphertext, purpose=MASTER_PURPOSE,
+                                            context=_aad(parsed, passport_id))
+    except envelope.EnvelopeError:
         raise UnlockFailed() from None
     if len(master) != MASTER_SECRET_BYTES:  # only reachable by someone who had both factors
         raise MalformedBlob("wrapped secret holds a value of the wrong length")
@@ -250,7 +274,8 @@ def rewrap(
 ) -> WrappedSecret:
     """Unwrap with the current factors and wrap again (password change, new face key, new cost).
 
-    Always a fresh salt and nonce. The new password is checked before the (slow) unwrap.
+    Always a fresh salt and nonce, and always the current version (a version-1 blob comes
+    back as version 2). The new password is checked before the (slow) unwrap.
     `kdf` None keeps the blob's own parameters.
     """
     parsed = _coerce(blob)

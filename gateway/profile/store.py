@@ -4,6 +4,8 @@ Tables (schema version 1, `PRAGMA user_version`)::
 
     records(id, owner, kind, source, created, size,
             nonce, ciphertext, meta_nonce, meta_ciphertext)
+        (the nonce columns are empty for rows sealed as envelopes, 24 bytes for rows written
+        before them: see `gateway.profile.sealing`)
     envelopes(record_id -> records.id ON DELETE CASCADE, recipient, recipient_public,
               sealed_key, created)            PRIMARY KEY (record_id, recipient)
 
@@ -45,6 +47,7 @@ from typing import Any
 
 from nacl.public import PrivateKey, PublicKey
 
+from face_engine import envelope
 from gateway.holder.x25519 import x25519_key_id
 from gateway.profile import sealing
 from gateway.profile.errors import AccessDenied, InvalidRecord, RecordCorrupt, RecordNotFound
@@ -302,7 +305,7 @@ class ProfileStore:
         return _Row(*found)
 
     def _owned(self, db: sqlite3.Connection, record_id: str, owner_private: PrivateKey,
-               *, verify: bool = True) -> tuple[_Row, bytes]:
+               *, verify: bool = True) -> tuple[_Row, envelope.Key]:
         """The record and its data key, if `owner_private` is the owner's key.
 
         `verify` also checks the key against the record; `delete` skips that, so that the
@@ -322,7 +325,7 @@ class ProfileStore:
         return row, data_key
 
     @staticmethod
-    def _data_key(db: sqlite3.Connection, row: _Row, private: PrivateKey) -> bytes:
+    def _data_key(db: sqlite3.Connection, row: _Row, private: PrivateKey) -> envelope.Key:
         found = db.execute(
             "SELECT sealed_key FROM envelopes WHERE record_id = ? AND recipient = ?",
             (row.record_id, x25519_key_id(private.public_key)),
@@ -333,7 +336,7 @@ class ProfileStore:
 
     @staticmethod
     def _put_envelope(db: sqlite3.Connection, record_id: str, recipient: PublicKey,
-                      data_key: bytes, created: int) -> None:
+                      data_key: envelope.Key, created: int) -> None:
         db.execute(
             "INSERT OR REPLACE INTO envelopes (record_id, recipient, recipient_public,"
             " sealed_key, created) VALUES (?, ?, ?, ?, ?)",
@@ -341,7 +344,7 @@ class ProfileStore:
              sealing.seal_key(data_key, recipient), created),
         )
 
-    def _rekey(self, db: sqlite3.Connection, row: _Row, old_key: bytes) -> None:
+    def _rekey(self, db: sqlite3.Connection, row: _Row, old_key: envelope.Key) -> None:
         data = sealing.decrypt(old_key, row.nonce, row.ciphertext, row.aad("data"),
                                row.record_id)
         meta = sealing.decrypt(old_key, row.meta_nonce, row.meta_ciphertext, row.aad("meta"),

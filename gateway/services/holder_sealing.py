@@ -1,30 +1,31 @@
 """Authenticated encryption of the gateway's per-holder and per-issuer secrets at rest.
 
-Each purpose gets its own key, HKDF-SHA256 of a root secret with a purpose label, so a key
-for one kind of blob never opens another kind; the AAD binds a blob to its row (passport id,
-org), so a blob copied to another row does not open there. AES-256-GCM with a random 96-bit
-nonce (blobs are few per key: far below GCM's random-nonce limit).
+Sealing is `face_engine.envelope` (version-2 envelopes, AES-256-GCM). Each kind of blob has
+its own `PurposeKey`: a key derived by HKDF-SHA256 from a root secret with the kind's label,
+and the label as the envelope's purpose, so a key for one kind of blob never opens another
+kind (and the envelope says `WrongPurpose` if one is tried). The context binds a blob to
+its row (passport id, org), so a blob copied to another row does not open there.
 
 Roots: `GatewaySecrets.face_factor_kek` for what the gateway itself must open (a holder's
 face-factor key, released after a face match; a KYC issuer's private key, used at every
 enrolment), and the holder's master secret for what only an unlocked holder opens (wallet
 and account directory). The gateway's secrets file holds `face_factor_kek` only for devnet
 and the demo; production injects it from a secret store (gateway/core/secrets.py).
+
+Blobs written before the envelope module (`0x01 || nonce || AES-256-GCM(key, row)`) are
+still in gateways' databases; `open_sealed` reads them through `face_engine.envelope_legacy`
+and the next write of the row (`seal`) stores an envelope.
 """
 
 from __future__ import annotations
 
-import secrets
+from dataclasses import dataclass
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from face_engine import envelope, envelope_legacy
 
-FORMAT = b"\x01"
-NONCE_BYTES = 12
+LEGACY_FORMAT = b"\x01"
 
-# Purpose labels (HKDF info); one per kind of blob.
+# Purpose labels (HKDF info and envelope purpose); one per kind of blob.
 FACE_FACTOR_LABEL = b"MIP-gateway-face-factor-key-v1"
 KYC_ISSUER_LABEL = b"MIP-gateway-kyc-issuer-v1"
 HOLDER_STATE_LABEL = b"MIP-gateway-holder-state-v1"
@@ -34,21 +35,43 @@ class SealedBlobError(Exception):
     """A sealed blob does not open: wrong key, wrong row, altered, or not a blob at all."""
 
 
-def derive_key(root: bytes, label: bytes) -> bytes:
-    """The 32-byte key of one purpose under `root`."""
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=label).derive(root)
+@dataclass(frozen=True, repr=False)
+class PurposeKey:
+    """The key of one kind of blob under one root, and that kind's label."""
+
+    label: bytes
+    key: envelope.Key
+
+    @property
+    def purpose(self) -> str:
+        return self.label.decode("ascii")
+
+    def __repr__(self) -> str:
+        return f"PurposeKey({self.purpose}, {self.key!r})"
 
 
-def seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
-    nonce = secrets.token_bytes(NONCE_BYTES)
-    return FORMAT + nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
+def derive_key(root: bytes, label: bytes) -> PurposeKey:
+    """The key of one purpose under `root` (HKDF-SHA256, no salt, info = label)."""
+    return PurposeKey(label, envelope.Key.derive(root, label))
 
 
-def open_sealed(key: bytes, blob: bytes, aad: bytes) -> bytes:
-    if len(blob) < 1 + NONCE_BYTES + 16 or blob[:1] != FORMAT:
-        raise SealedBlobError("not a sealed blob of a known format")
-    nonce, body = blob[1:1 + NONCE_BYTES], blob[1 + NONCE_BYTES:]
+def seal(key: PurposeKey, plaintext: bytes, row: bytes) -> bytes:
+    return key.key.seal(plaintext, purpose=key.purpose, context=row)
+
+
+def open_sealed(key: PurposeKey, blob: bytes, row: bytes) -> bytes:
+    if blob[:1] == LEGACY_FORMAT:
+        return _open_legacy(key, blob, row)
     try:
-        return AESGCM(key).decrypt(nonce, body, aad)
-    except InvalidTag:
+        return key.key.open(blob, purpose=key.purpose, context=row)
+    except envelope.EnvelopeError as exc:
+        raise SealedBlobError(f"sealed blob does not open with this key and row: {exc}") \
+            from None
+
+
+def _open_legacy(key: PurposeKey, blob: bytes, row: bytes) -> bytes:
+    """The pre-envelope format: 0x01 || nonce(12) || AES-256-GCM(key, plaintext, aad=row)."""
+    try:
+        return envelope_legacy.open_aes_gcm_prefixed(key.key.raw_bytes(), blob[1:], row)
+    except envelope.Tampered:
         raise SealedBlobError("sealed blob does not open with this key and row") from None

@@ -51,6 +51,7 @@ from .faces import IssuedChallenge, LiveFace, face_service
 from .holder_sealing import (
     FACE_FACTOR_LABEL,
     HOLDER_STATE_LABEL,
+    PurposeKey,
     derive_key,
     open_sealed,
     seal,
@@ -97,7 +98,7 @@ class UnlockRefused(ApiError):
     status, code = 401, "unlock_failed"
 
 
-def holder_state_key(master: bytes) -> bytes:
+def holder_state_key(master: bytes) -> PurposeKey:
     return derive_key(master, HOLDER_STATE_LABEL)
 
 

@@ -163,3 +163,99 @@ def test_kek_rotation_rewrites_only_the_manifest(tmp_path: Path, keys: tuple[byt
         DedupIndex.open(tmp_path, *keys)
     with DedupIndex.open(tmp_path, new_kek, keys[1]) as index:
         assert len(index) == 298
+
+
+# --- format 1 (before face_engine.envelope): read once, rewritten as format 2 -------------
+def _write_format_1(directory: Path, keys: tuple[bytes, bytes], faces: np.ndarray) -> None:
+    """A directory exactly as the format-1 code wrote it: 200 rows in two snapshot chunks,
+    then a log adding 100 and removing one, every unit ``len || nonce || AES-256-GCM``."""
+    import base64
+    import hmac
+    import json
+    import struct
+    from hashlib import sha256
+
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    from face_engine.dedup import sealed_files as sf
+    from face_engine.protect.keyed_rotation import encode_context
+
+    kek, transform = keys
+    with DedupIndex.open(None, kek, transform) as memory:
+        vectors = memory._to_domain(faces)
+    data_key = AESGCM.generate_key(256)
+    aead = AESGCM(data_key)
+
+    def unit(plaintext: bytes, aad: bytes) -> bytes:
+        nonce = os.urandom(12)
+        body = nonce + aead.encrypt(nonce, plaintext, aad)
+        return struct.pack(">I", len(body)) + body
+
+    directory.mkdir(exist_ok=True)
+    header = struct.Struct(">8sQQII").pack(b"MIPDSNP1", 1, 200, 100, 2)
+    snapshot = header + b"".join(
+        unit(sf.encode_rows([f"S{i}" for i in range(k * 100, k * 100 + 100)],
+                            vectors[k * 100: k * 100 + 100]),
+             encode_context("mip/dedup-snapshot/v1", header, k)) for k in range(2))
+    (directory / "snapshot-1.bin").write_bytes(snapshot)
+    records = [sf.encode_add([f"L{i}" for i in range(200, 300)], vectors[200:300]),
+               sf.encode_remove("S5")]
+    (directory / "log-1.bin").write_bytes(b"".join(
+        unit(record, encode_context("mip/dedup-log/v1", 1, seq))
+        for seq, record in enumerate(records)))
+    nonce = os.urandom(12)
+    wrapped = nonce + AESGCM(kek).encrypt(nonce, data_key,
+                                          encode_context("mip/dedup-data-key/v1", 128))
+    (directory / "MANIFEST").write_text(json.dumps({
+        "format": 1, "dim": 128, "generation": 1,
+        "kek_id": hmac.new(kek, b"mip/kek-id/v1", sha256).hexdigest()[:16],
+        "wrapped_key": base64.b64encode(wrapped).decode()}))
+
+
+def test_format_1_directory_is_read_and_migrated(tmp_path: Path, keys: tuple[bytes, bytes],
+                                                 faces: np.ndarray) -> None:
+    import json
+
+    _write_format_1(tmp_path, keys, faces)
+    with DedupIndex.open(tmp_path, *keys) as index:
+        assert index.recovery.replayed_records == 2
+        assert len(index) == 299 and "S5" not in index
+        assert index.search(faces[7], 0.999)[0][0] == "S7"
+        assert index.search(faces[260], 0.999)[0][0] == "L260"
+        index.add("new", faces[5])
+    manifest = json.loads((tmp_path / "MANIFEST").read_text())
+    assert manifest["format"] == 2 and manifest["generation"] == 2
+    assert (tmp_path / "snapshot-2.bin").read_bytes()[:8] == b"MIPDSNP2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "LOCK", "MANIFEST", "log-2.bin", "snapshot-2.bin"]
+    with DedupIndex.open(tmp_path, *keys) as index:
+        assert len(index) == 300 and index.recovery.replayed_records == 1
+        assert index.search(faces[5], 0.999)[0][0] == "new"
+
+
+def test_format_1_directory_wrong_key_or_damage(tmp_path: Path, keys: tuple[bytes, bytes],
+                                                faces: np.ndarray) -> None:
+    _write_format_1(tmp_path, keys, faces)
+    with pytest.raises(WrongKey):
+        DedupIndex.open(tmp_path, os.urandom(32), keys[1])
+    snapshot = bytearray((tmp_path / "snapshot-1.bin").read_bytes())
+    snapshot[-1] ^= 0x01
+    (tmp_path / "snapshot-1.bin").write_bytes(bytes(snapshot))
+    with pytest.raises(IndexCorrupt):
+        DedupIndex.open(tmp_path, *keys)
+    assert (tmp_path / "MANIFEST").read_text().count('"format": 1') == 1  # not migrated
+
+
+def test_new_directory_seals_envelopes(tmp_path: Path, keys: tuple[bytes, bytes],
+                                       faces: np.ndarray) -> None:
+    import base64
+    import json
+
+    from face_engine import envelope
+
+    _fill(tmp_path, keys, faces)
+    manifest = json.loads((tmp_path / "MANIFEST").read_text())
+    assert manifest["format"] == 2
+    assert envelope.is_envelope(base64.b64decode(manifest["wrapped_key"]))
+    log = (tmp_path / f"log-{manifest['generation']}.bin").read_bytes()
+    assert envelope.is_envelope(log[4:])

@@ -8,6 +8,7 @@ import os
 import numpy as np
 import pytest
 
+from face_engine import envelope
 from face_engine.dedup.synthetic import FaceLikeDistribution, mated_sample
 from face_engine.protect import (
     InvalidEmbedding,
@@ -88,12 +89,14 @@ def test_wrong_kek_is_refused(rng: np.random.Generator) -> None:
     assert err.value.code == "wrong_key"
 
 
-@pytest.mark.parametrize("field", ["ciphertext", "wrapped_key", "nonce"])
+@pytest.mark.parametrize("field", ["ciphertext", "wrapped_key"])
+@pytest.mark.parametrize("position", [0, 1, 5, 9, envelope.HEADER_BYTES, -1],
+                         ids=["version", "purpose", "key-id", "nonce", "body", "tag"])
 def test_tampered_bytes_are_refused(protector: TemplateProtector, rng: np.random.Generator,
-                                    field: str) -> None:
+                                    field: str, position: int) -> None:
     ref = protector.enrol(_face(rng), "acct", "HospitalMSP")
     raw = bytearray(getattr(ref, field))
-    raw[-1] ^= 0x01
+    raw[position] ^= 0x01
     bad = dataclasses.replace(ref, **{field: bytes(raw)})
     with pytest.raises(TamperedReference) as err:
         protector.decrypt_transformed(bad)
@@ -154,7 +157,8 @@ def test_stored_bytes_do_not_contain_or_track_the_embedding(
                          np.round(face * 127).astype(np.int8).tobytes()):
             assert encoding[:16] not in stored
     # the ciphertext read as numbers does not correlate with the embedding
-    cipher_vals = np.array([np.frombuffer(r.ciphertext[:128], dtype=np.uint8)
+    body = slice(envelope.HEADER_BYTES, envelope.HEADER_BYTES + 128)  # past the clear header
+    cipher_vals = np.array([np.frombuffer(r.ciphertext[body], dtype=np.uint8)
                             for r in refs], dtype=np.float64)
     corr = [np.corrcoef(cipher_vals[:, k], faces[:, k])[0, 1] for k in range(128)]
     assert np.max(np.abs(corr)) < 0.35  # 200 samples: noise level ~ 1/sqrt(200)
@@ -181,6 +185,8 @@ def test_bad_inputs_raise_typed_errors(protector: TemplateProtector) -> None:
         ProtectedReference.from_bytes(b"{not json")
     with pytest.raises(MalformedReference):
         ProtectedReference.from_bytes(b'{"format_version": 1}')
+    with pytest.raises(MalformedReference):
+        ProtectedReference.from_bytes(b'{"format_version": [2]}')
 
 
 def test_kek_rotation_rewraps_without_touching_the_template(rng: np.random.Generator) -> None:
@@ -197,3 +203,72 @@ def test_kek_rotation_rewraps_without_touching_the_template(rng: np.random.Gener
         new.verify(ref, face, THRESHOLD)
     with pytest.raises(WrongKey):
         old.decrypt_transformed(moved)
+
+
+# --- format 1 (before face_engine.envelope): still read, commitment unchanged -----------
+def _legacy_reference(protector: TemplateProtector, kek: bytes, face: np.ndarray,
+                      account: str, institution: str) -> ProtectedReference:
+    """A reference exactly as the format-1 code wrote it (raw AES-256-GCM, its AAD tags)."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    from face_engine.protect.keyed_rotation import derive_key, encode_context
+    from face_engine.protect.protector import as_unit_vector
+    from face_engine.protect.registry import RegistryEntry
+
+    pseudonym = protector.holder_pseudonym(account, institution)
+    version = protector.registry.highest_version((pseudonym, institution)) + 1
+    seed = derive_key(protector._transform_key, "rotation", pseudonym, institution, version)
+    template = KeyedRotation(seed, 128).apply(as_unit_vector(face, 128)).astype("<f4")
+    data_key, nonce, wrap_nonce = AESGCM.generate_key(256), os.urandom(12), os.urandom(12)
+    ref = ProtectedReference(
+        holder_pseudonym=pseudonym, institution=institution, version=version,
+        kek_id=protector.kek_id, salt=os.urandom(16), format_version=1, nonce=nonce,
+        ciphertext=AESGCM(data_key).encrypt(nonce, template.tobytes(), encode_context(
+            "mip/face-reference/v1", 1, pseudonym, institution, version)),
+        wrapped_key=wrap_nonce + AESGCM(kek).encrypt(wrap_nonce, data_key, encode_context(
+            "mip/face-reference-key-wrap/v1", 1, pseudonym, institution, version)))
+    protector.registry.set_current(ref.slot, RegistryEntry(ref.commitment, version))
+    return ref
+
+
+def test_format_1_reference_still_verifies(rng: np.random.Generator) -> None:
+    kek = os.urandom(32)
+    protector = TemplateProtector(kek, os.urandom(32))
+    face = _face(rng)
+    old = _legacy_reference(protector, kek, face, "acct", "HospitalMSP")
+    stored = old.to_bytes()
+    assert b'"nonce"' in stored and b'"format_version":1' in stored
+    parsed = ProtectedReference.from_bytes(stored)
+    assert parsed == old and parsed.commitment == old.commitment  # the ledger's value
+    assert protector.verify(parsed, face, THRESHOLD, holder_account="acct")[0]
+    assert not protector.verify(parsed, _face(rng), THRESHOLD)[0]
+    for field in ("nonce", "ciphertext", "wrapped_key"):
+        raw = bytearray(getattr(old, field))
+        raw[-1] ^= 0x01
+        with pytest.raises(TamperedReference):
+            protector.decrypt_transformed(dataclasses.replace(old, **{field: bytes(raw)}))
+    with pytest.raises(TamperedReference):
+        protector.decrypt_transformed(dataclasses.replace(old, version=9))
+
+
+def test_format_1_reference_is_rewritten_as_format_2(rng: np.random.Generator) -> None:
+    kek, new_kek, transform = os.urandom(32), os.urandom(32), os.urandom(32)
+    protector = TemplateProtector(kek, transform)
+    face = _face(rng)
+    old = _legacy_reference(protector, kek, face, "acct", "SchoolMSP")
+    moved = protector.rewrap(old, new_kek)
+    assert moved.format_version == 2 and moved.nonce == b""
+    assert envelope.is_envelope(moved.ciphertext) and envelope.is_envelope(moved.wrapped_key)
+    assert b'"nonce"' not in moved.to_bytes()
+    rotated = TemplateProtector(new_kek, transform, registry=protector.registry)
+    assert rotated.verify(ProtectedReference.from_bytes(moved.to_bytes()), face, THRESHOLD)[0]
+    renewed = protector.renew(old, face, "acct")
+    assert renewed.format_version == 2 and renewed.version == old.version + 1
+
+
+def test_new_references_are_format_2(protector: TemplateProtector,
+                                     rng: np.random.Generator) -> None:
+    ref = protector.enrol(_face(rng), "acct", "HospitalMSP")
+    assert ref.format_version == 2 and ref.nonce == b""
+    assert envelope.is_envelope(ref.ciphertext) and envelope.is_envelope(ref.wrapped_key)
+    assert ProtectedReference.from_bytes(ref.to_bytes()) == ref

@@ -58,7 +58,8 @@ def test_blob_holds_no_secret_in_clear(blob: vault.WrappedSecret, master: bytes,
 def test_two_wraps_differ(master: bytes, face_key: bytes, passport_id: str,
                           blob: vault.WrappedSecret) -> None:
     again = vault.wrap(master, PASSWORD, face_key, passport_id, kdf=FAST)
-    assert again.salt != blob.salt and again.nonce != blob.nonce
+    assert again.salt != blob.salt
+    assert again.ciphertext[9:21] != blob.ciphertext[9:21]  # the envelopes' nonces
     assert again.ciphertext != blob.ciphertext
 
 
@@ -92,10 +93,11 @@ def _flip(data: bytes, at: int = 0) -> str:
     return base64.b64encode(bytes(changed)).decode()
 
 
-@pytest.mark.parametrize("field", ["ciphertext", "nonce", "salt"])
+@pytest.mark.parametrize("field", ["ciphertext", "salt"])
 def test_tampered_blob_refused(blob: vault.WrappedSecret, face_key: bytes, passport_id: str,
                                field: str) -> None:
-    for at in (0, -1):
+    # ciphertext: version byte, purpose id, key id, nonce, body, tag
+    for at in ((0, 1, 5, 9, 21, -1) if field == "ciphertext" else (0, -1)):
         raw = _altered(blob, **{field: _flip(getattr(blob, field), at)})
         assert _unlock_error(raw, PASSWORD, face_key, passport_id) == "unlock failed"
 
@@ -107,8 +109,10 @@ def test_changed_cost_parameters_refused(blob: vault.WrappedSecret, face_key: by
 
 
 @pytest.mark.parametrize("changes", [
-    {"version": 2},
+    {"version": 3},
     {"version": True},
+    {"version": [2]},
+    {"version": 1},  # a version-1 blob has a nonce field and another cipher
     {"kdf": "scrypt"},
     {"aead": "aes-gcm"},
     {"opslimit": 1},
@@ -116,7 +120,7 @@ def test_changed_cost_parameters_refused(blob: vault.WrappedSecret, face_key: by
     {"memlimit": 2**40},
     {"opslimit": "3"},
     {"salt": "not base64!"},
-    {"nonce": base64.b64encode(b"\x00" * 12).decode()},
+    {"nonce": base64.b64encode(b"\x00" * 24).decode()},
     {"ciphertext": base64.b64encode(b"\x00" * 40).decode()},
     {"extra": 1},
 ])
@@ -209,3 +213,62 @@ def test_default_cost_round_trip_within_enrolment_budget(master: bytes, face_key
     assert vault.unwrap(wrapped, PASSWORD, face_key, passport_id) == master
     unwrap_cpu_s = time.process_time() - start
     assert wrap_cpu_s < 1.0 and unwrap_cpu_s < 1.0, (wrap_cpu_s, unwrap_cpu_s)
+
+
+def test_new_blobs_are_version_2_envelopes(blob: vault.WrappedSecret) -> None:
+    from face_engine import envelope
+
+    assert blob.version == 2 and blob.aead == "mip-envelope-v2" and blob.nonce == b""
+    assert envelope.is_envelope(blob.ciphertext)
+    assert blob.ciphertext[1:5] == envelope.purpose_id(vault.MASTER_PURPOSE)
+    assert "nonce" not in blob.to_dict()
+
+
+# --- version 1 (before face_engine.envelope): still unwrapped, rewritten as version 2 --------
+def _legacy_wrap(master: bytes, password: str, face_key: bytes,
+                 passport_id: str) -> dict[str, Any]:
+    """A blob exactly as version 1 wrote it: XChaCha20-Poly1305 under the same KEK."""
+    import secrets
+
+    from nacl.bindings import crypto_aead_xchacha20poly1305_ietf_encrypt
+
+    salt, nonce = secrets.token_bytes(16), secrets.token_bytes(24)
+    header = vault.WrappedSecret(1, "argon2id13", FAST.opslimit, FAST.memlimit, salt,
+                                 "xchacha20poly1305-ietf", b"", nonce)
+    kek = vault._kek(password.encode(), face_key, passport_id, header)
+    aad = b"MIP-VAULT-V1\n" + json.dumps(
+        {"aead": "xchacha20poly1305-ietf", "kdf": "argon2id13", "memlimit": FAST.memlimit,
+         "opslimit": FAST.opslimit, "passport_id": passport_id,
+         "salt": base64.b64encode(salt).decode(), "version": 1},
+        sort_keys=True, separators=(",", ":")).encode()
+    ciphertext = crypto_aead_xchacha20poly1305_ietf_encrypt(master, aad, nonce, kek)
+    return {"version": 1, "kdf": "argon2id13", "opslimit": FAST.opslimit,
+            "memlimit": FAST.memlimit, "salt": base64.b64encode(salt).decode(),
+            "aead": "xchacha20poly1305-ietf", "nonce": base64.b64encode(nonce).decode(),
+            "ciphertext": base64.b64encode(ciphertext).decode()}
+
+
+def test_version_1_blob_still_unwraps(master: bytes, face_key: bytes,
+                                      passport_id: str) -> None:
+    old = _legacy_wrap(master, PASSWORD, face_key, passport_id)
+    assert vault.unwrap(json.dumps(old), PASSWORD, face_key, passport_id) == master
+    parsed = vault.WrappedSecret.from_dict(old)
+    assert parsed.version == 1 and parsed.to_dict() == old
+    messages = {
+        _unlock_error(old, PASSWORD + "!", face_key, passport_id),
+        _unlock_error(old, PASSWORD, vault.new_face_key(), passport_id),
+        _unlock_error(old, PASSWORD, face_key, keys.passport_id(keys.new_master_secret())),
+        _unlock_error(dict(old, ciphertext=_flip(parsed.ciphertext, -1)), PASSWORD, face_key,
+                      passport_id),
+        _unlock_error(dict(old, nonce=_flip(parsed.nonce)), PASSWORD, face_key, passport_id),
+    }
+    assert messages == {"unlock failed"}
+
+
+def test_version_1_blob_is_rewrapped_as_version_2(master: bytes, face_key: bytes,
+                                                  passport_id: str) -> None:
+    old = _legacy_wrap(master, PASSWORD, face_key, passport_id)
+    new_password = "another long passphrase"
+    changed = vault.rewrap(old, PASSWORD, face_key, passport_id, new_password=new_password)
+    assert changed.version == 2 and changed.kdf_params == FAST
+    assert vault.unwrap(changed.to_json(), new_password, face_key, passport_id) == master

@@ -204,11 +204,14 @@ def test_store_and_face_key_alone_open_nothing(path: Path, master: bytes,
         assert store.open_record(record, keys.profile_key(unwrapped)) == CANARY
 
 
-@pytest.mark.parametrize("column", ["ciphertext", "nonce", "meta_ciphertext"])
-def test_tampered_record_refused(store: ProfileStore, me: PrivateKey, column: str) -> None:
+@pytest.mark.parametrize("column", ["ciphertext", "meta_ciphertext"])
+@pytest.mark.parametrize("position", [0, 1, 5, 9, 21, -1],
+                         ids=["version", "purpose", "key-id", "nonce", "body", "tag"])
+def test_tampered_record_refused(store: ProfileStore, me: PrivateKey, column: str,
+                                 position: int) -> None:
     record = _fitness(store, me)
     value = bytearray(_row(store, record)[column])
-    value[-1] ^= 0x01
+    value[position] ^= 0x01
     # column comes from the parametrize list above, not from input
     store._db.execute(f"UPDATE records SET {column} = ? WHERE id = ?",  # noqa: S608
                       (bytes(value), record))
@@ -366,3 +369,72 @@ def test_failed_write_leaves_nothing(store: ProfileStore, me: PrivateKey) -> Non
     store.delete(record, me)
     with pytest.raises(RecordNotFound):
         store.open_record(record, me)
+
+
+@pytest.mark.parametrize("nonce", [secrets.token_bytes(24), secrets.token_bytes(12)])
+def test_nonce_column_set_on_an_envelope_row_refused(store: ProfileStore, me: PrivateKey,
+                                                     nonce: bytes) -> None:
+    record = _fitness(store, me)
+    assert _row(store, record)["nonce"] == b""  # the envelope carries its nonce
+    store._db.execute("UPDATE records SET nonce = ? WHERE id = ?", (nonce, record))
+    with pytest.raises(RecordCorrupt):
+        store.open_record(record, me)
+
+
+# --- rows sealed before face_engine.envelope: still read, re-keyed into envelopes ---------
+def _legacy_record(store: ProfileStore, owner: PrivateKey, data: bytes,
+                   metadata: dict[str, Any]) -> str:
+    """A record exactly as the first profile code stored it: XChaCha20-Poly1305 parts with
+    24-byte nonce columns, the data key in a sealed box."""
+    from nacl.bindings import crypto_aead_xchacha20poly1305_ietf_encrypt
+    from nacl.public import SealedBox
+
+    record_id, owner_id, created = secrets.token_hex(16), x25519_key_id(owner.public_key), 7
+    raw_key = secrets.token_bytes(32)
+    parts = {}
+    for part, plain in (("data", data), ("meta", json.dumps(metadata).encode())):
+        nonce = secrets.token_bytes(24)
+        aad = sealing.record_aad(record_id, owner_id, "lab.result", "clinic", created, part)
+        parts[part] = (nonce, crypto_aead_xchacha20poly1305_ietf_encrypt(plain, aad, nonce,
+                                                                          raw_key))
+    store._db.execute(
+        "INSERT INTO records (id, owner, kind, source, created, size, nonce, ciphertext,"
+        " meta_nonce, meta_ciphertext) VALUES (?, ?, 'lab.result', 'clinic', ?, ?, ?, ?, ?, ?)",
+        (record_id, owner_id, created, len(data), *parts["data"], *parts["meta"]))
+    store._db.execute(
+        "INSERT INTO envelopes (record_id, recipient, recipient_public, sealed_key, created)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (record_id, owner_id, bytes(owner.public_key),
+         SealedBox(owner.public_key).encrypt(raw_key), created))
+    return record_id
+
+
+def test_legacy_record_still_opens(store: ProfileStore, me: PrivateKey) -> None:
+    record = _legacy_record(store, me, CANARY, {"note": META_CANARY})
+    assert len(_row(store, record)["nonce"]) == 24
+    assert store.open_record(record, me) == CANARY
+    (info,) = store.list_records(me)
+    assert info.metadata == {"note": META_CANARY} and info.kind == "lab.result"
+    value = bytearray(_row(store, record)["ciphertext"])
+    value[-1] ^= 0x01
+    store._db.execute("UPDATE records SET ciphertext = ? WHERE id = ?", (bytes(value), record))
+    with pytest.raises(RecordCorrupt):
+        store.open_record(record, me)
+
+
+def test_legacy_record_is_rekeyed_into_envelopes(store: ProfileStore, me: PrivateKey) -> None:
+    from face_engine import envelope
+
+    doctor, nurse = PrivateKey.generate(), PrivateKey.generate()
+    record = _legacy_record(store, me, CANARY, {"note": META_CANARY})
+    store.share(record, me, doctor.public_key)
+    store.share(record, me, nurse.public_key)
+    assert store.open_record(record, nurse) == CANARY
+    assert store.unshare(record, me, doctor.public_key)
+    row = _row(store, record)
+    assert row["nonce"] == b"" and row["meta_nonce"] == b""
+    assert envelope.is_envelope(row["ciphertext"]) and envelope.is_envelope(
+        row["meta_ciphertext"])
+    assert store.open_record(record, me) == CANARY == store.open_record(record, nurse)
+    with pytest.raises(AccessDenied):
+        store.open_record(record, doctor)
