@@ -31,7 +31,7 @@ from .identity import Identity, IdentityError, MspCredentials, credentials_from_
 from .proposal import ProposalError
 from .retry import RetryPolicy
 from .session import Deadlines
-from .signing import Signer, SigningKeyError
+from .signing import Signer, SigningKeyError, curve_order, is_low_s, to_low_s
 from .transaction import Proposal, Status, SubmittedTransaction, Transaction
 
 __all__ = [
@@ -72,6 +72,9 @@ __all__ = [
     "SubmittedTransaction",
     "Transaction",
     "credentials_from_pem",
+    "curve_order",
     "from_connection",
+    "is_low_s",
     "load_msp_folder",
+    "to_low_s",
 ]

@@ -40,6 +40,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 from cryptography.x509.oid import NameOID, SignatureAlgorithmOID
 from fabric_protos.msp import identities_pb2, msp_principal_pb2
 
+# Fabric's low-S rule has one home, the Gateway client's public signing API.
+from gateway.fabric import is_low_s
 from network.devnet.orgs import DEFAULT_PEER_ORGS, ORDERER_ORG, OrgSpec
 from network.devnet.pki import HF_ATTRS_OID, NODE_OUS, curve_order, org_dir
 
@@ -60,7 +62,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _N = curve_order()
-_HALF_N = _N // 2
 
 # protobuf's generated classes are built at import time, so mypy cannot see them.
 _SerializedIdentity: Any = identities_pb2.SerializedIdentity  # type: ignore[attr-defined]
@@ -203,7 +204,7 @@ def verify_signature(identity: ValidatedIdentity, message: bytes, signature: byt
         raise SignatureError("malformed signature") from exc
     if not (0 < r < _N and 0 < s < _N):
         raise SignatureError("signature values out of range")
-    if s > _HALF_N:
+    if not is_low_s(signature, ec.SECP256R1()):
         raise SignatureError("invalid S: must be smaller than half the order (low-S)")
     try:
         identity.public_key.verify(signature, message, _ECDSA_SHA256)
