@@ -2,6 +2,8 @@
 
 Speaks Fabric 2.5's `gateway.Gateway` gRPC service (grpc.aio), the same against MIP's embedded
 devnet and real Fabric peers. API and semantics follow hyperledger/fabric-gateway's Go client.
+Hand-written because fabric-gateway ships Go, Node and Java clients only, and the old Python
+SDK (fabric-sdk-py, last released 2020) predates the Gateway service.
 """
 
 from .checkpoint import Checkpoint, CheckpointError, FileCheckpointer, InMemoryCheckpointer
