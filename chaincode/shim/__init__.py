@@ -1,5 +1,9 @@
 """MIP's Python chaincode shim for Fabric 2.5 chaincode-as-a-service.
 
+Hand-written because no maintained Python shim covers what the MIP contract needs: Hyperledger's
+fabric-chaincode-python (2.5.x, young) declares but does not implement private data, transient
+data and key-level endorsement, and its ClientIdentity reads no Fabric CA attributes.
+
 Typical use::
 
     from chaincode.shim import Context, Contract, ContractError, transaction

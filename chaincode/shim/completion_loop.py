@@ -27,6 +27,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+# Private grpcio API, on purpose: no public one lets the loop's own thread wait on the completion
+# queue. grpcio is pinned exactly for it (tests/chaincode/shim/test_grpc_private_api.py).
 from grpc._cython import cygrpc
 
 # Idle wake-up bound for a loop that owns its process (signals are its only outside events).

@@ -47,7 +47,14 @@ def _escape(value: str) -> str:
 
 
 def go_distinguished_name(name: x509.Name) -> str:
-    """A DN string byte-identical to Go cid's getDN(pkix.Name) for a parsed certificate."""
+    """A DN string byte-identical to Go cid's getDN(pkix.Name) for a parsed certificate.
+
+    getDN (fabric-chaincode-go pkg/cid/cid.go) is Go's RDNSequence.String() of
+    pkix.Name.ToRDNSequence(), i.e. pkix.Name.String() for the attributes Go parses into Name
+    fields; others (e-mail, ...) are dropped. No Python library formats a DN Go's way
+    (cryptography's rfc4514_string keeps the certificate's order and every attribute), so it is
+    written here, once: devnet's MSP and the gateway import it for the same identity string.
+    """
     rdns: list[str] = []
     for oid, label in _GO_NAME_ORDER:
         values = [str(attr.value) for attr in name.get_attributes_for_oid(oid)]

@@ -19,6 +19,10 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import grpc
+
+# Private grpcio API, on purpose: grpcio's public servers (grpc.server, grpc.aio) poll the
+# completion queue in a thread of their own; this one runs on the completion-queue event loop.
+# grpcio is pinned exactly for it (tests/chaincode/shim/test_grpc_private_api.py).
 from grpc._cython import cygrpc
 
 from chaincode.shim._protos import DecodeError, Message, shim_pb2
@@ -198,6 +202,8 @@ class _Core:
         address = self._config.address.encode()
         tls = self._config.tls
         if tls is not None:
+            # The cygrpc credentials inside grpc's public ServerCredentials (private attribute,
+            # pinned grpcio): the public ssl_server_credentials builds them from the PEM files.
             port = server.add_http2_port(address, server_credentials(tls)._credentials)
         else:
             port = server.add_http2_port(address)

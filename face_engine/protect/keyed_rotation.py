@@ -11,6 +11,8 @@ turned into Gaussians (Box-Muller), from which ``KeyedRotation`` builds a Haar-d
 orthogonal matrix as a product of Householder reflections.
 Using a cryptographic stream rather than numpy's PCG64 means that one leaked matrix says
 nothing about the seed or about any other matrix.
+Written here rather than with scipy.stats.ortho_group, which draws only from numpy's
+(non-cryptographic) bit generators and runs a LAPACK QR (see KeyedRotation on why not).
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 Speaks Fabric 2.5's `gateway.Gateway` gRPC service (grpc.aio), the same against MIP's embedded
 devnet and real Fabric peers. API and semantics follow hyperledger/fabric-gateway's Go client.
+Hand-written because fabric-gateway ships Go, Node and Java clients only, and the old Python
+SDK (fabric-sdk-py, last released 2020) predates the Gateway service.
 """
 
 from .checkpoint import Checkpoint, CheckpointError, FileCheckpointer, InMemoryCheckpointer
@@ -31,7 +33,7 @@ from .identity import Identity, IdentityError, MspCredentials, credentials_from_
 from .proposal import ProposalError
 from .retry import RetryPolicy
 from .session import Deadlines
-from .signing import Signer, SigningKeyError
+from .signing import Signer, SigningKeyError, curve_order, is_low_s, to_low_s
 from .transaction import Proposal, Status, SubmittedTransaction, Transaction
 
 __all__ = [
@@ -72,6 +74,9 @@ __all__ = [
     "SubmittedTransaction",
     "Transaction",
     "credentials_from_pem",
+    "curve_order",
     "from_connection",
+    "is_low_s",
     "load_msp_folder",
+    "to_low_s",
 ]

@@ -34,10 +34,6 @@ proposal_response_pb2: Any = _proposal_response_pb2
 transaction_pb2: Any = _transaction_pb2
 # google.protobuf is imported by name so that mypy neither needs types-protobuf nor complains
 # about an unused ignore once it is installed.
-any_pb2: Any = importlib.import_module("google.protobuf.any_pb2")
-descriptor_pb2: Any = importlib.import_module("google.protobuf.descriptor_pb2")
-descriptor_pool: Any = importlib.import_module("google.protobuf.descriptor_pool")
-message_factory: Any = importlib.import_module("google.protobuf.message_factory")
 timestamp_pb2: Any = importlib.import_module("google.protobuf.timestamp_pb2")
 # Raised when bytes do not parse as the expected message.
 DecodeError: type[Exception] = importlib.import_module("google.protobuf.message").DecodeError

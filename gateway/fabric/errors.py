@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import grpc
 
 from ._protos import gateway_pb2, transaction_pb2
-from .status_details import details_from_metadata
+from .status_details import error_details
 
 
 @dataclass(frozen=True)
@@ -184,12 +184,11 @@ def from_rpc_error(
     """Map a failed gRPC call of `phase` to the most specific typed error."""
     code: grpc.StatusCode | None = None
     message = str(error)
-    metadata = None
+    details: tuple[ErrorDetail, ...] = ()
     if isinstance(error, grpc.aio.AioRpcError) or hasattr(error, "code"):
         code = error.code()
         message = error.details() or ""
-        metadata = error.trailing_metadata()
-    details = tuple(ErrorDetail.from_proto(d) for d in details_from_metadata(metadata))
+        details = tuple(ErrorDetail.from_proto(d) for d in error_details(error))
     texts = [d.message for d in details] + [message]
 
     kind: type[GatewayError] | None = None

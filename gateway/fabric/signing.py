@@ -2,6 +2,11 @@
 
 Fabric's MSP refuses a signature whose S lies in the upper half of the curve order
 (the malleable twin of a valid signature), so every signature is normalised to low-S.
+pyca/cryptography signs and (de)serialises DER but has no low-S option, so the rule
+(S -> n - S when S > n/2, Fabric's bccsp/utils ToLowS) is composed here from its
+decode/encode_dss_signature -- once for the project: `curve_order`, `to_low_s` and `is_low_s`
+are public API of the Gateway client (exported by gateway.fabric), and devnet, which mints and
+verifies Fabric signatures too, imports them from there rather than keeping a second copy.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ def sha256(message: bytes) -> bytes:
 
 
 def curve_order(curve: ec.EllipticCurve) -> int:
+    """The group order n of a curve Fabric accepts (P-256, P-384); SigningKeyError otherwise."""
     try:
         return _CURVE_ORDERS[curve.name]
     except KeyError:
@@ -58,6 +64,7 @@ def to_low_s(der_signature: bytes, curve: ec.EllipticCurve) -> bytes:
 
 
 def is_low_s(der_signature: bytes, curve: ec.EllipticCurve) -> bool:
+    """Whether a DER signature's S is <= n/2 (ValueError when it is not DER)."""
     _, s = decode_dss_signature(der_signature)
     return s <= curve_order(curve) // 2
 

@@ -1,107 +1,65 @@
-"""Decode (and, for servers and tests, encode) the rich gRPC status Fabric's gateway returns.
+"""Unpack the rich gRPC status Fabric's gateway returns with its errors.
 
-The gateway attaches `gateway.ErrorDetail` messages (endorser/orderer address, MSP id and the
-message it returned) to its errors as a `google.rpc.Status` in the `grpc-status-details-bin`
-trailer. `grpcio-status` / `googleapis-common-protos` are not dependencies of this project, so
-when they are absent google.rpc.Status is defined here from a tiny descriptor in a private
-descriptor pool (a private pool cannot clash with the real definition if it is installed later).
+Fabric's gateway (internal/pkg/gateway/api.go, grpc-go's status.WithDetails) attaches
+`gateway.ErrorDetail` messages (endorser/orderer address, MSP id and the message it returned)
+to its errors as a `google.rpc.Status` in the `grpc-status-details-bin` trailer. grpcio-status
+finds and parses that trailer (and checks it agrees with the call's own code and message);
+google.rpc.Status comes from googleapis-common-protos, and protobuf's Any.Unpack checks each
+detail's type. Servers (devnet, the test fakes) build the trailer with the same libraries.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Iterable
-from typing import Any
+import logging
+from typing import Any, Protocol
 
-from ._protos import any_pb2, descriptor_pb2, descriptor_pool, gateway_pb2, message_factory
+import grpc
+from google.rpc import status_pb2
+from grpc_status import rpc_status
 
-STATUS_DETAILS_KEY = "grpc-status-details-bin"
-_ERROR_DETAIL_TYPE = "gateway.ErrorDetail"
+from ._protos import DecodeError, gateway_pb2
 
-
-def _local_status_class() -> Any:
-    pool = descriptor_pool.DescriptorPool()
-    any_file = descriptor_pb2.FileDescriptorProto()
-    any_pb2.DESCRIPTOR.CopyToProto(any_file)
-    pool.Add(any_file)
-    status_file = descriptor_pb2.FileDescriptorProto(
-        name="mip/google_rpc_status.proto",
-        package="google.rpc",
-        dependency=["google/protobuf/any.proto"],
-        syntax="proto3",
-    )
-    message = status_file.message_type.add(name="Status")
-    optional = descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL
-    message.field.add(
-        name="code", number=1, label=optional, type=descriptor_pb2.FieldDescriptorProto.TYPE_INT32
-    )
-    message.field.add(
-        name="message",
-        number=2,
-        label=optional,
-        type=descriptor_pb2.FieldDescriptorProto.TYPE_STRING,
-    )
-    message.field.add(
-        name="details",
-        number=3,
-        label=descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED,
-        type=descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE,
-        type_name=".google.protobuf.Any",
-    )
-    pool.Add(status_file)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName("google.rpc.Status"))
+log = logging.getLogger(__name__)
 
 
-def _status_class() -> Any:
-    try:
-        status_pb2 = importlib.import_module("google.rpc.status_pb2")
-    except ImportError:
-        return _local_status_class()
-    return status_pb2.Status
+class _CallWithStatus(Protocol):
+    """What grpcio-status reads from a failed call (grpc.Call, grpc.aio.AioRpcError)."""
+
+    def code(self) -> grpc.StatusCode: ...
+
+    def details(self) -> str | None: ...
+
+    def trailing_metadata(self) -> Any: ...
 
 
-RpcStatus: Any = _status_class()
-
-
-def decode_error_details(status_bytes: bytes) -> list[gateway_pb2.ErrorDetail]:
-    """The `gateway.ErrorDetail` entries of a serialized google.rpc.Status (others ignored)."""
-    status = RpcStatus()
-    status.ParseFromString(status_bytes)
-    details: list[gateway_pb2.ErrorDetail] = []
+def unpack_error_details(status: status_pb2.Status) -> list[Any]:
+    """The `gateway.ErrorDetail` entries of a google.rpc.Status (other detail types ignored)."""
+    details: list[Any] = []
     for item in status.details:
-        if item.type_url.rsplit("/", 1)[-1] != _ERROR_DETAIL_TYPE:
-            continue
         detail = gateway_pb2.ErrorDetail()
-        detail.ParseFromString(item.value)
-        details.append(detail)
+        try:
+            if item.Unpack(detail):
+                details.append(detail)
+        except DecodeError:
+            log.debug("skipping an ErrorDetail that does not parse")
     return details
 
 
-def details_from_metadata(
-    metadata: Iterable[tuple[str, str | bytes]] | None,
-) -> list[gateway_pb2.ErrorDetail]:
-    """Find `grpc-status-details-bin` in trailing metadata and decode its ErrorDetails."""
-    for key, value in metadata or ():
-        if key == STATUS_DETAILS_KEY and isinstance(value, bytes):
-            try:
-                return decode_error_details(value)
-            except Exception:
-                return []
-    return []
+def decode_error_details(status_bytes: bytes) -> list[Any]:
+    """The `gateway.ErrorDetail` entries of a serialized google.rpc.Status."""
+    return unpack_error_details(status_pb2.Status.FromString(status_bytes))
 
 
-def encode_status(
-    code: int, message: str, details: Iterable[gateway_pb2.ErrorDetail] = ()
-) -> bytes:
-    """Serialize a google.rpc.Status carrying ErrorDetails, as Fabric's gateway sends it.
+def error_details(call: _CallWithStatus) -> list[Any]:
+    """The `gateway.ErrorDetail` entries of a failed call; [] when it carries none.
 
-    Servers (devnet, test fakes) put the result in trailing metadata under STATUS_DETAILS_KEY.
-    `code` is the numeric gRPC status code (grpc.StatusCode.X.value[0]).
+    A trailer that does not parse, or that disagrees with the call's status code or message
+    (which Fabric's gateway never sends), yields no details rather than a second error: the
+    caller still reports the call's own code and message.
     """
-    status = RpcStatus(code=code, message=message)
-    for detail in details:
-        item = status.details.add()
-        item.type_url = "type.googleapis.com/" + _ERROR_DETAIL_TYPE
-        item.value = detail.SerializeToString()
-    data: bytes = status.SerializeToString()
-    return data
+    try:
+        status = rpc_status.from_call(call)
+    except (ValueError, DecodeError) as exc:
+        log.debug("ignoring an unusable grpc-status-details-bin trailer: %s", exc)
+        return []
+    return [] if status is None else unpack_error_details(status)

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from chaincode.mip.dispense import attestation_bytes
 from gateway.core.security import StaffMember, require_role
-from gateway.fabric import ChaincodeError
+from gateway.fabric import ChaincodeError, curve_order
 
 if TYPE_CHECKING:
     from .state import AppState
@@ -38,7 +38,7 @@ log = logging.getLogger("mip.gateway.pharmacy")
 PHARMACY = "PharmacyMSP"
 HKDF_INFO = b"mip counter gateway key v1"
 # Order of the P-256 group: the derived scalar must lie in [1, n-1].
-P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+P256_ORDER = curve_order(ec.SECP256R1())
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """Fabric block construction and hashing (protoutil.BlockHeaderBytes / BlockDataHash).
 
-The header hash is SHA-256 over the ASN.1 DER encoding of SEQUENCE { INTEGER number,
-OCTET STRING previous_hash, OCTET STRING data_hash } exactly as Go's encoding/asn1 marshals
-Fabric's asn1Header; the data hash is SHA-256 over the concatenated envelopes (Fabric 2.5).
+The header hash is SHA-256 over the ASN.1 DER encoding (cryptography's ASN.1 encoder) of
+SEQUENCE { INTEGER number, OCTET STRING previous_hash, OCTET STRING data_hash } exactly as
+Go's encoding/asn1 marshals Fabric's asn1Header; the data hash is SHA-256 over the
+concatenated envelopes (Fabric 2.5).
 """
 
 from __future__ import annotations
@@ -10,6 +11,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from typing import Any
+
+# cryptography's declarative ASN.1 (documented since 47.0, still marked unstable): a change to
+# it fails the Go-verified vectors in tests/network/devnet/test_devnet_ledger.py.
+from cryptography.hazmat import asn1
 
 from network.devnet._protos import common_pb2
 
@@ -21,28 +26,25 @@ class ChainError(ValueError):
     """Stored blocks do not form a valid hash chain."""
 
 
-def _der_length(n: int) -> bytes:
-    if n < 0x80:
-        return bytes([n])
-    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes([0x80 | len(body)]) + body
+@asn1.sequence
+class _Asn1Header:
+    """Fabric's asn1Header (protoutil/blockutils.go): Go's encoding/asn1 marshals its *big.Int
+    and two byte slices as SEQUENCE { INTEGER, OCTET STRING, OCTET STRING }, in DER."""
 
-
-def _der(tag: int, content: bytes) -> bytes:
-    return bytes([tag]) + _der_length(len(content)) + content
+    number: int
+    previous_hash: bytes
+    data_hash: bytes
 
 
 def block_header_bytes(header: Any) -> bytes:
     """DER bytes of the header, as protoutil.BlockHeaderBytes produces them."""
-    number = header.number
-    # Minimal two's-complement big-endian; a leading zero byte keeps the value non-negative.
-    number_bytes = number.to_bytes((number.bit_length() + 8) // 8, "big")
-    content = (
-        _der(0x02, number_bytes)
-        + _der(0x04, header.previous_hash)
-        + _der(0x04, header.data_hash)
+    return asn1.encode_der(
+        _Asn1Header(
+            number=int(header.number),
+            previous_hash=bytes(header.previous_hash),
+            data_hash=bytes(header.data_hash),
+        )
     )
-    return _der(0x30, content)
 
 
 def block_header_hash(header: Any) -> bytes:

@@ -25,8 +25,9 @@ from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 import grpc
+from google.rpc import status_pb2
+from grpc_status import rpc_status
 
-from gateway.fabric.status_details import STATUS_DETAILS_KEY, encode_status
 from network.devnet import policy
 from network.devnet._protos import (
     DecodeError,
@@ -174,9 +175,13 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
     # ---- helpers ------------------------------------------------------------------------
     async def _abort(self, context: Any, code: grpc.StatusCode, message: str,
                      details: Sequence[Any] = ()) -> NoReturn:
-        status = encode_status(code.value[0], message, details)
-        await context.abort(code, message, trailing_metadata=((STATUS_DETAILS_KEY, status),))
-        raise AssertionError("unreachable")  # context.abort raises
+        # As Fabric's gateway does (grpc-go status.WithDetails): the ErrorDetails travel packed
+        # in a google.rpc.Status, which grpcio-status sends as grpc-status-details-bin.
+        status = status_pb2.Status(code=code.value[0], message=message)
+        for detail in details:
+            status.details.add().Pack(detail)
+        await context.abort_with_status(rpc_status.to_status(status))
+        raise AssertionError("unreachable")  # abort_with_status raises
 
     def _detail(self, org: str, message: str) -> Any:
         peer = self.peers.get(org)

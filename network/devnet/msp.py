@@ -40,6 +40,10 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 from cryptography.x509.oid import NameOID, SignatureAlgorithmOID
 from fabric_protos.msp import identities_pb2, msp_principal_pb2
 
+# Kept once for the whole project: the identity string is the chaincode's cid.GetID (the shim's
+# Go-exact DN formatter), and Fabric's low-S rule is the Gateway client's public signing API.
+from chaincode.shim.identity import go_distinguished_name
+from gateway.fabric import is_low_s
 from network.devnet.orgs import DEFAULT_PEER_ORGS, ORDERER_ORG, OrgSpec
 from network.devnet.pki import HF_ATTRS_OID, NODE_OUS, curve_order, org_dir
 
@@ -51,7 +55,6 @@ __all__ = [
     "MSPManager",
     "SignatureError",
     "ValidatedIdentity",
-    "go_dn",
     "load_crls",
     "satisfies_principal",
     "verify_signature",
@@ -60,7 +63,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _N = curve_order()
-_HALF_N = _N // 2
 
 # protobuf's generated classes are built at import time, so mypy cannot see them.
 _SerializedIdentity: Any = identities_pb2.SerializedIdentity  # type: ignore[attr-defined]
@@ -81,59 +83,6 @@ class IdentityError(ValueError):
 
 class SignatureError(ValueError):
     """A signature that does not verify under the identity's key (or is high-S / malformed)."""
-
-
-# --------------------------------------------------------------------------- DN formatting
-
-# crypto/x509/pkix field order of Name.ToRDNSequence, as (OID, short name, multi-valued).
-_GO_NAME_FIELDS: tuple[tuple[x509.ObjectIdentifier, str, bool], ...] = (
-    (NameOID.COUNTRY_NAME, "C", True),
-    (NameOID.STATE_OR_PROVINCE_NAME, "ST", True),
-    (NameOID.LOCALITY_NAME, "L", True),
-    (NameOID.STREET_ADDRESS, "STREET", True),
-    (NameOID.POSTAL_CODE, "POSTALCODE", True),
-    (NameOID.ORGANIZATION_NAME, "O", True),
-    (NameOID.ORGANIZATIONAL_UNIT_NAME, "OU", True),
-    (NameOID.COMMON_NAME, "CN", False),
-    (NameOID.SERIAL_NUMBER, "SERIALNUMBER", False),
-)
-
-
-def _go_escape(value: str) -> str:
-    # fabric-chaincode-go pkg/cid getDN: RFC 2253 escaping of ,+"\<>; and a leading ' '/'#'
-    # or trailing ' '.
-    out: list[str] = []
-    last = len(value) - 1
-    for idx, c in enumerate(value):
-        if (idx == 0 and c in " #") or (idx == last and c == " "):
-            out.append("\\" + c)
-        elif c in ',+"\\<>;':
-            out.append("\\" + c)
-        else:
-            out.append(c)
-    return "".join(out)
-
-
-def go_dn(name: x509.Name) -> str:
-    """A DN formatted exactly as fabric-chaincode-go's cid.getDN formats a Go pkix.Name.
-
-    Go parses only the nine well-known attribute types into pkix.Name fields and rebuilds the RDN
-    sequence in a fixed order (each multi-valued field as one RDN joined with '+'); getDN then
-    prints the RDNs in reverse, so `CN=...,OU=a+OU=b,O=...,L=...,ST=...,C=...`.
-    """
-    values: dict[x509.ObjectIdentifier, list[str]] = {oid: [] for oid, _, _ in _GO_NAME_FIELDS}
-    for attribute in name:
-        if attribute.oid in values and isinstance(attribute.value, str):
-            values[attribute.oid].append(attribute.value)
-    rdns: list[str] = []
-    for oid, short, multi in _GO_NAME_FIELDS:
-        found = values[oid]
-        if not found:
-            continue
-        # CommonName and SerialNumber are single strings in Go: the last one parsed wins.
-        kept = found if multi else found[-1:]
-        rdns.append("+".join(f"{short}={_go_escape(v)}" for v in kept))
-    return ",".join(reversed(rdns))
 
 
 # --------------------------------------------------------------------------- identities
@@ -163,7 +112,8 @@ class ValidatedIdentity:
     @cached_property
     def id_string(self) -> str:
         """`x509::<subject DN>::<issuer DN>`, the un-base64'd form of cid.GetID()."""
-        return f"x509::{go_dn(self.certificate.subject)}::{go_dn(self.certificate.issuer)}"
+        subject = go_distinguished_name(self.certificate.subject)
+        return f"x509::{subject}::{go_distinguished_name(self.certificate.issuer)}"
 
     @cached_property
     def public_key(self) -> ec.EllipticCurvePublicKey:
@@ -203,7 +153,7 @@ def verify_signature(identity: ValidatedIdentity, message: bytes, signature: byt
         raise SignatureError("malformed signature") from exc
     if not (0 < r < _N and 0 < s < _N):
         raise SignatureError("signature values out of range")
-    if s > _HALF_N:
+    if not is_low_s(signature, ec.SECP256R1()):
         raise SignatureError("invalid S: must be smaller than half the order (low-S)")
     try:
         identity.public_key.verify(signature, message, _ECDSA_SHA256)

@@ -24,13 +24,12 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import (
-    decode_dss_signature,
-    encode_dss_signature,
-)
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from fabric_protos.msp import identities_pb2
 
+# Fabric's low-S rule has one home, the Gateway client's public signing API (see its docstring).
+from gateway.fabric import curve_order as _curve_order
+from gateway.fabric import is_low_s, to_low_s
 from network.devnet.orgs import DEFAULT_PEER_ORGS, ORDERER_ORG, OrgSpec
 
 __all__ = [
@@ -68,9 +67,6 @@ __all__ = [
 HF_ATTRS_OID = x509.ObjectIdentifier("1.2.3.4.5.6.7.8.1")
 # The NodeOU roles of Fabric's MSP (msp/config.yaml) -- an identity carries exactly one.
 NODE_OUS = ("client", "peer", "admin", "orderer")
-
-# Order of the P-256 group; a signature's s must be <= N/2 (Fabric refuses high-S).
-_P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
 # cryptogen's default subject fields (internal/cryptogen/ca/ca.go).
 _COUNTRY = "US"
@@ -112,8 +108,8 @@ class UnknownIdentityError(PKIError):
 
 
 def curve_order() -> int:
-    """The order n of the P-256 group (signatures need s <= n/2)."""
-    return _P256_ORDER
+    """The order n of the P-256 group devnet mints keys on (signatures need s <= n/2)."""
+    return _curve_order(ec.SECP256R1())
 
 
 # --------------------------------------------------------------------------- file helpers
@@ -169,11 +165,7 @@ _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())  # immutable: shared by every signatur
 
 def sign(private_key: ec.EllipticCurvePrivateKey, data: bytes) -> bytes:
     """ECDSA-SHA256 DER signature, normalised to low-S as Fabric's BCCSP does."""
-    der = private_key.sign(data, _ECDSA_SHA256)
-    r, s = decode_dss_signature(der)
-    if s > _P256_ORDER // 2:
-        s = _P256_ORDER - s
-    return encode_dss_signature(r, s)
+    return to_low_s(private_key.sign(data, _ECDSA_SHA256), private_key.curve)
 
 
 @dataclass(frozen=True)
@@ -234,8 +226,7 @@ def _sign_low_s(
     """
     for _ in range(128):
         cert = builder.sign(key, hashes.SHA256())
-        _, s = decode_dss_signature(cert.signature)
-        if s <= _P256_ORDER // 2:
+        if is_low_s(cert.signature, key.curve):
             return cert
     raise PKIError("could not produce a low-S certificate signature")  # p = 2**-128
 

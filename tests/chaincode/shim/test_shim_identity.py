@@ -7,6 +7,7 @@ import json
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 from shim_testkit import ATTR_OID, FakePeer, User, issue, make_ca, make_name, make_user
 
@@ -79,6 +80,72 @@ def test_go_dn_keeps_the_last_common_name_and_drops_an_empty_one() -> None:
         ]
     )
     assert go_distinguished_name(empty) == "OU=,O=o"
+
+
+_N = NameOID
+
+
+# Names and the strings Go prints for them, from Go's own tests (golang/go,
+# src/crypto/x509/x509_test.go, TestPKIXNameString: pkix.Name.String(), which for these
+# standard attributes is what cid.getDN prints). Attribute order here is deliberately not Go's.
+GO_VERIFIED = [
+    (
+        [(_N.COUNTRY_NAME, "GB"), (_N.COMMON_NAME, "Steve Kille"), (_N.SERIAL_NUMBER, "RFC 2253"),
+         (_N.ORGANIZATION_NAME, "Isode Limited"), (_N.ORGANIZATIONAL_UNIT_NAME, "RFCs"),
+         (_N.LOCALITY_NAME, "Richmond"), (_N.STATE_OR_PROVINCE_NAME, "Surrey"),
+         (_N.STREET_ADDRESS, "The Square"), (_N.POSTAL_CODE, "TW9 1DT")],
+        "SERIALNUMBER=RFC 2253,CN=Steve Kille,OU=RFCs,O=Isode Limited,POSTALCODE=TW9 1DT,"
+        "STREET=The Square,L=Richmond,ST=Surrey,C=GB",
+    ),
+    (
+        [(_N.COUNTRY_NAME, "US"), (_N.STATE_OR_PROVINCE_NAME, "California"),
+         (_N.LOCALITY_NAME, "Mountain View"), (_N.ORGANIZATION_NAME, "Google LLC"),
+         (_N.COMMON_NAME, "mail.google.com")],
+        "CN=mail.google.com,O=Google LLC,L=Mountain View,ST=California,C=US",
+    ),
+    (
+        [(_N.ORGANIZATION_NAME, "#Google, Inc. \n-> 'Alphabet\" "), (_N.COUNTRY_NAME, "US")],
+        "O=\\#Google\\, Inc. \n-\\> 'Alphabet\\\"\\ ,C=US",
+    ),
+]
+
+
+@pytest.mark.parametrize(("attributes", "expected"), GO_VERIFIED)
+def test_go_dn_matches_strings_go_prints(
+    attributes: list[tuple[x509.ObjectIdentifier, str]], expected: str
+) -> None:
+    # Through a real certificate: what the shim sees is the parsed DER, as Go parses it.
+    subject = x509.Name([x509.NameAttribute(oid, value) for oid, value in attributes])
+    cert = x509.load_der_x509_certificate(
+        issue(make_ca(), subject).cert.public_bytes(serialization.Encoding.DER)
+    )
+    assert go_distinguished_name(cert.subject) == expected
+
+
+def test_go_dn_flattens_multi_valued_rdns_into_go_field_order() -> None:
+    # One RDN holding CN+O and one holding two OUs: Go's FillFromRDNSequence flattens every RDN
+    # into Name fields, and ToRDNSequence rebuilds one RDN per field (values in parsed order).
+    subject = x509.Name(
+        [
+            x509.RelativeDistinguishedName(
+                [
+                    x509.NameAttribute(NameOID.COMMON_NAME, "alice"),
+                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "org"),
+                ]
+            ),
+            x509.RelativeDistinguishedName(
+                [x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "client")]
+            ),
+            x509.RelativeDistinguishedName(
+                [x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "hospital")]
+            ),
+            x509.RelativeDistinguishedName([x509.NameAttribute(NameOID.COUNTRY_NAME, "US")]),
+        ]
+    )
+    cert = x509.load_der_x509_certificate(
+        issue(make_ca(), subject).cert.public_bytes(serialization.Encoding.DER)
+    )
+    assert go_distinguished_name(cert.subject) == "CN=alice,OU=client+OU=hospital,O=org,C=US"
 
 
 def test_fabric_ca_style_identity() -> None:

@@ -32,10 +32,11 @@ from fabric_protos.peer import (
     proposal_response_pb2,
     transaction_pb2,
 )
+from google.rpc import status_pb2
+from grpc_status import rpc_status
 
 from gateway.fabric import Identity, Signer
 from gateway.fabric.signing import is_low_s, to_low_s
-from gateway.fabric.status_details import STATUS_DETAILS_KEY, encode_status
 
 VALID = transaction_pb2.TxValidationCode.VALID
 MVCC = transaction_pb2.TxValidationCode.MVCC_READ_CONFLICT
@@ -162,6 +163,16 @@ def verify(creator: bytes, message: bytes, signature: bytes, msp_ids: set[str]) 
 # ---------------------------------------------------------------- the fake gateway
 
 
+def rich_status(
+    code: grpc.StatusCode, message: str, details: Sequence[gateway_pb2.ErrorDetail] = ()
+) -> status_pb2.Status:
+    """The google.rpc.Status Fabric's gateway attaches to an error, ErrorDetails packed in."""
+    status = status_pb2.Status(code=code.value[0], message=message)
+    for detail in details:
+        status.details.add().Pack(detail)
+    return status
+
+
 @dataclass
 class Unpacked:
     tx_id: str
@@ -231,8 +242,8 @@ class FakeGateway(gateway_pb2_grpc.GatewayServicer):  # type: ignore[misc]
         message: str,
         details: Sequence[gateway_pb2.ErrorDetail] = (),
     ) -> None:
-        trailer = encode_status(code.value[0], message, details)
-        await context.abort(code, message, trailing_metadata=((STATUS_DETAILS_KEY, trailer),))
+        # Packed as Fabric's gateway packs them: ErrorDetails inside a google.rpc.Status trailer.
+        await context.abort_with_status(rpc_status.to_status(rich_status(code, message, details)))
 
     def _detail(self, message: str) -> gateway_pb2.ErrorDetail:
         return gateway_pb2.ErrorDetail(address=PEER_ADDRESS, msp_id="HospitalMSP", message=message)

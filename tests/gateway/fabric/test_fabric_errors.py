@@ -5,7 +5,8 @@ from __future__ import annotations
 import grpc
 import pytest
 from fabric_protos.gateway import gateway_pb2
-from fabric_testkit import PEER_ADDRESS, Served, User
+from fabric_testkit import PEER_ADDRESS, Served, User, rich_status
+from google.protobuf import timestamp_pb2
 
 from gateway.fabric import (
     AccessDenied,
@@ -21,7 +22,7 @@ from gateway.fabric import (
     SubmitError,
 )
 from gateway.fabric.errors import CommitError, from_rpc_error
-from gateway.fabric.status_details import decode_error_details, encode_status
+from gateway.fabric.status_details import decode_error_details
 
 CHANNEL = "mipchannel"
 
@@ -156,10 +157,25 @@ class _FakeRpcError(grpc.RpcError):
 
 def test_status_details_roundtrip_and_malformed_trailer() -> None:
     detail = gateway_pb2.ErrorDetail(address="a:1", msp_id="M", message="m")
-    data = encode_status(10, "aborted", [detail, detail])
+    status = rich_status(grpc.StatusCode.ABORTED, "aborted", [detail, detail])
+    # A detail of another type (here a bare Timestamp) is skipped, as Fabric's Go client does.
+    status.details.add().Pack(timestamp_pb2.Timestamp(seconds=1))
+    data = status.SerializeToString()
     assert [d.message for d in decode_error_details(data)] == ["m", "m"]
+    err = from_rpc_error(_FakeRpcError(grpc.StatusCode.ABORTED, "aborted", data), EndorseError)
+    assert [d.address for d in err.details] == ["a:1", "a:1"]
     err = from_rpc_error(_FakeRpcError(grpc.StatusCode.ABORTED, "x", b"\xff\xff"), EndorseError)
     assert type(err) is EndorseError and err.details == ()
+
+
+def test_status_details_disagreeing_with_the_call_are_dropped() -> None:
+    # grpcio-status refuses a trailer whose code or message differs from the call's own; the
+    # client then reports the call's code and message without details instead of failing.
+    detail = gateway_pb2.ErrorDetail(address="a:1", msp_id="M", message="chaincode response 500, x")
+    data = rich_status(grpc.StatusCode.ABORTED, "aborted", [detail]).SerializeToString()
+    for code, message in ((grpc.StatusCode.UNKNOWN, "aborted"), (grpc.StatusCode.ABORTED, "x")):
+        err = from_rpc_error(_FakeRpcError(code, message, data), EndorseError)
+        assert type(err) is EndorseError and err.details == ()
 
 
 def test_commit_status_error_mapping() -> None:

@@ -19,8 +19,8 @@ from fabric_protos.gateway import gateway_pb2, gateway_pb2_grpc
 from fabric_protos.orderer import ab_pb2
 from fabric_protos.peer import chaincode_pb2, proposal_pb2
 from google.protobuf import timestamp_pb2
+from grpc_status import rpc_status
 
-from gateway.fabric.status_details import details_from_metadata
 from network.devnet import pki
 from network.devnet.messages import compute_txid
 from network.devnet.orgs import DEFAULT_PEER_ORGS
@@ -211,7 +211,17 @@ class TestClient:
 
 
 def error_details(exc: grpc.aio.AioRpcError) -> list[gateway_pb2.ErrorDetail]:
-    return details_from_metadata(exc.trailing_metadata())
+    """The ErrorDetails devnet packed into the call's google.rpc.Status, read with grpcio-status
+    as any client would; a trailer that disagrees with the call's code or message fails here."""
+    status = rpc_status.from_call(exc)
+    if status is None:
+        return []
+    details = []
+    for item in status.details:
+        detail = gateway_pb2.ErrorDetail()
+        assert item.Unpack(detail), item.type_url
+        details.append(detail)
+    return details
 
 
 def asset_json(raw: bytes) -> dict[str, Any]:
