@@ -60,17 +60,16 @@ def check_data_dir(database: Path, path: Path) -> None:
     keys are only usable under the secrets they were made with: generating fresh secrets
     beside an old database (a wrong or moved data_dir, a lost secrets file) would silently
     strand every holder. Secrets without their database mean the database is gone or
-    elsewhere. Either way a person must look; nothing is created."""
-    stored: set[str] = set()
-    if path.exists():
-        stored = set(json.loads(path.read_text(encoding="utf-8")))
-    missing = [n for n in _NAMES if n not in stored and not os.environ.get(_env_name(n))]
-    if database.exists() and missing:
-        names = ", ".join(_env_name(n) for n in missing)
+    elsewhere. Either way a person must look; nothing is created.
+
+    A secrets file that lacks only some names (one written before a secret was added) is
+    completed as before by `load_or_create_secrets`: it is the same installation's file."""
+    unset = [n for n in _NAMES if not os.environ.get(_env_name(n))]
+    if database.exists() and not path.exists() and unset:
+        names = ", ".join(_env_name(n) for n in unset)
         raise DataDirMismatch(
-            f"{database} exists but its secrets do not ({path} is "
-            f"{'incomplete' if path.exists() else 'missing'} and {names} "
-            f"{'is' if len(missing) == 1 else 'are'} not set): refusing to generate fresh "
+            f"{database} exists but its secrets do not ({path} is missing and {names} "
+            f"{'is' if len(unset) == 1 else 'are'} not set): refusing to generate fresh "
             "secrets beside a database made under other ones. Restore the secrets file "
             "(or set the variables), or point data_dir at the folder that holds both")
     if path.exists() and not database.exists():

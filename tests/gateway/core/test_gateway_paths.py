@@ -94,6 +94,22 @@ def test_database_without_its_secrets_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.usefixtures("no_secret_env")
+def test_a_secret_added_later_completes_the_file(tmp_path: Path) -> None:
+    """A secrets file from before a secret was added keeps its secrets and gains the new one."""
+    db, secrets = open_data_dir(tmp_path / "gw")
+    db.close()
+    path = tmp_path / "gw" / "secrets.json"
+    older = json.loads(path.read_text())
+    del older["linkage_key_seed"]
+    path.write_text(json.dumps(older))
+    db, again = open_data_dir(tmp_path / "gw")
+    db.close()
+    assert again.face_kek == secrets.face_kek
+    assert again.linkage_key_seed != secrets.linkage_key_seed
+    assert set(json.loads(path.read_text())) == {*older, "linkage_key_seed"}
+
+
+@pytest.mark.usefixtures("no_secret_env")
 def test_secrets_without_their_database_are_refused(tmp_path: Path) -> None:
     db, _ = open_data_dir(tmp_path / "gw")
     db.close()
