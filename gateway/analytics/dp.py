@@ -6,9 +6,11 @@ OpenDP's `SymmetricDistance` at d_in = 1. The unit of privacy is one account, no
 accounts are unlinkable by design (chaincode/mip/accounts.py), so nothing can tell that two
 accounts are one holder's, and a holder may open several, even at one institution. A holder
 with k accounts among a dataset's consenting records is protected at k x epsilon per release
-(group privacy; `Plan.loss_for_accounts(k)` gives OpenDP's own figure). Each plan's noise scale is found by `dp.binary_search_param`
-so that the measurement's own privacy map at d_in = 1 stays within the epsilon; `plan()`
-re-checks `measurement.map(1) <= epsilon` and refuses otherwise.
+(group privacy; `Plan.loss_for_accounts(k)` gives OpenDP's own figure).
+
+Each plan's noise scale is found by `dp.binary_search_param` so that the measurement's own
+privacy map at d_in = 1 stays within the epsilon; `plan()` re-checks
+`measurement.map(1) <= epsilon` and refuses otherwise.
 
 - count: `make_count`, discrete Laplace (integer output);
 - sum: `make_clamp` -> `make_sum`, Laplace (OpenDP's float-safe version);
