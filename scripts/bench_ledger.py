@@ -201,7 +201,7 @@ def stop_fabric(state: Path, env: dict[str, str]) -> None:
 def start_devnet(data: Path, extra: list[str]) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "network.devnet", "up", "--data", str(data), "--port", "0",
-         *extra], cwd=REPO, stdout=subprocess.PIPE, text=True)
+         "--contract", "asset", *extra], cwd=REPO, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -33,7 +33,8 @@ def step(text: str) -> None:
 
 def start(data: Path) -> subprocess.Popen[str]:
     proc = subprocess.Popen([sys.executable, "-m", "network.devnet", "up", "--data", str(data),
-                             "--port", "0"], cwd=REPO, stdout=subprocess.PIPE, text=True)
+                             "--port", "0", "--contract", "asset"],
+                            cwd=REPO, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

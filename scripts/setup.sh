@@ -5,11 +5,35 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-PY="${PYTHON:-python3.11}"
-command -v "$PY" >/dev/null 2>&1 || PY=python3
 
+# MIP is built and pinned for Python 3.11 (pyproject.toml, the hash-pinned wheels): take
+# $PYTHON, else python3.11, else python3 only if it is 3.11, and stop otherwise rather than
+# building a .venv on another version that fails later in a less clear way.
+is_311() { [ "$("$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" = "3.11" ]; }
+need_311() {
+    echo "[setup] MIP needs Python 3.11: $1. Install python3.11 (e.g. apt-get install" \
+         "python3.11 python3.11-venv, or pyenv install 3.11), or point \$PYTHON at one." >&2
+    exit 1
+}
+if [ -n "${PYTHON:-}" ]; then
+    PY="$PYTHON"
+    command -v "$PY" >/dev/null 2>&1 || need_311 "\$PYTHON=$PY is not an executable"
+    is_311 "$PY" || need_311 "\$PYTHON=$PY is $("$PY" --version 2>&1 || echo 'not Python')"
+elif command -v python3.11 >/dev/null 2>&1; then
+    PY=python3.11
+    is_311 "$PY" || need_311 "python3.11 on PATH is $("$PY" --version 2>&1 || echo 'not Python')"
+elif command -v python3 >/dev/null 2>&1; then
+    PY=python3
+    is_311 "$PY" || need_311 "there is no python3.11 on PATH and python3 is $("$PY" --version 2>&1 || echo 'not Python')"
+else
+    need_311 "there is neither python3.11 nor python3 on PATH"
+fi
+
+if [ -x .venv/bin/python ] && ! is_311 .venv/bin/python; then
+    need_311 "the existing .venv is $(.venv/bin/python --version 2>&1); remove .venv and run this again"
+fi
 if [ ! -x .venv/bin/python ]; then
-    echo "[setup] creating .venv with $($PY --version)"
+    echo "[setup] creating .venv with $("$PY" --version)"
     "$PY" -m venv .venv
 fi
 VPY=.venv/bin/python

@@ -2,7 +2,9 @@
 
 Shared by every suite that needs a devnet process (the Gateway client's, the MIP contract's,
 the gateway service's): `running_devnet(tmp_path, extra_args, probe=...)` starts it on a free
-port, waits until the chaincode answers a signed Evaluate of `probe`, and stops it.
+port, waits until the chaincode answers a signed Evaluate of `probe`, and stops it. It serves
+the asset-transfer sample (`--contract asset`) unless `extra_args` name a contract or
+`contract=None` leaves `up`'s own default (the MIP contracts).
 """
 
 from __future__ import annotations
@@ -94,8 +96,11 @@ def running_devnet(
     *,
     probe: tuple[str, tuple[str, ...]] = ASSET_PROBE,
     start_timeout: float = START_TIMEOUT_S,
+    contract: str | None = "asset",
 ) -> Iterator[Devnet]:
     data_dir = tmp_path / "devnet"
+    if contract is not None and "--contract" not in extra_args:
+        extra_args = ("--contract", contract, *extra_args)
     port = free_port()
     log_path = tmp_path / "devnet.log"
     with open(log_path, "wb") as log:

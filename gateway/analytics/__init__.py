@@ -1,4 +1,4 @@
-"""Differentially private analytics over consenting holders, budget debited on the ledger.
+"""Differentially private analytics over consenting accounts, budget debited on the ledger.
 
 ```python
 from gateway.analytics import AnalyticsService, LedgerBudget, DatasetSchema, parse_query

@@ -1,10 +1,16 @@
 """OpenDP measurements for the query specs, calibrated to the requested epsilon.
 
-Neighbouring datasets differ by one holder added or removed: every holder contributes at most
-one record (the service deduplicates by holder first), so the input metric is OpenDP's
-`SymmetricDistance` at d_in = 1. Each plan's noise scale is found by `dp.binary_search_param`
-so that the measurement's own privacy map at d_in = 1 stays within the epsilon; `plan()`
-re-checks `measurement.map(1) <= epsilon` and refuses otherwise.
+Neighbouring datasets differ by one ACCOUNT added or removed: every account contributes at
+most one record (the service deduplicates by account pseudonym first), so the input metric is
+OpenDP's `SymmetricDistance` at d_in = 1. The unit of privacy is one account, not one person:
+accounts are unlinkable by design (chaincode/mip/accounts.py), so nothing can tell that two
+accounts are one holder's, and a holder may open several, even at one institution. A holder
+with k accounts among a dataset's consenting records is protected at k x epsilon per release
+(group privacy; `Plan.loss_for_accounts(k)` gives OpenDP's own figure).
+
+Each plan's noise scale is found by `dp.binary_search_param` so that the measurement's own
+privacy map at d_in = 1 stays within the epsilon; `plan()` re-checks
+`measurement.map(1) <= epsilon` and refuses otherwise.
 
 - count: `make_count`, discrete Laplace (integer output);
 - sum: `make_clamp` -> `make_sum`, Laplace (OpenDP's float-safe version);
@@ -53,7 +59,7 @@ MEAN_COUNT_SHARE = 0.4
 ACCURACY_ALPHA = 0.05
 DISCRETE_LAPLACE = "discrete_laplace"
 LAPLACE = "laplace"
-_D_IN = 1  # one holder added or removed
+_D_IN = 1  # one account added or removed
 
 Record = Mapping[str, Any]
 
@@ -178,8 +184,21 @@ class Plan:
                 f"privacy loss {self.privacy_loss} above epsilon {query.epsilon}")
 
     def run(self, records: Sequence[Record]) -> DpAnswer:
-        """Release the answer on `records` (one per holder). Call only after the debit."""
+        """Release the answer on `records` (one per account). Call only after the debit."""
         return self._run(records)
+
+    def loss_for_accounts(self, accounts: int) -> float:
+        """The privacy loss of this release for a holder with `accounts` accounts among the
+        records (each is one record after deduplication): the measurement's own privacy map at
+        d_in = accounts. The mean's adaptive composition is defined only at the d_in it was
+        built for (1); it is pure epsilon-DP, so group privacy bounds it by
+        accounts x its loss."""
+        if isinstance(accounts, bool) or not isinstance(accounts, int) or accounts < 1:
+            raise ValueError("accounts must be a positive integer")
+        try:
+            return float(self.measurement.map(accounts))
+        except dp.OpenDPException:
+            return accounts * self.privacy_loss
 
 
 def plan(query: Query) -> Plan:

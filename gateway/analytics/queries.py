@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 from gateway.analytics.errors import ColumnKindError, QuerySpecError, UnknownColumn
 
-# Above this a single release tells too much about any one holder to be worth calling private;
+# Above this a single release tells too much about any one account to be worth calling private;
 # a dataset's whole budget on the ledger is at most 100 epsilon (chaincode/mip/research.py).
 MAX_QUERY_EPSILON = 5.0
 # The ledger counts in micro-epsilon; a smaller request would still be charged one unit.
@@ -114,7 +114,7 @@ class _Query:
 
 @dataclass(frozen=True, kw_only=True)
 class CountQuery(_Query):
-    """How many (consenting, deduplicated) holders the dataset has."""
+    """How many (consenting, deduplicated) accounts the dataset has."""
 
     kind: ClassVar[str] = "count"
 
@@ -179,7 +179,7 @@ def category_label(value: Category) -> str:
 class HistogramQuery(_Query):
     """Counts per category (`categories`) or per numeric bin (`bin_edges`, strictly increasing:
     bins `< e0`, `[e0, e1)`, ..., `>= ek`). Values in no category / not numbers are counted in
-    a separate `other` bucket, so every holder is counted once."""
+    a separate `other` bucket, so every account is counted once."""
 
     column: str
     categories: Sequence[Category] | None = None  # stored as a tuple

@@ -1,9 +1,11 @@
-"""Differentially private answers over consenting holders, paid for on the ledger first.
+"""Differentially private answers over consenting accounts, paid for on the ledger first.
 
 `AnalyticsService.answer(dataset_id, query, records, schema=...)`:
 
 1. check the query (spec, epsilon cap, schema) and the records' shape; keep one record per
-   holder (the first), since the privacy guarantee is per holder;
+   account (the first), since the privacy guarantee is per account: the unit of privacy is
+   one account, and a holder with k accounts in the dataset is protected at k x epsilon
+   (gateway/analytics/dp.py);
 2. build the OpenDP measurement and check its privacy map at d_in = 1 is within epsilon;
 3. debit the epsilon (micro-epsilon, rounded up) on the ledger with the query digest
    sha256(canonical JSON of {dataset_id, query, epsilon_micro, nonce}), the nonce making every
@@ -12,7 +14,7 @@
 
 A refused debit (budget exhausted, unknown dataset, MVCC after every retry, ledger down)
 raises its `BudgetError` before any record is read: nothing is computed or released.
-The caller passes only records of holders who granted `research.aggregate`
+The caller passes only records of accounts that granted `research.aggregate`
 (`gateway.analytics.consent`).
 """
 
@@ -98,7 +100,9 @@ def query_digest(dataset_id: str, query: Query, nonce: str) -> str:
 def one_per_holder(
     records: Sequence[Mapping[str, Any]], holder_field: str
 ) -> list[Mapping[str, Any]]:
-    """The first record of each holder; RecordError if a record has no holder id."""
+    """The first record of each account (`holder_field` holds the account pseudonym: two
+    accounts of one holder are two ids, which nothing can link); RecordError if a record has
+    no id."""
     seen: set[str] = set()
     kept = []
     for record in records:

@@ -31,8 +31,9 @@ def parse_columns(items: list[str]) -> dict[str, str]:
 @app.command()
 def add(dataset_id: Annotated[str, typer.Argument(help="the dataset id")],
         org: OrgOption, as_: AsOption,
-        epsilon: Annotated[float, typer.Option(help="total privacy budget", min=0.001,
-                                               max=100)] = 1.0,
+        epsilon: Annotated[float, typer.Option(
+            help="total privacy budget, per account (a holder with k accounts in the dataset "
+                 "is protected at k times it)", min=0.001, max=100)] = 1.0,
         column: Annotated[list[str] | None, typer.Option(
             help="NAME=numeric|categorical (repeat)")] = None,
         config: ConfigOption = None) -> None:

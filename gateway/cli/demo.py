@@ -1,8 +1,9 @@
 """`mip demo`: the whole story on a fresh devnet, through the gateway's HTTP API.
 
-Starts devnet and the gateway server (a real uvicorn process) in DIR (default var/demo,
-wiped first), mints the staff, runs the steps of demo_story.py printing each outcome, and
-tears everything down. Logs of every process stay in DIR. Exit status 1 if any step did not
+Starts devnet and the gateway server (a real uvicorn process) in DIR (default `demo` in the
+MIP home, `$MIP_HOME` or `~/.local/share/mip`, whatever the current folder; wiped first),
+mints the staff, runs the steps of demo_story.py printing each outcome, and tears everything
+down. Logs of every process stay in DIR. Exit status 1 if any step did not
 give its expected outcome.
 """
 
@@ -16,11 +17,10 @@ import typer
 
 from .common import CliError, guarded, progress, say
 
-DEFAULT_DIR = Path("var/demo")
 
-
-def demo(directory: Annotated[Path, typer.Option(
-            "--dir", help="working folder (wiped first); logs stay here")] = DEFAULT_DIR,
+def demo(directory: Annotated[Path | None, typer.Option(
+            "--dir", help="working folder (wiped first); logs stay here [default: demo in "
+            "$MIP_HOME, else ~/.local/share/mip]")] = None,
          argon2: Annotated[str, typer.Option(
              help="password-hash cost: moderate (production) or interactive")] = "moderate",
          ) -> None:
@@ -29,6 +29,7 @@ def demo(directory: Annotated[Path, typer.Option(
         import httpx
 
         from face_engine.engine import load_default_engine
+        from gateway.core.config import mip_home
 
         from .demo_camera import SimulatedCamera
         from .demo_story import SIMULATION_NOTE, STAFF, Story
@@ -43,7 +44,8 @@ def demo(directory: Annotated[Path, typer.Option(
             camera = SimulatedCamera(load_default_engine())
             for who in ("astronaut", "grace_hopper"):
                 camera.prepare(who)
-        with running_environment(directory, STAFF, {"argon2_profile": argon2},
+        folder = directory if directory is not None else mip_home() / "demo"
+        with running_environment(folder, STAFF, {"argon2_profile": argon2},
                                  progress=progress) as env:
             say(f"gateway at {env.base_url}; {len(env.tokens)} staff tokens issued "
                 "(kept in memory)")
@@ -53,7 +55,7 @@ def demo(directory: Annotated[Path, typer.Option(
                 ok = story.run()
         say("")
         say("stopped the gateway and devnet (no process left)")
-        say(f"logs: {', '.join(str(p) for p in sorted(Path(directory).rglob('*.log')))}")
+        say(f"logs: {', '.join(str(p) for p in sorted(folder.rglob('*.log')))}")
         passed = sum(1 for _, good, _ in story.results if good)
         say(f"{passed} of {len(story.results)} steps gave their expected outcome"
             + ("" if ok else "; the demo FAILED"))

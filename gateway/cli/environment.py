@@ -79,10 +79,10 @@ def running_environment(root: Path, staff: Sequence[StaffSpec],
             config_path.write_text(yaml.safe_dump(values), encoding="utf-8")
             env = Environment(root, connection, f"http://127.0.0.1:{port}", config_path,
                               processes=processes)
-            db_path = Path(values["data_dir"]) / "gateway.sqlite"
+            data_dir = Path(values["data_dir"])
             for spec in staff:
                 mint(connection, spec.org, spec.name, spec.role)
-                env.tokens[spec.key] = issue_token(db_path, spec.org, spec.name, spec.role)
+                env.tokens[spec.key] = issue_token(data_dir, spec.org, spec.name, spec.role)
                 env.staff[spec.key] = spec
         with step(f"starting the gateway server on {env.base_url}"):
             processes.append(start_gateway(config_path, root / "gateway.log",

@@ -18,11 +18,12 @@ from .common import CliError, ConfigOption, guarded, say, settings_from
 app = typer.Typer(help="Staff identities and gateway tokens.", no_args_is_help=True)
 
 
-def issue_token(db_path: Path, org: str, name: str, role: str) -> str:
-    from gateway.store import open_database
+def issue_token(data_dir: Path, org: str, name: str, role: str) -> str:
+    """A token in the gateway's database in `data_dir` (made with its secrets on first use,
+    so the database never exists without the secrets the gateway will make it under)."""
+    from gateway.services.state import open_data_dir
 
-    db_path.parent.mkdir(parents=True, exist_ok=True)
-    db = open_database(db_path)
+    db, _ = open_data_dir(data_dir)
     try:
         return StaffRegistry(db).issue(org, name, role)
     finally:
@@ -70,7 +71,7 @@ def add(org: Annotated[str, typer.Option(help="MSP id, e.g. HospitalMSP")],
             raise CliError(f"no network profile at {settings.connection} "
                            "(run `mip network up`)")
         minted = mint(settings.connection, org, name, role)
-        token = issue_token(settings.db_path, org, name, role)
+        token = issue_token(settings.data_dir, org, name, role)
         say(f"{'minted' if minted else 'kept existing'} Fabric identity {name}@{org} "
             f"(mip.role={role})")
         if token_file is not None:

@@ -1,8 +1,14 @@
 """Gateway settings: one YAML file plus `MIP_*` environment variables (environment wins).
 
 The file is the one `mip` and `mip serve` take with `--config` (or `$MIP_CONFIG`); every key
-can be overridden by `MIP_<KEY>` (e.g. `MIP_CONNECTION=var/fabric/connection.json` points
+can be overridden by `MIP_<KEY>` (e.g. `MIP_CONNECTION=/srv/fabric/connection.json` points
 the gateway at a real Fabric network instead of devnet: nothing else changes).
+
+Paths never depend on the directory a command is run from: by default everything lives under
+the MIP home (`$MIP_HOME`, else the per-user data folder, `~/.local/share/mip` on Linux), a
+relative path in the YAML file is taken relative to that file's folder, and one from the
+environment relative to the current folder once, at load. (Relative defaults used to create a
+fresh `var/gateway` with fresh secrets wherever a command happened to run.)
 """
 
 from __future__ import annotations
@@ -11,13 +17,35 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
+import platformdirs
 import yaml
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 CONFIG_ENV = "MIP_CONFIG"
-DEFAULT_DATA_DIR = Path("var/gateway")
-DEFAULT_DEVNET_DIR = Path("var/devnet")
+HOME_ENV = "MIP_HOME"
+_PATH_KEYS = ("data_dir", "connection")
+# What the gateway keeps in its data_dir: they belong together (gateway/core/secrets.py).
+DB_FILE = "gateway.sqlite"
+SECRETS_FILE = "secrets.json"
+
+
+def mip_home() -> Path:
+    """The folder MIP's state lives in unless configured otherwise: `$MIP_HOME`, else the
+    per-user data folder (platformdirs: `$XDG_DATA_HOME/mip`, by default
+    `~/.local/share/mip`). Absolute, whatever the current folder."""
+    explicit = os.environ.get(HOME_ENV)
+    if explicit:
+        return Path(explicit).expanduser().absolute()
+    return Path(platformdirs.user_data_dir("mip", appauthor=False)).absolute()
+
+
+def default_data_dir() -> Path:
+    return mip_home() / "gateway"
+
+
+def default_devnet_dir() -> Path:
+    return mip_home() / "devnet"
 
 
 class ConfigError(ValueError):
@@ -30,9 +58,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MIP_", extra="forbid", frozen=True)
 
     # Where the gateway keeps its own state (SQLite, generated secrets, protected references).
-    data_dir: Path = DEFAULT_DATA_DIR
+    data_dir: Path = Field(default_factory=default_data_dir)
     # connection.json of the network (devnet writes it; scripts/network.sh writes the same).
-    connection: Path = DEFAULT_DEVNET_DIR / "connection.json"
+    connection: Path = Field(default_factory=lambda: default_devnet_dir() / "connection.json")
     channel: str = "mipchannel"
     chaincode: str = "mip"
     host: str = "127.0.0.1"
@@ -55,15 +83,16 @@ class Settings(BaseSettings):
     @field_validator("data_dir", "connection")
     @classmethod
     def _expand(cls, value: Path) -> Path:
-        return value.expanduser()
+        # Absolute now, so a later change of the current folder changes nothing.
+        return value.expanduser().absolute()
 
     @property
     def db_path(self) -> Path:
-        return self.data_dir / "gateway.sqlite"
+        return self.data_dir / DB_FILE
 
     @property
     def secrets_path(self) -> Path:
-        return self.data_dir / "secrets.json"
+        return self.data_dir / SECRETS_FILE
 
     @classmethod
     def settings_customise_sources(
@@ -103,6 +132,8 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
 
     path = config or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
     values = read_yaml(path) if path is not None else {}
+    if path is not None:
+        values = _anchor_paths(values, path)
     try:
         settings = Settings(**values)
         if overrides:
@@ -114,3 +145,14 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         raise ConfigError(f"invalid settings{where}: {problems}") from None
     return settings
+
+
+def _anchor_paths(values: dict[str, Any], config: Path) -> dict[str, Any]:
+    """Relative paths of the YAML file, taken relative to the file's own folder."""
+    out = dict(values)
+    for key in _PATH_KEYS:
+        value = out.get(key)
+        if isinstance(value, str) and value and not value.startswith("~") \
+                and not Path(value).is_absolute():
+            out[key] = str(config.absolute().parent / value)
+    return out

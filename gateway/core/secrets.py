@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from face_engine.protect.keys import decode_key
+from gateway.core.config import ConfigError
 
 _NAMES = ("face_kek", "face_transform_key", "face_factor_kek", "counter_key_seed",
           "linkage_key_seed")
@@ -45,6 +46,37 @@ class GatewaySecrets:
 
 def _env_name(name: str) -> str:
     return "MIP_" + name.upper()
+
+
+class DataDirMismatch(ConfigError):
+    """The data dir holds the gateway's database without its secrets, or the reverse."""
+
+
+def check_data_dir(database: Path, path: Path) -> None:
+    """Refuse a data dir holding one of the database and the secrets it was made under but
+    not the other, before either is created.
+
+    The database's protected face references, sealed holder state and counter and linkage
+    keys are only usable under the secrets they were made with: generating fresh secrets
+    beside an old database (a wrong or moved data_dir, a lost secrets file) would silently
+    strand every holder. Secrets without their database mean the database is gone or
+    elsewhere. Either way a person must look; nothing is created.
+
+    A secrets file that lacks only some names (one written before a secret was added) is
+    completed as before by `load_or_create_secrets`: it is the same installation's file."""
+    unset = [n for n in _NAMES if not os.environ.get(_env_name(n))]
+    if database.exists() and not path.exists() and unset:
+        names = ", ".join(_env_name(n) for n in unset)
+        raise DataDirMismatch(
+            f"{database} exists but its secrets do not ({path} is missing and {names} "
+            f"{'is' if len(unset) == 1 else 'are'} not set): refusing to generate fresh "
+            "secrets beside a database made under other ones. Restore the secrets file "
+            "(or set the variables), or point data_dir at the folder that holds both")
+    if path.exists() and not database.exists():
+        raise DataDirMismatch(
+            f"{path} exists but the database {database} does not: refusing to start a new "
+            "database under old secrets. Restore the database, or point data_dir at the "
+            "folder that holds both (move the secrets file away to start afresh)")
 
 
 def load_or_create_secrets(path: Path) -> GatewaySecrets:

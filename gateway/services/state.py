@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
@@ -118,16 +119,25 @@ class AppState:
         self.db.close()
 
 
-def build_state(settings: Settings) -> AppState:
-    from gateway.core.secrets import load_or_create_secrets
+def open_data_dir(data_dir: Path) -> tuple[Database, GatewaySecrets]:
+    """The gateway's database and secrets in `data_dir`, both created on first use; a folder
+    holding one without the other is refused (`DataDirMismatch`) before anything is made."""
+    from gateway.core.config import DB_FILE, SECRETS_FILE
+    from gateway.core.secrets import check_data_dir, load_or_create_secrets
     from gateway.store import open_database
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = open_database(settings.db_path)
+    check_data_dir(data_dir / DB_FILE, data_dir / SECRETS_FILE)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secrets = load_or_create_secrets(data_dir / SECRETS_FILE)
+    return open_database(data_dir / DB_FILE), secrets
+
+
+def build_state(settings: Settings) -> AppState:
+    db, secrets = open_data_dir(settings.data_dir)
     return AppState(
         settings=settings,
         db=db,
-        secrets=load_or_create_secrets(settings.secrets_path),
+        secrets=secrets,
         ledger=Ledger(settings),
         staff=StaffRegistry(db),
     )

@@ -10,7 +10,21 @@ import signal
 import sys
 from pathlib import Path
 
-from network.devnet.config import ConfigError, DevnetConfig
+from network.devnet.config import DEFAULT_CONTRACT, DEFAULT_POLICY, ConfigError, DevnetConfig
+
+# What `up --contract` takes by name, with the endorsement policy each is deployed under. The
+# chaincode devnet serves is named `mip`, so a new data dir serves the MIP contracts under
+# MIP's policy (chaincode/mip/endorsement.py), as `scripts/network.sh deploy` does on Fabric;
+# the asset-transfer sample (the ledger's own tests and benchmarks) only when asked for.
+DEFAULT_NAMED_CONTRACT = "mip"
+
+
+def named_contracts() -> dict[str, tuple[str, str]]:
+    from chaincode.mip import CONTRACT_SPEC
+    from chaincode.mip.endorsement import CHAINCODE_POLICY
+
+    return {"mip": (CONTRACT_SPEC, CHAINCODE_POLICY),
+            "asset": (DEFAULT_CONTRACT, DEFAULT_POLICY)}
 
 
 def _attrs(values: list[str]) -> dict[str, str]:
@@ -23,12 +37,34 @@ def _attrs(values: list[str]) -> dict[str, str]:
     return out
 
 
+def _contract_and_policy(args: argparse.Namespace, saved: DevnetConfig | None
+                         ) -> tuple[str | None, str | None]:
+    """The contract spec and policy to override devnet.json with (None: keep what it says).
+
+    A data dir that already has a devnet.json keeps its contract unless --contract is given;
+    a new one gets the MIP contracts. A named contract brings its policy unless --policy."""
+    contract: str | None = args.contract
+    if contract is None and saved is None:
+        contract = DEFAULT_NAMED_CONTRACT
+    policy: str | None = args.policy
+    if contract is not None and ":" not in contract:
+        named = named_contracts()
+        if contract not in named:
+            raise ConfigError(f"--contract must be one of {sorted(named)} or module:Class[,...], "
+                              f"got {contract!r}")
+        contract, named_policy = named[contract]
+        policy = policy or named_policy
+    return contract, policy
+
+
 def _load_config(args: argparse.Namespace) -> DevnetConfig:
     data = Path(args.data).resolve()
-    base = DevnetConfig.load(data) or DevnetConfig(data_dir=data)
+    saved = DevnetConfig.load(data)
+    base = saved or DevnetConfig(data_dir=data)
+    contract, policy = _contract_and_policy(args, saved)
     return base.with_overrides(
         port=args.port, host=args.host, mtls=True if args.mtls else None,
-        chaincode_address=args.chaincode_address, contract=args.contract, policy=args.policy,
+        chaincode_address=args.chaincode_address, contract=contract, policy=policy,
         collections=str(Path(args.collections).resolve()) if args.collections else None,
         batch_timeout_ms=args.batch_timeout_ms, batch_size=args.batch_size,
         time_window_s=args.time_window_s)
@@ -73,8 +109,12 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--host")
     up.add_argument("--mtls", action="store_true")
     up.add_argument("--chaincode-address")
-    up.add_argument("--contract")
-    up.add_argument("--policy")
+    up.add_argument("--contract",
+                    help="mip (the MIP contracts under MIP's majority policy; the default for a "
+                         "new data dir), asset (the asset-transfer sample under MAJORITY "
+                         "Endorsement), or module:Class[,module:Class...]")
+    up.add_argument("--policy", help="chaincode endorsement policy (default: the named "
+                                     "contract's, else devnet.json's)")
     up.add_argument("--collections")
     up.add_argument("--batch-timeout-ms", type=float)
     up.add_argument("--batch-size", type=int)

@@ -21,7 +21,8 @@ class RegisterDataset(BaseModel):
 
 
 class AddRecords(BaseModel):
-    """De-identified rows keyed by account pseudonym (`account`) plus the schema's columns."""
+    """De-identified rows keyed by account pseudonym (`account`) plus the schema's columns.
+    Queries keep one row per account: the unit of privacy is one account."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -24,8 +24,10 @@ async def dataset(state: StateDep, _staff: StaffDep,
 
 @router.post("/analytics/queries", response_model=dict[str, Any])
 async def run_query(state: StateDep, staff: StaffDep, body: QueryRequest) -> dict[str, Any]:
-    """A DP answer over the consenting holders' rows; the epsilon is debited on the ledger
-    first (409 budget_exhausted when it no longer covers the query)."""
+    """A DP answer over the consenting accounts' rows, one row per account (the unit of
+    privacy is one account: a holder with k accounts in the dataset is protected at k x
+    epsilon); the epsilon is debited on the ledger first (409 budget_exhausted when it no
+    longer covers the query)."""
     query = dict(body.query)
     if body.epsilon is not None:
         if "epsilon" in query and query["epsilon"] != body.epsilon:

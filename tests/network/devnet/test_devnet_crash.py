@@ -29,7 +29,7 @@ READY = re.compile(r"devnet ready on [\d.]+:(\d+)")
 def _start(data: Path) -> tuple[subprocess.Popen[str], int]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "network.devnet", "up", "--data", str(data), "--port", "0",
-         "--collections", str(write_test_collections(data))],
+         "--contract", "asset", "--collections", str(write_test_collections(data))],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert proc.stdout is not None
     deadline = time.monotonic() + 30
