@@ -30,6 +30,11 @@ from gateway.core.config import ConfigError
 
 _NAMES = ("face_kek", "face_transform_key", "face_factor_kek", "counter_key_seed",
           "linkage_key_seed")
+# Secrets introduced after data dirs already existed: an existing file without one gains it.
+# Any other name missing from an existing file means the file is damaged or not this
+# database's (a fresh face KEK would strand every protected face reference), so it is
+# refused like a missing file.
+_ADDED_LATER = frozenset({"counter_key_seed", "linkage_key_seed"})
 
 
 @dataclass(frozen=True)
@@ -62,8 +67,9 @@ def check_data_dir(database: Path, path: Path) -> None:
     strand every holder. Secrets without their database mean the database is gone or
     elsewhere. Either way a person must look; nothing is created.
 
-    A secrets file that lacks only some names (one written before a secret was added) is
-    completed as before by `load_or_create_secrets`: it is the same installation's file."""
+    A secrets file that lacks only secrets added later (`_ADDED_LATER`: one written before
+    they existed) is completed by `load_or_create_secrets`; one that lacks any other is
+    refused there."""
     unset = [n for n in _NAMES if not os.environ.get(_env_name(n))]
     if database.exists() and not path.exists() and unset:
         names = ", ".join(_env_name(n) for n in unset)
@@ -85,6 +91,13 @@ def load_or_create_secrets(path: Path) -> GatewaySecrets:
     if path.exists():
         stored = json.loads(path.read_text(encoding="utf-8"))
     missing = [n for n in _NAMES if n not in stored and not os.environ.get(_env_name(n))]
+    damaged = [n for n in missing if stored and n not in _ADDED_LATER]
+    if damaged:
+        names = ", ".join(_env_name(n) for n in damaged)
+        raise DataDirMismatch(
+            f"{path} lacks {names}, which every secrets file has had from the start: "
+            "refusing to generate a fresh one beside data sealed under the lost one. "
+            "Restore the secrets file (or set the variables)")
     if missing:
         for name in missing:
             stored[name] = secrets.token_hex(32)

@@ -110,6 +110,23 @@ def test_a_secret_added_later_completes_the_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.usefixtures("no_secret_env")
+@pytest.mark.parametrize("name", ["face_kek", "face_transform_key", "face_factor_kek"])
+def test_a_secrets_file_missing_an_original_secret_is_refused(tmp_path: Path,
+                                                              name: str) -> None:
+    """Only secrets added later are completed: a file that lost a face key is not this
+    database's file any more, and a fresh key would strand every face reference."""
+    db, _ = open_data_dir(tmp_path / "gw")
+    db.close()
+    path = tmp_path / "gw" / "secrets.json"
+    damaged = json.loads(path.read_text())
+    del damaged[name]
+    path.write_text(json.dumps(damaged))
+    with pytest.raises(DataDirMismatch, match=f"lacks MIP_{name.upper()}"):
+        open_data_dir(tmp_path / "gw")
+    assert json.loads(path.read_text()) == damaged
+
+
+@pytest.mark.usefixtures("no_secret_env")
 def test_secrets_without_their_database_are_refused(tmp_path: Path) -> None:
     db, _ = open_data_dir(tmp_path / "gw")
     db.close()
