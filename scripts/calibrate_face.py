@@ -52,6 +52,10 @@ from face_engine.quality import DEFAULT_THRESHOLDS
 from face_engine.verify import CALIBRATION_PATH, SINGLE_CROP_CALIBRATION_PATH
 
 OUT = {"flip_average": CALIBRATION_PATH, "single_crop": SINGLE_CROP_CALIBRATION_PATH}
+USE = {
+    "flip_average": "the product's embedding: 1:1 verification and duplicate search",
+    "single_crop": "liveness only: same person across the frames of one capture",
+}
 DESCRIPTION = {
     "flip_average": "on the crop and its mirror image (one batch of 2), each output "
                     "L2-normalised, mean re-normalised",
@@ -109,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"2021dec fp32 (onnxruntime CPU) {DESCRIPTION[pipeline]}; cosine of "
                     "L2-normalised 128-d embeddings",
         "flip_average": pipeline == "flip_average",
+        "used_for": USE[pipeline],
         "models_sha256": MODEL_SHA256,
         "dataset": f"LFW View 2 folds 1-{len(folds)} (deep-funneled 250x250): "
                    f"{len(gen)} genuine + {len(imp)} impostor official pairs over "
