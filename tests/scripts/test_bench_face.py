@@ -85,3 +85,18 @@ def test_accuracy_bench_held_out_json_and_cache(shared_dir: Path, tmp_path: Path
     assert again["extraction"]["from_cache"] is True
     assert again["held_out"] == report["held_out"]
     assert again["in_sample"] == report["in_sample"]
+
+
+def test_embedding_cache_key_covers_the_images(tmp_path: Path) -> None:
+    from tests.script_module import load_script
+
+    le = load_script("lfw_embeddings")
+    (tmp_path / "A").mkdir()
+    (tmp_path / "A/A_0001.jpg").write_bytes(b"one")
+    (tmp_path / "A/A_0002.jpg").write_bytes(b"two")
+    rels = ["A/A_0001.jpg", "A/A_0002.jpg"]
+    key = le.cache_key(tmp_path, rels)
+    assert le.cache_key(tmp_path, rels) == key
+    assert le.cache_key(tmp_path, rels[:1]) != key
+    (tmp_path / "A/A_0002.jpg").write_bytes(b"TWO")
+    assert le.cache_key(tmp_path, rels) != key

@@ -234,3 +234,30 @@ def test_in_sample_reads_thresholds_off_all_pairs() -> None:
     g = np.concatenate([emb.scores(f.genuine) for f in folds])
     i = np.concatenate([emb.scores(f.impostor) for f in folds])
     assert block["best_accuracy"] == ev.best_accuracy(g, i)[0]
+
+
+# --- the committed figures and the stored points ----------------------------------------
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_committed_figures_match_the_stored_operating_points() -> None:
+    """docs/figures/face-accuracy.json was measured against the stored points of this tree:
+    recalibrating without rerunning the bench (or the reverse) fails here."""
+    import json
+
+    figures = json.loads((REPO / "docs/figures/face-accuracy.json").read_text())
+    for pipeline, name in (("flip_average", "calibration.json"),
+                           ("single_crop", "calibration_single_crop.json")):
+        stored = json.loads((REPO / "face_engine" / name).read_text())["operating_points"]
+        row = figures["stored_operating_points"][pipeline]
+        for point in ev.FAR_TARGETS:
+            assert row[point]["stored_threshold"] == stored[point]["threshold"]
+            assert row[point]["recomputed_threshold"] == stored[point]["threshold"]
+    held = figures["held_out"]
+    assert figures["dataset"]["people_shared_between_folds"] == {}
+    assert [r["test_fold"] for r in held["per_fold"]] == [1, 2, 3]
+    for point in ev.FAR_TARGETS:
+        assert held["pooled"][point]["genuine_accepted"] == sum(
+            r[point]["genuine_accepted"] for r in held["per_fold"])
+    assert set(figures["meta"]) >= {"machine", "load_start", "load_end", "date_utc", "commit",
+                                    "dirty", "command"}
