@@ -1,22 +1,13 @@
-"""Benchmark of the face engine: accuracy (raw vs protected), latency, duplicate search.
+"""Benchmark of the face engine: unlinkability, latency, duplicate search.
 
     python scripts/bench_face.py --pairs ../shared/data/lfw-dev [--json]
         [--dedup-sizes 100000,1000000] [--frames 60] [--seed 1] [--compare-single-pass]
 
-``--pairs DIR`` is a directory in the layout of ``../shared/data/lfw-dev``: ``pairs.txt``
-(first line ``<folds> <pairs per fold>``, then per fold that many same-person lines
-``name i j`` followed by as many different-person lines ``name1 i name2 j``) and
-``images/<name>/<name>_<iiii>.jpg``.
+``--pairs DIR`` is a directory in the layout of ``../shared/data/lfw-dev`` (read by
+``lfw_eval.read_pairs``). Verification accuracy is measured by
+``scripts/bench_face_accuracy.py`` (held out, with the in-sample figures labelled); this bench
+uses the LFW embeddings (``lfw_embeddings``, cached outside the repository) for:
 
-What it measures (see docs/face.md for the figures and their reading):
-
-* accuracy on the official pairs for the raw embeddings and for the protected path
-  (``TemplateProtector.enrol`` of the first image, ``verify`` of the second): TAR at the
-  calibrated operating points (``face_engine/calibration.json``), EER, best accuracy;
-  FAR also on the *extended* impostor set (every different-person pair of images);
-* cross-validation ("pairs it has never seen"): thresholds for FAR 1e-3 / 1e-4 are set
-  on the extended impostor pairs of all folds but one, then TAR and FAR are measured on
-  the held-out fold (LFW View 2 folds hold disjoint people);
 * unlinkability on real faces: the same image enrolled at two institutions, cosine of
   the two transformed templates vs. different people's, and the D_sys measure;
 * latency p50/p95 of detection, embedding and a full verification (JPEG decode + detect
@@ -26,9 +17,8 @@ What it measures (see docs/face.md for the figures and their reading):
   fitted to the dev embeddings, with planted duplicates (recall) and false candidates per
   search at the FAR 1e-4 threshold; encrypted snapshot write/open time at each size;
 * peak memory (``ru_maxrss``);
-* with ``--compare-single-pass``: the same accuracy figures (thresholds re-derived the way
-  calibration does it) and cross-validation for the previous embedding, SFace on the
-  aligned crop alone, and its embedding latency beside the flip-averaged one's;
+* with ``--compare-single-pass``: the single-crop embedding's latency beside the
+  flip-averaged one's;
 * with ``--latency-only --paired-latency``: full verifications of the same frames in turn
   by the flip-averaged engine, the single-crop embedder and the unmodified single-crop
   session (the default before flip averaging), with per-frame median ratios: the fair
@@ -47,7 +37,6 @@ import resource
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,49 +47,26 @@ from insightface.model_zoo import get_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from lfw_embeddings import default_cache_dir, load_or_extract
+from lfw_eval import Fold, identity, read_pairs
+
 from face_engine.dedup import DedupIndex, FaceLikeDistribution, mated_sample
-from face_engine.detect import YuNetDetector, select_central_face
-from face_engine.embed import SFaceEmbedder, align_face, l2_normalise
+from face_engine.detect import YuNetDetector
+from face_engine.embed import SFaceEmbedder, l2_normalise
 from face_engine.engine import FaceEngine
 from face_engine.errors import FaceError
 from face_engine.image_io import encode_jpeg
 from face_engine.models import ModelPaths, ensure_models
-from face_engine.protect import ProtectedReference, TemplateProtector, linkability_dsys
+from face_engine.protect import (
+    ProtectedReference,
+    TemplateProtector,
+    linkability_dsys,
+)
 from face_engine.protect.service import ProtectedFaceVerifier
-from face_engine.quality import DEFAULT_THRESHOLDS, assess
 from face_engine.verify import load_operating_points
-
-FAR_TARGETS = {"far_1e-3": 1e-3, "far_1e-4": 1e-4}
-Pair = tuple[str, str]
 
 
 # --- data --------------------------------------------------------------------------------
-def read_pairs(pairs_file: Path) -> list[tuple[list[Pair], list[Pair]]]:
-    """Per fold: (genuine pairs, impostor pairs) of image paths relative to images/."""
-    lines = [ln.split() for ln in pairs_file.read_text().splitlines() if ln.strip()]
-    folds, per_fold = (int(x) for x in lines[0])
-    rows = lines[1:]
-    if len(rows) != folds * per_fold * 2:
-        raise SystemExit(f"pairs.txt: expected {folds * per_fold * 2} pairs, got {len(rows)}")
-
-    def img(name: str, idx: str) -> str:
-        return f"{name}/{name}_{int(idx):04d}.jpg"
-
-    out = []
-    for f in range(folds):
-        block = rows[f * 2 * per_fold: (f + 1) * 2 * per_fold]
-        genuine, impostor = [], []
-        for r in block:
-            if len(r) == 3:
-                genuine.append((img(r[0], r[1]), img(r[0], r[2])))
-            elif len(r) == 4:
-                impostor.append((img(r[0], r[1]), img(r[2], r[3])))
-            else:
-                raise SystemExit(f"pairs.txt: bad line {' '.join(r)}")
-        out.append((genuine, impostor))
-    return out
-
-
 def read_image(path: Path) -> np.ndarray:
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
@@ -108,133 +74,11 @@ def read_image(path: Path) -> np.ndarray:
     return np.asarray(image)
 
 
-def identity(rel: str) -> str:
-    return rel.split("/")[0]
-
-
-# --- metrics -----------------------------------------------------------------------------
-def threshold_for_far(impostor: np.ndarray, target: float) -> float:
-    """Lowest threshold t with share(impostor >= t) <= target (t just above the boundary)."""
-    ordered = np.sort(impostor)[::-1]
-    allowed = int(np.floor(target * ordered.size))
-    return float(np.nextafter(ordered[min(allowed, ordered.size - 1)], 2.0))
-
-
-def rates(genuine: np.ndarray, impostor: np.ndarray, threshold: float) -> tuple[float, float]:
-    return float(np.mean(genuine >= threshold)), float(np.mean(impostor >= threshold))
-
-
-def eer(genuine: np.ndarray, impostor: np.ndarray) -> float:
-    best_gap, best = 2.0, 1.0
-    for t in np.unique(np.concatenate([genuine, impostor])):
-        frr, far = float(np.mean(genuine < t)), float(np.mean(impostor >= t))
-        if abs(frr - far) < best_gap:
-            best_gap, best = abs(frr - far), (frr + far) / 2.0
-    return best
-
-
-def best_accuracy(genuine: np.ndarray, impostor: np.ndarray) -> float:
-    best = 0.0
-    for t in np.unique(np.concatenate([genuine, impostor])):
-        acc = (np.count_nonzero(genuine >= t) + np.count_nonzero(impostor < t)) / (
-            genuine.size + impostor.size)
-        best = max(best, float(acc))
-    return best
-
-
+# --- stages ------------------------------------------------------------------------------
 def percentiles_ms(samples: list[float]) -> dict[str, float]:
     arr = np.asarray(samples) * 1e3
     return {"p50_ms": round(float(np.percentile(arr, 50)), 2),
             "p95_ms": round(float(np.percentile(arr, 95)), 2), "n": len(samples)}
-
-
-def extended_impostors(emb: dict[str, np.ndarray], rels: list[str]) -> np.ndarray:
-    """Cosines of every pair of images of different people among ``rels``."""
-    if len(rels) < 2:
-        return np.zeros(0, dtype=np.float32)
-    mat = np.stack([emb[r] for r in rels]).astype(np.float32)
-    ids = np.array([identity(r) for r in rels])
-    out = []
-    for start in range(0, len(rels), 512):
-        block = mat[start: start + 512] @ mat.T
-        rows = np.arange(start, min(start + 512, len(rels)))[:, None]
-        cols = np.arange(len(rels))[None, :]
-        keep = (cols > rows) & (ids[start: start + 512][:, None] != ids[None, :])
-        out.append(block[keep])
-    return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
-
-
-# --- stages ------------------------------------------------------------------------------
-def embed_images(images_dir: Path, rels: list[str], detector: YuNetDetector,
-                 embedder: SFaceEmbedder, single: SFaceEmbedder | None = None,
-                 single_emb: dict[str, np.ndarray] | None = None,
-                 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Production pipeline with the face nearest the centre (LFW photos often show other
-    people); quality is assessed and counted, not used to drop pairs. With ``single`` and
-    ``single_emb`` also fills the latter with that embedder's (single-pass) embeddings of
-    the same crops, for comparison."""
-    emb: dict[str, np.ndarray] = {}
-    no_face, quality_pass = 0, 0
-    for rel in rels:
-        image = read_image(images_dir / rel)
-        faces = detector.detect(image)
-        if not faces:
-            no_face += 1
-            continue
-        face = select_central_face(faces, image.shape)
-        aligned = align_face(image, face.kps)
-        quality_pass += int(assess(face.kps, aligned, DEFAULT_THRESHOLDS).passed)
-        emb[rel] = embedder.embed_aligned(aligned)
-        if single is not None and single_emb is not None:
-            single_emb[rel] = single.embed_aligned(aligned)
-    return emb, {"images": len(rels), "no_face": no_face, "quality_pass": quality_pass}
-
-
-def accuracy_block(genuine: np.ndarray, impostor: np.ndarray, extended: np.ndarray,
-                   thresholds: dict[str, float]) -> dict[str, Any]:
-    block: dict[str, Any] = {"eer": round(eer(genuine, impostor), 5),
-                             "best_accuracy": round(best_accuracy(genuine, impostor), 5)}
-    for name, t in thresholds.items():
-        tar, far = rates(genuine, impostor, t)
-        far_ext = float(np.mean(extended >= t)) if extended.size else float("nan")
-        block[name] = {"threshold": round(t, 4), "tar": round(tar, 5), "far": round(far, 6),
-                       "far_extended": far_ext}
-        # The usual LFW reading: threshold set on the official impostor pairs alone. With
-        # 900 of them, FAR <= 1e-3 and <= 1e-4 both mean "above the highest impostor".
-        t_off = threshold_for_far(impostor, FAR_TARGETS[name]) if name in FAR_TARGETS \
-            else t
-        tar_off, _ = rates(genuine, impostor, t_off)
-        block[name]["official_protocol"] = {
-            "threshold": round(t_off, 4), "tar": round(tar_off, 5),
-            "far_extended": float(np.mean(extended >= t_off)) if extended.size else None}
-    return block
-
-
-def cross_validate(folds: list[tuple[list[Pair], list[Pair]]], emb: dict[str, np.ndarray],
-                   score: Callable[[Pair], float]) -> dict[str, Any]:
-    if len(folds) < 2:
-        return {"per_fold": [], "mean": {}, "note": "needs at least two folds"}
-    per_fold = []
-    fold_images = [sorted({r for g, i in [f] for p in g + i for r in p if r in emb})
-                   for f in folds]
-    for held in range(len(folds)):
-        calib_rels = [r for k, rels in enumerate(fold_images) if k != held for r in rels]
-        calib = extended_impostors(emb, calib_rels)
-        held_ext = extended_impostors(emb, fold_images[held])
-        genuine = np.array([score(p) for p in folds[held][0] if p[0] in emb and p[1] in emb])
-        impostor = np.array([score(p) for p in folds[held][1] if p[0] in emb and p[1] in emb])
-        row: dict[str, Any] = {"held_out_fold": held + 1, "calibration_impostor_pairs":
-                               int(calib.size), "held_out_extended_pairs": int(held_ext.size)}
-        for name, target in FAR_TARGETS.items():
-            t = threshold_for_far(calib, target)
-            tar, far = rates(genuine, impostor, t)
-            row[name] = {"threshold": round(t, 4), "tar": round(tar, 5), "far": round(far, 6),
-                         "far_extended": float(np.mean(held_ext >= t))}
-        per_fold.append(row)
-    mean = {name: {key: float(np.mean([r[name][key] for r in per_fold]))
-                   for key in ("threshold", "tar", "far", "far_extended")}
-            for name in FAR_TARGETS}
-    return {"per_fold": per_fold, "mean": mean}
 
 
 def unlinkability(emb: dict[str, np.ndarray], protector: TemplateProtector,
@@ -280,12 +124,12 @@ def make_frame(image: np.ndarray) -> np.ndarray:
     return frame
 
 
-def latency(images_dir: Path, folds: list[tuple[list[Pair], list[Pair]]],
+def latency(images_dir: Path, folds: list[Fold],
             engine: FaceEngine, detector: YuNetDetector, protector: TemplateProtector,
             operating_point: str, frames: int, single: SFaceEmbedder | None = None,
             ) -> dict[str, Any]:
     verifier = ProtectedFaceVerifier(engine, protector)
-    pairs = [p for g, _ in folds for p in g]
+    pairs = [p for f in folds for p in f.genuine]
     det_t: list[float] = []
     emb_t: list[float] = []
     single_t: list[float] = []
@@ -416,18 +260,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --latency-only: full verify of the same frames in turn by "
                              "the flip-averaged, single-crop and unmodified-session engines")
     parser.add_argument("--compare-single-pass", action="store_true",
-                        help="also measure the single-pass embedding (crop without mirror)")
+                        help="also time the single-pass embedding (crop without mirror)")
+    parser.add_argument("--cache-dir", type=Path, default=default_cache_dir(),
+                        help="LFW embedding cache (lfw_embeddings)")
+    parser.add_argument("--no-cache", action="store_true")
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
     folds = read_pairs(args.pairs / "pairs.txt")
     images_dir = args.pairs / "images"
-    rels = sorted({r for g, i in folds for p in g + i for r in p})
-    if any(identity(a) == identity(b) for _, imp in folds for a, b in imp):
-        raise SystemExit("pairs.txt: an impostor pair names the same person twice")
+    rels = sorted(frozenset().union(*(f.images for f in folds)))
     models = ensure_models()
     detector = YuNetDetector(models.detector)
-    embedder = SFaceEmbedder(models.recognizer)
     engine = FaceEngine(models)
     protector = TemplateProtector(os.urandom(32), os.urandom(32))
     points = {name: p.threshold for name, p in load_operating_points().items()}
@@ -436,48 +280,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.compare_single_pass else None
     if args.latency_only:
         return latency_only(args, images_dir, folds, engine, detector, protector, single)
-    single_emb: dict[str, np.ndarray] = {}
-    emb, extraction = embed_images(images_dir, rels, detector, embedder, single, single_emb)
-    genuine_pairs = [p for g, _ in folds for p in g if p[0] in emb and p[1] in emb]
-    impostor_pairs = [p for _, i in folds for p in i if p[0] in emb and p[1] in emb]
-
-    def raw_score(p: Pair) -> float:
-        return float(np.dot(emb[p[0]].astype(np.float64), emb[p[1]]))
-
-    protected_cache: dict[Pair, float] = {}
-
-    def protected_score(p: Pair) -> float:
-        if p not in protected_cache:
-            ref = protector.enrol(emb[p[0]], f"bench-{len(protected_cache)}", "HospitalMSP")
-            protected_cache[p] = protector.verify(ref, emb[p[1]], points["far_1e-3"])[1]
-        return protected_cache[p]
-
-    extended = extended_impostors(emb, sorted(emb))
-    report: dict[str, Any] = {"pairs_dir": str(args.pairs), "extraction": extraction,
-                              "genuine_pairs": len(genuine_pairs),
-                              "impostor_pairs": len(impostor_pairs),
-                              "extended_impostor_pairs": int(extended.size),
-                              "operating_points": points}
-    for label, score in (("raw", raw_score), ("protected", protected_score)):
-        g = np.array([score(p) for p in genuine_pairs])
-        i = np.array([score(p) for p in impostor_pairs])
-        report[label] = accuracy_block(g, i, extended, points)
-        report[label]["cross_validation"] = cross_validate(folds, emb, score)
-    if single is not None:
-        # thresholds re-derived for the single-pass embeddings the way calibration does it
-        single_ext = extended_impostors(single_emb, sorted(single_emb))
-        single_points = {n: threshold_for_far(single_ext, t) for n, t in FAR_TARGETS.items()}
-
-        def single_score(p: Pair) -> float:
-            return float(np.dot(single_emb[p[0]].astype(np.float64), single_emb[p[1]]))
-
-        report["single_pass"] = accuracy_block(
-            np.array([single_score(p) for p in genuine_pairs]),
-            np.array([single_score(p) for p in impostor_pairs]), single_ext, single_points)
-        report["single_pass"]["cross_validation"] = cross_validate(folds, single_emb,
-                                                                   single_score)
-    deltas = [abs(protected_cache[p] - raw_score(p)) for p in protected_cache]
-    report["protected_max_abs_score_change"] = float(max(deltas)) if deltas else 0.0
+    lfw = load_or_extract(images_dir, rels, None if args.no_cache else args.cache_dir)
+    flip = lfw.vectors["flip_average"]
+    emb = {r: flip[k] for k, r in enumerate(lfw.rels) if lfw.found[k]}
+    report: dict[str, Any] = {"pairs_dir": str(args.pairs),
+                              "extraction": {**lfw.summary(), "from_cache": lfw.from_cache},
+                              "operating_points": points,
+                              "accuracy": "scripts/bench_face_accuracy.py"}
     report["unlinkability"] = unlinkability(emb, protector)
     load_before = os.getloadavg()[0]
     report["latency"] = latency(images_dir, folds, engine, detector, protector,
@@ -516,7 +325,7 @@ class _UnmodifiedSFace:
         return l2_normalise(self._model.get_feat(crop))
 
 
-def paired_latency(images_dir: Path, folds: list[tuple[list[Pair], list[Pair]]],
+def paired_latency(images_dir: Path, folds: list[Fold],
                    models: ModelPaths, protector: TemplateProtector, frames: int,
                    rounds: int = 3) -> dict[str, Any]:
     """Full protected verify of the same frames, in turn, by the flip-averaged engine, the
@@ -529,7 +338,7 @@ def paired_latency(images_dir: Path, folds: list[tuple[list[Pair], list[Pair]]],
         _UnmodifiedSFace(models.recognizer)  # type: ignore[assignment]
     verifiers = {k: ProtectedFaceVerifier(e, protector) for k, e in engines.items()}
     jobs: list[tuple[dict[str, ProtectedReference], bytes]] = []
-    for i, (ref_rel, probe_rel) in enumerate(p for g, _ in folds for p in g):
+    for i, (ref_rel, probe_rel) in enumerate(p for f in folds for p in f.genuine):
         if len(jobs) >= frames:
             break
         try:
@@ -566,7 +375,7 @@ def paired_latency(images_dir: Path, folds: list[tuple[list[Pair], list[Pair]]],
 
 
 def latency_only(args: argparse.Namespace, images_dir: Path,
-                 folds: list[tuple[list[Pair], list[Pair]]], engine: FaceEngine,
+                 folds: list[Fold], engine: FaceEngine,
                  detector: YuNetDetector, protector: TemplateProtector,
                  single: SFaceEmbedder | None) -> int:
     load_before = os.getloadavg()[0]
@@ -585,37 +394,7 @@ def latency_only(args: argparse.Namespace, images_dir: Path,
 
 
 def print_report(r: dict[str, Any]) -> None:
-    print(f"pairs: {r['genuine_pairs']} genuine, {r['impostor_pairs']} impostor; "
-          f"extended impostor pairs {r['extended_impostor_pairs']}; "
-          f"images {r['extraction']}")
-    for label in ("raw", "protected"):
-        b = r[label]
-        print(f"[{label}] EER {b['eer']:.4%}  best accuracy {b['best_accuracy']:.4%}")
-        for name in FAR_TARGETS:
-            p = b[name]
-            o = p["official_protocol"]
-            print(f"  {name} (t={p['threshold']}): TAR {p['tar']:.4%}  FAR {p['far']:.4%} "
-                  f"(extended {p['far_extended']:.2e}); threshold from the official "
-                  f"impostor pairs only t={o['threshold']}: TAR {o['tar']:.4%}")
-        cv = b["cross_validation"]
-        if not cv["per_fold"]:
-            continue
-        for row in cv["per_fold"]:
-            print(f"  held-out fold {row['held_out_fold']}: " + "; ".join(
-                f"{n} t={row[n]['threshold']} TAR {row[n]['tar']:.4%} FAR {row[n]['far']:.4%}"
-                f" ext {row[n]['far_extended']:.2e}" for n in FAR_TARGETS))
-        print("  cross-validation mean: " + "; ".join(
-            f"{n} TAR {cv['mean'][n]['tar']:.4%} FAR ext {cv['mean'][n]['far_extended']:.2e}"
-            for n in FAR_TARGETS))
-    if "single_pass" in r:
-        f = r["single_pass"]
-        cv = f["cross_validation"]
-        print(f"[single-pass embeddings, comparison] EER {f['eer']:.4%}  best accuracy "
-              f"{f['best_accuracy']:.4%}  " + "; ".join(
-                  f"{n} (t={f[n]['threshold']}) TAR {f[n]['tar']:.4%}" for n in FAR_TARGETS)
-              + "; cross-validation mean " + "; ".join(
-                  f"{n} TAR {cv['mean'][n]['tar']:.4%}" for n in FAR_TARGETS if cv["mean"]))
-    print(f"protected vs raw max |score change|: {r['protected_max_abs_score_change']:.2e}")
+    print(f"images {r['extraction']}; accuracy: see {r['accuracy']}")
     u = r["unlinkability"]
     print(f"unlinkability ({u['people']} people): same person across institutions "
           f"{u['cross_institution_same_person']}, different people "

@@ -27,6 +27,9 @@ def test_calibration_file_is_consistent() -> None:
         assert p["impostor_accepted"] / p["impostor_pairs"] <= p["far_target"]
         assert p["impostor_pairs"] > 1_000_000
     assert operating_point("far_1e-3").threshold == p3["threshold"]
+    # TAR beside the stored points is read on the folds the thresholds came from: labelled so
+    assert "tar_official_genuine_in_sample" in p3 and "official_pairs_in_sample" in doc
+    assert "held-out" in doc["provenance"]
 
 
 def test_unknown_operating_point() -> None:

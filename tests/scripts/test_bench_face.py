@@ -1,4 +1,5 @@
-"""Smoke run of scripts/bench_face.py on 12 LFW pairs (two folds of 3 + 3)."""
+"""Smoke runs of scripts/bench_face.py and scripts/bench_face_accuracy.py on 12 LFW pairs
+(two folds of 3 + 3)."""
 
 from __future__ import annotations
 
@@ -25,24 +26,77 @@ def _small_pairs_dir(shared: Path, target: Path) -> Path:
     return target
 
 
+def _run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / script), *args],
+                          capture_output=True, text=True, timeout=240, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc
+
+
 def test_bench_json_smoke(shared_dir: Path, tmp_path: Path) -> None:
     pairs = _small_pairs_dir(shared_dir, tmp_path / "pairs")
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "scripts/bench_face.py"), "--pairs", str(pairs), "--json",
-         "--dedup-sizes", "3000", "--frames", "3"],
-        capture_output=True, text=True, timeout=240, check=False)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = _run("bench_face.py", "--pairs", str(pairs), "--json", "--dedup-sizes", "3000",
+                "--frames", "3", "--cache-dir", str(tmp_path / "cache"))
     report = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert report["genuine_pairs"] == 6 and report["impostor_pairs"] == 6
-    for label in ("raw", "protected"):
-        block = report[label]
-        assert 0.0 <= block["eer"] <= 1.0 and 0.5 <= block["best_accuracy"] <= 1.0
-        assert 0.0 <= block["far_1e-3"]["tar"] <= 1.0
-        assert len(block["cross_validation"]["per_fold"]) == 2
-    assert report["protected_max_abs_score_change"] < 1e-5
+    assert report["extraction"]["face_found"] == report["extraction"]["images"] > 10
+    assert report["accuracy"] == "scripts/bench_face_accuracy.py"
     assert report["latency"]["full_verify"]["n"] >= 1
     assert report["latency"]["full_verify"]["p50_ms"] > 0
     dedup = report["dedup"]["sizes"]["3000"]
     assert dedup["planted_found"] == dedup["planted_duplicates"] > 0
     assert dedup["search"]["p50_ms"] > 0
     assert report["peak_rss_mib"] > 0
+
+
+def test_accuracy_bench_held_out_json_and_cache(shared_dir: Path, tmp_path: Path) -> None:
+    pairs = _small_pairs_dir(shared_dir, tmp_path / "pairs")
+    out = tmp_path / "face-accuracy.json"
+    args = ("--pairs", str(pairs), "--out", str(out), "--cache-dir", str(tmp_path / "cache"))
+    first = _run("bench_face_accuracy.py", *args)
+    report = json.loads(out.read_text())
+    assert report["bench"] == "face-accuracy"
+    assert report["extraction"]["from_cache"] is False
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
+    assert report["dataset"]["people_shared_between_folds"] == {}
+    folds = report["held_out"]["per_fold"]
+    assert [r["test_fold"] for r in folds] == [1, 2]
+    for row in folds:
+        assert row["test_fold"] not in row["calibration_folds"]
+        assert row["pipeline"] in ("flip_average", "single_crop")
+        for point in ("far_1e-3", "far_1e-4"):
+            assert row[point]["genuine_pairs"] == row[point]["impostor_pairs"] == 3
+            assert 0.0 <= row[point]["tar"] <= 1.0
+    pooled = report["held_out"]["pooled"]["far_1e-3"]
+    assert pooled["genuine_pairs"] == 6
+    for pipeline in ("flip_average", "single_crop"):
+        assert 0.0 <= report["in_sample"][pipeline]["eer"] <= 1.0
+        stored = report["stored_operating_points"][pipeline]
+        assert stored["far_1e-3"]["stored_threshold"] > 0.0
+    assert report["protected_max_abs_score_change"] < 1e-5
+    meta = report["meta"]
+    assert meta["machine"]["cores"] >= 1 and meta["machine"]["cpu_model"]
+    assert len(meta["commit"]) == 40 and isinstance(meta["dirty"], bool)
+    assert len(meta["load_start"]) == 3 and meta["date_utc"].endswith("+00:00")
+    assert "HELD OUT" in first.stdout and "IN-SAMPLE" in first.stdout
+
+    # the second run reads the cache and gives the same figures
+    _run("bench_face_accuracy.py", *args)
+    again = json.loads(out.read_text())
+    assert again["extraction"]["from_cache"] is True
+    assert again["held_out"] == report["held_out"]
+    assert again["in_sample"] == report["in_sample"]
+
+
+def test_embedding_cache_key_covers_the_images(tmp_path: Path) -> None:
+    from tests.script_module import load_script
+
+    le = load_script("lfw_embeddings")
+    (tmp_path / "A").mkdir()
+    (tmp_path / "A/A_0001.jpg").write_bytes(b"one")
+    (tmp_path / "A/A_0002.jpg").write_bytes(b"two")
+    rels = ["A/A_0001.jpg", "A/A_0002.jpg"]
+    key = le.cache_key(tmp_path, rels)
+    assert le.cache_key(tmp_path, rels) == key
+    assert le.cache_key(tmp_path, rels[:1]) != key
+    (tmp_path / "A/A_0002.jpg").write_bytes(b"TWO")
+    assert le.cache_key(tmp_path, rels) != key
