@@ -84,10 +84,12 @@ FABRIC_PROCESSES = {
 TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of one process from /proc/<pid>/stat (0 when it is gone)."""
+def cpu_seconds(pid: int, tid: int | None = None) -> float:
+    """utime + stime of one process from /proc/<pid>/stat, or of its thread `tid` from
+    /proc/<pid>/task/<tid>/stat (0 when it is gone)."""
+    path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
     try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
+        raw = Path(path).read_text()
     except OSError:
         return 0.0
     fields = raw[raw.rindex(")") + 2:].split()
@@ -104,17 +106,26 @@ def children(pid: int) -> list[int]:
 
 class CpuMeter:
     """CPU seconds of devnet, its chaincode subprocess(es) and this client between two points;
-    on Fabric, of each group of network processes (with their children) and this client."""
+    on Fabric, of each group of network processes (with their children) and this client.
+
+    With `main_thread`, also `devnet_main_thread`: the part of `devnet` spent in its main
+    thread, the event loop where all of devnet's Python runs (the rest is gRPC's poller thread,
+    which does the socket I/O, and the SQLite commit thread). That thread holds the GIL: at
+    1,000 ms per second it caps devnet's rate whatever the other cores do."""
 
     def __init__(self, devnet_pid: int | None,
-                 groups: dict[str, list[int]] | None = None) -> None:
+                 groups: dict[str, list[int]] | None = None, *,
+                 main_thread: bool = False) -> None:
         self.devnet_pid = devnet_pid
         self.groups = groups or {}
+        self.main_thread = main_thread
 
     def sample(self) -> dict[str, float]:
         out = {"client": time.process_time()}
         if self.devnet_pid is not None:
             out["devnet"] = cpu_seconds(self.devnet_pid)
+            if self.main_thread:
+                out["devnet_main_thread"] = cpu_seconds(self.devnet_pid, self.devnet_pid)
             out["chaincode"] = sum(cpu_seconds(c) for c in children(self.devnet_pid))
         for name, pids in self.groups.items():
             out[name] = sum(cpu_seconds(p) + sum(cpu_seconds(c) for c in children(p))
@@ -360,7 +371,8 @@ def main(argv: list[str] | None = None) -> int:
             tmps.append(tmp)
             proc = start_devnet(Path(tmp.name), ["--policy", policy, *args.devnet_arg])
             procs.append(proc)
-            targets.append((Path(tmp.name) / "connection.json", CpuMeter(proc.pid)))
+            targets.append((Path(tmp.name) / "connection.json",
+                            CpuMeter(proc.pid, main_thread=True)))
     else:
         policies = ["(as deployed)"]
         targets.append((args.connection, CpuMeter(None)))

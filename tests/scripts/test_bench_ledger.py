@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -60,3 +61,19 @@ def test_state_readers(tmp_path: Path) -> None:
     assert groups == {"orderer": [], "peers": [], "chaincode": [me]}
     meter = bench.CpuMeter(None, groups)
     assert set(meter.sample()) == {"client", "orderer", "peers", "chaincode"}
+
+
+def test_cpu_meter_reports_devnet_main_thread() -> None:
+    # This process stands in for devnet: its main thread's CPU is part of the process's.
+    assert set(bench.CpuMeter(os.getpid()).sample()) == {"client", "devnet", "chaincode"}
+    meter = bench.CpuMeter(os.getpid(), main_thread=True)
+    before = meter.sample()
+    deadline = time.monotonic() + 10
+    while (after := meter.sample())["devnet_main_thread"] == before["devnet_main_thread"]:
+        assert time.monotonic() < deadline, "the main thread's CPU time never advanced"
+        sum(i * i for i in range(100_000))  # CPU time is counted in clock ticks
+    assert set(after) == {"client", "devnet", "devnet_main_thread", "chaincode"}
+    main = after["devnet_main_thread"] - before["devnet_main_thread"]
+    # The two are read one after the other: allow the thread one clock tick ahead.
+    assert 0 < main <= after["devnet"] - before["devnet"] + 1.0 / bench.TICK + 1e-9
+    assert bench.cpu_seconds(os.getpid(), 999_999_999) == 0.0  # no such thread
