@@ -64,7 +64,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey 
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat  # noqa: E402
 
 from chaincode.mip import CONTRACT_SPEC  # noqa: E402
-from chaincode.mip.canonical import canonical_json  # noqa: E402
+from chaincode.protocol.canonical import canonical_json  # noqa: E402
 from chaincode.mip.credentials import public_terms, salted_hash  # noqa: E402
 from chaincode.mip.endorsement import CHAINCODE_POLICY  # noqa: E402
 from chaincode.mip.kyc_credentials import (  # noqa: E402

@@ -26,7 +26,7 @@ from typing import Any
 
 from chaincode.mip.accounts import require_current
 from chaincode.mip.audit import record_access
-from chaincode.mip.canonical import canonical_json
+from chaincode.protocol.canonical import canonical_json
 from chaincode.mip.errors import (
     AccessDenied,
     Conflict,

@@ -28,7 +28,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from chaincode.mip.canonical import canonical_json
+from chaincode.protocol.canonical import canonical_json
 from chaincode.mip.errors import BadSignature, ClockSkew, Expired, InvalidRequest, Replay
 from chaincode.shim import Context, create_composite_key
 

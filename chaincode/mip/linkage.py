@@ -39,7 +39,7 @@ from nacl.bindings import (
 )
 from nacl.exceptions import RuntimeError as NaclRuntimeError
 
-from chaincode.mip.canonical import canonical_json
+from chaincode.protocol.canonical import canonical_json
 
 VERSION = "MIP-LINKAGE-V1"
 MAX_TTL_S = 24 * 3600

@@ -44,7 +44,7 @@ from nacl.bindings import (
     crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
 )
 
-from chaincode.mip.canonical import canonical_json
+from chaincode.protocol.canonical import canonical_json
 from chaincode.mip.holder_auth import b64, unb64
 from gateway.holder.errors import InvalidKeyMaterial, MalformedBlob, UnlockFailed, WeakPassword
 from gateway.holder.keys import MASTER_SECRET_BYTES

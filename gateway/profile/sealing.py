@@ -22,7 +22,7 @@ from nacl.bindings import (
 )
 from nacl.public import PrivateKey, PublicKey, SealedBox
 
-from chaincode.mip.canonical import canonical_json
+from chaincode.protocol.canonical import canonical_json
 from gateway.profile.errors import RecordCorrupt
 
 DATA_KEY_BYTES = 32

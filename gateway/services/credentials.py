@@ -16,7 +16,7 @@ import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from chaincode.mip.canonical import canonical_json
+from chaincode.protocol.canonical import canonical_json
 from chaincode.mip.credentials import public_terms, salted_hash
 from gateway.core.errors import InvalidRequest
 from gateway.core.security import StaffMember, require_role

@@ -52,7 +52,7 @@ from mip_testkit import (
     request_arg,
 )
 
-from chaincode.mip.canonical import canonical_json
+from chaincode.protocol.canonical import canonical_json
 from chaincode.mip.kyc_credentials import (
     CredentialDefinition,
     KycIssuer,
