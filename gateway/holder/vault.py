@@ -45,7 +45,7 @@ from nacl.bindings import (
 )
 
 from chaincode.protocol.canonical import canonical_json
-from chaincode.mip.holder_auth import b64, unb64
+from chaincode.protocol.encoding import b64, unb64
 from gateway.holder.errors import InvalidKeyMaterial, MalformedBlob, UnlockFailed, WeakPassword
 from gateway.holder.keys import MASTER_SECRET_BYTES
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from chaincode.protocol.canonical import canonical_json
-from chaincode.mip.credentials import public_terms, salted_hash
+from chaincode.protocol.credential_terms import public_terms, salted_hash
 from gateway.core.errors import InvalidRequest
 from gateway.core.security import StaffMember, require_role
 

@@ -49,7 +49,7 @@ from chaincode.mip.linkage import (
     prove_linkage,
     verify_linkage,
 )
-from chaincode.mip.verifier_keys import verifier_id_for
+from chaincode.protocol.ids import verifier_id_for
 from gateway.core.errors import ApiError, Conflict, Forbidden, Gone, InvalidRequest, NotFound
 from gateway.core.security import ROLES, StaffMember, require_role
 from gateway.fabric import ChaincodeError, Contract

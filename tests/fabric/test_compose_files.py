@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from chaincode.mip import CONTRACT_SPEC
+from chaincode.protocol.deployment import CONTRACT_SPEC
 from chaincode.shim.config import ServerConfig, load_contracts
 
 REPO = Path(__file__).resolve().parents[2]

@@ -49,10 +49,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from devnet_process import running_devnet
 
-from chaincode.mip import CONTRACT_SPEC
-from chaincode.mip.endorsement import CHAINCODE_POLICY
-from chaincode.mip.holder_auth import signing_payload
 from chaincode.mip.kyc_credentials import KycHolder, KycIssuer
+from chaincode.protocol.deployment import CHAINCODE_POLICY, CONTRACT_SPEC
+from chaincode.protocol.holder_requests import signing_payload
 from gateway.fabric import ChaincodeError, Contract, Gateway
 from gateway.fabric.proposal import Arg
 from gateway.fabric.transaction import Status, SubmittedTransaction
@@ -379,7 +378,7 @@ class HolderKey:
         nonce: str | None = None,
         expires: int | None = None,
     ) -> dict[str, Any]:
-        """A signed holder request (chaincode/mip/holder_auth.py) ready to json.dumps.
+        """A signed holder request (chaincode/protocol/holder_requests.py) ready to json.dumps.
 
         Kept apart from gateway.holder.keys.sign_holder_request on purpose: that one refuses
         to build bad requests (ttl over 600 s, odd nonces), and the contract's tests must be

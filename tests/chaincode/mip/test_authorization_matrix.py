@@ -52,7 +52,6 @@ from mip_testkit import (
     request_arg,
 )
 
-from chaincode.protocol.canonical import canonical_json
 from chaincode.mip.kyc_credentials import (
     CredentialDefinition,
     KycIssuer,
@@ -63,6 +62,7 @@ from chaincode.mip.kyc_credentials import (
     rev_reg_id,
     schema_id,
 )
+from chaincode.protocol.canonical import canonical_json
 from gateway.fabric import ChaincodeError
 
 HOSPITAL, SCHOOL, PHARMACY = ORGS
