@@ -64,9 +64,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey 
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat  # noqa: E402
 
 from chaincode.mip.kyc_credentials import (  # noqa: E402
-    KycHolder,
-    KycIssuer,
-    account_nonce,
     check_issuer_documents,
     check_revocation_documents,
     time_verification,
@@ -74,10 +71,13 @@ from chaincode.mip.kyc_credentials import (  # noqa: E402
 from chaincode.protocol.canonical import canonical_json  # noqa: E402
 from chaincode.protocol.credential_terms import public_terms, salted_hash  # noqa: E402
 from chaincode.protocol.deployment import CHAINCODE_POLICY, CONTRACT_SPEC  # noqa: E402
+from chaincode.protocol.kyc import account_nonce  # noqa: E402
 from chaincode.shim.identity import go_distinguished_name  # noqa: E402
 from gateway.fabric import ChaincodeError, CommitError, Contract, Gateway  # noqa: E402
 from gateway.fabric.connection import ConnectionProfile  # noqa: E402
 from gateway.holder.keys import sign_holder_request  # noqa: E402
+from gateway.kyc.issuer import KycIssuer  # noqa: E402
+from gateway.kyc.wallet import KycHolder  # noqa: E402
 from gateway.services.counter_key import CounterKey  # noqa: E402
 from network.devnet.event_loop import loop_name, run  # noqa: E402
 from network.devnet.pki import add_identity  # noqa: E402

@@ -49,12 +49,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from devnet_process import running_devnet
 
-from chaincode.mip.kyc_credentials import KycHolder, KycIssuer
 from chaincode.protocol.deployment import CHAINCODE_POLICY, CONTRACT_SPEC
 from chaincode.protocol.holder_requests import signing_payload
 from gateway.fabric import ChaincodeError, Contract, Gateway
 from gateway.fabric.proposal import Arg
 from gateway.fabric.transaction import Status, SubmittedTransaction
+from gateway.kyc.issuer import KycIssuer
+from gateway.kyc.wallet import KycHolder
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 COLLECTIONS = REPO_ROOT / "network" / "fabric" / "collections_config.json"

@@ -13,7 +13,6 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from mip_testkit import Account, Holder, MipClients, new_holder, open_account
 
-from chaincode.mip.kyc_credentials import KycIssuer
 from chaincode.mip.linkage import (
     LinkageError,
     LinkageProof,
@@ -22,6 +21,7 @@ from chaincode.mip.linkage import (
     prove_linkage,
     verify_linkage,
 )
+from gateway.kyc.issuer import KycIssuer
 
 
 def _public(key: X25519PrivateKey) -> bytes:
