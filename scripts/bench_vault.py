@@ -1,6 +1,6 @@
 """Time the vault's `wrap` and `unwrap` with the default Argon2id cost.
 
-    python -m gateway.holder.bench_vault [--runs 30] [--interactive]
+    python scripts/bench_vault.py [--runs 30] [--interactive]
 
 Prints median, p95 and max seconds per operation, wall-clock and this process's CPU time
 (the latter is what the parameters cost, whatever else the machine runs), with fresh random
@@ -13,7 +13,11 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gateway.holder import keys, vault
 
