@@ -96,7 +96,8 @@ def user_name(role: str | None) -> str:
 
 DEVNET, FABRIC = "devnet", "fabric"
 TARGETS = (DEVNET, FABRIC)
-# The real network for these tests: ports shifted by this (tests/fabric's asset network is on 300).
+# The real network for these tests: ports shifted by this (tests/network/fabric's asset
+# network is on 300).
 FABRIC_PORT_OFFSET_ENV = "MIP_FABRIC_MIP_TEST_PORT_OFFSET"
 FABRIC_PORT_OFFSET = "400"
 
@@ -168,8 +169,8 @@ def running_mip_devnet(tmp_path: Path) -> Iterator[MipNetwork]:
 
 
 def _fabric_helpers() -> Any:
-    """tests/fabric/fabric_network.py (finding the binaries, running scripts/network.sh)."""
-    folder = str(REPO_ROOT / "tests" / "fabric")
+    """tests/network/fabric/fabric_network.py (finding the binaries, running scripts/network.sh)."""
+    folder = str(REPO_ROOT / "tests" / "network" / "fabric")
     if folder not in sys.path:
         sys.path.append(folder)
     return importlib.import_module("fabric_network")
