@@ -6,7 +6,13 @@ base64 fields, passport and verifier ids, a pharmacy gateway's attestation bytes
 credential's public terms and salted hash, the KYC identifiers, nonces and presentation
 request, the credential types and scopes, the member orgs, and the chaincode definition
 (contracts and endorsement policy) MIP is deployed with. Keeping each of these in one place is
-what makes the two sides agree byte for byte.
+what makes the two sides agree byte for byte. It also holds the gRPC transport setting every
+MIP process applies before grpc loads (`grpc_runtime.py`), as chaincode, network and gateway
+all call it.
+
+Not here: the Ed25519 -> X25519 conversion. The contract never converts keys (it checks
+verifier keys as X25519 keys as registered); only the gateway's sealing and its off-chain
+linkage proof do, so its one home is gateway/holder/x25519.py.
 
 Rules (checked by tests/test_import_direction.py): this package imports nothing from
 `chaincode.mip`, `chaincode.shim`, `gateway`, `network` or `face_engine`, and only small,
