@@ -60,14 +60,14 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 from bench_meta import RunMeta, median, percentile, write_json  # noqa: E402
 
-from chaincode.mip.endorsement import CHAINCODE_POLICY  # noqa: E402
+from chaincode.protocol.deployment import CHAINCODE_POLICY  # noqa: E402
 from gateway.fabric import Gateway  # noqa: E402
 from network.devnet.event_loop import loop_name, run  # noqa: E402
 
 READY = re.compile(r"devnet ready on [\d.]+:(\d+)")
 POLICIES = {
     "majority": "MAJORITY Endorsement",  # Fabric's default chaincode endorsement policy
-    # The MIP chaincode's definition (chaincode/mip/endorsement.py): 2 of the 3 orgs' peers.
+    # The MIP chaincode's definition (chaincode/protocol/deployment.py): 2 of the 3 orgs' peers.
     "mip": CHAINCODE_POLICY,
     # MIP's policy before it became a majority: any one of the three orgs' peers.
     "any-one": "OR('HospitalMSP.peer','SchoolMSP.peer','PharmacyMSP.peer')",
@@ -321,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--chaincode", default="mip")
     parser.add_argument("--policy", default="majority",
                         help="chaincode endorsement policy: majority (Fabric's default), "
-                             "mip (the MIP chaincode's: chaincode/mip/endorsement.py, 2 of "
+                             "mip (the MIP chaincode's: chaincode/protocol/deployment.py, 2 of "
                              "the 3 peers) or a policy string")
     parser.add_argument("--devnet-arg", action="append", default=[],
                         help="extra argument for `network.devnet up` (repeatable)")

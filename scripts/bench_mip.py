@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Latency of the MIP contract's transactions on devnet, and the one-fill dispense race.
 
-Starts a fresh devnet serving the MIP contracts (`chaincode.mip.CONTRACT_SPEC`) under the MIP
-chaincode policy (`chaincode.mip.endorsement.CHAINCODE_POLICY`, a majority of the three orgs)
+Starts a fresh devnet serving the MIP contracts (`chaincode.protocol.deployment.CONTRACT_SPEC`)
+under the MIP chaincode policy (`CHAINCODE_POLICY` there, a majority of the three orgs)
 with the MIP private data collections, exactly as tests/chaincode/mip does, and mints one
 identity per (org, role) it needs. Then, through the project's Gateway client
 (gateway.fabric), as the identities the contract expects (holder requests signed by the
@@ -60,22 +60,21 @@ from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat  # noqa: E402
 
-from chaincode.mip import CONTRACT_SPEC  # noqa: E402
-from chaincode.mip.canonical import canonical_json  # noqa: E402
-from chaincode.mip.credentials import public_terms, salted_hash  # noqa: E402
-from chaincode.mip.endorsement import CHAINCODE_POLICY  # noqa: E402
 from chaincode.mip.kyc_credentials import (  # noqa: E402
-    KycHolder,
-    KycIssuer,
-    account_nonce,
     check_issuer_documents,
     check_revocation_documents,
     time_verification,
 )
-from chaincode.shim.identity import go_distinguished_name  # noqa: E402
+from chaincode.protocol.canonical import canonical_json  # noqa: E402
+from chaincode.protocol.credential_terms import public_terms, salted_hash  # noqa: E402
+from chaincode.protocol.deployment import CHAINCODE_POLICY, CONTRACT_SPEC  # noqa: E402
+from chaincode.protocol.fabric_identity import go_distinguished_name  # noqa: E402
+from chaincode.protocol.kyc import account_nonce  # noqa: E402
 from gateway.fabric import ChaincodeError, CommitError, Contract, Gateway  # noqa: E402
 from gateway.fabric.connection import ConnectionProfile  # noqa: E402
 from gateway.holder.keys import sign_holder_request  # noqa: E402
+from gateway.kyc.issuer import KycIssuer  # noqa: E402
+from gateway.kyc.wallet import KycHolder  # noqa: E402
 from gateway.services.counter_key import CounterKey  # noqa: E402
 from network.devnet.event_loop import loop_name, run  # noqa: E402
 from network.devnet.pki import add_identity  # noqa: E402

@@ -235,7 +235,7 @@ def render_gateway(names: list[str], reports: list[Report]) -> list[str]:
 
 
 def render_shim(names: list[str], reports: list[Report]) -> list[str]:
-    """tests/chaincode/shim/bench_shim.py (wrapped by bench_meta): the shim against a fake
+    """scripts/bench_shim.py (wrapped by bench_meta): the shim against a fake
     peer."""
     rows = ["| run | transaction, in flight | transactions/s | shim CPU ms per transaction |",
             "|---|---|---|---|"]
@@ -247,7 +247,7 @@ def render_shim(names: list[str], reports: list[Report]) -> list[str]:
 
 
 def render_vault(names: list[str], reports: list[Report]) -> list[str]:
-    """gateway/holder/bench_vault.py (wrapped by bench_meta): the Argon2id password key."""
+    """scripts/bench_vault.py (wrapped by bench_meta): the Argon2id password key."""
     rows = ["| run | Argon2id | wrap p50 / p95 s | unwrap p50 / p95 s | CPU per wrap, p50 s |",
             "|---|---|---|---|---|"]
     for name, r in zip(names, reports, strict=True):

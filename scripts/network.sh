@@ -30,10 +30,10 @@
 #   MIP_ORDERERS             1 (default) or 3: etcdraft consenters; fixed when `up` first runs
 #   MIP_FABRIC_BATCH_TIMEOUT block cut timeout (default 20ms), MIP_FABRIC_BATCH_SIZE (100)
 #   MIP_CHAINCODE_CONTRACT   module:Class[,...] served by the chaincode servers (default: the
-#                            MIP contracts, chaincode.mip.CONTRACT_SPEC; the asset tests use
+#                            MIP contracts, chaincode.protocol.deployment.CONTRACT_SPEC; the asset tests use
 #                            chaincode.contracts.asset:AssetContract)
 #   MIP_CHAINCODE_POLICY     chaincode endorsement policy (default: MIP's majority,
-#                            chaincode/mip/endorsement.py's CHAINCODE_POLICY;
+#                            chaincode/protocol/deployment.py's CHAINCODE_POLICY;
 #                            "channel": the channel's Endorsement policy, MAJORITY)
 #   MIP_CHAINCODE_SEQUENCE   definition sequence to approve/commit (default: 1, or keep the
 #                            committed one); raise it to change a committed definition
@@ -63,7 +63,7 @@ CC_VERSION=1
 CC_RUNTIME="${MIP_CHAINCODE_RUNTIME:-python}"
 NODE_CC_DIR="${MIP_NODE_CHAINCODE_DIR:-$REPO/scripts/node_chaincode}"
 MARKER=.mip-fabric-state
-# chaincode/mip/endorsement.py's CHAINCODE_POLICY (tests/chaincode/mip check they agree).
+# chaincode/protocol/deployment.py's CHAINCODE_POLICY (tests/chaincode/mip check they agree).
 MIP_POLICY="OutOf(2, 'HospitalMSP.peer', 'SchoolMSP.peer', 'PharmacyMSP.peer')"
 
 OFF="${MIP_FABRIC_PORT_OFFSET:-0}"
@@ -479,8 +479,8 @@ resolve_contract() {
     # What the servers run, as recorded for clients (the Node contract is the folder's index.js).
     CONTRACT="node:$NODE_CC_DIR"
   elif [[ -z "$CONTRACT" ]]; then
-    CONTRACT="$(cd "$REPO" && "$PY" -c 'from chaincode.mip import CONTRACT_SPEC; print(CONTRACT_SPEC)')" ||
-      die "cannot read chaincode.mip.CONTRACT_SPEC with $PY"
+    CONTRACT="$(cd "$REPO" && "$PY" -c 'from chaincode.protocol.deployment import CONTRACT_SPEC; print(CONTRACT_SPEC)')" ||
+      die "cannot read chaincode.protocol.deployment.CONTRACT_SPEC with $PY"
   fi
   local policy="${MIP_CHAINCODE_POLICY:-$MIP_POLICY}"
   if [[ "$policy" == "channel" ]]; then POLICY_ARGS=(); else POLICY_ARGS=(--signature-policy "$policy"); fi

@@ -45,12 +45,10 @@ from chaincode.mip.kyc_credentials import (
     IssuerDocuments,
     RevocationDocuments,
     VerifiedPresentation,
-    account_nonce,
     check_issuer_documents,
     check_revocation_documents,
     org_of_cred_def_id,
     presentation_identifiers,
-    reprove_nonce,
     verify_account_presentation,
 )
 from chaincode.mip.passports import (
@@ -60,6 +58,7 @@ from chaincode.mip.passports import (
     require_unused_face_commitment,
 )
 from chaincode.mip.staff import MEMBER_ORGS, caller, require_staff
+from chaincode.protocol.kyc import account_nonce, reprove_nonce
 from chaincode.shim import (
     Context,
     Contract,

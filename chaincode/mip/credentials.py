@@ -7,7 +7,7 @@ sha256(salt || canonical content) in hex, status and timestamps, so anyone the h
 content and salt can check them against the ledger without reading private data.
 
 Two transactions issue a credential, because the content may reach the issuer org's peers only
-while public records must be endorsed by a majority of orgs (chaincode/mip/endorsement.py):
+while public records must be endorsed by a majority of orgs (chaincode/protocol/deployment.py):
 `Issue` writes the public record (salted hash, status) under the majority, with no transient
 data; `Store` then writes content and salt to the collection, endorsed by the issuer org alone,
 and only if they hash to the public record. Erasure is the same in reverse: `Erase` (majority)
@@ -18,7 +18,6 @@ counter (`mip.fills`) needs the issuer org and PharmacyMSP (`AND`).
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -26,7 +25,6 @@ from typing import Any
 
 from chaincode.mip.accounts import require_current
 from chaincode.mip.audit import record_access
-from chaincode.mip.canonical import canonical_json
 from chaincode.mip.errors import (
     AccessDenied,
     Conflict,
@@ -44,6 +42,8 @@ from chaincode.mip.scopes import (
     validate_content,
 )
 from chaincode.mip.staff import PHARMACY, caller, require_staff
+from chaincode.protocol.canonical import canonical_json
+from chaincode.protocol.credential_terms import public_terms, salted_hash
 from chaincode.shim import (
     Context,
     Contract,
@@ -98,10 +98,6 @@ def fills_key(credential_id: str) -> str:
 
 def private_key(credential_id: str) -> str:
     return create_composite_key(PRIVATE_OBJECT, [credential_id])
-
-
-def salted_hash(salt: bytes, content: bytes) -> str:
-    return hashlib.sha256(salt + content).hexdigest()
 
 
 async def load_account(ctx: Context, pseudonym: str) -> Account:
@@ -207,13 +203,6 @@ def _hex_digest(value: Any) -> str:
     if not isinstance(value, str) or not re.fullmatch(r"[0-9a-f]{64}", value):
         raise InvalidRequest("content_hash must be a SHA-256 digest in lower-case hex")
     return value
-
-
-def public_terms(cred_type: str, content: dict[str, Any]) -> dict[str, Any]:
-    """The `terms` argument of `Issue` for this content (issuers and the contract agree on it)."""
-    if cred_type == "prescription":
-        return {"fills": 1 + content["refills"], "expiry": content["expiry"]}
-    return {}
 
 
 def _fills_from_terms(ctype: CredentialType, terms: Any, now: int) -> dict[str, Any] | None:

@@ -32,7 +32,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from chaincode.mip.audit import record_access
-from chaincode.mip.canonical import canonical_json
 from chaincode.mip.credentials import (
     check_id,
     fills_key,
@@ -55,6 +54,7 @@ from chaincode.mip.grants import find_grant
 from chaincode.mip.holder_auth import tx_unix_time, unb64
 from chaincode.mip.scopes import SCOPES
 from chaincode.mip.staff import PHARMACY, require_staff
+from chaincode.protocol.attestation import attestation_bytes
 from chaincode.shim import (
     Context,
     Contract,
@@ -64,7 +64,6 @@ from chaincode.shim import (
 
 GATEWAY_KEY_OBJECT = "mip.gatewaykey"
 ATTESTATION_NONCE_OBJECT = "mip.attnonce"
-ATTESTATION_DOMAIN = b"MIP-FACE-ATTESTATION-V1\n"
 ATTESTATION_MAX_AGE_S = 120
 CLOCK_SKEW_S = 30
 _PAYLOAD_FIELDS = {"credential_id", "subject_account", "result", "issued_at", "nonce", "key_id"}
@@ -72,11 +71,6 @@ _PAYLOAD_FIELDS = {"credential_id", "subject_account", "result", "issued_at", "n
 
 def gateway_key_key(key_id: str) -> str:
     return create_composite_key(GATEWAY_KEY_OBJECT, [key_id])
-
-
-def attestation_bytes(payload: dict[str, Any]) -> bytes:
-    """The exact bytes a pharmacy gateway signs (used by gateways and tests)."""
-    return ATTESTATION_DOMAIN + canonical_json(payload)
 
 
 def load_ec_public_key(pem: str) -> ec.EllipticCurvePublicKey:

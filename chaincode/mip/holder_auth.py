@@ -2,7 +2,8 @@
 
 Holders have no Fabric identity. Their actions reach the chaincode through a gateway, so the
 chaincode must be able to tell that the holder (not the gateway's operator) asked for them:
-the holder signs `DOMAIN || canonical_json(envelope)` with the passport or account key, and
+the holder signs `DOMAIN || canonical_json(envelope)` with the passport or account key
+(`chaincode/protocol/holder_requests.py`, which the gateway signs with), and
 every endorsing peer checks the signature, the expiry against the transaction timestamp,
 and that the nonce was never used with that key (the nonce record is part of the write set,
 so two concurrent uses of one nonce cannot both commit: MVCC refuses the second).
@@ -16,8 +17,6 @@ A request as it travels in a transaction argument::
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import os
 import time
@@ -28,13 +27,14 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from chaincode.mip.canonical import canonical_json
 from chaincode.mip.errors import BadSignature, ClockSkew, Expired, InvalidRequest, Replay
+from chaincode.protocol import encoding
+from chaincode.protocol.encoding import b64
+from chaincode.protocol.holder_requests import MAX_REQUEST_TTL_S, signing_payload
 from chaincode.shim import Context, create_composite_key
 
-DOMAIN = b"MIP-HOLDER-REQUEST-V1\n"
-# A signed request is meant to be used right away; a long-lived one would be a bearer token.
-MAX_REQUEST_TTL_S = 600
+__all__ = ["MAX_REQUEST_TTL_S", "b64", "signing_payload"]  # re-exported for the contract
+
 NONCE_OBJECT = "mip.nonce"
 
 # How far a proposal's timestamp may be from this endorser's clock, ahead or behind. Every
@@ -89,35 +89,9 @@ class HolderRequest:
                                self.signer)
 
 
-def signing_payload(action: str, body: dict[str, Any], nonce: str, expires: int, channel: str,
-                    signer: bytes) -> bytes:
-    """The exact bytes a holder signs (also used by the gateway and the tests to sign)."""
-    envelope = {
-        "action": action,
-        "body": body,
-        "nonce": nonce,
-        "expires": expires,
-        "channel": channel,
-        "signer": b64(signer),
-    }
-    return DOMAIN + canonical_json(envelope)
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-def unb64(text: Any, what: str, error: type[Exception] = InvalidRequest) -> bytes:
-    """Standard base64 of `text` (no stray characters), or `error` naming the field.
-
-    The gateway's holder blobs (wrapped secrets, sealed shares) decode with this too, each
-    format passing its own error class."""
-    if not isinstance(text, str):
-        raise error(f"{what} must be a base64 string")
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise error(f"{what} is not valid base64") from exc
+def unb64(text: Any, what: str) -> bytes:
+    """Standard base64 of `text`, or InvalidRequest naming the field."""
+    return encoding.unb64(text, what, InvalidRequest)
 
 
 def parse_request(raw: Any) -> HolderRequest:

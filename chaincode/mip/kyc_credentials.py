@@ -16,8 +16,10 @@ revocation status list on the ledger; a presentation must prove non-revocation a
 latest published list (its timestamp), so a revoked passport's credential opens no account,
 and an account whose proof predates the latest list must re-prove before it acts.
 
-This module holds the chaincode's side (identifiers, presentation request, verification) and
-the off-chain sides the gateway and tests use (`KycIssuer`, `KycHolder`).
+This module is the chaincode's side (checking the public documents, verifying a presentation).
+The identifiers, nonces and presentation request both sides use are in
+`chaincode/protocol/kyc.py`; the issuer (holding the CL private key), the holder's wallet and
+their persistence are off-chain, in `gateway/kyc/`.
 
 anoncreds 0.2.3's `Presentation.verify` checks each proof against the predicate carried
 inside the proof, not against the value in the verifier's request (a proof of `>= 2` verifies
@@ -28,8 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import secrets
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -37,22 +37,25 @@ from typing import Any
 
 from anoncreds import (  # type: ignore[import-untyped]
     AnoncredsError,
-    Credential,
     CredentialDefinition,
-    CredentialOffer,
-    CredentialRequest,
-    CredentialRevocationConfig,
-    CredentialRevocationState,
     Presentation,
-    PresentCredentials,
     RevocationRegistryDefinition,
     RevocationStatusList,
     Schema,
-    create_link_secret,
 )
 from anoncreds import bindings as _anoncreds_bindings
 
 from chaincode.mip.errors import BadSignature, InvalidRequest, PreconditionFailed
+from chaincode.protocol.kyc import (
+    ATTRIBUTES,
+    SCHEMA_NAME,
+    SCHEMA_VERSION,
+    cred_def_id,
+    issuer_id,
+    presentation_request,
+    rev_reg_id,
+    schema_id,
+)
 
 # Load the native library now, under Python's import lock. anoncreds' own lazy loader is not
 # thread-safe: two threads making their first anoncreds call at once both install its Rust
@@ -60,28 +63,7 @@ from chaincode.mip.errors import BadSignature, InvalidRequest, PreconditionFaile
 # initialized"), failing that call (seen when issuers are created in parallel).
 _anoncreds_bindings.get_library()
 
-SCHEMA_NAME = "mip-kyc"
-SCHEMA_VERSION = "1.0"
-ATTRIBUTES = ("kyc_level", "passport_epoch")
-PREDICATE_REFERENT = "kyc"
 MAX_DOCUMENT_BYTES = 64 * 1024
-_NONCE_DOMAIN = b"MIP-ACCOUNT-OPEN-NONCE-V1\x00"
-
-
-def issuer_id(org: str) -> str:
-    return f"mip:{org}"
-
-
-def schema_id(org: str) -> str:
-    return f"{issuer_id(org)}:schema:{SCHEMA_NAME}:{SCHEMA_VERSION}"
-
-
-def cred_def_id(org: str, tag: str) -> str:
-    return f"{issuer_id(org)}:creddef:{SCHEMA_NAME}:{tag}"
-
-
-def rev_reg_id(org: str, cred_tag: str, tag: str) -> str:
-    return f"{issuer_id(org)}:revreg:{SCHEMA_NAME}:{cred_tag}:{tag}"
 
 
 def org_of_cred_def_id(identifier: str) -> str:
@@ -89,42 +71,6 @@ def org_of_cred_def_id(identifier: str) -> str:
     if len(parts) != 5 or parts[0] != "mip" or parts[2] != "creddef" or parts[3] != SCHEMA_NAME:
         raise InvalidRequest("not a MIP KYC credential definition id")
     return parts[1]
-
-
-def account_nonce(account_public_key: bytes, pseudonym: str) -> str:
-    """The presentation nonce for an account: 80 bits (anoncreds' size) of a domain hash."""
-    digest = hashlib.sha256(_NONCE_DOMAIN + account_public_key + pseudonym.encode()).digest()
-    return str(int.from_bytes(digest[:10], "big"))
-
-
-def reprove_nonce(account_public_key: bytes, pseudonym: str, revocation_time: int) -> str:
-    """Nonce of a re-proof: bound to the account and to the revocation list it answers."""
-    digest = hashlib.sha256(_NONCE_DOMAIN + b"reprove\x00" + account_public_key
-                            + pseudonym.encode() + str(revocation_time).encode()).digest()
-    return str(int.from_bytes(digest[:10], "big"))
-
-
-def presentation_request(
-    nonce: str, min_level: int, revocation_time: int | None = None
-) -> dict[str, Any]:
-    """What the chaincode asks: one predicate kyc_level >= min_level, nothing revealed, and
-    for revocable credentials non-revocation at the latest published list."""
-    request = _base_request(nonce, min_level)
-    if revocation_time is not None:
-        request["non_revoked"] = {"from": revocation_time, "to": revocation_time}
-    return request
-
-
-def _base_request(nonce: str, min_level: int) -> dict[str, Any]:
-    return {
-        "name": "mip-account-open",
-        "version": "1.0",
-        "nonce": nonce,
-        "requested_attributes": {},
-        "requested_predicates": {
-            PREDICATE_REFERENT: {"name": "kyc_level", "p_type": ">=", "p_value": min_level}
-        },
-    }
 
 
 def _load_json(text: str, what: str) -> dict[str, Any]:
@@ -309,135 +255,6 @@ def verify_account_presentation(
                                 registry.timestamp if registry else None)
 
 
-# --- off-chain: the issuing org's gateway and the holder's wallet --------------------------------
-
-
-class KycIssuer:
-    """An org's KYC issuer. Private parts (credential definition, registry) stay in here."""
-
-    def __init__(self, org: str, tag: str = "kyc1", *, revocable: bool = True,
-                 max_credentials: int = 256, tails_dir: str | None = None) -> None:
-        self.org = org
-        self.tag = tag
-        self.schema = Schema.create(SCHEMA_NAME, SCHEMA_VERSION, issuer_id(org), list(ATTRIBUTES))
-        # Generating the CL key pair takes seconds (safe primes).
-        self.cred_def, self._cred_def_private, self._key_proof = CredentialDefinition.create(
-            schema_id(org), self.schema, issuer_id(org), tag, "CL", support_revocation=revocable
-        )
-        self.schema_id = schema_id(org)
-        self.cred_def_id = cred_def_id(org, tag)
-        self.revocable = revocable
-        self._next_index = 1  # anoncreds registry indexes start at 1
-        self.rev_reg_id: str | None = None
-        if revocable:
-            self.rev_reg_id = rev_reg_id(org, tag, "r1")
-            self.rev_reg_def, self._rev_reg_private = RevocationRegistryDefinition.create(
-                self.cred_def_id, self.cred_def, issuer_id(org), "r1", "CL_ACCUM",
-                max_credentials, tails_dir_path=tails_dir or tempfile.mkdtemp(prefix="mip-tails-"),
-            )
-            self.status_list = RevocationStatusList.create(
-                self.cred_def, self.rev_reg_id, self.rev_reg_def, self._rev_reg_private,
-                issuer_id(org), True, int(time.time()),
-            )
-
-    @property
-    def tails_path(self) -> str:
-        """Where holders get the tails file (a local path here; a URL in a deployment)."""
-        return str(self.rev_reg_def.to_dict()["value"]["tailsLocation"])
-
-    def public_documents(self) -> tuple[str, str]:
-        """(schema JSON, credential definition JSON): what `Account:RegisterKycIssuer` takes."""
-        return self.schema.to_json(), self.cred_def.to_json()
-
-    def revocation_documents(self) -> tuple[str, str]:
-        """(registry definition JSON, latest status list JSON): `Account:PublishKycRevocation`."""
-        return self.rev_reg_def.to_json(), self.status_list.to_json()
-
-    def offer(self) -> Any:
-        return CredentialOffer.create(self.schema_id, self.cred_def_id, self._key_proof)
-
-    def issue(self, offer: Any, request: Any, kyc_level: int,
-              passport_epoch: int) -> tuple[Any, int | None]:
-        """A credential and its registry index (kept by the issuer against the passport)."""
-        values = {"kyc_level": str(kyc_level), "passport_epoch": str(passport_epoch)}
-        if not self.revocable:
-            credential = Credential.create(self.cred_def, self._cred_def_private, offer,
-                                           request, values)
-            return credential, None
-        index = self._next_index
-        self._next_index += 1
-        config = CredentialRevocationConfig(self.rev_reg_def, self._rev_reg_private,
-                                            self.status_list, index)
-        credential = Credential.create(self.cred_def, self._cred_def_private, offer, request,
-                                       values, None, config)
-        return credential, index
-
-    def revoke(self, index: int) -> None:
-        """Revoke credential `index`; publish `revocation_documents()` afterwards."""
-        previous = int(self.status_list.to_dict()["timestamp"])
-        self.status_list = self.status_list.update(
-            self.cred_def, self.rev_reg_def, self._rev_reg_private, None, [index],
-            max(int(time.time()), previous + 1),
-        )
-
-
-class KycHolder:
-    """The holder's wallet: a link secret and the KYC credentials bound to it."""
-
-    def __init__(self) -> None:
-        self._link_secret = create_link_secret()
-        self._credentials: dict[str, tuple[Any, KycIssuer, int | None]] = {}
-
-    def obtain(self, issuer: KycIssuer, kyc_level: int, passport_epoch: int = 1) -> int | None:
-        """Run the issuance protocol with `issuer`; returns the registry index, if any."""
-        offer = issuer.offer()
-        request, metadata = CredentialRequest.create(
-            secrets.token_hex(16), None, issuer.cred_def, self._link_secret, "mip", offer
-        )
-        credential, index = issuer.issue(offer, request, kyc_level, passport_epoch)
-        credential = credential.process(metadata, self._link_secret, issuer.cred_def,
-                                        issuer.rev_reg_def if issuer.revocable else None)
-        self._credentials[issuer.cred_def_id] = (credential, issuer, index)
-        return index
-
-    def present(self, account_public_key: bytes, pseudonym: str, min_level: int, *,
-                status_list: Mapping[str, Any] | None = None,
-                reprove: bool = False) -> dict[str, Any]:
-        """A presentation of kyc_level >= min_level bound to this account (key, pseudonym).
-
-        For a revocable credential it proves non-revocation at `status_list` (the latest one
-        on the ledger; by default the issuer's current list).
-        """
-        if not self._credentials:
-            raise ValueError("the holder has no KYC credential")
-        credential, issuer, index = next(iter(self._credentials.values()))
-        present = PresentCredentials()
-        revocation_time: int | None = None
-        if issuer.revocable and index is not None:
-            status = (RevocationStatusList.load(dict(status_list)) if status_list is not None
-                      else issuer.status_list)
-            revocation_time = int(status.to_dict()["timestamp"])
-            state = CredentialRevocationState.create(issuer.rev_reg_def, status, index,
-                                                     issuer.tails_path)
-            present.add_predicates(credential, PREDICATE_REFERENT, timestamp=revocation_time,
-                                   rev_state=state)
-        else:
-            present.add_predicates(credential, PREDICATE_REFERENT)
-        if reprove:
-            if revocation_time is None:
-                raise ValueError("only revocable credentials are re-proved")
-            nonce = reprove_nonce(account_public_key, pseudonym, revocation_time)
-        else:
-            nonce = account_nonce(account_public_key, pseudonym)
-        request = presentation_request(nonce, min_level, revocation_time)
-        presentation = Presentation.create(
-            request, present, None, self._link_secret,
-            {issuer.schema_id: issuer.schema}, {issuer.cred_def_id: issuer.cred_def},
-        )
-        value: dict[str, Any] = presentation.to_dict()
-        return value
-
-
 def time_verification(
     presentation: dict[str, Any], nonce: str, min_level: int,
     issuers: Mapping[str, IssuerDocuments],
@@ -450,116 +267,3 @@ def time_verification(
         verify_account_presentation(presentation, nonce, min_level, issuers, revocation)
         times.append(time.perf_counter() - start)
     return sorted(times)[len(times) // 2]
-
-
-# --- off-chain persistence (the gateway keeps issuers and wallets across restarts) ---------------
-#
-# Only the gateway and tests use these; the chaincode never does. The JSON holds private key
-# material (the CL private key, the registry's private part, a link secret): callers encrypt it
-# before it touches a disk, as gateway/services/kyc.py and holders.py do.
-
-ISSUER_STATE_VERSION = 1
-HOLDER_STATE_VERSION = 1
-
-
-class KycStateError(ValueError):
-    """A saved issuer or wallet is malformed, of another version, or names an unknown issuer."""
-
-
-def _issuer_from_state(state: Mapping[str, Any]) -> KycIssuer:
-    from anoncreds import (
-        CredentialDefinitionPrivate,
-        KeyCorrectnessProof,
-        RevocationRegistryDefinitionPrivate,
-    )
-
-    issuer = KycIssuer.__new__(KycIssuer)
-    try:
-        if state["version"] != ISSUER_STATE_VERSION:
-            raise KycStateError("unsupported KYC issuer state version")
-        issuer.org = str(state["org"])
-        issuer.tag = str(state["tag"])
-        issuer.schema = Schema.load(state["schema"])
-        issuer.cred_def = CredentialDefinition.load(state["cred_def"])
-        issuer._cred_def_private = CredentialDefinitionPrivate.load(state["cred_def_private"])
-        issuer._key_proof = KeyCorrectnessProof.load(state["key_proof"])
-        issuer.schema_id = schema_id(issuer.org)
-        issuer.cred_def_id = cred_def_id(issuer.org, issuer.tag)
-        issuer.revocable = bool(state["revocable"])
-        issuer._next_index = int(state["next_index"])
-        issuer.rev_reg_id = None
-        if issuer.revocable:
-            issuer.rev_reg_id = rev_reg_id(issuer.org, issuer.tag, "r1")
-            issuer.rev_reg_def = RevocationRegistryDefinition.load(state["rev_reg_def"])
-            issuer._rev_reg_private = RevocationRegistryDefinitionPrivate.load(
-                state["rev_reg_private"])
-            issuer.status_list = RevocationStatusList.load(state["status_list"])
-    except (KeyError, TypeError, ValueError, AnoncredsError) as exc:
-        if isinstance(exc, KycStateError):
-            raise
-        raise KycStateError("malformed KYC issuer state") from None
-    return issuer
-
-
-def issuer_state(issuer: KycIssuer) -> dict[str, Any]:
-    """Everything needed to rebuild `issuer` (private parts included: encrypt it at rest)."""
-    state: dict[str, Any] = {
-        "version": ISSUER_STATE_VERSION,
-        "org": issuer.org,
-        "tag": issuer.tag,
-        "schema": issuer.schema.to_dict(),
-        "cred_def": issuer.cred_def.to_dict(),
-        "cred_def_private": issuer._cred_def_private.to_dict(),
-        "key_proof": issuer._key_proof.to_dict(),
-        "revocable": issuer.revocable,
-        "next_index": issuer._next_index,
-    }
-    if issuer.revocable:
-        state["rev_reg_def"] = issuer.rev_reg_def.to_dict()
-        state["rev_reg_private"] = issuer._rev_reg_private.to_dict()
-        state["status_list"] = issuer.status_list.to_dict()
-    return state
-
-
-def issuer_from_state(state: Mapping[str, Any]) -> KycIssuer:
-    """The issuer `issuer_state` saved. The tails file must still be where it was."""
-    return _issuer_from_state(state)
-
-
-def holder_state(holder: KycHolder) -> dict[str, Any]:
-    """The wallet: link secret and credentials (with their issuer's id and registry index)."""
-    return {
-        "version": HOLDER_STATE_VERSION,
-        "link_secret": holder._link_secret,
-        "credentials": [
-            {"cred_def_id": cdid, "credential": credential.to_dict(), "index": index}
-            for cdid, (credential, _issuer, index) in holder._credentials.items()
-        ],
-    }
-
-
-def holder_from_state(state: Mapping[str, Any], issuers: Mapping[str, KycIssuer]) -> KycHolder:
-    """The wallet `holder_state` saved; `issuers` (cred_def_id -> issuer) supplies each
-    credential's issuer documents (the public ones are what presenting uses)."""
-    holder = KycHolder.__new__(KycHolder)
-    try:
-        if state["version"] != HOLDER_STATE_VERSION:
-            raise KycStateError("unsupported KYC wallet state version")
-        link_secret = state["link_secret"]
-        if not isinstance(link_secret, str) or not link_secret.isdigit():
-            raise KycStateError("malformed KYC wallet state")
-        holder._link_secret = link_secret
-        holder._credentials = {}
-        for item in state["credentials"]:
-            cdid = str(item["cred_def_id"])
-            issuer = issuers.get(cdid)
-            if issuer is None:
-                raise KycStateError("the wallet holds a credential of an unknown issuer")
-            index = item["index"]
-            holder._credentials[cdid] = (Credential.load(item["credential"]), issuer,
-                                         None if index is None else int(index))
-    except (KeyError, TypeError, ValueError, AnoncredsError) as exc:
-        if isinstance(exc, KycStateError):
-            raise
-        raise KycStateError("malformed KYC wallet state") from None
-    return holder

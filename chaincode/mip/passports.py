@@ -19,19 +19,17 @@ Lifecycle (docs/chaincode-transactions.md, "Passports"):
   new one must be unused, and a replaced one stays used.
 
 A passport record has no key-level endorsement policy: whatever changes it later (status,
-level, key) is endorsed under the chaincode's majority policy (chaincode/mip/endorsement.py),
+level, key) is endorsed under the chaincode's majority policy (chaincode/protocol/deployment.py),
 so no single org, the enrolling one included, can rewrite it alone.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from typing import Any
 
 from chaincode.mip.config import get_setting
-from chaincode.mip.endorsement import MAJORITY
 from chaincode.mip.errors import (
     AccessDenied,
     Conflict,
@@ -42,6 +40,8 @@ from chaincode.mip.errors import (
 from chaincode.mip.holder_auth import b64, tx_unix_time, unb64, verify_holder_request
 from chaincode.mip.key_index import key_in_use, passport_key_index
 from chaincode.mip.staff import MEMBER_ORGS, caller, require_staff
+from chaincode.protocol.deployment import MAJORITY
+from chaincode.protocol.ids import passport_id_for
 from chaincode.shim import (
     Context,
     Contract,
@@ -70,11 +70,6 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 _REGISTER_FIELDS = {"face_commitment", "enrolment_nonce", "kyc_level", "guardians",
                     "guardian_threshold"}
 _FACE_FIELDS = {"passport_id", "face_commitment", "previous"}
-
-
-def passport_id_for(public_key: bytes) -> str:
-    """A passport's id: hex sha256 of the public key it was registered with (stable on rotation)."""
-    return hashlib.sha256(public_key).hexdigest()
 
 
 def passport_key(passport_id: str) -> str:

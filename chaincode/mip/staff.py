@@ -6,14 +6,12 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from chaincode.mip.errors import AccessDenied
+from chaincode.protocol.orgs import HOSPITAL, MEMBER_ORGS, PHARMACY, SCHOOL
 from chaincode.shim import Context
 
-ROLE_ATTRIBUTE = "mip.role"
+__all__ = ["HOSPITAL", "MEMBER_ORGS", "PHARMACY", "SCHOOL"]  # re-exported for the contract
 
-HOSPITAL = "HospitalMSP"
-SCHOOL = "SchoolMSP"
-PHARMACY = "PharmacyMSP"
-MEMBER_ORGS = frozenset({HOSPITAL, SCHOOL, PHARMACY})
+ROLE_ATTRIBUTE = "mip.role"
 
 ROLES = frozenset(
     {"registrar", "doctor", "pharmacist", "school_registrar", "researcher", "auditor", "admin",

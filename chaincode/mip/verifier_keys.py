@@ -1,6 +1,6 @@
 """Linkage verifier keys: one X25519 key per member org, for designated-verifier linkage proofs.
 
-A linkage proof (chaincode/mip/linkage.py) is designated to whoever holds the private half of
+A linkage proof (gateway/holder/linkage_proof.py) is designated to whoever holds the private half of
 one X25519 key. Which key that is must not be up to a client: a key handed over by a third
 party or a man in the middle would designate the proof to someone the holder never chose. So
 each member org's admin registers its org's key here (`Linkage:RegisterVerifierKey`), the
@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from chaincode.mip.errors import AccessDenied, InvalidRequest, NotFound
 from chaincode.mip.holder_auth import b64, tx_unix_time, unb64
 from chaincode.mip.staff import MEMBER_ORGS, caller, require_staff
+from chaincode.protocol.ids import verifier_id_for
 from chaincode.shim import Context, Contract, create_composite_key, transaction
 
 VERIFIER_KEY_OBJECT = "mip.linkagekey"
@@ -37,12 +38,6 @@ _PROBE = X25519PrivateKey.from_private_bytes(hashlib.sha256(b"MIP-LINKAGE-KEY-PR
 
 def verifier_key_key(org: str) -> str:
     return create_composite_key(VERIFIER_KEY_OBJECT, [org])
-
-
-def verifier_id_for(org: str, public_key: bytes) -> str:
-    """The id a proof designated to this key names: the org and the key's fingerprint, so a
-    proof made for one org's key (or an old key of it) names someone else."""
-    return f"{org}:{hashlib.sha256(public_key).hexdigest()[:32]}"
 
 
 def check_verifier_key(public_key: bytes) -> X25519PublicKey:

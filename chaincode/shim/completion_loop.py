@@ -5,7 +5,7 @@ through a socket for every completed operation, so each message to or from the p
 thread wake-ups and their system calls. Measured against Fabric 2.5 peers, context switches
 were the largest single cost of the chaincode server (docs/ledger.md, Performance). This loop
 instead waits on the completion queue itself: the thread that runs the contract's coroutines
-also polls the sockets (grpcio's poller transport, chaincode/grpc_runtime.py) and completes
+also polls the sockets (grpcio's poller transport, chaincode/protocol/grpc_runtime.py) and completes
 gRPC operations, so a message costs no thread hand-off at all.
 
 Everything else is a standard `asyncio.SelectorEventLoop`: tasks, futures, timers, signal

@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from chaincode.mip.canonical import canonical_json
+from chaincode.protocol.canonical import canonical_json
 from gateway.analytics.dp import DpAnswer, NoiseInfo, Plan, plan
 from gateway.analytics.errors import QuerySpecError, RecordError
 from gateway.analytics.ledger import BudgetLedger

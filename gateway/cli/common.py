@@ -44,12 +44,12 @@ def settings_from(config: Path | None, **overrides: Any) -> Settings:
 
 def _typed_errors() -> tuple[type[BaseException], ...]:
     from face_engine.errors import FaceError
+    from gateway.core.ca import CAError
     from gateway.core.errors import ApiError
     from gateway.fabric import ConnectionProfileError, GatewayError
-    from network.devnet.pki import PKIError
 
     return (CliError, ConfigError, ApiError, GatewayError, ConnectionProfileError, FaceError,
-            PKIError)
+            CAError)
 
 
 def guarded(fn: Callable[[], T]) -> T:

@@ -36,7 +36,7 @@ STAFF = (
     StaffSpec("pharmacy_admin", PHARMACY, "admin", "admin"),
 )
 
-# Fixed canary values: tests/gateway/test_demo_logs.py checks that none of them reaches the
+# Fixed canary values: tests/gateway/cli/test_demo_logs.py checks that none of them reaches the
 # output or any log of a demo run.
 PASSWORDS = {"astronaut": "canary-pw-Astronaut-4417!", "grace_hopper": "canary-pw-Grace-8812!"}
 PRESCRIPTION = {"drug": "Canarycillin", "strength": "250 mg canary", "quantity": 14,

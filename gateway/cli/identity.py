@@ -41,12 +41,13 @@ def mint(connection: Path, org: str, name: str, role: str) -> bool:
     """The Fabric identity `name` in `org` with `mip.role=role`; False if it existed with that
     role. An existing identity with another role is a CliError: the chaincode reads the role
     from the certificate, so a token for the new role would not match what the ledger sees."""
-    from network.devnet.pki import IdentityExistsError, add_identity, identity_attrs
+    from gateway.core.ca import IdentityExists, local_ca
 
+    ca = local_ca(connection)
     try:
-        add_identity(connection.parent, org, name, {"mip.role": role})
-    except IdentityExistsError:
-        existing = identity_attrs(connection.parent, org, name).get("mip.role")
+        ca.add_identity(org, name, {"mip.role": role})
+    except IdentityExists:
+        existing = ca.identity_attrs(org, name).get("mip.role")
         if existing != role:
             raise CliError(f"{name}@{org} already exists with mip.role={existing}; a "
                            "certificate's role cannot change: revoke it (`mip identity "
@@ -110,8 +111,7 @@ def revoke(name: Annotated[str, typer.Argument(help="the person's identity name"
     """Revoke NAME in ORG: its certificate goes on the org CA's CRL and its gateway tokens stop
     working (401)."""
     def run() -> None:
-        from network.devnet.msp import CRL_RECHECK_S
-        from network.devnet.pki import PKIError, revoke_identity
+        from gateway.core.ca import CAError, devnet_crl_recheck_s, local_ca
 
         settings = settings_from(config)
         if not settings.connection.is_file():
@@ -121,15 +121,15 @@ def revoke(name: Annotated[str, typer.Argument(help="the person's identity name"
         tokens = revoke_tokens(settings.db_path, org, name)
         say(f"gateway tokens of {name}@{org} revoked ({tokens})")
         try:
-            done = revoke_identity(settings.connection.parent, org, name)
-        except PKIError as exc:
+            done = local_ca(settings.connection).revoke_identity(org, name)
+        except CAError as exc:
             raise CliError(f"Fabric identity not revoked: {exc}") from None
         say(f"certificate serial {done.serial_number:x} of {name}@{org} "
             f"{'added to' if done.newly_revoked else 'already on'} the CRL {done.crl}")
         if is_devnet(settings.connection):
-            # devnet re-reads msp/crls at most every CRL_RECHECK_S: once that has passed since
-            # the write, the next request by NAME is refused.
-            time.sleep(2 * CRL_RECHECK_S)
+            # devnet re-reads msp/crls at most every devnet_crl_recheck_s(): once that has
+            # passed since the write, the next request by NAME is refused.
+            time.sleep(2 * devnet_crl_recheck_s())
             say("devnet refuses the identity from now on")
         else:
             say("real Fabric: the CRL takes effect once a channel config update puts it in "

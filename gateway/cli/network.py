@@ -31,7 +31,7 @@ def _data_dir(config: Path | None, data: Path | None, fabric: bool) -> Path:
 
 
 def _network_sh(command: str, data_dir: Path) -> None:
-    from chaincode.mip import CONTRACT_SPEC
+    from chaincode.protocol.deployment import CONTRACT_SPEC
 
     env = {**os.environ, "MIP_FABRIC_DIR": str(data_dir.resolve()),
            "MIP_CHAINCODE_CONTRACT": CONTRACT_SPEC, "MIP_CHAINCODE_POLICY": POLICY}

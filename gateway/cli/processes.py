@@ -20,13 +20,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from chaincode.mip.endorsement import CHAINCODE_POLICY
+from chaincode.protocol.deployment import CHAINCODE_POLICY
 
 from .common import CliError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COLLECTIONS = REPO_ROOT / "network" / "fabric" / "collections_config.json"
-POLICY = CHAINCODE_POLICY  # a majority of the member orgs (chaincode/mip/endorsement.py)
+POLICY = CHAINCODE_POLICY  # a majority of the member orgs (chaincode/protocol/deployment.py)
 CHANNEL, CHAINCODE = "mipchannel", "mip"
 START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 15.0
@@ -116,7 +116,7 @@ def _spawn(args: list[str], log_file: Path, env: dict[str, str] | None = None
 def start_devnet(data_dir: Path, port: int | None = None) -> tuple[Managed, Path]:
     """Start devnet in `data_dir` (if not already running there); returns it and its
     connection.json once the chaincode answers."""
-    from chaincode.mip import CONTRACT_SPEC
+    from chaincode.protocol.deployment import CONTRACT_SPEC
 
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)

@@ -4,9 +4,9 @@ Fabric's MSP refuses a signature whose S lies in the upper half of the curve ord
 (the malleable twin of a valid signature), so every signature is normalised to low-S.
 pyca/cryptography signs and (de)serialises DER but has no low-S option, so the rule
 (S -> n - S when S > n/2, Fabric's bccsp/utils ToLowS) is composed here from its
-decode/encode_dss_signature -- once for the project: `curve_order`, `to_low_s` and `is_low_s`
-are public API of the Gateway client (exported by gateway.fabric), and devnet, which mints and
-verifies Fabric signatures too, imports them from there rather than keeping a second copy.
+decode/encode_dss_signature -- once for the project, in chaincode/protocol/ecdsa.py, which
+devnet (minting and verifying Fabric signatures as a peer) uses too; `to_low_s`, `is_low_s`
+and `curve_order` stay exported by gateway.fabric for the client's callers.
 """
 
 from __future__ import annotations
@@ -16,22 +16,12 @@ import hashlib
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import (
-    Prehashed,
-    decode_dss_signature,
-    encode_dss_signature,
-)
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
-# Group orders of the curves Fabric's software BCCSP accepts (FIPS 186-4, D.1.2).
-_CURVE_ORDERS: dict[str, int] = {
-    "secp256r1": 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551,
-    "secp384r1": int(
-        "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF"
-        "C7634D81F4372DDF581A0DB248B0A77AECEC196ACCC52973",
-        16,
-    ),
-}
+from chaincode.protocol.ecdsa import UnsupportedCurve, is_low_s, to_low_s
+from chaincode.protocol.ecdsa import curve_order as _curve_order
 
+__all__ = ["Signer", "SigningKeyError", "curve_order", "is_low_s", "sha256", "to_low_s"]
 
 # Immutable algorithm object, built once rather than per signature.
 _ECDSA_PREHASHED_SHA256 = ec.ECDSA(Prehashed(hashes.SHA256()))
@@ -49,24 +39,9 @@ def sha256(message: bytes) -> bytes:
 def curve_order(curve: ec.EllipticCurve) -> int:
     """The group order n of a curve Fabric accepts (P-256, P-384); SigningKeyError otherwise."""
     try:
-        return _CURVE_ORDERS[curve.name]
-    except KeyError:
-        raise SigningKeyError(f"unsupported curve {curve.name}; use P-256 or P-384") from None
-
-
-def to_low_s(der_signature: bytes, curve: ec.EllipticCurve) -> bytes:
-    """Return the DER signature with S replaced by n - S when S > n/2."""
-    r, s = decode_dss_signature(der_signature)
-    order = curve_order(curve)
-    if s <= order // 2:
-        return der_signature  # already low-S (half the time): no re-encoding
-    return encode_dss_signature(r, order - s)
-
-
-def is_low_s(der_signature: bytes, curve: ec.EllipticCurve) -> bool:
-    """Whether a DER signature's S is <= n/2 (ValueError when it is not DER)."""
-    _, s = decode_dss_signature(der_signature)
-    return s <= curve_order(curve) // 2
+        return _curve_order(curve)
+    except UnsupportedCurve as exc:
+        raise SigningKeyError(str(exc)) from None
 
 
 class Signer:

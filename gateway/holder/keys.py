@@ -51,8 +51,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from nacl.public import PrivateKey
 
-from chaincode.mip.holder_auth import MAX_REQUEST_TTL_S, b64, signing_payload
-from chaincode.mip.passports import passport_id_for
+from chaincode.protocol.encoding import b64
+from chaincode.protocol.holder_requests import MAX_REQUEST_TTL_S, signing_payload
+from chaincode.protocol.ids import passport_id_for
 from gateway.holder.errors import InvalidKeyMaterial
 
 MASTER_SECRET_BYTES = 32
@@ -174,7 +175,7 @@ def sign_holder_request(
 ) -> dict[str, Any]:
     """A holder request signed by `private`, ready to json.dumps into a transaction argument.
 
-    The same dict as the contract's test kit builds (chaincode/mip/holder_auth.py):
+    The same dict as the contract's test kit builds (chaincode/protocol/holder_requests.py):
     ``{action, body, nonce, expires, channel, signer, signature}``, signed over
     `signing_payload(...)`. The nonce defaults to 32 random hex characters and `expires` to
     now + `ttl` (at most the contract's 600 s).

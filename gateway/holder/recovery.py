@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from nacl.public import SealedBox
 from shamir_mnemonic.share import Share  # type: ignore[import-untyped]
 
-from chaincode.mip.holder_auth import b64, unb64
+from chaincode.protocol.encoding import b64, unb64
 from gateway.holder.errors import (
     CorruptShare,
     InvalidGuardianKey,

@@ -45,8 +45,8 @@ import nacl.pwhash.argon2id as argon2id
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from chaincode.mip.canonical import canonical_json
-from chaincode.mip.holder_auth import b64, unb64
+from chaincode.protocol.canonical import canonical_json
+from chaincode.protocol.encoding import b64, unb64
 from face_engine import envelope, envelope_legacy
 from gateway.holder.errors import InvalidKeyMaterial, MalformedBlob, UnlockFailed, WeakPassword
 from gateway.holder.keys import MASTER_SECRET_BYTES

@@ -1,4 +1,6 @@
-"""X25519 keys for sealing (guardian shares, profile data keys), and key ids.
+"""X25519 keys from Ed25519 keys, the one place MIP converts them (sealing guardian shares and
+profile data keys, and the linkage proof's Diffie-Hellman, gateway/holder/linkage_proof.py),
+and key ids.
 
 Guardians are known on the ledger only by their Ed25519 passport public keys, so a share is
 sealed to the X25519 key obtained from that Ed25519 key by libsodium's birational map

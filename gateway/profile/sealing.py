@@ -23,7 +23,7 @@ from __future__ import annotations
 import nacl.exceptions
 from nacl.public import PrivateKey, PublicKey, SealedBox
 
-from chaincode.mip.canonical import canonical_json
+from chaincode.protocol.canonical import canonical_json
 from face_engine import envelope, envelope_legacy
 from gateway.profile.errors import RecordCorrupt
 

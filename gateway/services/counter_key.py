@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from chaincode.mip.dispense import attestation_bytes
+from chaincode.protocol.attestation import attestation_bytes
 from gateway.core.security import StaffMember, require_role
 from gateway.fabric import ChaincodeError, curve_order
 

@@ -16,8 +16,9 @@ import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from chaincode.mip.canonical import canonical_json
-from chaincode.mip.credentials import public_terms, salted_hash
+from chaincode.protocol.canonical import canonical_json
+from chaincode.protocol.credential_terms import public_terms, salted_hash
+from chaincode.protocol.scopes import CREDENTIAL_TYPES
 from gateway.core.errors import InvalidRequest
 from gateway.core.security import StaffMember, require_role
 
@@ -28,12 +29,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mip.gateway.credentials")
 
-# Credential type -> (issuer org, issuing role): chaincode/mip/credentials.py's table.
+# Credential type -> (issuer org, issuing role), as the contract checks it.
 ISSUERS: dict[str, tuple[str, str]] = {
-    "prescription": ("HospitalMSP", "doctor"),
-    "record": ("HospitalMSP", "doctor"),
-    "diploma": ("SchoolMSP", "school_registrar"),
-    "transcript": ("SchoolMSP", "school_registrar"),
+    name: (ctype.issuer_org, ctype.issuer_role) for name, ctype in CREDENTIAL_TYPES.items()
 }
 SALT_BYTES = 32
 

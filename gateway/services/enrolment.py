@@ -42,13 +42,13 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from chaincode.mip.kyc_credentials import KycHolder
 from face_engine.verify import operating_point
 from gateway.core.errors import ApiError, Conflict, Gone, InvalidRequest, NotFound
 from gateway.core.security import StaffMember
 from gateway.fabric import ChaincodeError, GatewayError
 from gateway.holder import keys, recovery, vault
 from gateway.holder.errors import WeakPassword
+from gateway.kyc.wallet import KycHolder
 
 from .face_frames import challenge_frames
 from .faces import DEDUP_POINT, IssuedChallenge, LiveFace, face_service

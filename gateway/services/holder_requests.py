@@ -1,6 +1,7 @@
 """Holder-signed requests the gateway carries to the ledger.
 
-A holder who keeps their own keys signs the canonical request (chaincode/mip/holder_auth.py)
+A holder who keeps their own keys signs the canonical request
+(chaincode/protocol/holder_requests.py)
 on their device and sends it whole; the gateway checks only its shape and that it asks for
 the action and the account the route is about (the contract verifies signature, channel,
 expiry and nonce on every endorser), then carries it with its own `gateway` identity.

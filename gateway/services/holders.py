@@ -39,12 +39,13 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from nacl.public import PrivateKey
 
-from chaincode.mip.kyc_credentials import KycHolder, holder_from_state, holder_state
 from gateway.core.errors import ApiError, Conflict, Forbidden, Gone, Locked, NotFound
 from gateway.core.security import StaffMember
 from gateway.holder import keys, vault
 from gateway.holder.errors import UnlockFailed
 from gateway.holder.keys import HolderKeyPair
+from gateway.kyc.state import holder_from_state, holder_state
+from gateway.kyc.wallet import KycHolder
 
 from .face_frames import challenge_frames
 from .faces import IssuedChallenge, LiveFace, face_service

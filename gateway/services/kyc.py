@@ -31,14 +31,11 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from chaincode.mip.kyc_credentials import (
-    KycHolder,
-    KycIssuer,
-    issuer_from_state,
-    issuer_state,
-)
 from gateway.core.security import StaffMember
 from gateway.fabric import Contract
+from gateway.kyc.issuer import KycIssuer
+from gateway.kyc.state import issuer_from_state, issuer_state
+from gateway.kyc.wallet import KycHolder
 
 from .holder_sealing import KYC_ISSUER_LABEL, derive_key, open_sealed, seal
 

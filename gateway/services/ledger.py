@@ -13,7 +13,8 @@ from pathlib import Path
 
 from cryptography import x509
 
-from chaincode.shim.identity import go_distinguished_name
+from chaincode.protocol.fabric_identity import go_distinguished_name
+from gateway.core.ca import CAError, IdentityExists, local_ca
 from gateway.core.config import Settings
 from gateway.core.errors import LedgerUnavailable, NotFound
 from gateway.core.security import StaffMember
@@ -86,8 +87,7 @@ def ensure_service_identities(connection: Path, orgs: list[str] | None = None) -
     local network); production issues it from Fabric CA (docs/deploy.md). Returns the orgs
     for which one was minted.
     """
-    from network.devnet.pki import IdentityExistsError, PKIError, add_identity
-
+    ca = local_ca(connection)
     profile = ConnectionProfile.load(connection)
     minted = []
     for org in profile.organizations.values():
@@ -96,11 +96,11 @@ def ensure_service_identities(connection: Path, orgs: list[str] | None = None) -
         if SERVICE_USER in org.users:
             continue
         try:
-            add_identity(connection.parent, org.msp_id, SERVICE_USER, {"mip.role": "gateway"})
+            ca.add_identity(org.msp_id, SERVICE_USER, {"mip.role": "gateway"})
             minted.append(org.msp_id)
-        except IdentityExistsError:
+        except IdentityExists:
             pass
-        except PKIError as exc:
+        except CAError as exc:
             raise LedgerUnavailable(
                 f"cannot mint the gateway identity in {org.msp_id}: {exc}") from None
     return minted

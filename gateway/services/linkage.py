@@ -1,6 +1,6 @@
 """Linkage proofs: a holder shows ONE chosen member org that two of their accounts are theirs.
 
-The proof (chaincode/mip/linkage.py) is designated-verifier: its tag is keyed by
+The proof (gateway/holder/linkage_proof.py) is designated-verifier: its tag is keyed by
 Diffie-Hellman between each account key and the verifier org's X25519 key, so only that org
 can check it, and that org could have computed the very same tag alone (`forge_linkage`):
 the proof convinces the verifier and nobody it is shown to. Nothing of it goes on the ledger.
@@ -37,7 +37,11 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from chaincode.mip.linkage import (
+from chaincode.protocol.ids import verifier_id_for
+from gateway.core.errors import ApiError, Conflict, Forbidden, Gone, InvalidRequest, NotFound
+from gateway.core.security import ROLES, StaffMember, require_role
+from gateway.fabric import ChaincodeError, Contract
+from gateway.holder.linkage_proof import (
     MAX_TTL_S,
     LinkageError,
     LinkageExpired,
@@ -49,10 +53,6 @@ from chaincode.mip.linkage import (
     prove_linkage,
     verify_linkage,
 )
-from chaincode.mip.verifier_keys import verifier_id_for
-from gateway.core.errors import ApiError, Conflict, Forbidden, Gone, InvalidRequest, NotFound
-from gateway.core.security import ROLES, StaffMember, require_role
-from gateway.fabric import ChaincodeError, Contract
 
 from .ledger_reads import json_object
 

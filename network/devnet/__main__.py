@@ -14,14 +14,13 @@ from network.devnet.config import DEFAULT_CONTRACT, DEFAULT_POLICY, ConfigError,
 
 # What `up --contract` takes by name, with the endorsement policy each is deployed under. The
 # chaincode devnet serves is named `mip`, so a new data dir serves the MIP contracts under
-# MIP's policy (chaincode/mip/endorsement.py), as `scripts/network.sh deploy` does on Fabric;
+# MIP's policy (chaincode/protocol/deployment.py), as `scripts/network.sh deploy` does on Fabric;
 # the asset-transfer sample (the ledger's own tests and benchmarks) only when asked for.
 DEFAULT_NAMED_CONTRACT = "mip"
 
 
 def named_contracts() -> dict[str, tuple[str, str]]:
-    from chaincode.mip import CONTRACT_SPEC
-    from chaincode.mip.endorsement import CHAINCODE_POLICY
+    from chaincode.protocol.deployment import CHAINCODE_POLICY, CONTRACT_SPEC
 
     return {"mip": (CONTRACT_SPEC, CHAINCODE_POLICY),
             "asset": (DEFAULT_CONTRACT, DEFAULT_POLICY)}

@@ -40,10 +40,11 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 from cryptography.x509.oid import NameOID, SignatureAlgorithmOID
 from fabric_protos.msp import identities_pb2, msp_principal_pb2
 
+from chaincode.protocol.ecdsa import is_low_s
+
 # Kept once for the whole project: the identity string is the chaincode's cid.GetID (the shim's
 # Go-exact DN formatter), and Fabric's low-S rule is the Gateway client's public signing API.
-from chaincode.shim.identity import go_distinguished_name
-from gateway.fabric import is_low_s
+from chaincode.protocol.fabric_identity import go_distinguished_name
 from network.devnet.orgs import DEFAULT_PEER_ORGS, ORDERER_ORG, OrgSpec
 from network.devnet.pki import HF_ATTRS_OID, NODE_OUS, curve_order, org_dir
 

@@ -28,8 +28,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from fabric_protos.msp import identities_pb2
 
 # Fabric's low-S rule has one home, the Gateway client's public signing API (see its docstring).
-from gateway.fabric import curve_order as _curve_order
-from gateway.fabric import is_low_s, to_low_s
+from chaincode.protocol.ecdsa import curve_order as _curve_order
+from chaincode.protocol.ecdsa import is_low_s, to_low_s
 from network.devnet.orgs import DEFAULT_PEER_ORGS, ORDERER_ORG, OrgSpec
 
 __all__ = [

@@ -15,8 +15,9 @@ import asyncio
 import sys
 from pathlib import Path
 
+from gateway.fabric import ready  # the client-side readiness check lives with the client
 from network.devnet.pki import PKIError
-from network.fabric import crypto, package, profile, ready, render, version
+from network.fabric import crypto, package, profile, render, version
 
 
 def _pairs(items: list[str], what: str) -> dict[str, str]:

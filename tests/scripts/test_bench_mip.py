@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 from script_module import load_script
 
-from chaincode.mip import CONTRACT_SPEC
-from chaincode.mip.endorsement import CHAINCODE_POLICY
+from chaincode.protocol.deployment import CHAINCODE_POLICY, CONTRACT_SPEC
 from gateway.fabric import ChaincodeError, CommitError
 
 REPO = Path(__file__).resolve().parents[2]

@@ -22,7 +22,7 @@ from mip_testkit import (
     running_mip_network,
 )
 
-from chaincode.mip.kyc_credentials import KycIssuer
+from gateway.kyc.issuer import KycIssuer
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

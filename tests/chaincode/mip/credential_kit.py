@@ -16,9 +16,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from mip_testkit import Account, MipClients, new_id, request_arg
 
-from chaincode.mip.canonical import canonical_json
-from chaincode.mip.credentials import public_terms, salted_hash
-from chaincode.mip.dispense import attestation_bytes
+from chaincode.protocol.attestation import attestation_bytes
+from chaincode.protocol.canonical import canonical_json
+from chaincode.protocol.credential_terms import public_terms, salted_hash
 
 HOSPITAL, SCHOOL, PHARMACY = "HospitalMSP", "SchoolMSP", "PharmacyMSP"
 

@@ -13,7 +13,7 @@ from typing import Any
 from cryptography import x509
 from mip_testkit import MipClients, MipNetwork, user_name
 
-from chaincode.shim.identity import go_distinguished_name
+from chaincode.protocol.fabric_identity import go_distinguished_name
 from gateway.fabric.connection import ConnectionProfile
 
 

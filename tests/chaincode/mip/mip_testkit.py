@@ -49,13 +49,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from devnet_process import running_devnet
 
-from chaincode.mip import CONTRACT_SPEC
-from chaincode.mip.endorsement import CHAINCODE_POLICY
-from chaincode.mip.holder_auth import signing_payload
-from chaincode.mip.kyc_credentials import KycHolder, KycIssuer
+from chaincode.protocol.deployment import CHAINCODE_POLICY, CONTRACT_SPEC
+from chaincode.protocol.holder_requests import signing_payload
 from gateway.fabric import ChaincodeError, Contract, Gateway
 from gateway.fabric.proposal import Arg
 from gateway.fabric.transaction import Status, SubmittedTransaction
+from gateway.kyc.issuer import KycIssuer
+from gateway.kyc.wallet import KycHolder
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 COLLECTIONS = REPO_ROOT / "network" / "fabric" / "collections_config.json"
@@ -96,7 +96,8 @@ def user_name(role: str | None) -> str:
 
 DEVNET, FABRIC = "devnet", "fabric"
 TARGETS = (DEVNET, FABRIC)
-# The real network for these tests: ports shifted by this (tests/fabric's asset network is on 300).
+# The real network for these tests: ports shifted by this (tests/network/fabric's asset
+# network is on 300).
 FABRIC_PORT_OFFSET_ENV = "MIP_FABRIC_MIP_TEST_PORT_OFFSET"
 FABRIC_PORT_OFFSET = "400"
 
@@ -168,8 +169,8 @@ def running_mip_devnet(tmp_path: Path) -> Iterator[MipNetwork]:
 
 
 def _fabric_helpers() -> Any:
-    """tests/fabric/fabric_network.py (finding the binaries, running scripts/network.sh)."""
-    folder = str(REPO_ROOT / "tests" / "fabric")
+    """tests/network/fabric/fabric_network.py (finding the binaries, running scripts/network.sh)."""
+    folder = str(REPO_ROOT / "tests" / "network" / "fabric")
     if folder not in sys.path:
         sys.path.append(folder)
     return importlib.import_module("fabric_network")
@@ -379,7 +380,7 @@ class HolderKey:
         nonce: str | None = None,
         expires: int | None = None,
     ) -> dict[str, Any]:
-        """A signed holder request (chaincode/mip/holder_auth.py) ready to json.dumps.
+        """A signed holder request (chaincode/protocol/holder_requests.py) ready to json.dumps.
 
         Kept apart from gateway.holder.keys.sign_holder_request on purpose: that one refuses
         to build bad requests (ttl over 600 s, odd nonces), and the contract's tests must be

@@ -20,10 +20,10 @@ from mip_testkit import HolderKey
 
 from chaincode.mip.access import READ_WINDOW_S, AccessContract
 from chaincode.mip.audit import access_index_key, access_key
-from chaincode.mip.canonical import canonical_json
 from chaincode.mip.credentials import credential_key, private_key, salted_hash
 from chaincode.mip.errors import AccessDenied, BadSignature, ClockSkew, Expired
 from chaincode.mip.grants import grant_key
+from chaincode.protocol.canonical import canonical_json
 from chaincode.shim import Context, create_composite_key
 
 PSEUDONYM = "ab" * 32

@@ -23,11 +23,11 @@ from mip_testkit import (
 from chaincode.mip.errors import BadSignature
 from chaincode.mip.kyc_credentials import (
     IssuerDocuments,
-    KycIssuer,
-    account_nonce,
     check_issuer_documents,
     time_verification,
 )
+from chaincode.protocol.kyc import account_nonce
+from gateway.kyc.issuer import KycIssuer
 
 
 async def test_kyc_issuer_registration_rules(
@@ -182,7 +182,8 @@ async def test_leaked_account_key_acts_for_that_account_alone(
 
 def test_presentation_verification_time(kyc_issuers: dict[str, KycIssuer]) -> None:
     """In-process figure for docs: one CL predicate + non-revocation verification."""
-    from chaincode.mip.kyc_credentials import KycHolder, check_revocation_documents
+    from chaincode.mip.kyc_credentials import check_revocation_documents
+    from gateway.kyc.wallet import KycHolder
 
     issuer = kyc_issuers["HospitalMSP"]
     wallet = KycHolder()

@@ -25,6 +25,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from anoncreds import (  # type: ignore[import-untyped]
+    CredentialDefinition,
+    RevocationRegistryDefinition,
+    RevocationStatusList,
+)
 from credential_kit import (
     CounterGateway,
     Issued,
@@ -52,18 +57,10 @@ from mip_testkit import (
     request_arg,
 )
 
-from chaincode.mip.canonical import canonical_json
-from chaincode.mip.kyc_credentials import (
-    CredentialDefinition,
-    KycIssuer,
-    RevocationRegistryDefinition,
-    RevocationStatusList,
-    cred_def_id,
-    issuer_id,
-    rev_reg_id,
-    schema_id,
-)
+from chaincode.protocol.canonical import canonical_json
+from chaincode.protocol.kyc import cred_def_id, issuer_id, rev_reg_id, schema_id
 from gateway.fabric import ChaincodeError
+from gateway.kyc.issuer import KycIssuer
 
 HOSPITAL, SCHOOL, PHARMACY = ORGS
 Cell = tuple[str, str | None]

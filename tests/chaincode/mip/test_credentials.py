@@ -11,7 +11,7 @@ import pytest
 from credential_kit import HOSPITAL, PHARMACY, SCHOOL, issue, issue_args, sample_content
 from mip_testkit import Account, Holder, MipClients, expect_error, new_id, open_account
 
-from chaincode.mip.canonical import canonical_json
+from chaincode.protocol.canonical import canonical_json
 
 TRANSACTIONS = {
     "Credential": {"Issue": ["credential_id", "cred_type", "subject_account", "content_hash",

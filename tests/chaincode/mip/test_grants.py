@@ -138,7 +138,7 @@ async def test_account_behind_a_newer_revocation_list_gets_nothing_new(
     before still hold, and it can still revoke them."""
     from mip_testkit import new_holder, publish_revocation
 
-    from chaincode.mip.kyc_credentials import KycIssuer
+    from gateway.kyc.issuer import KycIssuer
 
     # An issuer of this test's own: publishing its lists disturbs no other test's accounts.
     issuer = KycIssuer(HOSPITAL, tag=f"cc{secrets.token_hex(3)}")

@@ -14,7 +14,7 @@ qscc (raw and decoded, as above: public writes, hashed private writes and events
 them) and every orderer, peer and chaincode-server log is scanned. The peers' LevelDB state and
 private stores cannot be read beside the running peers, so the store checks (public state rows,
 which private store holds what) are devnet-only; on Fabric, dissemination to collection members
-only is the peer's own behaviour (tests/fabric checks a non-member peer has no value).
+only is the peer's own behaviour (tests/network/fabric checks a non-member peer has no value).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ from mip_testkit import (
     request_arg,
 )
 
-from chaincode.mip.canonical import canonical_json
+from chaincode.protocol.canonical import canonical_json
 from network.devnet._protos import (
     chaincode_event_pb2,
     chaincode_pb2,

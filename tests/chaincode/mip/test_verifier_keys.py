@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from mip_testkit import MipClients, expect_error
 
-from chaincode.mip.verifier_keys import verifier_id_for
+from chaincode.protocol.ids import verifier_id_for
 
 HOSPITAL, SCHOOL, PHARMACY = "HospitalMSP", "SchoolMSP", "PharmacyMSP"
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from chaincode.mip.canonical import canonical_json
+from chaincode.protocol.canonical import canonical_json
 from gateway.analytics import (
     MAX_QUERY_EPSILON,
     ColumnKindError,

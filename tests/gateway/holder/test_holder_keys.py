@@ -15,7 +15,7 @@ from nacl.public import PrivateKey
 
 from chaincode.mip.errors import Replay
 from chaincode.mip.holder_auth import parse_request, verify_holder_request
-from chaincode.mip.passports import passport_id_for
+from chaincode.protocol.ids import passport_id_for
 from chaincode.shim import Context
 from gateway.holder import keys
 from gateway.holder.errors import InvalidKeyMaterial

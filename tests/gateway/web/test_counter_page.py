@@ -118,7 +118,7 @@ def next_poses(counter: Counter) -> tuple[str, ...]:
 def poses_for_the_simulated_camera(counter: Counter) -> tuple[str, ...]:
     """The next challenge's poses, after skipping (by issuing unused challenges) those
     with `up` or `down`: the simulated camera's nods of one portrait or the other do not
-    pass the liveness check (tests/gateway/service/test_pickup.py fixes left/right for
+    pass the liveness check (tests/gateway/services/test_pickup.py fixes left/right for
     the same reason), and this test is about the page, not the warp."""
     faces = face_service(counter.state)
     for _ in range(50):

@@ -1,7 +1,7 @@
 """`python -m network.devnet up --data DIR` (the README's command) serves the MIP contracts.
 
 The chaincode devnet serves is named `mip`: a new data dir gets the MIP contracts under MIP's
-majority policy (chaincode/mip/endorsement.py), and the asset-transfer sample only with
+majority policy (chaincode/protocol/deployment.py), and the asset-transfer sample only with
 `--contract asset`. Started as a real process through the CLI entry, then asked by a Fabric
 Gateway client.
 """
@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 from devnet_process import running_devnet
 
-from chaincode.mip import CONTRACT_SPEC
-from chaincode.mip.endorsement import CHAINCODE_POLICY
+from chaincode.protocol.deployment import CHAINCODE_POLICY, CONTRACT_SPEC
 from gateway.fabric import ChaincodeError, Gateway
 from network.devnet.__main__ import _contract_and_policy
 from network.devnet.config import DEFAULT_CONTRACT, ConfigError, DevnetConfig

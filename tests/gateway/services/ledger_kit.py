@@ -17,8 +17,8 @@ import pytest
 from gateway_testkit import GatewayClient
 from mip_testkit import Account, MipClients, MipNetwork, make_kyc_issuers, new_holder, open_account
 
-from chaincode.mip.kyc_credentials import KycIssuer
 from gateway.demo.faces import demo_portrait
+from gateway.kyc.issuer import KycIssuer
 from gateway.services.faces import LiveFace, face_service
 from gateway.services.holder_requests import encode_header
 

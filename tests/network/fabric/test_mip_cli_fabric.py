@@ -15,7 +15,7 @@ from fabric_network import missing_fabric_binaries, recorded_processes, still_ru
 
 pytestmark = [pytest.mark.fabric, pytest.mark.timeout(600)]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def mip(*args: str, env: dict[str, str], timeout: float = 300

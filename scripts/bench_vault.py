@@ -1,6 +1,6 @@
 """Time the vault's `wrap` and `unwrap` with the default Argon2id cost.
 
-    python -m gateway.holder.bench_vault [--runs 30] [--interactive]
+    python scripts/bench_vault.py [--runs 30] [--interactive]
 
 Prints median, p95 and max seconds per operation (numpy percentiles; the last line is the same
 as JSON), wall-clock and this process's CPU time
@@ -14,7 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 

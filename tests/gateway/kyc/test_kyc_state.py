@@ -8,18 +8,20 @@ from pathlib import Path
 import pytest
 
 from chaincode.mip.kyc_credentials import (
-    KycHolder,
-    KycIssuer,
-    KycStateError,
-    account_nonce,
     check_issuer_documents,
     check_revocation_documents,
+    verify_account_presentation,
+)
+from chaincode.protocol.kyc import account_nonce
+from gateway.kyc.issuer import KycIssuer
+from gateway.kyc.state import (
+    KycStateError,
     holder_from_state,
     holder_state,
     issuer_from_state,
     issuer_state,
-    verify_account_presentation,
 )
+from gateway.kyc.wallet import KycHolder
 
 
 def test_issuer_and_wallet_round_trip(tmp_path: Path) -> None:

@@ -1,5 +1,7 @@
-"""The endorsement policies MIP is deployed with, in one place for the contract, devnet, the
-gateway's CLI, `scripts/network.sh` (checked by a test) and the benchmarks.
+"""The chaincode definition MIP is deployed with (its contracts and its endorsement policy), in
+one place for the contract, devnet, the gateway's CLI (which launches devnet and
+`scripts/network.sh` with them, and so imports no contract code), `scripts/network.sh`
+(checked by a test) and the benchmarks.
 
 Trust model (docs/chaincode.md, "Threat model"): any ONE member org may be dishonest: it runs
 its own peer and chaincode server and can sign any read-write set. Whatever a policy lets one
@@ -20,7 +22,24 @@ org endorse alone, that org can write. So:
 
 from __future__ import annotations
 
-from chaincode.mip.staff import HOSPITAL, PHARMACY, SCHOOL
+from chaincode.protocol.orgs import HOSPITAL, PHARMACY, SCHOOL
+
+# Every MIP contract, as `CHAINCODE_CONTRACT` and devnet's `--contract` take them
+# (`module:Class`, comma separated): names only, so importing this loads no contract code. The
+# first is the default contract for unqualified transaction names.
+CONTRACT_SPEC = ",".join(
+    [
+        "chaincode.mip.passports:PassportContract",
+        "chaincode.mip.accounts:AccountContract",
+        "chaincode.mip.config:ConfigContract",
+        "chaincode.mip.credentials:CredentialContract",
+        "chaincode.mip.grants:GrantContract",
+        "chaincode.mip.access:AccessContract",
+        "chaincode.mip.dispense:PharmacyContract",
+        "chaincode.mip.research:ResearchContract",
+        "chaincode.mip.verifier_keys:LinkageContract",
+    ]
+)
 
 # Orgs in the order policies name them (Fabric evaluates principals in order; keep it stable).
 POLICY_ORGS = (HOSPITAL, SCHOOL, PHARMACY)

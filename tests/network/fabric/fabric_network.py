@@ -17,7 +17,7 @@ from pathlib import Path
 
 from node_deps import install_npm_deps
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 NETWORK_SH = REPO_ROOT / "scripts" / "network.sh"
 FABRIC_BINARIES = ("peer", "orderer", "configtxgen", "osnadmin")
 NODE_CHAINCODE_DIR = REPO_ROOT / "scripts" / "node_chaincode"

@@ -4,7 +4,10 @@ Runs `python -m chaincode` (asset contract) in a subprocess, drives it from the 
 this process with CreateAsset transactions (1 GET_STATE + 1 PUT_STATE + COMPLETED each), and
 reads the shim process's CPU time from /proc. Usage:
 
-    python tests/chaincode/shim/bench_shim.py [transactions] [concurrency]
+    python scripts/bench_shim.py [transactions] [concurrency]
+
+The fake peer is the shim tests' (tests/chaincode/shim/shim_testkit.py): the one import of
+tests/ outside them (tests/test_import_direction.py allows it).
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "chaincode" / "shim"))
 sys.path.insert(0, str(REPO))
 
 from shim_testkit import CHAINCODE_ID, build_proposal, connect_peer, default_user  # noqa: E402

@@ -27,8 +27,8 @@ from gateway_testkit import GatewayClient, assert_error
 from ledger_kit import PHARMACY, SCHOOL, mip, new_account  # noqa: F401
 from mip_testkit import MipClients
 
-from chaincode.mip.linkage import LinkedAccount, forge_linkage, prove_linkage
 from gateway.core.errors import Conflict
+from gateway.holder.linkage_proof import LinkedAccount, forge_linkage, prove_linkage
 from gateway.services import linkage
 from gateway.services.holders import HolderSession, holder_service
 

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 import yaml
 
-from chaincode.mip import CONTRACT_SPEC
+from chaincode.protocol.deployment import CONTRACT_SPEC
 from chaincode.shim.config import ServerConfig, load_contracts
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 FABRIC_DIR = REPO / "network" / "fabric"
 COMPOSE_DIR = FABRIC_DIR / "compose"
 PEER_COMPOSE = COMPOSE_DIR / "compose.yaml"

@@ -12,7 +12,11 @@ HKDF-SHA256) one HMAC-SHA256 tag over (verifier id, account A, account B, nonce,
 - It is bound to the verifier's id, both accounts, a nonce and an expiry, so it cannot be
   re-targeted to other accounts or reused after it expires.
 
-Account public keys come from the ledger (`Account:Get`); the proof itself travels off-chain.
+Account public keys come from the ledger (`Account:Get`); the proof itself travels off-chain,
+which is why this lives in the gateway and not in the contract: the holder's gateway proves,
+the verifier org's gateway checks, and the ledger holds only the verifier's key
+(`Linkage:RegisterVerifierKey`) and the id derived from it (chaincode/protocol/ids.py). The
+Ed25519 -> X25519 conversion is gateway/holder/x25519.py's (libsodium's, through PyNaCl).
 """
 
 from __future__ import annotations
@@ -27,19 +31,11 @@ from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    NoEncryption,
-    PrivateFormat,
-    PublicFormat,
-)
-from nacl.bindings import (
-    crypto_sign_ed25519_pk_to_curve25519,
-    crypto_sign_ed25519_sk_to_curve25519,
-)
-from nacl.exceptions import RuntimeError as NaclRuntimeError
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from chaincode.mip.canonical import canonical_json
+from chaincode.protocol.canonical import canonical_json
+from gateway.holder.errors import InvalidKeyMaterial
+from gateway.holder.x25519 import x25519_private_from_ed25519, x25519_public_from_ed25519
 
 VERSION = "MIP-LINKAGE-V1"
 MAX_TTL_S = 24 * 3600
@@ -98,15 +94,13 @@ class LinkageProof:
 
 
 def ed25519_private_to_x25519(key: Ed25519PrivateKey) -> X25519PrivateKey:
-    seed = key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
-    public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-    return X25519PrivateKey.from_private_bytes(crypto_sign_ed25519_sk_to_curve25519(seed + public))
+    return X25519PrivateKey.from_private_bytes(bytes(x25519_private_from_ed25519(key)))
 
 
 def ed25519_public_to_x25519(public_key: bytes) -> X25519PublicKey:
     try:
-        return X25519PublicKey.from_public_bytes(crypto_sign_ed25519_pk_to_curve25519(public_key))
-    except (NaclRuntimeError, ValueError, TypeError) as exc:
+        return X25519PublicKey.from_public_bytes(bytes(x25519_public_from_ed25519(public_key)))
+    except InvalidKeyMaterial as exc:
         raise LinkageError("not a valid Ed25519 public key") from exc
 
 

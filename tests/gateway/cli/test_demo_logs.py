@@ -15,7 +15,7 @@ import pytest
 from gateway.cli.demo_story import CONTENT_CANARIES, PASSWORDS, STEP_TITLES
 from gateway.demo.faces import demo_portrait
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 TOKEN = re.compile(r"mipst_[A-Za-z0-9_-]{20,}")
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from chaincode.grpc_runtime import POLLER_TRANSPORT_EXPERIMENTS
+from chaincode.protocol.grpc_runtime import POLLER_TRANSPORT_EXPERIMENTS
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 CALL = """
 import asyncio, os, sys

@@ -7,6 +7,10 @@ server. Checking only that a MAJORITY can endorse is not enough: a Gateway that 
 passes it, yet fails a key whose own policy names the third ("no combination of peers can be
 derived"). `org.hyperledger.fabric:GetMetadata` writes nothing and the
 endorsed transaction is never submitted, so the check leaves no trace on the ledger.
+
+It is a client of the network, so it lives with the client; `python -m network.fabric
+wait-ready` (scripts/network.sh) runs it, the one import of `network/` into `gateway/`
+(tests/test_import_direction.py).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from gateway_testkit import GatewayClient, assert_error
 from ledger_kit import HOSPITAL, SCHOOL, content_of, holder_log, issue, mip, new_account
 from mip_testkit import MipClients
 
-from chaincode.mip.canonical import canonical_json
+from chaincode.protocol.canonical import canonical_json
 
 __all__ = ["mip"]
 

@@ -11,7 +11,9 @@ that devnet, the chaincode server and the client each spend per submit and per e
 
 grpcio reads GRPC_EXPERIMENTS once, when `grpc` is first imported, so the packages that speak gRPC
 (chaincode, network, gateway) call `use_poller_transport()` from their `__init__`, before any of
-their modules imports grpc. A GRPC_EXPERIMENTS the operator set is left alone.
+their modules imports grpc. A GRPC_EXPERIMENTS the operator set is left alone. It lives in
+`chaincode.protocol`, the one part of `chaincode` the gateway imports, because all three packages
+call it and it needs nothing but `os`.
 """
 
 from __future__ import annotations
