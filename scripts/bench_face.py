@@ -1,7 +1,8 @@
 """Benchmark of the face engine: unlinkability, latency, duplicate search.
 
     python scripts/bench_face.py --pairs ../shared/data/lfw-dev [--json]
-        [--dedup-sizes 100000,1000000] [--frames 60] [--seed 1] [--compare-single-pass]
+        [--stages unlinkability,latency,dedup] [--dedup-sizes 100000,1000000] [--frames 60]
+        [--seed 1] [--compare-single-pass]
 
 ``--pairs DIR`` is a directory in the layout of ``../shared/data/lfw-dev`` (read by
 ``lfw_eval.read_pairs``). Verification accuracy is measured by
@@ -24,7 +25,10 @@ uses the LFW embeddings (``lfw_embeddings``, cached outside the repository) for:
   session (the default before flip averaging), with per-frame median ratios: the fair
   comparison on a shared machine.
 
-With ``--json`` the last line printed is one JSON object holding every figure.
+``--stages`` runs some of the three stages (the latency and dedup stages take minutes, the
+unlinkability stage seconds once the embeddings are cached). With ``--json`` the last line
+printed is one JSON object holding every figure; ``scripts/bench_meta.py`` wraps the run to
+record its machine and load (docs/figures/README.md).
 No image, embedding or key is written anywhere; only statistics are printed.
 """
 
@@ -65,6 +69,8 @@ from face_engine.protect import (
 from face_engine.protect.service import ProtectedFaceVerifier
 from face_engine.verify import load_operating_points
 
+STAGES = ("unlinkability", "latency", "dedup")
+
 
 # --- data --------------------------------------------------------------------------------
 def read_image(path: Path) -> np.ndarray:
@@ -81,39 +87,77 @@ def percentiles_ms(samples: list[float]) -> dict[str, float]:
             "p95_ms": round(float(np.percentile(arr, 95)), 2), "n": len(samples)}
 
 
-def unlinkability(emb: dict[str, np.ndarray], protector: TemplateProtector,
-                  limit: int = 600) -> dict[str, Any]:
-    rels = sorted(emb)
-    by_id: dict[str, str] = {}
-    for r in rels:  # one image per person, so "different people" is exact
-        by_id.setdefault(identity(r), r)
-    chosen = list(by_id.values())[:limit]
+def cross_institution_templates(emb: dict[str, np.ndarray], chosen: list[str],
+                                protector: TemplateProtector) -> tuple[np.ndarray, np.ndarray]:
+    """Each chosen image enrolled as one holder at HospitalMSP and at SchoolMSP; the two
+    decrypted transformed templates (what an attacker with the KEK but not the transform
+    key holds)."""
     hosp: list[np.ndarray] = []
     school: list[np.ndarray] = []
     for i, r in enumerate(chosen):
         for inst, out in (("HospitalMSP", hosp), ("SchoolMSP", school)):
             ref = protector.enrol(emb[r], f"holder-{i}", inst)
             out.append(protector.decrypt_transformed(ref))
-    h, s = np.array(hosp), np.array(school)
+    return np.array(hosp), np.array(school)
+
+
+def unlinkability(emb: dict[str, np.ndarray], protector: TemplateProtector,
+                  limit: int = 600, seed: int = 1, key_draws: int = 10,
+                  null_draws: int = 200, null_pairings: int = 10) -> dict[str, Any]:
+    """The same person enrolled at two institutions against different people: cosines of
+    the transformed templates, D_sys for ``protector`` and for ``key_draws - 1`` more fresh
+    key pairs (D_sys moves with the keys), and the D_sys that two samples of this size
+    drawn from one distribution give (the floor a measured D_sys is read against)."""
+    by_id: dict[str, str] = {}
+    for r in sorted(emb):  # one image per person, so "different people" is exact
+        by_id.setdefault(identity(r), r)
+    chosen = list(by_id.values())[:limit]
+    n = len(chosen)
+    bins = max(5, min(30, n // 20))  # few bins for few samples: less upward bias
+    h, s = cross_institution_templates(emb, chosen, protector)
     raw = np.array([emb[r] for r in chosen], dtype=np.float64)
     mated = np.sum(h * s, axis=1)
     non_mated = np.sum(h * np.roll(s, 1, axis=0), axis=1)
     raw_non_mated = np.sum(raw * np.roll(raw, 1, axis=0), axis=1)
+    d_sys = [linkability_dsys(mated, non_mated, bins=bins)]
+    for _ in range(key_draws - 1):
+        h2, s2 = cross_institution_templates(
+            emb, chosen, TemplateProtector(os.urandom(32), os.urandom(32)))
+        d_sys.append(linkability_dsys(np.sum(h2 * s2, axis=1),
+                                      np.sum(h2 * np.roll(s2, 1, axis=0), axis=1), bins=bins))
 
-    bins = max(5, min(30, len(chosen) // 20))  # few bins for few samples: less upward bias
+    # D_sys of a finite sample is never 0: two samples of n drawn from ONE distribution
+    # (different people's protected scores: more pairings of the same templates) show the
+    # histogram-noise floor.
+    pool = np.concatenate([np.sum(h * np.roll(s, k, axis=0), axis=1)
+                           for k in range(1, null_pairings + 1)])
+    rng = np.random.default_rng(seed)
+    null = []
+    for _ in range(null_draws):
+        drawn = rng.permutation(pool)
+        null.append(linkability_dsys(drawn[:n], drawn[n:2 * n], bins=bins))
 
     def stats(x: np.ndarray) -> dict[str, float]:
         return {"mean": round(float(x.mean()), 4), "std": round(float(x.std()), 4),
                 "max": round(float(x.max()), 4)}
 
-    return {"people": len(chosen), "cross_institution_same_person": stats(mated),
+    def spread(x: list[float]) -> dict[str, float]:
+        return {q: round(float(np.percentile(x, v)), 4)
+                for q, v in (("min", 0), ("p5", 5), ("median", 50), ("p95", 95),
+                             ("max", 100))}
+
+    return {"people": n, "cross_institution_same_person": stats(mated),
             "cross_institution_different_people": stats(non_mated),
             "raw_domain_different_people": stats(raw_non_mated),
             "raw_domain_same_image": 1.0,
-            "d_sys": round(linkability_dsys(mated, non_mated, bins=bins), 4),
+            "d_sys": round(d_sys[0], 4),
+            "d_sys_key_draws": {"draws": key_draws, **spread(d_sys)},
             "d_sys_raw_domain": round(linkability_dsys(np.ones_like(raw_non_mated),
                                                        raw_non_mated, bins=bins), 4),
-            "d_sys_bins": bins}
+            "d_sys_bins": bins,
+            "d_sys_same_distribution": {"draws": null_draws,
+                                        "different_people_pairings": len(pool),
+                                        **spread(null)}}
 
 
 def make_frame(image: np.ndarray) -> np.ndarray:
@@ -254,6 +298,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dedup-sizes", default="100000,1000000")
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--stages", default=",".join(STAGES),
+                        help="comma-separated stages to run, of " + ", ".join(STAGES)
+                        + " (default all; e.g. `unlinkability` alone takes seconds with the "
+                        "embedding cache warm)")
     parser.add_argument("--latency-only", action="store_true",
                         help="only the latency stage (for re-measuring on a quieter machine)")
     parser.add_argument("--paired-latency", action="store_true",
@@ -265,6 +313,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="LFW embedding cache (lfw_embeddings)")
     parser.add_argument("--no-cache", action="store_true")
     args = parser.parse_args(argv)
+    stages = [x.strip() for x in args.stages.split(",") if x.strip()]
+    unknown = sorted(set(stages) - set(STAGES))
+    if unknown or not stages:
+        parser.error(f"--stages: unknown {unknown} (known: {', '.join(STAGES)})" if unknown
+                     else "--stages: none given")
 
     started = time.perf_counter()
     folds = read_pairs(args.pairs / "pairs.txt")
@@ -286,17 +339,20 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {"pairs_dir": str(args.pairs),
                               "extraction": {**lfw.summary(), "from_cache": lfw.from_cache},
                               "operating_points": points,
-                              "accuracy": "scripts/bench_face_accuracy.py"}
-    report["unlinkability"] = unlinkability(emb, protector)
-    load_before = os.getloadavg()[0]
-    report["latency"] = latency(images_dir, folds, engine, detector, protector,
-                                "far_1e-3", args.frames, single)
-    # other processes on the machine inflate latencies: record how busy it was
-    report["latency"]["load_average_1min"] = [round(load_before, 2),
-                                              round(os.getloadavg()[0], 2)]
+                              "accuracy": "scripts/bench_face_accuracy.py",
+                              "stages": stages}
+    if "unlinkability" in stages:
+        report["unlinkability"] = unlinkability(emb, protector, seed=args.seed)
+    if "latency" in stages:
+        load_before = os.getloadavg()[0]
+        report["latency"] = latency(images_dir, folds, engine, detector, protector,
+                                    "far_1e-3", args.frames, single)
+        # other processes on the machine inflate latencies: record how busy it was
+        report["latency"]["load_average_1min"] = [round(load_before, 2),
+                                                  round(os.getloadavg()[0], 2)]
     report["cpu_count"] = os.cpu_count()
     sizes = [int(s) for s in args.dedup_sizes.split(",") if s.strip() and int(s) > 0]
-    if sizes:
+    if sizes and "dedup" in stages:
         real = np.stack([emb[r] for r in sorted(emb)])
         model = FaceLikeDistribution.fit(real) if len(real) > 128 else \
             FaceLikeDistribution.parametric(128, np.random.default_rng(args.seed))
@@ -395,17 +451,20 @@ def latency_only(args: argparse.Namespace, images_dir: Path,
 
 def print_report(r: dict[str, Any]) -> None:
     print(f"images {r['extraction']}; accuracy: see {r['accuracy']}")
-    u = r["unlinkability"]
-    print(f"unlinkability ({u['people']} people): same person across institutions "
-          f"{u['cross_institution_same_person']}, different people "
-          f"{u['cross_institution_different_people']}, D_sys {u['d_sys']} "
-          f"(raw domain {u['d_sys_raw_domain']})")
-    lat = r["latency"]
-    print(f"latency 640x480: detect {lat['detect']}, embed {lat['embed']}, "
-          f"full verify {lat['full_verify']}"
-          + (f", single-pass embed {lat['embed_single_pass']}" if "embed_single_pass" in lat
-             else "") + f" (load average {lat['load_average_1min']} on "
-          f"{r['cpu_count']} CPUs)")
+    if "unlinkability" in r:
+        u = r["unlinkability"]
+        print(f"unlinkability ({u['people']} people): same person across institutions "
+              f"{u['cross_institution_same_person']}, different people "
+              f"{u['cross_institution_different_people']}, D_sys {u['d_sys']} "
+              f"(over key draws {u['d_sys_key_draws']}; two samples of one distribution: "
+              f"{u['d_sys_same_distribution']}; raw domain {u['d_sys_raw_domain']})")
+    if "latency" in r:
+        lat = r["latency"]
+        print(f"latency 640x480: detect {lat['detect']}, embed {lat['embed']}, "
+              f"full verify {lat['full_verify']}"
+              + (f", single-pass embed {lat['embed_single_pass']}"
+                 if "embed_single_pass" in lat else "")
+              + f" (load average {lat['load_average_1min']} on {r['cpu_count']} CPUs)")
     if "dedup" in r:
         d = r["dedup"]
         print(f"dedup synthetic check: {d['synthetic_check']}")

@@ -30,18 +30,17 @@ from all three folds) are checked against the threshold this protocol gives on a
 The protected path (keyed rotation + AES-GCM, ``TemplateProtector``) is measured on the same
 official pairs at the held-out thresholds; its scores equal the raw cosines to float32
 rounding. Embeddings come from ``lfw_embeddings`` (cached outside the repository). The JSON
-written to ``--out`` (and printed as the last line with ``--json``) carries the run's machine,
-load, date and commit under ``meta``.
+written to ``--out`` (and printed as the last line with ``--json``) starts with the run's
+metadata (``bench_meta.RunMeta``: date, command, machine, commit, load average at start and
+end), which ``scripts/figures.py`` requires; its ``face-accuracy`` renderer draws the README's
+and ``docs/face.md``'s tables from it.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -50,6 +49,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench_meta import RunMeta, write_json
 from lfw_embeddings import PIPELINES, default_cache_dir, load_or_extract
 from lfw_eval import (
     FAR_TARGETS,
@@ -69,49 +69,6 @@ from face_engine.verify import CALIBRATION_PATH, SINGLE_CROP_CALIBRATION_PATH
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "docs" / "figures" / "face-accuracy.json"
 STORED = {"flip_average": CALIBRATION_PATH, "single_crop": SINGLE_CROP_CALIBRATION_PATH}
-
-
-# --- run metadata (to be replaced by the shared bench metadata module) --------------------
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _mem_gib() -> float | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return round(int(line.split()[1]) / 2**20, 1)
-    except OSError:
-        pass
-    return None
-
-
-def _git(*args: str) -> str | None:
-    try:
-        out = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
-                             timeout=10, check=True)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip()
-
-
-def run_metadata(load_start: list[float], argv: list[str]) -> dict[str, Any]:
-    """Where and when the figures were measured: machine, load at start and end, UTC date,
-    commit and whether the tree had uncommitted changes, the command."""
-    status = _git("status", "--porcelain", "--untracked-files=no")
-    return {"machine": {"cpu_model": _cpu_model(), "cores": os.cpu_count(),
-                        "mem_gib": _mem_gib(), "os": platform.platform(),
-                        "python": platform.python_version()},
-            "load_start": load_start, "load_end": [round(x, 2) for x in os.getloadavg()],
-            "date_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "commit": _git("rev-parse", "HEAD"), "dirty": bool(status) if status is not None
-            else None, "command": " ".join(["scripts/bench_face_accuracy.py", *argv])}
 
 
 # --- measurement -------------------------------------------------------------------------
@@ -173,7 +130,6 @@ def measure(pairs_dir: Path, cache_dir: Path | None) -> dict[str, Any]:
     candidates = {p: lfw.embeddings(p) for p in PIPELINES}
     protected, worst = protected_scores(folds, candidates[PIPELINES[0]])
     report: dict[str, Any] = {
-        "bench": "face-accuracy",
         "dataset": {
             "name": f"LFW View 2 (deep-funneled 250x250), folds 1-{len(folds)}",
             "folds": len(folds), "genuine_pairs_per_fold": len(folds[0].genuine),
@@ -254,16 +210,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache-dir", type=Path, default=default_cache_dir())
     ap.add_argument("--no-cache", action="store_true", help="embed afresh, store nothing")
     args = ap.parse_args(argv)
-    load_start = [round(x, 2) for x in os.getloadavg()]
-    report = measure(args.pairs, None if args.no_cache else args.cache_dir)
-    report["meta"] = run_metadata(load_start, argv)
+    meta = RunMeta("face-accuracy", [str(Path(__file__)), *argv])
+    report = meta.report(measure(args.pairs, None if args.no_cache else args.cache_dir))
     print_summary(report)
-    text = json.dumps(report, sort_keys=True)
     if not args.no_out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
+        write_json(args.out, report)
     if args.json:
-        print(text)
+        print(json.dumps(report))
     return 0
 
 

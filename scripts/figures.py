@@ -277,14 +277,266 @@ def render_face_latency(names: list[str], reports: list[Report]) -> list[str]:
 def render_face_dedup(names: list[str], reports: list[Report]) -> list[str]:
     """scripts/bench_face.py's duplicate-search stage (its `dedup` key)."""
     rows = ["| run | references | search p50 / p95 ms | planted found | false candidates "
-            "per search |", "|---|---|---|---|---|"]
+            "per search (searches with one) | snapshot write / open s, size | load (1 min) |",
+            "|---|---|---|---|---|---|---|"]
+    goals: list[str] = []
     for name, r in zip(names, reports, strict=True):
-        for size, d in r["dedup"]["sizes"].items():
+        sizes = r["dedup"]["sizes"]
+        for size, d in sizes.items():
             s = d["search"]
             rows.append(f"| `{name}` | {int(size):,} | **{s['p50_ms']:.1f}** / "
-                        f"{s['p95_ms']:.1f} | {d['planted_duplicates']} | "
-                        f"{d['false_candidates_per_search']} |")
+                        f"{s['p95_ms']:.1f} | {d['planted_found']} of "
+                        f"{d['planted_duplicates']} | {d['false_candidates_per_search_mean']} "
+                        f"({d['searches_with_false_candidates'] * 100:.0f} %) | "
+                        f"{d['snapshot_write_s']:.2f} / {d['open_s']:.2f}, "
+                        f"{d['bytes_on_disk'] / 2**20:,.0f} MiB | "
+                        f"{d['load_average_1min']:.2f} |")
+        largest = max(sizes, key=int)
+        p50 = sizes[largest]["search"]["p50_ms"]
+        goals.append(
+            f"Goal (`{name}`): search p50 ≤ 50 ms at 1,000,000 references: "
+            + (f"{met(p50 <= 50)} ({p50:.1f} ms){load_caveat(r)}." if int(largest) >= 10**6
+               else f"not measured (largest size {int(largest):,}).")
+            + f" Peak memory of the run {num(r['peak_rss_mib'] / 1024, 1)} GiB.")
+    return [*rows, "", *goals]
+
+
+# --- face accuracy (scripts/bench_face_accuracy.py) ---------------------------------------
+
+PIPELINE_NAMES = {"flip_average": "flip average", "single_crop": "single crop"}
+GOAL_TAR = 0.99  # TAR at FAR 1e-3, held out (issue #14)
+FAR_POINTS = ("far_1e-3", "far_1e-4")
+
+
+def pct(x: float) -> str:
+    return f"{x * 100:.2f} %"
+
+
+def sci(x: float, digits: int = 2) -> str:
+    """1.03e-3, not 1.03e-03."""
+    mantissa, exponent = f"{x:.{digits}e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def counts(r: dict[str, Any], kind: str = "genuine") -> str:
+    return f"{r[f'{kind}_accepted']}/{r[f'{kind}_pairs']}"
+
+
+def folds_text(folds: list[int]) -> str:
+    return ", ".join(str(f) for f in folds)
+
+
+def pooled_far_all_pairs(per_fold: list[dict[str, Any]], point: str) -> float:
+    """Different-person pairs of the held-out folds accepted, over all of them."""
+    return (sum(r[point]["different_person_accepted"] for r in per_fold)
+            / sum(r["test_different_person_pairs"] for r in per_fold))
+
+
+def accuracy_headline(name: str, r: Report) -> list[str]:
+    """The held-out table: one row per held-out fold, then all folds in bold."""
+    ho = r["held_out"]
+    rows = ["| held-out fold (calibrated on) | pipeline chosen | `far_1e-3`: t / TAR / FAR "
+            "official / FAR all pairs / accuracy | `far_1e-4`: t / TAR / FAR official / FAR "
+            "all pairs | LFW accuracy | EER |", "|---|---|---|---|---|---|"]
+    for f in ho["per_fold"]:
+        a, b = f["far_1e-3"], f["far_1e-4"]
+        rows.append(
+            f"| {f['test_fold']} ({folds_text(f['calibration_folds'])}) | "
+            f"{PIPELINE_NAMES.get(f['pipeline'], f['pipeline'])} | {a['threshold']:.4f} / "
+            f"{pct(a['tar'])} ({counts(a)}) / {counts(a, 'impostor')} / "
+            f"{sci(a['far_different_person_pairs'])} / {pct(a['accuracy'])} | "
+            f"{b['threshold']:.4f} / {pct(b['tar'])} ({counts(b)}) / {counts(b, 'impostor')} / "
+            f"{sci(b['far_different_person_pairs'])} | {pct(f['lfw_accuracy']['accuracy'])} | "
+            f"{pct(f['eer'])} |")
+    m, p = ho["mean"], ho["pooled"]
+    a, b = p["far_1e-3"], p["far_1e-4"]
+    rows.append(
+        f"| **all {len(ho['per_fold'])} folds** (counts pooled; FAR all pairs pooled; "
+        f"accuracy, EER: mean of folds) | | **{pct(a['tar'])}** ({counts(a)}) / "
+        f"{counts(a, 'impostor')} / **{sci(pooled_far_all_pairs(ho['per_fold'], 'far_1e-3'))}**"
+        f" / {pct(m['far_1e-3']['accuracy'])} | **{pct(b['tar'])}** ({counts(b)}) / "
+        f"{counts(b, 'impostor')} / {sci(pooled_far_all_pairs(ho['per_fold'], 'far_1e-4'))} | "
+        f"**{pct(p['lfw_accuracy']['accuracy'])}** | {pct(m['eer'])} |")
     return rows
+
+
+def accuracy_goal(name: str, r: Report) -> str:
+    ho = r["held_out"]
+    a = ho["pooled"]["far_1e-3"]
+    rejected = a["genuine_pairs"] - a["genuine_accepted"]
+    return (f"Goal (`{name}`): TAR ≥ {GOAL_TAR * 100:.0f} % at FAR 1e-3, held out: "
+            f"{met(a['tar'] >= GOAL_TAR)} — {pct(a['tar'])} ({rejected} of "
+            f"{a['genuine_pairs']} genuine pairs rejected), with FAR "
+            f"{sci(pooled_far_all_pairs(ho['per_fold'], 'far_1e-3'))} on the held-out folds' "
+            f"different-person pairs (target 1e-3) and {counts(a, 'impostor')} official "
+            "impostor pairs accepted.")
+
+
+def accuracy_details(r: Report) -> list[str]:
+    """What the folds, the pipeline choice and the protected path say, from the same JSON."""
+    ho, product = r["held_out"], r["extraction"]["pipeline_in_product"]
+    per_fold = ho["per_fold"]
+    tars = [f["far_1e-3"]["tar"] for f in per_fold]
+    fars = [f["far_1e-3"]["far_different_person_pairs"] for f in per_fold]
+    genuine = per_fold[0]["far_1e-3"]["genuine_pairs"]
+    out = [f"Between folds the held-out TAR at `far_1e-3` spans "
+           f"{(max(tars) - min(tars)) * 100:.2f} points ({genuine} genuine pairs per fold: "
+           f"one pair is {100 / genuine:.2f} points) and the FAR on all different-person "
+           f"pairs a factor {max(fars) / min(fars):.1f}."]
+    for f in per_fold:
+        if f["pipeline"] == product:
+            continue
+        choice = f["pipeline_choice"]
+        out.append(
+            f"On fold {f['test_fold']} the choice rule, on folds "
+            f"{folds_text(f['calibration_folds'])}, preferred the "
+            f"{PIPELINE_NAMES.get(f['pipeline'], f['pipeline'])}: TAR at `far_1e-3` over their "
+            f"{choice[f['pipeline']]['same_person_pairs']:,} same-person pairs "
+            f"{pct(choice[f['pipeline']]['far_1e-3'])} against "
+            f"{pct(choice[product]['far_1e-3'])} for the "
+            f"{PIPELINE_NAMES.get(product, product)}, which the product runs.")
+    protected = [(f, point) for f in per_fold for point in FAR_POINTS
+                 if "protected" in f[point]]
+    same = all(f[point]["protected"]["genuine_accepted"] == f[point]["genuine_accepted"]
+               and f[point]["protected"]["impostor_accepted"] == f[point]["impostor_accepted"]
+               for f, point in protected)
+    on = sorted({f["test_fold"] for f, _ in protected})
+    out.append(
+        f"Protected path (keyed rotation + AES-GCM) on the folds where the "
+        f"{PIPELINE_NAMES.get(product, product)} was chosen ({folds_text(on)}): "
+        f"{'the same' if same else '**different**'} accept decisions as the raw scores; "
+        f"largest score change protected vs raw over all official pairs: "
+        f"{sci(r['protected_max_abs_score_change'], 1)}.")
+    return [" ".join(out)]
+
+
+
+def accuracy_labelled_rows(r: Report) -> list[str]:
+    """Rows that are not fully held out, each saying what is not."""
+    product = r["extraction"]["pipeline_in_product"]
+    rows = ["| | `far_1e-3` TAR | `far_1e-4` TAR | what is not held out |",
+            "|---|---|---|---|"]
+    for pipeline, block in r["held_out_thresholds_pipeline_fixed"].items():
+        p = block["pooled"]
+        per = " / ".join(f"{f['far_1e-3']['tar'] * 100:.2f}" for f in block["per_fold"])
+        why = ("the pipeline: the product's, chosen earlier with all folds in view"
+               if pipeline == product else "the pipeline")
+        rows.append(f"| thresholds held out, {PIPELINE_NAMES.get(pipeline, pipeline)} imposed "
+                    f"on every fold | {pct(p['far_1e-3']['tar'])} ({counts(p['far_1e-3'])}; "
+                    f"per fold {per} %) | {pct(p['far_1e-4']['tar'])} "
+                    f"({counts(p['far_1e-4'])}) | {why} |")
+    stored = r["stored_operating_points"]
+    for pipeline, block in r["in_sample"].items():
+        a, b = block["far_1e-3"], block["far_1e-4"]
+        source = stored.get(pipeline, {})
+        # the stored points are named only where this run recomputed them to the digit
+        current = bool(source) and all(
+            source[pt]["stored_threshold"] == source[pt]["recomputed_threshold"]
+            for pt in FAR_POINTS)
+        where = (f"the stored points of `{source['file']}`" if current
+                 else "thresholds from all folds")
+        rows.append(f"| **in-sample**, {PIPELINE_NAMES.get(pipeline, pipeline)}: {where} "
+                    f"(t = {a['threshold']} / {b['threshold']}) on the same folds' "
+                    f"{a['genuine_pairs']} genuine pairs | {pct(a['tar'])} ({counts(a)}) | "
+                    f"{pct(b['tar'])} ({counts(b)}) | thresholds and pipeline |")
+    block = r["in_sample"][product]
+    a = block["far_1e-3"]
+    rows.append(f"| **in-sample**, {PIPELINE_NAMES.get(product, product)}: threshold from "
+                f"the {a['impostor_pairs']} official impostor pairs (t = "
+                f"{a['threshold_from_official_impostors']:.4f}, above the highest; FAR "
+                f"0/{a['impostor_pairs']} can show neither 1e-3 nor 1e-4) | "
+                f"{pct(a['tar_threshold_from_official_impostors'])} | "
+                f"{pct(block['far_1e-4']['tar_threshold_from_official_impostors'])} | "
+                "threshold set on the test impostors |")
+    rows.append(f"| **in-sample**, {PIPELINE_NAMES.get(product, product)}: best accuracy / "
+                f"EER over the {a['genuine_pairs'] + a['impostor_pairs']:,} official pairs | "
+                f"{pct(block['best_accuracy'])} / {pct(block['eer'])} | | threshold set on "
+                "the test pairs |")
+    return rows
+
+
+def render_face_accuracy(names: list[str], reports: list[Report]) -> list[str]:
+    """scripts/bench_face_accuracy.py: the held-out table, the goal, the labelled rows."""
+    out: list[str] = []
+    for name, r in zip(names, reports, strict=True):
+        d, x = r["dataset"], r["extraction"]
+        out += [f"`{name}`: {d['name']}, {d['genuine_pairs_per_fold']} genuine + "
+                f"{d['impostor_pairs_per_fold']} impostor official pairs per fold; "
+                f"{x['images']:,} images, a face found in {x['face_found']:,}, "
+                f"{x['quality_pass']:,} pass the quality gate; people shared between folds: "
+                f"{len(d['people_shared_between_folds']) or 'none'}.", "",
+                "Held out:", "", *accuracy_headline(name, r),
+                "", accuracy_goal(name, r), "", *accuracy_details(r), "",
+                f"Labelled rows beside the headline (`{name}`):", "",
+                *accuracy_labelled_rows(r)]
+    return out
+
+
+def render_face_accuracy_summary(names: list[str], reports: list[Report]) -> list[str]:
+    """The README's: the held-out headline against the in-sample figures, and the goal."""
+    rows = ["| run, LFW View 2 | TAR at FAR 1e-3 | TAR at FAR 1e-4 | FAR on different-person "
+            "pairs at 1e-3 / 1e-4 | LFW accuracy | EER |", "|---|---|---|---|---|---|"]
+    goals: list[str] = []
+    for name, r in zip(names, reports, strict=True):
+        ho, product = r["held_out"], r["extraction"]["pipeline_in_product"]
+        p, m, per = ho["pooled"], ho["mean"], ho["per_fold"]
+        a, b = p["far_1e-3"], p["far_1e-4"]
+        rows.append(
+            f"| `{name}`: **held out** (leave one fold out, {r['dataset']['folds']} folds "
+            f"pooled) | **{pct(a['tar'])}** ({counts(a)}) | {pct(b['tar'])} ({counts(b)}) | "
+            f"{sci(pooled_far_all_pairs(per, 'far_1e-3'))} / "
+            f"{sci(pooled_far_all_pairs(per, 'far_1e-4'))} | "
+            f"{pct(p['lfw_accuracy']['accuracy'])} | {pct(m['eer'])} (mean of folds) |")
+        rows.append(
+            "| held out, per fold " + " / ".join(str(f["test_fold"]) for f in per) + " | "
+            + " / ".join(f"{f['far_1e-3']['tar'] * 100:.2f}" for f in per) + " % | "
+            + " / ".join(f"{f['far_1e-4']['tar'] * 100:.2f}" for f in per) + " % | | "
+            + " / ".join(f"{f['lfw_accuracy']['accuracy'] * 100:.2f}" for f in per) + " % | "
+            + " / ".join(f"{f['eer'] * 100:.2f}" for f in per) + " % |")
+        s = r["in_sample"][product]
+        sa, sb = s["far_1e-3"], s["far_1e-4"]
+        rows.append(
+            f"| **in-sample**, not held out (thresholds read off the same pairs; "
+            f"{PIPELINE_NAMES.get(product, product)}, the stored points) | {pct(sa['tar'])} "
+            f"({counts(sa)}) | {pct(sb['tar'])} ({counts(sb)}) | "
+            f"{sci(sa['far_different_person_pairs'])} / {sci(sb['far_different_person_pairs'])}"
+            f" | {pct(s['best_accuracy'])} (best) | {pct(s['eer'])} |")
+        goals.append(accuracy_goal(name, r))
+    return [*rows, "", *goals]
+
+
+# --- unlinkability (scripts/bench_face.py --stages unlinkability) -----------------------
+
+
+def render_face_unlinkability(names: list[str], reports: list[Report]) -> list[str]:
+    """The same person's protected references at two institutions against different
+    people's: cosines and D_sys, read against the floor of the sample size."""
+    out: list[str] = []
+    for name, r in zip(names, reports, strict=True):
+        u = r["unlinkability"]
+        out += [f"`{name}`: {u['people']} LFW people, one image each, enrolled as one holder "
+                "at HospitalMSP and at SchoolMSP; cosine of the two decrypted transformed "
+                "templates (an attacker with the KEK but not the transform key).", "",
+                "| cosine | mean | std | max |", "|---|---|---|---|"]
+        for label, key in (("same person, two institutions", "cross_institution_same_person"),
+                           ("different people, two institutions",
+                            "cross_institution_different_people"),
+                           ("different people, raw embeddings (for contrast)",
+                            "raw_domain_different_people")):
+            x = u[key]
+            out.append(f"| {label} | {x['mean']:.3f} | {x['std']:.3f} | {x['max']:.3f} |")
+        keys, floor = u["d_sys_key_draws"], u["d_sys_same_distribution"]
+        within = floor["p5"] <= keys["median"] <= floor["p95"]
+        out += ["", f"D_sys (global linkability, 0 = unlinkable, 1 = fully linkable), "
+                f"{u['d_sys_bins']} bins: **{keys['median']:.3f}** for the protected "
+                f"references, median over {keys['draws']} fresh key pairs "
+                f"({keys['min']:.3f}–{keys['max']:.3f}); two samples of {u['people']} drawn "
+                f"from one distribution give {floor['p5']:.3f}–{floor['p95']:.3f} (5th–95th "
+                f"percentile of {floor['draws']} draws), so the median is "
+                f"{'within' if within else '**outside**'} the noise floor of this sample "
+                f"size; raw embeddings {u['d_sys_raw_domain']:.1f} (the same image gives "
+                "cosine 1)."]
+    return out
 
 
 Renderer = Callable[[list[str], list[Report]], list[str]]
@@ -296,18 +548,13 @@ RENDERERS: dict[str, Renderer] = {
     "vault": render_vault,
     "face-latency": render_face_latency,
     "face-dedup": render_face_dedup,
+    "face-accuracy": render_face_accuracy,
+    "face-accuracy-summary": render_face_accuracy_summary,
+    "face-unlinkability": render_face_unlinkability,
 }
-# Blocks whose body is kept as written until their bench's JSON exists.
-# TODO(faceacc): wire `face-accuracy` to the held-out face accuracy JSON of
-# scripts/bench_face.py / calibrate_face.py (being redone under issue #14 item 2): add a
-# render_face_accuracy(names, reports) to RENDERERS, name its docs/figures/ file in the
-# README's and docs/face.md's `<!-- figures:face-accuracy FILE -->` markers, and drop it here.
-KEPT_AS_WRITTEN = frozenset({"face-accuracy"})
 
 
-def render_block(name: str, files: list[str], body: str, figures: Path) -> str:
-    if name in KEPT_AS_WRITTEN:
-        return body
+def render_block(name: str, files: list[str], figures: Path) -> str:
     renderer = RENDERERS.get(name)
     if renderer is None:
         raise FigureError(f"unknown figure block {name!r} (known: {', '.join(RENDERERS)})")
@@ -321,7 +568,7 @@ def render_block(name: str, files: list[str], body: str, figures: Path) -> str:
 def render_text(text: str, figures: Path, where: str = "") -> str:
     def one(match: re.Match[str]) -> str:
         try:
-            body = render_block(match["name"], match["args"].split(), match["body"], figures)
+            body = render_block(match["name"], match["args"].split(), figures)
         except FigureError as exc:
             raise FigureError(f"{where}: {exc}") from None
         return match["open"] + body + match["close"]

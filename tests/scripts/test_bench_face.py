@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.script_module import load_script
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -24,6 +26,9 @@ def _small_pairs_dir(shared: Path, target: Path) -> Path:
     (target / "pairs.txt").write_text("2 3\n" + "\n".join(body) + "\n")
     (target / "images").symlink_to(shared / "data/lfw-dev/images")
     return target
+
+
+missing_metadata = load_script("bench_meta").missing_metadata
 
 
 def _run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -46,6 +51,23 @@ def test_bench_json_smoke(shared_dir: Path, tmp_path: Path) -> None:
     assert dedup["planted_found"] == dedup["planted_duplicates"] > 0
     assert dedup["search"]["p50_ms"] > 0
     assert report["peak_rss_mib"] > 0
+    unlink = report["unlinkability"]
+    assert unlink["people"] > 5 and unlink["d_sys_raw_domain"] == 1.0
+    assert unlink["d_sys_key_draws"]["draws"] == 10
+    assert unlink["d_sys_key_draws"]["min"] <= unlink["d_sys"] <= unlink["d_sys_key_draws"]["max"]
+    floor = unlink["d_sys_same_distribution"]
+    assert floor["draws"] == 200 and 0.0 <= floor["p5"] <= floor["p95"] <= 1.0
+
+    # one stage alone (the cache is warm now): only its figures
+    proc = _run("bench_face.py", "--pairs", str(pairs), "--json", "--stages", "unlinkability",
+                "--cache-dir", str(tmp_path / "cache"))
+    alone = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert alone["stages"] == ["unlinkability"] and alone["extraction"]["from_cache"] is True
+    assert "unlinkability" in alone and "latency" not in alone and "dedup" not in alone
+    bad = subprocess.run([sys.executable, str(REPO / "scripts/bench_face.py"), "--pairs",
+                          str(pairs), "--stages", "unlinkability,nope"],
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert bad.returncode == 2 and "unknown ['nope']" in bad.stderr
 
 
 def test_accuracy_bench_held_out_json_and_cache(shared_dir: Path, tmp_path: Path) -> None:
@@ -73,10 +95,14 @@ def test_accuracy_bench_held_out_json_and_cache(shared_dir: Path, tmp_path: Path
         stored = report["stored_operating_points"][pipeline]
         assert stored["far_1e-3"]["stored_threshold"] > 0.0
     assert report["protected_max_abs_score_change"] < 1e-5
-    meta = report["meta"]
-    assert meta["machine"]["cores"] >= 1 and meta["machine"]["cpu_model"]
-    assert len(meta["commit"]) == 40 and isinstance(meta["dirty"], bool)
-    assert len(meta["load_start"]) == 3 and meta["date_utc"].endswith("+00:00")
+    # the standard run metadata (scripts/bench_meta.py), which scripts/figures.py requires
+    assert "meta" not in report
+    assert missing_metadata(report) == []
+    assert report["machine"]["cores"] >= 1 and report["machine"]["cpu_model"]
+    assert len(report["machine"]["commit"]) == 40
+    assert isinstance(report["machine"]["dirty"], bool)
+    assert len(report["loadavg_start"]) == 3 and report["date"].endswith("+00:00")
+    assert report["command"].startswith("python scripts/bench_face_accuracy.py --pairs ")
     assert "HELD OUT" in first.stdout and "IN-SAMPLE" in first.stdout
 
     # the second run reads the cache and gives the same figures
@@ -88,8 +114,6 @@ def test_accuracy_bench_held_out_json_and_cache(shared_dir: Path, tmp_path: Path
 
 
 def test_embedding_cache_key_covers_the_images(tmp_path: Path) -> None:
-    from tests.script_module import load_script
-
     le = load_script("lfw_embeddings")
     (tmp_path / "A").mkdir()
     (tmp_path / "A/A_0001.jpg").write_bytes(b"one")

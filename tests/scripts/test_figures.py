@@ -44,9 +44,12 @@ def test_check_passes_on_the_repo() -> None:
 def test_every_figure_section_has_rendered_blocks() -> None:
     readme = (REPO / "README.md").read_text()
     found = {m["name"] for m in figures.BLOCK.finditer(readme)}
-    assert {"ledger", "mip", "gateway", "shim", "face-accuracy", "face-latency"} <= found
+    assert {"ledger", "mip", "gateway", "shim", "face-accuracy-summary", "face-latency",
+            "face-dedup"} <= found
     for doc in ("ledger.md", "face.md"):
         assert figures.BLOCK.search((REPO / "docs" / doc).read_text()), doc
+    face = {m["name"] for m in figures.BLOCK.finditer((REPO / "docs/face.md").read_text())}
+    assert {"face-accuracy", "face-unlinkability", "face-latency", "face-dedup"} <= face
 
 
 def test_a_changed_number_in_the_readme_fails_the_check(tmp_path: Path) -> None:
@@ -131,9 +134,71 @@ def test_a_ratio_only_between_sides_of_one_run(tmp_path: Path) -> None:
     assert "Run `a.json`" in two_runs and "Run `b.json`" in two_runs
 
 
-def test_kept_block_is_left_as_written(tmp_path: Path) -> None:
+def test_no_block_is_kept_as_written(tmp_path: Path) -> None:
+    """Every block names its JSON: one without a file is refused, not kept as written."""
     text = "<!-- figures:face-accuracy -->\n| hand | written |\n<!-- /figures:face-accuracy -->"
-    assert figures.render_text(text, tmp_path) == text
+    with pytest.raises(figures.FigureError, match="names no JSON file"):
+        figures.render_text(text, tmp_path)
+    for doc in figures.documents(REPO):
+        for block in figures.BLOCK.finditer(doc.read_text()):
+            assert block["args"].split(), (doc.name, block["name"])
+
+
+def face_accuracy_block(name: str, figures_dir: Path) -> str:
+    return figures.render_text(
+        f"<!-- figures:{name} face-accuracy.json -->\n<!-- /figures:{name} -->", figures_dir)
+
+
+@pytest.mark.parametrize("renderer", ["face-accuracy", "face-accuracy-summary"])
+def test_face_accuracy_headline_is_the_pooled_held_out_tar(renderer: str,
+                                                           tmp_path: Path) -> None:
+    report = json.loads((REPO / "docs/figures/face-accuracy.json").read_text())
+    pooled = report["held_out"]["pooled"]["far_1e-3"]
+    headline = f"**{pooled['tar'] * 100:.2f} %** ({pooled['genuine_accepted']}/" \
+               f"{pooled['genuine_pairs']})"
+    rendered = face_accuracy_block(renderer, REPO / "docs/figures")
+    assert headline in rendered
+    # the goal's verdict is computed from the same pooled TAR
+    verdict = "**met**" if pooled["tar"] >= 0.99 else "**not met**"
+    assert f"TAR ≥ 99 % at FAR 1e-3, held out: {verdict}" in rendered
+    # the in-sample figure is shown, and labelled, beside it
+    in_sample = report["in_sample"]["flip_average"]["far_1e-3"]["tar"]
+    assert f"{in_sample * 100:.2f} %" in rendered and "**in-sample**" in rendered
+
+    # another pooled TAR in the file: another headline and, past 99 %, another verdict
+    shutil.copytree(REPO / "docs/figures", tmp_path / "figures")
+    pooled.update(genuine_accepted=pooled["genuine_pairs"] - 1,
+                  tar=(pooled["genuine_pairs"] - 1) / pooled["genuine_pairs"])
+    bench_meta.write_json(tmp_path / "figures/face-accuracy.json", report)
+    changed = face_accuracy_block(renderer, tmp_path / "figures")
+    assert f"**{pooled['tar'] * 100:.2f} %** ({pooled['genuine_accepted']}/" in changed
+    assert headline not in changed
+    assert "TAR ≥ 99 % at FAR 1e-3, held out: **met**" in changed
+
+
+def test_face_accuracy_rows_say_what_is_not_held_out() -> None:
+    rendered = face_accuracy_block("face-accuracy", REPO / "docs/figures")
+    report = json.loads((REPO / "docs/figures/face-accuracy.json").read_text())
+    rows = [line for line in rendered.splitlines() if line.startswith("| ")]
+    # one row per held-out fold and the pooled row, in the headline table
+    for fold in report["held_out"]["per_fold"]:
+        assert any(r.startswith(f"| {fold['test_fold']} (") for r in rows)
+    labelled = [r for r in rows if "imposed on every fold" in r or "**in-sample**" in r]
+    assert len(labelled) == 2 + 2 + 2  # two pipelines imposed, two stored, two more in-sample
+    assert all(r.rstrip(" |").split("| ")[-1].strip() for r in labelled)  # a reason each
+    assert "largest score change protected vs raw" in rendered
+
+
+def test_unlinkability_is_read_against_the_floor(tmp_path: Path) -> None:
+    report = json.loads((REPO / "docs/figures/face-unlinkability.json").read_text())
+    text = ("<!-- figures:face-unlinkability face-unlinkability.json -->\n"
+            "<!-- /figures:face-unlinkability -->")
+    rendered = figures.render_text(text, REPO / "docs/figures")
+    keys = report["unlinkability"]["d_sys_key_draws"]
+    assert f"**{keys['median']:.3f}**" in rendered
+    report["unlinkability"]["d_sys_key_draws"]["median"] = 0.5
+    bench_meta.write_json(tmp_path / "face-unlinkability.json", report)
+    assert "**outside** the noise floor" in figures.render_text(text, tmp_path)
 
 
 def test_run_meta_records_the_run() -> None:
