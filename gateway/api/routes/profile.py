@@ -7,13 +7,12 @@ key to a grantee's X25519 profile key (`GET /profile/key` tells a holder theirs)
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 from nacl.public import PublicKey
 
+from chaincode.protocol.encoding import b64, unb64
 from gateway.api.deps import HolderDep, StateDep
 from gateway.api.models.profile import (
     RECORD_ID,
@@ -39,17 +38,14 @@ def _store(state: AppState) -> ProfileStore:
 
 
 def _unb64(text: str, what: str) -> bytes:
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidRequest(f"{what} must be standard base64") from None
+    return unb64(text, what, InvalidRequest)
 
 
 @router.get("/profile/key", response_model=ProfileKeyOut)
 async def profile_key(holder: HolderDep) -> ProfileKeyOut:
     holder.require_level(2)
-    return ProfileKeyOut(public_key=base64.b64encode(
-        bytes(holder.profile_key().public_key)).decode())
+    return ProfileKeyOut(public_key=b64(
+        bytes(holder.profile_key().public_key)))
 
 
 @router.post("/profile/records", response_model=ProfileRecordOut, status_code=201)
@@ -86,7 +82,7 @@ async def open_record(record_id: RecordId, state: StateDep,
     except (RecordNotFound, AccessDenied):
         # Not yours and not shared to you reads as absent.
         raise NotFound("no such profile record", code="record_not_found") from None
-    return ProfileRecordData(record_id=record_id, data=base64.b64encode(data).decode())
+    return ProfileRecordData(record_id=record_id, data=b64(data))
 
 
 @router.post("/profile/records/{record_id}/shares", status_code=204)
