@@ -229,3 +229,15 @@ def test_bench_meta_wraps_a_bench_json_line(tmp_path: Path) -> None:
     assert report["bench"] == "toy" and report["tx_per_s"] == 5
     assert bench_meta.missing_metadata(report) == []
     assert bench_meta.main(["--json", str(out), "--", sys.executable, "-c", "print(1)"]) == 2
+
+
+def test_the_overload_caveat_reads_the_load_before_the_run() -> None:
+    """A bench keeps both cores busy itself, so only the load it started under says whether
+    other jobs were competing."""
+    quiet_start = {"loadavg_start": [0.4, 1.0, 2.2], "loadavg_end": [2.4, 1.5, 2.3],
+                   "machine": {"cores": 2}}
+    busy_start = {**quiet_start, "loadavg_start": [6.0, 5.0, 4.0]}
+    end_only = {**quiet_start, "loadavg_start": None, "loadavg_end": [3.1, 2.0, 1.0]}
+    assert figures.load_caveat(quiet_start) == ""
+    assert "started at load 6.0 on 2 cores" in figures.load_caveat(busy_start)
+    assert "load 3.1" in figures.load_caveat(end_only)
