@@ -63,7 +63,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat 
 from chaincode.mip.kyc_credentials import (  # noqa: E402
     check_issuer_documents,
     check_revocation_documents,
-    time_verification,
+    verify_account_presentation,
 )
 from chaincode.protocol.canonical import canonical_json  # noqa: E402
 from chaincode.protocol.credential_terms import public_terms, salted_hash  # noqa: E402
@@ -366,10 +366,14 @@ def kyc_verify_ms(kyc: KycIssuer, rounds: int = 5) -> float:
     presentation = wallet.present(public_raw(key), pseudonym, 2)
     documents = check_issuer_documents(kyc.org, *kyc.public_documents())
     registry = check_revocation_documents(documents, *kyc.revocation_documents())
-    seconds = time_verification(presentation, account_nonce(public_raw(key), pseudonym), 2,
-                                {kyc.cred_def_id: documents}, {registry.rev_reg_id: registry},
-                                rounds=rounds)
-    return round(seconds * 1000, 1)
+    nonce = account_nonce(public_raw(key), pseudonym)
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        verify_account_presentation(presentation, nonce, 2, {kyc.cred_def_id: documents},
+                                    {registry.rev_reg_id: registry})
+        times.append(time.perf_counter() - start)
+    return round(median(times) * 1000, 1)
 
 
 # --- the report -------------------------------------------------------------------------------

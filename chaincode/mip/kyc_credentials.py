@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -253,17 +252,3 @@ def verify_account_presentation(
     return VerifiedPresentation(issuer.cred_def_id, digest,
                                 registry.rev_reg_id if registry else None,
                                 registry.timestamp if registry else None)
-
-
-def time_verification(
-    presentation: dict[str, Any], nonce: str, min_level: int,
-    issuers: Mapping[str, IssuerDocuments],
-    revocation: Mapping[str, RevocationDocuments] | None = None, rounds: int = 5,
-) -> float:
-    """Median seconds of `verify_account_presentation` (benchmark helper)."""
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        verify_account_presentation(presentation, nonce, min_level, issuers, revocation)
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
