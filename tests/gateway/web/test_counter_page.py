@@ -35,7 +35,7 @@ import pytest
 from browser_kit import chromium_missing_reason, context_options, launch_options, serving
 from playwright.sync_api import Page, Playwright, expect
 
-SERVICE_TESTS = Path(__file__).resolve().parents[1] / "service"
+SERVICE_TESTS = Path(__file__).resolve().parents[1] / "services"
 if str(SERVICE_TESTS) not in sys.path:
     sys.path.append(str(SERVICE_TESTS))
 
