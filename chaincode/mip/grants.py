@@ -41,15 +41,18 @@ from chaincode.mip.holder_auth import (
     verify_holder_request,
 )
 from chaincode.mip.passports import HOLDER_CARRIERS
+from chaincode.mip.portraits import check_portrait_commitment
 from chaincode.mip.scopes import Scope, credential_type, scope, scope_covers_type
-from chaincode.mip.staff import MEMBER_ORGS, ROLES, require_staff
+from chaincode.mip.staff import MEMBER_ORGS, ROLES, caller, require_staff
 from chaincode.shim import Context, Contract, create_composite_key, transaction
 
 GRANT_OBJECT = "mip.grant"
 # A grant is consent for a purpose, not a permanent key: holders renew it.
 MAX_GRANT_S = 366 * 24 * 3600
 _BODY_REQUIRED = {"account", "grant_id", "grantee_org", "scope", "expires"}
-_BODY_OPTIONAL = {"grantee_role", "credential_id", "credential_type"}
+# portrait_commitment: the commitment of the portrait the grantee checks the holder's face
+# against (chaincode/mip/portraits.py); the holder signs it here, so no org swaps the portrait.
+_BODY_OPTIONAL = {"grantee_role", "credential_id", "credential_type", "portrait_commitment"}
 
 
 def grant_key(account: str, grant_id: str) -> str:
@@ -126,7 +129,7 @@ def parse_grant_body(body: dict[str, Any]) -> dict[str, Any]:
             raise InvalidRequest(f"scope {scope_.name} does not cover type {ctype.name}")
     else:
         check_id(body["credential_id"], "credential_id")
-    return {
+    terms: dict[str, Any] = {
         "account": body["account"],
         "grant_id": body["grant_id"],
         "grantee_org": body["grantee_org"],
@@ -136,6 +139,10 @@ def parse_grant_body(body: dict[str, Any]) -> dict[str, Any]:
         "credential_type": body.get("credential_type"),
         "expires": expires,
     }
+    # Only when given, so grants without a portrait keep their record (and its bytes).
+    if "portrait_commitment" in body:
+        terms["portrait_commitment"] = check_portrait_commitment(body["portrait_commitment"])
+    return terms
 
 
 def grant_is_live(grant: dict[str, Any], now: int) -> bool:
@@ -148,7 +155,8 @@ def verify_stored_grant(grant: dict[str, Any], account: Account) -> None:
     if request.action != "grant.create" or request.signer != account.public_key:
         raise BadSignature("grant was not signed by the account key on record")
     check_signature(request)
-    if parse_grant_body(request.body) != {k: grant[k] for k in _GRANT_TERMS}:
+    stored = {k: grant[k] for k in (*_GRANT_TERMS, "portrait_commitment") if k in grant}
+    if parse_grant_body(request.body) != stored:
         raise BadSignature("grant record differs from what the holder signed")
 
 
@@ -272,3 +280,24 @@ class GrantContract(Contract):
             # A closed account's grants are all dead, though their records stay as they were.
             grant["live"] = account.status == "open" and grant_is_live(grant, now)
         return sorted(grants, key=lambda g: (g["created"], g["grant_id"]))
+
+    @transaction(read_only=True)
+    async def Get(self, ctx: Context, account: str, grant_id: str) -> dict[str, Any]:
+        """One grant's terms, for staff of its grantee org: what the holder signed (the
+        portrait commitment included), re-verified against the account key on record, and
+        whether it is live now. Any other org is refused: a grant is the holder's business
+        and its grantee's."""
+        key = grant_key(check_id(account, "account"), check_id(grant_id, "grant_id"))
+        raw = await ctx.stub.get_state(key)
+        if raw is None:
+            raise NotFound("no such grant")
+        grant = dict(json.loads(raw))
+        if caller(ctx).msp_id != grant["grantee_org"]:
+            raise AccessDenied("only the grantee org reads a grant")
+        holder = await load_account(ctx, account)
+        verify_stored_grant(grant, holder)
+        # An evaluate's timestamp is the client's choice, so the peer's clock counts too.
+        now = max(tx_unix_time(ctx), int(time.time()))
+        grant.pop("request")
+        grant["live"] = holder.status == "open" and grant_is_live(grant, now)
+        return grant

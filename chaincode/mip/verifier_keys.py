@@ -40,15 +40,16 @@ def verifier_key_key(org: str) -> str:
     return create_composite_key(VERIFIER_KEY_OBJECT, [org])
 
 
-def check_verifier_key(public_key: bytes) -> X25519PublicKey:
-    """`public_key` as an X25519 key that gives a real shared secret, else InvalidRequest."""
+def check_verifier_key(public_key: bytes, what: str = "a verifier key") -> X25519PublicKey:
+    """`public_key` as an X25519 key that gives a real shared secret, else InvalidRequest
+    (`what` names the key in the message; portrait sealing keys are checked here too)."""
     if len(public_key) != X25519_KEY_BYTES:
-        raise InvalidRequest(f"a verifier key is {X25519_KEY_BYTES} raw X25519 bytes")
+        raise InvalidRequest(f"{what} is {X25519_KEY_BYTES} raw X25519 bytes")
     key = X25519PublicKey.from_public_bytes(public_key)
     try:
         _PROBE.exchange(key)
     except ValueError:
-        raise InvalidRequest("a verifier key must not be a low-order point") from None
+        raise InvalidRequest(f"{what} must not be a low-order point") from None
     return key
 
 

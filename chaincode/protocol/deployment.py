@@ -38,6 +38,7 @@ CONTRACT_SPEC = ",".join(
         "chaincode.mip.dispense:PharmacyContract",
         "chaincode.mip.research:ResearchContract",
         "chaincode.mip.verifier_keys:LinkageContract",
+        "chaincode.mip.portraits:PortraitContract",
     ]
 )
 

@@ -435,6 +435,17 @@ async def _grant_list(env: Env) -> tuple[frozenset[Cell], Maker]:
     return CARRIERS, constant(Call("Grant:List", [request_arg(request)], evaluate=True))
 
 
+@row("Grant:Get")
+async def _grant_get(env: Env) -> tuple[frozenset[Cell], Maker]:
+    account = await env.account(HOSPITAL)
+    created = await grant(env.mip, account, PHARMACY, "medical.prescription",
+                          credential_type="prescription")
+    # The grantee org's staff, whatever their role; every other org is refused.
+    return (cells({*ROLES}, (PHARMACY,)) | {(PHARMACY, None)},
+            constant(Call("Grant:Get", [account.pseudonym, created["grant_id"]],
+                          evaluate=True)))
+
+
 # --- Access ---------------------------------------------------------------------------------
 
 
@@ -600,6 +611,27 @@ async def _linkage_get(env: Env) -> tuple[frozenset[Cell], Maker]:
     await (await env.mip.client(HOSPITAL, "admin")).submit(
         "Linkage:RegisterVerifierKey", [_verifier_key()])
     return ANYONE, constant(Call("Linkage:GetVerifierKey", [HOSPITAL], evaluate=True))
+
+
+# --- Portrait keys -------------------------------------------------------------------------
+
+
+def _portrait_keys() -> list[str]:
+    return [base64.b64encode(HolderKey.generate().public_raw).decode(), _verifier_key()]
+
+
+@row("Portrait:RegisterKeys")
+async def _portrait_register(env: Env) -> tuple[frozenset[Cell], Maker]:
+    async def make(_cell: Cell | None) -> Call:
+        return Call("Portrait:RegisterKeys", _portrait_keys())
+    return cells({"admin"}), make
+
+
+@row("Portrait:GetKeys")
+async def _portrait_get(env: Env) -> tuple[frozenset[Cell], Maker]:
+    await (await env.mip.client(HOSPITAL, "admin")).submit("Portrait:RegisterKeys",
+                                                           _portrait_keys())
+    return ANYONE, constant(Call("Portrait:GetKeys", [HOSPITAL], evaluate=True))
 
 
 @row("org.hyperledger.fabric:GetMetadata")

@@ -27,6 +27,8 @@ from credential_kit import (
     request_and_read,
     revoke_grant,
 )
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from forgery_kit import POLICY_FAILURE, Forger, PrivateWrites
 from identity_kit import admit
 from mip_testkit import (
@@ -55,8 +57,10 @@ from chaincode.mip.passports import (
     face_commitment_key,
     passport_key,
 )
+from chaincode.mip.portraits import portrait_key_key
 from chaincode.mip.research import admission_key, dataset_key
 from chaincode.mip.verifier_keys import verifier_key_key
+from chaincode.protocol.ids import portrait_key_id
 from chaincode.shim import create_composite_key
 
 ORGS = (HOSPITAL, SCHOOL, PHARMACY)
@@ -296,6 +300,59 @@ async def test_no_org_alone_admits_a_researcher_swaps_a_verifier_key_or_frees_a_
     researchers = json.loads(await (await mip.client(SCHOOL, None)).evaluate(
         "Research:Researchers", [dataset_id]))
     assert researchers == []
+
+
+async def test_no_org_alone_swaps_portrait_keys_or_a_grants_portrait_commitment(
+    mip: MipClients, account: Account
+) -> None:
+    """The pharmacy face check's records (chaincode/mip/portraits.py): an org's portrait keys,
+    and the portrait commitment the holder signed into a grant. Swapping either would let one
+    org pass its own face off as the holder's at the counter."""
+    def x25519() -> bytes:
+        return X25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw,
+                                                                     PublicFormat.Raw)
+
+    admin = await mip.client(HOSPITAL, "admin")
+    await admin.submit("Portrait:RegisterKeys", [
+        base64.b64encode(HolderKey.generate().public_raw).decode(),
+        base64.b64encode(x25519()).decode()])
+    keys_before = await get(mip, "Portrait:GetKeys", HOSPITAL)
+    attacker = HolderKey.generate().public_raw
+    swapped_keys = {**keys_before, "signing_key": base64.b64encode(attacker).decode(),
+                    "signing_key_id": portrait_key_id(HOSPITAL, "sign", attacker)}
+    sealing = x25519()
+    planted_keys = {"org": PHARMACY, "signing_key": base64.b64encode(attacker).decode(),
+                    "signing_key_id": portrait_key_id(PHARMACY, "sign", attacker),
+                    "sealing_key": base64.b64encode(sealing).decode(),
+                    "sealing_key_id": portrait_key_id(PHARMACY, "seal", sealing),
+                    "registered": int(time.time())}
+    issued = await issue(mip, account, "prescription")
+    body = {"account": account.pseudonym, "grant_id": new_id("g"), "grantee_org": PHARMACY,
+            "scope": "medical.prescription", "credential_id": issued.credential_id,
+            "expires": int(time.time()) + 3600, "portrait_commitment": "5e" * 32}
+    gateway = await mip.client(HOSPITAL, "gateway")
+    created = json.loads(await gateway.submit("Grant:Create", [request_arg(
+        account.sign("grant.create", body))]))
+    key = grant_key(account.pseudonym, body["grant_id"])
+    pharmacist = await mip.client(PHARMACY, "pharmacist")
+    seen_before = json.loads(await pharmacist.evaluate("Grant:Get",
+                                                       [account.pseudonym, body["grant_id"]]))
+    rewritten = dumps({**created, "portrait_commitment": "e5" * 32})
+    for org in ORGS:  # the enrolling org (HospitalMSP) and the grantee included
+        await forge_alone(mip, org, {portrait_key_key(HOSPITAL): dumps(swapped_keys)})
+        await forge_alone(mip, org, {portrait_key_key(PHARMACY): dumps(planted_keys)})
+        await forge_alone(mip, org, {key: rewritten})
+    assert await get(mip, "Portrait:GetKeys", HOSPITAL) == keys_before
+    async with expect_error("not_found"):
+        await get(mip, "Portrait:GetKeys", PHARMACY)
+    assert json.loads(await pharmacist.evaluate(
+        "Grant:Get", [account.pseudonym, body["grant_id"]])) == seen_before
+    # Beyond the model, a majority's rewrite commits, yet carries no holder signature over
+    # the new commitment: the grantee's read refuses the grant.
+    status = await Forger(mip, (SCHOOL, PHARMACY)).submit({key: rewritten})
+    assert status.successful
+    async with expect_error("bad_signature"):
+        await pharmacist.evaluate("Grant:Get", [account.pseudonym, body["grant_id"]])
 
 
 async def test_private_content_is_written_by_its_collection_only(
