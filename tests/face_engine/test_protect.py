@@ -211,13 +211,13 @@ def _legacy_reference(protector: TemplateProtector, kek: bytes, face: np.ndarray
     """A reference exactly as the format-1 code wrote it (raw AES-256-GCM, its AAD tags)."""
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-    from face_engine.protect.keyed_rotation import derive_key, encode_context
+    from face_engine.protect.keyed_rotation import derive_with, encode_context
     from face_engine.protect.protector import as_unit_vector
     from face_engine.protect.registry import RegistryEntry
 
     pseudonym = protector.holder_pseudonym(account, institution)
     version = protector.registry.highest_version((pseudonym, institution)) + 1
-    seed = derive_key(protector._transform_key, "rotation", pseudonym, institution, version)
+    seed = derive_with(protector._transform, "rotation", pseudonym, institution, version)
     template = KeyedRotation(seed, 128).apply(as_unit_vector(face, 128)).astype("<f4")
     data_key, nonce, wrap_nonce = AESGCM.generate_key(256), os.urandom(12), os.urandom(12)
     ref = ProtectedReference(
