@@ -32,6 +32,13 @@ key-encryption key with the same format, ``Key.unwrap`` gives the ``Key`` back. 
 come from ``Key.generate()`` (``AESGCM.generate_key``), derived keys from ``Key.derive``
 (HKDF-SHA256), so callers never handle nonces, tags or key sizes themselves.
 
+Held keys: a key-encryption key that must never be in this process (a PKCS#11 token's
+non-extractable AES key, gateway/core/keys) is a ``HeldKey``: the same format, with the
+AES-256-GCM done by whatever ``Aead`` holds the key (the token) and a key id the holder
+assigns. ``KeyWrapper`` and ``SealingKey`` are the interfaces ``Key`` and ``HeldKey`` share:
+what face_engine.protect and face_engine.dedup need of a KEK (wrap, unwrap and the
+fingerprint stored beside what it wrapped), and what the gateway's sealing needs besides.
+
 Why a thin module over pyca/cryptography's ``AESGCM`` and not Tink (PyPI ``tink`` 1.16.1
 installs on Python 3.11 here): Tink's AEAD keys live in Tink keysets it generates, and
 it deliberately offers no supported way to use key bytes the caller derived, while most
@@ -52,6 +59,7 @@ import hashlib
 import hmac
 import os
 import struct
+from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -66,6 +74,8 @@ _PREFIX = struct.Struct(">B4s4s")  # version, purpose id, key id
 HEADER_BYTES = _PREFIX.size + NONCE_BYTES
 OVERHEAD = HEADER_BYTES + TAG_BYTES
 _KEY_ID_LABEL = b"mip/envelope/key-id/v2"
+# The KEK fingerprint face references and dedup manifests store (hex, 16 digits).
+_FINGERPRINT_LABEL = b"mip/kek-id/v1"
 _PURPOSE_DOMAIN = b"mip/envelope/purpose\x00"
 _MAX_PURPOSE_BYTES = 255
 
@@ -117,6 +127,72 @@ def _associated_data(prefix: bytes, purpose: str, context: bytes) -> bytes:
     return prefix + bytes([len(label)]) + label + context
 
 
+class Aead(Protocol):
+    """AES-256-GCM under a key held by the implementer (``AESGCM``'s interface): encrypt
+    returns ciphertext || tag, decrypt raises ``cryptography.exceptions.InvalidTag``."""
+
+    def encrypt(self, nonce: bytes, data: bytes, associated_data: bytes | None) -> bytes: ...
+
+    def decrypt(self, nonce: bytes, data: bytes, associated_data: bytes | None) -> bytes: ...
+
+
+class KeyWrapper(Protocol):
+    """A key-encryption key as face_engine uses it: wraps data keys, never shows itself."""
+
+    @property
+    def fingerprint(self) -> str:
+        """Hex id stored beside what it wrapped (says nothing of the key)."""
+        ...
+
+    def wrap(self, data_key: Key, *, purpose: str, context: bytes = b"") -> bytes: ...
+
+    def unwrap(self, wrapped: bytes, *, purpose: str, context: bytes = b"") -> Key: ...
+
+
+class SealingKey(KeyWrapper, Protocol):
+    """A KEK that also seals small secrets itself (the gateway's sealed rows)."""
+
+    def seal(self, plaintext: bytes, *, purpose: str, context: bytes = b"") -> bytes: ...
+
+    def open(self, blob: bytes, *, purpose: str, context: bytes = b"") -> bytes: ...
+
+
+def _seal(aead: Aead, key_id: bytes, plaintext: bytes, purpose: str, context: bytes) -> bytes:
+    prefix = _PREFIX.pack(VERSION, purpose_id(purpose), key_id)
+    nonce = os.urandom(NONCE_BYTES)
+    body = aead.encrypt(nonce, plaintext, _associated_data(prefix, purpose, context))
+    return prefix + nonce + body
+
+
+def _open(aead: Aead, key_id: bytes, blob: bytes, purpose: str, context: bytes) -> bytes:
+    if not isinstance(blob, bytes | bytearray | memoryview):
+        raise MalformedEnvelope("envelope must be bytes")
+    blob = bytes(blob)
+    if len(blob) < OVERHEAD:
+        raise MalformedEnvelope("envelope is truncated")
+    version, pid, kid = _PREFIX.unpack_from(blob)
+    if version != VERSION:
+        raise MalformedEnvelope(f"unknown envelope version {version}")
+    if not hmac.compare_digest(pid, purpose_id(purpose)):
+        raise WrongPurpose("envelope was sealed for another purpose")
+    if not hmac.compare_digest(kid, key_id):
+        raise WrongKey("envelope was sealed under another key")
+    nonce = blob[_PREFIX.size:HEADER_BYTES]
+    try:
+        plaintext: bytes = aead.decrypt(
+            nonce, blob[HEADER_BYTES:], _associated_data(blob[:_PREFIX.size], purpose, context))
+    except InvalidTag:
+        raise Tampered("envelope failed authentication (altered, or another context)") \
+            from None
+    return plaintext
+
+
+def _unwrapped(raw: bytes) -> Key:
+    if len(raw) != KEY_BYTES:  # only reachable with the KEK itself
+        raise Tampered("wrapped data key has the wrong length")
+    return Key(raw)
+
+
 class Key:
     """A 256-bit AES-GCM key with its key id. ``repr`` shows the id, never the key."""
 
@@ -146,6 +222,12 @@ class Key:
         """The key itself, for a caller that must hand it to another cipher (avoid)."""
         return self._raw
 
+    @property
+    def fingerprint(self) -> str:
+        """The KEK id face references and dedup manifests store: HMAC-SHA256(key, label),
+        16 hex digits (unchanged since format 1, so stored ids still match)."""
+        return hmac.new(self._raw, _FINGERPRINT_LABEL, hashlib.sha256).hexdigest()[:16]
+
     def __repr__(self) -> str:
         return f"envelope.Key(id={self.key_id.hex()})"
 
@@ -158,35 +240,11 @@ class Key:
     # --- sealing ------------------------------------------------------------------------
     def seal(self, plaintext: bytes, *, purpose: str, context: bytes = b"") -> bytes:
         """Encrypt and authenticate ``plaintext`` for ``purpose`` bound to ``context``."""
-        prefix = _PREFIX.pack(VERSION, purpose_id(purpose), self.key_id)
-        nonce = os.urandom(NONCE_BYTES)
-        body = self._aead.encrypt(nonce, plaintext,
-                                  _associated_data(prefix, purpose, context))
-        return prefix + nonce + body
+        return _seal(self._aead, self.key_id, plaintext, purpose, context)
 
     def open(self, blob: bytes, *, purpose: str, context: bytes = b"") -> bytes:
         """The plaintext of ``blob``; typed ``EnvelopeError`` subclasses otherwise."""
-        if not isinstance(blob, bytes | bytearray | memoryview):
-            raise MalformedEnvelope("envelope must be bytes")
-        blob = bytes(blob)
-        if len(blob) < OVERHEAD:
-            raise MalformedEnvelope("envelope is truncated")
-        version, pid, kid = _PREFIX.unpack_from(blob)
-        if version != VERSION:
-            raise MalformedEnvelope(f"unknown envelope version {version}")
-        if not hmac.compare_digest(pid, purpose_id(purpose)):
-            raise WrongPurpose("envelope was sealed for another purpose")
-        if not hmac.compare_digest(kid, self.key_id):
-            raise WrongKey("envelope was sealed under another key")
-        nonce = blob[_PREFIX.size:HEADER_BYTES]
-        try:
-            plaintext: bytes = self._aead.decrypt(
-                nonce, blob[HEADER_BYTES:],
-                _associated_data(blob[:_PREFIX.size], purpose, context))
-        except InvalidTag:
-            raise Tampered("envelope failed authentication (altered, or another context)") \
-                from None
-        return plaintext
+        return _open(self._aead, self.key_id, blob, purpose, context)
 
     # --- key wrapping -------------------------------------------------------------------
     def wrap(self, data_key: Key, *, purpose: str, context: bytes = b"") -> bytes:
@@ -194,10 +252,44 @@ class Key:
         return self.seal(data_key._raw, purpose=purpose, context=context)
 
     def unwrap(self, wrapped: bytes, *, purpose: str, context: bytes = b"") -> Key:
-        raw = self.open(wrapped, purpose=purpose, context=context)
-        if len(raw) != KEY_BYTES:  # only reachable with the KEK itself
-            raise Tampered("wrapped data key has the wrong length")
-        return Key(raw)
+        return _unwrapped(self.open(wrapped, purpose=purpose, context=context))
+
+
+class HeldKey:
+    """A key-encryption key this process never sees: ``aead`` (e.g. a PKCS#11 token
+    session's AES-GCM) does the cipher, and the envelopes are the same format as ``Key``'s.
+    ``key_id`` (4 bytes) and ``fingerprint`` (hex) are the holder's stable, non-secret
+    names of the key; they only need to differ between keys."""
+
+    __slots__ = ("_aead", "_fingerprint", "key_id")
+
+    def __init__(self, aead: Aead, key_id: bytes, fingerprint: str) -> None:
+        if not isinstance(key_id, bytes) or len(key_id) != 4:
+            raise InvalidKey("a held key's id must be 4 bytes")
+        if not fingerprint:
+            raise InvalidKey("a held key needs a fingerprint")
+        self._aead = aead
+        self.key_id = key_id
+        self._fingerprint = fingerprint
+
+    @property
+    def fingerprint(self) -> str:
+        return self._fingerprint
+
+    def __repr__(self) -> str:
+        return f"envelope.HeldKey(id={self.key_id.hex()})"
+
+    def seal(self, plaintext: bytes, *, purpose: str, context: bytes = b"") -> bytes:
+        return _seal(self._aead, self.key_id, plaintext, purpose, context)
+
+    def open(self, blob: bytes, *, purpose: str, context: bytes = b"") -> bytes:
+        return _open(self._aead, self.key_id, blob, purpose, context)
+
+    def wrap(self, data_key: Key, *, purpose: str, context: bytes = b"") -> bytes:
+        return self.seal(data_key.raw_bytes(), purpose=purpose, context=context)
+
+    def unwrap(self, wrapped: bytes, *, purpose: str, context: bytes = b"") -> Key:
+        return _unwrapped(self.open(wrapped, purpose=purpose, context=context))
 
 
 def is_envelope(blob: bytes) -> bool:

@@ -15,6 +15,17 @@ if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 \
         DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1; } ||
         echo "[test] chromium could not be installed: the browser test will be skipped"
 fi
+# The PKCS#11 key provider's tests run against Debian's SoftHSM2 (tests/gateway/core/
+# softhsm_kit.py makes its own token in a temporary folder); they fail when it is missing
+# on a machine that could have installed it.
+if ! command -v softhsm2-util >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 \
+        && [ "$(id -u)" = 0 ]; then
+    echo "[test] installing Debian softhsm2 for the PKCS#11 key provider tests"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q softhsm2 >/dev/null 2>&1 || {
+        apt-get update -q >/dev/null 2>&1 &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q softhsm2 >/dev/null 2>&1; } ||
+        echo "[test] softhsm2 could not be installed: the PKCS#11 tests will fail"
+fi
 . .venv/bin/activate
 echo "[test] ruff"
 ruff check .

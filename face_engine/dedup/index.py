@@ -26,7 +26,6 @@ import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from hashlib import sha256
 from pathlib import Path
 from typing import IO, Any
 
@@ -41,8 +40,14 @@ from face_engine.dedup.errors import (
     IndexLocked,
     InvalidPassportId,
 )
-from face_engine.protect.errors import InvalidEmbedding, InvalidKey, WrongKey
-from face_engine.protect.keyed_rotation import derive_key, encode_context, haar_orthogonal
+from face_engine.protect.errors import InvalidEmbedding, WrongKey
+from face_engine.protect.key_inputs import as_key_deriver, as_key_wrapper
+from face_engine.protect.keyed_rotation import (
+    KeyDeriver,
+    derive_with,
+    encode_context,
+    haar_orthogonal,
+)
 
 MANIFEST_FORMAT = 2
 LEGACY_MANIFEST_FORMAT = 1  # before face_engine.envelope: read, then rewritten as format 2
@@ -77,18 +82,19 @@ class DedupIndex:
     """Encrypted, persistent 1:N index of enrolled passports' faces.
 
     Open with ``DedupIndex.open(directory, kek, transform_key)``; ``directory=None`` gives
-    a memory-only index (tests, benchmarks). One writer per directory (advisory lock)."""
+    a memory-only index (tests, benchmarks). One writer per directory (advisory lock).
+    ``kek`` and ``transform_key`` are bytes, or held elsewhere (``envelope.KeyWrapper``,
+    ``KeyDeriver``: the gateway's PKCS#11 token)."""
 
-    def __init__(self, *, kek: bytes, transform_key: bytes, dim: int,
+    def __init__(self, *, kek: bytes | envelope.KeyWrapper,
+                 transform_key: bytes | KeyDeriver, dim: int,
                  directory: Path | None, compact_every: int) -> None:
-        if not isinstance(kek, bytes) or len(kek) != 32:
-            raise InvalidKey("kek must be exactly 32 bytes")
-        if not isinstance(transform_key, bytes) or len(transform_key) < 32:
-            raise InvalidKey("transform_key must be at least 32 bytes")
         self._dim = dim
-        self._kek = envelope.Key(kek)
-        self._kek_id = hmac.new(kek, b"mip/kek-id/v1", sha256).hexdigest()[:16]
-        self._domain = haar_orthogonal(derive_key(transform_key, "dedup-domain", 1), dim)
+        self._kek = as_key_wrapper("kek", kek)
+        self._kek_id = self._kek.fingerprint
+        self._domain = haar_orthogonal(
+            derive_with(as_key_deriver("transform_key", transform_key), "dedup-domain", 1),
+            dim)
         self._domain32 = self._domain.astype(np.float32)
         self._directory = directory
         self._compact_every = compact_every
@@ -109,7 +115,8 @@ class DedupIndex:
 
     # --- opening -----------------------------------------------------------------------
     @classmethod
-    def open(cls, directory: Path | str | None, kek: bytes, transform_key: bytes, *,
+    def open(cls, directory: Path | str | None, kek: bytes | envelope.KeyWrapper,
+             transform_key: bytes | KeyDeriver, *,
              dim: int = 128, compact_every: int = 100_000) -> DedupIndex:
         """Open (creating if absent) the index in ``directory``; wrong KEK -> ``WrongKey``,
         damaged files -> ``IndexCorrupt``; a torn last log append is dropped and reported
@@ -196,6 +203,9 @@ class DedupIndex:
         try:
             wrapped = base64.b64decode(manifest["wrapped_key"], validate=True)
             if manifest["format"] == LEGACY_MANIFEST_FORMAT:
+                if not isinstance(self._kek, envelope.Key):
+                    # format 1 predates held keys: only its KEK's bytes open it
+                    raise WrongKey("a format-1 index opens only with its KEK's bytes")
                 data_key = envelope.Key(envelope_legacy.open_aes_gcm_prefixed(
                     self._kek.raw_bytes(), wrapped, self._wrap_aad()))
                 wrapped = self._wrap(self._kek, data_key)  # what the next manifest holds
@@ -208,7 +218,7 @@ class DedupIndex:
         self._legacy = manifest["format"] == LEGACY_MANIFEST_FORMAT
         return manifest
 
-    def _wrap(self, kek: envelope.Key, data_key: envelope.Key) -> bytes:
+    def _wrap(self, kek: envelope.KeyWrapper, data_key: envelope.Key) -> bytes:
         return kek.wrap(data_key, purpose=DATA_KEY_PURPOSE, context=self._wrap_aad())
 
     def _write_manifest(self, wrapped: bytes) -> None:
@@ -406,18 +416,17 @@ class DedupIndex:
             self._remove_stale_files()
             self._rebuild_memory()
 
-    def rewrap(self, new_kek: bytes) -> None:
+    def rewrap(self, new_kek: bytes | envelope.KeyWrapper) -> None:
         """KEK rotation: re-wrap the index data key under ``new_kek`` (only the manifest is
         rewritten, atomically); reopen with ``new_kek`` afterwards."""
-        if not isinstance(new_kek, bytes) or len(new_kek) != 32:
-            raise InvalidKey("new_kek must be exactly 32 bytes")
+        wrapper = as_key_wrapper("new_kek", new_kek)
         with self._lock:
             if self._directory is None:
                 return
             data_key = self._kek.unwrap(self._wrapped, purpose=DATA_KEY_PURPOSE,
                                         context=self._wrap_aad())
-            self._kek = envelope.Key(new_kek)
-            self._kek_id = hmac.new(new_kek, b"mip/kek-id/v1", sha256).hexdigest()[:16]
+            self._kek = wrapper
+            self._kek_id = wrapper.fingerprint
             self._write_manifest(self._wrap(self._kek, data_key))
 
     def close(self) -> None:

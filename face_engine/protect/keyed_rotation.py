@@ -17,10 +17,12 @@ Written here rather than with scipy.stats.ortho_group, which draws only from num
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF, HKDFExpand
 
 _HKDF_SALT = b"mip/face_engine/protect/v1"
 
@@ -50,6 +52,35 @@ def derive_key(secret: bytes, label: str, *fields: str | bytes | int, length: in
     hkdf = HKDF(algorithm=hashes.SHA256(), length=length, salt=_HKDF_SALT,
                 info=encode_context(label, *fields))
     return hkdf.derive(secret)
+
+
+class KeyDeriver(Protocol):
+    """A transform key held somewhere (this process, or a PKCS#11 token): HKDF-Expand
+    (RFC 5869) of ``info`` under its pseudorandom key, ``length`` bytes."""
+
+    def expand(self, info: bytes, length: int) -> bytes: ...
+
+
+class SecretDeriver:
+    """``derive_key``'s secret held in this process, as a ``KeyDeriver``: the extract step
+    is done once here, so ``derive_with(SecretDeriver(s), ...) == derive_key(s, ...)``."""
+
+    __slots__ = ("_prk",)
+
+    def __init__(self, secret: bytes, *, salt: bytes | None = _HKDF_SALT) -> None:
+        self._prk = HKDF.extract(hashes.SHA256(), salt, secret)
+
+    def expand(self, info: bytes, length: int) -> bytes:
+        return HKDFExpand(algorithm=hashes.SHA256(), length=length, info=info).derive(self._prk)
+
+    def __repr__(self) -> str:
+        return "SecretDeriver(<withheld>)"
+
+
+def derive_with(deriver: KeyDeriver, label: str, *fields: str | bytes | int,
+                length: int = 32) -> bytes:
+    """``derive_key`` under a held transform key: the same info encoding."""
+    return deriver.expand(encode_context(label, *fields), length)
 
 
 def _keystream(seed: bytes, n_bytes: int) -> bytes:

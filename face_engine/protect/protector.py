@@ -10,7 +10,9 @@ Enrolment of embedding x for (holder account, institution, version):
    data key, purpose "template", the context binding pseudonym, institution and version;
 4. the data key is wrapped under the KEK (envelope key wrapping, purpose "data key", same
    context), and only the wrapped form is kept. The KEK and transform key are supplied by
-   the caller (environment or KMS) and are never written next to references;
+   the caller and are never written next to references: as bytes, or held elsewhere (an
+   ``envelope.KeyWrapper`` and a ``KeyDeriver``, e.g. the gateway's PKCS#11 token, which
+   wraps, unwraps and derives without the keys ever entering this process);
 5. the ledger receives only ``reference.commitment`` (SHA-256 of the stored fields).
 
 Verification decrypts t in memory, transforms the probe with the same R and returns
@@ -23,7 +25,6 @@ from __future__ import annotations
 import hmac
 import os
 import threading
-from hashlib import sha256
 
 import numpy as np
 
@@ -38,7 +39,13 @@ from face_engine.protect.errors import (
     TamperedReference,
     WrongKey,
 )
-from face_engine.protect.keyed_rotation import KeyedRotation, derive_key, encode_context
+from face_engine.protect.key_inputs import as_key_deriver, as_key_wrapper
+from face_engine.protect.keyed_rotation import (
+    KeyDeriver,
+    KeyedRotation,
+    derive_with,
+    encode_context,
+)
 from face_engine.protect.reference import (
     FORMAT_VERSION,
     LEGACY_FORMAT_VERSION,
@@ -75,35 +82,24 @@ def as_unit_vector(embedding: np.ndarray, dim: int) -> np.ndarray:
     return unit
 
 
-def _kek_id(kek: bytes) -> str:
-    """The KEK fingerprint stored in references (the envelopes carry their own key id)."""
-    return hmac.new(kek, b"mip/kek-id/v1", sha256).hexdigest()[:16]
-
-
-def _check_key(name: str, key: bytes, minimum: int, exact: bool) -> None:
-    if not isinstance(key, bytes):
-        raise InvalidKey(f"{name} must be bytes")
-    if (exact and len(key) != minimum) or len(key) < minimum:
-        raise InvalidKey(f"{name} must be {'exactly' if exact else 'at least'} {minimum} bytes")
-
-
 class TemplateProtector:
     """Enrol, verify, renew and revoke protected references.
 
-    ``kek``: 32-byte AES-256 key-encryption key. ``transform_key``: >= 32 bytes secret the
-    rotations and pseudonyms derive from. Keep the two in different places (e.g. KEK in a
-    KMS/HSM, transform key in the gateway's secret store): either alone does not expose a
-    template (see docs/face.md)."""
+    ``kek``: 32-byte AES-256 key-encryption key, or a KEK held elsewhere
+    (``envelope.KeyWrapper``). ``transform_key``: >= 32 bytes secret the rotations and
+    pseudonyms derive from, or one held elsewhere (``KeyDeriver``). Keep the two in
+    different places (e.g. KEK in a KMS/HSM, transform key in the gateway's secret store):
+    either alone does not expose a template (see docs/face.md)."""
 
-    def __init__(self, kek: bytes, transform_key: bytes, *,
+    def __init__(self, kek: bytes | envelope.KeyWrapper,
+                 transform_key: bytes | KeyDeriver, *,
                  registry: ReferenceRegistry | None = None, dim: int = DEFAULT_DIM) -> None:
-        _check_key("kek", kek, 32, exact=True)
-        _check_key("transform_key", transform_key, 32, exact=False)
-        if kek == transform_key[: len(kek)]:
+        if isinstance(kek, bytes) and isinstance(transform_key, bytes) \
+                and kek == transform_key[: len(kek)]:
             raise InvalidKey("kek and transform_key must be independent keys")
-        self._kek = envelope.Key(kek)
-        self._kek_id = _kek_id(kek)
-        self._transform_key = transform_key
+        self._kek = as_key_wrapper("kek", kek)
+        self._kek_id = self._kek.fingerprint
+        self._transform = as_key_deriver("transform_key", transform_key)
         self._dim = dim
         self.registry: ReferenceRegistry = registry or InMemoryReferenceRegistry()
         # version choice and registry update are one step for enrolments in this process
@@ -119,11 +115,11 @@ class TemplateProtector:
         if not (isinstance(holder_account, str) and holder_account
                 and isinstance(institution, str) and institution):
             raise InvalidHolder("holder_account and institution must be non-empty strings")
-        return derive_key(self._transform_key, "holder-pseudonym", holder_account,
-                          institution, length=16).hex()
+        return derive_with(self._transform, "holder-pseudonym", holder_account,
+                           institution, length=16).hex()
 
     def _rotation(self, pseudonym: str, institution: str, version: int) -> KeyedRotation:
-        seed = derive_key(self._transform_key, "rotation", pseudonym, institution, version)
+        seed = derive_with(self._transform, "rotation", pseudonym, institution, version)
         return KeyedRotation(seed, self._dim)
 
     @staticmethod
@@ -162,7 +158,7 @@ class TemplateProtector:
         return reference
 
     def _seal(self, template: bytes, pseudonym: str, institution: str, version: int,
-              kek: envelope.Key, kek_id: str,
+              kek: envelope.KeyWrapper, kek_id: str,
               data_key: envelope.Key | None = None,
               ciphertext: bytes | None = None) -> ProtectedReference:
         """A format-2 reference: ``template`` sealed under a new data key (or the given
@@ -189,19 +185,20 @@ class TemplateProtector:
         """Revoke ``reference`` if it is current; True when it was."""
         return self.registry.revoke(reference.slot, reference.commitment)
 
-    def rewrap(self, reference: ProtectedReference, new_kek: bytes) -> ProtectedReference:
+    def rewrap(self, reference: ProtectedReference,
+               new_kek: bytes | envelope.KeyWrapper) -> ProtectedReference:
         """KEK rotation: the same template ciphertext with its data key re-wrapped under
         ``new_kek``. If ``reference`` was current, the new one replaces it in the registry
         (its commitment changes, since the wrapped key is part of it). The caller then
         uses a protector built with ``new_kek``. A format-1 reference comes back in
         format 2, its template re-sealed under a new data key."""
-        _check_key("new_kek", new_kek, 32, exact=True)
+        wrapper = as_key_wrapper("new_kek", new_kek)
         context = (reference.holder_pseudonym, reference.institution, reference.version)
         if reference.format_version == LEGACY_FORMAT_VERSION:
             template = self._open_template(reference)
-            renewed = self._seal(template, *context, envelope.Key(new_kek), _kek_id(new_kek))
+            renewed = self._seal(template, *context, wrapper, wrapper.fingerprint)
         else:
-            renewed = self._seal(b"", *context, envelope.Key(new_kek), _kek_id(new_kek),
+            renewed = self._seal(b"", *context, wrapper, wrapper.fingerprint,
                                  data_key=self._unwrap(reference),
                                  ciphertext=reference.ciphertext)
         current = self.registry.current(reference.slot)
@@ -222,6 +219,9 @@ class TemplateProtector:
         context = (reference.holder_pseudonym, reference.institution, reference.version)
         try:
             if reference.format_version == LEGACY_FORMAT_VERSION:
+                if not isinstance(self._kek, envelope.Key):
+                    # format 1 predates held keys: only its KEK's bytes open it
+                    raise WrongKey("a format-1 reference opens only with its KEK's bytes")
                 return envelope.Key(envelope_legacy.open_aes_gcm_prefixed(
                     self._kek.raw_bytes(), reference.wrapped_key,
                     self._legacy_aad(_LEGACY_WRAP_TAG, *context)))

@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from gateway.core.config import load_settings
+
 from .identity import issue_token, mint
 from .processes import Managed, free_port, start_devnet, start_gateway, stop_process
 
@@ -49,9 +51,11 @@ class Environment:
 
 def gateway_settings(root: Path, connection: Path, port: int,
                      extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    # Development mode: devnet and the demo keep the gateway's keys in <data_dir>/secrets.json
+    # (the file key provider, refused in production; gateway/core/keys).
     return {"data_dir": str(root / "gateway"), "connection": str(connection),
             "host": "127.0.0.1", "port": port, "liveness_poses": ["left", "right"],
-            "log_level": "INFO", **(extra or {})}
+            "log_level": "INFO", "mode": "development", **(extra or {})}
 
 
 @contextmanager
@@ -79,10 +83,11 @@ def running_environment(root: Path, staff: Sequence[StaffSpec],
             config_path.write_text(yaml.safe_dump(values), encoding="utf-8")
             env = Environment(root, connection, f"http://127.0.0.1:{port}", config_path,
                               processes=processes)
-            data_dir = Path(values["data_dir"])
+            gateway_config = load_settings(config_path)
             for spec in staff:
                 mint(connection, spec.org, spec.name, spec.role)
-                env.tokens[spec.key] = issue_token(data_dir, spec.org, spec.name, spec.role)
+                env.tokens[spec.key] = issue_token(gateway_config, spec.org, spec.name,
+                                                   spec.role)
                 env.staff[spec.key] = spec
         with step(f"starting the gateway server on {env.base_url}"):
             processes.append(start_gateway(config_path, root / "gateway.log",

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from gateway.core.config import Settings
 from gateway.core.security import ROLES, StaffRegistry
 
 from .common import CliError, ConfigOption, guarded, say, settings_from
@@ -18,16 +19,17 @@ from .common import CliError, ConfigOption, guarded, say, settings_from
 app = typer.Typer(help="Staff identities and gateway tokens.", no_args_is_help=True)
 
 
-def issue_token(data_dir: Path, org: str, name: str, role: str) -> str:
-    """A token in the gateway's database in `data_dir` (made with its secrets on first use,
-    so the database never exists without the secrets the gateway will make it under)."""
+def issue_token(settings: Settings, org: str, name: str, role: str) -> str:
+    """A token in the gateway's database (made with its keys on first use, so the database
+    never exists without the keys the gateway will make it under)."""
     from gateway.services.state import open_data_dir
 
-    db, _ = open_data_dir(data_dir)
+    db, keys = open_data_dir(settings)
     try:
         return StaffRegistry(db).issue(org, name, role)
     finally:
         db.close()
+        keys.close()
 
 
 def write_secret(path: Path, text: str) -> None:
@@ -72,7 +74,7 @@ def add(org: Annotated[str, typer.Option(help="MSP id, e.g. HospitalMSP")],
             raise CliError(f"no network profile at {settings.connection} "
                            "(run `mip network up`)")
         minted = mint(settings.connection, org, name, role)
-        token = issue_token(settings.data_dir, org, name, role)
+        token = issue_token(settings, org, name, role)
         say(f"{'minted' if minted else 'kept existing'} Fabric identity {name}@{org} "
             f"(mip.role={role})")
         if token_file is not None:

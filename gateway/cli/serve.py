@@ -4,8 +4,9 @@ TLS (gateway/core/tls.py): `--tls-cert/--tls-key` serve the given certificate,
 `--tls-self-signed NAME` one made at run time for NAME in `<data_dir>/tls/` (its fingerprint
 printed). A host other than loopback without TLS is refused unless `--insecure-http`: the
 counter page's camera needs a secure context, and tokens and face frames would travel in clear.
-Before the server starts, a data dir holding the database without its secrets (or the reverse)
-is refused (gateway/core/secrets.py).
+Before the server starts, the key provider is checked (gateway/core/keys): the file provider
+(keys in <data_dir>/secrets.json) only with `mode: development` or `--dev`, and a data dir
+holding the database without its keys (or, for the file provider, the reverse) is refused.
 """
 
 from __future__ import annotations
@@ -71,18 +72,28 @@ def serve(config: ConfigOption = None,
           insecure_http: Annotated[bool, typer.Option(
               "--insecure-http",
               help="allow plain HTTP on a non-loopback host (only behind a TLS proxy)")] = False,
+          dev: Annotated[bool, typer.Option(
+              "--dev", help="development mode: accept the file key provider (keys in "
+              "<data_dir>/secrets.json); never for production")] = False,
           ) -> None:
     """Run the gateway API (and the counter page) until interrupted."""
     def run() -> None:
         import uvicorn
 
-        from gateway.core.secrets import check_data_dir
+        from gateway.core.keys import check_key_settings
         from gateway.main import create_app
+        from gateway.services.state import open_data_dir
 
-        settings = settings_from(config, host=host, port=port)
-        check_data_dir(settings.db_path, settings.secrets_path)
+        settings = settings_from(config, host=host, port=port,
+                                 mode="development" if dev else None)
+        check_key_settings(settings)
         files = _tls_files(settings.data_dir, settings.host, tls_cert, tls_key,
                            tls_self_signed, insecure_http)
+        # Opened once here so that a missing module, token or PIN is a one-line refusal
+        # before the server starts (the app's lifespan opens both again for good).
+        db, keys = open_data_dir(settings)
+        db.close()
+        keys.close()
         app = create_app(settings)
         # uvicorn's own log config would replace ours: its loggers get our format and the
         # redacting filter (gateway.core.logging); the "mip" loggers are set up in the app's

@@ -24,7 +24,11 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 CONFIG_ENV = "MIP_CONFIG"
 HOME_ENV = "MIP_HOME"
-_PATH_KEYS = ("data_dir", "connection")
+_PATH_KEYS = ("data_dir", "connection", "pkcs11_module", "pkcs11_pin_file")
+# The token PIN, when no pkcs11_pin_file is configured (read by gateway/core/keys, never a
+# setting: settings are printed and logged, a PIN never is).
+PKCS11_PIN_ENV = "MIP_PKCS11_PIN"
+DEFAULT_PKCS11_MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
 # What the gateway keeps in its data_dir: they belong together (gateway/core/secrets.py).
 DB_FILE = "gateway.sqlite"
 SECRETS_FILE = "secrets.json"
@@ -79,12 +83,39 @@ class Settings(BaseSettings):
     # Enrolment sessions and liveness challenges expire after this many seconds.
     session_ttl_s: float = Field(default=600.0, gt=0)
     log_level: str = "INFO"
+    # "production" keeps every key-encryption and derivation key in a PKCS#11 token;
+    # "development" (devnet, the demo, tests) also accepts the file provider, whose keys sit
+    # in <data_dir>/secrets.json. Production is the default: a deployment has to say it is
+    # not one (`mode: development` or `mip serve --dev`) to keep keys in a file.
+    mode: Literal["production", "development"] = "production"
+    # Where the gateway's keys live (gateway/core/keys): None = pkcs11 in production, file in
+    # development. `file` outside development mode is refused at start.
+    key_provider: Literal["pkcs11", "file"] | None = None
+    # PKCS#11: the module (SoftHSM2's by default), the token's label, the PIN's file (else
+    # $MIP_PKCS11_PIN) and the prefix of this gateway's key labels in the token (one per
+    # org's gateway, e.g. "mip/HospitalMSP", when gateways share a token).
+    pkcs11_module: Path = DEFAULT_PKCS11_MODULE
+    pkcs11_token_label: str = "mip"  # noqa: S105 (a token's name, not a secret)
+    pkcs11_pin_file: Path | None = None
+    key_label_prefix: str = Field(default="mip", min_length=1, max_length=64)
 
-    @field_validator("data_dir", "connection")
+    @field_validator("data_dir", "connection", "pkcs11_module")
     @classmethod
     def _expand(cls, value: Path) -> Path:
         # Absolute now, so a later change of the current folder changes nothing.
         return value.expanduser().absolute()
+
+    @field_validator("pkcs11_pin_file")
+    @classmethod
+    def _expand_optional(cls, value: Path | None) -> Path | None:
+        return None if value is None else value.expanduser().absolute()
+
+    @property
+    def key_provider_kind(self) -> Literal["pkcs11", "file"]:
+        """The provider this configuration asks for (explicit, else by mode)."""
+        if self.key_provider is not None:
+            return self.key_provider
+        return "file" if self.mode == "development" else "pkcs11"
 
     @property
     def db_path(self) -> Path:

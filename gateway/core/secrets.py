@@ -1,4 +1,7 @@
-"""The gateway's own secrets, generated at first start, never committed, never logged.
+"""The development key provider's secrets (gateway/core/keys/file_provider.py), generated at
+first start, never committed, never logged. Production keeps the same keys in a PKCS#11
+token instead (gateway/core/keys/pkcs11_provider.py); `mip serve` accepts this file only in
+development mode.
 
 - `face_kek`, `face_transform_key`: face_engine's template protection (docs/face.md 4.2).
 - `face_factor_kek`: wraps each holder's face-factor key, which the gateway releases only
@@ -10,11 +13,9 @@
   (gateway/services/linkage.py); only the public halves go on the ledger. Whoever holds it
   can check, and forge, linkage proofs designated to this gateway's orgs.
 
-Production deployments inject them (`MIP_FACE_KEK` and `MIP_FACE_TRANSFORM_KEY` as
-face_engine reads them, the others likewise as `MIP_FACE_FACTOR_KEK`, `MIP_COUNTER_KEY_SEED`,
-`MIP_LINKAGE_KEY_SEED`)
-from a KMS or secret store, ideally from different sources; for devnet and the demo they are
-generated into `<data_dir>/secrets.json` with mode 0600.
+They can be injected (`MIP_FACE_KEK` and `MIP_FACE_TRANSFORM_KEY` as face_engine reads them,
+the others likewise as `MIP_FACE_FACTOR_KEK`, `MIP_COUNTER_KEY_SEED`, `MIP_LINKAGE_KEY_SEED`);
+for devnet and the demo they are generated into `<data_dir>/secrets.json` with mode 0600.
 """
 
 from __future__ import annotations

@@ -1,14 +1,17 @@
 """The pharmacy counter gateway's ECDSA P-256 key, which signs face-verification attestations.
 
-Derived deterministically from the gateway secret `counter_key_seed` (HKDF-SHA256, then
-`ec.derive_private_key`), so a restart or a second process of the same gateway signs with
-the same key and the key never needs its own file. A PharmacyMSP admin registers the public
-half on the ledger once (`Pharmacy:RegisterGatewayKey`, `POST /admin/counter-key`); the
-contract then accepts attestations this key signed, and no pharmacist can sign one. A
-PharmacyMSP admin revokes any counter's key by id (`Pharmacy:RevokeGatewayKey`,
-`POST /admin/counter-key/{key_id}/revoke`, `mip counter-key revoke ID`): a lost or retired
-counter's attestations are refused from then on. Revocation is final for that key id; a gateway
-whose own key was revoked needs a new `counter_key_seed` (a new key) registered again.
+Derived deterministically from the key provider's `counter` derivation key (HKDF-SHA256,
+the expand step in the PKCS#11 token in production; then `ec.derive_private_key`), so a
+restart or a second process of the same gateway signs with the same key and the key never
+needs its own file. (The derived signing key is in this process while it signs; keeping the
+ECDSA key itself in the token would change the key id every counter has registered.)
+A PharmacyMSP admin registers the public half on the ledger once
+(`Pharmacy:RegisterGatewayKey`, `POST /admin/counter-key`); the contract then accepts
+attestations this key signed, and no pharmacist can sign one. A PharmacyMSP admin revokes
+any counter's key by id (`Pharmacy:RevokeGatewayKey`, `POST /admin/counter-key/{key_id}/revoke`,
+`mip counter-key revoke ID`): a lost or retired counter's attestations are refused from then
+on. Revocation is final for that key id; a gateway whose own key was revoked needs a new
+`counter` key (a new seed or token key) registered again.
 """
 
 from __future__ import annotations
@@ -24,9 +27,9 @@ from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from chaincode.protocol.attestation import attestation_bytes
+from face_engine.protect.keyed_rotation import KeyDeriver
 from gateway.core.security import StaffMember, require_role
 from gateway.fabric import ChaincodeError, curve_order
 
@@ -64,10 +67,9 @@ class CounterKey:
         return {"payload": payload, "signature": base64.b64encode(signature).decode()}
 
 
-def derive_counter_key(seed: bytes) -> CounterKey:
+def derive_counter_key(deriver: KeyDeriver) -> CounterKey:
     # 48 bytes reduced mod n: the bias of the reduction is below 2^-128.
-    material = HKDF(algorithm=hashes.SHA256(), length=48, salt=None, info=HKDF_INFO
-                    ).derive(seed)
+    material = deriver.expand(HKDF_INFO, 48)
     scalar = int.from_bytes(material, "big") % (P256_ORDER - 1) + 1
     private = ec.derive_private_key(scalar, ec.SECP256R1())
     der = private.public_key().public_bytes(
@@ -76,7 +78,7 @@ def derive_counter_key(seed: bytes) -> CounterKey:
 
 
 def counter_key(state: AppState) -> CounterKey:
-    return state.service("counter_key", lambda s: derive_counter_key(s.secrets.counter_key_seed))
+    return state.service("counter_key", lambda s: derive_counter_key(s.keys.deriver("counter")))
 
 
 async def register(state: AppState, member: StaffMember) -> dict[str, Any]:

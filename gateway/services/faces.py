@@ -179,8 +179,9 @@ class FaceService:
         self._rng: random.Random = (
             random.Random(seed) if seed is not None  # noqa: S311 (poses only; nonce is secrets)
             else random.SystemRandom())
+        # the face KEK wraps each reference's data key; both keys stay in the key provider
         self.protector = TemplateProtector(
-            state.secrets.face_kek, state.secrets.face_transform_key,
+            state.keys.kek("face"), state.keys.deriver("face-transform"),
             registry=SqliteReferenceRegistry(self.db))
         self._dedup: DedupIndex | None = None
         self._streams: dict[str, _LiveStream] = {}
@@ -372,8 +373,8 @@ class FaceService:
     def dedup(self) -> DedupIndex:
         if self._dedup is None:
             self._dedup = DedupIndex.open(
-                self.state.settings.data_dir / "dedup", self.state.secrets.face_kek,
-                self.state.secrets.face_transform_key)
+                self.state.settings.data_dir / "dedup", self.state.keys.kek("face"),
+                self.state.keys.deriver("face-transform"))
         return self._dedup
 
     def screen_and_add(self, passport_id: str, live: LiveFace) -> EnrolmentDecision:

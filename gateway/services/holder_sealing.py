@@ -6,11 +6,12 @@ and the label as the envelope's purpose, so a key for one kind of blob never ope
 kind (and the envelope says `WrongPurpose` if one is tried). The context binds a blob to
 its row (passport id, org), so a blob copied to another row does not open there.
 
-Roots: `GatewaySecrets.face_factor_kek` for what the gateway itself must open (a holder's
-face-factor key, released after a face match; a KYC issuer's private key, used at every
-enrolment), and the holder's master secret for what only an unlocked holder opens (wallet
-and account directory). The gateway's secrets file holds `face_factor_kek` only for devnet
-and the demo; production injects it from a secret store (gateway/core/secrets.py).
+Keys: the key provider's `face-factor` and `kyc-issuer` KEKs for what the gateway itself
+must open (a holder's face-factor key, released after a face match; a KYC issuer's private
+key, used at every enrolment): in production they are non-extractable keys of a PKCS#11
+token that seals and opens these blobs itself; the development file provider derives them
+from `face_factor_kek` with these same labels (gateway/core/keys). The holder's master
+secret is the root for what only an unlocked holder opens (wallet and account directory).
 
 Blobs written before the envelope module (`0x01 || nonce || AES-256-GCM(key, row)`) are
 still in gateways' databases; `open_sealed` reads them through `face_engine.envelope_legacy`
@@ -22,12 +23,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from face_engine import envelope, envelope_legacy
+from gateway.core.keys.names import FACE_FACTOR_LABEL, KYC_ISSUER_LABEL
 
 LEGACY_FORMAT = b"\x01"
 
-# Purpose labels (HKDF info and envelope purpose); one per kind of blob.
-FACE_FACTOR_LABEL = b"MIP-gateway-face-factor-key-v1"
-KYC_ISSUER_LABEL = b"MIP-gateway-kyc-issuer-v1"
+__all__ = ["FACE_FACTOR_LABEL", "HOLDER_STATE_LABEL", "KYC_ISSUER_LABEL", "PurposeKey",
+           "SealedBlobError", "derive_key", "open_sealed", "seal"]
+
+# Purpose labels (HKDF info and envelope purpose); one per kind of blob (the gateway's own
+# two are named with its keys, gateway/core/keys/names.py).
 HOLDER_STATE_LABEL = b"MIP-gateway-holder-state-v1"
 
 
@@ -37,10 +41,11 @@ class SealedBlobError(Exception):
 
 @dataclass(frozen=True, repr=False)
 class PurposeKey:
-    """The key of one kind of blob under one root, and that kind's label."""
+    """The key of one kind of blob, and that kind's label (the key derived here from a
+    root, or a key provider's KEK)."""
 
     label: bytes
-    key: envelope.Key
+    key: envelope.SealingKey
 
     @property
     def purpose(self) -> str:
@@ -71,6 +76,9 @@ def open_sealed(key: PurposeKey, blob: bytes, row: bytes) -> bytes:
 
 def _open_legacy(key: PurposeKey, blob: bytes, row: bytes) -> bytes:
     """The pre-envelope format: 0x01 || nonce(12) || AES-256-GCM(key, plaintext, aad=row)."""
+    if not isinstance(key.key, envelope.Key):
+        # written before held keys existed: only the file provider's derived bytes open it
+        raise SealedBlobError("a pre-envelope blob opens only under the file key provider")
     try:
         return envelope_legacy.open_aes_gcm_prefixed(key.key.raw_bytes(), blob[1:], row)
     except envelope.Tampered:

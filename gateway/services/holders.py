@@ -5,7 +5,8 @@ What the gateway stores per holder (table `holders`), nothing of it in clear:
 - `wrapped_secret`: the master secret wrapped under the holder's password and a face-factor
   key (gateway/holder/vault.py); neither alone opens it.
 - `face_key_sealed`: that face-factor key, sealed under a key derived from the gateway's
-  `face_factor_kek` (holder_sealing.py); the gateway opens it only after a live face match.
+  the key provider's `face-factor` KEK (holder_sealing.py, gateway/core/keys); the gateway
+  opens it only after a live face match.
 - `state_sealed`: the holder's KYC wallet (link secret, credentials) and account directory,
   sealed under a key derived from the master secret: only an unlocked (level-2) session reads
   it, and nothing stored in clear links a holder's accounts to each other or to the passport.
@@ -246,7 +247,7 @@ class HolderService:
         self.state = state
         self.db = state.db
         self.db.ensure(SCHEMA)
-        self._face_factor_key = derive_key(state.secrets.face_factor_kek, FACE_FACTOR_LABEL)
+        self._face_factor_key = PurposeKey(FACE_FACTOR_LABEL, state.keys.kek("face-factor"))
         self._sessions: dict[str, HolderSession] = {}
 
     # --- the holder table ----------------------------------------------------------------

@@ -2,8 +2,8 @@
 "KYC issuers").
 
 On first need for an org, `ensure(org)` creates the org's `KycIssuer` (CL key generation with
-safe primes: seconds, so in a worker thread, once), stores its private parts sealed under a
-key derived from the gateway's `face_factor_kek` (holder_sealing.KYC_ISSUER_LABEL), registers
+safe primes: seconds, so in a worker thread, once), stores its private parts sealed under the
+key provider's `kyc-issuer` KEK (gateway/core/keys: in the PKCS#11 token in production), registers
 its public documents on the ledger (`Account:RegisterKycIssuer`) and publishes its revocation
 registry (`Account:PublishKycRevocation`). Tails files live under `<data_dir>/kyc-tails/<org>`.
 
@@ -37,7 +37,7 @@ from gateway.kyc.issuer import KycIssuer
 from gateway.kyc.state import issuer_from_state, issuer_state
 from gateway.kyc.wallet import KycHolder
 
-from .holder_sealing import KYC_ISSUER_LABEL, derive_key, open_sealed, seal
+from .holder_sealing import KYC_ISSUER_LABEL, PurposeKey, open_sealed, seal
 
 if TYPE_CHECKING:
     from .state import AppState
@@ -72,7 +72,7 @@ class KycService:
         self.state = state
         self.db = state.db
         self.db.ensure(SCHEMA)
-        self._key = derive_key(state.secrets.face_factor_kek, KYC_ISSUER_LABEL)
+        self._key = PurposeKey(KYC_ISSUER_LABEL, state.keys.kek("kyc-issuer"))
         self._issuers: dict[str, KycIssuer] = {}
         self._org_locks: dict[str, asyncio.Lock] = {}
         self._issue_lock = threading.Lock()  # issuing moves the issuer's next index

@@ -5,11 +5,11 @@ Diffie-Hellman between each account key and the verifier org's X25519 key, so on
 can check it, and that org could have computed the very same tag alone (`forge_linkage`):
 the proof convinces the verifier and nobody it is shown to. Nothing of it goes on the ledger.
 
-- **Verifier keys.** Each org's key is derived from this gateway's secret `linkage_key_seed`
-  (HKDF-SHA256, one key per MSP id) and its public half registered on the ledger by the org's
-  admin (`Linkage:RegisterVerifierKey`, `register_key`). The holder names a verifier *org*;
-  the holder's gateway takes that org's key from the ledger, never from the client, so the
-  proof cannot be designated to a key a third party slipped in.
+- **Verifier keys.** Each org's key is derived from this gateway's `linkage` derivation key
+  (gateway/core/keys; HKDF-SHA256, one key per MSP id) and its public half registered on
+  the ledger by the org's admin (`Linkage:RegisterVerifierKey`, `register_key`). The holder
+  names a verifier *org*; the holder's gateway takes that org's key from the ledger, never
+  from the client, so the proof cannot be designated to a key a third party slipped in.
 - **Proving** (`prove`, `prove_for_session`): both accounts must be the holder's (their keys
   are at hand: the desk session's directory, or a self-custody holder's key files), different,
   and open on the ledger with exactly those keys. The expiry is this gateway's clock plus a
@@ -31,13 +31,12 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from chaincode.protocol.ids import verifier_id_for
+from face_engine.protect.keyed_rotation import KeyDeriver
 from gateway.core.errors import ApiError, Conflict, Forbidden, Gone, InvalidRequest, NotFound
 from gateway.core.security import ROLES, StaffMember, require_role
 from gateway.fabric import ChaincodeError, Contract
@@ -93,10 +92,10 @@ class VerifierKey:
         return f"VerifierKey({self.verifier_id!r}, <private key withheld>)"
 
 
-def derive_verifier_key(seed: bytes, org: str) -> VerifierKey:
-    """The org's X25519 key from the gateway secret: stable across restarts, one per org."""
-    material = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
-                    info=HKDF_INFO + org.encode()).derive(seed)
+def derive_verifier_key(deriver: KeyDeriver, org: str) -> VerifierKey:
+    """The org's X25519 key from the gateway's linkage key: stable across restarts, one
+    per org."""
+    material = deriver.expand(HKDF_INFO + org.encode(), 32)
     private = X25519PrivateKey.from_private_bytes(material)  # X25519 clamps any 32 bytes
     return VerifierKey(org, private, private.public_key().public_bytes(Encoding.Raw,
                                                                        PublicFormat.Raw))
@@ -104,7 +103,7 @@ def derive_verifier_key(seed: bytes, org: str) -> VerifierKey:
 
 def verifier_key(state: AppState, org: str) -> VerifierKey:
     return state.service(f"linkage_key:{org}",
-                         lambda s: derive_verifier_key(s.secrets.linkage_key_seed, org))
+                         lambda s: derive_verifier_key(s.keys.deriver("linkage"), org))
 
 
 # --- ledger reads ---------------------------------------------------------------------------

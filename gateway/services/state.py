@@ -14,14 +14,13 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
 
 from face_engine.engine import FaceEngine
 from gateway.core.config import Settings
-from gateway.core.secrets import GatewaySecrets
+from gateway.core.keys import KeyProvider
 from gateway.core.security import StaffRegistry
 from gateway.store import Database
 
@@ -51,7 +50,7 @@ def _lower_thread_priority() -> None:
 class AppState:
     settings: Settings
     db: Database
-    secrets: GatewaySecrets
+    keys: KeyProvider  # every key at rest (gateway/core/keys): operations, never bytes
     ledger: Ledger
     staff: StaffRegistry
     _face: FaceEngine | None = None
@@ -117,27 +116,32 @@ class AppState:
             self._background_executor.shutdown(wait=True, cancel_futures=True)
         await asyncio.sleep(0)
         self.db.close()
+        self.keys.close()
 
 
-def open_data_dir(data_dir: Path) -> tuple[Database, GatewaySecrets]:
-    """The gateway's database and secrets in `data_dir`, both created on first use; a folder
-    holding one without the other is refused (`DataDirMismatch`) before anything is made."""
-    from gateway.core.config import DB_FILE, SECRETS_FILE
-    from gateway.core.secrets import check_data_dir, load_or_create_secrets
+def open_data_dir(settings: Settings) -> tuple[Database, KeyProvider]:
+    """The gateway's database and key provider, both created on first use. A provider the
+    mode does not allow, or a data dir holding the database without its keys (or, under the
+    file provider, the reverse), is refused before anything is made (gateway/core/keys)."""
+    from gateway.core.keys import check_key_settings, open_key_provider
     from gateway.store import open_database
 
-    check_data_dir(data_dir / DB_FILE, data_dir / SECRETS_FILE)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    secrets = load_or_create_secrets(data_dir / SECRETS_FILE)
-    return open_database(data_dir / DB_FILE), secrets
+    check_key_settings(settings)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    keys = open_key_provider(settings)  # before the database: it checks whether one exists
+    try:
+        return open_database(settings.db_path), keys
+    except BaseException:
+        keys.close()
+        raise
 
 
 def build_state(settings: Settings) -> AppState:
-    db, secrets = open_data_dir(settings.data_dir)
+    db, keys = open_data_dir(settings)
     return AppState(
         settings=settings,
         db=db,
-        secrets=secrets,
+        keys=keys,
         ledger=Ledger(settings),
         staff=StaffRegistry(db),
     )

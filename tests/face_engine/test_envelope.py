@@ -151,3 +151,34 @@ def test_legacy_xchacha_reads_old_blobs() -> None:
         envelope_legacy.open_xchacha20poly1305(raw, nonce, old, b"other aad")
     with pytest.raises(envelope.Tampered):
         envelope_legacy.open_xchacha20poly1305(raw, nonce[:12], old, b"aad")
+
+
+def test_held_key_seals_in_the_same_format_through_any_aead() -> None:
+    """A HeldKey runs the envelope over an AES-GCM it does not hold the key of (a PKCS#11
+    token's); the purpose, context and key-id checks are the same as a Key's."""
+    raw = os.urandom(32)
+    held = envelope.HeldKey(AESGCM(raw), b"\x01\x02\x03\x04", "0102030405060708")
+    assert held.fingerprint == "0102030405060708" and raw.hex() not in repr(held)
+    blob = held.seal(b"secret", purpose="p", context=b"row")
+    assert envelope.is_envelope(blob) and blob[5:9] == b"\x01\x02\x03\x04"
+    assert held.open(blob, purpose="p", context=b"row") == b"secret"
+    with pytest.raises(envelope.WrongPurpose):
+        held.open(blob, purpose="q", context=b"row")
+    with pytest.raises(envelope.Tampered):
+        held.open(blob, purpose="p", context=b"other row")
+    other = envelope.HeldKey(AESGCM(raw), b"\x09\x09\x09\x09", "09")
+    with pytest.raises(envelope.WrongKey):
+        other.open(blob, purpose="p", context=b"row")
+    data_key = Key.generate()
+    assert held.unwrap(held.wrap(data_key, purpose="dk"), purpose="dk") == data_key
+    with pytest.raises(envelope.InvalidKey):
+        envelope.HeldKey(AESGCM(raw), b"\x01", "01")
+
+
+def test_key_fingerprint_is_the_stored_kek_id() -> None:
+    import hashlib
+    import hmac
+
+    raw = os.urandom(32)
+    assert Key(raw).fingerprint == hmac.new(raw, b"mip/kek-id/v1",
+                                            hashlib.sha256).hexdigest()[:16]

@@ -211,13 +211,13 @@ def _legacy_reference(protector: TemplateProtector, kek: bytes, face: np.ndarray
     """A reference exactly as the format-1 code wrote it (raw AES-256-GCM, its AAD tags)."""
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-    from face_engine.protect.keyed_rotation import derive_key, encode_context
+    from face_engine.protect.keyed_rotation import derive_with, encode_context
     from face_engine.protect.protector import as_unit_vector
     from face_engine.protect.registry import RegistryEntry
 
     pseudonym = protector.holder_pseudonym(account, institution)
     version = protector.registry.highest_version((pseudonym, institution)) + 1
-    seed = derive_key(protector._transform_key, "rotation", pseudonym, institution, version)
+    seed = derive_with(protector._transform, "rotation", pseudonym, institution, version)
     template = KeyedRotation(seed, 128).apply(as_unit_vector(face, 128)).astype("<f4")
     data_key, nonce, wrap_nonce = AESGCM.generate_key(256), os.urandom(12), os.urandom(12)
     ref = ProtectedReference(
@@ -272,3 +272,40 @@ def test_new_references_are_format_2(protector: TemplateProtector,
     assert ref.format_version == 2 and ref.nonce == b""
     assert envelope.is_envelope(ref.ciphertext) and envelope.is_envelope(ref.wrapped_key)
     assert ProtectedReference.from_bytes(ref.to_bytes()) == ref
+
+
+def test_held_keys_protect_like_key_bytes(rng: np.random.Generator) -> None:
+    """The protector with a KEK and transform key held elsewhere (HeldKey over an AES-GCM,
+    a KeyDeriver) enrols and verifies; the same key bytes given directly give the same
+    pseudonyms and rotations, so the template opens under either."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    from face_engine import envelope
+    from face_engine.protect.keyed_rotation import SecretDeriver
+
+    kek, transform = os.urandom(32), os.urandom(32)
+    held = TemplateProtector(envelope.HeldKey(AESGCM(kek), b"held", "held-kek"),
+                             SecretDeriver(transform))
+    face = _face(rng)
+    ref = held.enrol(face, "acct", "HospitalMSP")
+    assert ref.kek_id == "held-kek"
+    assert held.verify(ref, face, THRESHOLD, holder_account="acct")[0]
+    assert held.holder_pseudonym("acct", "HospitalMSP") == \
+        TemplateProtector(kek, transform).holder_pseudonym("acct", "HospitalMSP")
+    with pytest.raises(InvalidKey):
+        TemplateProtector("not a key", transform)  # type: ignore[arg-type]
+
+
+def test_format_1_reference_needs_key_bytes(rng: np.random.Generator) -> None:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    from face_engine import envelope
+    from face_engine.protect.keyed_rotation import SecretDeriver
+
+    kek, transform = os.urandom(32), os.urandom(32)
+    protector = TemplateProtector(kek, transform)
+    old = _legacy_reference(protector, kek, _face(rng), "acct", "HospitalMSP")
+    held = TemplateProtector(envelope.HeldKey(AESGCM(kek), b"held", protector.kek_id),
+                             SecretDeriver(transform), registry=protector.registry)
+    with pytest.raises(WrongKey, match="format-1"):
+        held.decrypt_transformed(old)

@@ -73,7 +73,7 @@ async def test_prove_and_verify_from_the_command_line(devnet: MipNetwork,
         configs[org] = tmp_path / f"{org}.yaml"
         configs[org].write_text(yaml.safe_dump({
             "data_dir": str(tmp_path / org), "connection": str(devnet.connection),
-            "argon2_profile": "interactive"}))
+            "argon2_profile": "interactive", "mode": "development"}))
     pharmacy, school = configs[PHARMACY], configs[SCHOOL]
 
     clients = MipClients(devnet)

@@ -55,7 +55,7 @@ def test_bad_config_is_one_line_error(tmp_path: Path) -> None:
 def test_network_identity_and_reads_on_devnet(tmp_path: Path) -> None:
     data = tmp_path / "devnet"
     config = tmp_path / "mip.yaml"
-    config.write_text(yaml.safe_dump({"data_dir": str(tmp_path / "gw"),
+    config.write_text(yaml.safe_dump({"data_dir": str(tmp_path / "gw"), "mode": "development",
                                       "connection": str(data / "connection.json"),
                                       "argon2_profile": "interactive"}))
     r = mip("network", "up", "--port", "0", config=config)

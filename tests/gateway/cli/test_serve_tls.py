@@ -39,7 +39,8 @@ def _config(tmp_path: Path, port: int, host: str = "127.0.0.1") -> Path:
     config = tmp_path / "mip.yaml"
     config.write_text(yaml.safe_dump({
         "data_dir": str(tmp_path / "gw"), "connection": str(tmp_path / "none.json"),
-        "host": host, "port": port, "argon2_profile": "interactive"}))
+        "host": host, "port": port, "argon2_profile": "interactive",
+        "mode": "development"}))
     return config
 
 

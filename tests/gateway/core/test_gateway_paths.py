@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gateway.core.config import load_settings
-from gateway.core.secrets import DataDirMismatch
-from gateway.services.state import open_data_dir
+from gateway.core.config import Settings, load_settings
+from gateway.core.keys.file_provider import FileProvider
+from gateway.core.secrets import DataDirMismatch, GatewaySecrets
+from gateway.services.state import open_data_dir as open_with_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 SHOW_PATHS = ("from gateway.core.config import load_settings; s = load_settings(); "
@@ -27,6 +28,14 @@ def _clean_env(**extra: str) -> dict[str, str]:
            if not k.startswith("MIP_") and k != "XDG_DATA_HOME"}
     # The child imports this checkout whatever its current folder.
     return {**env, "PYTHONPATH": str(REPO_ROOT), **extra}
+
+
+def open_data_dir(data_dir: Path) -> tuple[object, GatewaySecrets]:
+    """The data dir opened as devnet opens it (development mode, the file key provider);
+    the database and the secrets the provider read."""
+    db, keys = open_with_settings(Settings(data_dir=data_dir, mode="development"))
+    assert isinstance(keys, FileProvider)
+    return db, keys.secrets
 
 
 def _paths_from(cwd: Path, env: dict[str, str], *args: str) -> list[str]:
@@ -149,7 +158,7 @@ def test_mip_serve_from_another_folder_refuses_a_database_without_secrets(
     (data / "secrets.json").unlink()
     cwd = tmp_path / "somewhere"
     cwd.mkdir()
-    result = subprocess.run([sys.executable, "-m", "gateway", "serve"], cwd=cwd, env=env,
+    result = subprocess.run([sys.executable, "-m", "gateway", "serve", "--dev"], cwd=cwd, env=env,
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 1
     assert result.stderr.startswith(f"error: {data / 'gateway.sqlite'} exists but its secrets "

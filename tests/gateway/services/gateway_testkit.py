@@ -34,7 +34,7 @@ LIVENESS_SEED = 1234
 def make_settings(data_dir: Path, connection: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "data_dir": data_dir, "connection": connection, "argon2_profile": "interactive",
-        "liveness_seed": LIVENESS_SEED, **overrides}
+        "liveness_seed": LIVENESS_SEED, "mode": "development", **overrides}
     return Settings(**values)
 
 

@@ -24,7 +24,7 @@ def url(key_id: str) -> str:
 
 def cli(gw_data_dir: Path, network: MipNetwork, tmp_path: Path, *args: str) -> tuple[int, str]:
     config = tmp_path / "mip.yaml"
-    config.write_text(yaml.safe_dump({"data_dir": str(gw_data_dir),
+    config.write_text(yaml.safe_dump({"data_dir": str(gw_data_dir), "mode": "development",
                                       "connection": str(network.connection)}))
     result = CliRunner().invoke(app, [*args, "--config", str(config)])
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exc_info

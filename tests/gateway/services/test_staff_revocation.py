@@ -28,7 +28,7 @@ def _said(exc: GatewayError) -> str:
 
 def _cli(gw_data_dir: Path, network: MipNetwork, tmp_path: Path, *args: str) -> str:
     config = tmp_path / "mip.yaml"
-    config.write_text(yaml.safe_dump({"data_dir": str(gw_data_dir),
+    config.write_text(yaml.safe_dump({"data_dir": str(gw_data_dir), "mode": "development",
                                       "connection": str(network.connection)}))
     result = CliRunner().invoke(app, [*args, "--config", str(config)])
     assert result.exit_code == 0, result.output
@@ -85,7 +85,7 @@ def test_revoking_an_unknown_member_is_an_error(
     gw_network: MipNetwork, gw_data_dir: Path, tmp_path: Path
 ) -> None:
     config = tmp_path / "mip.yaml"
-    config.write_text(yaml.safe_dump({"data_dir": str(gw_data_dir),
+    config.write_text(yaml.safe_dump({"data_dir": str(gw_data_dir), "mode": "development",
                                       "connection": str(gw_network.connection)}))
     result = CliRunner().invoke(app, ["identity", "revoke", "nobody-here", "--org", HOSPITAL,
                                       "--config", str(config)])

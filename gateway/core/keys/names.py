@@ -1,0 +1,34 @@
+"""The gateway's keys by name: what each one does, and the labels its uses are bound to.
+
+Key-encryption keys (wrap data keys and seal small secrets; `KeyProvider.kek`):
+
+- `face`: wraps each protected face reference's data key and the dedup index's data key
+  (face_engine.protect, face_engine.dedup).
+- `face-factor`: seals each holder's face-factor key, released only after a live face match.
+- `kyc-issuer`: seals each org's anoncreds (CL) issuer private key (gateway/services/kyc.py).
+
+Derivation keys (HKDF-Expand under a held pseudorandom key; `KeyProvider.deriver`):
+
+- `face-transform`: holder pseudonyms, per-reference rotations and the dedup domain.
+- `counter`: the pharmacy counter's ECDSA P-256 attestation key.
+- `linkage`: each org's X25519 linkage verifier key.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+KekName = Literal["face", "face-factor", "kyc-issuer"]
+DeriverName = Literal["face-transform", "counter", "linkage"]
+KEK_NAMES: tuple[KekName, ...] = ("face", "face-factor", "kyc-issuer")
+DERIVER_NAMES: tuple[DeriverName, ...] = ("face-transform", "counter", "linkage")
+
+# Keys whose loss strands stored data (face references, sealed rows): never made afresh
+# beside an existing database. The counter and linkage keys can be made anew (and their
+# public halves registered again), as they were added after data dirs existed.
+STRANDING: frozenset[str] = frozenset({"face", "face-factor", "kyc-issuer", "face-transform"})
+
+# Purpose labels of the gateway's sealed rows (HKDF info under the file provider's root,
+# and the envelope purpose under every provider); one per kind of blob.
+FACE_FACTOR_LABEL = b"MIP-gateway-face-factor-key-v1"
+KYC_ISSUER_LABEL = b"MIP-gateway-kyc-issuer-v1"
