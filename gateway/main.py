@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from gateway.api.router import api_router
 from gateway.core.config import Settings, load_settings
 from gateway.core.errors import install_error_handlers
+from gateway.core.failures import UnexpectedErrors
 from gateway.core.logging import configure_logging
 from gateway.services.state import AppState, build_state
 from gateway.web import mount_web
@@ -37,6 +38,9 @@ def create_app(settings: Settings | None = None, *, state: AppState | None = Non
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    # Added last = outermost of ours, just inside Starlette's ServerErrorMiddleware (which
+    # would re-raise to the server, whose log would print the exception's text).
+    app.add_middleware(UnexpectedErrors)
     app.include_router(api_router)
     mount_web(app)
     return app

@@ -4,7 +4,8 @@ Every error a client sees is JSON `{"error": {"code": ..., "message": ..., "deta
 with a stable `code` clients branch on. Contract errors keep the contract's own code
 (`not_found`, `access_denied`, `replay`, ...: chaincode/mip/errors.py), face errors the face
 engine's (`no_face`, `multiple_faces`, ...). Nothing else leaks: an unexpected exception is
-logged by type only (its message may hold private data) and answered `internal_error`.
+logged by type and code location only (its message may hold private data) and answered
+`internal_error` with a correlation id (gateway/core/failures.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from face_engine.errors import FaceError
+from gateway.core.failures import internal_error_body, log_unexpected, new_correlation_id
 from gateway.fabric import ChaincodeError, ClockSkew, GatewayError
 
 log = logging.getLogger("mip.gateway")
@@ -172,10 +174,11 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(face_error(exc))
 
     async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
-        # Type only: an exception's text can carry request data.
-        log.error("unexpected %s while handling a request", type(exc).__name__)
-        return JSONResponse(status_code=500, content=_body(
-            "internal_error", "the gateway failed to handle the request"))
+        # Reached only if UnexpectedErrors (gateway/core/failures.py) itself failed: that
+        # middleware answers and swallows every other unexpected exception.
+        correlation_id = new_correlation_id()
+        log_unexpected(exc, correlation_id)
+        return JSONResponse(status_code=500, content=internal_error_body(correlation_id))
 
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(RequestValidationError, on_validation)
@@ -188,5 +191,6 @@ def install_error_handlers(app: FastAPI) -> None:
 
 # Shared `responses=` for route decorators so the OpenAPI schema documents the error body.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse} for status in (401, 403, 404, 409, 410, 422, 423, 503)
+    status: {"model": ErrorResponse}
+    for status in (401, 403, 404, 409, 410, 413, 422, 423, 500, 503)
 }
