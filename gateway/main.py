@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from gateway.api.body_limits import DEFAULT_BODY_LIMIT
 from gateway.api.router import api_router
 from gateway.core.config import Settings, load_settings
 from gateway.core.errors import install_error_handlers
@@ -36,10 +37,13 @@ def create_app(settings: Settings | None = None, *, state: AppState | None = Non
         description="Enrolment, holder accounts, credentials, grants, pharmacy pickup, "
                     "credential checks and privacy-budgeted analytics on the MIP ledger.",
         lifespan=lifespan,
+        # Enforced while the body is read; routes with frames or documents allow more
+        # (gateway/api/body_limits.py).
+        max_body_size=DEFAULT_BODY_LIMIT,
     )
     install_error_handlers(app)
-    # Added last = outermost of ours, just inside Starlette's ServerErrorMiddleware (which
-    # would re-raise to the server, whose log would print the exception's text).
+    # Outermost of ours, just inside Starlette's ServerErrorMiddleware (which would re-raise
+    # to the server, whose log would print the exception's text).
     app.add_middleware(UnexpectedErrors)
     app.include_router(api_router)
     mount_web(app)

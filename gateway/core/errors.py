@@ -18,12 +18,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 
 from face_engine.errors import FaceError
 from gateway.core.failures import internal_error_body, log_unexpected, new_correlation_id
 from gateway.fabric import ChaincodeError, ClockSkew, GatewayError
 
 log = logging.getLogger("mip.gateway")
+
+# The pydantic error type of a request whose images hold too many pixels in all.
+PIXELS_ERROR = "too_many_pixels"
 
 
 class ErrorBody(BaseModel):
@@ -140,6 +144,14 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_validation(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
+        pixels = next((e for e in exc.errors() if e.get("type") == PIXELS_ERROR), None)
+        if pixels is not None:
+            # The request's images would cost the face workers too much to decode
+            # (gateway/api/models/image_budget.py): too large, like a body over its limit.
+            limit = int((pixels.get("ctx") or {}).get("limit", 0))
+            return JSONResponse(status_code=413, content=_body(
+                PIXELS_ERROR, f"the images of one request may hold at most {limit} pixels "
+                              "in all", {"limit": limit}))
         # Only locations and messages: pydantic's "input" may echo a password or an image.
         problems = [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))}
                     for e in exc.errors()]
@@ -147,10 +159,16 @@ def install_error_handlers(app: FastAPI) -> None:
             "invalid_request", "the request does not match the schema",
             {"problems": problems}))
 
-    async def on_http(_: Request, exc: Exception) -> JSONResponse:
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 413:
+            # The route's body limit (FastAPI's max_body_size), read while the body arrived.
+            limit = request.scope.get(MAX_BODY_SIZE_SCOPE_KEY)
+            return JSONResponse(status_code=413, content=_body(
+                "body_too_large", "the request body is larger than this route accepts",
+                {"limit": limit} if isinstance(limit, int) else None))
         code = {404: "not_found", 405: "method_not_allowed", 401: "unauthenticated",
-                403: "forbidden"}.get(exc.status_code, "http_error")
+                403: "forbidden", 413: "body_too_large"}.get(exc.status_code, "http_error")
         return JSONResponse(status_code=exc.status_code, content=_body(code, str(exc.detail)),
                             headers=getattr(exc, "headers", None))
 

@@ -76,16 +76,25 @@ class UnexpectedErrors:
             await self.app(scope, receive, send)
             return
         started = False
+        send_failed = False
 
         async def tracking_send(message: Message) -> None:
-            nonlocal started
+            nonlocal started, send_failed
             if message["type"] == "http.response.start":
                 started = True
-            await send(message)
+            try:
+                await send(message)
+            except BaseException:
+                send_failed = True
+                raise
 
         try:
             await self.app(scope, receive, tracking_send)
         except Exception as exc:  # the last line: every failure becomes a typed answer
+            if send_failed:
+                # Raised by a layer outside this one (the server, FastAPI's body limit, which
+                # signals through `send` that it answered 413 itself): that layer's to handle.
+                raise
             correlation_id = new_correlation_id()
             log_unexpected(exc, correlation_id)
             if not started:
