@@ -36,6 +36,24 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
+def header_pixels(data: bytes) -> int:
+    """Width x height from the image's header, without decoding a pixel (0 when there is no
+    readable header: `decode_image` refuses such data with its typed error later). Lets a
+    caller bound the decoding work of a whole request before it starts."""
+    if sniff_format(data) is None:
+        return 0
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                width, height = img.size
+    except Image.DecompressionBombError:
+        return MAX_PIXELS + 1
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return 0
+    return int(width) * int(height)
+
+
 def decode_image(data: bytes) -> np.ndarray:
     """Decode ``data`` to an ``H x W x 3`` BGR ``uint8`` array or raise a typed error."""
     if not isinstance(data, bytes | bytearray | memoryview):

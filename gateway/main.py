@@ -7,12 +7,15 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from gateway.api.body_limits import DEFAULT_BODY_LIMIT
 from gateway.api.router import api_router
 from gateway.core.config import Settings, load_settings
 from gateway.core.errors import install_error_handlers
+from gateway.core.failures import UnexpectedErrors
 from gateway.core.logging import configure_logging
+from gateway.core.security_headers import SecurityHeaders
 from gateway.services.state import AppState, build_state
-from gateway.web import mount_web
+from gateway.web import mount_docs, mount_web
 
 
 def create_app(settings: Settings | None = None, *, state: AppState | None = None) -> FastAPI:
@@ -35,8 +38,22 @@ def create_app(settings: Settings | None = None, *, state: AppState | None = Non
         description="Enrolment, holder accounts, credentials, grants, pharmacy pickup, "
                     "credential checks and privacy-budgeted analytics on the MIP ledger.",
         lifespan=lifespan,
+        # Enforced while the body is read; routes with frames or documents allow more
+        # (gateway/api/body_limits.py).
+        max_body_size=DEFAULT_BODY_LIMIT,
+        # FastAPI's /docs and /redoc load their scripts from a CDN: off. In development the
+        # gateway serves Swagger UI itself (mount_docs); /openapi.json stays in every mode.
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
+    # Outermost of ours, just inside Starlette's ServerErrorMiddleware (which would re-raise
+    # to the server, whose log would print the exception's text).
+    app.add_middleware(UnexpectedErrors)
+    # Outermost: the 500s of UnexpectedErrors get the headers too.
+    app.add_middleware(SecurityHeaders)
     app.include_router(api_router)
     mount_web(app)
+    if settings.mode == "development":
+        mount_docs(app)
     return app

@@ -42,7 +42,7 @@ from typing import Any
 
 import opendp.prelude as dp
 
-from gateway.analytics.errors import CalibrationError
+from gateway.analytics.errors import CalibrationError, DpParametersOutOfRange
 from gateway.analytics.queries import (
     CountQuery,
     HistogramQuery,
@@ -99,13 +99,19 @@ def _accuracy(mechanism: str, scale: float) -> float:
 def _calibrate(
     chain: Callable[[float], dp.Measurement], epsilon: float, what: str
 ) -> tuple[dp.Measurement, float]:
-    """The measurement with the smallest noise scale whose map(1) is within `epsilon`."""
+    """The measurement with the smallest noise scale whose map(1) is within `epsilon`.
+
+    OpenDP refusing to build or search one means the query's parameters are beyond what it
+    can represent (the scale the bounds and epsilon need overflows): the client's to change,
+    so a typed 422 and not a server failure. OpenDP's text is not passed on (it is long)."""
     try:
         scale = float(dp.binary_search_param(chain, d_in=_D_IN, d_out=epsilon))
         measurement = chain(scale)
         loss = float(measurement.map(_D_IN))
-    except (dp.OpenDPException, ValueError, TypeError) as exc:
-        raise CalibrationError(f"{what}: no noise scale meets the epsilon ({exc})") from exc
+    except (dp.OpenDPException, ValueError, TypeError, ArithmeticError) as exc:
+        raise DpParametersOutOfRange(
+            f"{what}: no noise scale for these bounds at this epsilon; narrow the bounds or "
+            "raise the epsilon") from exc
     if not loss <= epsilon:
         raise CalibrationError(f"{what}: privacy loss {loss} above epsilon {epsilon}")
     return measurement, scale
@@ -255,7 +261,8 @@ def _plan_mean(query: MeanQuery) -> Plan:
                 break
             eps_mean = math.nextafter(eps_mean, 0.0)
     except dp.OpenDPException as exc:
-        raise CalibrationError(f"mean: composition refused ({exc})") from exc
+        raise DpParametersOutOfRange("mean: OpenDP refused the composition at this epsilon"
+                                     ) from exc
     count = dp.t.make_count(_FLOATS, metric)
     count_m, count_scale = _calibrate(lambda s: count >> dp.m.then_laplace(s), eps_count,
                                       "mean (count part)")
@@ -263,17 +270,23 @@ def _plan_mean(query: MeanQuery) -> Plan:
                            _accuracy(DISCRETE_LAPLACE, count_scale))
     clamp = dp.t.make_clamp(_FLOATS, metric, (query.lower, query.upper))
 
+    def chain_for(size: int) -> Callable[[float], dp.Measurement]:
+        def chain(scale: float) -> dp.Measurement:
+            # make_resize pads with `impute` or drops records at random to reach `size`.
+            return (clamp >> dp.t.then_resize(size=size, constant=query.impute_value)
+                    >> dp.t.then_mean() >> dp.m.then_laplace(scale))
+        return chain
+
+    # The mean's own calibration waits for the noisy count, i.e. until after the debit: check
+    # now, at size 1 (the largest sensitivity, (upper - lower) / 1), that it will succeed for
+    # any count, so parameters OpenDP cannot handle are refused before the budget is spent.
+    _calibrate(chain_for(1), eps_mean, "mean")
+
     def run(records: Sequence[Record]) -> DpAnswer:
         values = numeric_column(records, query.column, query.impute_value)
         queryable = composition(values)
         noisy_n = max(1, int(queryable(count_m)))
-
-        def chain(scale: float) -> dp.Measurement:
-            # make_resize pads with `impute` or drops records at random to reach noisy_n.
-            return (clamp >> dp.t.then_resize(size=noisy_n, constant=query.impute_value)
-                    >> dp.t.then_mean() >> dp.m.then_laplace(scale))
-
-        mean_m, mean_scale = _calibrate(chain, eps_mean, "mean")
+        mean_m, mean_scale = _calibrate(chain_for(noisy_n), eps_mean, "mean")
         value = float(queryable(mean_m))
         mean_info = NoiseInfo("mean", LAPLACE, float(mean_m.map(_D_IN)), mean_scale,
                               _accuracy(LAPLACE, mean_scale))

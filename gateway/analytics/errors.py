@@ -40,6 +40,14 @@ class ColumnKindError(QuerySpecError):
     code = "column_kind"
 
 
+class DpParametersOutOfRange(QuerySpecError):
+    """OpenDP cannot build a mechanism for these parameters: the bounds' width over the
+    epsilon needs a noise scale beyond what it can represent (a sum over [-1e9, 1e9] at
+    epsilon 1e-6). Narrower bounds or a larger epsilon can be answered."""
+
+    code = "dp_parameters_out_of_range"
+
+
 class RecordError(AnalyticsError, ValueError):
     """The caller passed records without a holder id (a programming error, not bad data)."""
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chaincode.protocol.deployment import CHAINCODE_POLICY
+from gateway.store.private_files import open_private_append
 
 from .common import CliError
 
@@ -106,7 +107,7 @@ def _log_tail(path: Path, limit: int = 2000) -> str:
 def _spawn(args: list[str], log_file: Path, env: dict[str, str] | None = None
            ) -> subprocess.Popen[bytes]:
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_file, "ab") as log:
+    with open_private_append(log_file) as log:  # the log names people's ids: 0600
         return subprocess.Popen(
             args, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},

@@ -4,7 +4,8 @@ Every error a client sees is JSON `{"error": {"code": ..., "message": ..., "deta
 with a stable `code` clients branch on. Contract errors keep the contract's own code
 (`not_found`, `access_denied`, `replay`, ...: chaincode/mip/errors.py), face errors the face
 engine's (`no_face`, `multiple_faces`, ...). Nothing else leaks: an unexpected exception is
-logged by type only (its message may hold private data) and answered `internal_error`.
+logged by type and code location only (its message may hold private data) and answered
+`internal_error` with a correlation id (gateway/core/failures.py).
 """
 
 from __future__ import annotations
@@ -17,11 +18,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 
 from face_engine.errors import FaceError
+from gateway.core.failures import internal_error_body, log_unexpected, new_correlation_id
 from gateway.fabric import ChaincodeError, ClockSkew, GatewayError
 
 log = logging.getLogger("mip.gateway")
+
+# The pydantic error type of a request whose images hold too many pixels in all.
+PIXELS_ERROR = "too_many_pixels"
 
 
 class ErrorBody(BaseModel):
@@ -138,6 +144,14 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_validation(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
+        pixels = next((e for e in exc.errors() if e.get("type") == PIXELS_ERROR), None)
+        if pixels is not None:
+            # The request's images would cost the face workers too much to decode
+            # (gateway/api/models/image_budget.py): too large, like a body over its limit.
+            limit = int((pixels.get("ctx") or {}).get("limit", 0))
+            return JSONResponse(status_code=413, content=_body(
+                PIXELS_ERROR, f"the images of one request may hold at most {limit} pixels "
+                              "in all", {"limit": limit}))
         # Only locations and messages: pydantic's "input" may echo a password or an image.
         problems = [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))}
                     for e in exc.errors()]
@@ -145,10 +159,16 @@ def install_error_handlers(app: FastAPI) -> None:
             "invalid_request", "the request does not match the schema",
             {"problems": problems}))
 
-    async def on_http(_: Request, exc: Exception) -> JSONResponse:
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 413:
+            # The route's body limit (FastAPI's max_body_size), read while the body arrived.
+            limit = request.scope.get(MAX_BODY_SIZE_SCOPE_KEY)
+            return JSONResponse(status_code=413, content=_body(
+                "body_too_large", "the request body is larger than this route accepts",
+                {"limit": limit} if isinstance(limit, int) else None))
         code = {404: "not_found", 405: "method_not_allowed", 401: "unauthenticated",
-                403: "forbidden"}.get(exc.status_code, "http_error")
+                403: "forbidden", 413: "body_too_large"}.get(exc.status_code, "http_error")
         return JSONResponse(status_code=exc.status_code, content=_body(code, str(exc.detail)),
                             headers=getattr(exc, "headers", None))
 
@@ -172,10 +192,11 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(face_error(exc))
 
     async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
-        # Type only: an exception's text can carry request data.
-        log.error("unexpected %s while handling a request", type(exc).__name__)
-        return JSONResponse(status_code=500, content=_body(
-            "internal_error", "the gateway failed to handle the request"))
+        # Reached only if UnexpectedErrors (gateway/core/failures.py) itself failed: that
+        # middleware answers and swallows every other unexpected exception.
+        correlation_id = new_correlation_id()
+        log_unexpected(exc, correlation_id)
+        return JSONResponse(status_code=500, content=internal_error_body(correlation_id))
 
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(RequestValidationError, on_validation)
@@ -188,5 +209,6 @@ def install_error_handlers(app: FastAPI) -> None:
 
 # Shared `responses=` for route decorators so the OpenAPI schema documents the error body.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse} for status in (401, 403, 404, 409, 410, 422, 423, 503)
+    status: {"model": ErrorResponse}
+    for status in (401, 403, 404, 409, 410, 413, 422, 423, 500, 503)
 }

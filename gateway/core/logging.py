@@ -4,7 +4,9 @@ Handlers never see request bodies: routes log what happened (ids, codes, duratio
 data. As a second line of defence, `RedactingFilter` drops any record whose rendered message
 looks like it carries key material or image data (long base64/hex runs, PEM blocks), so a
 mistake in a future log call cannot leak a template or a key; tests scan the logs of a full
-demo run for canaries.
+demo run for canaries. It also strips every record's traceback (`exc_info`, `stack_info`):
+an exception's text and its frames may carry request data, and a formatter would print them.
+What stays is the exception's type and where it was raised (gateway/core/failures.py).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 import logging
 import re
 import sys
+
+from gateway.core.failures import describe, location
 
 _SECRET_SHAPES = re.compile(
     r"-----BEGIN [A-Z ]+-----"           # PEM
@@ -29,6 +33,15 @@ class RedactingFilter(logging.Filter):
         if _SECRET_SHAPES.search(message):
             record.msg = "[record withheld: it looked like it carried key or image data]"
             record.args = ()
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            # The rendered message stays (it passed the check above); the exception is reduced
+            # to its type and location, its text and frames dropped.
+            suffix = f" [{describe(exc)} at {location(exc)}]"
+            record.msg = f"{record.msg}{suffix.replace('%', '%%') if record.args else suffix}"
+        record.exc_info = None
+        record.exc_text = None
+        record.stack_info = None
         return True
 
 

@@ -51,6 +51,7 @@ from face_engine import envelope
 from gateway.holder.x25519 import x25519_key_id
 from gateway.profile import sealing
 from gateway.profile.errors import AccessDenied, InvalidRecord, RecordCorrupt, RecordNotFound
+from gateway.store.private_files import prepare_sqlite_file
 
 SCHEMA_VERSION = 1
 MAX_DATA_BYTES = 32 * 1024 * 1024
@@ -121,6 +122,8 @@ class ProfileStore:
 
     def __init__(self, path: str | Path) -> None:
         self._lock = threading.Lock()
+        if str(path) != ":memory:":
+            prepare_sqlite_file(Path(path))
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         try:
             self._db.execute("PRAGMA journal_mode=WAL")

@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from gateway.store.private_files import prepare_sqlite_file
+
 
 class Database:
     def __init__(self, path: Path) -> None:
@@ -25,7 +27,8 @@ class Database:
         self._local = threading.local()
         self._schemas: set[str] = set()
         self._lock = threading.Lock()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        prepare_sqlite_file(path)
         # Outside any transaction: SQLite refuses to switch journal mode inside one.
         self._connection().execute("PRAGMA journal_mode=WAL")
 
@@ -37,6 +40,9 @@ class Database:
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
+            # Deleted rows (a closed account's keys, a spent session) are overwritten with
+            # zeros, not left in free pages of the file or the WAL.
+            conn.execute("PRAGMA secure_delete=ON")
             self._local.conn = conn
         return conn
 

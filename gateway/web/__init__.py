@@ -1,15 +1,34 @@
-"""The counter web page, served by the gateway at /counter/."""
+"""The counter web page, served by the gateway at /counter/, and in development the API's
+Swagger UI at /docs (its files from the swagger-ui-bundle package: nothing from a CDN)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 STATIC = Path(__file__).parent / "static"
+DOCS = Path(__file__).parent / "docs"
 
 
 def mount_web(app: FastAPI) -> None:
     if (STATIC / "index.html").is_file():
         app.mount("/counter", StaticFiles(directory=STATIC, html=True), name="counter")
+
+
+def mount_docs(app: FastAPI) -> None:
+    """/docs: Swagger UI over /openapi.json, every file served by the gateway."""
+    from swagger_ui_bundle import swagger_ui_path
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> FileResponse:
+        return FileResponse(DOCS / "index.html")
+
+    @app.get("/docs/init.js", include_in_schema=False)
+    async def docs_init() -> FileResponse:
+        return FileResponse(DOCS / "init.js", media_type="text/javascript")
+
+    app.mount("/docs/assets", StaticFiles(directory=Path(str(swagger_ui_path))),
+              name="docs-assets")

@@ -9,6 +9,7 @@ SQLite fsyncs.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -92,6 +93,18 @@ class BlockWrites:
     events: list[tuple[int, str, str, str, bytes]] = field(default_factory=list)
 
 
+def _prepare_private(path: Path) -> None:
+    """The ledger file (private data in clear) is 0600 before SQLite opens it: SQLite creates
+    it with the umask and its -wal/-shm with the database's mode."""
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+    os.close(fd)
+    os.chmod(path, 0o600)
+    for suffix in ("-wal", "-shm", "-journal"):
+        side = path.with_name(path.name + suffix)
+        if side.exists():
+            os.chmod(side, 0o600)
+
+
 class Store:
     """The devnet ledger database."""
 
@@ -103,11 +116,15 @@ class Store:
         self._write_lock = threading.Lock()
 
     def _connect(self, check_same_thread: bool = True) -> sqlite3.Connection:
+        _prepare_private(self.path)
         conn = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=check_same_thread, timeout=30
         )
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
+        # A purged or deleted private value is overwritten with zeros in the file and the
+        # WAL, not left in a free page (Credential:Erase + Purge must remove the plaintext).
+        conn.execute("PRAGMA secure_delete=ON")
         return conn
 
     def close(self) -> None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import base64
 import binascii
 
-from pydantic import BaseModel, Field, PrivateAttr, field_validator
+from pydantic import BaseModel, Field, PrivateAttr, field_validator, model_validator
 
 from face_engine.liveness import POSES
 from gateway.services.face_frames import gateway_time
 
-MAX_FRAMES = 12
-MAX_FRAME_BYTES = 2 * 1024 * 1024
+from .image_budget import MAX_FRAME_BYTES, MAX_FRAMES, check_request_pixels
+
 # base64 of MAX_FRAME_BYTES, checked before decoding so an oversized frame costs nothing.
 _MAX_FRAME_B64 = 4 * ((MAX_FRAME_BYTES + 2) // 3)
 
@@ -45,6 +45,11 @@ class FaceAnswer(BaseModel):
     frames: list[FrameIn] = Field(min_length=2, max_length=MAX_FRAMES)
     # Taken when the body is parsed, i.e. once the whole request has arrived.
     _arrived_at: float = PrivateAttr(default_factory=gateway_time)
+
+    @model_validator(mode="after")
+    def _pixel_budget(self) -> FaceAnswer:
+        check_request_pixels(frame.decoded() for frame in self.frames)
+        return self
 
     @property
     def arrived_at(self) -> float:

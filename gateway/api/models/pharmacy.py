@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StringConstraints,
+    model_validator,
+)
 
 from gateway.services.face_frames import gateway_time
 
-from .ledger_ids import Base64, LedgerId
-
-MAX_FRAMES = 12
-MAX_FRAME_BYTES = 2 * 1024 * 1024
-# Base64 of at most MAX_FRAME_BYTES: checked before anything is decoded.
-MAX_FRAME_CHARS = (MAX_FRAME_BYTES + 2) // 3 * 4
+from .image_budget import MAX_FRAME_CHARS, MAX_FRAMES, check_request_pixels
+from .ledger_ids import Base64, LedgerId, b64decode
 
 
 class CreatePickup(BaseModel):
@@ -68,12 +71,22 @@ class FramesIn(_Arrived):
     challenge_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     frames: Annotated[list[FrameIn], Field(min_length=1, max_length=MAX_FRAMES)]
 
+    @model_validator(mode="after")
+    def _pixel_budget(self) -> FramesIn:
+        check_request_pixels(b64decode(frame.image) for frame in self.frames)
+        return self
+
 
 class StreamedFrameIn(FrameIn, _Arrived):
     """One frame of a streamed face check, sent as soon as it is captured; timed by its
     arrival, so frames that truly come too late or out of order are refused."""
 
     challenge_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+    @model_validator(mode="after")
+    def _pixel_budget(self) -> StreamedFrameIn:
+        check_request_pixels([b64decode(self.image)])
+        return self
 
 
 class FramesReceived(BaseModel):

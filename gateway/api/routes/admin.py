@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter
 from pydantic import BaseModel
 
+from gateway.api.body_limits import DATASET_BODY_LIMIT
 from gateway.api.deps import StaffDep, StateDep
 from gateway.api.models.ledger_ids import path_id
 from gateway.api.models.research import AddRecords, RecordsAdded, RegisterDataset, ResearcherIn
@@ -54,7 +55,8 @@ async def register_dataset(state: StateDep, staff: StaffDep, body: RegisterDatas
                                                   body.columns)
 
 
-@router.post("/admin/datasets/{dataset_id}/records", response_model=RecordsAdded)
+@router.post("/admin/datasets/{dataset_id}/records", response_model=RecordsAdded,
+             max_body_size=DATASET_BODY_LIMIT)
 async def add_records(state: StateDep, staff: StaffDep,
                       dataset_id: Annotated[str, path_id("dataset id")],
                       body: AddRecords) -> RecordsAdded:

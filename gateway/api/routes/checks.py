@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from gateway.api.body_limits import DOCUMENT_BODY_LIMIT
 from gateway.api.deps import StateDep
 from gateway.api.models.credentials import CheckRequest, CheckResponse
 from gateway.api.models.ledger_ids import b64decode
@@ -17,7 +18,7 @@ from gateway.services import credentials as service
 router = APIRouter(tags=["checks"])
 
 
-@router.post("/checks", response_model=CheckResponse)
+@router.post("/checks", response_model=CheckResponse, max_body_size=DOCUMENT_BODY_LIMIT)
 async def check_credential(state: StateDep, body: CheckRequest) -> CheckResponse:
     content = (body.content.encode() if isinstance(body.content, str)
                else service.canonical_content(body.content))

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
 
+from gateway.api.body_limits import DOCUMENT_BODY_LIMIT
 from gateway.api.deps import StaffDep, StateDep
 from gateway.api.models.credentials import IssuedResponse, IssueRequest, RevokeRequest
 from gateway.api.models.ledger_ids import path_id
@@ -16,7 +17,8 @@ router = APIRouter(tags=["credentials"])
 CredentialIdPath = Annotated[str, path_id("credential id")]
 
 
-@router.post("/credentials", response_model=IssuedResponse, status_code=201)
+@router.post("/credentials", response_model=IssuedResponse, status_code=201,
+             max_body_size=DOCUMENT_BODY_LIMIT)
 async def issue_credential(state: StateDep, staff: StaffDep,
                            body: Annotated[IssueRequest, Body()]) -> IssuedResponse:
     """Issue a credential to an account (doctor@HospitalMSP: prescription, record;

@@ -14,6 +14,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 
+from gateway.api.body_limits import FRAMES_BODY_LIMIT
 from gateway.api.deps import StaffDep, StateDep
 from gateway.api.models.enrolment import (
     EnrolmentCreated,
@@ -70,7 +71,7 @@ async def new_enrolment_challenge(session_id: SessionId, state: StateDep,
     return _challenge(enrolment_service(state).new_challenge(session_id, _registrar(staff)))
 
 
-@router.post("/enrolments/{session_id}/frames", status_code=204)
+@router.post("/enrolments/{session_id}/frames", status_code=204, max_body_size=FRAMES_BODY_LIMIT)
 async def enrolment_frames(session_id: SessionId, body: FaceAnswer, state: StateDep,
                            staff: StaffDep) -> Response:
     """Liveness and quality of the captured frames, then duplicate screening."""

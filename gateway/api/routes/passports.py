@@ -25,6 +25,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 
+from gateway.api.body_limits import FRAMES_BODY_LIMIT
 from gateway.api.deps import HolderDep, StaffDep, StateDep
 from gateway.api.models.face_frames import ChallengeOut
 from gateway.api.models.holders import (
@@ -72,7 +73,8 @@ async def start_holder_session(state: StateDep, staff: StaffDep) -> HolderSessio
         deadline_s=max(0.0, challenge.deadline - time.time())))
 
 
-@router.post("/holders/sessions/{session_id}/unlock", response_model=UnlockOut)
+@router.post("/holders/sessions/{session_id}/unlock", response_model=UnlockOut,
+             max_body_size=FRAMES_BODY_LIMIT)
 async def unlock_holder_session(session_id: SessionId, body: UnlockIn, state: StateDep,
                                 staff: StaffDep) -> UnlockOut:
     """Face 1:1 against the passport's reference (level 1), with the password level 2."""
@@ -173,7 +175,8 @@ async def new_recovery_challenge(recovery_id: RecoveryId, state: StateDep,
     return _challenge_out(recovery_service(state).new_challenge(recovery_id, staff))
 
 
-@router.post("/holders/recoveries/{recovery_id}/finish", response_model=RecoveryFinishOut)
+@router.post("/holders/recoveries/{recovery_id}/finish", response_model=RecoveryFinishOut,
+             max_body_size=FRAMES_BODY_LIMIT)
 async def finish_recovery(recovery_id: RecoveryId, body: RecoveryFinishIn, state: StateDep,
                           staff: StaffDep) -> RecoveryFinishOut:
     """Live face and a new password: the guardians' shares give the master secret back,

@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
+from gateway.api.body_limits import FRAMES_BODY_LIMIT, ONE_FRAME_BODY_LIMIT
 from gateway.api.deps import StaffDep, StateDep
+from gateway.api.models.image_budget import MAX_FRAME_BYTES, MAX_FRAMES
 from gateway.api.models.ledger_ids import b64decode, path_id
 from gateway.api.models.pharmacy import (
-    MAX_FRAME_BYTES,
-    MAX_FRAMES,
     CreatePickup,
     Dispensed,
     FramesIn,
@@ -44,7 +44,8 @@ async def start_pickup(state: StateDep, staff: StaffDep, body: CreatePickup) -> 
     return PickupCreated(**await pickup_service(state).create(staff, body.prescription_id))
 
 
-@router.post("/pharmacy/pickups/{pickup_id}/frames", response_model=PickupResult)
+@router.post("/pharmacy/pickups/{pickup_id}/frames", response_model=PickupResult,
+             max_body_size=FRAMES_BODY_LIMIT)
 async def pickup_frames(state: StateDep, staff: StaffDep, pickup_id: PickupId,
                         body: FramesIn) -> PickupResult:
     """The camera frames answering the challenge: `verified` or `refused` with a reason,
@@ -58,7 +59,7 @@ async def pickup_frames(state: StateDep, staff: StaffDep, pickup_id: PickupId,
 
 
 @router.put("/pharmacy/pickups/{pickup_id}/frames/{index}", response_model=FramesReceived,
-            status_code=202)
+            status_code=202, max_body_size=ONE_FRAME_BODY_LIMIT)
 async def pickup_frame(state: StateDep, staff: StaffDep, pickup_id: PickupId,
                        index: FrameIndex, body: StreamedFrameIn) -> FramesReceived:
     """Streamed face check: frame `index` (0 = frontal), sent as soon as it is captured and

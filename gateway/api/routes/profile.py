@@ -13,6 +13,7 @@ from fastapi import APIRouter, Path, Response
 from nacl.public import PublicKey
 
 from chaincode.protocol.encoding import b64, unb64
+from gateway.api.body_limits import PROFILE_BODY_LIMIT
 from gateway.api.deps import HolderDep, StateDep
 from gateway.api.models.profile import (
     RECORD_ID,
@@ -48,7 +49,8 @@ async def profile_key(holder: HolderDep) -> ProfileKeyOut:
         bytes(holder.profile_key().public_key)))
 
 
-@router.post("/profile/records", response_model=ProfileRecordOut, status_code=201)
+@router.post("/profile/records", response_model=ProfileRecordOut, status_code=201,
+             max_body_size=PROFILE_BODY_LIMIT)
 async def add_record(body: ProfileRecordIn, state: StateDep,
                      holder: HolderDep) -> ProfileRecordOut:
     holder.require_level(2)

@@ -16,6 +16,7 @@ from gateway.analytics import (
     BudgetExhausted,
     CountQuery,
     DatasetSchema,
+    DpParametersOutOfRange,
     HistogramQuery,
     LedgerUnavailable,
     MeanQuery,
@@ -150,6 +151,21 @@ async def test_bad_query_spends_nothing(ledger: MemoryLedger) -> None:
     assert ledger.events == [] and ledger.debits == []
     with pytest.raises(ValueError):
         AnalyticsService(ledger, max_epsilon=50)
+
+
+@pytest.mark.parametrize("query", [
+    {"kind": "sum", "column": "age", "lower": -1e9, "upper": 1e9, "epsilon": 1e-6},
+    {"kind": "sum", "column": "age", "lower": 0, "upper": 1e9, "epsilon": 1e-6},
+    # The mean's own calibration runs after the noisy count, i.e. after the debit: the plan
+    # must find out first.
+    {"kind": "mean", "column": "age", "lower": 0, "upper": 1e9, "epsilon": 1e-6},
+])
+async def test_parameters_opendp_cannot_handle_are_a_422_that_spends_nothing(
+        ledger: MemoryLedger, query: dict[str, Any]) -> None:
+    with pytest.raises(DpParametersOutOfRange) as info:
+        await AnalyticsService(ledger).answer("ds-1", query, people(5), schema=SCHEMA)
+    assert (info.value.status, info.value.code) == (422, "dp_parameters_out_of_range")
+    assert ledger.events == [] and ledger.debits == []
 
 
 async def test_one_record_per_holder(ledger: MemoryLedger) -> None:

@@ -1,0 +1,82 @@
+"""Security headers on every response (CSP with frame-ancestors 'none', nosniff, referrer,
+permissions with the camera on the counter page only, HSTS over TLS, no-store on the API),
+and /docs served without a CDN in development, absent in production (/openapi.json stays)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from hardening_kit import bare_app, client
+
+
+async def test_api_responses_carry_the_headers(tmp_path: Path) -> None:
+    async with client(bare_app(tmp_path)) as http:
+        response = await http.get("/api/v1/no-such-route")
+    assert response.status_code == 404
+    headers = response.headers
+    assert headers["content-security-policy"].startswith("default-src 'none'")
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["referrer-policy"] == "no-referrer"
+    assert headers["x-frame-options"] == "DENY"
+    assert "camera=()" in headers["permissions-policy"]
+    assert headers["cache-control"] == "no-store"
+    assert "strict-transport-security" not in headers  # plain HTTP: HSTS would be ignored
+
+
+async def test_unexpected_errors_carry_the_headers(tmp_path: Path) -> None:
+    app = bare_app(tmp_path)
+
+    @app.get("/api/v1/test-only/fail")
+    async def fail() -> None:
+        raise RuntimeError("boom")
+
+    async with client(app) as http:
+        response = await http.get("/api/v1/test-only/fail")
+    assert response.status_code == 500
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+    assert response.headers["cache-control"] == "no-store"
+
+
+async def test_counter_page_may_use_the_camera_and_not_be_framed(tmp_path: Path) -> None:
+    async with client(bare_app(tmp_path)) as http:
+        page = await http.get("/counter/")
+    assert page.status_code == 200
+    csp = page.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in csp and "default-src 'self'" in csp
+    assert "camera=(self)" in page.headers["permissions-policy"]
+    # The page's own meta-tag policy is the header's, less frame-ancestors (which a meta tag
+    # cannot carry): the header adds to it, it does not loosen it.
+    meta = re.search(r'http-equiv="Content-Security-Policy"\s+content="([^"]+)"', page.text)
+    assert meta is not None
+    assert set(meta.group(1).split("; ")) <= set(csp.split("; "))
+
+
+async def test_hsts_over_tls(tmp_path: Path) -> None:
+    async with client(bare_app(tmp_path), base_url="https://gateway") as http:
+        response = await http.get("/openapi.json")
+    assert response.headers["strict-transport-security"].startswith("max-age=63072000")
+
+
+async def test_docs_served_locally_in_development(tmp_path: Path) -> None:
+    async with client(bare_app(tmp_path)) as http:
+        page = await http.get("/docs")
+        assert page.status_code == 200
+        sources = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+        assert sources and all(s.startswith("/docs/") for s in sources), sources
+        for source in sources:
+            asset = await http.get(source)
+            assert asset.status_code == 200, source
+        # Scripts fall under default-src 'self': no inline script, no other origin.
+        csp = page.headers["content-security-policy"]
+        assert "default-src 'self'" in csp and "script-src" not in csp
+        assert (await http.get("/redoc")).status_code == 404
+
+
+async def test_docs_absent_in_production_openapi_kept(tmp_path: Path) -> None:
+    async with client(bare_app(tmp_path, mode="production")) as http:
+        assert (await http.get("/docs")).status_code == 404
+        assert (await http.get("/redoc")).status_code == 404
+        schema = await http.get("/openapi.json")
+    assert schema.status_code == 200 and schema.json()["info"]["title"] == "MIP gateway"
