@@ -50,9 +50,3 @@ def require_own_org(settings: Settings, org: str, action: str) -> None:
     if settings.org is not None and org != settings.org:
         raise NotThisOrg(settings.org, org, action)
 
-
-def served_orgs(settings: Settings, network_orgs: list[str]) -> list[str]:
-    """The orgs this gateway acts as: its own, or (all-orgs, development) every org."""
-    if settings.org is None:
-        return list(network_orgs)
-    return [org for org in network_orgs if org == settings.org]

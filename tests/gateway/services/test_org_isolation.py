@@ -277,3 +277,19 @@ def _token_rows(settings: Settings) -> int:
         return int(row["n"]) if row is not None else 0
     finally:
         db.close()
+
+
+def test_production_identity_add_reads_the_fabric_ca_identity(gw_network: MipNetwork) -> None:
+    """In production `mip identity add` mints nothing (the org's Fabric CA enrolled the
+    person): it reads `mip.role` from the certificate in the connection profile."""
+    from mip_testkit import NO_ROLE_USER
+
+    from gateway.cli.common import CliError
+    from gateway.cli.identity import enrolled_role
+
+    connection = gw_network.connection
+    assert enrolled_role(connection, HOSPITAL, "doctor") == "doctor"
+    assert enrolled_role(connection, SCHOOL, "school_registrar") == "school_registrar"
+    assert enrolled_role(connection, HOSPITAL, NO_ROLE_USER) is None
+    with pytest.raises(CliError, match="enrol it with the org's Fabric CA"):
+        enrolled_role(connection, HOSPITAL, "nobody-enrolled")
