@@ -32,7 +32,7 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from enrolment_kit import PASSWORDS, enrol
+from enrolment_kit import PASSWORDS, Enrolled, enrol, holder_headers
 from gateway_testkit import GatewayClient, assert_error, make_settings
 from mip_testkit import MipNetwork
 from typer.testing import CliRunner
@@ -160,6 +160,17 @@ async def test_no_org_gateway_holds_or_derives_another_orgs_secrets(
         enrolled = await enrol(hospital, "astronaut")
         assert enrolled["passport_id"]
         nowhere[HOSPITAL]["holder password"] = PASSWORDS["astronaut"].encode()
+        # The holder, unlocked at the Hospital's desk, cannot have the Hospital's gateway open
+        # an account at the School (the School's own gateway would carry that): refused
+        # before any face reference is made.
+        holder = await holder_headers(hospital, Enrolled(
+            "astronaut", enrolled["passport_id"], PASSWORDS["astronaut"], enrolled))
+        references = len(hospital.state.db.query("SELECT commitment FROM face_references"))
+        opened = await hospital.http.post("/api/v1/accounts", headers=holder,
+                                          json={"institution": SCHOOL})
+        assert_error(opened, 403, "not_this_org")
+        assert len(hospital.state.db.query(
+            "SELECT commitment FROM face_references")) == references
         # School: its own KYC issuer (CL keys made, sealed, registered by School's admin).
         await kyc_service(school.state).ensure(SCHOOL)
 
