@@ -61,7 +61,10 @@ def up(config: ConfigOption = None, data: DataOption = None, fabric: FabricFlag 
             with progress(f"starting devnet in {data_dir}"):
                 managed, connection = start_devnet(data_dir, port)
             say(f"devnet running (pid {managed.pid()}, log {managed.log_file})")
-        minted = ensure_service_identities(connection)
+        # An org's gateway config (`org`) mints its own org's service identity only; the
+        # other orgs' gateways mint theirs (`mip network up` again with their config).
+        org = settings_from(config).org
+        minted = ensure_service_identities(connection, [org] if org else None)
         if minted:
             say(f"gateway service identity minted in {', '.join(minted)}")
         say(f"connection profile: {connection.resolve()}")

@@ -7,6 +7,8 @@ counter page's camera needs a secure context, and tokens and face frames would t
 Before the server starts, the key provider is checked (gateway/core/keys): the file provider
 (keys in <data_dir>/secrets.json) only with `mode: development` or `--dev`, and a data dir
 holding the database without its keys (or, for the file provider, the reverse) is refused.
+`--org` (MIP_ORG, `org:`) makes it that org's gateway (gateway/core/org_scope.py), with its
+data dir and key labels by default under that org's name; in production it is required.
 """
 
 from __future__ import annotations
@@ -72,6 +74,10 @@ def serve(config: ConfigOption = None,
           insecure_http: Annotated[bool, typer.Option(
               "--insecure-http",
               help="allow plain HTTP on a non-loopback host (only behind a TLS proxy)")] = False,
+          org: Annotated[str | None, typer.Option(
+              help="serve as this member org's gateway (MSP id, e.g. HospitalMSP): its own "
+              "data dir, keys, staff and Fabric identities only; required in production")
+          ] = None,
           dev: Annotated[bool, typer.Option(
               "--dev", help="development mode: accept the file key provider (keys in "
               "<data_dir>/secrets.json); never for production")] = False,
@@ -81,12 +87,14 @@ def serve(config: ConfigOption = None,
         import uvicorn
 
         from gateway.core.keys import check_key_settings
+        from gateway.core.org_scope import check_org_settings
         from gateway.main import create_app
         from gateway.services.state import open_data_dir
 
-        settings = settings_from(config, host=host, port=port,
+        settings = settings_from(config, host=host, port=port, org=org,
                                  mode="development" if dev else None)
         check_key_settings(settings)
+        check_org_settings(settings)
         files = _tls_files(settings.data_dir, settings.host, tls_cert, tls_key,
                            tls_self_signed, insecure_http)
         # Opened once here so that a missing module, token or PIN is a one-line refusal
@@ -95,6 +103,8 @@ def serve(config: ConfigOption = None,
         db.close()
         keys.close()
         app = create_app(settings)
+        say(f"serving as {settings.org}'s gateway (data dir {settings.data_dir})"
+            if settings.org else "serving every org (development mode, one gateway for all)")
         # uvicorn's own log config would replace ours: its loggers get our format and the
         # redacting filter (gateway.core.logging); the "mip" loggers are set up in the app's
         # lifespan.

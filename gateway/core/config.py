@@ -22,6 +22,8 @@ import yaml
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from chaincode.protocol.orgs import MEMBER_ORGS
+
 CONFIG_ENV = "MIP_CONFIG"
 HOME_ENV = "MIP_HOME"
 _PATH_KEYS = ("data_dir", "connection", "pkcs11_module", "pkcs11_pin_file")
@@ -44,8 +46,16 @@ def mip_home() -> Path:
     return Path(platformdirs.user_data_dir("mip", appauthor=False)).absolute()
 
 
-def default_data_dir() -> Path:
-    return mip_home() / "gateway"
+def default_data_dir(org: str | None = None) -> Path:
+    """`<MIP home>/gateway`, or `<MIP home>/<org>/gateway` for an org's gateway: two orgs'
+    gateways on one machine never share a data dir by default."""
+    return (mip_home() / org / "gateway") if org else mip_home() / "gateway"
+
+
+def default_key_label_prefix(org: str | None = None) -> str:
+    """The prefix of the gateway's key labels in a PKCS#11 token: one per org's gateway, so
+    gateways that share a token never open each other's keys by label."""
+    return f"mip/{org}" if org else "mip"
 
 
 def default_devnet_dir() -> Path:
@@ -61,8 +71,15 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MIP_", extra="forbid", frozen=True)
 
+    # The member org this gateway is (an MSP id of chaincode/protocol/orgs.py; `mip serve
+    # --org`, MIP_ORG). Set, the gateway holds that org's data dir, staff, KYC issuer, keys
+    # and Fabric identities only, and refuses to act as any other org (gateway/core/
+    # org_scope.py). Unset is the single-process arrangement in which one gateway serves
+    # every org (devnet, the demo and the tests): development mode only.
+    org: str | None = None
     # Where the gateway keeps its own state (SQLite, generated secrets, protected references).
-    data_dir: Path = Field(default_factory=default_data_dir)
+    # (Defaults that depend on `org` take the fields validated so far: `org` comes first.)
+    data_dir: Path = Field(default_factory=lambda data: default_data_dir(data.get("org")))
     # connection.json of the network (devnet writes it; scripts/network.sh writes the same).
     connection: Path = Field(default_factory=lambda: default_devnet_dir() / "connection.json")
     channel: str = "mipchannel"
@@ -97,7 +114,16 @@ class Settings(BaseSettings):
     pkcs11_module: Path = DEFAULT_PKCS11_MODULE
     pkcs11_token_label: str = "mip"  # noqa: S105 (a token's name, not a secret)
     pkcs11_pin_file: Path | None = None
-    key_label_prefix: str = Field(default="mip", min_length=1, max_length=64)
+    key_label_prefix: str = Field(
+        default_factory=lambda data: default_key_label_prefix(data.get("org")),
+        min_length=1, max_length=64)
+
+    @field_validator("org")
+    @classmethod
+    def _member_org(cls, value: str | None) -> str | None:
+        if value is not None and value not in MEMBER_ORGS:
+            raise ValueError(f"unknown org {value!r} (members: {', '.join(sorted(MEMBER_ORGS))})")
+        return value
 
     @field_validator("data_dir", "connection", "pkcs11_module")
     @classmethod
@@ -168,14 +194,49 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     try:
         settings = Settings(**values)
         if overrides:
-            settings = settings.model_copy(update=overrides)
-            Settings.model_validate(settings.model_dump())
+            # Validated again from what was configured (file, environment) plus the flags,
+            # so that defaults derived from a flag (`--org`'s data dir and key labels) follow
+            # it; the file-and-environment values come from the first pass.
+            given = set(values) | _environment_keys()
+            configured = settings.model_dump(include={k for k in given if k not in overrides})
+            settings = _given_only({**configured, **overrides})
     except ValidationError as exc:
         where = f" in {path}" if path is not None else ""
+        # (A default computed from a field that failed adds nothing the field's own error
+        # does not say.)
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+            if e["type"] != "default_factory_not_called")
         raise ConfigError(f"invalid settings{where}: {problems}") from None
     return settings
+
+
+class _GivenSettings(Settings):
+    """Settings from the values given only: no environment (it was read in the first pass,
+    and would otherwise win over the flags)."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def _given_only(values: dict[str, Any]) -> Settings:
+    checked = _GivenSettings(**values)
+    # The values are validated; a plain Settings of them (not the subclass) goes out.
+    return Settings.model_construct(_fields_set=checked.model_fields_set, **dict(checked))
+
+
+def _environment_keys() -> set[str]:
+    """The settings named by `MIP_*` variables (matched as pydantic-settings does: any case)."""
+    present = {name.upper() for name in os.environ}
+    return {field for field in Settings.model_fields if f"MIP_{field.upper()}" in present}
 
 
 def _anchor_paths(values: dict[str, Any], config: Path) -> dict[str, Any]:

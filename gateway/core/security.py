@@ -5,6 +5,10 @@
 sha256(token): a token is 32 random bytes, so a fast hash is enough, and a copy of the
 database does not let anyone act as staff. Every ledger call made for a request is signed
 with the authenticated member's own identity, so the ledger's audit names the person.
+
+An org's gateway (`org` given) issues and accepts tokens of its own org's staff only
+(gateway/core/org_scope.py): a token row of another org, however it got into the database,
+authenticates nobody.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from dataclasses import dataclass
 from gateway.store import Database
 
 from .errors import Forbidden, Unauthenticated
+from .org_scope import NotThisOrg
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS staff_tokens (
@@ -48,14 +53,20 @@ def _hash(token: str) -> str:
 
 
 class StaffRegistry:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, org: str | None = None) -> None:
         self.db = db
+        self.org = org  # the gateway's org; None on an all-orgs (development) gateway
         db.ensure(SCHEMA)
+
+    def _own(self, org: str, action: str) -> None:
+        if self.org is not None and org != self.org:
+            raise NotThisOrg(self.org, org, action)
 
     def issue(self, org: str, name: str, role: str, ttl_s: float | None = None) -> str:
         """A new token for the Fabric identity `name` of `org` (shown once, stored hashed)."""
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r} (known: {', '.join(ROLES)})")
+        self._own(org, "issue staff tokens")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         now = time.time()
         with self.db.transaction() as conn:
@@ -73,9 +84,11 @@ class StaffRegistry:
             raise Unauthenticated("unknown or revoked staff token")
         if row["expires"] is not None and row["expires"] < time.time():
             raise Unauthenticated("staff token expired")
+        self._own(str(row["org"]), "accept staff tokens")
         return StaffMember(row["org"], row["name"], row["role"])
 
     def revoke_member(self, org: str, name: str) -> int:
+        self._own(org, "revoke staff tokens")
         with self.db.transaction() as conn:
             cur = conn.execute("UPDATE staff_tokens SET revoked = 1 WHERE org = ? AND name = ?",
                                (org, name))

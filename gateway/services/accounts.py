@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from gateway.core.errors import Conflict, InvalidRequest
+from gateway.core.org_scope import require_own_org
 from gateway.holder import keys
 
 from .faces import FaceReferenceMismatch, face_service
@@ -55,6 +56,10 @@ async def open_account(state: AppState, session: HolderSession, institution: str
     session.require_level(2)
     if institution not in state.ledger.orgs():
         raise InvalidRequest("unknown institution (not a member org)", code="unknown_institution")
+    # An org's gateway carries account openings at its own org only (the cross-org opening
+    # is not yet moved: docs/gateway.md, "One gateway per org"): refused before any face
+    # reference is made.
+    require_own_org(state.settings, institution, "open accounts")
     holder_state = session.state
     if min_level > holder_state.kyc_level:
         raise Conflict(f"this holder's KYC level is {holder_state.kyc_level}",

@@ -17,6 +17,9 @@ Issuing: `issue(org, wallet, level, passport_id)` runs the issuance protocol bet
 org's issuer and the holder's wallet (`KycHolder.obtain`) and records the credential's
 revocation index against the passport (the issuer needs it to revoke), then saves the
 issuer (its next index moved).
+
+An org's gateway (`Settings.org`) creates, loads and issues as its own org's issuer only
+(gateway/core/org_scope.py): another org's issuer private key is never made or opened there.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from gateway.core.org_scope import require_own_org
 from gateway.core.security import StaffMember
 from gateway.fabric import Contract
 from gateway.kyc.issuer import KycIssuer
@@ -91,6 +95,7 @@ class KycService:
                              (int(registered), issuer.org))
 
     def _load(self, org: str) -> tuple[KycIssuer, bool] | None:
+        require_own_org(self.state.settings, org, "open the KYC issuer")
         row = self.db.query_one("SELECT sealed, registered FROM kyc_issuers WHERE org = ?",
                                 (org,))
         if row is None:
@@ -109,8 +114,10 @@ class KycService:
 
     def issuers_by_cred_def(self) -> dict[str, KycIssuer]:
         """Every issuer this gateway holds, by credential definition id (to open wallets)."""
+        own = self.state.settings.org
         for row in self.db.query("SELECT org FROM kyc_issuers"):
-            self.loaded(str(row["org"]))
+            if own is None or row["org"] == own:
+                self.loaded(str(row["org"]))
         return {issuer.cred_def_id: issuer for issuer in self._issuers.values()}
 
     # --- creation and registration -------------------------------------------------------
@@ -121,6 +128,7 @@ class KycService:
 
     async def ensure(self, org: str, member: StaffMember | None = None) -> KycIssuer:
         """The org's issuer, created, stored, registered and published on first need."""
+        require_own_org(self.state.settings, org, "create or use the KYC issuer")
         lock = self._org_locks.setdefault(org, asyncio.Lock())
         async with lock:
             found = self._load(org) if org not in self._issuers else None

@@ -4,6 +4,10 @@ Staff calls are signed by the staff member's own identity (`for_staff`); holder 
 (signed by the holder's own keys) are carried by the gateway's service identity of an org
 (`carrier`, Fabric role `gateway`). The same code runs against devnet and real peers: only
 `Settings.connection` differs.
+
+An org's gateway (`Settings.org`) loads identities of its own org only: every signing identity
+is taken through `contract()`, which refuses another org's (gateway/core/org_scope.py), so
+no request, staff token or holder record can make it sign as another org.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from chaincode.protocol.fabric_identity import go_distinguished_name
 from gateway.core.ca import CAError, IdentityExists, local_ca
 from gateway.core.config import Settings
 from gateway.core.errors import LedgerUnavailable, NotFound
+from gateway.core.org_scope import require_own_org
 from gateway.core.security import StaffMember
 from gateway.fabric import ConnectionProfile, ConnectionProfileError, Contract, Gateway
 
@@ -42,7 +47,13 @@ class Ledger:
     def orgs(self) -> list[str]:
         return [org.msp_id for org in self.profile().organizations.values()]
 
+    def reader_org(self) -> str:
+        """The org whose service identity makes public reads: this gateway's own (the
+        network's first org on an all-orgs gateway)."""
+        return self.settings.org or self.orgs()[0]
+
     def contract(self, org: str, user: str) -> Contract:
+        require_own_org(self.settings, org, f"sign as {user!r}")
         key = (org, user)
         gateway = self._gateways.get(key)
         if gateway is None:

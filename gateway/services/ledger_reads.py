@@ -40,8 +40,9 @@ def json_list(raw: bytes) -> list[dict[str, Any]]:
 
 
 def public_reader(state: AppState) -> Contract:
-    """The gateway's own identity in the network's first org, for public reads."""
-    return state.ledger.carrier(state.ledger.orgs()[0])
+    """The gateway's own service identity (of its org; on an all-orgs gateway, of the
+    network's first org), for public reads."""
+    return state.ledger.carrier(state.ledger.reader_org())
 
 
 async def credential_record(state: AppState, credential_id: str) -> dict[str, Any]:

@@ -120,13 +120,16 @@ class AppState:
 
 
 def open_data_dir(settings: Settings) -> tuple[Database, KeyProvider]:
-    """The gateway's database and key provider, both created on first use. A provider the
+    """The gateway's database and key provider, both created on first use. A production
+    gateway that is not one org's is refused (gateway/core/org_scope.py). A provider the
     mode does not allow, or a data dir holding the database without its keys (or, under the
     file provider, the reverse), is refused before anything is made (gateway/core/keys)."""
     from gateway.core.keys import check_key_settings, open_key_provider
+    from gateway.core.org_scope import check_org_settings
     from gateway.store import open_database
 
     check_key_settings(settings)
+    check_org_settings(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     keys = open_key_provider(settings)  # before the database: it checks whether one exists
     try:
@@ -143,5 +146,5 @@ def build_state(settings: Settings) -> AppState:
         db=db,
         keys=keys,
         ledger=Ledger(settings),
-        staff=StaffRegistry(db),
+        staff=StaffRegistry(db, settings.org),
     )

@@ -25,6 +25,7 @@ import pkcs11
 import pytest
 from pkcs11 import Attribute, KeyType, ObjectClass
 
+from chaincode.protocol.orgs import HOSPITAL
 from gateway.core.config import DEFAULT_PKCS11_MODULE
 
 INSTALL_STEP = "apt-get install -y softhsm2 (scripts/test.sh does this as root)"
@@ -38,8 +39,10 @@ class SoftHsmToken:
     pin_file: Path
 
     def settings(self, data_dir: Path, prefix: str, **overrides: object) -> dict[str, object]:
-        """Gateway settings (as for `Settings(**...)`) that put its keys in this token."""
-        return {"data_dir": data_dir, "key_provider": "pkcs11", "pkcs11_module": self.module,
+        """Gateway settings (as for `Settings(**...)`) that put its keys in this token (a
+        production gateway is one org's: HospitalMSP's unless `org` is given)."""
+        return {"org": HOSPITAL, "data_dir": data_dir, "key_provider": "pkcs11",
+                "pkcs11_module": self.module,
                 "pkcs11_token_label": self.label, "pkcs11_pin_file": self.pin_file,
                 "key_label_prefix": prefix, **overrides}
 

@@ -226,8 +226,8 @@ def test_mip_serve_refuses_the_file_provider_outside_development_mode(tmp_path: 
     assert "Traceback" not in result.stderr
     assert not data.exists()  # nothing made: no database, no secrets.json
     # Production is the default: with no PKCS#11 settings it names what is missing.
-    result = _mip_serve(tmp_path, {"data_dir": str(data), "pkcs11_module":
-                                   str(tmp_path / "no-module.so")})
+    result = _mip_serve(tmp_path, {"data_dir": str(data), "org": "HospitalMSP",
+                                   "pkcs11_module": str(tmp_path / "no-module.so")})
     assert result.returncode != 0 and "pkcs11_module" in result.stderr, result.stderr
     assert not (data / "secrets.json").exists()
 
