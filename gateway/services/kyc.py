@@ -4,7 +4,7 @@
 On first need for an org, `ensure(org)` creates the org's `KycIssuer` (CL key generation with
 safe primes: seconds, so in a worker thread, once), stores its private parts sealed under the
 key provider's `kyc-issuer` KEK (gateway/core/keys: in the PKCS#11 token in production), registers
-its public documents on the ledger (`Account:RegisterKycIssuer`) and publishes its revocation
+its public documents on the ledger (`Account:RegisterKycIssuer`) and publishes its first revocation
 registry (`Account:PublishKycRevocation`). Tails files live under `<data_dir>/kyc-tails/<org>`.
 
 Who signs the registration: `Account:RegisterKycIssuer` and `PublishKycRevocation` need the

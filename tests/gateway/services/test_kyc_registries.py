@@ -2,14 +2,18 @@
 registries of 2 credentials, four credentials issued at HospitalMSP fill r1 and r2; the
 gateway publishes r2 on the ledger itself (Account:PublishKycRevocation, as r1), every
 credential opens an account, and revoking one credential of each registry refuses exactly
-those two (each revocation published to the registry the credential came from)."""
+those two (each revocation published to the registry the credential came from). An account
+whose registry's list changed re-proves with its holder's credential re-issued into a newer
+registry of the same issuer."""
 
 from __future__ import annotations
 
 import json
 import secrets
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from anoncreds import AnoncredsError, AnoncredsErrorCode  # type: ignore[import-untyped]
@@ -38,7 +42,14 @@ async def small_registries(gw_network: MipNetwork, tmp_path: Path) -> AsyncItera
         await state.close()
 
 
-async def _open(state: AppState, wallet: KycHolder) -> dict[str, object]:
+@dataclass
+class Opened:
+    key: keys.HolderKeyPair
+    pseudonym: str
+    record: dict[str, Any]
+
+
+async def _open(state: AppState, wallet: KycHolder) -> Opened:
     """Open an account at PharmacyMSP with `wallet`'s credential (as the gateway does)."""
     key = keys.account_key(keys.new_master_secret(), "PharmacyMSP", 0)
     pseudonym = keys.new_pseudonym()
@@ -46,8 +57,17 @@ async def _open(state: AppState, wallet: KycHolder) -> dict[str, object]:
         "pseudonym": pseudonym, "institution": "PharmacyMSP", "min_level": 2,
         "face_commitment": secrets.token_hex(32)}, state.settings.channel)
     presentation = wallet.present(key.public_raw, pseudonym, 2)
-    record: dict[str, object] = json.loads(await state.ledger.carrier("PharmacyMSP").submit(
+    record = json.loads(await state.ledger.carrier("PharmacyMSP").submit(
         "Account:Open", [json.dumps(request), json.dumps(presentation)]))
+    return Opened(key, pseudonym, record)
+
+
+async def _reprove(state: AppState, wallet: KycHolder, account: Opened) -> dict[str, Any]:
+    presentation = wallet.present(account.key.public_raw, account.pseudonym, 2, reprove=True)
+    request = account.key.sign_request("account.reprove", {"pseudonym": account.pseudonym},
+                                       state.settings.channel)
+    record: dict[str, Any] = json.loads(await state.ledger.carrier("PharmacyMSP").submit(
+        "Account:Reprove", [account.pseudonym, json.dumps(request), json.dumps(presentation)]))
     return record
 
 
@@ -78,9 +98,9 @@ async def test_registries_roll_over_and_revoke_where_issued(
         assert published["cred_def_id"] == issuer.cred_def_id
 
     # Every credential opens an account, whichever registry it is in.
-    for wallet, registry in zip(wallets, (first, first, second, second), strict=True):
-        revocation = (await _open(state, wallet))["revocation"]
-        assert isinstance(revocation, dict) and revocation["rev_reg_id"] == registry
+    accounts = [await _open(state, wallet) for wallet in wallets]
+    assert [a.record["revocation"]["rev_reg_id"] for a in accounts] == [
+        first, first, second, second]
 
     # Revoke one credential of r1 and one of r2: each registry's list is published.
     assert await kyc.revoke(ORG, passports[0]) == 1
@@ -96,17 +116,29 @@ async def test_registries_roll_over_and_revoke_where_issued(
     for live in (wallets[1], wallets[3]):
         await _open(state, live)  # the others still open accounts
 
-    # A restarted gateway keeps the registries and issues on into a third.
+    # r1's list changed, so its live account re-proves; its holder's credential was since
+    # re-issued (as after an upgrade) into r3, a newer registry of the same issuer: accepted.
+    assert await kyc.issue(ORG, wallets[1], 2, passports[1]) == 1
+    third = rev_reg_id(ORG, issuer.tag, "r3")
+    assert wallets[1].rev_reg_id(issuer.cred_def_id) == third
+    assert (await _reprove(state, wallets[1], accounts[1]))["revocation"]["rev_reg_id"] == third
+    # Another org's credential does not re-prove a HospitalMSP-backed account.
+    stranger = KycHolder()
+    await kyc.issue("SchoolMSP", stranger, 2, secrets.token_hex(32))
+    with pytest.raises(ChaincodeError) as refused:
+        await _reprove(state, stranger, accounts[3])
+    assert refused.value.chaincode_message.startswith("invalid_request")
+
+    # A restarted gateway keeps the registries and issues on into r3.
     again = build_state(make_settings(state.settings.data_dir, state.settings.connection,
                                       kyc_registry_size=2))
     try:
         wallet = KycHolder()
-        assert await kyc_service(again).issue(ORG, wallet, 2, secrets.token_hex(32)) == 1
-        assert wallet.rev_reg_id(issuer.cred_def_id) == rev_reg_id(ORG, issuer.tag, "r3")
+        assert await kyc_service(again).issue(ORG, wallet, 2, secrets.token_hex(32)) == 2
+        assert wallet.rev_reg_id(issuer.cred_def_id) == third
         await _open(again, wallet)
         # If opening a registry still fails, the caller gets a typed error and nothing is
-        # recorded (r3 fills with a second credential; r4 cannot be made).
-        assert await kyc_service(again).issue(ORG, KycHolder(), 2, secrets.token_hex(32)) == 2
+        # recorded (r3 is full; r4 cannot be made).
 
         def broken(*_args: object, **_kwargs: object) -> None:
             raise AnoncredsError(AnoncredsErrorCode.IO_ERROR, "tails file not written")
