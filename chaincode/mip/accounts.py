@@ -335,11 +335,22 @@ class AccountContract(Contract):
         registry = await _registered_registry(ctx, revocation["rev_reg_id"])
         if registry is None:
             raise NotFound("the account's revocation registry is gone")
+        # Any registry of the account's issuer: an issuer rolls over to a new registry when
+        # one fills, so a credential re-issued after a demotion or upgrade may be in a newer
+        # one. The nonce is bound to the list the presentation answers (the same list as
+        # the account's when the registry is the same).
+        presented = await _registered_registry(
+            ctx, str(presentation_identifiers(presentation)[0].get("rev_reg_id")))
+        if presented is not None and presented.cred_def_id != registry.cred_def_id:
+            raise InvalidRequest("re-prove with a credential of the issuer the account was "
+                                 "opened with")
+        answered = (presented or registry).timestamp
         verified = await _verify(
-            ctx, presentation, reprove_nonce(holder.signer, pseudonym, registry.timestamp),
+            ctx, presentation, reprove_nonce(holder.signer, pseudonym, answered),
             account["kyc_level"])
-        if verified.rev_reg_id != revocation["rev_reg_id"]:
-            raise InvalidRequest("re-prove with the credential the account was opened with")
+        if verified.cred_def_id != registry.cred_def_id:
+            raise InvalidRequest("re-prove with a credential of the issuer the account was "
+                                 "opened with")
         account["revocation"] = _revocation_field(verified)
         account["reproved"] = tx_unix_time(ctx)
         await _save(ctx, account)

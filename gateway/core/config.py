@@ -99,6 +99,10 @@ class Settings(BaseSettings):
     pickup_lockout_s: float = Field(default=1800.0, gt=0)
     # Enrolment sessions and liveness challenges expire after this many seconds.
     session_ttl_s: float = Field(default=600.0, gt=0)
+    # Credentials per KYC revocation registry (one per enrolment or KYC upgrade at the org).
+    # A full registry rolls over to a new one (gateway/services/kyc.py); a registry's tails
+    # file holders download grows with it (about 128 bytes a credential).
+    kyc_registry_size: int = Field(default=1024, ge=1, le=1_000_000)
     log_level: str = "INFO"
     # "production" keeps every key-encryption and derivation key in a PKCS#11 token;
     # "development" (devnet, the demo, tests) also accepts the file provider, whose keys sit

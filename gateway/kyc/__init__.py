@@ -1,6 +1,6 @@
 """The off-chain side of MIP's KYC anonymous credentials (anoncreds 0.2.3, CL signatures).
 
-`issuer.py`: an org's KYC issuer, holding its CL private key and revocation registry;
+`issuer.py`: an org's KYC issuer, holding its CL private key and revocation registries;
 `wallet.py`: the holder's link secret and credentials, and the presentations it makes;
 `state.py`: saving both (private key material: callers seal it before it touches a disk).
 The contract's side (checking documents, verifying a presentation) is

@@ -23,10 +23,10 @@ from anoncreds import (  # type: ignore[import-untyped]
 )
 
 from chaincode.protocol.kyc import cred_def_id, rev_reg_id, schema_id
-from gateway.kyc.issuer import KycIssuer
+from gateway.kyc.issuer import KycIssuer, Registry
 from gateway.kyc.wallet import KycHolder
 
-ISSUER_STATE_VERSION = 1
+ISSUER_STATE_VERSION = 2  # 2: several revocation registries (1 is still read)
 HOLDER_STATE_VERSION = 1
 
 
@@ -34,10 +34,21 @@ class KycStateError(ValueError):
     """A saved issuer or wallet is malformed, of another version, or names an unknown issuer."""
 
 
+def _registry_from_state(issuer: KycIssuer, item: Mapping[str, Any]) -> Registry:
+    tag = str(item["tag"])
+    return Registry(
+        rev_reg_id(issuer.org, issuer.tag, tag), tag,
+        RevocationRegistryDefinition.load(item["rev_reg_def"]),
+        RevocationRegistryDefinitionPrivate.load(item["rev_reg_private"]),
+        RevocationStatusList.load(item["status_list"]),
+        int(item["next_index"]), bool(item["published"]))
+
+
 def _issuer_from_state(state: Mapping[str, Any]) -> KycIssuer:
     issuer = KycIssuer.__new__(KycIssuer)
     try:
-        if state["version"] != ISSUER_STATE_VERSION:
+        version = state["version"]
+        if version not in (1, ISSUER_STATE_VERSION):
             raise KycStateError("unsupported KYC issuer state version")
         issuer.org = str(state["org"])
         issuer.tag = str(state["tag"])
@@ -48,14 +59,22 @@ def _issuer_from_state(state: Mapping[str, Any]) -> KycIssuer:
         issuer.schema_id = schema_id(issuer.org)
         issuer.cred_def_id = cred_def_id(issuer.org, issuer.tag)
         issuer.revocable = bool(state["revocable"])
-        issuer._next_index = int(state["next_index"])
-        issuer.rev_reg_id = None
+        issuer.registries = {}
         if issuer.revocable:
-            issuer.rev_reg_id = rev_reg_id(issuer.org, issuer.tag, "r1")
-            issuer.rev_reg_def = RevocationRegistryDefinition.load(state["rev_reg_def"])
-            issuer._rev_reg_private = RevocationRegistryDefinitionPrivate.load(
-                state["rev_reg_private"])
-            issuer.status_list = RevocationStatusList.load(state["status_list"])
+            # Version 1 held one registry ("r1", published when the issuer was registered).
+            items = state["registries"] if version == ISSUER_STATE_VERSION else [
+                {"tag": "r1", "rev_reg_def": state["rev_reg_def"],
+                 "rev_reg_private": state["rev_reg_private"],
+                 "status_list": state["status_list"], "next_index": state["next_index"],
+                 "published": True}]
+            if not isinstance(items, list) or not items:
+                raise KycStateError("malformed KYC issuer state")
+            for item in items:
+                registry = _registry_from_state(issuer, item)
+                issuer.registries[registry.rev_reg_id] = registry
+        # Version 1 opened no second registry: its size is that of its one registry.
+        issuer.registry_size = (int(state["registry_size"]) if version == ISSUER_STATE_VERSION
+                                else issuer.current.capacity if issuer.revocable else 0)
     except (KeyError, TypeError, ValueError, AnoncredsError) as exc:
         if isinstance(exc, KycStateError):
             raise
@@ -74,12 +93,14 @@ def issuer_state(issuer: KycIssuer) -> dict[str, Any]:
         "cred_def_private": issuer._cred_def_private.to_dict(),
         "key_proof": issuer._key_proof.to_dict(),
         "revocable": issuer.revocable,
-        "next_index": issuer._next_index,
+        "registry_size": issuer.registry_size,
     }
     if issuer.revocable:
-        state["rev_reg_def"] = issuer.rev_reg_def.to_dict()
-        state["rev_reg_private"] = issuer._rev_reg_private.to_dict()
-        state["status_list"] = issuer.status_list.to_dict()
+        state["registries"] = [
+            {"tag": r.tag, "rev_reg_def": r.definition.to_dict(),
+             "rev_reg_private": r.private.to_dict(), "status_list": r.status_list.to_dict(),
+             "next_index": r.next_index, "published": r.published}
+            for r in issuer.registries.values()]
     return state
 
 

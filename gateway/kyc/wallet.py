@@ -42,10 +42,17 @@ class KycHolder:
             secrets.token_hex(16), None, issuer.cred_def, self._link_secret, "mip", offer
         )
         credential, index = issuer.issue(offer, request, kyc_level, passport_epoch)
+        registry = issuer.registry(credential.rev_reg_id) if issuer.revocable else None
         credential = credential.process(metadata, self._link_secret, issuer.cred_def,
-                                        issuer.rev_reg_def if issuer.revocable else None)
+                                        registry.definition if registry else None)
         self._credentials[issuer.cred_def_id] = (credential, issuer, index)
         return index
+
+    def rev_reg_id(self, cred_def_id: str) -> str | None:
+        """The revocation registry the credential of `cred_def_id` was issued from."""
+        credential, _issuer, _index = self._credentials[cred_def_id]
+        identifier = credential.rev_reg_id
+        return None if identifier is None else str(identifier)
 
     def present(self, account_public_key: bytes, pseudonym: str, min_level: int, *,
                 status_list: Mapping[str, Any] | None = None,
@@ -53,7 +60,7 @@ class KycHolder:
         """A presentation of kyc_level >= min_level bound to this account (key, pseudonym).
 
         For a revocable credential it proves non-revocation at `status_list` (the latest one
-        on the ledger; by default the issuer's current list).
+        on the ledger; by default the issuer's current list of the credential's registry).
         """
         if not self._credentials:
             raise ValueError("the holder has no KYC credential")
@@ -61,11 +68,13 @@ class KycHolder:
         present = PresentCredentials()
         revocation_time: int | None = None
         if issuer.revocable and index is not None:
+            # The registry it was issued from: an issuer rolls over to new ones as they fill.
+            registry = issuer.registry(credential.rev_reg_id)
             status = (RevocationStatusList.load(dict(status_list)) if status_list is not None
-                      else issuer.status_list)
+                      else registry.status_list)
             revocation_time = int(status.to_dict()["timestamp"])
-            state = CredentialRevocationState.create(issuer.rev_reg_def, status, index,
-                                                     issuer.tails_path)
+            state = CredentialRevocationState.create(registry.definition, status, index,
+                                                     registry.tails_path)
             present.add_predicates(credential, PREDICATE_REFERENT, timestamp=revocation_time,
                                    rev_state=state)
         else:

@@ -4,7 +4,7 @@
 On first need for an org, `ensure(org)` creates the org's `KycIssuer` (CL key generation with
 safe primes: seconds, so in a worker thread, once), stores its private parts sealed under the
 key provider's `kyc-issuer` KEK (gateway/core/keys: in the PKCS#11 token in production), registers
-its public documents on the ledger (`Account:RegisterKycIssuer`) and publishes its revocation
+its public documents on the ledger (`Account:RegisterKycIssuer`) and publishes its first revocation
 registry (`Account:PublishKycRevocation`). Tails files live under `<data_dir>/kyc-tails/<org>`.
 
 Who signs the registration: `Account:RegisterKycIssuer` and `PublishKycRevocation` need the
@@ -12,6 +12,16 @@ Who signs the registration: `Account:RegisterKycIssuer` and `PublishKycRevocatio
 `mip identity add --role admin` mint one per org), or as the staff member who triggered the
 need when that member is an admin of the org. A registrar's enrolment thus triggers the
 admin's registration: the ledger's audit names the org's admin identity for it.
+
+Registries roll over: each holds `Settings.kyc_registry_size` credentials. When the current
+one is full, issuing opens the org's next registry of the same credential definition
+(gateway/kyc/issuer.py) and publishes it with `Account:PublishKycRevocation` (the same
+transaction, under the same majority endorsement, as the first) before the credential is
+handed over; a registry whose publication failed is published at the next `ensure`. Each
+credential's registry is recorded with its index (`kyc_credentials.rev_reg_id`), so revoking
+updates and publishes the status list of the registry it was issued from; the contract
+verifies a presentation against the registry it names, so credentials of every registry
+keep opening accounts.
 
 Issuing: `issue(org, wallet, level, passport_id)` runs the issuance protocol between the
 org's issuer and the holder's wallet (`KycHolder.obtain`) and records the credential's
@@ -33,10 +43,12 @@ import time
 from typing import TYPE_CHECKING
 
 import anyio
+from anoncreds import AnoncredsError  # type: ignore[import-untyped]
 
+from gateway.core.errors import ApiError
 from gateway.core.org_scope import require_own_org
 from gateway.core.security import StaffMember
-from gateway.fabric import Contract
+from gateway.fabric import ChaincodeError, Contract
 from gateway.kyc.issuer import KycIssuer
 from gateway.kyc.state import issuer_from_state, issuer_state
 from gateway.kyc.wallet import KycHolder
@@ -60,6 +72,7 @@ CREATE TABLE IF NOT EXISTS kyc_credentials (
     passport_id TEXT NOT NULL,
     org TEXT NOT NULL,
     rev_index INTEGER,
+    rev_reg_id TEXT,
     kyc_level INTEGER NOT NULL,
     issued REAL NOT NULL,
     revoked INTEGER NOT NULL DEFAULT 0
@@ -68,7 +81,6 @@ CREATE INDEX IF NOT EXISTS kyc_credentials_passport ON kyc_credentials(passport_
 """
 
 ADMIN_USER = "admin"
-MAX_CREDENTIALS = 1024  # revocation registry size per org (one credential per enrolment/upgrade)
 
 
 class KycService:
@@ -76,6 +88,12 @@ class KycService:
         self.state = state
         self.db = state.db
         self.db.ensure(SCHEMA)
+        columns = {row["name"] for row in self.db.query("PRAGMA table_info(kyc_credentials)")}
+        if "rev_reg_id" not in columns:
+            # A database from before registries rolled over: its credentials are all in the
+            # issuer's first registry (NULL here, read as that one by `revoke`).
+            with self.db.transaction() as conn:
+                conn.execute("ALTER TABLE kyc_credentials ADD COLUMN rev_reg_id TEXT")
         self._key = PurposeKey(KYC_ISSUER_LABEL, state.keys.kek("kyc-issuer"))
         self._issuers: dict[str, KycIssuer] = {}
         self._org_locks: dict[str, asyncio.Lock] = {}
@@ -101,7 +119,9 @@ class KycService:
         if row is None:
             return None
         raw = open_sealed(self._key, bytes(row["sealed"]), org.encode())
-        return issuer_from_state(json.loads(raw)), bool(row["registered"])
+        issuer = issuer_from_state(json.loads(raw))
+        issuer.registry_size = self.state.settings.kyc_registry_size  # of registries to come
+        return issuer, bool(row["registered"])
 
     def loaded(self, org: str) -> KycIssuer | None:
         """The org's issuer if it exists (from memory or the database), without creating it."""
@@ -145,7 +165,8 @@ class KycService:
                 tag = f"kyc{secrets.token_hex(4)}"
                 started = time.perf_counter()
                 issuer = await anyio.to_thread.run_sync(
-                    lambda: KycIssuer(org, tag, max_credentials=MAX_CREDENTIALS,
+                    lambda: KycIssuer(org, tag,
+                                      max_credentials=self.state.settings.kyc_registry_size,
                                       tails_dir=str(tails)))
                 log.info("KYC issuer created for %s in %.1f s", org,
                          time.perf_counter() - started)
@@ -155,6 +176,8 @@ class KycService:
             issuer = self._issuers[org]
             if not registered:
                 await self._register(issuer, member)
+            elif issuer.unpublished():
+                await self._publish_new_registries(issuer, member)
             return issuer
 
     async def _register(self, issuer: KycIssuer, member: StaffMember | None) -> None:
@@ -163,15 +186,44 @@ class KycService:
         if issuer.cred_def_id not in {item.get("cred_def_id") for item in listed}:
             await contract.submit("Account:RegisterKycIssuer", list(issuer.public_documents()))
         if issuer.revocable:
-            await contract.submit("Account:PublishKycRevocation",
-                                  list(issuer.revocation_documents()))
+            for registry in issuer.registries.values():
+                await contract.submit("Account:PublishKycRevocation",
+                                      list(issuer.revocation_documents(registry.rev_reg_id)))
+                issuer.mark_published(registry.rev_reg_id)
         self._save(issuer, registered=True)
         log.info("KYC issuer of %s registered on the ledger", issuer.org)
+
+    async def _publish_new_registries(self, issuer: KycIssuer,
+                                      member: StaffMember | None) -> None:
+        """Publish the registries the issuer opened since (rolled over to when one filled)."""
+        contract = self._admin_contract(issuer.org, member)
+        for registry in issuer.unpublished():
+            listed = await self._published(contract, registry.rev_reg_id)
+            if not listed:
+                await contract.submit("Account:PublishKycRevocation",
+                                      list(issuer.revocation_documents(registry.rev_reg_id)))
+            with self._issue_lock:
+                issuer.mark_published(registry.rev_reg_id)
+                self._save(issuer)
+            log.info("KYC revocation registry %s published", registry.rev_reg_id)
+
+    @staticmethod
+    async def _published(contract: Contract, rev_reg_id: str) -> bool:
+        """Whether the ledger has the registry already (a publication whose answer was lost)."""
+        try:
+            await contract.evaluate("Account:GetKycRevocation", [rev_reg_id])
+        except ChaincodeError as exc:
+            if exc.chaincode_message.startswith("not_found"):
+                return False
+            raise
+        return True
 
     # --- issuing and revoking ------------------------------------------------------------
     async def issue(self, org: str, wallet: KycHolder, kyc_level: int, passport_id: str,
                     member: StaffMember | None = None) -> int | None:
-        """Issue a level-`kyc_level` credential of `org` into `wallet`; returns its index."""
+        """Issue a level-`kyc_level` credential of `org` into `wallet`; returns its index
+        (in the registry `wallet.rev_reg_id(...)` names). A full registry rolls over: the new
+        one is published before this returns."""
         issuer = await self.ensure(org, member)
 
         def run() -> int | None:
@@ -180,12 +232,24 @@ class KycService:
                 self._save(issuer)
                 with self.db.transaction() as conn:
                     conn.execute(
-                        "INSERT INTO kyc_credentials (passport_id, org, rev_index, kyc_level, "
-                        "issued) VALUES (?, ?, ?, ?, ?)",
-                        (passport_id, org, index, kyc_level, time.time()))
+                        "INSERT INTO kyc_credentials (passport_id, org, rev_index, rev_reg_id, "
+                        "kyc_level, issued) VALUES (?, ?, ?, ?, ?, ?)",
+                        (passport_id, org, index, wallet.rev_reg_id(issuer.cred_def_id),
+                         kyc_level, time.time()))
                 return index
 
-        return await anyio.to_thread.run_sync(run)
+        try:
+            index = await anyio.to_thread.run_sync(run)
+        except AnoncredsError as exc:
+            # E.g. a registry that could not be opened (its tails file not written): the
+            # enrolment or upgrade fails with a code the desk can act on, not a 500.
+            log.error("KYC issuance at %s failed: %s", org, exc.code.name)
+            raise ApiError("the org's KYC issuer could not issue a credential; try again",
+                           code="kyc_issuance_failed", status=503) from None
+        if issuer.unpublished():
+            async with self._org_locks.setdefault(org, asyncio.Lock()):
+                await self._publish_new_registries(issuer, member)
+        return index
 
     def forget_credentials(self, passport_id: str) -> None:
         """Drop the index records of a passport whose enrolment did not complete."""
@@ -198,20 +262,28 @@ class KycService:
         if given) and publish the new status list. Returns how many were revoked."""
         issuer = await self.ensure(org, member)
         rows = self.db.query(
-            "SELECT rowid, rev_index, kyc_level FROM kyc_credentials WHERE passport_id = ? "
-            "AND org = ? AND revoked = 0 AND rev_index IS NOT NULL", (passport_id, org))
+            "SELECT rowid, rev_index, rev_reg_id, kyc_level FROM kyc_credentials WHERE "
+            "passport_id = ? AND org = ? AND revoked = 0 AND rev_index IS NOT NULL",
+            (passport_id, org))
         rows = [r for r in rows if below_level is None or int(r["kyc_level"]) < below_level]
         if not rows:
             return 0
+        first = next(iter(issuer.registries))  # where credentials recorded before rollover are
+        touched: list[str] = []
         with self._issue_lock:
             for row in rows:
-                issuer.revoke(int(row["rev_index"]))
+                registry = str(row["rev_reg_id"] or first)
+                issuer.revoke(int(row["rev_index"]), registry)
+                if registry not in touched:
+                    touched.append(registry)
             self._save(issuer)
             with self.db.transaction() as conn:
                 conn.executemany("UPDATE kyc_credentials SET revoked = 1 WHERE rowid = ?",
                                  [(int(r["rowid"]),) for r in rows])
-        await self._admin_contract(org, member).submit(
-            "Account:PublishKycRevocation", list(issuer.revocation_documents()))
+        contract = self._admin_contract(org, member)
+        for registry in touched:
+            await contract.submit("Account:PublishKycRevocation",
+                                  list(issuer.revocation_documents(registry)))
         return len(rows)
 
 

@@ -30,7 +30,7 @@ def test_issuer_and_wallet_round_trip(tmp_path: Path) -> None:
     assert loaded.cred_def_id == issuer.cred_def_id
     wallet = KycHolder()
     assert wallet.obtain(loaded, kyc_level=2) == 1
-    assert issuer_state(loaded)["next_index"] == 2
+    assert issuer_state(loaded)["registries"][0]["next_index"] == 2
     again = holder_from_state(json.loads(json.dumps(holder_state(wallet))),
                               {loaded.cred_def_id: loaded})
     key, pseudonym = b"k" * 32, "ab" * 32
