@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -26,7 +26,7 @@ from .proposal import Arg, ProposalError, TransactionContext, build_proposal
 from .retry import NO_RETRY, RetryPolicy
 from .session import Deadlines, Session
 from .signing import Signer
-from .transaction import Proposal, SubmittedTransaction
+from .transaction import Proposal, Status, SubmittedTransaction, Transaction
 
 _log = logging.getLogger(__name__)
 
@@ -257,11 +257,25 @@ class Contract:
         *,
         transient: Mapping[str, Arg] | None = None,
         endorsing_orgs: Sequence[str] | None = None,
+        before_submit: Callable[[Transaction], None] | None = None,
     ) -> SubmittedTransaction:
-        """Endorse and submit; returns once the orderer accepted it, before it commits."""
+        """Endorse and submit; returns once the orderer accepted it, before it commits.
+
+        `before_submit` sees the endorsed transaction (its id and result) before it is sent
+        to the orderer: a caller records it there to ask `commit_status` after a crash."""
         proposal = self.new_proposal(name, args, transient=transient, endorsing_orgs=endorsing_orgs)
         transaction = await proposal.endorse()
+        if before_submit is not None:
+            before_submit(transaction)
         return await transaction.submit()
+
+    async def commit_status(self, transaction_id: str, *, timeout: float | None = None
+                            ) -> Status:
+        """The commit status of a transaction submitted earlier (perhaps by a process that
+        died since). A peer answers once the transaction is in a block; for one it has not
+        seen it waits, so give a `timeout` (CommitStatusError when it passes)."""
+        submitted = SubmittedTransaction(self._session, self.network.name, transaction_id, b"")
+        return await submitted.status(timeout=timeout)
 
     async def submit(
         self,
@@ -271,6 +285,7 @@ class Contract:
         transient: Mapping[str, Arg] | None = None,
         endorsing_orgs: Sequence[str] | None = None,
         retry_policy: RetryPolicy | None = None,
+        before_submit: Callable[[Transaction], None] | None = None,
     ) -> bytes:
         """Endorse, submit and wait for commit; returns the chaincode's result.
 
@@ -282,7 +297,8 @@ class Contract:
         while True:
             try:
                 submitted = await self.submit_async(
-                    name, args, transient=transient, endorsing_orgs=endorsing_orgs
+                    name, args, transient=transient, endorsing_orgs=endorsing_orgs,
+                    before_submit=before_submit,
                 )
             except EndorseError as exc:
                 # Several endorsers (a majority policy) may simulate on either side of a

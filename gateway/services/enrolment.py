@@ -14,21 +14,34 @@ enrolment does not complete.
 
 Finish, and why it is crash-safe (database first, then ledger):
 
-1. claim the session (open -> finishing, one UPDATE: a second finish is 409);
+1. claim the session (open -> finishing, one UPDATE that also records the passport id, the
+   hash of the passport key: a second finish while this one runs is 409);
 2. local work: protected face reference for (passport id, enrolling org), KYC credential of
    the enrolling org into a new wallet, guardian shares (SLIP-39 sealed to each guardian),
    the holder state sealed under the master secret;
 3. one transaction inserts the holder row as `pending` with everything needed to unlock;
 4. `screen_and_add` puts the face in the dedup index (refused: row and reference removed);
-5. `Passport:Register` signed by the passport key, submitted as the registrar;
+5. the signed `Passport:Register` request is recorded in the session row, then submitted as
+   the registrar;
 6. one transaction marks the row `active` and the session finished.
 
-A failure in 4-5 undoes 2-4. A crash after 3 leaves a `pending` row: `reconcile_pending`
-(run before each new session) asks the ledger whether that passport exists and either
-activates the row or removes it with its dedup entry and face reference; so no half passport
-stays usable or blocks the person's next enrolment. A crash inside 2 leaves at most a face
-reference for a passport id whose master secret is gone: unreachable, matching nobody's
-future unlock (references are keyed per passport id).
+A failure before the submission, or one the ledger confirms changed nothing there, undoes
+2-4 and reopens the session. A failure after the submission whose outcome the ledger cannot
+tell, or one after Register committed, keeps everything and leaves the session `finishing`;
+so does a crash (kill -9) anywhere after 1. A `finishing` session that no task of this
+process is finishing is recovered by the next finish (`_recover`): Passport:Get says
+registered -> the local steps are completed (idempotent) and the passport id returned; not
+registered -> the recorded request is submitted again (its holder nonce makes a second
+commit impossible) and then completed, or, if the contract refuses it (expired) or nothing
+was recorded, the local work is undone and the session reopened (a restarted gateway then
+answers `enrolment_incomplete`: the desk starts again, and the face is no longer a
+duplicate). Independently, a `pending` row older than two minutes is resolved by
+`reconcile_pending` (run before each new session): it asks the ledger whether that passport
+exists and either activates the row and finishes its session or removes it with its dedup
+entry and face reference; so no half passport stays usable or blocks the person's next
+enrolment. A crash inside 2 leaves at most a face reference for a passport id whose master
+secret is gone: unreachable, matching nobody's future unlock (references are keyed per
+passport id).
 """
 
 from __future__ import annotations
@@ -74,6 +87,7 @@ CREATE TABLE IF NOT EXISTS enrolment_sessions (
     guardians TEXT NOT NULL DEFAULT '[]',
     guardian_threshold INTEGER NOT NULL DEFAULT 0,
     passport_id TEXT,
+    register_request TEXT,
     created REAL NOT NULL,
     expires REAL NOT NULL
 );
@@ -126,11 +140,15 @@ class EnrolmentService:
         self.state = state
         self.db = state.db
         self.db.ensure(SCHEMA)
+        self.db.ensure_columns("enrolment_sessions", {"register_request": "TEXT"})
         # Tables this service reads before their own services are built (state.service's
         # lock is not re-entrant, so no service is built from inside a constructor).
         self.db.ensure(HOLDERS_SCHEMA)
         self.db.ensure(KYC_SCHEMA)
         self._pending: dict[str, _Pending] = {}
+        # Sessions this process is finishing now: a `finishing` row not in here was left by a
+        # crash (one gateway process per database) and its finish reconciles with the ledger.
+        self._finishing: set[str] = set()
 
     # --- sessions ------------------------------------------------------------------------
     def _row(self, session_id: str, staff: StaffMember) -> Any:
@@ -170,9 +188,11 @@ class EnrolmentService:
         status = row["status"]
         if status == "open" and time.time() > float(row["expires"]):
             status = "expired"
+        # The id is recorded when finishing starts; it is the holder's only once finished.
+        passport_id = row["passport_id"] if status == "finished" else None
         return EnrolmentView(session_id, status, bool(row["face_checked"]),
                              bool(row["password_set"]), len(json.loads(row["guardians"])),
-                             int(row["guardian_threshold"]), row["passport_id"],
+                             int(row["guardian_threshold"]), passport_id,
                              float(row["expires"]))
 
     def _secrets(self, session_id: str) -> _Pending:
@@ -266,6 +286,16 @@ class EnrolmentService:
     # --- finish --------------------------------------------------------------------------
     async def finish(self, session_id: str, staff: StaffMember) -> EnrolmentResult:
         started = time.perf_counter()
+        row = self._row(session_id, staff)
+        if row["status"] == "finishing" and session_id not in self._finishing:
+            self._finishing.add(session_id)
+            try:
+                recovered = await self._recover(session_id, staff, row)
+            finally:
+                self._finishing.discard(session_id)
+            if recovered is not None:
+                self._pending.pop(session_id, None)
+                return recovered
         row = self._open_row(session_id, staff)
         pending = self._secrets(session_id)
         if pending.live is None or not row["face_checked"]:
@@ -273,18 +303,19 @@ class EnrolmentService:
         if pending.wrapped is None or pending.face_key is None or not row["password_set"]:
             raise Conflict("the password is not set yet", code="enrolment_incomplete")
         with self.db.transaction() as conn:
+            # The passport id is known before anything is submitted (the hash of the
+            # passport key): recorded with the claim, a crash leaves it for the retry.
             claimed = conn.execute(
-                "UPDATE enrolment_sessions SET status = 'finishing' WHERE session_id = ? "
-                "AND status = 'open'", (session_id,)).rowcount
+                "UPDATE enrolment_sessions SET status = 'finishing', passport_id = ? "
+                "WHERE session_id = ? AND status = 'open'",
+                (keys.passport_id(pending.master), session_id)).rowcount
         if not claimed:
             raise Conflict("this enrolment is being finished", code="finish_in_progress")
+        self._finishing.add(session_id)
         try:
             result = await self._finish(session_id, staff, row, pending)
-        except BaseException:
-            with self.db.transaction() as conn:
-                conn.execute("UPDATE enrolment_sessions SET status = 'open' WHERE session_id = ? "
-                             "AND status = 'finishing'", (session_id,))
-            raise
+        finally:
+            self._finishing.discard(session_id)
         self._pending.pop(session_id, None)
         seconds = time.perf_counter() - started
         log.info("enrolment finished in %.2f s", seconds)
@@ -305,7 +336,7 @@ class EnrolmentService:
         threshold = int(row["guardian_threshold"])
 
         reference = faces.enrol_reference(pending.live, passport_id, org)
-        added = False
+        added = submitted = False
         try:
             wallet = KycHolder()
             await kyc.issue(org, wallet, DESK_KYC_LEVEL, passport_id, staff)
@@ -339,17 +370,92 @@ class EnrolmentService:
                 "guardians": [g["public_key"] for g in guardians],
                 "guardian_threshold": threshold,
             }, self.state.settings.channel)
-            await self._register(staff, passport_id, request)
+            # What is about to be submitted is recorded first: a retry after a crash can
+            # submit it again (the master secret is gone with the process by then).
             with self.db.transaction() as conn:
-                conn.execute("UPDATE holders SET status = 'active' WHERE passport_id = ?",
-                             (passport_id,))
-                conn.execute("UPDATE enrolment_sessions SET status = 'finished', "
-                             "passport_id = ? WHERE session_id = ?", (passport_id, session_id))
-        except BaseException:
+                conn.execute("UPDATE enrolment_sessions SET register_request = ? "
+                             "WHERE session_id = ?", (json.dumps(request), session_id))
+            submitted = True
+            await self._register(staff, passport_id, request)
+            self._complete(session_id, passport_id)
+        except BaseException as exc:
+            if submitted and await self._maybe_registered(org, passport_id, exc):
+                # The ledger has (or may have) the passport: keep everything, leave the
+                # session `finishing`; the next finish completes it (`_recover`).
+                raise
             self._undo(passport_id, remove_face=added)
             faces.revoke_reference(reference)
+            self._reopen(session_id)
             raise
         return EnrolmentResult(passport_id, DESK_KYC_LEVEL, shares, 0.0)
+
+    async def _maybe_registered(self, org: str, passport_id: str,
+                                exc: BaseException) -> bool:
+        """After a failure past the submission: False only if the ledger says no passport."""
+        if not isinstance(exc, Exception):
+            return True  # cancelled: do not wait on the ledger now
+        if isinstance(exc, ChaincodeError):
+            return False  # the contract refused Register: nothing committed
+        try:
+            return await self._on_ledger(org, passport_id)
+        except (ApiError, GatewayError, ChaincodeError):
+            return True  # unknown: the retry asks again
+
+    def _complete(self, session_id: str, passport_id: str) -> None:
+        """The local steps after Register committed (idempotent)."""
+        with self.db.transaction() as conn:
+            conn.execute("UPDATE holders SET status = 'active' WHERE passport_id = ? "
+                         "AND status = 'pending'", (passport_id,))
+            conn.execute("UPDATE enrolment_sessions SET status = 'finished', passport_id = ?, "
+                         "register_request = NULL WHERE session_id = ?",
+                         (passport_id, session_id))
+
+    def _reopen(self, session_id: str) -> None:
+        with self.db.transaction() as conn:
+            conn.execute("UPDATE enrolment_sessions SET status = 'open', passport_id = NULL, "
+                         "register_request = NULL WHERE session_id = ? "
+                         "AND status = 'finishing'", (session_id,))
+
+    async def _recover(self, session_id: str, staff: StaffMember,
+                       row: Any) -> EnrolmentResult | None:
+        """Finish a session a crash (or an unknown ledger outcome) left `finishing`.
+
+        Registered on the ledger: complete the local steps and return the passport id. Not
+        registered and the signed request recorded with the holder row still pending: submit
+        it again. Otherwise roll the local work back and reopen the session (None: finish
+        goes on as for an open session, which needs the secrets of this process)."""
+        passport_id = row["passport_id"]
+        request = row["register_request"]
+        if passport_id is not None:
+            passport_id = str(passport_id)
+            holder = self.db.query_one(
+                "SELECT status FROM holders WHERE passport_id = ?", (passport_id,))
+            registered = await self._on_ledger(staff.org, passport_id)
+            if not registered and request is not None and holder is not None:
+                try:
+                    await self._register(staff, passport_id, json.loads(request))
+                    registered = True
+                except ChaincodeError as exc:
+                    log.info("enrolment retry: Register refused (%s); rolling back",
+                             exc.chaincode_message.split(":", 1)[0])
+            if registered:
+                self._complete(session_id, passport_id)
+                log.info("enrolment recovered after an interrupted finish")
+                return EnrolmentResult(passport_id, DESK_KYC_LEVEL,
+                                       self._shares(passport_id), 0.0)
+            self._undo(passport_id, remove_face=True)
+            faces = face_service(self.state)
+            reference = faces.reference(passport_id, staff.org)
+            if reference is not None:
+                faces.revoke_reference(reference)
+        self._reopen(session_id)
+        return None
+
+    def _shares(self, passport_id: str) -> list[tuple[str, str]]:
+        rows = self.db.query(
+            "SELECT guardian_passport_id, share FROM guardian_shares "
+            "WHERE holder_passport_id = ?", (passport_id,))
+        return [(str(r["guardian_passport_id"]), str(r["share"])) for r in rows]
 
     async def _register(self, staff: StaffMember, passport_id: str,
                         request: dict[str, Any]) -> None:
@@ -386,8 +492,13 @@ class EnrolmentService:
             "SELECT passport_id, enrolling_org FROM holders WHERE status = 'pending' "
             "AND created < ?", (time.time() - older_than_s,))
         faces = face_service(self.state)
+        busy = {str(r["passport_id"]) for r in self.db.query(
+            "SELECT session_id, passport_id FROM enrolment_sessions WHERE status = 'finishing' "
+            "AND passport_id IS NOT NULL") if r["session_id"] in self._finishing}
         for row in rows:
             passport_id, org = str(row["passport_id"]), str(row["enrolling_org"])
+            if passport_id in busy:
+                continue  # being finished by this process now
             try:
                 exists = await self._on_ledger(org, passport_id)
             except (ApiError, GatewayError, ChaincodeError):
@@ -396,11 +507,20 @@ class EnrolmentService:
                 with self.db.transaction() as conn:
                     conn.execute("UPDATE holders SET status = 'active' WHERE passport_id = ?",
                                  (passport_id,))
+                    # The desk's session learns its passport id (GET /enrolments/{id}).
+                    conn.execute("UPDATE enrolment_sessions SET status = 'finished', "
+                                 "register_request = NULL WHERE passport_id = ? "
+                                 "AND status = 'finishing'", (passport_id,))
             else:
                 self._undo(passport_id, remove_face=True)
                 reference = faces.reference(passport_id, org)
                 if reference is not None:
                     faces.revoke_reference(reference)
+                with self.db.transaction() as conn:
+                    conn.execute("UPDATE enrolment_sessions SET status = 'open', "
+                                 "passport_id = NULL, register_request = NULL "
+                                 "WHERE passport_id = ? AND status = 'finishing'",
+                                 (passport_id,))
         return len(rows)
 
 

@@ -3,7 +3,9 @@ reference, a signed attestation, and one dispense through the contract.
 
 States of a pickup: `challenged` (created, challenge shown) -> `verified` or `refused`
 (after its one frames submission) -> `dispensing` -> `dispensed` or `failed`. A refused
-pickup is spent: the next attempt is a new pickup with a new challenge.
+pickup is spent: the next attempt is a new pickup with a new challenge. A pickup left
+`dispensing` (a crash, or a commit status that never came) is reconciled with the ledger by
+its next dispense (gateway/services/dispense_recovery.py).
 
 The account's stored reference is checked against the account's face commitment on the
 ledger (`Account:Get`, one evaluate) before the verdict spends anything: a mismatch is 409
@@ -31,9 +33,10 @@ from face_engine.errors import FaceError, LivenessFailed
 from face_engine.liveness import Frame
 from gateway.core.errors import ApiError, Conflict, Forbidden, Locked, NotFound
 from gateway.core.security import StaffMember, require_role
-from gateway.fabric import ChaincodeError, GatewayError, RetryPolicy
+from gateway.fabric import ChaincodeError, CommitError, EndorseError, RetryPolicy
 from gateway.store import Database
 
+from . import dispense_recovery
 from .access import request_and_read
 from .counter_key import PHARMACY, counter_key
 from .face_frames import gateway_time
@@ -115,6 +118,10 @@ class PickupService:
         self.state = state
         self.db: Database = state.db
         self.db.ensure(SCHEMA)
+        self.db.ensure_columns("pickups", dispense_recovery.COLUMNS)
+        # Pickups this process is dispensing now: a `dispensing` row not in here was left by
+        # a crash or an unknown outcome, and its next dispense reconciles it with the ledger.
+        self._dispensing: set[str] = set()
         # pickup id -> the subject account's face commitment as the ledger had it when the
         # pickup started. An account's commitment never changes after Account:Open, so the
         # verdict need not read the ledger again (one evaluate fewer inside the counter's
@@ -333,6 +340,13 @@ class PickupService:
     async def dispense(self, member: StaffMember, pickup_id: str) -> dict[str, Any]:
         require_role(member, ("pharmacist",), (PHARMACY,))
         row = self._row(member, pickup_id)
+        if row["status"] == "dispensing" and pickup_id not in self._dispensing:
+            # Left by a crash or an unknown outcome: ask the ledger (dispense_recovery).
+            self._dispensing.add(pickup_id)
+            try:
+                return await self._recover(member, row)
+            finally:
+                self._dispensing.discard(pickup_id)
         # Claim the pickup first: of concurrent dispenses of one pickup only one goes on.
         if not self._set(pickup_id, "dispensing", expect="verified"):
             status = self.db.query_one("SELECT status FROM pickups WHERE pickup_id = ?",
@@ -341,22 +355,65 @@ class PickupService:
                 raise Conflict("this pickup was already dispensed", code="already_dispensed")
             raise Conflict("the face check has not verified this pickup",
                            code="not_verified")
+        self._dispensing.add(pickup_id)
         try:
-            result = json_object(await self.state.ledger.for_staff(member).submit(
+            return await self._dispense(member, row)
+        finally:
+            self._dispensing.discard(pickup_id)
+
+    async def _dispense(self, member: StaffMember, row: Any) -> dict[str, Any]:
+        pickup_id = str(row["pickup_id"])
+        try:
+            raw = await self.state.ledger.for_staff(member).submit(
                 "Pharmacy:Dispense", [str(row["prescription_id"]), str(row["attestation"])],
                 endorsing_orgs=[str(row["issuer_org"]), PHARMACY],
-                retry_policy=DISPENSE_RETRY))
-        except GatewayError:
-            # Refused or unknown outcome: the attestation's nonce makes a second try of
-            # this pickup pointless (and harmless); a new pickup is needed.
+                retry_policy=DISPENSE_RETRY,
+                before_submit=lambda tx: dispense_recovery.record_submission(
+                    self.db, pickup_id, tx))
+        except ChaincodeError as exc:
+            if exc.chaincode_message.startswith("replay"):
+                # The attestation's nonce is burnt: an earlier Dispense of this pickup, whose
+                # outcome a crash hid, committed.
+                return await self._dispensed_earlier(row)
             self._set(pickup_id, "failed", expect="dispensing")
             raise
+        except (EndorseError, CommitError):
+            # Refused before ordering, or invalidated: nothing dispensed. The attestation is
+            # spent for this pickup (a new pickup is needed).
+            self._set(pickup_id, "failed", expect="dispensing")
+            raise
+        # Any other GatewayError (submit or commit status failed) leaves the outcome unknown:
+        # the pickup stays `dispensing` and its next dispense asks the ledger.
+        result = json_object(raw)
         self._set(pickup_id, "dispensed", expect="dispensing")
-        used = int(result["fill"])
-        log.info("pickup %s dispensed fill %d of prescription %s", pickup_id, used,
-                 row["prescription_id"])
-        return {"dispensed": True, "fills_used": used,
-                "fills_allowed": used + int(result["remaining"])}
+        log.info("pickup %s dispensed fill %d of prescription %s", pickup_id,
+                 int(result["fill"]), row["prescription_id"])
+        return _answer(result)
+
+    async def _recover(self, member: StaffMember, row: Any) -> dict[str, Any]:
+        pickup_id = str(row["pickup_id"])
+        result = await dispense_recovery.committed_result(
+            self.state.ledger.for_staff(member), row["dispense_txs"])
+        if result is not None:
+            self._set(pickup_id, "dispensed", expect="dispensing")
+            log.info("pickup %s: its interrupted dispense had committed", pickup_id)
+            return _answer(result)
+        log.info("pickup %s: no dispense of it committed; submitting again", pickup_id)
+        return await self._dispense(member, row)
+
+    async def _dispensed_earlier(self, row: Any) -> dict[str, Any]:
+        """The answer for a pickup whose committed Dispense is not among the recorded ones
+        (its status was unknown): the prescription's counter as it is now."""
+        self._set(str(row["pickup_id"]), "dispensed", expect="dispensing")
+        fills = (await credential_record(self.state, str(row["prescription_id"])))["fills"]
+        return {"dispensed": True, "fills_used": int(fills["used"]),
+                "fills_allowed": int(fills["allowed"])}
+
+
+def _answer(result: dict[str, Any]) -> dict[str, Any]:
+    used = int(result["fill"])
+    return {"dispensed": True, "fills_used": used,
+            "fills_allowed": used + int(result["remaining"])}
 
 
 def pickup_service(state: AppState) -> PickupService:

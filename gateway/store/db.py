@@ -74,6 +74,16 @@ class Database:
             self._connection().executescript(schema)
             self._schemas.add(schema)
 
+    def ensure_columns(self, table: str, columns: dict[str, str]) -> None:
+        """Add columns a later version declares to a table an earlier version created
+        (`CREATE TABLE IF NOT EXISTS` leaves an existing table as it was)."""
+        with self._lock:
+            conn = self._connection()
+            have = {row["name"] for row in conn.execute(f"PRAGMA table_info({table})")}
+            for name, declaration in columns.items():
+                if name not in have:
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
+
     def close(self) -> None:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is not None:

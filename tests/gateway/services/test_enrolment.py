@@ -6,12 +6,16 @@ from __future__ import annotations
 import base64
 import json
 import logging
+from typing import Any
 
 import pytest
 from enrolment_kit import (
+    _ENROLLED,
     API,
+    GUARDIANS,
     PASSWORDS,
     SHARED,
+    Enrolled,
     answer,
     collage,
     ensure_enrolled,
@@ -23,6 +27,8 @@ from enrolment_kit import (
 )
 from gateway_testkit import GatewayClient, assert_error
 
+from gateway.fabric import DeadlineExceeded
+from gateway.services.enrolment import EnrolmentService, enrolment_service
 from gateway.services.face_frames import gateway_time
 from gateway.services.holders import holder_service
 
@@ -200,3 +206,110 @@ async def test_nothing_private_in_the_database_or_logs(
                    base64.b64encode(master)):
         assert canary not in blobs
     assert bush.password not in caplog.text and master.hex() not in caplog.text
+
+
+# --- crash recovery: a finish interrupted after (or during) Passport:Register ------------------
+
+async def _through_password(gw: GatewayClient, who: str, guardians: list[str],
+                            threshold: int) -> str:
+    """A session with face, password and guardians set; returns its id."""
+    headers = gw.staff("HospitalMSP", "registrar")
+    session = await open_session(gw)
+    sid = str(session["session_id"])
+    r = await gw.http.post(f"{API}/enrolments/{sid}/frames", headers=headers,
+                           json=answer(session["challenge"]["challenge_id"],
+                                       frames_of(who, gw.state.face_engine())))
+    assert r.status_code == 204, r.text
+    r = await gw.http.put(f"{API}/enrolments/{sid}/password", headers=headers,
+                          json={"password": PASSWORDS[who]})
+    assert r.status_code == 204, r.text
+    if guardians:
+        r = await gw.http.put(f"{API}/enrolments/{sid}/guardians", headers=headers,
+                              json={"guardians": guardians, "threshold": threshold})
+        assert r.status_code == 204, r.text
+    return sid
+
+
+def _restart(gw: GatewayClient, sid: str) -> None:
+    """What kill -9 and a restart leave of the service's memory: nothing of this session."""
+    service = enrolment_service(gw.state)
+    service._pending.pop(sid, None)
+    assert sid not in service._finishing
+
+
+async def _recovered(gw: GatewayClient, who: str, sid: str) -> str:
+    """The second finish answers the passport id and the enrolment is complete."""
+    registrar = gw.staff("HospitalMSP", "registrar")
+    r = await gw.http.post(f"{API}/enrolments/{sid}/finish", headers=registrar)
+    assert r.status_code == 201, r.text
+    out = r.json()
+    pid = str(out["passport_id"])
+    names, threshold = GUARDIANS[who]
+    assert out["guardian_shares"] == len(names)
+    view = (await gw.http.get(f"{API}/enrolments/{sid}", headers=registrar)).json()
+    assert (view["status"], view["passport_id"]) == ("finished", pid)
+    record = await _ledger_passport(gw, pid)
+    assert record["status"] == "active" and record["guardian_threshold"] == threshold
+    holder = gw.state.db.query_one("SELECT status FROM holders WHERE passport_id = ?", (pid,))
+    assert holder is not None and holder["status"] == "active"
+    assert_error(await gw.http.post(f"{API}/enrolments/{sid}/finish", headers=registrar),
+                 409, "already_finished")
+    # Later tests of this session find the person enrolled (ensure_enrolled's cache).
+    out["session_id"] = sid
+    _ENROLLED[(str(gw.state.settings.data_dir), who)] = Enrolled(who, pid, PASSWORDS[who], out)
+    return pid
+
+
+def _fresh(gw: GatewayClient, who: str) -> None:
+    assert (str(gw.state.settings.data_dir), who) not in _ENROLLED, \
+        f"{who} is enrolled already: this test needs a face not yet in the dedup index"
+
+
+async def test_crash_right_after_register_commits_is_recovered(
+        hw: GatewayClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue #16: the gateway dies right after Passport:Register committed."""
+    who = "astronaut"
+    _fresh(hw, who)
+    sid = await _through_password(hw, who, [], 0)
+    registrar = hw.staff("HospitalMSP", "registrar")
+
+    register = EnrolmentService._register
+
+    async def crash(self: EnrolmentService, *args: Any) -> None:
+        await register(self, *args)
+        raise RuntimeError("injected crash right after Passport:Register committed")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(EnrolmentService, "_register", crash)
+        r = await hw.http.post(f"{API}/enrolments/{sid}/finish", headers=registrar)
+    assert r.status_code == 500
+    _restart(hw, sid)
+    view = (await hw.http.get(f"{API}/enrolments/{sid}", headers=registrar)).json()
+    assert view["status"] == "finishing" and view["passport_id"] is None
+    await _recovered(hw, who, sid)
+
+
+async def test_unknown_register_outcome_is_submitted_again(
+        hw: GatewayClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The submission's outcome is unknown and the ledger unreachable, then the gateway
+    restarts: the retry submits the recorded request and completes the enrolment."""
+    who = "grace_hopper"
+    _fresh(hw, who)
+    names, threshold = GUARDIANS[who]
+    guardians = [(await ensure_enrolled(hw, name)).passport_id for name in names]
+    sid = await _through_password(hw, who, guardians, threshold)
+    registrar = hw.staff("HospitalMSP", "registrar")
+
+    async def unreachable(*_args: object) -> bool:
+        raise DeadlineExceeded("injected: the ledger did not answer")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(EnrolmentService, "_register", unreachable)
+        patch.setattr(EnrolmentService, "_on_ledger", unreachable)
+        r = await hw.http.post(f"{API}/enrolments/{sid}/finish", headers=registrar)
+    assert r.status_code >= 500
+    _restart(hw, sid)
+    row = hw.state.db.query_one("SELECT status, register_request FROM enrolment_sessions "
+                                "WHERE session_id = ?", (sid,))
+    assert row is not None and row["status"] == "finishing" and row["register_request"]
+    await _recovered(hw, who, sid)
