@@ -10,8 +10,13 @@ ledger (`Account:Get`, one evaluate) before the verdict spends anything: a misma
 `face_reference_mismatch`, the pickup stays `challenged`, no failure is counted and nothing is
 attested (the patient is not at fault: this gateway's database disagrees with the ledger).
 
-Lockout: every refused attempt is recorded against the prescription; `pickup_max_failures`
-within `pickup_failure_window_s` lock it for `pickup_lockout_s`. Each verdict reserves an
+Lockout: a refusal that is evidence against the person at the counter (`face_mismatch`: a
+live face that is not the patient's; `liveness_failed`: a face that did not perform the
+challenge) is recorded against the prescription; `pickup_max_failures` within
+`pickup_failure_window_s` lock it for `pickup_lockout_s`. A bad capture (`no_face`,
+`multiple_faces`, `invalid_image`, `quality_failed`), a late answer (`challenge_expired`) or
+a patient without a reference (`no_reference`) is refused without counting: a broken camera
+must not lock a real patient out, and none of them reaches a match. Each verdict reserves an
 attempt before its face work (face_attempts.py), so concurrent answers never get more than
 the budget's matches. Failures and locks live in SQLite, so a restart does not reset them.
 The page learns only `verified` or a refusal reason, never a score.
@@ -28,7 +33,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from face_engine.errors import FaceError, LivenessFailed
+from face_engine.errors import DetectionError, FaceError, InputError, LivenessFailed
 from face_engine.liveness import Frame
 from face_engine.protect.reference import ProtectedReference
 from gateway.core.errors import ApiError, Conflict, Forbidden, Locked, NotFound
@@ -56,9 +61,10 @@ DISPENSE_RETRY = RetryPolicy(max_attempts=4, base_delay=0.02, max_delay=0.2)
 
 # The refusal reasons a counter page may see (each a stable code).
 REFUSAL_REASONS = ("liveness_failed", "face_mismatch", "no_face", "multiple_faces",
-                   "quality_failed", "bad_image", "challenge_expired", "no_reference")
-_IMAGE_CODES = {"invalid_input", "unsupported_format", "image_corrupt", "image_too_large",
-                "image_too_small"}
+                   "quality_failed", "invalid_image", "challenge_expired", "no_reference")
+# The refusals that count towards the lockout: a live face seen and not the patient's, or a
+# face that did not perform the challenge. The others say nothing about who stands there.
+COUNTED_REASONS = frozenset({"face_mismatch", "liveness_failed"})
 ATTEMPT_FLOW = "pickup"
 
 SCHEMA = """
@@ -99,15 +105,20 @@ class FrameInput:
 
 
 def refusal_reason(exc: FaceError) -> str | None:
-    """The counter page's reason for a face error; None for server-side failures."""
+    """The counter page's reason for a face error; None for server-side failures. A frame
+    the liveness check could not use is refused for that frame's own error."""
     if isinstance(exc, LivenessFailed):
+        if exc.cause is not None:
+            return refusal_reason(exc.cause)
+        if exc.reason == "timeout":  # a frame or the answer came after the deadline
+            return "challenge_expired"
         return "liveness_failed"
-    if exc.code in ("no_face", "multiple_faces"):
+    if isinstance(exc, DetectionError) and exc.code in ("no_face", "multiple_faces"):
         return exc.code
     if exc.code.startswith("quality_"):
         return "quality_failed"
-    if exc.code in _IMAGE_CODES:
-        return "bad_image"
+    if isinstance(exc, InputError):
+        return "invalid_image"
     return None
 
 
@@ -353,7 +364,7 @@ class PickupService:
             # A server-side failure is no evidence about the person: nothing is counted.
             self.settle_attempt(attempt, prescription_id, failed=False)
             raise
-        self.settle_attempt(attempt, prescription_id, failed=reason is not None)
+        self.settle_attempt(attempt, prescription_id, failed=reason in COUNTED_REASONS)
         if reason is not None:
             self._set(pickup_id, "refused", expect="challenged", reason=reason)
             log.info("pickup %s refused: %s", pickup_id, reason)
