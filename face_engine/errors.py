@@ -92,9 +92,13 @@ class LivenessFailed(FaceError):
 
     code = "liveness_failed"
 
-    def __init__(self, message: str, *, reason: str) -> None:
+    def __init__(self, message: str, *, reason: str, cause: FaceError | None = None) -> None:
         super().__init__(message)
         self.reason = reason
+        # The typed error of a frame the check could not use (reason `frame_rejected`): a
+        # flow tells a bad capture (no face, two faces, an unreadable image) from a failed
+        # liveness by it.
+        self.cause = cause
 
 
 # --- models and configuration ----------------------------------------------------------

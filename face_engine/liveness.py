@@ -131,10 +131,13 @@ class LivenessResult:
     message: str
     observed: tuple[str, ...] = ()  # collapsed pose labels that were seen
     details: dict[str, float] = field(default_factory=dict)
+    # For `frame_rejected`: the frame's own typed error (no face, image corrupt, ...).
+    cause: FaceError | None = field(default=None, repr=False)
 
     def raise_for_failure(self) -> None:
         if not self.passed:
-            raise LivenessFailed(self.message, reason=self.reason or "unknown")
+            raise LivenessFailed(self.message, reason=self.reason or "unknown",
+                                 cause=self.cause)
 
 
 def new_challenge(rng: random.Random | None = None, *, now: float | None = None,
@@ -300,8 +303,9 @@ class LivenessSession:
             analysis = engine.analyze(frame.image, LIVENESS_QUALITY)
             analysis.quality.raise_for_failure()
         except FaceError as exc:
-            return self._refuse(_fail("frame_rejected",
-                                      f"frame {index}: {exc.code}: {exc.message}"))
+            return self._refuse(replace(
+                _fail("frame_rejected", f"frame {index}: {exc.code}: {exc.message}"),
+                cause=exc))
         if index == 0:
             embedding, identity = engine.embed_face_both(analysis)
             self._reference = ReferenceFrame(

@@ -395,7 +395,8 @@ def _live_face(result: LivenessResult, session: LivenessSession) -> LiveFace:
     """The frontal frame's embedding once liveness passed; that frame must also pass the
     default (pose-gated) quality thresholds, as any reference or probe does."""
     if not result.passed:
-        raise LivenessFailed(result.message, reason=result.reason or "unknown")
+        raise LivenessFailed(result.message, reason=result.reason or "unknown",
+                             cause=result.cause)
     reference = session.reference
     if reference is None:  # a passed result always has frame 0; defensive
         raise LivenessFailed("the frontal frame is missing", reason="frame_count")

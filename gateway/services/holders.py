@@ -20,7 +20,9 @@ the right password too, level 2: the master secret is unwrapped into the session
 only, for `UNLOCKED_TTL_S`. Failures say `unlock_failed` and never which factor was wrong;
 after `MAX_UNLOCK_FAILURES` within `UNLOCK_FAILURE_WINDOW_S` the passport refuses unlocks
 (423 `unlock_locked`) until the window passes. Liveness failures (a bad capture) are not
-counted: they are no evidence about the factors.
+counted: they are no evidence about the factors. Each unlock reserves an attempt before its
+face work (face_attempts.py), counted with the failures in one transaction, so unlocks sent
+together never get more than the budget's face and password checks.
 
 Level 3 by vouches: `Passport:Vouch` raises the ledger's level; the holder's wallet gets a
 level-3 KYC credential from the enrolling org's issuer at the next level-2 unlock, when the
@@ -48,6 +50,7 @@ from gateway.holder.keys import HolderKeyPair
 from gateway.kyc.state import holder_from_state, holder_state
 from gateway.kyc.wallet import KycHolder
 
+from . import face_attempts
 from .face_frames import challenge_frames
 from .faces import IssuedChallenge, LiveFace, face_service
 from .holder_sealing import (
@@ -247,6 +250,7 @@ class HolderService:
         self.state = state
         self.db = state.db
         self.db.ensure(SCHEMA)
+        self.db.ensure(face_attempts.SCHEMA)
         self._face_factor_key = PurposeKey(FACE_FACTOR_LABEL, state.keys.kek("face-factor"))
         self._sessions: dict[str, HolderSession] = {}
 
@@ -310,14 +314,30 @@ class HolderService:
                 self._sessions.pop(sid, None)
 
     # --- unlock --------------------------------------------------------------------------
-    def _failures(self, passport_id: str) -> int:
-        row = self.db.query_one(
-            "SELECT COUNT(*) AS n FROM holder_unlock_failures WHERE passport_id = ? AND at > ?",
-            (passport_id, time.time() - UNLOCK_FAILURE_WINDOW_S))
-        return int(row["n"]) if row is not None else 0
-
-    def _fail(self, passport_id: str) -> UnlockRefused:
+    def _reserve_attempt(self, passport_id: str) -> int:
+        """One of the passport's remaining unlock checks, taken before any face work in the
+        transaction that counts its failures and the checks in flight (423 when none is
+        left)."""
+        now = time.time()
+        since = now - UNLOCK_FAILURE_WINDOW_S
         with self.db.transaction() as conn:
+            (failures,) = conn.execute(
+                "SELECT COUNT(*) FROM holder_unlock_failures WHERE passport_id = ? AND at > ?",
+                (passport_id, since)).fetchone()
+            taken = failures + face_attempts.in_flight(conn, UNLOCK_PURPOSE, passport_id,
+                                                       since)
+            if taken < MAX_UNLOCK_FAILURES:
+                return face_attempts.reserve(conn, UNLOCK_PURPOSE, passport_id, now, since)
+        raise Locked("too many failed unlocks for this passport; try again later",
+                     code="unlock_locked")
+
+    def _release_attempt(self, attempt_id: int) -> None:
+        with self.db.transaction() as conn:
+            face_attempts.release(conn, attempt_id)
+
+    def _fail(self, passport_id: str, attempt_id: int) -> UnlockRefused:
+        with self.db.transaction() as conn:
+            face_attempts.release(conn, attempt_id)
             conn.execute("DELETE FROM holder_unlock_failures WHERE at <= ?",
                          (time.time() - UNLOCK_FAILURE_WINDOW_S,))
             conn.execute("INSERT INTO holder_unlock_failures (passport_id, at) VALUES (?, ?)",
@@ -337,9 +357,19 @@ class HolderService:
         if record is None:
             raise NotFound("no passport of that id is enrolled at this gateway",
                            code="passport_not_found")
-        if self._failures(passport_id) >= MAX_UNLOCK_FAILURES:
-            raise Locked("too many failed unlocks for this passport; try again later",
-                         code="unlock_locked")
+        attempt = self._reserve_attempt(passport_id)
+        try:
+            return await self._unlock(session, record, challenge_id, frames, password,
+                                      attempt)
+        finally:
+            # Settled already when it failed; otherwise (success, a bad capture, a server
+            # fault) released uncounted.
+            self._release_attempt(attempt)
+
+    async def _unlock(self, session: HolderSession, record: HolderRecord, challenge_id: str,
+                      frames: list[tuple[bytes, float]], password: str | None,
+                      attempt: int) -> HolderSession:
+        passport_id, session_id = record.passport_id, session.session_id
         ledger = json.loads(await self.state.ledger.carrier(record.enrolling_org).evaluate(
             "Passport:Get", [passport_id]))
         faces = face_service(self.state)
@@ -364,9 +394,9 @@ class HolderService:
 
             master = await anyio.to_thread.run_sync(unwrap)
             if not face_ok or master is None:
-                raise self._fail(passport_id)
+                raise self._fail(passport_id, attempt)
         elif not face_ok:
-            raise self._fail(passport_id)
+            raise self._fail(passport_id, attempt)
         # Said only once both factors matched: the status is no hint to a stranger.
         if ledger.get("status") != "active":
             raise Conflict("this passport is not active", code="passport_inactive")

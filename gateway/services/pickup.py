@@ -12,10 +12,16 @@ ledger (`Account:Get`, one evaluate) before the verdict spends anything: a misma
 `face_reference_mismatch`, the pickup stays `challenged`, no failure is counted and nothing is
 attested (the patient is not at fault: this gateway's database disagrees with the ledger).
 
-Lockout: every refused attempt is recorded against the prescription; `pickup_max_failures`
-within `pickup_failure_window_s` lock it for `pickup_lockout_s`. Both live in SQLite, so a
-restart does not reset them. The page learns only `verified` or a refusal reason, never a
-score.
+Lockout: a refusal that is evidence against the person at the counter (`face_mismatch`: a
+live face that is not the patient's; `liveness_failed`: a face that did not perform the
+challenge) is recorded against the prescription; `pickup_max_failures` within
+`pickup_failure_window_s` lock it for `pickup_lockout_s`. A bad capture (`no_face`,
+`multiple_faces`, `invalid_image`, `quality_failed`), a late answer (`challenge_expired`) or
+a patient without a reference (`no_reference`) is refused without counting: a broken camera
+must not lock a real patient out, and none of them reaches a match. Each verdict reserves an
+attempt before its face work (face_attempts.py), so concurrent answers never get more than
+the budget's matches. Failures and locks live in SQLite, so a restart does not reset them.
+The page learns only `verified` or a refusal reason, never a score.
 """
 
 from __future__ import annotations
@@ -29,18 +35,19 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from face_engine.errors import FaceError, LivenessFailed
+from face_engine.errors import DetectionError, FaceError, InputError, LivenessFailed
 from face_engine.liveness import Frame
+from face_engine.protect.reference import ProtectedReference
 from gateway.core.errors import ApiError, Conflict, Forbidden, Locked, NotFound
 from gateway.core.security import StaffMember, require_role
 from gateway.fabric import ChaincodeError, CommitError, EndorseError, RetryPolicy
 from gateway.store import Database
 
-from . import dispense_recovery
+from . import dispense_recovery, face_attempts
 from .access import request_and_read
 from .counter_key import PHARMACY, counter_key
 from .face_frames import gateway_time
-from .faces import LiveFace, face_service
+from .faces import FaceService, LiveFace, face_service
 from .ledger_reads import account_record, credential_record, json_object
 
 if TYPE_CHECKING:
@@ -56,9 +63,11 @@ DISPENSE_RETRY = RetryPolicy(max_attempts=4, base_delay=0.02, max_delay=0.2)
 
 # The refusal reasons a counter page may see (each a stable code).
 REFUSAL_REASONS = ("liveness_failed", "face_mismatch", "no_face", "multiple_faces",
-                   "quality_failed", "bad_image", "challenge_expired", "no_reference")
-_IMAGE_CODES = {"invalid_input", "unsupported_format", "image_corrupt", "image_too_large",
-                "image_too_small"}
+                   "quality_failed", "invalid_image", "challenge_expired", "no_reference")
+# The refusals that count towards the lockout: a live face seen and not the patient's, or a
+# face that did not perform the challenge. The others say nothing about who stands there.
+COUNTED_REASONS = frozenset({"face_mismatch", "liveness_failed"})
+ATTEMPT_FLOW = "pickup"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS pickups (
@@ -98,15 +107,20 @@ class FrameInput:
 
 
 def refusal_reason(exc: FaceError) -> str | None:
-    """The counter page's reason for a face error; None for server-side failures."""
+    """The counter page's reason for a face error; None for server-side failures. A frame
+    the liveness check could not use is refused for that frame's own error."""
     if isinstance(exc, LivenessFailed):
+        if exc.cause is not None:
+            return refusal_reason(exc.cause)
+        if exc.reason == "timeout":  # a frame or the answer came after the deadline
+            return "challenge_expired"
         return "liveness_failed"
-    if exc.code in ("no_face", "multiple_faces"):
+    if isinstance(exc, DetectionError) and exc.code in ("no_face", "multiple_faces"):
         return exc.code
     if exc.code.startswith("quality_"):
         return "quality_failed"
-    if exc.code in _IMAGE_CODES:
-        return "bad_image"
+    if isinstance(exc, InputError):
+        return "invalid_image"
     return None
 
 
@@ -118,6 +132,7 @@ class PickupService:
         self.state = state
         self.db: Database = state.db
         self.db.ensure(SCHEMA)
+        self.db.ensure(face_attempts.SCHEMA)
         self.db.ensure_columns("pickups", dispense_recovery.COLUMNS)
         # Pickups this process is dispensing now: a `dispensing` row not in here was left by
         # a crash or an unknown outcome, and its next dispense reconciles it with the ledger.
@@ -143,11 +158,49 @@ class PickupService:
             raise Locked("too many failed face checks; this prescription is locked",
                          details={"retry_after_s": int(until - time.time()) + 1})
 
-    def record_failure(self, prescription_id: str) -> bool:
-        """Count a refused attempt; True if it locked the prescription."""
+    def reserve_attempt(self, prescription_id: str) -> int:
+        """Take one of the prescription's remaining face checks before any face work, in the
+        transaction that reads the lock, the failures and the checks in flight: of answers
+        arriving together, only as many as the lockout still allows go on (423 `locked`)."""
+        settings = self.state.settings
+        now = time.time()
+        since = now - settings.pickup_failure_window_s
+        with self.db.transaction() as conn:
+            lock = conn.execute("SELECT until FROM pickup_locks WHERE prescription_id = ?",
+                                (prescription_id,)).fetchone()
+            if lock is not None and lock["until"] > now:
+                retry = int(lock["until"] - now) + 1
+            else:
+                (failures,) = conn.execute(
+                    "SELECT COUNT(*) FROM pickup_failures WHERE prescription_id = ? "
+                    "AND at > ?", (prescription_id, since)).fetchone()
+                taken = failures + face_attempts.in_flight(conn, ATTEMPT_FLOW,
+                                                           prescription_id, since)
+                if taken < settings.pickup_max_failures:
+                    return face_attempts.reserve(conn, ATTEMPT_FLOW, prescription_id, now,
+                                                 since)
+                retry = 1  # the checks in flight decide; ask again shortly
+        raise Locked("too many failed face checks; this prescription is locked",
+                     details={"retry_after_s": retry})
+
+    def settle_attempt(self, attempt_id: int, prescription_id: str, *, failed: bool
+                       ) -> bool:
+        """Release a reserved attempt; with `failed`, count it as a failure in the same
+        transaction. True if that locked the prescription."""
+        if not failed:
+            with self.db.transaction() as conn:
+                face_attempts.release(conn, attempt_id)
+            return False
+        return self.record_failure(prescription_id, attempt_id)
+
+    def record_failure(self, prescription_id: str, attempt_id: int | None = None) -> bool:
+        """Count a refused attempt (releasing its reservation); True if it locked the
+        prescription."""
         settings = self.state.settings
         now = time.time()
         with self.db.transaction() as conn:
+            if attempt_id is not None:
+                face_attempts.release(conn, attempt_id)
             conn.execute("INSERT INTO pickup_failures (prescription_id, at) VALUES (?, ?)",
                          (prescription_id, now))
             (count,) = conn.execute(
@@ -306,29 +359,20 @@ class PickupService:
             if commitment is None:
                 commitment = (await account_record(self.state, subject)).get("face_commitment")
             reference = faces.committed_reference(subject, institution, commitment)
+            # Last, with no await after it: a reservation is always settled below.
+            attempt = self.reserve_attempt(prescription_id)
         except BaseException:
             check.close()  # never started: the challenge (or stream) is not decided
             raise
-        reason: str | None = None
-        live: LiveFace | None = None
         try:
-            live = await check
-        except FaceError as exc:
-            reason = refusal_reason(exc)
-            if reason is None:
-                raise
-        except ApiError as exc:
-            if exc.code != "challenge_expired":
-                raise
-            reason = "challenge_expired"
-        if live is not None:
-            if reference is None:
-                reason = "no_reference"
-            elif not await self.state.run_face(faces.matches, reference, live, subject):
-                reason = "face_mismatch"
+            reason = await self._decide(check, faces, reference, subject)
+        except BaseException:
+            # A server-side failure is no evidence about the person: nothing is counted.
+            self.settle_attempt(attempt, prescription_id, failed=False)
+            raise
+        self.settle_attempt(attempt, prescription_id, failed=reason in COUNTED_REASONS)
         if reason is not None:
             self._set(pickup_id, "refused", expect="challenged", reason=reason)
-            self.record_failure(prescription_id)
             log.info("pickup %s refused: %s", pickup_id, reason)
             return {"result": "refused", "reason": reason}
         attestation = counter_key(self.state).attest(prescription_id, subject)
@@ -336,6 +380,26 @@ class PickupService:
                   attestation=json.dumps(attestation))
         log.info("pickup %s verified", pickup_id)
         return {"result": "verified"}
+
+    async def _decide(self, check: Coroutine[Any, Any, LiveFace], faces: FaceService,
+                      reference: ProtectedReference | None, subject: str) -> str | None:
+        """The refusal reason of the answer, or None when it is the patient."""
+        try:
+            live = await check
+        except FaceError as exc:
+            reason = refusal_reason(exc)
+            if reason is None:
+                raise
+            return reason
+        except ApiError as exc:
+            if exc.code != "challenge_expired":
+                raise
+            return "challenge_expired"
+        if reference is None:
+            return "no_reference"
+        if not await self.state.run_face(faces.matches, reference, live, subject):
+            return "face_mismatch"
+        return None
 
     async def dispense(self, member: StaffMember, pickup_id: str) -> dict[str, Any]:
         require_role(member, ("pharmacist",), (PHARMACY,))

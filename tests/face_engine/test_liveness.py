@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from face_engine.engine import FaceEngine
+from face_engine.errors import InputError, LivenessFailed, NoFace
 from face_engine.image_io import decode_image, encode_jpeg
 from face_engine.liveness import (
     MIN_PARALLAX,
@@ -108,6 +109,24 @@ def test_wrong_order_is_refused(engine: FaceEngine, lfw_image: ImageFn) -> None:
     res = engine.check_liveness(_challenge(("right", "left"), now),
                                 _frames(_real(lfw_image, REAL), now + 0.5))
     assert not res.passed and res.reason == "sequence"
+
+
+def test_an_unusable_frame_is_refused_with_its_own_error(engine: FaceEngine,
+                                                        lfw_image: ImageFn) -> None:
+    """A frame without a face, or one that is no image, refuses the check as
+    `frame_rejected` carrying the frame's typed error: a flow tells a bad capture from a
+    failed liveness by it (the pharmacy does not count it towards its lockout)."""
+    now = time.time()
+    real = _real(lfw_image, REAL)
+    grey = encode_jpeg(np.full((480, 640, 3), 128, np.uint8))
+    for first, error in ((grey, NoFace), (b"not an image", InputError)):
+        res = engine.check_liveness(_challenge(("left", "right"), now),
+                                    _frames([first, *real[1:]], now + 0.5))
+        assert not res.passed and res.reason == "frame_rejected"
+        assert isinstance(res.cause, error)
+        with pytest.raises(LivenessFailed) as raised:
+            res.raise_for_failure()
+        assert raised.value.cause is res.cause
 
 
 def test_too_slow_is_refused(engine: FaceEngine, lfw_image: ImageFn) -> None:

@@ -62,7 +62,7 @@
     quality_exposure: "The picture is too dark or too bright.",
     quality_pose: "The patient should face the camera.",
     bad_signature: "The ledger refused the request's signature.",
-    bad_image: "A photo could not be read. Try again.",
+    invalid_image: "A photo could not be read. Check the camera and try again.",
     image_corrupt: "A photo could not be read. Try again.",
     unsupported_format: "A photo is in a format that is not supported.",
     image_too_large: "A photo is too large.",

@@ -4,7 +4,9 @@ factor failed; lockout after repeated failures; the holder-session header."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from typing import Any
 
 from enrolment_kit import (
     API,
@@ -16,6 +18,7 @@ from enrolment_kit import (
 )
 from gateway_testkit import GatewayClient, assert_error
 
+from gateway.services.faces import face_service
 from gateway.services.holders import MAX_UNLOCK_FAILURES, holder_service
 
 
@@ -63,6 +66,38 @@ async def test_lockout_after_repeated_failures(hw: GatewayClient) -> None:
                      (stoiber.passport_id,))
     r = await unlock(hw, "stoiber", stoiber.passport_id, password=stoiber.password)
     assert r.status_code == 200 and r.json()["level"] == 2
+
+
+async def test_concurrent_wrong_faces_get_at_most_the_limit_of_checks(hw: GatewayClient
+                                                                      ) -> None:
+    """Wrong faces sent together: the failure count and the attempts in flight are read and
+    reserved in one transaction, so no more than MAX_UNLOCK_FAILURES are ever matched."""
+    bush = await ensure_enrolled(hw, "bush")
+    await ensure_enrolled(hw, "stoiber")
+    faces = face_service(hw.state)
+    matched: list[bool] = []
+    real_matches = faces.matches
+
+    def counting_matches(*args: Any) -> bool:
+        matched.append(True)
+        return real_matches(*args)
+
+    faces.matches = counting_matches  # type: ignore[method-assign]
+    try:
+        replies = await asyncio.gather(*[unlock(hw, "stoiber", bush.passport_id)
+                                         for _ in range(MAX_UNLOCK_FAILURES + 3)])
+    finally:
+        del faces.matches
+    assert len(matched) == MAX_UNLOCK_FAILURES
+    codes = sorted(r.json()["error"]["code"] for r in replies)
+    assert codes == ["unlock_failed"] * MAX_UNLOCK_FAILURES + ["unlock_locked"] * 3
+    # Locked now, even for the right face; every reservation was settled.
+    assert_error(await unlock(hw, "bush", bush.passport_id), 423, "unlock_locked")
+    assert hw.state.db.query_one("SELECT COUNT(*) AS n FROM face_attempts")["n"] == 0
+    with hw.state.db.transaction() as conn:
+        conn.execute("DELETE FROM holder_unlock_failures WHERE passport_id = ?",
+                     (bush.passport_id,))
+    assert (await unlock(hw, "bush", bush.passport_id)).status_code == 200
 
 
 async def test_unknown_passport_and_replayed_challenge(hw: GatewayClient) -> None:
