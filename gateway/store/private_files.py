@@ -17,9 +17,17 @@ SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 
 
 def _create_private(path: Path) -> None:
-    fd = os.open(path, os.O_CREAT | os.O_WRONLY, PRIVATE)
+    # Never open (and close) a descriptor of an EXISTING database: closing any descriptor of a
+    # file drops every POSIX lock this process holds on it, SQLite's included, so a connection
+    # already open in this process would lose its locks and see (or write) the file unguarded.
+    # A file this call creates has no connection yet; an existing one is only chmod-ed.
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, PRIVATE)
+    except FileExistsError:
+        os.chmod(path, PRIVATE)
+        return
     os.close(fd)
-    os.chmod(path, PRIVATE)  # an existing file keeps its mode through O_CREAT
+    os.chmod(path, PRIVATE)  # whatever the umask
 
 
 def prepare_sqlite_file(path: Path) -> None:

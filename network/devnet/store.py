@@ -95,9 +95,17 @@ class BlockWrites:
 
 def _prepare_private(path: Path) -> None:
     """The ledger file (private data in clear) is 0600 before SQLite opens it: SQLite creates
-    it with the umask and its -wal/-shm with the database's mode."""
-    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
-    os.close(fd)
+    it with the umask and its -wal/-shm with the database's mode.
+
+    Called once, before this process opens any connection to it, and an existing file is
+    only chmod-ed: closing any descriptor of a file drops every POSIX lock the process holds
+    on it, SQLite's included (a reader opened later would have released the writer's locks)."""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        os.close(fd)
     os.chmod(path, 0o600)
     for suffix in ("-wal", "-shm", "-journal"):
         side = path.with_name(path.name + suffix)
@@ -110,13 +118,13 @@ class Store:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        _prepare_private(path)
         self._read = self._connect()
         self._read.executescript(SCHEMA)
         self._write = self._connect(check_same_thread=False)
         self._write_lock = threading.Lock()
 
     def _connect(self, check_same_thread: bool = True) -> sqlite3.Connection:
-        _prepare_private(self.path)
         conn = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=check_same_thread, timeout=30
         )

@@ -72,3 +72,32 @@ def test_deleted_rows_leave_no_bytes_in_the_files(tmp_path: Path) -> None:
     db.close()
     for file in _database_files(path):
         assert canary.encode() not in file.read_bytes(), file.name
+
+
+def test_preparing_an_open_database_keeps_this_process_s_sqlite_locks(tmp_path: Path) -> None:
+    """Closing any descriptor of a file drops every POSIX lock the process holds on it, so
+    preparing a database another connection of this process has open must not open the file:
+    the connection's write lock must still keep a second process out."""
+    import sqlite3
+    import subprocess
+    import sys
+
+    from gateway.store.private_files import prepare_sqlite_file
+
+    path = tmp_path / "held.sqlite"
+    prepare_sqlite_file(path)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        prepare_sqlite_file(path)
+        probe = ("import sqlite3, sys\n"
+                 "c = sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None)\n"
+                 "try:\n    c.execute('BEGIN EXCLUSIVE')\nexcept sqlite3.OperationalError:\n"
+                 "    print('locked')\nelse:\n    print('acquired')\n")
+        out = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True,
+                             text=True, timeout=30, check=True).stdout.strip()
+        assert out == "locked"
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
