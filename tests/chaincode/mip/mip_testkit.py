@@ -38,7 +38,7 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,7 +53,7 @@ from chaincode.protocol.deployment import CHAINCODE_POLICY, CONTRACT_SPEC
 from chaincode.protocol.holder_requests import signing_payload
 from gateway.fabric import ChaincodeError, Contract, Gateway
 from gateway.fabric.proposal import Arg
-from gateway.fabric.transaction import Status, SubmittedTransaction
+from gateway.fabric.transaction import Status, SubmittedTransaction, Transaction
 from gateway.kyc.issuer import KycIssuer
 from gateway.kyc.wallet import KycHolder
 
@@ -273,9 +273,11 @@ class AllPeersContract(Contract):
         *,
         transient: Mapping[str, Arg] | None = None,
         endorsing_orgs: Sequence[str] | None = None,
+        before_submit: Callable[[Transaction], None] | None = None,
     ) -> SubmittedTransaction:
         submitted = await super().submit_async(
-            name, args, transient=transient, endorsing_orgs=endorsing_orgs)
+            name, args, transient=transient, endorsing_orgs=endorsing_orgs,
+            before_submit=before_submit)
         own_status = submitted.status
         clients = self.clients
 
