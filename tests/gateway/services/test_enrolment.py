@@ -6,8 +6,11 @@ from __future__ import annotations
 import base64
 import json
 import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from enrolment_kit import (
     _ENROLLED,
@@ -25,12 +28,16 @@ from enrolment_kit import (
     open_session,
     unlock,
 )
-from gateway_testkit import GatewayClient, assert_error
+from gateway_testkit import GatewayClient, assert_error, make_settings
+from mip_testkit import MipNetwork
 
+from face_engine.engine import FaceEngine
 from gateway.fabric import DeadlineExceeded
+from gateway.main import create_app
 from gateway.services.enrolment import EnrolmentService, enrolment_service
 from gateway.services.face_frames import gateway_time
 from gateway.services.holders import holder_service
+from gateway.services.state import build_state
 
 
 async def _ledger_passport(gw: GatewayClient, pid: str) -> dict[str, object]:
@@ -265,9 +272,30 @@ def _fresh(gw: GatewayClient, who: str) -> None:
         f"{who} is enrolled already: this test needs a face not yet in the dedup index"
 
 
+@pytest.fixture
+async def own_hw(gw_network: MipNetwork, tmp_path: Path,
+                 face_engine: FaceEngine) -> AsyncIterator[GatewayClient]:
+    """A gateway with a data dir (and dedup index) of its own over the session's devnet: the
+    crash tests enrol faces that later tests of the shared gateway (`hw`) need unenrolled,
+    e.g. the recovery tests' stranger (tests/gateway/services/test_recovery.py)."""
+    settings = make_settings(tmp_path / "gateway", gw_network.connection)
+    state = build_state(settings)
+    state._face = face_engine
+    app = create_app(state=state)
+    app.state.mip = state
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway",
+                                 timeout=120) as http:
+        try:
+            yield GatewayClient(state, http)
+        finally:
+            await state.close()
+
+
 async def test_crash_right_after_register_commits_is_recovered(
-        hw: GatewayClient, monkeypatch: pytest.MonkeyPatch) -> None:
+        own_hw: GatewayClient, monkeypatch: pytest.MonkeyPatch) -> None:
     """Issue #16: the gateway dies right after Passport:Register committed."""
+    hw = own_hw
     who = "astronaut"
     _fresh(hw, who)
     sid = await _through_password(hw, who, [], 0)
@@ -290,9 +318,10 @@ async def test_crash_right_after_register_commits_is_recovered(
 
 
 async def test_unknown_register_outcome_is_submitted_again(
-        hw: GatewayClient, monkeypatch: pytest.MonkeyPatch) -> None:
+        own_hw: GatewayClient, monkeypatch: pytest.MonkeyPatch) -> None:
     """The submission's outcome is unknown and the ledger unreachable, then the gateway
     restarts: the retry submits the recorded request and completes the enrolment."""
+    hw = own_hw
     who = "grace_hopper"
     _fresh(hw, who)
     names, threshold = GUARDIANS[who]
