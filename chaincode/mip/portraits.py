@@ -24,10 +24,10 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from chaincode.mip.errors import AccessDenied, InvalidRequest, NotFound
+from chaincode.mip.errors import InvalidRequest
 from chaincode.mip.holder_auth import b64, tx_unix_time, unb64
-from chaincode.mip.staff import MEMBER_ORGS, caller, require_staff
-from chaincode.mip.verifier_keys import check_verifier_key
+from chaincode.mip.staff import require_staff
+from chaincode.mip.verifier_keys import check_verifier_key, read_org_key_record
 from chaincode.protocol.ids import portrait_key_id
 from chaincode.shim import Context, Contract, create_composite_key, transaction
 
@@ -88,12 +88,5 @@ class PortraitContract(Contract):
     @transaction(read_only=True)
     async def GetKeys(self, ctx: Context, org: str) -> dict[str, Any]:
         """The org's current portrait key record."""
-        if caller(ctx).msp_id not in MEMBER_ORGS:
-            raise AccessDenied("only member organisations read portrait keys")
-        if org not in MEMBER_ORGS:
-            raise InvalidRequest(f"org must be one of {sorted(MEMBER_ORGS)}")
-        raw = await ctx.stub.get_state(portrait_key_key(org))
-        if raw is None:
-            raise NotFound(f"{org} has registered no portrait keys")
-        record: dict[str, Any] = json.loads(raw)
-        return record
+        return await read_org_key_record(ctx, org, portrait_key_key(org), "portrait keys",
+                                         "portrait keys")

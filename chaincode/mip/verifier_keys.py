@@ -40,6 +40,21 @@ def verifier_key_key(org: str) -> str:
     return create_composite_key(VERIFIER_KEY_OBJECT, [org])
 
 
+async def read_org_key_record(ctx: Context, org: str, key: str, plural: str,
+                             singular: str) -> dict[str, Any]:
+    """An org's key record (one per org, written by its admin) for any member org's reader:
+    the linkage verifier key here, the portrait keys (chaincode/mip/portraits.py)."""
+    if caller(ctx).msp_id not in MEMBER_ORGS:
+        raise AccessDenied(f"only member organisations read {plural}")
+    if org not in MEMBER_ORGS:
+        raise InvalidRequest(f"org must be one of {sorted(MEMBER_ORGS)}")
+    raw = await ctx.stub.get_state(key)
+    if raw is None:
+        raise NotFound(f"{org} has registered no {singular}")
+    record: dict[str, Any] = json.loads(raw)
+    return record
+
+
 def check_verifier_key(public_key: bytes, what: str = "a verifier key") -> X25519PublicKey:
     """`public_key` as an X25519 key that gives a real shared secret, else InvalidRequest
     (`what` names the key in the message; portrait sealing keys are checked here too)."""
@@ -74,12 +89,5 @@ class LinkageContract(Contract):
     @transaction(read_only=True)
     async def GetVerifierKey(self, ctx: Context, org: str) -> dict[str, Any]:
         """The org's current verifier key record."""
-        if caller(ctx).msp_id not in MEMBER_ORGS:
-            raise AccessDenied("only member organisations read verifier keys")
-        if org not in MEMBER_ORGS:
-            raise InvalidRequest(f"org must be one of {sorted(MEMBER_ORGS)}")
-        raw = await ctx.stub.get_state(verifier_key_key(org))
-        if raw is None:
-            raise NotFound(f"{org} has registered no linkage verifier key")
-        record: dict[str, Any] = json.loads(raw)
-        return record
+        return await read_org_key_record(ctx, org, verifier_key_key(org),
+                                         "verifier keys", "linkage verifier key")

@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,7 +116,15 @@ def hw_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 async def hw(gw_network: MipNetwork, hw_data_dir: Path,
              face_engine: FaceEngine) -> AsyncIterator[GatewayClient]:
-    settings = make_settings(hw_data_dir, gw_network.connection)
+    async with serving(hw_data_dir, gw_network, face_engine) as client:
+        yield client
+
+
+@asynccontextmanager
+async def serving(data_dir: Path, network: MipNetwork,
+                  face_engine: FaceEngine) -> AsyncIterator[GatewayClient]:
+    """The app over `network` with its state in `data_dir`, on the current event loop."""
+    settings = make_settings(data_dir, network.connection)
     state = build_state(settings)
     state._face = face_engine
     app = create_app(state=state)

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from enrolment_kit import (
     _ENROLLED,
@@ -26,18 +25,17 @@ from enrolment_kit import (
     hw,  # noqa: F401 (fixture)
     hw_data_dir,  # noqa: F401 (fixture)
     open_session,
+    serving,
     unlock,
 )
-from gateway_testkit import GatewayClient, assert_error, make_settings
+from gateway_testkit import GatewayClient, assert_error
 from mip_testkit import MipNetwork
 
 from face_engine.engine import FaceEngine
 from gateway.fabric import DeadlineExceeded
-from gateway.main import create_app
 from gateway.services.enrolment import EnrolmentService, enrolment_service
 from gateway.services.face_frames import gateway_time
 from gateway.services.holders import holder_service
-from gateway.services.state import build_state
 
 
 async def _ledger_passport(gw: GatewayClient, pid: str) -> dict[str, object]:
@@ -278,18 +276,8 @@ async def own_hw(gw_network: MipNetwork, tmp_path: Path,
     """A gateway with a data dir (and dedup index) of its own over the session's devnet: the
     crash tests enrol faces that later tests of the shared gateway (`hw`) need unenrolled,
     e.g. the recovery tests' stranger (tests/gateway/services/test_recovery.py)."""
-    settings = make_settings(tmp_path / "gateway", gw_network.connection)
-    state = build_state(settings)
-    state._face = face_engine
-    app = create_app(state=state)
-    app.state.mip = state
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://gateway",
-                                 timeout=120) as http:
-        try:
-            yield GatewayClient(state, http)
-        finally:
-            await state.close()
+    async with serving(tmp_path / "gateway", gw_network, face_engine) as client:
+        yield client
 
 
 async def test_crash_right_after_register_commits_is_recovered(
