@@ -43,7 +43,7 @@ from mip_testkit import (
     request_arg,
 )
 
-from chaincode.mip.accounts import account_key
+from chaincode.mip.accounts import KYC_REVOCATION_OBJECT, account_key
 from chaincode.mip.audit import access_key
 from chaincode.mip.config import config_key
 from chaincode.mip.credentials import credential_key, fills_key, private_key
@@ -63,6 +63,7 @@ from chaincode.mip.verifier_keys import verifier_key_key
 from chaincode.protocol.ids import portrait_key_id
 from chaincode.shim import create_composite_key
 from gateway.fabric import ChaincodeError
+from gateway.kyc.issuer import KycIssuer
 
 ORGS = (HOSPITAL, SCHOOL, PHARMACY)
 
@@ -217,6 +218,23 @@ async def test_no_org_alone_swaps_a_kyc_issuer(mip: MipClients, holder: Holder) 
         await forge_alone(mip, org, {key: dumps({**mine, "cred_def": {"forged": True}})})
     assert json.loads(await (await mip.client(SCHOOL, None)).evaluate(
         "Account:ListKycIssuers")) == issuers
+
+
+async def test_no_org_alone_rewrites_a_kyc_revocation_list(
+    mip: MipClients, holder: Holder, kyc_issuers: dict[str, KycIssuer]
+) -> None:
+    """A published revocation registry (one per registry since they roll over): rewriting its
+    status list alone would un-revoke a holder's KYC credential, or revoke someone else's."""
+    rev_reg_id = kyc_issuers[HOSPITAL].rev_reg_id
+    assert rev_reg_id is not None
+    before = await get(mip, "Account:GetKycRevocation", rev_reg_id)
+    record = {"rev_reg_id": rev_reg_id, "cred_def_id": before["cred_def_id"],
+              "rev_reg_def": before["rev_reg_def"], "status_list": "forged"}
+    key = create_composite_key(KYC_REVOCATION_OBJECT, [rev_reg_id])
+    for org in ORGS:  # HospitalMSP, the registry's own org, included
+        await forge_alone(mip, org, {key: dumps(record)})
+        await forge_alone(mip, org, {key: None})
+    assert await get(mip, "Account:GetKycRevocation", rev_reg_id) == before
 
 
 async def test_no_org_alone_undoes_a_revocation_or_an_erasure(
