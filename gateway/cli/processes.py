@@ -1,4 +1,5 @@
-"""Background processes the CLI owns: devnet and the gateway server, with pid and log files.
+"""Background processes the CLI owns: devnet and the gateway server(s), with pid and log
+files.
 
 `start_devnet` runs `python -m network.devnet up` with the MIP contract, endorsement policy
 and private data collections, detached in its own session (so `mip network up` can return),
@@ -163,24 +164,43 @@ def _endpoint_open(connection: Path) -> bool:
 def start_gateway(config: Path, log_file: Path, pid_file: Path, base_url: str,
                   timeout_s: float = 60.0) -> Managed:
     """`python -m gateway serve --config CONFIG` in the background; waits for /health."""
-    import httpx
+    managed, process = spawn_gateway(config, log_file, pid_file)
+    wait_for_gateway(managed, process, base_url, timeout_s)
+    return managed
 
-    managed = Managed("gateway", pid_file, log_file)
+
+def spawn_gateway(config: Path, log_file: Path, pid_file: Path, name: str = "gateway"
+                  ) -> tuple[Managed, subprocess.Popen[bytes]]:
+    """Start `python -m gateway serve --config CONFIG` in the background, without waiting
+    (several gateways start side by side, then `wait_for_gateway` each)."""
+    managed = Managed(name, pid_file, log_file)
     process = _spawn([sys.executable, "-m", "gateway", "serve", "--config", str(config)],
                      log_file)
     pid_file.write_text(str(process.pid))
+    return managed, process
+
+
+def wait_for_gateway(managed: Managed, process: subprocess.Popen[bytes], base_url: str,
+                     timeout_s: float = 90.0) -> None:
+    """Until the gateway answers /health; a CliError (with its log's tail) if it exits or
+    does not answer in time (then it is stopped)."""
+    import httpx
+
+    what = "the gateway" if managed.name == "gateway" else f"{managed.name}'s gateway"
     deadline = time.monotonic() + timeout_s
     while True:
         if process.poll() is not None:
-            pid_file.unlink(missing_ok=True)
-            raise CliError(f"the gateway exited with status {process.returncode}; see "
-                           f"{log_file}:\n{_log_tail(log_file)}")
+            managed.pid_file.unlink(missing_ok=True)
+            raise CliError(f"{what} exited with status "
+                           f"{process.returncode}; see {managed.log_file}:\n"
+                           f"{_log_tail(managed.log_file)}")
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(f"{base_url}/api/v1/health", timeout=2).status_code == 200:
-                return managed
+                return
         if time.monotonic() > deadline:
             stop_process(managed)
-            raise CliError(f"the gateway did not answer within {timeout_s:.0f} s; see {log_file}")
+            raise CliError(f"{what} did not answer within "
+                           f"{timeout_s:.0f} s; see {managed.log_file}")
         time.sleep(0.2)
 
 
