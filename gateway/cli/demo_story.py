@@ -1,18 +1,36 @@
-"""The story `mip demo` tells, step by step, through the gateway's HTTP API.
+"""The story `mip demo` tells, step by step, through the gateways' HTTP APIs.
+
+Each step happens at the org where it happens in life, and is sent to that org's gateway
+(`Environment.url_of`): enrolment, the prescription and the holder's Hospital grants at the
+Hospital's desk; the School account, diploma and the employer's grant at the School's; the
+pickup at the Pharmacy's counter; the employer's read at the employer's (a Hospital office);
+checks of a handed copy at whichever gateway. Each step prints which org's gateway acted
+(the gateways its requests went to). With one all-orgs gateway (`mip demo --all-orgs`) the
+same requests all go to that one.
 
 Each step states what it expects; a step whose outcome differs raises `StepFailed` and the
-demo exits non-zero. Output never shows private data: no passwords, tokens, face images,
-or credential content (only field names), since a test scans it with the logs.
+demo exits non-zero. The cross-org steps need calls between orgs' gateways that other
+branches are building: the custody relay (`POST /api/v1/custody/unlocks` at the holder's
+enrolling org's gateway, for a desk at another org) and the pickup by the portrait
+(`POST /api/v1/admin/portrait-keys`, the portrait sealed with the pharmacy grant). Before such
+a step the gateway that must serve the call is asked for the route without credentials: a
+404 `not_found` there (no such route; a present route answers 401 or 422) makes the step, and
+the steps that need what it makes, print "not yet available in this build" and the story goes
+on. Nothing is ever sent through another org's gateway in its place, and once the route is
+there the step is checked like any other. Output never shows private data: no passwords,
+tokens, face images, or credential content (only field names), since a test scans it with
+the logs.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final, Literal
 
 import httpx
 
@@ -23,7 +41,8 @@ API = "/api/v1"
 HOSPITAL, SCHOOL, PHARMACY = "HospitalMSP", "SchoolMSP", "PharmacyMSP"
 
 # Each org's admin is the Fabric identity "admin": the gateway registers its KYC issuer as
-# that identity (gateway/services/kyc.py).
+# that identity (gateway/services/kyc.py). Each member works at their own org's gateway:
+# their token is issued by it and accepted by it alone.
 STAFF = (
     StaffSpec("registrar", HOSPITAL, "rita", "registrar"),
     StaffSpec("doctor", HOSPITAL, "dana", "doctor"),
@@ -54,25 +73,21 @@ SIMULATION_NOTE = (
     "the ledger is devnet (Fabric's protocols, one process) unless run against real Fabric; "
     "vouch_k is lowered to 1 on this network because the demo has only two people.")
 
-STEP_TITLES = (
-    "enrol holder 1 (astronaut)",
-    "enrol holder 2 (grace_hopper)",
-    "vouch: grace_hopper vouches for astronaut",
-    "open accounts for grace_hopper (hospital, school)",
-    "issue a prescription (doctor)",
-    "issue a diploma and a transcript (school registrar)",
-    "grants: pharmacy (prescription), employer (diploma), research consent",
-    "pickup with another person's face is refused",
-    "pickup by the patient passes; one fill dispensed",
-    "second pickup of the used-up prescription is refused",
-    "employer checks the diploma (valid; tampered copy invalid)",
-    "holder's access log",
-    "private statistic (differentially private count)",
-)
+NOT_YET: Final = "not yet available in this build"
+Outcome = Literal["ok", "failed", "not yet available in this build"]
+
+# The routes of the calls between gateways, asked for before a cross-org step (per org).
+CUSTODY_ROUTE = ("POST", "/custody/unlocks")
+PORTRAIT_KEYS_ROUTE = ("POST", "/admin/portrait-keys")
 
 
 class StepFailed(Exception):
     """A step did not give its expected outcome."""
+
+
+class NotAvailableYet(Exception):
+    """A cross-org step whose gateway has not got the route between orgs in this build (it
+    answered 404 `not_found`), or a step that needs what such a step would have made."""
 
 
 @dataclass
@@ -85,38 +100,70 @@ class Holder:
 @dataclass
 class Story:
     env: Environment
-    http: httpx.Client
     camera: SimulatedCamera
     emit: Callable[[str], None]
     holders: dict[str, Holder] = field(default_factory=dict)
     credentials: dict[str, dict[str, Any]] = field(default_factory=dict)
-    results: list[tuple[str, bool, str]] = field(default_factory=list)
+    # (title, outcome, what happened, the orgs whose gateways the step's requests went to)
+    results: list[tuple[str, Outcome, str, list[str]]] = field(default_factory=list)
+    # What a cross-org step not available in this build would have made, and why.
+    missing: dict[str, str] = field(default_factory=dict)
+    # The sealed portrait the Hospital's gateway returned with the pharmacy grant, if any.
+    portrait: str | None = None
+    _clients: dict[str, httpx.Client] = field(default_factory=dict)
+    _acted: list[str] = field(default_factory=list)
+    _routes: dict[tuple[str, str, str], bool] = field(default_factory=dict)
 
     # --- HTTP helpers --------------------------------------------------------------------
 
-    def call(self, method: str, path: str, *, staff: str | None = None,
+    def client(self, org: str) -> httpx.Client:
+        url = self.env.url_of(org)
+        if url not in self._clients:
+            verify: ssl.SSLContext | bool = True
+            if self.env.ca_file is not None:
+                verify = ssl.create_default_context(cafile=str(self.env.ca_file))
+            self._clients[url] = httpx.Client(base_url=url, timeout=120, verify=verify)
+        return self._clients[url]
+
+    def close(self) -> None:
+        for http in self._clients.values():
+            http.close()
+        self._clients.clear()
+
+    def _send(self, method: str, path: str, at: str, headers: dict[str, str],
+              **kwargs: Any) -> httpx.Response:
+        if at not in self._acted:
+            self._acted.append(at)
+        return self.client(at).request(method, API + path, headers=headers, **kwargs)
+
+    def call(self, method: str, path: str, *, staff: str | None = None, at: str | None = None,
              holder_session: str | None = None, expect: int | tuple[int, ...] = 200,
              **kwargs: Any) -> Any:
+        """`method path` at the gateway of `at` (default: the staff member's own org)."""
         headers: dict[str, str] = {}
         if staff is not None:
             headers.update(self.env.headers(staff))
         if holder_session is not None:
             headers["X-MIP-Holder-Session"] = holder_session
-        r = self.http.request(method, API + path, headers=headers, **kwargs)
+        org = at or self.env.staff[_required(staff)].org
+        r = self._send(method, path, org, headers, **kwargs)
         wanted = (expect,) if isinstance(expect, int) else expect
         if r.status_code not in wanted:
-            raise StepFailed(f"{method} {path}: HTTP {r.status_code} {_error_code(r)}")
+            raise StepFailed(f"{method} {_template(path)} at {self.env.gateway_name(org)}: "
+                             f"HTTP {r.status_code} {_error_code(r)}")
         return r.json() if r.content else None
 
     def refusal(self, method: str, path: str, status: int, code: str, *, staff: str,
                 **kwargs: Any) -> None:
-        r = self.http.request(method, API + path, headers=self.env.headers(staff), **kwargs)
+        org = self.env.staff[staff].org
+        r = self._send(method, path, org, self.env.headers(staff), **kwargs)
         if r.status_code != status or _error_code(r) != code:
-            raise StepFailed(f"{method} {path}: expected {status} {code}, got "
+            raise StepFailed(f"{method} {_template(path)}: expected {status} {code}, got "
                              f"{r.status_code} {_error_code(r)}")
 
     def unlock(self, who: str, desk: str) -> str:
-        """A level-2 holder session at `desk` (face + password); returns its id."""
+        """A level-2 holder session at `desk` (face + password), at the desk's org's
+        gateway; returns its id."""
         holder = self.holders[who]
         started = self.call("POST", "/holders/sessions", staff=desk, expect=201)
         body = self.camera.answer(started["challenge"], who)
@@ -130,28 +177,104 @@ class Story:
     def end(self, session_id: str, desk: str) -> None:
         self.call("DELETE", f"/holders/sessions/{session_id}", staff=desk, expect=204)
 
+    def need(self, *what: str) -> None:
+        """NotAvailableYet if a cross-org step that makes `what` was not available."""
+        for item in what:
+            if item in self.missing:
+                raise NotAvailableYet(f"needs {item}, {self.missing[item]}")
+
+    def offered(self, org: str, route: tuple[str, str], what: str) -> None:
+        """NotAvailableYet unless `org`'s gateway has `route` (one gateway per org only: the
+        all-orgs gateway serves every org itself). Asked once per gateway, without
+        credentials or body: a present route answers 401 or 422, an absent one 404
+        `not_found`. The probe is not counted as the step acting."""
+        if not self.env.per_org:
+            return
+        method, path = route
+        key = (self.env.url_of(org), method, path)
+        if key not in self._routes:
+            r = self.client(org).request(method, API + path)
+            self._routes[key] = not (r.status_code == 404 and _error_code(r) == "not_found")
+        if not self._routes[key]:
+            raise NotAvailableYet(f"{self.env.gateway_name(org)} answered 404 to {method} "
+                                  f"{API}{path}: {what}; nothing was sent in its place")
+
     # --- the steps -----------------------------------------------------------------------
 
+    def steps(self) -> list[tuple[str, Callable[[], str], str | None]]:
+        """(title, step, what it makes that later steps need, when it is a cross-org step
+        that may not be available in this build). The portrait keys are a step of the
+        per-org arrangement only: the all-orgs gateway holds the patient's reference."""
+        steps: list[tuple[str, Callable[[], str], str | None]] = [
+            ("enrol holder 1 (astronaut) at the Hospital's desk", self.enrol_astronaut, None),
+            ("enrol holder 2 (grace_hopper) at the Hospital's desk", self.enrol_grace, None),
+            ("vouch: grace_hopper vouches for astronaut at the Hospital's desk", self.vouch,
+             None),
+            ("open grace_hopper's Hospital account at the Hospital's desk",
+             self.open_hospital_account, None),
+            ("cross-org: open grace_hopper's School account at the School's desk",
+             self.cross_org_school_account, "the School account"),
+            ("issue a prescription (Hospital doctor)", self.issue_prescription, None),
+            ("issue a diploma and a transcript (School registrar)", self.issue_diploma,
+             "the diploma"),
+        ]
+        if self.env.per_org:
+            steps.append(("cross-org: portrait keys registered by the Hospital's and the "
+                          "Pharmacy's admins", self.cross_org_portrait_keys,
+                          "the portrait keys"))
+        steps += [
+            ("grants at the Hospital's desk: pharmacy (prescription), research consent",
+             self.hospital_grants, None),
+            ("grant at the School's desk: employer (diploma)", self.diploma_grant,
+             "the employer's grant"),
+            ("pickup at the Pharmacy with another person's face is refused",
+             self.pickup_wrong_face, "the pickup"),
+            ("pickup by the patient at the Pharmacy passes; one fill dispensed",
+             self.pickup_passes, "the fill"),
+            ("second pickup of the used-up prescription is refused", self.pickup_used_up,
+             None),
+            ("cross-org: astronaut vouches for grace_hopper at the School's desk",
+             self.cross_org_vouch, None),
+            ("employer checks the diploma (valid; tampered copy invalid)",
+             self.employer_check, None),
+            ("holder's access log, read at each account's desk", self.access_log, None),
+            ("private statistic (differentially private count) at the Hospital",
+             self.private_statistic, None),
+            ("revocation: the doctor revokes the prescription; checks elsewhere see it",
+             self.revocation, None),
+        ]
+        return steps
+
     def run(self) -> bool:
-        steps = (self.enrol_astronaut, self.enrol_grace, self.vouch, self.open_accounts,
-                 self.issue_prescription, self.issue_diploma, self.grants,
-                 self.pickup_wrong_face, self.pickup_passes, self.pickup_used_up,
-                 self.employer_check, self.access_log, self.private_statistic)
-        for number, (title, step) in enumerate(zip(STEP_TITLES, steps, strict=True), 1):
+        for number, (title, step, makes) in enumerate(self.steps(), 1):
             started = time.monotonic()
+            self._acted = []
+            outcome: Outcome
             try:
-                outcome = step()
-                ok = True
+                text, outcome = step(), "ok"
+            except NotAvailableYet as exc:
+                text, outcome = str(exc), NOT_YET
+                if makes is not None:
+                    self.missing[makes] = f"{NOT_YET} (step {number})"
             except (StepFailed, httpx.HTTPError, KeyError, ValueError) as exc:
-                outcome, ok = f"FAILED: {_safe(exc)}", False
+                text, outcome = _safe(exc), "failed"
             seconds = time.monotonic() - started
-            self.results.append((title, ok, outcome))
+            acted = list(self._acted)
+            self.results.append((title, outcome, text, acted))
             self.emit(f"[{number:2d}] {title}")
-            self.emit(f"     {'ok' if ok else 'FAILED'} ({seconds:.1f} s): "
-                      f"{outcome.removeprefix('FAILED: ')}")
-            if not ok:
+            self.emit(f"     acted: {self._acted_text(acted)}")
+            label = "FAILED" if outcome == "failed" else outcome
+            self.emit(f"     {label} ({seconds:.1f} s): {text}")
+            if outcome == "failed":
                 return False
         return True
+
+    def _acted_text(self, orgs: list[str]) -> str:
+        if not orgs:
+            return "no gateway (nothing was sent)"
+        if not self.env.per_org:
+            return self.env.gateway_name(orgs[0])
+        return ", ".join(self.env.gateway_name(org) for org in orgs)
 
     def _enrol(self, who: str) -> str:
         created = self.call("POST", "/enrolments", staff="registrar", expect=201)
@@ -174,21 +297,25 @@ class Story:
     def enrol_grace(self) -> str:
         return self._enrol("grace_hopper")
 
-    def vouch(self) -> str:
-        # Two people only, so the network admin lowers vouch_k from 2 to 1 (said in the
-        # output); the contract still refuses self-vouches and repeat vouches.
-        self._set_vouch_k(1)
-        vouchee = self.holders["astronaut"].passport_id
-        session = self.unlock("grace_hopper", "registrar")
-        out = self.call("POST", f"/passports/{vouchee}/vouches", staff="registrar",
+    def _vouch(self, voucher: str, vouchee: str, desk: str) -> dict[str, Any]:
+        vouchee_id = self.holders[vouchee].passport_id
+        session = self.unlock(voucher, desk)
+        out = self.call("POST", f"/passports/{vouchee_id}/vouches", staff=desk,
                         holder_session=session, expect=201)
-        self.end(session, "registrar")
-        record = self.call("GET", f"/passports/{vouchee}", staff="registrar")
+        self.end(session, desk)
+        record = self.call("GET", f"/passports/{vouchee_id}", staff=desk)
         if record["kyc_level"] != 3:
             raise StepFailed(f"vouchee level {record['kyc_level']}, expected 3")
+        return {**out, "read_level": record["kyc_level"]}
+
+    def vouch(self) -> str:
+        # Two people only, so the network admins lower vouch_k from 2 to 1 (said in the
+        # output); the contract still refuses self-vouches and repeat vouches.
+        self._set_vouch_k(1)
+        out = self._vouch("grace_hopper", "astronaut", "registrar")
         return (f"vouch recorded (vouchee level now {out['vouchee_level']}); astronaut's "
-                f"passport reads KYC level {record['kyc_level']} (vouch_k set to 1 by the "
-                "admin for this two-person demo)")
+                f"passport reads KYC level {out['read_level']} (vouch_k set to 1 by the "
+                "network admins, through their peers, for this two-person demo)")
 
     def _set_vouch_k(self, k: int) -> None:
         import asyncio
@@ -204,17 +331,35 @@ class Story:
                                       endorsing_orgs=[HOSPITAL, SCHOOL, PHARMACY])
         asyncio.run(submit())
 
-    def open_accounts(self) -> str:
+    def _open_account(self, institution: str, desk: str) -> str:
         grace = self.holders["grace_hopper"]
-        for institution, desk in ((HOSPITAL, "doctor"), (SCHOOL, "school_registrar")):
-            session = self.unlock("grace_hopper", desk)
-            out = self.call("POST", "/accounts", staff=desk, holder_session=session,
-                            expect=201, json={"institution": institution})
-            grace.accounts[institution] = out["pseudonym"]
-            self.end(session, desk)
-        return ("unlinkable pseudonymous accounts at HospitalMSP "
-                f"({grace.accounts[HOSPITAL][:10]}...) and SchoolMSP "
-                f"({grace.accounts[SCHOOL][:10]}...), each with its own face reference")
+        session = self.unlock("grace_hopper", desk)
+        out = self.call("POST", "/accounts", staff=desk, holder_session=session,
+                        expect=201, json={"institution": institution})
+        grace.accounts[institution] = out["pseudonym"]
+        self.end(session, desk)
+        return str(out["pseudonym"])
+
+    def open_hospital_account(self) -> str:
+        pseudonym = self._open_account(HOSPITAL, "doctor")
+        return (f"pseudonymous account at HospitalMSP ({pseudonym[:10]}...) with its own "
+                "face reference")
+
+    def _custody(self) -> None:
+        """The School's desk serves holders enrolled at the Hospital through the Hospital's
+        gateway, which holds their vault and face reference (the custody relay)."""
+        self.offered(HOSPITAL, CUSTODY_ROUTE, "the custody relay (a desk at another org "
+                     "unlocking a holder this gateway enrolled)")
+
+    def cross_org_school_account(self) -> str:
+        """The holder enrolled at the Hospital unlocks at the School's desk: the School's
+        gateway does not hold her vault; the custody relay to the Hospital's brings it."""
+        self._custody()
+        pseudonym = self._open_account(SCHOOL, "school_registrar")
+        grace = self.holders["grace_hopper"]
+        return (f"pseudonymous account at SchoolMSP ({pseudonym[:10]}...), unlinkable to "
+                f"the Hospital's ({grace.accounts[HOSPITAL][:10]}...), its own face "
+                "reference")
 
     def _issue(self, staff: str, cred_type: str, content: dict[str, Any],
                institution: str) -> dict[str, Any]:
@@ -231,11 +376,27 @@ class Story:
                 "salt handed to the holder, one fill)")
 
     def issue_diploma(self) -> str:
+        self.need("the School account")
         dip = self._issue("school_registrar", "diploma", DIPLOMA, SCHOOL)
         tr = self._issue("school_registrar", "transcript", TRANSCRIPT, SCHOOL)
         return f"diploma {dip['credential_id']} and transcript {tr['credential_id']}"
 
-    def grants(self) -> str:
+    def cross_org_portrait_keys(self) -> str:
+        """The Pharmacy's own gateway holds no face reference of a patient the Hospital
+        enrolled: the Hospital's gateway seals a portrait to the Pharmacy with the grant,
+        signed with its portrait key; each admin registers its org's keys at its own
+        gateway."""
+        what = "the pickup by the portrait (the enrolling org's gateway seals a portrait to "
+        what += "the pharmacy with the grant)"
+        self.offered(HOSPITAL, PORTRAIT_KEYS_ROUTE, what)
+        self.offered(PHARMACY, PORTRAIT_KEYS_ROUTE, what)
+        made = []
+        for admin in ("hospital_admin", "pharmacy_admin"):
+            out = self.call("POST", PORTRAIT_KEYS_ROUTE[1], staff=admin)
+            made.append(f"{out['org']} ({'registered' if out['newly_registered'] else 'kept'})")
+        return "portrait keys on the ledger: " + ", ".join(made)
+
+    def hospital_grants(self) -> str:
         grace = self.holders["grace_hopper"]
         made = []
         session = self.unlock("grace_hopper", "doctor")
@@ -243,26 +404,49 @@ class Story:
                        "credential_id": self.credentials["prescription"]["credential_id"]},
                       {"grantee_org": HOSPITAL, "grantee_role": "researcher",
                        "scope": "research.aggregate", "credential_type": "record"}):
-            self.call("POST", "/grants", staff="doctor", holder_session=session, expect=201,
-                      json={"account": grace.accounts[HOSPITAL], "ttl_s": 3600, **terms})
+            out = self.call("POST", "/grants", staff="doctor", holder_session=session,
+                            expect=201, json={"account": grace.accounts[HOSPITAL],
+                                              "ttl_s": 3600, **terms})
             made.append(f"{terms['scope']} -> {terms['grantee_org']}")
+            if terms["grantee_org"] == PHARMACY and isinstance(out, dict):
+                # The pharmacy's face reference for the pickup, sealed to it (docs/
+                # gateway.md, "the portrait"), once the Hospital's gateway makes one.
+                self.portrait = out.get("portrait")
+        listed = self.call("GET", "/grants", staff="doctor", holder_session=session,
+                           params={"account": grace.accounts[HOSPITAL]})
         self.end(session, "doctor")
+        if self.env.per_org and "the portrait keys" not in self.missing \
+                and self.portrait is None:
+            raise StepFailed("the pharmacy grant came back without a sealed portrait")
+        sealed = ("; a sealed portrait for the pharmacy came back with its grant"
+                  if self.portrait is not None else "")
+        return (f"{'; '.join(made)} (hospital account lists {len(listed)} grants){sealed}")
+
+    def diploma_grant(self) -> str:
+        self.need("the diploma")
+        grace = self.holders["grace_hopper"]
         session = self.unlock("grace_hopper", "school_registrar")
         self.call("POST", "/grants", staff="school_registrar", holder_session=session,
                   expect=201, json={
                       "account": grace.accounts[SCHOOL], "grantee_org": HOSPITAL,
                       "grantee_role": "admin", "scope": "education.diploma", "ttl_s": 3600,
                       "credential_id": self.credentials["diploma"]["credential_id"]})
-        made.append(f"education.diploma -> {HOSPITAL} admin (employer's HR office)")
         listed = self.call("GET", "/grants", staff="school_registrar", holder_session=session,
                            params={"account": grace.accounts[SCHOOL]})
         self.end(session, "school_registrar")
-        return f"{'; '.join(made)} (school account lists {len(listed)} grant)"
+        return (f"education.diploma -> {HOSPITAL} admin (employer's HR office) (school "
+                f"account lists {len(listed)} grant)")
+
+    def _pickup_body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "prescription_id": self.credentials["prescription"]["credential_id"]}
+        if self.portrait is not None:
+            body["portrait"] = self.portrait
+        return body
 
     def _start_pickup(self) -> dict[str, Any]:
-        rx = self.credentials["prescription"]["credential_id"]
         return dict(self.call("POST", "/pharmacy/pickups", staff="pharmacist", expect=201,
-                              json={"prescription_id": rx}))
+                              json=self._pickup_body()))
 
     def _answer_pickup(self, pickup: dict[str, Any], who: str) -> dict[str, Any]:
         """As the counter page does: each frame uploaded as captured, then the verdict."""
@@ -275,6 +459,10 @@ class Story:
                                     "frames": len(answer["frames"])}))
 
     def pickup_wrong_face(self) -> str:
+        """At the Pharmacy's own gateway (one per org), which holds no key or reference of
+        the Hospital's: it checks the live face against the portrait the Hospital's gateway
+        sealed to it with the grant."""
+        self.need("the portrait keys")
         self.call("POST", "/admin/counter-key", staff="pharmacy_admin")
         pickup = self._start_pickup()
         result = self._answer_pickup(pickup, "astronaut")
@@ -286,6 +474,7 @@ class Story:
                 "refused (not_verified)")
 
     def pickup_passes(self) -> str:
+        self.need("the pickup")
         pickup = self._start_pickup()
         shown = sorted(pickup.get("prescription", {}))
         result = self._answer_pickup(pickup, "grace_hopper")
@@ -300,26 +489,38 @@ class Story:
                 f"{out['fills_allowed']}")
 
     def pickup_used_up(self) -> str:
+        self.need("the fill")
         rx = self.credentials["prescription"]["credential_id"]
         self.refusal("POST", "/pharmacy/pickups", 409, "precondition_failed",
-                     staff="pharmacist", json={"prescription_id": rx})
-        record = self.call("GET", f"/credentials/{rx}")
+                     staff="pharmacist", json=self._pickup_body())
+        record = self.call("GET", f"/credentials/{rx}", at=PHARMACY)
         return (f"refused by the contract (precondition_failed: used up); ledger counts "
                 f"{record['fills']['used']} fill")
 
+    def cross_org_vouch(self) -> str:
+        """astronaut, enrolled at the Hospital, unlocks at the School's desk and vouches for
+        grace_hopper there."""
+        self._custody()
+        out = self._vouch("astronaut", "grace_hopper", "school_registrar")
+        return (f"vouch recorded at the School's desk (vouchee level now "
+                f"{out['vouchee_level']}); grace_hopper's passport reads KYC level "
+                f"{out['read_level']}")
+
     def employer_check(self) -> str:
+        self.need("the diploma", "the employer's grant")
         dip = self.credentials["diploma"]
         read = self.call("POST", "/access", staff="employer", json={
             "credential_id": dip["credential_id"], "scope": "education.diploma",
             "purpose": "pre-employment check"})
-        check = self.call("POST", "/checks", json={"credential_id": dip["credential_id"],
-                                                   "content": dip["content"],
-                                                   "salt": dip["salt"]})
+        # Anyone checks a handed copy at any gateway, no account needed.
+        check = self.call("POST", "/checks", at=PHARMACY, json={
+            "credential_id": dip["credential_id"], "content": dip["content"],
+            "salt": dip["salt"]})
         if not check["valid"]:
             raise StepFailed("the genuine diploma did not check as valid")
         tampered_content = json.loads(dip["content"])
         tampered_content["degree"] = "PhD"
-        tampered = self.call("POST", "/checks", json={
+        tampered = self.call("POST", "/checks", at=SCHOOL, json={
             "credential_id": dip["credential_id"], "content": tampered_content,
             "salt": dip["salt"]})
         if tampered["valid"]:
@@ -330,17 +531,20 @@ class Story:
 
     def access_log(self) -> str:
         grace = self.holders["grace_hopper"]
-        lines = []
+        parts = []
         for institution, desk in ((HOSPITAL, "doctor"), (SCHOOL, "school_registrar")):
+            if institution not in grace.accounts:
+                parts.append(f"{institution} account: {NOT_YET}")
+                continue
             session = self.unlock("grace_hopper", desk)
             log = self.call("GET", "/audit/holder", staff=desk, holder_session=session,
                             params={"account": grace.accounts[institution]})
             self.end(session, desk)
             if not log:
                 raise StepFailed(f"no access recorded on the {institution} account")
-            for entry in log:
-                lines.append(_describe_access(entry))
-        return f"{len(lines)} records on her two accounts: " + "; ".join(lines)
+            lines = [_describe_access(entry) for entry in log]
+            parts.append(f"{institution} account, {len(lines)} records: " + "; ".join(lines))
+        return " | ".join(parts)
 
     def private_statistic(self) -> str:
         grace = self.holders["grace_hopper"]
@@ -367,6 +571,41 @@ class Story:
         return (f"{len(rows)} rows loaded, 1 account consented; DP count = {value} "
                 f"(epsilon 0.5 spent on the ledger; budget left "
                 f"{info['remaining_epsilon']:.2f} of 1.00)")
+
+    def revocation(self) -> str:
+        """The doctor cancels the prescription at the Hospital; the copy the holder holds
+        still matches its hash, and every gateway's check now reads it revoked."""
+        rx = self.credentials["prescription"]
+        copy = {"credential_id": rx["credential_id"], "content": rx["content"],
+                "salt": rx["salt"]}
+        before = self.call("POST", "/checks", at=PHARMACY, json=copy)
+        if not before["valid"] or before["status"] != "active":
+            raise StepFailed(f"before: valid={before['valid']} status={before['status']}")
+        out = self.call("POST", f"/credentials/{rx['credential_id']}/revoke", staff="doctor",
+                        json={"reason": "treatment changed"})
+        if out.get("status") != "revoked":
+            raise StepFailed(f"revoke answered status {out.get('status')}")
+        after = self.call("POST", "/checks", at=SCHOOL, json=copy)
+        if after["status"] != "revoked":
+            raise StepFailed(f"after: status {after['status']}, expected revoked")
+        name = self.env.gateway_name
+        return (f"check at {name(PHARMACY)}: VALID, {before['status']}; the doctor revoked "
+                f"it at {name(HOSPITAL)}; check at {name(SCHOOL)}: copy "
+                f"{'matches' if after['valid'] else 'DOES NOT match'}, status "
+                f"{after['status']} (no counter dispenses it any more)")
+
+
+def _required(staff: str | None) -> str:
+    if staff is None:
+        raise ValueError("a call without staff must name the gateway (at=)")
+    return staff
+
+
+def _template(path: str) -> str:
+    """The path with its ids left out (output shows routes, not session or passport ids)."""
+    def is_id(part: str) -> bool:
+        return len(part) > 16 or (len(part) > 8 and any(c.isdigit() for c in part))
+    return "/".join("{id}" if is_id(part) else part for part in path.split("/"))
 
 
 def _describe_access(entry: dict[str, Any]) -> str:

@@ -76,6 +76,9 @@ class Environment:
     org_urls: dict[str, str] = field(default_factory=dict)
     org_configs: dict[str, Path] = field(default_factory=dict)
     per_org: bool = False
+    # The certificates to trust for the gateways' https URLs (their self-signed ones, as a
+    # bundle); None: the system's store (and plain http on loopback, as the demo runs).
+    ca_file: Path | None = None
 
     def headers(self, key: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[key]}"}
@@ -112,6 +115,31 @@ def org_gateway_settings(root: Path, org: str, connection: Path, port: int,
     if ORG_GATEWAYS_SETTING in Settings.model_fields:
         values[ORG_GATEWAYS_SETTING] = {o: url for o, url in org_urls.items() if o != org}
     return values
+
+
+def write_org_config(root: Path, org: str, values: dict[str, Any]) -> Path:
+    """`root/<org>/gateway.yaml` holding `values` (`org_gateway_settings`)."""
+    (root / org).mkdir(exist_ok=True)
+    config = root / org / "gateway.yaml"
+    config.write_text(yaml.safe_dump(values), encoding="utf-8")
+    return config
+
+
+def mint_org_staff(env: Environment, connection: Path, config: Path, org: str,
+                   staff: Sequence[StaffSpec]) -> None:
+    """`org`'s service identity, and those of `staff` in `org` with their tokens (into
+    `env`), each made through `org`'s own gateway settings at `config`: as `mip network up`
+    and `mip identity add` there, which refuse (not_this_org) any other org before anything
+    is minted."""
+    from gateway.services.ledger import ensure_service_identities
+
+    org_settings = load_settings(config)
+    ensure_service_identities(connection, [org])
+    for spec in (s for s in staff if s.org == org):
+        acting = acting_org(org_settings, spec.org, "mint identities or issue staff tokens")
+        mint(connection, acting, spec.name, spec.role)
+        env.tokens[spec.key] = issue_token(org_settings, acting, spec.name, spec.role)
+        env.staff[spec.key] = spec
 
 
 def _fresh(root: Path) -> Path:
@@ -171,8 +199,6 @@ def running_org_gateways(root: Path, staff: Sequence[StaffSpec],
                          orgs: Sequence[str] = ORGS) -> Iterator[Environment]:
     """Devnet and one org-scoped gateway per org in `orgs`, fresh in `root` (wiped first);
     stops every process on exit. Every member of `staff` must belong to one of `orgs`."""
-    from gateway.services.ledger import ensure_service_identities
-
     step = progress or _no_progress
     root = _fresh(root)
     processes: list[Managed] = []
@@ -189,23 +215,10 @@ def running_org_gateways(root: Path, staff: Sequence[StaffSpec],
         with step(f"minting each org's service identity, staff and tokens ({len(orgs)} orgs, "
                   "each through its own gateway's settings)"):
             for org in orgs:
-                (root / org).mkdir()
-                configs[org] = root / org / "gateway.yaml"
                 values = org_gateway_settings(root, org, connection, ports[org], org_urls,
                                               settings)
-                configs[org].write_text(yaml.safe_dump(values), encoding="utf-8")
-                org_settings = load_settings(configs[org])
-                # As `mip network up` with this org's config: its own service identity only.
-                ensure_service_identities(connection, [org])
-                for spec in (s for s in staff if s.org == org):
-                    # As `mip identity add`: the org's own gateway settings, which refuse
-                    # (not_this_org) any other org before anything is minted.
-                    acting = acting_org(org_settings, spec.org, "mint identities or issue "
-                                        "staff tokens")
-                    mint(connection, acting, spec.name, spec.role)
-                    env.tokens[spec.key] = issue_token(org_settings, acting, spec.name,
-                                                       spec.role)
-                    env.staff[spec.key] = spec
+                configs[org] = write_org_config(root, org, values)
+                mint_org_staff(env, connection, configs[org], org, staff)
             strays = [s.key for s in staff if s.org not in orgs]
             if strays:
                 raise ValueError(f"staff of no started org: {', '.join(strays)}")
