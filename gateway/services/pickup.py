@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from face_engine.errors import DetectionError, FaceError, InputError, LivenessFailed
 from face_engine.liveness import Frame
-from face_engine.portrait import PortraitExpectation, VerifiedPortrait
+from face_engine.portrait import PortraitExpectation, VerifiedPortrait, read_header
 from face_engine.protect.reference import ProtectedReference
 from gateway.core.errors import ApiError, Conflict, Forbidden, Locked, NotFound
 from gateway.core.security import StaffMember, require_role
@@ -439,8 +439,6 @@ class PickupService:
             return None
         if expectation is None:
             # After a restart, or a portrait deposited before the pickup: read the ledger.
-            from face_engine.portrait import read_header
-
             prescription = await credential_record(self.state, str(row["prescription_id"]))
             expectation, _ = await portraits.expectation(str(row["org"]), read_header(sealed),
                                                          prescription)

@@ -256,6 +256,16 @@ async def test_pickup_at_the_pharmacys_own_gateway_matches_the_portrait(
         other = await new_account(mip, face=(hospital, "astronaut"))
         other_rx = (await issue(hospital, other, "prescription"))["credential_id"]
         other_portrait, _ = await portrait_grant(hospital, other, other_rx)
+        # Only the account's holder (its key on the ledger) has a portrait made, and only for
+        # the pickup scope.
+        terms = {"account": account.pseudonym, "grant_id": new_id("g"), "grantee_org": PHARMACY,
+                 "scope": "medical.prescription", "credential_id": rx,
+                 "expires": int(time.time()) + 600}
+        assert_error(await hospital.http.post(f"{API}/grants/portraits", json={
+            "signed_request": other.sign("grant.portrait", terms)}), 401, "bad_signature")
+        assert_error(await hospital.http.post(f"{API}/grants/portraits", json={
+            "signed_request": account.sign("grant.portrait", {**terms, "scope": "medical.record"})
+        }), 409, "no_portrait")
         for bad, status, code in (
                 ("bm90IGEgcG9ydHJhaXQ=", 422, "portrait_malformed"),
                 (tampered, 409, "portrait_tampered"),
