@@ -137,6 +137,17 @@ class KeyedRotation:
             tail -= 2.0 * np.multiply.outer(u, u @ tail)
         return out
 
+    def apply_inverse(self, vectors: np.ndarray) -> np.ndarray:
+        """Q^T @ v (= Q^-1 @ v): the reflectors in the opposite order, then the signs
+        (each H_k is its own inverse, D too)."""
+        out = np.array(vectors, dtype=np.float64, copy=True)
+        if out.shape[0] != self.dim:
+            raise ValueError(f"expected leading dimension {self.dim}")
+        for k, u in enumerate(self._reflectors):
+            tail = out[k:]
+            tail -= 2.0 * np.multiply.outer(u, u @ tail)
+        return (self._signs * out.T).T
+
     def matrix(self) -> np.ndarray:
         return np.ascontiguousarray(self.apply(np.eye(self.dim)))
 

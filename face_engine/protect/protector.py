@@ -255,6 +255,21 @@ class TemplateProtector:
         plain = self._open_template(reference)
         return np.frombuffer(plain, dtype="<f4").astype(np.float64)
 
+    def open_embedding(self, reference: ProtectedReference, holder_account: str) -> np.ndarray:
+        """The embedding a current reference of ``holder_account`` was enrolled from
+        (unit norm, float64): the template with its rotation undone. Only for the portrait
+        the enrolling org signs for one recipient (face_engine/portrait.py); never log,
+        store or send it. Refuses like ``verify``."""
+        self._check_holder(reference, holder_account)
+        current = self.registry.current(reference.slot)
+        if current is None or not hmac.compare_digest(current.commitment,
+                                                      reference.commitment):
+            raise RevokedReference("reference is revoked or replaced by a newer enrolment")
+        template = self.decrypt_transformed(reference)
+        rotation = self._rotation(reference.holder_pseudonym, reference.institution,
+                                  reference.version)
+        return as_unit_vector(rotation.apply_inverse(template), self._dim)
+
     def verify(self, reference: ProtectedReference, probe_embedding: np.ndarray,
                threshold: float, *, holder_account: str | None = None) -> tuple[bool, float]:
         """Match a probe against a current reference: ``(score >= threshold, score)``.

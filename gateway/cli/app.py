@@ -17,6 +17,7 @@ from . import (
     linkage,
     network,
     passport,
+    portrait_key,
     serve,
 )
 
@@ -29,6 +30,7 @@ app.add_typer(grant.app, name="grant")
 app.add_typer(linkage.app, name="linkage")
 app.add_typer(dataset.app, name="dataset")
 app.add_typer(counter_key.app, name="counter-key")
+app.add_typer(portrait_key.app, name="portrait-key")
 app.command("serve")(serve.serve)
 app.command("audit")(audit.audit)
 app.command("demo")(demo.demo)

@@ -22,6 +22,13 @@ must not lock a real patient out, and none of them reaches a match. Each verdict
 attempt before its face work (face_attempts.py), so concurrent answers never get more than
 the budget's matches. Failures and locks live in SQLite, so a restart does not reset them.
 The page learns only `verified` or a refusal reason, never a score.
+
+At an org's own gateway (`Settings.org`) serving an account another org enrolled, this gateway
+holds no reference of it: the verdict matches against the portrait the holder carried instead
+(gateway/services/pharmacy_portraits.py; docs/gateway.md, "Pharmacy face check: the
+portrait"), handed in with the pickup or deposited before. A portrait that fails a check is a
+typed refusal before anything is spent or counted (the pickup stays `challenged`); without a
+portrait the verdict is `no_reference`. The all-orgs gateway keeps matching its own reference.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from face_engine.errors import DetectionError, FaceError, InputError, LivenessFailed
 from face_engine.liveness import Frame
+from face_engine.portrait import PortraitExpectation, VerifiedPortrait, read_header
 from face_engine.protect.reference import ProtectedReference
 from gateway.core.errors import ApiError, Conflict, Forbidden, Locked, NotFound
 from gateway.core.security import StaffMember, require_role
@@ -49,6 +57,7 @@ from .counter_key import PHARMACY, counter_key
 from .face_frames import gateway_time
 from .faces import FaceService, LiveFace, face_service
 from .ledger_reads import account_record, credential_record, json_object
+from .pharmacy_portraits import Checked, pharmacy_portraits
 
 if TYPE_CHECKING:
     from .state import AppState
@@ -134,6 +143,8 @@ class PickupService:
         self.db.ensure(SCHEMA)
         self.db.ensure(face_attempts.SCHEMA)
         self.db.ensure_columns("pickups", dispense_recovery.COLUMNS)
+        # the grant whose portrait the verdict matches against (portrait pickups only)
+        self.db.ensure_columns("pickups", {"portrait_grant": "TEXT"})
         # Pickups this process is dispensing now: a `dispensing` row not in here was left by
         # a crash or an unknown outcome, and its next dispense reconciles it with the ledger.
         self._dispensing: set[str] = set()
@@ -142,6 +153,10 @@ class PickupService:
         # verdict need not read the ledger again (one evaluate fewer inside the counter's
         # wait); after a restart the verdict reads it afresh.
         self._commitments: dict[str, object] = {}
+        # pickup id -> what the ledger said its portrait must be when it was checked at the
+        # pickup's start (no biometric data): the verdict re-opens the portrait without
+        # reading the ledger again; after a restart it reads it afresh.
+        self._expectations: dict[str, PortraitExpectation] = {}
 
     # --- lockout ----------------------------------------------------------------------------
     def locked_until(self, prescription_id: str, now: float | None = None) -> float | None:
@@ -240,7 +255,14 @@ class PickupService:
                 params += (expect,)
             return conn.execute(sql, params).rowcount == 1
 
-    async def create(self, member: StaffMember, prescription_id: str) -> dict[str, Any]:
+    def uses_portrait(self, institution: str) -> bool:
+        """An org's own gateway serving an account another org enrolled: it holds no
+        reference of it, and matches against the portrait the holder carried."""
+        org = self.state.settings.org
+        return org is not None and institution != org
+
+    async def create(self, member: StaffMember, prescription_id: str,
+                     portrait: bytes | None = None) -> dict[str, Any]:
         require_role(member, ("pharmacist",), (PHARMACY,))
         self.require_unlocked(prescription_id)
         try:
@@ -263,6 +285,11 @@ class PickupService:
                            status=409)
         issuer_org = str(record["issuer_org"])
         subject = str(record["subject_account"])
+        # A portrait handed in is checked (reads only) before the audited read is written: a
+        # refused portrait changes nothing.
+        checked: Checked | None = None
+        if portrait is not None:
+            checked = await pharmacy_portraits(self.state).check(member.org, portrait, record)
         # The audited read and the account lookup need nothing of each other: run together.
         read = asyncio.ensure_future(request_and_read(
             self.state.ledger.for_staff(member), prescription_id, issuer_org, SCOPE, PURPOSE))
@@ -281,6 +308,13 @@ class PickupService:
         fields = released["fields"]
         account_fields = await account
         institution = str(account_fields["institution"])
+        portraits = pharmacy_portraits(self.state)
+        portrait_grant: str | None = None
+        if checked is not None:
+            portraits.keep(checked)
+            portrait_grant = checked.header.grant_id
+        elif self.uses_portrait(institution):
+            portrait_grant = portraits.latest_grant(subject, prescription_id)
         pickup_id = secrets.token_hex(16)
         challenge = face_service(self.state).issue_challenge(PURPOSE, pickup_id)
         now = time.time()
@@ -288,13 +322,17 @@ class PickupService:
             conn.execute(
                 "INSERT INTO pickups (pickup_id, prescription_id, org, staff_name, "
                 "subject_account, institution, issuer_org, challenge_id, challenge_issued_at, "
-                "status, created, updated) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                "status, created, updated, portrait_grant) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (pickup_id, prescription_id, member.org, member.name, subject, institution,
                  issuer_org, challenge.challenge_id, challenge.issued_at, "challenged", now,
-                 now))
+                 now, portrait_grant))
         self._commitments[pickup_id] = account_fields.get("face_commitment")
         if len(self._commitments) > MAX_REMEMBERED_COMMITMENTS:  # abandoned pickups
             self._commitments.pop(next(iter(self._commitments)))
+        if checked is not None:
+            self._expectations[pickup_id] = checked.expectation
+            if len(self._expectations) > MAX_REMEMBERED_COMMITMENTS:
+                self._expectations.pop(next(iter(self._expectations)))
         log.info("pickup %s started for prescription %s", pickup_id, prescription_id)
         return {
             "pickup_id": pickup_id,
@@ -354,18 +392,25 @@ class PickupService:
         pickup_id, prescription_id = str(row["pickup_id"]), str(row["prescription_id"])
         subject, institution = str(row["subject_account"]), str(row["institution"])
         faces = face_service(self.state)
+        reference: ProtectedReference | None = None
+        portrait: VerifiedPortrait | None = None
         try:
-            commitment = self._commitments.pop(pickup_id, None)
-            if commitment is None:
-                commitment = (await account_record(self.state, subject)).get("face_commitment")
-            reference = faces.committed_reference(subject, institution, commitment)
+            if self.uses_portrait(institution):
+                self._commitments.pop(pickup_id, None)
+                portrait = await self._portrait(row)
+            else:
+                commitment = self._commitments.pop(pickup_id, None)
+                if commitment is None:
+                    commitment = (await account_record(self.state, subject)
+                                  ).get("face_commitment")
+                reference = faces.committed_reference(subject, institution, commitment)
             # Last, with no await after it: a reservation is always settled below.
             attempt = self.reserve_attempt(prescription_id)
         except BaseException:
             check.close()  # never started: the challenge (or stream) is not decided
             raise
         try:
-            reason = await self._decide(check, faces, reference, subject)
+            reason = await self._decide(check, faces, reference, subject, portrait)
         except BaseException:
             # A server-side failure is no evidence about the person: nothing is counted.
             self.settle_attempt(attempt, prescription_id, failed=False)
@@ -381,8 +426,27 @@ class PickupService:
         log.info("pickup %s verified", pickup_id)
         return {"result": "verified"}
 
+    async def _portrait(self, row: Any) -> VerifiedPortrait | None:
+        """The pickup's portrait, opened and checked (typed refusals); None if it has none."""
+        grant_id = row["portrait_grant"]
+        pickup_id, subject = str(row["pickup_id"]), str(row["subject_account"])
+        expectation = self._expectations.pop(pickup_id, None)
+        if grant_id is None:
+            return None
+        portraits = pharmacy_portraits(self.state)
+        sealed = portraits.sealed(subject, str(grant_id))
+        if sealed is None:
+            return None
+        if expectation is None:
+            # After a restart, or a portrait deposited before the pickup: read the ledger.
+            prescription = await credential_record(self.state, str(row["prescription_id"]))
+            expectation, _ = await portraits.expectation(str(row["org"]), read_header(sealed),
+                                                         prescription)
+        return portraits.accept(str(row["org"]), sealed, expectation)
+
     async def _decide(self, check: Coroutine[Any, Any, LiveFace], faces: FaceService,
-                      reference: ProtectedReference | None, subject: str) -> str | None:
+                      reference: ProtectedReference | None, subject: str,
+                      portrait: VerifiedPortrait | None = None) -> str | None:
         """The refusal reason of the answer, or None when it is the patient."""
         try:
             live = await check
@@ -395,6 +459,9 @@ class PickupService:
             if exc.code != "challenge_expired":
                 raise
             return "challenge_expired"
+        if portrait is not None:
+            # the 1:1 operating point the reference path uses (face_engine.portrait)
+            return None if portrait.matches(live.embedding) else "face_mismatch"
         if reference is None:
             return "no_reference"
         if not await self.state.run_face(faces.matches, reference, live, subject):
@@ -450,6 +517,8 @@ class PickupService:
         # the pickup stays `dispensing` and its next dispense asks the ledger.
         result = json_object(raw)
         self._set(pickup_id, "dispensed", expect="dispensing")
+        if int(result.get("remaining", 1)) <= 0:
+            pharmacy_portraits(self.state).used_up(str(row["prescription_id"]))
         log.info("pickup %s dispensed fill %d of prescription %s", pickup_id,
                  int(result["fill"]), row["prescription_id"])
         return _answer(result)

@@ -309,3 +309,19 @@ def test_format_1_reference_needs_key_bytes(rng: np.random.Generator) -> None:
                              SecretDeriver(transform), registry=protector.registry)
     with pytest.raises(WrongKey, match="format-1"):
         held.decrypt_transformed(old)
+
+
+def test_open_embedding_gives_back_the_enrolled_embedding(
+        protector: TemplateProtector, rng: np.random.Generator) -> None:
+    """The enrolling org's portrait (face_engine/portrait.py) carries the embedding a current
+    reference was enrolled from: the template with its rotation undone."""
+    face = _face(rng)
+    ref = protector.enrol(face, "acct", "HospitalMSP")
+    opened = protector.open_embedding(ref, "acct")
+    unit = face / np.linalg.norm(face)
+    assert np.abs(opened - unit).max() < 1e-5
+    with pytest.raises(ReferenceMismatch):
+        protector.open_embedding(ref, "someone-else")
+    protector.renew(ref, face, "acct")
+    with pytest.raises(RevokedReference):
+        protector.open_embedding(ref, "acct")

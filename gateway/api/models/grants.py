@@ -49,6 +49,23 @@ class CreateGrantRequest(BaseModel):
         return self
 
 
+class PreparePortraitRequest(BaseModel):
+    """A `grant.portrait` request the holder signed with the account key: its body is the
+    `grant.create` body to be (without `portrait_commitment`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    signed_request: SignedRequest
+
+
+class PreparedPortrait(BaseModel):
+    portrait: str = Field(description="the sealed portrait (base64), for the holder to carry "
+                          "to the grantee's counter")
+    portrait_commitment: str
+    grant_body: dict[str, Any] = Field(description="the `grant.create` body to sign: the "
+                                       "terms with `portrait_commitment`")
+
+
 class RevokeGrantRequest(BaseModel):
     """Either `signed_request` (`grant.revoke`) or `account` for the holder session."""
 

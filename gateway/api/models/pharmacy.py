@@ -18,11 +18,30 @@ from gateway.services.face_frames import gateway_time
 from .image_budget import MAX_FRAME_CHARS, MAX_FRAMES, check_request_pixels
 from .ledger_ids import Base64, LedgerId, b64decode
 
+# A sealed portrait is at most face_engine.portrait.MAX_SEALED_BYTES (16 KiB): base64 of it.
+PortraitB64 = Annotated[str, StringConstraints(min_length=1, max_length=22_000)]
+
 
 class CreatePickup(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     prescription_id: LedgerId
+    portrait: PortraitB64 | None = Field(
+        default=None, description="the sealed portrait the holder carries (base64, as the "
+        "grant's response gave it): matched against at an org's own gateway serving an "
+        "account another org enrolled")
+
+
+class PortraitIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    portrait: PortraitB64
+
+
+class PortraitKept(BaseModel):
+    account: str
+    grant_id: str
+    expires: int
 
 
 class PrescriptionSummary(BaseModel):

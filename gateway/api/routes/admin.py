@@ -11,7 +11,7 @@ from gateway.api.body_limits import DATASET_BODY_LIMIT
 from gateway.api.deps import StaffDep, StateDep
 from gateway.api.models.ledger_ids import path_id
 from gateway.api.models.research import AddRecords, RecordsAdded, RegisterDataset, ResearcherIn
-from gateway.services import counter_key
+from gateway.services import counter_key, portrait_keys
 from gateway.services.research import research_service
 
 router = APIRouter(tags=["admin"])
@@ -27,6 +27,22 @@ class CounterKeyOut(BaseModel):
 async def register_counter_key(state: StateDep, staff: StaffDep) -> CounterKeyOut:
     """Register this gateway's counter key on the ledger (admin@PharmacyMSP; idempotent)."""
     return CounterKeyOut(**await counter_key.register(state, staff))
+
+
+class PortraitKeysOut(BaseModel):
+    org: str
+    signing_key: str
+    signing_key_id: str
+    sealing_key: str
+    sealing_key_id: str
+    newly_registered: bool
+
+
+@router.post("/admin/portrait-keys", response_model=PortraitKeysOut)
+async def register_portrait_keys(state: StateDep, staff: StaffDep) -> PortraitKeysOut:
+    """Register this gateway's portrait signing and sealing keys of the admin's org on the
+    ledger (`Portrait:RegisterKeys`; idempotent)."""
+    return PortraitKeysOut(**await portrait_keys.register(state, staff))
 
 
 class CounterKeyRevoked(BaseModel):

@@ -13,11 +13,14 @@ from gateway.api.models.grants import (
     AccessRequest,
     AccessResponse,
     CreateGrantRequest,
+    PreparedPortrait,
+    PreparePortraitRequest,
     RevokeGrantRequest,
 )
 from gateway.api.models.ledger_ids import Pseudonym, path_id
 from gateway.services import access as access_service
 from gateway.services import grants as service
+from gateway.services import portrait_issue
 
 router = APIRouter(tags=["grants"])
 
@@ -41,14 +44,35 @@ def grant_terms(body: CreateGrantRequest) -> dict[str, Any]:
 @router.post("/grants", response_model=dict[str, Any], status_code=201)
 async def create_grant(state: StateDep, request: Request, body: CreateGrantRequest
                        ) -> dict[str, Any]:
-    """Grant an org (optionally one role) a scope on one credential or a credential type."""
+    """Grant an org (optionally one role) a scope on one credential or a credential type.
+
+    With the holder session, a grant of the pickup scope to an org that registered portrait
+    keys carries a portrait made here from the account's reference: its commitment is in
+    the signed grant, and the sealed portrait (base64) is in the answer's `portrait`, for the
+    holder to carry to the counter. A holder who signs on their own device prepares it first
+    (`POST /grants/portraits`)."""
     if body.signed_request is not None:
         signed = body.signed_request.envelope()
-    else:
-        assert body.account is not None  # the model's validator guarantees it
-        signed = await session_signed(request, state, body.account, "grant.create",
-                                      grant_terms(body))
-    return await service.create(state, signed)
+        return await service.create(state, signed)
+    assert body.account is not None  # the model's validator guarantees it
+    terms = grant_terms(body)
+    issued = await portrait_issue.portrait_for_grant(state, terms)
+    if issued is not None:
+        terms["portrait_commitment"] = issued.commitment
+    signed = await session_signed(request, state, body.account, "grant.create", terms)
+    grant = await service.create(state, signed)
+    if issued is not None:
+        grant["portrait"] = issued.sealed_b64
+    return grant
+
+
+@router.post("/grants/portraits", response_model=PreparedPortrait)
+async def prepare_portrait(state: StateDep, body: PreparePortraitRequest) -> PreparedPortrait:
+    """For a holder who signs on their own device: the sealed portrait for the grant terms of
+    a `grant.portrait` request signed with the account key (checked against the key on the
+    ledger), and the `grant.create` body to sign with its commitment. At the gateway of the
+    account's institution; 409 `no_portrait` where none is made."""
+    return PreparedPortrait(**await portrait_issue.prepare(state, body.signed_request.envelope()))
 
 
 @router.get("/grants", response_model=list[dict[str, Any]])

@@ -17,10 +17,15 @@ from gateway.api.models.pharmacy import (
     FramesReceived,
     PickupCreated,
     PickupResult,
+    PortraitIn,
+    PortraitKept,
     StreamedFrameIn,
     VerdictIn,
 )
 from gateway.core.errors import InvalidRequest
+from gateway.core.security import require_role
+from gateway.services import pharmacy_portraits as portraits
+from gateway.services.counter_key import PHARMACY
 from gateway.services.pickup import FrameInput, pickup_service
 
 router = APIRouter(tags=["pharmacy"])
@@ -40,8 +45,23 @@ def _image(encoded: str) -> bytes:
 async def start_pickup(state: StateDep, staff: StaffDep, body: CreatePickup) -> PickupCreated:
     """pharmacist@PharmacyMSP: the prescription (if the holder granted it to this pharmacy)
     and a liveness challenge. 404 not_found, 403 no_grant, 423 locked, 409
-    precondition_failed (used up, revoked, expired)."""
-    return PickupCreated(**await pickup_service(state).create(staff, body.prescription_id))
+    precondition_failed (used up, revoked, expired). With `portrait` (the sealed portrait
+    the holder carries), it is checked first and kept for the verdict: a refused one is a
+    typed error (`portrait_*`, 409; 422 malformed; 410 expired) and nothing is written."""
+    portrait = None if body.portrait is None else portraits.decode(body.portrait)
+    return PickupCreated(**await pickup_service(state).create(staff, body.prescription_id,
+                                                              portrait))
+
+
+@router.post("/pharmacy/portraits", response_model=PortraitKept, status_code=201)
+async def deposit_portrait(state: StateDep, staff: StaffDep, body: PortraitIn) -> PortraitKept:
+    """pharmacist@PharmacyMSP: hand in a holder's sealed portrait before the pickup; checked
+    as at the pickup (typed `portrait_*` refusals, nothing kept), then kept sealed for the
+    account's next pickup under that grant."""
+    require_role(staff, ("pharmacist",), (PHARMACY,))
+    kept = await portraits.pharmacy_portraits(state).deposit(staff.org,
+                                                            portraits.decode(body.portrait))
+    return PortraitKept(**kept)
 
 
 @router.post("/pharmacy/pickups/{pickup_id}/frames", response_model=PickupResult,

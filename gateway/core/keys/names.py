@@ -12,6 +12,8 @@ Derivation keys (HKDF-Expand under a held pseudorandom key; `KeyProvider.deriver
 - `face-transform`: holder pseudonyms, per-reference rotations and the dedup domain.
 - `counter`: the pharmacy counter's ECDSA P-256 attestation key.
 - `linkage`: each org's X25519 linkage verifier key.
+- `portrait`: each org's portrait keys (Ed25519 signing, X25519 sealing;
+  gateway/services/portrait_keys.py).
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from __future__ import annotations
 from typing import Literal
 
 KekName = Literal["face", "face-factor", "kyc-issuer"]
-DeriverName = Literal["face-transform", "counter", "linkage"]
+DeriverName = Literal["face-transform", "counter", "linkage", "portrait"]
 KEK_NAMES: tuple[KekName, ...] = ("face", "face-factor", "kyc-issuer")
-DERIVER_NAMES: tuple[DeriverName, ...] = ("face-transform", "counter", "linkage")
+DERIVER_NAMES: tuple[DeriverName, ...] = ("face-transform", "counter", "linkage",
+                                          "portrait")
 
 # Keys whose loss strands stored data (face references, sealed rows): never made afresh
-# beside an existing database. The counter and linkage keys can be made anew (and their
+# beside an existing database. The counter, linkage and portrait keys can be made anew (and their
 # public halves registered again), as they were added after data dirs existed.
 STRANDING: frozenset[str] = frozenset({"face", "face-factor", "kyc-issuer", "face-transform"})
 

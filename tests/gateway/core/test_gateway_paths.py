@@ -81,7 +81,7 @@ def test_relative_paths_in_the_config_file_are_the_file_s(
 @pytest.fixture
 def no_secret_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("FACE_KEK", "FACE_TRANSFORM_KEY", "FACE_FACTOR_KEK", "COUNTER_KEY_SEED",
-                 "LINKAGE_KEY_SEED"):
+                 "LINKAGE_KEY_SEED", "PORTRAIT_KEY_SEED"):
         monkeypatch.delenv(f"MIP_{name}", raising=False)
 
 
@@ -109,13 +109,15 @@ def test_a_secret_added_later_completes_the_file(tmp_path: Path) -> None:
     db.close()
     path = tmp_path / "gw" / "secrets.json"
     older = json.loads(path.read_text())
-    del older["linkage_key_seed"]
+    del older["linkage_key_seed"], older["portrait_key_seed"]
     path.write_text(json.dumps(older))
     db, again = open_data_dir(tmp_path / "gw")
     db.close()
     assert again.face_kek == secrets.face_kek
     assert again.linkage_key_seed != secrets.linkage_key_seed
-    assert set(json.loads(path.read_text())) == {*older, "linkage_key_seed"}
+    assert again.portrait_key_seed != secrets.portrait_key_seed
+    assert set(json.loads(path.read_text())) == {*older, "linkage_key_seed",
+                                                 "portrait_key_seed"}
 
 
 @pytest.mark.usefixtures("no_secret_env")
