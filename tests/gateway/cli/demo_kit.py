@@ -80,9 +80,15 @@ def steps(stdout: str) -> list[Step]:
 
 def this_build_has(route: str) -> bool:
     """Whether the gateway of this build offers `route` (e.g. "/api/v1/custody/unlocks")."""
+    from fastapi import FastAPI
+
     from gateway.api.router import api_router
 
-    return any(getattr(r, "path", None) == route for r in api_router.routes)
+    # FastAPI (>= 0.165) includes sub-routers lazily, so api_router.routes has no paths of
+    # its own; the OpenAPI document lists every route with its full path.
+    app = FastAPI()
+    app.include_router(api_router)
+    return route in app.openapi()["paths"]
 
 
 def acted_orgs(acted: str) -> set[str]:
