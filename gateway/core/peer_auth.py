@@ -9,10 +9,12 @@ connection profile names for O's service user) over
 and carried in the `X-MIP-Peer-*` headers with the certificate. E accepts it when:
 
 - the certificate was issued by the root CA of the org it claims (`caCertPath` of that org in
-  E's connection profile: the MSP's root, what the channel's MSP definition holds), is within
-  its validity period and, once the signature verifies under it, carries `mip.role=gateway`
-  (Fabric CA's `hf.Attrs` extension): no other org's identity passes (401
-  `peer_unauthenticated`), nor a staff member's identity of the org (403 `peer_not_gateway`);
+  E's connection profile: the MSP's root, what the channel's MSP definition holds), is not on
+  that org's CRL (`crlPath`, when the file exists; a CRL not signed by that root refuses
+  every request of the org), is within its validity period and, once the signature verifies
+  under it, carries `mip.role=gateway` (Fabric CA's `hf.Attrs` extension): no other org's
+  identity passes (401 `peer_unauthenticated`), nor a staff member's identity of the org
+  (403 `peer_not_gateway`);
 - the caller is a member org other than E itself, and the target named is E (a request made
   for one org's gateway is worth nothing at another's);
 - the timestamp lies within `CLOCK_WINDOW_S` of E's own clock (the caller's clock decides
@@ -36,7 +38,7 @@ import hashlib
 import json
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,6 +133,7 @@ def certificate_role(cert: x509.Certificate) -> str | None:
 
 def verify_peer(headers: Mapping[str, str], method: str, path: str, body: bytes, *,
                 own_org: str, ca_roots: Mapping[str, x509.Certificate],
+                crl_of: Callable[[str], x509.CertificateRevocationList | None] | None = None,
                 now: float | None = None) -> VerifiedPeer:
     """Check a custody request's signature, certificate and freshness (not its nonce's
     novelty: the caller records that). Raises PeerUnauthenticated (or PeerNotGateway for a
@@ -168,6 +171,13 @@ def verify_peer(headers: Mapping[str, str], method: str, path: str, body: bytes,
         cert.verify_directly_issued_by(root)
     except (ValueError, TypeError, InvalidSignature):
         raise PeerUnauthenticated(f"the certificate was not issued by {org}'s CA") from None
+    crl = crl_of(org) if crl_of is not None else None
+    if crl is not None:
+        if not crl.is_signature_valid(root.public_key()):  # type: ignore[arg-type]
+            raise PeerUnauthenticated(f"this gateway's copy of {org}'s CRL is not signed by "
+                                      f"{org}'s CA")
+        if crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None:
+            raise PeerUnauthenticated("the certificate was revoked")
     moment = dt.datetime.fromtimestamp(now, dt.UTC)
     if not cert.not_valid_before_utc <= moment <= cert.not_valid_after_utc:
         raise PeerUnauthenticated("the certificate is not valid now")

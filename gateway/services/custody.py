@@ -218,13 +218,27 @@ class CustodyService:
             self._roots = roots
         return self._roots
 
+    def crl_of(self, org: str) -> x509.CertificateRevocationList | None:
+        """`org`'s CRL where the profile names one and the file exists, read at every
+        request (a revocation takes effect at once; the file is small). An unreadable one
+        refuses the org's requests rather than pass them unchecked."""
+        # (Called once the org has a root here, so its profile entry exists.)
+        path = self.state.ledger.profile().org(org).crl_path
+        if path is None or not path.is_file():
+            return None
+        try:
+            return x509.load_pem_x509_crl(path.read_bytes())
+        except ValueError:
+            raise PeerUnauthenticated(f"this gateway cannot read {org}'s CRL") from None
+
     def authenticate(self, headers: Mapping[str, str], method: str, path: str,
                      body: bytes) -> str:
         """The calling org, once its gateway's signature, certificate, time and nonce pass
         (gateway/core/peer_auth.py); the nonce is recorded, so the same request is refused
         the second time."""
         own = self.own_org()
-        peer = verify_peer(headers, method, path, body, own_org=own, ca_roots=self.ca_roots())
+        peer = verify_peer(headers, method, path, body, own_org=own, ca_roots=self.ca_roots(),
+                           crl_of=self.crl_of)
         now = time.time()
         try:
             with self.db.transaction() as conn:

@@ -876,6 +876,9 @@ def write_connection_profile(
                 # against it (inter-gateway custody requests, docs/gateway.md).
                 "caCertPath": os.path.relpath(ca_cert_path(data_dir, org).resolve(),
                                               data_dir.resolve()),
+                # Its CRL (absent until a first revocation): they refuse a revoked one.
+                "crlPath": os.path.relpath(crl_path(data_dir, org).resolve(),
+                                           data_dir.resolve()),
                 "users": _users_of(data_dir, org),
             }
             for org in orgs

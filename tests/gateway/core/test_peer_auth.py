@@ -166,3 +166,35 @@ def test_an_orgs_other_identities_are_not_its_gateway(world: dict[str, object]) 
         with pytest.raises(PeerNotGateway) as refused:
             _verify(world, headers)
         assert (refused.value.status, refused.value.code) == (403, "peer_not_gateway")
+
+
+def _crl(root: tuple[x509.Certificate, ec.EllipticCurvePrivateKey],
+         serials: list[int]) -> x509.CertificateRevocationList:
+    ca_cert, ca_key = root
+    now = dt.datetime.now(dt.UTC)
+    builder = (x509.CertificateRevocationListBuilder().issuer_name(ca_cert.subject)
+               .last_update(now).next_update(now + dt.timedelta(days=1)))
+    for serial in serials:
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now).build())
+    return builder.sign(ca_key, hashes.SHA256())
+
+
+def test_a_revoked_gateway_identity_is_refused(tmp_path: Path) -> None:
+    school_root, other_root = _root(SCHOOL), _root(PHARMACY)
+    cert_path, key_path = _identity(tmp_path, "gw.school", school_root, "gateway")
+    serial = x509.load_pem_x509_certificate(cert_path.read_bytes()).serial_number
+    headers = PeerSigner(SCHOOL, cert_path, key_path).headers("POST", PATH, BODY, HOSPITAL)
+    roots = {SCHOOL: school_root[0]}
+
+    def check(crl: x509.CertificateRevocationList | None) -> str:
+        return verify_peer(headers, "POST", PATH, BODY, own_org=HOSPITAL, ca_roots=roots,
+                           crl_of=lambda org: crl if org == SCHOOL else None).org
+
+    assert check(None) == SCHOOL
+    assert check(_crl(school_root, [serial + 1])) == SCHOOL  # someone else revoked
+    with pytest.raises(PeerUnauthenticated, match="revoked"):
+        check(_crl(school_root, [serial]))
+    # A CRL the org's CA did not sign (even an empty one) refuses the org outright.
+    with pytest.raises(PeerUnauthenticated, match="not signed"):
+        check(_crl(other_root, []))

@@ -36,6 +36,7 @@ from test_org_isolation import files_under, found_in
 
 from chaincode.protocol.orgs import HOSPITAL, PHARMACY, SCHOOL
 from face_engine.engine import FaceEngine
+from gateway.core.ca import LocalCA
 from gateway.core.errors import ApiError
 from gateway.core.peer_auth import PeerSigner
 from gateway.fabric import ConnectionProfile
@@ -291,6 +292,17 @@ async def _custody_requests_are_authenticated(hospital: GatewayClient,
     assert_error(await raw_custody(hospital, "/sessions/end", payload,
                                    staff.headers("POST", path, body, HOSPITAL)),
                  403, "peer_not_gateway")
+    # A second gateway identity of the School's passes until the School's CA revokes it (the
+    # CRL the profile names, read at each request).
+    ca = LocalCA(connection.parent)
+    ca.add_identity(SCHOOL, "custody-gw-revoked", {"mip.role": "gateway"})
+    spare = signer_of(connection, SCHOOL, "custody-gw-revoked")
+    assert (await raw_custody(hospital, "/sessions/end", payload,
+                              spare.headers("POST", path, body, HOSPITAL))).status_code == 204
+    ca.revoke_identity(SCHOOL, "custody-gw-revoked")
+    assert_error(await raw_custody(hospital, "/sessions/end", payload,
+                                   spare.headers("POST", path, body, HOSPITAL)),
+                 401, "peer_unauthenticated")
     # The refusals left no custody session behind for anyone.
     assert not [s for s in custody_service(hospital.state)._sessions.values()
                 if s.caller_org == PHARMACY]
