@@ -234,7 +234,8 @@ class PassportContract(Contract):
     async def Vouch(self, ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
         """A level-2+ passport vouches for another (request signed by the VOUCHER's key).
 
-        Endorse with the vouchee's enrolling org: reaching k vouches changes its level.
+        Any member org may carry it (the desk where the voucher stands); the chaincode's
+        majority endorses it, reaching k vouches changing the vouchee's level included.
         """
         require_staff(ctx, HOLDER_CARRIERS)
         holder = await verify_holder_request(ctx, request, "passport.vouch")

@@ -11,6 +11,7 @@ from gateway.api.routes import (
     audit,
     checks,
     credentials,
+    custody,
     enrolment,
     grants,
     health,
@@ -23,5 +24,5 @@ from gateway.core.errors import ERROR_RESPONSES
 
 api_router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
 for module in (health, enrolment, passports, accounts, credentials, grants, pharmacy, checks,
-               audit, analytics, admin, profile, linkage):
+               audit, analytics, admin, profile, linkage, custody):
     api_router.include_router(module.router)

@@ -34,10 +34,11 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from gateway.core.errors import Conflict, InvalidRequest
+from gateway.core.errors import ApiError, Conflict, InvalidRequest
 from gateway.core.org_scope import require_own_org
 from gateway.holder import keys
 
+from .custody_client import RemoteHolderSession, custody_client
 from .faces import FaceReferenceMismatch, face_service
 from .grants import close_research_consents
 from .holders import AccountEntry, HolderSession
@@ -56,10 +57,12 @@ async def open_account(state: AppState, session: HolderSession, institution: str
     session.require_level(2)
     if institution not in state.ledger.orgs():
         raise InvalidRequest("unknown institution (not a member org)", code="unknown_institution")
-    # An org's gateway carries account openings at its own org only (the cross-org opening
-    # is not yet moved: docs/gateway.md, "One gateway per org"): refused before any face
-    # reference is made.
+    # An org's gateway carries account openings at its own org only (a holder opens an
+    # account at another org at that org's desk: docs/gateway.md, "Holders at another org's
+    # desk"): refused before any face reference is made.
     require_own_org(state.settings, institution, "open accounts")
+    if isinstance(session, RemoteHolderSession):
+        return await _open_at_desk_of_custodial(state, session, institution, min_level)
     holder_state = session.state
     if min_level > holder_state.kyc_level:
         raise Conflict(f"this holder's KYC level is {holder_state.kyc_level}",
@@ -99,16 +102,61 @@ async def open_account(state: AppState, session: HolderSession, institution: str
     return entry, dict(record)
 
 
+async def _open_at_desk_of_custodial(state: AppState, session: RemoteHolderSession,
+                                     institution: str, min_level: int
+                                     ) -> tuple[AccountEntry, dict[str, Any]]:
+    """Open an account here for a holder whose keys the enrolling org's gateway holds: this
+    org picks the pseudonym and enrols its OWN protected reference from the unlock's live
+    capture (its keys, unlinkable from the enrolling org's reference); the custodian derives
+    the account key, makes the KYC presentation and signs `account.open` (custody.py); this
+    org's identity carries `Account:Open`; then the custodian reads the account back from
+    the ledger into the holder's directory."""
+    if session.kyc_level is not None and min_level > session.kyc_level:
+        raise Conflict(f"this holder's KYC level is {session.kyc_level}",
+                       code="kyc_level_too_low")
+    if session.live is None:
+        raise Conflict("the session holds no live face; unlock again", code="face_required")
+    faces = face_service(state)
+    pseudonym = keys.new_pseudonym()
+    reference = faces.enrol_reference(session.live, pseudonym, institution)
+    try:
+        request, presentation = await custody_client(state).prepare_account(
+            session, pseudonym, institution, min_level, reference.commitment)
+        # The custodian signs what was asked, or nothing is carried.
+        if request.get("action") != "account.open" or request.get("body") != {
+                "pseudonym": pseudonym, "institution": institution, "min_level": min_level,
+                "face_commitment": reference.commitment}:
+            raise ApiError("the custodian signed another opening than the one asked for",
+                           code="custodian_mismatch", status=502)
+        record = json_object(await state.ledger.carrier(institution).submit(
+            "Account:Open", [json.dumps(request), json.dumps(presentation)]))
+    except BaseException:
+        faces.revoke_reference(reference)
+        raise
+    entry = AccountEntry(pseudonym, institution, -1, "open", int(time.time()))
+    try:
+        await session.directory_changed(pseudonym)
+        entry = session.account(pseudonym)
+    except ApiError as exc:
+        # The ledger holds the account; the custodian finds it at its next settle (the
+        # directory keeps it pending until then), so nothing is stranded.
+        log.warning("the custodian did not confirm the new account yet (%s)", exc.code)
+        session.remember(entry)
+    log.info("account opened at %s for a holder enrolled at %s", institution,
+             session.custodian)
+    return entry, dict(record)
+
+
 async def close_account(state: AppState, session: HolderSession, pseudonym: str) -> None:
     session.require_level(2)
     entry = session.account(pseudonym)
     if entry.status != "open":
         raise Conflict("this account is already closed", code="account_closed")
-    request = session.sign(pseudonym, "account.close", {"pseudonym": pseudonym})
+    request = await session.signed(pseudonym, "account.close", {"pseudonym": pseudonym})
     await state.ledger.carrier(entry.institution).submit(
         "Account:Close", [pseudonym, json.dumps(request)])
     entry.status = "closed"
-    session.save()
+    await session.directory_changed(pseudonym)
     close_research_consents(state.db, pseudonym)
     faces = face_service(state)
     reference = faces.reference(pseudonym, entry.institution)

@@ -63,6 +63,8 @@ from .holder_sealing import (
 )
 
 if TYPE_CHECKING:
+    from face_engine.protect.reference import ProtectedReference
+
     from .state import AppState
 
 log = logging.getLogger("mip.gateway.holders")
@@ -86,6 +88,9 @@ CREATE INDEX IF NOT EXISTS holder_unlock_failures_passport
 """
 
 UNLOCK_PURPOSE = "holder_unlock"
+# A directory entry for an account another org's desk is opening (custody.py): it holds its
+# key index until the ledger shows the account (then "open").
+PENDING = "pending"
 UNLOCKED_TTL_S = 300.0
 MAX_UNLOCK_FAILURES = 5
 UNLOCK_FAILURE_WINDOW_S = 600.0
@@ -209,12 +214,13 @@ class HolderSession:
         return self.passport_id
 
     def accounts(self) -> list[AccountEntry]:
-        """The holder's accounts (open and closed), from the encrypted directory."""
-        return list(self.state.accounts)
+        """The holder's accounts (open and closed), from the encrypted directory (without
+        openings another org's desk asked for and the ledger has not yet shown: custody.py)."""
+        return [a for a in self.state.accounts if a.status != PENDING]
 
     def account(self, pseudonym: str) -> AccountEntry:
         for entry in self.state.accounts:
-            if entry.pseudonym == pseudonym:
+            if entry.pseudonym == pseudonym and entry.status != PENDING:
                 return entry
         raise NotFound("no such account of this holder", code="account_not_found")
 
@@ -236,6 +242,19 @@ class HolderSession:
 
     def passport_sign(self, action: str, body: dict[str, Any]) -> dict[str, Any]:
         return self.passport_key().sign_request(action, body, self.service.state.settings.channel)
+
+    # What services call, so that a session whose keys another org's gateway holds
+    # (custody_client.RemoteHolderSession) serves them the same way.
+    async def signed(self, pseudonym: str, action: str, body: dict[str, Any]
+                     ) -> dict[str, Any]:
+        return self.sign(pseudonym, action, body)
+
+    async def passport_signed(self, action: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.passport_sign(action, body)
+
+    async def directory_changed(self, pseudonym: str) -> None:
+        """The entry of `pseudonym` changed (the ledger accepted its opening or closing)."""
+        self.save()
 
     def profile_key(self) -> PrivateKey:
         return keys.profile_key(self.master)
@@ -267,10 +286,13 @@ class HolderService:
                             bytes(row["face_key_sealed"]), bytes(row["state_sealed"]))
 
     def save_state(self, session: HolderSession) -> None:
-        sealed = session.state.seal(session.master, session.pid)
+        self.save_sealed(session.pid, session.master, session.state)
+
+    def save_sealed(self, passport_id: str, master: bytes, state: HolderState) -> None:
+        sealed = state.seal(master, passport_id)
         with self.db.transaction() as conn:
             conn.execute("UPDATE holders SET state_sealed = ? WHERE passport_id = ?",
-                         (sealed, session.pid))
+                         (sealed, passport_id))
 
     # --- sessions ------------------------------------------------------------------------
     def start_session(self, staff: StaffMember) -> tuple[HolderSession, IssuedChallenge]:
@@ -305,7 +327,10 @@ class HolderService:
         ended = [sid for sid, s in self._sessions.items() if s.passport_id == passport_id]
         for sid in ended:
             self.end_session(sid)
-        return len(ended)
+        from .custody import custody_service
+
+        # And those unlocked for other orgs' desks (this gateway being the custodian).
+        return len(ended) + custody_service(self.state).end_sessions_of(passport_id)
 
     def _sweep(self) -> None:
         for sid, session in list(self._sessions.items()):
@@ -355,8 +380,12 @@ class HolderService:
             raise NotFound("no such face challenge for this flow", code="challenge_not_found")
         record = self.record(passport_id)
         if record is None:
-            raise NotFound("no passport of that id is enrolled at this gateway",
-                           code="passport_not_found")
+            custodian = await self._custodian(passport_id)
+            if custodian is None:
+                raise NotFound("no passport of that id is enrolled at this gateway",
+                               code="passport_not_found")
+            return await self._unlock_remote(session, custodian, passport_id, challenge_id,
+                                             frames, password)
         attempt = self._reserve_attempt(passport_id)
         try:
             return await self._unlock(session, record, challenge_id, frames, password,
@@ -378,24 +407,8 @@ class HolderService:
                                               ledger.get("face_commitment"))
         live = await faces.check_live(challenge_id, UNLOCK_PURPOSE, session_id,
                                       challenge_frames(self.db, challenge_id, frames))
-        face_ok = reference is not None and faces.matches(reference, live, passport_id)
-        master: bytes | None = None
-        if password is not None:
-            face_key = open_sealed(self._face_factor_key, record.face_key_sealed,
-                                   passport_id.encode())
-
-            def unwrap() -> bytes | None:
-                # Runs even when the face failed: the answer's timing must not say which
-                # factor was wrong.
-                try:
-                    return vault.unwrap(record.wrapped_secret, password, face_key, passport_id)
-                except UnlockFailed:
-                    return None
-
-            master = await anyio.to_thread.run_sync(unwrap)
-            if not face_ok or master is None:
-                raise self._fail(passport_id, attempt)
-        elif not face_ok:
+        face_ok, master = await self.check_factors(record, reference, live, password)
+        if not face_ok or (password is not None and master is None):
             raise self._fail(passport_id, attempt)
         # Said only once both factors matched: the status is no hint to a stranger.
         if ledger.get("status") != "active":
@@ -404,26 +417,98 @@ class HolderService:
         session.live, session.level = live, 1
         session.face_commitment = ledger.get("face_commitment")
         if master is not None:
-            from .kyc import kyc_service
-
-            kyc = kyc_service(self.state)
-            state = HolderState.from_bytes(
-                open_sealed(holder_state_key(master), record.state_sealed, passport_id.encode()),
-                await anyio.to_thread.run_sync(kyc.issuers_by_cred_def))
-            session._master, session._state, session.level = master, state, 2
-            ledger_level = int(ledger.get("kyc_level", 0))
-            if ledger_level > state.kyc_level:
-                # Vouched up to level 3 since the last unlock: a new credential (a fresh wallet
-                # entry replaces the old one of the same issuer).
-                await kyc.issue(record.enrolling_org, state.wallet, ledger_level, passport_id)
-                state.kyc_level = ledger_level
-                self.save_state(session)
+            session._master = master
+            session._state, session.level = await self.open_state(record, master, ledger), 2
         session.expires = time.time() + UNLOCKED_TTL_S
         with self.db.transaction() as conn:
             conn.execute("DELETE FROM holder_unlock_failures WHERE passport_id = ?",
                          (passport_id,))
         log.info("holder session unlocked at level %d", session.level)
         return session
+
+
+    # --- a holder enrolled at another org (custody_client.py) ----------------------------
+    async def _custodian(self, passport_id: str) -> str | None:
+        """The org that enrolled `passport_id` (as this org's own peer reads the ledger),
+        when that is another org: it holds the holder's vault. None on an all-orgs gateway,
+        or for a passport the ledger does not know."""
+        from gateway.core.errors import chaincode_error
+        from gateway.fabric import ChaincodeError
+
+        own = self.state.settings.org
+        if own is None:
+            return None
+        try:
+            passport = json.loads(await self.state.ledger.carrier(own).evaluate(
+                "Passport:Get", [passport_id]))
+        except ChaincodeError as exc:
+            if chaincode_error(exc).code == "not_found":
+                return None
+            raise
+        org = passport.get("enrolling_org") if isinstance(passport, dict) else None
+        return org if isinstance(org, str) and org != own else None
+
+    async def _unlock_remote(self, session: HolderSession, custodian: str, passport_id: str,
+                             challenge_id: str, frames: list[tuple[bytes, float]],
+                             password: str | None) -> HolderSession:
+        """The liveness check here, with this org's face engine; the match and the vault at
+        the custodian (custody.py), which counts failures from this org's desks apart."""
+        from .custody_client import custody_client, remote_session
+
+        client = custody_client(self.state)
+        client.base_url(custodian)  # refused before the challenge is spent if unreachable
+        live = await face_service(self.state).check_live(
+            challenge_id, UNLOCK_PURPOSE, session.session_id,
+            challenge_frames(self.db, challenge_id, frames))
+        answer = await client.unlock(custodian, passport_id, live, password)
+        remote = remote_session(session, custodian, passport_id, live, None, answer)
+        remote.expires = time.time() + UNLOCKED_TTL_S
+        self._sessions[session.session_id] = remote
+        log.info("holder session unlocked at level %d by the enrolling org's gateway",
+                 remote.level)
+        return remote
+
+    async def check_factors(self, record: HolderRecord, reference: ProtectedReference | None,
+                            live: LiveFace, password: str | None
+                            ) -> tuple[bool, bytes | None]:
+        """The 1:1 face decision against the (ledger-checked) reference, and the master
+        secret unwrapped with the password (None when no password or a wrong one). Both run
+        whatever the other's outcome: the answer's timing must not say which was wrong."""
+        passport_id = record.passport_id
+        face_ok = reference is not None and face_service(self.state).matches(
+            reference, live, passport_id)
+        if password is None:
+            return face_ok, None
+        face_key = open_sealed(self._face_factor_key, record.face_key_sealed,
+                               passport_id.encode())
+
+        def unwrap() -> bytes | None:
+            try:
+                return vault.unwrap(record.wrapped_secret, password, face_key, passport_id)
+            except UnlockFailed:
+                return None
+
+        return face_ok, await anyio.to_thread.run_sync(unwrap)
+
+    async def open_state(self, record: HolderRecord, master: bytes,
+                         ledger: dict[str, Any]) -> HolderState:
+        """The holder's wallet and directory, opened with the master secret; a level raised
+        by vouches since the last unlock gets its credential now (from the enrolling org's
+        issuer: the wallet is sealed under the master secret, so not earlier)."""
+        from .kyc import kyc_service
+
+        passport_id = record.passport_id
+        kyc = kyc_service(self.state)
+        state = HolderState.from_bytes(
+            open_sealed(holder_state_key(master), record.state_sealed, passport_id.encode()),
+            await anyio.to_thread.run_sync(kyc.issuers_by_cred_def))
+        ledger_level = int(ledger.get("kyc_level", 0))
+        if ledger_level > state.kyc_level:
+            # A fresh wallet entry replaces the old one of the same issuer.
+            await kyc.issue(record.enrolling_org, state.wallet, ledger_level, passport_id)
+            state.kyc_level = ledger_level
+            self.save_sealed(passport_id, master, state)
+        return state
 
 
 def holder_service(state: AppState) -> HolderService:

@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -43,7 +44,8 @@ from gateway.api.models.holders import (
     UnlockOut,
     VouchOut,
 )
-from gateway.core.errors import NotFound
+from gateway.core.errors import ApiError, NotFound
+from gateway.services.custody_client import RemoteHolderSession, custody_client
 from gateway.services.faces import IssuedChallenge
 from gateway.services.holder_recovery import recovery_service
 from gateway.services.holders import HolderSession, holder_service
@@ -88,8 +90,12 @@ async def unlock_holder_session(session_id: SessionId, body: UnlockIn, state: St
 @router.delete("/holders/sessions/{session_id}", status_code=204)
 async def end_holder_session(session_id: SessionId, state: StateDep,
                              staff: StaffDep) -> Response:
-    _own_session(state, staff, session_id)
+    session = _own_session(state, staff, session_id)
     holder_service(state).end_session(session_id)
+    if isinstance(session, RemoteHolderSession):
+        # The custodian wipes its side too (it would at its TTL anyway).
+        with contextlib.suppress(ApiError):
+            await custody_client(state).end(session)
     return Response(status_code=204)
 
 
@@ -105,15 +111,17 @@ async def get_passport(passport_id: PassportId, state: StateDep, staff: StaffDep
 async def vouch(passport_id: PassportId, state: StateDep, holder: HolderDep) -> VouchOut:
     """The session's holder (level 2) vouches for passport `passport_id`.
 
-    Signed by the voucher's passport key, carried by the gateway identity of the vouchee's
-    enrolling org and endorsed by it (the vouchee's level may change). The vouchee's wallet
-    gets its level-3 KYC credential at its next level-2 unlock."""
+    Signed by the voucher's passport key (by the voucher's enrolling org's gateway when that
+    is another org: custody.py), carried by this gateway's own identity (on an all-orgs
+    gateway, the vouchee's enrolling org's); the contract's 2-of-3 endorsement applies either
+    way, whichever org carries it. The vouchee's wallet gets its level-3 KYC credential at its
+    next level-2 unlock at its enrolling org's gateway."""
     holder.require_level(2)
-    assert holder.enrolling_org is not None
-    vouchee = json.loads(await state.ledger.carrier(holder.enrolling_org).evaluate(
+    reader = state.ledger.reader_org()
+    vouchee = json.loads(await state.ledger.carrier(reader).evaluate(
         "Passport:Get", [passport_id]))
-    org = str(vouchee["enrolling_org"])
-    request = holder.passport_sign("passport.vouch", {"vouchee": passport_id})
+    org = state.settings.org or str(vouchee["enrolling_org"])
+    request = await holder.passport_signed("passport.vouch", {"vouchee": passport_id})
     result = json.loads(await state.ledger.carrier(org).submit(
         "Passport:Vouch", [json.dumps(request)]))
     log.info("vouch recorded (vouchee level %s)", result.get("kyc_level"))

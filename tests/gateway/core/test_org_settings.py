@@ -158,3 +158,14 @@ def test_identity_commands_act_for_the_configured_org(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, [*add, config(), "--org", HOSPITAL])
     assert result.exit_code == 1 and "no org configured" in result.output
     assert not (tmp_path / "gw").exists()  # no refusal made the gateway's state
+
+
+def test_org_gateways_from_environment_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`org_gateways` (MIP_ORG_GATEWAYS as JSON): member orgs only, http(s) base URLs, kept
+    without a trailing slash (docs/gateway.md, "Holders at another org's desk")."""
+    monkeypatch.setenv("MIP_ORG_GATEWAYS",
+                       '{"SchoolMSP": "https://gw.school.example:8443/"}')
+    assert Settings(org=HOSPITAL).org_gateways == {SCHOOL: "https://gw.school.example:8443"}
+    for bad in ({"NowhereMSP": "https://x"}, {PHARMACY: "ftp://gw.pharmacy"}):
+        with pytest.raises(ValueError, match="org_gateways"):
+            Settings(org=HOSPITAL, org_gateways=bad)

@@ -364,6 +364,13 @@ def test_connection_profile_paths_resolve(tmp_path: Path) -> None:
         assert not Path(org["tlsRootCertPath"]).is_absolute()
         assert (tmp_path / org["tlsRootCertPath"]).read_bytes() == tls_root.read_bytes()
         assert list(org["users"]) == ["User1", "Admin"]
+        # The org's MSP root (its identities chain to it) and its CRL's place, both relative.
+        assert not Path(org["caCertPath"]).is_absolute()
+        assert not Path(org["crlPath"]).is_absolute()
+        root = pki.load_certificate(tmp_path / org["caCertPath"])
+        user1 = pki.load_certificate(tmp_path / org["users"]["User1"]["certPath"])
+        user1.verify_directly_issued_by(root)
+        assert (tmp_path / org["crlPath"]).parent.name == "crls"
         for user in org["users"].values():
             assert set(user) == {"certPath", "keyPath", "tlsCertPath", "tlsKeyPath"}
             for rel in user.values():

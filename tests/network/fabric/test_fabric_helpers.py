@@ -246,6 +246,10 @@ def test_profile_gives_each_org_its_own_peer(state: Path) -> None:
         assert entry.peer_endpoint == endpoints[org.msp_id]
         assert entry.tls_root_cert_path == pki.tlsca_cert_path(state, org).resolve()
         assert entry.server_name_override == f"peer0.{org.domain}"
+        # The org's MSP root: other orgs' gateways check its gateway identity against it.
+        assert entry.ca_cert_path == pki.ca_cert_path(state, org).resolve()
+        assert entry.ca_cert_path.is_file()
+        assert entry.crl_path == pki.crl_path(state, org).resolve()
     # Same keys and relative paths as devnet's file, so clients switch with MIP_CONNECTION only.
     raw = json.loads(path.read_text())
     assert not Path(raw["organizations"]["SchoolMSP"]["tlsRootCertPath"]).is_absolute()
