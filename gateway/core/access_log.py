@@ -9,8 +9,10 @@ the redacting filter, gateway/core/logging.py):
     127.0.0.1 POST /api/v1/pharmacy/pickups/{pickup_id}/verdict 200 41ms
 
 The template is the matched route's (FastAPI leaves it in `scope["route"]`) under a prefix
-this app's routers are known to use; a mounted app (the counter page) is logged by its
-mount's template; anything else as `(no route)` or `(route)`. Nothing of the concrete path,
+this app's routers are known to use; a route without parameters that FastAPI does not
+name in the scope (`/openapi.json`, `/docs`) by its own path; a mounted app (the counter
+page) by its mount's template (`/counter/{path}`); anything else as `(no route)` or
+`(route)`. Nothing of the concrete path,
 query string or headers is ever written.
 """
 
@@ -20,7 +22,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-from starlette.routing import Mount
+from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("mip.access")
@@ -29,7 +31,8 @@ NO_ROUTE = "(no route)"
 UNKNOWN_ROUTE = "(route)"
 
 
-def route_template(scope: Scope, prefixes: frozenset[str], mounts: dict[str, str]) -> str:
+def route_template(scope: Scope, prefixes: frozenset[str], mounts: dict[str, str],
+                   fixed: frozenset[str] = frozenset()) -> str:
     """The route template of a handled request's scope (see the module docstring)."""
     path_format = getattr(scope.get("route"), "path_format", None)
     if isinstance(path_format, str) and path_format.startswith("/"):
@@ -40,6 +43,9 @@ def route_template(scope: Scope, prefixes: frozenset[str], mounts: dict[str, str
         depth = path_format.count("/")
         prefix = "/".join(segments[:max(0, len(segments) - depth)])
         return prefix + path_format if prefix in prefixes else UNKNOWN_ROUTE
+    path = scope.get("path", "")
+    if path in fixed:  # a route without parameters: its path is its template
+        return str(path)
     mounted = mounts.get(scope.get("root_path", ""))
     return mounted if mounted is not None else NO_ROUTE
 
@@ -53,12 +59,19 @@ class AccessLog:
         self._routes = routes
         self.prefixes = prefixes
         self._mounts: dict[str, str] | None = None
+        self._fixed: frozenset[str] | None = None
 
     def mounts(self) -> dict[str, str]:
         if self._mounts is None:  # the routes are complete once requests arrive
             self._mounts = {r.path: r.path_format for r in self._routes()
                             if isinstance(r, Mount) and r.path}
         return self._mounts
+
+    def fixed(self) -> frozenset[str]:
+        if self._fixed is None:
+            self._fixed = frozenset(r.path for r in self._routes()
+                                    if isinstance(r, Route) and "{" not in r.path)
+        return self._fixed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -79,5 +92,6 @@ class AccessLog:
             client = scope.get("client")
             log.info("%s %s %s %d %.0fms", client[0] if client else "-",
                      scope.get("method", "-"),
-                     route_template(scope, self.prefixes, self.mounts()), status,
+                     route_template(scope, self.prefixes, self.mounts(), self.fixed()),
+                     status,
                      (time.perf_counter() - started) * 1000)

@@ -1,11 +1,14 @@
 """`mip demo` as a user runs it: every step passes, and neither its output nor any log of
 the run (devnet, chaincode, gateway) holds a password, credential content, face image data,
-a private key or a staff token."""
+a private key or a staff token; the gateway's access lines name routes by template (no id
+or session id of a path), and every log file is 0600. (Each session id and token a flow
+issues is looked for in its log in tests/gateway/services/test_log_scan.py.)"""
 
 from __future__ import annotations
 
 import base64
 import re
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +20,8 @@ from gateway.demo.faces import demo_portrait
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 TOKEN = re.compile(r"mipst_[A-Za-z0-9_-]{20,}")
+# A request line with a concrete id in its path (holder session ids, pickup ids: hex).
+CONCRETE_PATH = re.compile(r"(?:GET|POST|PUT|DELETE|PATCH) /\S*[0-9a-f]{16}")
 
 
 def image_samples() -> list[str]:
@@ -48,6 +53,12 @@ def test_demo_runs_every_step_and_leaks_nothing(tmp_path: Path) -> None:
     assert {"devnet.log", "chaincode.log", "gateway.log"} <= names, names
     gateway_log = (work / "gateway.log").read_text(errors="replace")
     assert "POST /api/v1/pharmacy/pickups" in gateway_log  # the scan reads real logs
+    for template in ("POST /api/v1/holders/sessions/{session_id}/unlock",
+                     "PUT /api/v1/pharmacy/pickups/{pickup_id}/frames/{index}"):
+        assert template in gateway_log, template
+    assert not CONCRETE_PATH.search(gateway_log), CONCRETE_PATH.search(gateway_log)
+    for path in logs:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
 
     canaries = [*PASSWORDS.values(), *CONTENT_CANARIES, *image_samples(),
                 "PRIVATE KEY-----"]

@@ -35,6 +35,7 @@ def _assert_limited(response: Any) -> int:
     assert isinstance(retry, int) and retry >= 1
     assert response.headers["retry-after"] == str(retry)
     assert response.headers["content-type"] == "application/json"
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
     return retry
 
 
