@@ -6,16 +6,42 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from gateway.api.body_limits import DEFAULT_BODY_LIMIT
+from gateway.api.request_guard import RateLimitGuard, TypedBodyTooLarge
 from gateway.api.router import api_router
+from gateway.core.access_log import AccessLog
 from gateway.core.config import Settings, load_settings
 from gateway.core.errors import install_error_handlers
 from gateway.core.failures import UnexpectedErrors
 from gateway.core.logging import configure_logging
+from gateway.core.rate_limits import RateLimiter, RateLimitSettings
 from gateway.core.security_headers import SecurityHeaders
 from gateway.services.state import AppState, build_state
 from gateway.web import mount_docs, mount_web
+
+
+class GatewayApp(FastAPI):
+    """FastAPI with our outermost layers around its whole stack (outermost first): the
+    access log (gateway/core/access_log.py), the security headers, the typed 413 and the
+    rate limits (gateway/api/request_guard.py). They must be outside FastAPI's app-wide
+    body limiter, which no `add_middleware` layer is (request_guard.py says why)."""
+
+    rate_limiter: RateLimiter
+
+    def build_middleware_stack(self) -> ASGIApp:
+        inner = RateLimitGuard(super().build_middleware_stack(), self.rate_limiter)
+        return AccessLog(SecurityHeaders(TypedBodyTooLarge(inner)), lambda: self.routes,
+                         frozenset({"", api_router.prefix}))
+
+
+def rate_limits(settings: Settings) -> RateLimitSettings:
+    return RateLimitSettings(
+        settings.rate_limit_per_token_rps, settings.rate_limit_per_token_burst,
+        settings.rate_limit_per_source_rps, settings.rate_limit_per_source_burst,
+        settings.rate_limit_face_per_token_rps, settings.rate_limit_face_per_token_burst,
+        settings.rate_limit_face_per_source_rps, settings.rate_limit_face_per_source_burst)
 
 
 def create_app(settings: Settings | None = None, *, state: AppState | None = None) -> FastAPI:
@@ -32,7 +58,7 @@ def create_app(settings: Settings | None = None, *, state: AppState | None = Non
             if owned:
                 await app.state.mip.close()
 
-    app = FastAPI(
+    app = GatewayApp(
         title="MIP gateway",
         version="1.0.0",
         description="Enrolment, holder accounts, credentials, grants, pharmacy pickup, "
@@ -47,11 +73,11 @@ def create_app(settings: Settings | None = None, *, state: AppState | None = Non
         redoc_url=None,
     )
     install_error_handlers(app)
-    # Outermost of ours, just inside Starlette's ServerErrorMiddleware (which would re-raise
-    # to the server, whose log would print the exception's text).
+    # Just inside Starlette's ServerErrorMiddleware (which would re-raise to the server,
+    # whose log would print the exception's text). Security headers, rate limits and the
+    # access log wrap the whole stack (GatewayApp).
     app.add_middleware(UnexpectedErrors)
-    # Outermost: the 500s of UnexpectedErrors get the headers too.
-    app.add_middleware(SecurityHeaders)
+    app.rate_limiter = RateLimiter(rate_limits(settings))
     app.include_router(api_router)
     mount_web(app)
     if settings.mode == "development":

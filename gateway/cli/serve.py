@@ -107,9 +107,11 @@ def serve(config: ConfigOption = None,
             if settings.org else "serving every org (development mode, one gateway for all)")
         # uvicorn's own log config would replace ours: its loggers get our format and the
         # redacting filter (gateway.core.logging); the "mip" loggers are set up in the app's
-        # lifespan.
+        # lifespan. uvicorn's access log is off: it prints concrete paths (ids, session
+        # ids) and query strings; the app logs each request by route template instead
+        # (gateway/core/access_log.py).
         _uvicorn_logging(settings.log_level)
         uvicorn.run(app, host=settings.host, port=settings.port, log_config=None,
-                    access_log=True, ssl_certfile=None if files is None else str(files[0]),
+                    access_log=False, ssl_certfile=None if files is None else str(files[0]),
                     ssl_keyfile=None if files is None else str(files[1]))
     guarded(run)

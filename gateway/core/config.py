@@ -97,6 +97,24 @@ class Settings(BaseSettings):
     pickup_max_failures: int = Field(default=5, ge=1)
     pickup_failure_window_s: float = Field(default=180.0, gt=0)
     pickup_lockout_s: float = Field(default=1800.0, gt=0)
+    # Pickup lockouts back off: each further lock of the same (prescription, pharmacist)
+    # doubles the lockout, up to this long (gateway/services/pickup.py).
+    pickup_lockout_max_s: float = Field(default=86400.0, gt=0)
+    # Request rate limits (gateway/core/rate_limits.py): tokens a second and bucket size per
+    # staff token and per source address, and tighter ones for face work (frames, unlock,
+    # pickup verdicts). The defaults stay far above what a counter, a desk, the demo or the
+    # benches send; an operator tightens them for the site's load.
+    rate_limit_per_token_rps: float = Field(default=100.0, gt=0)
+    rate_limit_per_token_burst: int = Field(default=400, ge=1)
+    rate_limit_per_source_rps: float = Field(default=200.0, gt=0)
+    rate_limit_per_source_burst: int = Field(default=800, ge=1)
+    rate_limit_face_per_token_rps: float = Field(default=30.0, gt=0)
+    rate_limit_face_per_token_burst: int = Field(default=200, ge=1)
+    rate_limit_face_per_source_rps: float = Field(default=60.0, gt=0)
+    rate_limit_face_per_source_burst: int = Field(default=400, ge=1)
+    # Face jobs queued or running at once (each one image's models, or one decision); one
+    # more is refused with 503 `busy` and `retry_after_s` instead of waiting without bound.
+    face_queue_max: int = Field(default=64, ge=1)
     # Enrolment sessions and liveness challenges expire after this many seconds.
     session_ttl_s: float = Field(default=600.0, gt=0)
     # Credentials per KYC revocation registry (one per enrolment or KYC upgrade at the org).

@@ -89,6 +89,18 @@ class Locked(ApiError):
     status, code = 423, "locked"
 
 
+class RateLimited(ApiError):
+    """Too many requests from this token or address (gateway/core/rate_limits.py)."""
+
+    status, code = 429, "rate_limited"
+
+
+class Busy(ApiError):
+    """The face workers' queue is full: try again shortly (details.retry_after_s)."""
+
+    status, code = 503, "busy"
+
+
 class LedgerUnavailable(ApiError):
     status, code = 503, "ledger_unavailable"
 
@@ -133,8 +145,23 @@ def _body(code: str, message: str, details: dict[str, Any] | None = None) -> dic
                          ).model_dump(exclude_none=True)
 
 
+def error_body(code: str, message: str, details: dict[str, Any] | None = None
+               ) -> dict[str, Any]:
+    """The JSON of an error response (for layers that answer outside the handlers)."""
+    return _body(code, message, details)
+
+
+def retry_after_header(details: dict[str, Any] | None) -> dict[str, str] | None:
+    """`Retry-After` for an error whose details say when to try again (429, 423, 503)."""
+    retry = (details or {}).get("retry_after_s")
+    if isinstance(retry, int | float) and not isinstance(retry, bool) and retry >= 0:
+        return {"Retry-After": str(max(1, int(retry)))}
+    return None
+
+
 def error_response(err: ApiError) -> JSONResponse:
-    return JSONResponse(status_code=err.status, content=_body(err.code, err.message, err.details))
+    return JSONResponse(status_code=err.status, content=_body(err.code, err.message, err.details),
+                        headers=retry_after_header(err.details))
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -210,5 +237,5 @@ def install_error_handlers(app: FastAPI) -> None:
 # Shared `responses=` for route decorators so the OpenAPI schema documents the error body.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse}
-    for status in (401, 403, 404, 409, 410, 413, 422, 423, 500, 503)
+    for status in (401, 403, 404, 409, 410, 413, 422, 423, 429, 500, 503)
 }

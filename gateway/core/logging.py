@@ -54,7 +54,8 @@ def configure_logging(level: str = "INFO", stream: object | None = None) -> None
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     root.propagate = False
-    # uvicorn's access log prints request paths with query strings; ours carry no secrets
-    # (secrets travel in bodies), so it is kept, through the same filter.
+    # uvicorn's access log (off under `mip serve`: it prints concrete paths, which carry
+    # ids, and query strings; gateway/core/access_log.py logs route templates instead) and
+    # its other loggers go through the same filter where they are used.
     for name in ("uvicorn", "uvicorn.access", "uvicorn.error"):
         logging.getLogger(name).addFilter(RedactingFilter())

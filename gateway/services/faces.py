@@ -236,6 +236,8 @@ class FaceService:
 
         Raises LivenessFailed (code `liveness_failed`, `.reason` a stable sub-code) or the
         engine's typed errors; the challenge is spent either way."""
+        # Before the challenge is spent: a full face queue leaves it answerable.
+        self.state.require_face_room()
         challenge = self._consume(challenge_id, purpose, subject)
         self._require_answerable(challenge)
         engine = self.state.face_engine()

@@ -265,8 +265,8 @@ class RecoveryService:
                 "WHERE passport_id = ? AND status = 'active'",
                 (wrapped.to_json(), holders.seal_face_key(face_key, rec.passport_id),
                  rec.passport_id))
-            conn.execute("DELETE FROM holder_unlock_failures WHERE passport_id = ?",
-                         (rec.passport_id,))
+            # Recovered with the guardians' shares: no desk's lockout stands against them.
+            holders.lockouts.clear(rec.passport_id, conn)
             conn.execute(
                 "INSERT INTO holder_recoveries (recovery_id, passport_id, org, staff, shares, "
                 "face_reenrolled, finished) VALUES (?, ?, ?, ?, ?, ?, ?)",

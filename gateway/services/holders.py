@@ -17,12 +17,20 @@ passport's protected reference (enrolled for (passport id, enrolling org), and f
 against the passport's face commitment on the ledger: 409 `face_reference_mismatch` before
 any face work, counted as no failure) gives level 1; with
 the right password too, level 2: the master secret is unwrapped into the session, in memory
-only, for `UNLOCKED_TTL_S`. Failures say `unlock_failed` and never which factor was wrong;
-after `MAX_UNLOCK_FAILURES` within `UNLOCK_FAILURE_WINDOW_S` the passport refuses unlocks
-(423 `unlock_locked`) until the window passes. Liveness failures (a bad capture) are not
-counted: they are no evidence about the factors. Each unlock reserves an attempt before its
-face work (face_attempts.py), counted with the failures in one transaction, so unlocks sent
-together never get more than the budget's face and password checks.
+only, for `UNLOCKED_TTL_S`. Failures say `unlock_failed` and never which factor was wrong.
+Failures are counted per (passport, desk): the staff member who started the session
+(face_lockouts.py). After `MAX_UNLOCK_FAILURES` within `UNLOCK_FAILURE_WINDOW_S` that desk
+refuses unlocks of the passport (423 `unlock_locked`, `retry_after_s`) for
+`UNLOCK_LOCKOUT_S`, doubled at each further lock up to `UNLOCK_LOCKOUT_MAX_S`; a success
+there clears it. Other desks are not locked, so no one staff member with a passport id can
+lock the holder out, and the holder can always unlock with face and password once the
+backoff has passed. A face that did not perform the challenge counts too; a bad capture
+(no face, two faces, an unreadable image, frames out of protocol), a late answer and a
+stored reference the ledger does not name are not counted: they are no evidence about the
+person (face_refusals.py). Each
+unlock reserves an attempt before its face work, counted with the failures in one
+transaction, so unlocks sent together never get more than the budget's face and password
+checks.
 
 Level 3 by vouches: `Passport:Vouch` raises the ledger's level; the holder's wallet gets a
 level-3 KYC credential from the enrolling org's issuer at the next level-2 unlock, when the
@@ -42,7 +50,8 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from nacl.public import PrivateKey
 
-from gateway.core.errors import ApiError, Conflict, Forbidden, Gone, Locked, NotFound
+from face_engine.errors import LivenessFailed
+from gateway.core.errors import ApiError, Conflict, Forbidden, Gone, NotFound
 from gateway.core.security import StaffMember
 from gateway.holder import keys, vault
 from gateway.holder.errors import UnlockFailed
@@ -50,8 +59,9 @@ from gateway.holder.keys import HolderKeyPair
 from gateway.kyc.state import holder_from_state, holder_state
 from gateway.kyc.wallet import KycHolder
 
-from . import face_attempts
 from .face_frames import challenge_frames
+from .face_lockouts import FaceLockouts, LockoutPolicy, source_of
+from .face_refusals import counts
 from .faces import IssuedChallenge, LiveFace, face_service
 from .holder_sealing import (
     FACE_FACTOR_LABEL,
@@ -79,12 +89,8 @@ CREATE TABLE IF NOT EXISTS holders (
     state_sealed BLOB NOT NULL,
     created REAL NOT NULL
 );
-CREATE TABLE IF NOT EXISTS holder_unlock_failures (
-    passport_id TEXT NOT NULL,
-    at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS holder_unlock_failures_passport
-    ON holder_unlock_failures(passport_id, at);
+-- Per-passport counts of earlier versions: the lockout is per (passport, desk) now.
+DROP TABLE IF EXISTS holder_unlock_failures;
 """
 
 UNLOCK_PURPOSE = "holder_unlock"
@@ -94,6 +100,10 @@ PENDING = "pending"
 UNLOCKED_TTL_S = 300.0
 MAX_UNLOCK_FAILURES = 5
 UNLOCK_FAILURE_WINDOW_S = 600.0
+UNLOCK_LOCKOUT_S = 600.0
+UNLOCK_LOCKOUT_MAX_S = 86400.0
+UNLOCK_POLICY = LockoutPolicy(MAX_UNLOCK_FAILURES, UNLOCK_FAILURE_WINDOW_S, UNLOCK_LOCKOUT_S,
+                              UNLOCK_LOCKOUT_MAX_S)
 HOLDER_STATE_VERSION = 1
 
 
@@ -269,7 +279,9 @@ class HolderService:
         self.state = state
         self.db = state.db
         self.db.ensure(SCHEMA)
-        self.db.ensure(face_attempts.SCHEMA)
+        self.lockouts = FaceLockouts(
+            self.db, UNLOCK_PURPOSE, UNLOCK_POLICY, code="unlock_locked",
+            message="too many failed unlocks of this passport at this desk; try again later")
         self._face_factor_key = PurposeKey(FACE_FACTOR_LABEL, state.keys.kek("face-factor"))
         self._sessions: dict[str, HolderSession] = {}
 
@@ -339,34 +351,8 @@ class HolderService:
                 self._sessions.pop(sid, None)
 
     # --- unlock --------------------------------------------------------------------------
-    def _reserve_attempt(self, passport_id: str) -> int:
-        """One of the passport's remaining unlock checks, taken before any face work in the
-        transaction that counts its failures and the checks in flight (423 when none is
-        left)."""
-        now = time.time()
-        since = now - UNLOCK_FAILURE_WINDOW_S
-        with self.db.transaction() as conn:
-            (failures,) = conn.execute(
-                "SELECT COUNT(*) FROM holder_unlock_failures WHERE passport_id = ? AND at > ?",
-                (passport_id, since)).fetchone()
-            taken = failures + face_attempts.in_flight(conn, UNLOCK_PURPOSE, passport_id,
-                                                       since)
-            if taken < MAX_UNLOCK_FAILURES:
-                return face_attempts.reserve(conn, UNLOCK_PURPOSE, passport_id, now, since)
-        raise Locked("too many failed unlocks for this passport; try again later",
-                     code="unlock_locked")
-
-    def _release_attempt(self, attempt_id: int) -> None:
-        with self.db.transaction() as conn:
-            face_attempts.release(conn, attempt_id)
-
-    def _fail(self, passport_id: str, attempt_id: int) -> UnlockRefused:
-        with self.db.transaction() as conn:
-            face_attempts.release(conn, attempt_id)
-            conn.execute("DELETE FROM holder_unlock_failures WHERE at <= ?",
-                         (time.time() - UNLOCK_FAILURE_WINDOW_S,))
-            conn.execute("INSERT INTO holder_unlock_failures (passport_id, at) VALUES (?, ?)",
-                         (passport_id, time.time()))
+    def _fail(self, passport_id: str, source: str, attempt_id: int) -> UnlockRefused:
+        self.lockouts.fail(passport_id, source, attempt_id)
         return UnlockRefused("the face or the password did not match")
 
     async def unlock(self, session_id: str, passport_id: str, challenge_id: str,
@@ -386,18 +372,19 @@ class HolderService:
                                code="passport_not_found")
             return await self._unlock_remote(session, custodian, passport_id, challenge_id,
                                              frames, password)
-        attempt = self._reserve_attempt(passport_id)
+        source = source_of(session.staff)
+        attempt = self.lockouts.reserve(passport_id, source)
         try:
             return await self._unlock(session, record, challenge_id, frames, password,
-                                      attempt)
+                                      source, attempt)
         finally:
-            # Settled already when it failed; otherwise (success, a bad capture, a server
-            # fault) released uncounted.
-            self._release_attempt(attempt)
+            # Settled already when it failed or succeeded; otherwise (a bad capture, a
+            # server fault) released uncounted.
+            self.lockouts.release(attempt)
 
     async def _unlock(self, session: HolderSession, record: HolderRecord, challenge_id: str,
                       frames: list[tuple[bytes, float]], password: str | None,
-                      attempt: int) -> HolderSession:
+                      source: str, attempt: int) -> HolderSession:
         passport_id, session_id = record.passport_id, session.session_id
         ledger = json.loads(await self.state.ledger.carrier(record.enrolling_org).evaluate(
             "Passport:Get", [passport_id]))
@@ -405,11 +392,19 @@ class HolderService:
         # Before the challenge is spent: a reference the ledger does not name is never used.
         reference = faces.committed_reference(passport_id, record.enrolling_org,
                                               ledger.get("face_commitment"))
-        live = await faces.check_live(challenge_id, UNLOCK_PURPOSE, session_id,
-                                      challenge_frames(self.db, challenge_id, frames))
+        try:
+            live = await faces.check_live(challenge_id, UNLOCK_PURPOSE, session_id,
+                                          challenge_frames(self.db, challenge_id, frames))
+        except LivenessFailed as exc:
+            # A face that did not perform the challenge counts; a bad capture, frames out of
+            # protocol or a late answer do not (face_refusals.py). The error is the engine's
+            # either way (422 with its code).
+            if counts(exc):
+                self.lockouts.fail(passport_id, source, attempt)
+            raise
         face_ok, master = await self.check_factors(record, reference, live, password)
         if not face_ok or (password is not None and master is None):
-            raise self._fail(passport_id, attempt)
+            raise self._fail(passport_id, source, attempt)
         # Said only once both factors matched: the status is no hint to a stranger.
         if ledger.get("status") != "active":
             raise Conflict("this passport is not active", code="passport_inactive")
@@ -420,9 +415,7 @@ class HolderService:
             session._master = master
             session._state, session.level = await self.open_state(record, master, ledger), 2
         session.expires = time.time() + UNLOCKED_TTL_S
-        with self.db.transaction() as conn:
-            conn.execute("DELETE FROM holder_unlock_failures WHERE passport_id = ?",
-                         (passport_id,))
+        self.lockouts.succeed(passport_id, source, attempt)
         log.info("holder session unlocked at level %d", session.level)
         return session
 

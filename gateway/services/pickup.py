@@ -12,15 +12,18 @@ ledger (`Account:Get`, one evaluate) before the verdict spends anything: a misma
 `face_reference_mismatch`, the pickup stays `challenged`, no failure is counted and nothing is
 attested (the patient is not at fault: this gateway's database disagrees with the ledger).
 
-Lockout: a refusal that is evidence against the person at the counter (`face_mismatch`: a
-live face that is not the patient's; `liveness_failed`: a face that did not perform the
-challenge) is recorded against the prescription; `pickup_max_failures` within
-`pickup_failure_window_s` lock it for `pickup_lockout_s`. A bad capture (`no_face`,
-`multiple_faces`, `invalid_image`, `quality_failed`), a late answer (`challenge_expired`) or
+Lockout (face_lockouts.py): a refusal that is evidence against the person at the counter
+(`face_mismatch`: a live face that is not the patient's; `liveness_failed`: a face that did
+not perform the challenge) is counted against the (prescription, pharmacist) pair;
+`pickup_max_failures` within `pickup_failure_window_s` lock that pair for `pickup_lockout_s`,
+doubled at each further lock up to `pickup_lockout_max_s`, and a verified pickup there clears
+it. Another pharmacist (another counter) is not locked: no one pharmacist can lock the
+patient out everywhere. A bad capture (`no_face`, `multiple_faces`, `bad_image`,
+`quality_failed`, `bad_capture`: face_refusals.py), a late answer (`challenge_expired`) or
 a patient without a reference (`no_reference`) is refused without counting: a broken camera
 must not lock a real patient out, and none of them reaches a match. Each verdict reserves an
-attempt before its face work (face_attempts.py), so concurrent answers never get more than
-the budget's matches. Failures and locks live in SQLite, so a restart does not reset them.
+attempt before its face work, so concurrent answers never get more than the budget's
+matches. Failures and locks live in SQLite, so a restart does not reset them.
 The page learns only `verified` or a refusal reason, never a score.
 
 At an org's own gateway (`Settings.org`) serving an account another org enrolled, this gateway
@@ -42,19 +45,21 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from face_engine.errors import DetectionError, FaceError, InputError, LivenessFailed
+from face_engine.errors import FaceError
 from face_engine.liveness import Frame
 from face_engine.portrait import PortraitExpectation, VerifiedPortrait, read_header
 from face_engine.protect.reference import ProtectedReference
-from gateway.core.errors import ApiError, Conflict, Forbidden, Locked, NotFound
+from gateway.core.errors import ApiError, Conflict, Forbidden, NotFound
 from gateway.core.security import StaffMember, require_role
 from gateway.fabric import ChaincodeError, CommitError, EndorseError, RetryPolicy
 from gateway.store import Database
 
-from . import dispense_recovery, face_attempts
+from . import dispense_recovery
 from .access import request_and_read
 from .counter_key import PHARMACY, counter_key
 from .face_frames import gateway_time
+from .face_lockouts import FaceLockouts, LockoutPolicy, source_of
+from .face_refusals import COUNTED_REASONS, refusal_reason
 from .faces import FaceService, LiveFace, face_service
 from .ledger_reads import account_record, credential_record, json_object
 from .pharmacy_portraits import Checked, pharmacy_portraits
@@ -72,10 +77,8 @@ DISPENSE_RETRY = RetryPolicy(max_attempts=4, base_delay=0.02, max_delay=0.2)
 
 # The refusal reasons a counter page may see (each a stable code).
 REFUSAL_REASONS = ("liveness_failed", "face_mismatch", "no_face", "multiple_faces",
-                   "quality_failed", "invalid_image", "challenge_expired", "no_reference")
-# The refusals that count towards the lockout: a live face seen and not the patient's, or a
-# face that did not perform the challenge. The others say nothing about who stands there.
-COUNTED_REASONS = frozenset({"face_mismatch", "liveness_failed"})
+                   "quality_failed", "bad_image", "bad_capture", "challenge_expired",
+                   "no_reference")
 ATTEMPT_FLOW = "pickup"
 
 SCHEMA = """
@@ -96,16 +99,10 @@ CREATE TABLE IF NOT EXISTS pickups (
     updated REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS pickups_prescription ON pickups(prescription_id);
-CREATE TABLE IF NOT EXISTS pickup_failures (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    prescription_id TEXT NOT NULL,
-    at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS pickup_failures_prescription ON pickup_failures(prescription_id);
-CREATE TABLE IF NOT EXISTS pickup_locks (
-    prescription_id TEXT PRIMARY KEY,
-    until REAL NOT NULL
-);
+-- Per-prescription counts of earlier versions: the lockout is per (prescription,
+-- pharmacist) now (face_lockouts.py).
+DROP TABLE IF EXISTS pickup_failures;
+DROP TABLE IF EXISTS pickup_locks;
 """
 
 
@@ -113,24 +110,6 @@ CREATE TABLE IF NOT EXISTS pickup_locks (
 class FrameInput:
     image: bytes
     arrived_at: float  # gateway_time() when its request arrived, never a client value
-
-
-def refusal_reason(exc: FaceError) -> str | None:
-    """The counter page's reason for a face error; None for server-side failures. A frame
-    the liveness check could not use is refused for that frame's own error."""
-    if isinstance(exc, LivenessFailed):
-        if exc.cause is not None:
-            return refusal_reason(exc.cause)
-        if exc.reason == "timeout":  # a frame or the answer came after the deadline
-            return "challenge_expired"
-        return "liveness_failed"
-    if isinstance(exc, DetectionError) and exc.code in ("no_face", "multiple_faces"):
-        return exc.code
-    if exc.code.startswith("quality_"):
-        return "quality_failed"
-    if isinstance(exc, InputError):
-        return "invalid_image"
-    return None
 
 
 MAX_REMEMBERED_COMMITMENTS = 4096
@@ -141,7 +120,14 @@ class PickupService:
         self.state = state
         self.db: Database = state.db
         self.db.ensure(SCHEMA)
-        self.db.ensure(face_attempts.SCHEMA)
+        settings = state.settings
+        self.lockouts = FaceLockouts(
+            self.db, ATTEMPT_FLOW,
+            LockoutPolicy(settings.pickup_max_failures, settings.pickup_failure_window_s,
+                          settings.pickup_lockout_s,
+                          max(settings.pickup_lockout_s, settings.pickup_lockout_max_s)),
+            message="too many failed face checks at this counter; this prescription is "
+                    "locked here")
         self.db.ensure_columns("pickups", dispense_recovery.COLUMNS)
         # the grant whose portrait the verdict matches against (portrait pickups only)
         self.db.ensure_columns("pickups", {"portrait_grant": "TEXT"})
@@ -158,81 +144,13 @@ class PickupService:
         # reading the ledger again; after a restart it reads it afresh.
         self._expectations: dict[str, PortraitExpectation] = {}
 
-    # --- lockout ----------------------------------------------------------------------------
-    def locked_until(self, prescription_id: str, now: float | None = None) -> float | None:
-        now = time.time() if now is None else now
-        row = self.db.query_one("SELECT until FROM pickup_locks WHERE prescription_id = ?",
-                                (prescription_id,))
-        if row is None or row["until"] <= now:
-            return None
-        return float(row["until"])
+    # --- lockout (face_lockouts.py) ---------------------------------------------------------
+    def locked_until(self, prescription_id: str, member: StaffMember,
+                     now: float | None = None) -> float | None:
+        return self.lockouts.locked_until(prescription_id, source_of(member), now)
 
-    def require_unlocked(self, prescription_id: str) -> None:
-        until = self.locked_until(prescription_id)
-        if until is not None:
-            raise Locked("too many failed face checks; this prescription is locked",
-                         details={"retry_after_s": int(until - time.time()) + 1})
-
-    def reserve_attempt(self, prescription_id: str) -> int:
-        """Take one of the prescription's remaining face checks before any face work, in the
-        transaction that reads the lock, the failures and the checks in flight: of answers
-        arriving together, only as many as the lockout still allows go on (423 `locked`)."""
-        settings = self.state.settings
-        now = time.time()
-        since = now - settings.pickup_failure_window_s
-        with self.db.transaction() as conn:
-            lock = conn.execute("SELECT until FROM pickup_locks WHERE prescription_id = ?",
-                                (prescription_id,)).fetchone()
-            if lock is not None and lock["until"] > now:
-                retry = int(lock["until"] - now) + 1
-            else:
-                (failures,) = conn.execute(
-                    "SELECT COUNT(*) FROM pickup_failures WHERE prescription_id = ? "
-                    "AND at > ?", (prescription_id, since)).fetchone()
-                taken = failures + face_attempts.in_flight(conn, ATTEMPT_FLOW,
-                                                           prescription_id, since)
-                if taken < settings.pickup_max_failures:
-                    return face_attempts.reserve(conn, ATTEMPT_FLOW, prescription_id, now,
-                                                 since)
-                retry = 1  # the checks in flight decide; ask again shortly
-        raise Locked("too many failed face checks; this prescription is locked",
-                     details={"retry_after_s": retry})
-
-    def settle_attempt(self, attempt_id: int, prescription_id: str, *, failed: bool
-                       ) -> bool:
-        """Release a reserved attempt; with `failed`, count it as a failure in the same
-        transaction. True if that locked the prescription."""
-        if not failed:
-            with self.db.transaction() as conn:
-                face_attempts.release(conn, attempt_id)
-            return False
-        return self.record_failure(prescription_id, attempt_id)
-
-    def record_failure(self, prescription_id: str, attempt_id: int | None = None) -> bool:
-        """Count a refused attempt (releasing its reservation); True if it locked the
-        prescription."""
-        settings = self.state.settings
-        now = time.time()
-        with self.db.transaction() as conn:
-            if attempt_id is not None:
-                face_attempts.release(conn, attempt_id)
-            conn.execute("INSERT INTO pickup_failures (prescription_id, at) VALUES (?, ?)",
-                         (prescription_id, now))
-            (count,) = conn.execute(
-                "SELECT COUNT(*) FROM pickup_failures WHERE prescription_id = ? AND at > ?",
-                (prescription_id, now - settings.pickup_failure_window_s)).fetchone()
-            if count < settings.pickup_max_failures:
-                return False
-            conn.execute(
-                "INSERT INTO pickup_locks (prescription_id, until) VALUES (?, ?) "
-                "ON CONFLICT(prescription_id) DO UPDATE SET until = excluded.until",
-                (prescription_id, now + settings.pickup_lockout_s))
-            # The count starts afresh once the lock ends.
-            conn.execute("DELETE FROM pickup_failures WHERE prescription_id = ?",
-                         (prescription_id,))
-        log.warning("prescription %s locked after %d failed face checks", prescription_id,
-                    settings.pickup_max_failures)
-        return True
+    def require_unlocked(self, prescription_id: str, member: StaffMember) -> None:
+        self.lockouts.require_unlocked(prescription_id, source_of(member))
 
     # --- pickups ----------------------------------------------------------------------------
     def _row(self, member: StaffMember, pickup_id: str) -> Any:
@@ -264,7 +182,7 @@ class PickupService:
     async def create(self, member: StaffMember, prescription_id: str,
                      portrait: bytes | None = None) -> dict[str, Any]:
         require_role(member, ("pharmacist",), (PHARMACY,))
-        self.require_unlocked(prescription_id)
+        self.require_unlocked(prescription_id, member)
         try:
             record = await credential_record(self.state, prescription_id)
         except ChaincodeError as exc:
@@ -345,7 +263,7 @@ class PickupService:
 
     def _challenged_row(self, member: StaffMember, pickup_id: str, challenge_id: str) -> Any:
         row = self._row(member, pickup_id)
-        self.require_unlocked(str(row["prescription_id"]))
+        self.require_unlocked(str(row["prescription_id"]), member)
         if row["status"] != "challenged":
             raise Conflict("this pickup's face check is done; start a new pickup",
                            code="pickup_used")
@@ -391,6 +309,7 @@ class PickupService:
         record the outcome."""
         pickup_id, prescription_id = str(row["pickup_id"]), str(row["prescription_id"])
         subject, institution = str(row["subject_account"]), str(row["institution"])
+        source = f"{row['org']}/{row['staff_name']}"  # source_of(the pharmacist)
         faces = face_service(self.state)
         reference: ProtectedReference | None = None
         portrait: VerifiedPortrait | None = None
@@ -405,7 +324,7 @@ class PickupService:
                                   ).get("face_commitment")
                 reference = faces.committed_reference(subject, institution, commitment)
             # Last, with no await after it: a reservation is always settled below.
-            attempt = self.reserve_attempt(prescription_id)
+            attempt = self.lockouts.reserve(prescription_id, source)
         except BaseException:
             check.close()  # never started: the challenge (or stream) is not decided
             raise
@@ -413,9 +332,16 @@ class PickupService:
             reason = await self._decide(check, faces, reference, subject, portrait)
         except BaseException:
             # A server-side failure is no evidence about the person: nothing is counted.
-            self.settle_attempt(attempt, prescription_id, failed=False)
+            self.lockouts.release(attempt)
             raise
-        self.settle_attempt(attempt, prescription_id, failed=reason in COUNTED_REASONS)
+        if reason is None:
+            self.lockouts.succeed(prescription_id, source, attempt)
+        elif reason in COUNTED_REASONS:
+            if self.lockouts.fail(prescription_id, source, attempt):
+                log.warning("prescription %s locked at one counter after %d failed face "
+                            "checks", prescription_id, self.lockouts.policy.max_failures)
+        else:
+            self.lockouts.release(attempt)
         if reason is not None:
             self._set(pickup_id, "refused", expect="challenged", reason=reason)
             log.info("pickup %s refused: %s", pickup_id, reason)

@@ -11,8 +11,9 @@ import asyncio
 import functools
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -20,6 +21,7 @@ import anyio
 
 from face_engine.engine import FaceEngine
 from gateway.core.config import Settings
+from gateway.core.errors import Busy
 from gateway.core.keys import KeyProvider
 from gateway.core.security import StaffRegistry
 from gateway.store import Database
@@ -58,6 +60,7 @@ class AppState:
     _face_limiter: anyio.CapacityLimiter | None = None
     _background_face: FaceEngine | None = None
     _background_executor: ThreadPoolExecutor | None = None
+    _face_jobs: int = 0
     _services: dict[str, Any] = field(default_factory=dict)
     _service_lock: threading.RLock = field(default_factory=threading.RLock)
 
@@ -70,11 +73,30 @@ class AppState:
                 self._face = load_default_engine()
             return self._face
 
+    def require_face_room(self) -> None:
+        """Refuse (503 `busy`, retry_after_s 1) when `face_queue_max` face jobs are queued or
+        running: a burst waits in a bounded queue, never an unbounded one (each waiting
+        request holds its decoded body)."""
+        if self._face_jobs >= self.settings.face_queue_max:
+            raise Busy("the face workers are busy; try again shortly",
+                       details={"retry_after_s": 1})
+
+    @contextmanager
+    def _face_job(self) -> Iterator[None]:
+        self.require_face_room()
+        self._face_jobs += 1  # on the event loop: no lock needed
+        try:
+            yield
+        finally:
+            self._face_jobs -= 1
+
     async def run_face(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run face work in a worker thread, at most FACE_CONCURRENCY at a time."""
+        """Run face work in a worker thread, at most FACE_CONCURRENCY at a time, with at most
+        `face_queue_max` face jobs queued or running (`require_face_room`)."""
         if self._face_limiter is None:
             self._face_limiter = anyio.CapacityLimiter(FACE_CONCURRENCY)
-        return await anyio.to_thread.run_sync(fn, *args, limiter=self._face_limiter)
+        with self._face_job():
+            return await anyio.to_thread.run_sync(fn, *args, limiter=self._face_limiter)
 
     def background_face_engine(self) -> FaceEngine:
         """A second engine with single-threaded models, for `run_face_background` (its
@@ -94,7 +116,8 @@ class AppState:
                     initializer=_lower_thread_priority)
             executor = self._background_executor
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(executor, functools.partial(fn, *args))
+        with self._face_job():
+            return await loop.run_in_executor(executor, functools.partial(fn, *args))
 
     def service(self, name: str, factory: Callable[[AppState], T]) -> T:
         """The area service `name`, built by `factory(self)` on first use (a factory may

@@ -122,8 +122,11 @@ class ChaincodeProcess:
             "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]),
             "MIP_DEVNET_PID": str(os.getpid()),
         })
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log_file:  # the child keeps its own descriptor
+        self.log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # The chaincode's log names ids and keys of the ledger: 0600, an older one narrowed.
+        fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "ab") as log_file:  # the child keeps its own descriptor
             self.proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "network.devnet.chaincode_launcher", env=env,
                 cwd=str(REPO_ROOT), stdin=asyncio.subprocess.DEVNULL, stdout=log_file,

@@ -122,8 +122,9 @@ class VerdictIn(BaseModel):
 
 class PickupResult(BaseModel):
     """`verified`, or `refused` with one reason: liveness_failed, face_mismatch, no_face,
-    multiple_faces, quality_failed, invalid_image, challenge_expired, no_reference (only
-    face_mismatch and liveness_failed count towards the prescription's lockout)."""
+    multiple_faces, quality_failed, bad_image, bad_capture, challenge_expired, no_reference (only
+    face_mismatch and liveness_failed count towards the lockout of the prescription at this
+    pharmacist's counter)."""
 
     result: Literal["verified", "refused"]
     reason: str | None = None

@@ -14,7 +14,7 @@ from hardening_kit import bare_app, client
 from PIL import Image
 
 import face_engine.image_io as image_io
-from gateway.api.body_limits import DEFAULT_BODY_LIMIT
+from gateway.api.body_limits import DEFAULT_BODY_LIMIT, DOCUMENT_BODY_LIMIT, FRAMES_BODY_LIMIT
 from gateway.api.models.image_budget import MAX_FRAMES, MAX_REQUEST_PIXELS
 from gateway.api.models.pharmacy import FramesIn
 
@@ -52,15 +52,43 @@ async def test_streamed_body_over_the_limit_is_refused_while_reading(tmp_path: P
 
 async def test_declared_length_over_the_limit_is_refused_before_reading(
         tmp_path: Path) -> None:
-    # Starlette answers these itself (413, plain text "Content Too Large"), whatever the route
-    # would have answered: not one byte of the body is read.
+    # Refused before one byte of the body is read, whatever the route would have answered,
+    # with the same typed error as a body refused while read (Starlette's own answer is
+    # plain text "Content Too Large": gateway/api/request_guard.py makes it typed).
+    limits = {"/api/v1/analytics/queries": DEFAULT_BODY_LIMIT,
+              "/api/v1/checks": DOCUMENT_BODY_LIMIT,
+              "/api/v1/pharmacy/pickups/p1/frames": FRAMES_BODY_LIMIT,
+              "/api/v1/no/such/route": DEFAULT_BODY_LIMIT}
     async with client(bare_app(tmp_path)) as http:
-        for path in ("/api/v1/analytics/queries", "/api/v1/checks"):
-            stream = Stream(8 * DEFAULT_BODY_LIMIT)
+        for path, limit in limits.items():
+            stream = Stream(limit + 1)
             response = await http.post(path, content=stream, headers={
                 "Content-Type": "application/json", "Content-Length": str(stream.total)})
             assert response.status_code == 413, path
+            assert response.headers["content-type"] == "application/json"
+            assert response.json() == {"error": {
+                "code": "body_too_large", "details": {"limit": limit},
+                "message": "the request body is larger than this route accepts"}}, path
+            assert response.headers["x-content-type-options"] == "nosniff"
             assert stream.pulled == 0
+
+
+async def test_multipart_bodies_over_the_limit_get_the_same_typed_413(tmp_path: Path) -> None:
+    # No route takes multipart, but a client may send it anywhere: the limit counts bytes,
+    # whatever their encoding, before any form parser buffers a part.
+    typed = {"code": "body_too_large", "details": {"limit": DEFAULT_BODY_LIMIT},
+             "message": "the request body is larger than this route accepts"}
+    async with client(bare_app(tmp_path)) as http:
+        declared = await http.post("/api/v1/analytics/queries", files={
+            "file": ("big.bin", b"x" * (DEFAULT_BODY_LIMIT + 1), "application/octet-stream")})
+        assert declared.status_code == 413, declared.text
+        assert declared.json() == {"error": typed}
+        stream = Stream(8 * DEFAULT_BODY_LIMIT)
+        chunked = await http.post("/api/v1/analytics/queries", content=stream, headers={
+            "Content-Type": "multipart/form-data; boundary=mipboundary"})
+        assert chunked.status_code == 413, chunked.text
+        assert chunked.json() == {"error": typed}
+        assert stream.pulled <= DEFAULT_BODY_LIMIT + CHUNK
 
 
 async def test_routes_that_carry_documents_or_frames_accept_more(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from gateway_testkit import GatewayClient, assert_error
 from face_engine.protect.reference import ProtectedReference
 from gateway.demo.faces import demo_portrait
 from gateway.services.faces import LiveFace, face_service
+from gateway.services.holders import holder_service
 
 HOSPITAL = "HospitalMSP"
 DESK = (HOSPITAL, "doctor")
@@ -73,10 +74,7 @@ def pointed_at(gw: GatewayClient, passport_id: str, other_id: str) -> Iterator[N
 
 
 def _failures(gw: GatewayClient, passport_id: str) -> int:
-    row = gw.state.db.query_one("SELECT COUNT(*) AS n FROM holder_unlock_failures "
-                                "WHERE passport_id = ?", (passport_id,))
-    assert row is not None
-    return int(row["n"])
+    return holder_service(gw.state).lockouts.failures(passport_id)
 
 
 async def test_desk_unlock_refuses_a_reference_the_ledger_does_not_name(
@@ -105,9 +103,7 @@ async def test_desk_unlock_refuses_a_reference_the_ledger_does_not_name(
     r = await unlock(hw, "bush", bush.passport_id, password=bush.password)
     assert r.status_code == 200 and r.json()["level"] == 2, r.text
     assert_error(await unlock(hw, "stoiber", bush.passport_id), 401, "unlock_failed")
-    with hw.state.db.transaction() as conn:
-        conn.execute("DELETE FROM holder_unlock_failures WHERE passport_id = ?",
-                     (bush.passport_id,))
+    holder_service(hw.state).lockouts.clear(bush.passport_id)
 
 
 async def test_account_opening_refuses_a_swapped_passport_reference(hw: GatewayClient) -> None:

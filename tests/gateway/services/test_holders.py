@@ -19,7 +19,15 @@ from enrolment_kit import (
 from gateway_testkit import GatewayClient, assert_error
 
 from gateway.services.faces import face_service
-from gateway.services.holders import MAX_UNLOCK_FAILURES, holder_service
+from gateway.services.holders import (
+    MAX_UNLOCK_FAILURES,
+    UNLOCK_LOCKOUT_MAX_S,
+    UNLOCK_LOCKOUT_S,
+    holder_service,
+)
+
+DESK = "HospitalMSP/doctor"  # the staff member enrolment_kit.unlock's sessions start under
+OTHER_DESK = ("HospitalMSP", "registrar")
 
 
 async def test_face_alone_gives_level_1_and_password_level_2(hw: GatewayClient) -> None:
@@ -49,23 +57,50 @@ async def test_wrong_password_or_wrong_face_is_one_refusal(hw: GatewayClient) ->
     assert wrong_pw.json() == wrong_face.json()  # identical: no hint of the factor
     # Face only, wrong person.
     assert_error(await unlock(hw, "stoiber", bush.passport_id), 401, "unlock_failed")
-    with hw.state.db.transaction() as conn:
-        conn.execute("DELETE FROM holder_unlock_failures")
+    holder_service(hw.state).lockouts.clear(bush.passport_id)
 
 
-async def test_lockout_after_repeated_failures(hw: GatewayClient) -> None:
+async def test_lockout_after_repeated_failures_holds_at_that_desk_only(hw: GatewayClient
+                                                                       ) -> None:
     stoiber = await ensure_enrolled(hw, "stoiber")
     for _ in range(MAX_UNLOCK_FAILURES):
         assert_error(await unlock(hw, "stoiber", stoiber.passport_id, password="wrong-password-x"),
                      401, "unlock_failed")
-    # Even the right factors are refused while locked.
-    assert_error(await unlock(hw, "stoiber", stoiber.passport_id, password=stoiber.password),
-                 423, "unlock_locked")
+    # Even the right factors are refused at that desk while locked, for UNLOCK_LOCKOUT_S.
+    err = assert_error(await unlock(hw, "stoiber", stoiber.passport_id,
+                                    password=stoiber.password), 423, "unlock_locked")
+    assert UNLOCK_LOCKOUT_S - 60 < err["details"]["retry_after_s"] <= UNLOCK_LOCKOUT_S + 1
+    # Another desk (another staff member) is not locked: the holder unlocks there.
+    r = await unlock(hw, "stoiber", stoiber.passport_id, password=stoiber.password,
+                     staff=OTHER_DESK)
+    assert r.status_code == 200 and r.json()["level"] == 2, r.text
+    # The lock at the first desk runs out: the holder gets through there too.
+    lockouts = holder_service(hw.state).lockouts
     with hw.state.db.transaction() as conn:
-        conn.execute("DELETE FROM holder_unlock_failures WHERE passport_id = ?",
+        conn.execute("UPDATE face_locks SET until = 0 WHERE subject = ?",
                      (stoiber.passport_id,))
     r = await unlock(hw, "stoiber", stoiber.passport_id, password=stoiber.password)
     assert r.status_code == 200 and r.json()["level"] == 2
+    assert lockouts.locks(stoiber.passport_id, DESK) == 0  # the success cleared the backoff
+
+
+async def test_a_desk_that_keeps_failing_waits_twice_as_long_each_time(hw: GatewayClient
+                                                                       ) -> None:
+    bush = await ensure_enrolled(hw, "bush")
+    lockouts = holder_service(hw.state).lockouts
+    for n in range(3):
+        for _ in range(MAX_UNLOCK_FAILURES):
+            assert_error(await unlock(hw, "bush", bush.passport_id, password="wrong-pw-123"),
+                         401, "unlock_failed")
+        until = lockouts.locked_until(bush.passport_id, DESK)
+        assert until is not None
+        expected = min(UNLOCK_LOCKOUT_MAX_S, UNLOCK_LOCKOUT_S * 2 ** n)
+        assert expected - 60 < until - time.time() <= expected
+        with hw.state.db.transaction() as conn:  # as if the lock had run out
+            conn.execute("UPDATE face_locks SET until = 0 WHERE subject = ?",
+                         (bush.passport_id,))
+    assert lockouts.locks(bush.passport_id, DESK) == 3
+    lockouts.clear(bush.passport_id)
 
 
 async def test_concurrent_wrong_faces_get_at_most_the_limit_of_checks(hw: GatewayClient
@@ -94,9 +129,10 @@ async def test_concurrent_wrong_faces_get_at_most_the_limit_of_checks(hw: Gatewa
     # Locked now, even for the right face; every reservation was settled.
     assert_error(await unlock(hw, "bush", bush.passport_id), 423, "unlock_locked")
     assert hw.state.db.query_one("SELECT COUNT(*) AS n FROM face_attempts")["n"] == 0
-    with hw.state.db.transaction() as conn:
-        conn.execute("DELETE FROM holder_unlock_failures WHERE passport_id = ?",
-                     (bush.passport_id,))
+    # Another desk still serves the holder.
+    r = await unlock(hw, "bush", bush.passport_id, staff=OTHER_DESK)
+    assert r.status_code == 200, r.text
+    holder_service(hw.state).lockouts.clear(bush.passport_id)
     assert (await unlock(hw, "bush", bush.passport_id)).status_code == 200
 
 

@@ -18,6 +18,7 @@ from ledger_kit import PHARMACY, grant, issue, mip, new_account
 from mip_testkit import Account, MipClients
 
 from face_engine.engine import FaceEngine
+from gateway.core.security import StaffMember
 from gateway.demo.camera import HeadModel, challenge_poses, posed_frame, prepare_portrait
 from gateway.demo.faces import demo_portrait
 from gateway.services.face_frames import gateway_time
@@ -152,7 +153,8 @@ async def test_five_refusals_lock_the_prescription(gw: GatewayClient,
     record = (await gw.http.get(f"/api/v1/credentials/{rx['credential_id']}")).json()
     assert record["fills"]["used"] == 0
     # The lock is in the database: a restarted service (new instance) still sees it.
-    assert PickupService(gw.state).locked_until(rx["credential_id"]) is not None
+    assert PickupService(gw.state).locked_until(rx["credential_id"], StaffMember(
+        PHARMACY, "pharmacist", "pharmacist")) is not None
 
 
 async def test_pickup_refusals(gw: GatewayClient, mip: MipClients) -> None:
@@ -200,7 +202,7 @@ async def test_pickup_refusals(gw: GatewayClient, mip: MipClients) -> None:
     blank = {**body, "frames": [{"image": base64.b64encode(b"not an image").decode()},
                                 *body["frames"][1:]]}
     r = await gw.http.post(frames_url, json=blank, headers=pharmacist)
-    assert r.json() == {"result": "refused", "reason": "invalid_image"}
+    assert r.json() == {"result": "refused", "reason": "bad_image"}
 
     # A revoked prescription is refused at the start.
     r = await gw.http.post(f"/api/v1/credentials/{rx['credential_id']}/revoke",
@@ -275,8 +277,7 @@ async def test_a_reference_the_ledger_does_not_name_is_refused(gw: GatewayClient
         conn.execute("UPDATE face_slots SET commitment = ? WHERE holder_pseudonym = ? "
                      "AND institution = ?", (theirs.commitment, *honest.slot))
     await refused_pickup()
-    assert gw.state.db.query_one("SELECT COUNT(*) AS n FROM pickup_failures WHERE "
-                                 "prescription_id = ?", (rx["credential_id"],))["n"] == 0
+    assert PickupService(gw.state).lockouts.failures(rx["credential_id"]) == 0
     record = (await gw.http.get(f"/api/v1/credentials/{rx['credential_id']}")).json()
     assert record["fills"]["used"] == 0
     faces.restore_reference(honest, swapped)

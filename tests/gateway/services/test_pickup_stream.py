@@ -17,6 +17,7 @@ from test_pickup import URL, frames_body, ready_prescription, start
 
 from gateway.services import face_frames
 from gateway.services.faces import face_service
+from gateway.services.pickup import PickupService
 from gateway.services.state import BACKGROUND_NICE
 
 __all__ = ["mip"]
@@ -73,15 +74,17 @@ async def test_streamed_check_refusals(gw: GatewayClient, mip: MipClients) -> No
     await send_frames(gw, pickup, "astronaut")
     assert (await verdict(gw, pickup, 3)).json() == {"result": "refused",
                                                      "reason": "face_mismatch"}
-    # A missing frame, or a verdict over more frames than were sent: liveness refuses.
+    # A missing frame, or a verdict over more frames than were sent: refused as a bad
+    # capture (frames out of protocol say nothing about the person: not counted).
     pickup = await start(gw, rx["credential_id"])
     await send_frames(gw, pickup, "grace_hopper", order=[0, 2])
     assert (await verdict(gw, pickup, 3)).json() == {"result": "refused",
-                                                     "reason": "liveness_failed"}
+                                                     "reason": "bad_capture"}
     # The same index twice: refused at the verdict.
     pickup = await start(gw, rx["credential_id"])
     await send_frames(gw, pickup, "grace_hopper", order=[0, 0, 1, 2])
-    assert (await verdict(gw, pickup, 3)).json()["reason"] == "liveness_failed"
+    assert (await verdict(gw, pickup, 3)).json()["reason"] == "bad_capture"
+    assert PickupService(gw.state).lockouts.failures(rx["credential_id"]) == 1  # the mismatch
     # Not an image: the frame is taken (202), the verdict refuses it.
     pickup = await start(gw, rx["credential_id"])
     frames = stream_bodies(gw, pickup, "grace_hopper")
@@ -90,7 +93,7 @@ async def test_streamed_check_refusals(gw: GatewayClient, mip: MipClients) -> No
                           headers=pharmacist)
     assert r.status_code == 202
     assert (await verdict(gw, pickup, 3)).json() == {"result": "refused",
-                                                     "reason": "invalid_image"}
+                                                     "reason": "bad_image"}
 
     # Malformed or misaddressed requests change nothing: the challenge stays unanswered.
     pickup = await start(gw, rx["credential_id"])
@@ -167,7 +170,7 @@ async def test_frames_arriving_out_of_order_are_refused(gw: GatewayClient,
     replies = await send_frames(gw, pickup, "grace_hopper", order=[2, 0, 1])
     assert all(r.status_code == 202 for r in replies)
     assert (await verdict(gw, pickup, 3)).json() == {"result": "refused",
-                                                     "reason": "liveness_failed"}
+                                                     "reason": "bad_capture"}
 
 
 async def test_a_frame_that_truly_arrives_late_is_refused(gw: GatewayClient, mip: MipClients,

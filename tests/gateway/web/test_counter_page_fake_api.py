@@ -181,7 +181,8 @@ def test_refusal_shows_reason_and_keeps_dispense_off(browser: Browser,
             scan(page, "rx-locked")
             error = page.locator("#lookup-error")
             expect(error).to_have_text(
-                "Too many failed attempts: this prescription is locked for a while. Try later.")
+                "Too many failed attempts at this counter: the prescription is locked here "
+                "for a while.")
             expect(error).to_have_attribute("role", "alert")
             expect(page.locator("#check")).to_be_hidden()
             page.get_by_label("Prescription ID (type or scan)").fill("rx-unknown")

@@ -1,0 +1,96 @@
+"""No staff token and no session id in any log line (issue #16): a desk flow like the demo's
+(enrolment session, desk unlock, holder-session use, session end) through the gateway with
+its access log, then every token and id it issued is looked for in the log. The access log
+names routes by template (`/api/v1/holders/sessions/{session_id}/unlock`), so the ids in
+paths never reach it. (`mip demo`'s logs are scanned for tokens and their file modes checked
+in tests/gateway/cli/test_demo_logs.py.)"""
+# ruff: noqa: F811 (fixtures imported from enrolment_kit)
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from enrolment_kit import (
+    API,
+    SHARED,
+    answer,
+    ensure_enrolled,
+    frames_of,
+    hw,  # noqa: F401
+    hw_data_dir,  # noqa: F401
+    open_session,
+    unlock,
+)
+from gateway_testkit import GatewayClient
+
+from gateway.core.logging import RedactingFilter
+
+
+@pytest.fixture
+def gateway_log(tmp_path: Path) -> Iterator[Path]:
+    """Every `mip` logger's line (the access log included) into a file, as `mip serve`
+    writes gateway.log (gateway/core/logging.py's filter and format)."""
+    path = tmp_path / "gateway.log"
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())
+    logger = logging.getLogger("mip")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield path
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        handler.close()
+
+
+async def test_no_token_or_session_id_reaches_the_log(hw: GatewayClient,
+                                                      gateway_log: Path) -> None:
+    issued: list[str] = []
+    bush = await ensure_enrolled(hw, "bush")
+    if "session_id" in bush.finish:
+        issued.append(bush.finish["session_id"])
+    # An enrolment session whose frames are refused (its id in the path of the frames).
+    registrar = hw.staff("HospitalMSP", "registrar")
+    session = await open_session(hw)
+    issued += [session["session_id"], session["challenge"]["challenge_id"]]
+    nonface = (SHARED / "nonface" / "brick.png").read_bytes()
+    r = await hw.http.post(f"{API}/enrolments/{session['session_id']}/frames",
+                           headers=registrar, json=answer(
+                               session["challenge"]["challenge_id"],
+                               [nonface, *frames_of("bush", hw.state.face_engine())[1:]]))
+    assert r.status_code == 422, r.text
+    # Desk unlocks: a refused one and a level-2 one, whose session is used and ended.
+    refused = await unlock(hw, "stoiber", bush.passport_id)
+    assert refused.status_code in (401, 404), refused.text
+    r = await unlock(hw, "bush", bush.passport_id, password=bush.password)
+    assert r.status_code == 200, r.text
+    holder = r.json()["session_id"]
+    issued.append(holder)
+    doctor = hw.staff("HospitalMSP", "doctor")
+    listed = await hw.http.get(f"{API}/accounts",
+                               headers={**doctor, "X-MIP-Holder-Session": holder})
+    assert listed.status_code == 200, listed.text
+    ended = await hw.http.delete(f"{API}/holders/sessions/{holder}", headers=doctor)
+    assert ended.status_code == 204, ended.text
+    # Not found after its end: the id in the path of an unknown session is not logged either.
+    gone = await hw.http.delete(f"{API}/holders/sessions/{holder}", headers=doctor)
+    assert gone.status_code == 404
+    issued += list(hw._tokens.values())
+
+    text = gateway_log.read_text()
+    # The scan reads real access lines.
+    for template in ("POST /api/v1/holders/sessions/{session_id}/unlock 200",
+                     "DELETE /api/v1/holders/sessions/{session_id} 204",
+                     "DELETE /api/v1/holders/sessions/{session_id} 404",
+                     "POST /api/v1/enrolments/{session_id}/frames 422",
+                     "GET /api/v1/accounts 200"):
+        assert template in text, template
+    assert len(issued) >= 6
+    for secret in issued:
+        assert secret and secret not in text, f"the log holds an issued id {secret[:8]}..."
