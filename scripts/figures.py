@@ -550,7 +550,7 @@ def render_face_unlinkability(names: list[str], reports: list[Report]) -> list[s
 OPERATOR_LEVELS = {
     "operator": "**one org's operator** (the measurement)",
     "plus_b_database": "plus the other org's database",
-    "plus_b_database_and_kek": "plus its database and KEK",
+    "plus_b_database_and_kek": "plus the other org's database and KEK",
     "one_key_set": "one key set for both (contrast)",
     "shared_rotation_contrast": "one rotation per institution (contrast)",
 }
@@ -601,6 +601,9 @@ def render_face_operator_linkability(names: list[str], reports: list[Report]) ->
                           f"{p['non_mated_pairs']:,} non-mated pairs, {p['bins']} bins"
                           for pop, p in pops.items())
         sizes += "".join(f"; {pop} not measured: {why}" for pop, why in o["skipped"].items())
+        error = max(p["recovered_embedding_max_error"] for p in pops.values())
+        sizes += (f". A's operator recovers the embeddings from A's references to within "
+                  f"{error:.1e} (largest coordinate error)")
         out += [f"`{name}`: attacker {o['attacker']}. {sizes}. D<->sys: median over "
                 f"{o['key_draws']} fresh draws of both orgs' keys (min–max), of the level's "
                 "best score; floor: 5th–95th percentile of D<->sys between two samples of the "

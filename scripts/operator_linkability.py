@@ -5,7 +5,8 @@ ISO/IEC 30136's global linkability D<->sys (Gomez-Barrero et al.;
 compare. The attacker is the operator of org A's gateway (HospitalMSP). It holds **exactly
 A's keys** (its KEK ``face`` and its transform key ``face-transform``) and A's database, so it
 opens A's references completely: it decrypts each template and undoes its rotation, recovering
-the embedding (the run checks the recovery). Of org B (SchoolMSP) it has only what reaches it:
+the embedding (the run records the recovery's largest error). Of org B (SchoolMSP) it has
+only what reaches it:
 
 * ``operator`` (the headline; one org's operator, nothing leaked): B's references' ledger
   commitments (``face_commitment`` of B's passports and accounts; B's references themselves
