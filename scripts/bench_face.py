@@ -1,8 +1,8 @@
 """Benchmark of the face engine: unlinkability, latency, duplicate search.
 
     python scripts/bench_face.py --pairs ../shared/data/lfw-dev [--json]
-        [--stages unlinkability,latency,dedup] [--dedup-sizes 100000,1000000] [--frames 60]
-        [--seed 1] [--compare-single-pass]
+        [--stages unlinkability,operator,latency,dedup] [--dedup-sizes 100000,1000000]
+        [--frames 60] [--seed 1] [--compare-single-pass] [--operator-synthetic-people 2000]
 
 ``--pairs DIR`` is a directory in the layout of ``../shared/data/lfw-dev`` (read by
 ``lfw_eval.read_pairs``). Verification accuracy is measured by
@@ -11,6 +11,9 @@ uses the LFW embeddings (``lfw_embeddings``, cached outside the repository) for:
 
 * unlinkability on real faces: the same image enrolled at two institutions, cosine of
   the two transformed templates vs. different people's, and the D_sys measure;
+* ``operator``: what one org's operator, holding exactly its own keys, can link of a
+  holder's references at two institutions (D<->sys per access level, on LFW people with two
+  images and on a larger synthetic population; ``operator_linkability``);
 * latency p50/p95 of detection, embedding and a full verification (JPEG decode + detect
   + quality gate + embed + protected match) on 640x480 frames made by scaling LFW images
   to 400x400 and padding them;
@@ -25,10 +28,11 @@ uses the LFW embeddings (``lfw_embeddings``, cached outside the repository) for:
   session (the default before flip averaging), with per-frame median ratios: the fair
   comparison on a shared machine.
 
-``--stages`` runs some of the three stages (the latency and dedup stages take minutes, the
-unlinkability stage seconds once the embeddings are cached). With ``--json`` the last line
-printed is one JSON object holding every figure; ``scripts/bench_meta.py`` wraps the run to
-record its machine and load (docs/figures/README.md).
+``--stages`` runs some of the four stages (default all but ``operator``; the latency, dedup
+and operator stages take minutes, the unlinkability stage seconds once the embeddings are
+cached). With ``--json``
+the last line printed is one JSON object holding every figure; ``scripts/bench_meta.py``
+wraps the run to record its machine and load (docs/figures/README.md).
 No image, embedding or key is written anywhere; only statistics are printed.
 """
 
@@ -53,6 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lfw_embeddings import default_cache_dir, load_or_extract
 from lfw_eval import Fold, identity, read_pairs
+from operator_linkability import operator_unlinkability
 
 from face_engine.dedup import DedupIndex, FaceLikeDistribution, mated_sample
 from face_engine.detect import YuNetDetector
@@ -69,7 +74,8 @@ from face_engine.protect import (
 from face_engine.protect.service import ProtectedFaceVerifier
 from face_engine.verify import load_operating_points
 
-STAGES = ("unlinkability", "latency", "dedup")
+STAGES = ("unlinkability", "operator", "latency", "dedup")
+DEFAULT_STAGES = ("unlinkability", "latency", "dedup")  # the operator stage: on request
 
 
 # --- data --------------------------------------------------------------------------------
@@ -298,10 +304,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dedup-sizes", default="100000,1000000")
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--stages", default=",".join(STAGES),
+    parser.add_argument("--operator-synthetic-people", type=int, default=2000,
+                        help="operator stage: size of the synthetic population beside LFW's "
+                             "(0: LFW only)")
+    parser.add_argument("--operator-key-draws", type=int, default=5,
+                        help="operator stage: fresh draws of both orgs' keys")
+    parser.add_argument("--stages", default=",".join(DEFAULT_STAGES),
                         help="comma-separated stages to run, of " + ", ".join(STAGES)
-                        + " (default all; e.g. `unlinkability` alone takes seconds with the "
-                        "embedding cache warm)")
+                        + " (default " + ",".join(DEFAULT_STAGES) + "; e.g. `unlinkability` "
+                        "alone takes seconds with the embedding cache warm)")
     parser.add_argument("--latency-only", action="store_true",
                         help="only the latency stage (for re-measuring on a quieter machine)")
     parser.add_argument("--paired-latency", action="store_true",
@@ -343,6 +354,10 @@ def main(argv: list[str] | None = None) -> int:
                               "stages": stages}
     if "unlinkability" in stages:
         report["unlinkability"] = unlinkability(emb, protector, seed=args.seed)
+    if "operator" in stages:
+        report["operator"] = operator_unlinkability(
+            emb, identity, args.operator_synthetic_people, key_draws=args.operator_key_draws,
+            seed=args.seed)
     if "latency" in stages:
         load_before = os.getloadavg()[0]
         report["latency"] = latency(images_dir, folds, engine, detector, protector,
@@ -458,6 +473,14 @@ def print_report(r: dict[str, Any]) -> None:
               f"{u['cross_institution_different_people']}, D_sys {u['d_sys']} "
               f"(over key draws {u['d_sys_key_draws']}; two samples of one distribution: "
               f"{u['d_sys_same_distribution']}; raw domain {u['d_sys_raw_domain']})")
+    if "operator" in r:
+        o = r["operator"]
+        for name, p in o["populations"].items():
+            print(f"operator linkability, {name} ({p['mated_pairs']} mated, "
+                  f"{p['non_mated_pairs']} non-mated pairs, {p['bins']} bins), D<->sys "
+                  f"median over {o['key_draws']} key draws (goal <= {o['goal']}):")
+            for level, x in p["levels"].items():
+                print(f"  {level}: {x['d_sys']} ({x['best_score']})")
     if "latency" in r:
         lat = r["latency"]
         print(f"latency 640x480: detect {lat['detect']}, embed {lat['embed']}, "

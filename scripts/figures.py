@@ -545,6 +545,86 @@ def render_face_unlinkability(names: list[str], reports: list[Report]) -> list[s
     return out
 
 
+# --- one org's operator (scripts/bench_face.py --stages operator) -----------------------
+
+OPERATOR_LEVELS = {
+    "operator": "**one org's operator** (the measurement)",
+    "plus_b_database": "plus the other org's database",
+    "plus_b_database_and_kek": "plus the other org's database and KEK",
+    "one_key_set": "one key set for both (contrast)",
+    "shared_rotation_contrast": "one rotation per institution (contrast)",
+}
+
+
+def operator_floor(level: dict[str, Any]) -> str:
+    """The same-distribution floor of the level's best score, where it has one."""
+    score = level["scores"].get(level["best_score"])
+    if not isinstance(score, dict):
+        return "—"
+    floor = score["d_sys_same_distribution"]
+    return f"{floor['p5']:.3f}–{floor['p95']:.3f}"
+
+
+def operator_d_sys(level: dict[str, Any], headline: bool) -> str:
+    score = level["scores"].get(level["best_score"])
+    value = f"**{level['d_sys']:.3f}**" if headline else f"{level['d_sys']:.3f}"
+    if not isinstance(score, dict):
+        return value
+    draws = score["d_sys_key_draws"]
+    return f"{value} ({draws['min']:.3f}–{draws['max']:.3f})"
+
+
+def operator_verdict(population: str, level: dict[str, Any], goal: float) -> str:
+    """The goal read on one population: met, not met, or, when the figure is within a
+    floor that itself reaches above the goal, not resolved by a sample of this size."""
+    score = level["scores"][level["best_score"]]
+    floor = score["d_sys_same_distribution"]
+    where = "within" if level["within_floor"] else "**outside**"
+    figure = f"{level['d_sys']:.3f}, {where} its floor {operator_floor(level)}"
+    if level["d_sys"] <= goal:
+        return f"{population}: **met** ({figure})"
+    if level["within_floor"] and floor["p95"] > goal:
+        return (f"{population}: **not resolved** by a sample of this size ({figure}, whose "
+                f"upper end is above {goal})")
+    return f"{population}: **not met** ({figure})"
+
+
+def render_face_operator_linkability(names: list[str], reports: list[Report]) -> list[str]:
+    """D<->sys of one person's references at two institutions for an attacker holding, level
+    by level, exactly one org's operator's keys and more; each read against its floor."""
+    out: list[str] = []
+    for name, r in zip(names, reports, strict=True):
+        o = r["operator"]
+        pops = o["populations"]
+        head = o["headline_level"]
+        sizes = "; ".join(f"{pop}: {p['people']:,} people, {p['mated_pairs']:,} mated and "
+                          f"{p['non_mated_pairs']:,} non-mated pairs, {p['bins']} bins"
+                          for pop, p in pops.items())
+        sizes += "".join(f"; {pop} not measured: {why}" for pop, why in o["skipped"].items())
+        error = max(p["recovered_embedding_max_error"] for p in pops.values())
+        sizes += (f". A's operator recovers the embeddings from A's references to within "
+                  f"{error:.1e} (largest coordinate error)")
+        out += [f"`{name}`: attacker {o['attacker']}. {sizes}. D<->sys: median over "
+                f"{o['key_draws']} fresh draws of both orgs' keys (min–max), of the level's "
+                "best score; floor: 5th–95th percentile of D<->sys between two samples of the "
+                "same sizes drawn from one distribution (different people's scores).", "",
+                "| attacker holds | population | best score | D<->sys (min–max) | floor |",
+                "|---|---|---|---|---|"]
+        for level, label in OPERATOR_LEVELS.items():
+            for pop, p in pops.items():
+                x = p["levels"][level]
+                out.append(f"| {label} | {pop} | {x['best_score']} | "
+                           f"{operator_d_sys(x, level == head)} | {operator_floor(x)} |")
+        verdicts = [operator_verdict(pop, p["levels"][head], o["goal"])
+                    for pop, p in pops.items()]
+        shared = [f"{pop} {p['levels']['one_key_set']['d_sys']:.3f}"
+                  for pop, p in pops.items()]
+        out += ["", f"Goal (`{name}`): D<->sys ≤ {o['goal']} for one org's operator — "
+                f"{'; '.join(verdicts)}. The same measurement under one key set for both "
+                f"institutions gives {', '.join(shared)}."]
+    return out
+
+
 Renderer = Callable[[list[str], list[Report]], list[str]]
 RENDERERS: dict[str, Renderer] = {
     "ledger": render_ledger,
@@ -557,6 +637,7 @@ RENDERERS: dict[str, Renderer] = {
     "face-accuracy": render_face_accuracy,
     "face-accuracy-summary": render_face_accuracy_summary,
     "face-unlinkability": render_face_unlinkability,
+    "face-operator-linkability": render_face_operator_linkability,
 }
 
 

@@ -64,6 +64,18 @@ def test_bench_json_smoke(shared_dir: Path, tmp_path: Path) -> None:
     alone = json.loads(proc.stdout.strip().splitlines()[-1])
     assert alone["stages"] == ["unlinkability"] and alone["extraction"]["from_cache"] is True
     assert "unlinkability" in alone and "latency" not in alone and "dedup" not in alone
+    assert "operator" not in alone and "operator" not in report  # on request only
+    proc = _run("bench_face.py", "--pairs", str(pairs), "--json", "--stages", "operator",
+                "--operator-synthetic-people", "40", "--operator-key-draws", "1",
+                "--cache-dir", str(tmp_path / "cache"))
+    operator = json.loads(proc.stdout.strip().splitlines()[-1])["operator"]
+    # 12 pairs hold too few people with two images: LFW is skipped, and says so
+    assert set(operator["populations"]) == {"synthetic"} and "lfw" in operator["skipped"]
+    for population in operator["populations"].values():
+        assert population["levels"]["one_key_set"]["d_sys"] > 0.5
+        assert set(population["levels"]["operator"]["scores"]) == {
+            "commitment bit agreement", "B's commitment vs A's embedding signs"}
+    assert "operator linkability, synthetic" in proc.stdout
     bad = subprocess.run([sys.executable, str(REPO / "scripts/bench_face.py"), "--pairs",
                           str(pairs), "--stages", "unlinkability,nope"],
                          capture_output=True, text=True, timeout=60, check=False)

@@ -49,7 +49,8 @@ def test_every_figure_section_has_rendered_blocks() -> None:
     for doc in ("ledger.md", "face.md"):
         assert figures.BLOCK.search((REPO / "docs" / doc).read_text()), doc
     face = {m["name"] for m in figures.BLOCK.finditer((REPO / "docs/face.md").read_text())}
-    assert {"face-accuracy", "face-unlinkability", "face-latency", "face-dedup"} <= face
+    assert {"face-accuracy", "face-unlinkability", "face-operator-linkability",
+            "face-latency", "face-dedup"} <= face
 
 
 def test_a_changed_number_in_the_readme_fails_the_check(tmp_path: Path) -> None:
@@ -199,6 +200,30 @@ def test_unlinkability_is_read_against_the_floor(tmp_path: Path) -> None:
     report["unlinkability"]["d_sys_key_draws"]["median"] = 0.5
     bench_meta.write_json(tmp_path / "face-unlinkability.json", report)
     assert "**outside** the noise floor" in figures.render_text(text, tmp_path)
+
+
+def test_operator_linkability_goal_is_read_from_the_file(tmp_path: Path) -> None:
+    report = json.loads((REPO / "docs/figures/face-operator-linkability.json").read_text())
+    text = ("<!-- figures:face-operator-linkability face-operator-linkability.json -->\n"
+            "<!-- /figures:face-operator-linkability -->")
+    rendered = figures.render_text(text, REPO / "docs/figures")
+    pops = report["operator"]["populations"]
+    for p in pops.values():
+        assert f"**{p['levels']['operator']['d_sys']:.3f}**" in rendered
+    for name, p in pops.items():
+        if p["levels"]["operator"]["d_sys"] <= 0.05:
+            assert f"{name}: **met**" in rendered
+    first, *_ = pops.values()
+    first["levels"]["operator"]["d_sys"] = 0.2  # over the goal and outside the floor
+    first["levels"]["operator"]["within_floor"] = False
+    bench_meta.write_json(tmp_path / "face-operator-linkability.json", report)
+    changed = figures.render_text(text, tmp_path)
+    assert f"{next(iter(pops))}: **not met** (0.200, **outside** its floor" in changed
+    first["levels"]["operator"]["within_floor"] = True  # within a floor above the goal
+    first["levels"]["operator"]["scores"][first["levels"]["operator"]["best_score"]][
+        "d_sys_same_distribution"]["p95"] = 0.3
+    bench_meta.write_json(tmp_path / "face-operator-linkability.json", report)
+    assert "**not resolved** by a sample of this size" in figures.render_text(text, tmp_path)
 
 
 def test_run_meta_records_the_run() -> None:
