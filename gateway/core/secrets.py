@@ -12,9 +12,13 @@ development mode.
 - `linkage_key_seed`: each org's X25519 linkage verifier key is derived from it
   (gateway/services/linkage.py); only the public halves go on the ledger. Whoever holds it
   can check, and forge, linkage proofs designated to this gateway's orgs.
+- `password_oprf_seed`: each org's per-holder OPRF keys for the vault's password hardening
+  are derived from it (gateway/services/password_oprf.py). Whoever holds it answers that
+  org's OPRF queries without its rate limit, so it is half of what an offline guess needs.
 
 They can be injected (`MIP_FACE_KEK` and `MIP_FACE_TRANSFORM_KEY` as face_engine reads them,
-the others likewise as `MIP_FACE_FACTOR_KEK`, `MIP_COUNTER_KEY_SEED`, `MIP_LINKAGE_KEY_SEED`);
+the others likewise as `MIP_FACE_FACTOR_KEK`, `MIP_COUNTER_KEY_SEED`, `MIP_LINKAGE_KEY_SEED`,
+`MIP_PASSWORD_OPRF_SEED`);
 for devnet and the demo they are generated into `<data_dir>/secrets.json` with mode 0600.
 """
 
@@ -30,12 +34,12 @@ from face_engine.protect.keys import decode_key
 from gateway.core.config import ConfigError
 
 _NAMES = ("face_kek", "face_transform_key", "face_factor_kek", "counter_key_seed",
-          "linkage_key_seed")
+          "linkage_key_seed", "password_oprf_seed")
 # Secrets introduced after data dirs already existed: an existing file without one gains it.
 # Any other name missing from an existing file means the file is damaged or not this
 # database's (a fresh face KEK would strand every protected face reference), so it is
 # refused like a missing file.
-_ADDED_LATER = frozenset({"counter_key_seed", "linkage_key_seed"})
+_ADDED_LATER = frozenset({"counter_key_seed", "linkage_key_seed", "password_oprf_seed"})
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ class GatewaySecrets:
     face_factor_kek: bytes
     counter_key_seed: bytes
     linkage_key_seed: bytes
+    password_oprf_seed: bytes
 
     def __repr__(self) -> str:
         return "GatewaySecrets(<withheld>)"

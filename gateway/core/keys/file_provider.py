@@ -35,6 +35,7 @@ class FileProvider(KeyProvider):
             # HKDF(seed, salt=None, info=...), as counter_key.py and linkage.py derived them
             "counter": SecretDeriver(secrets.counter_key_seed, salt=None),
             "linkage": SecretDeriver(secrets.linkage_key_seed, salt=None),
+            "password-oprf": SecretDeriver(secrets.password_oprf_seed, salt=None),
         }
 
     def kek(self, name: KekName) -> SealingKey:

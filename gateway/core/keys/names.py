@@ -12,6 +12,10 @@ Derivation keys (HKDF-Expand under a held pseudorandom key; `KeyProvider.deriver
 - `face-transform`: holder pseudonyms, per-reference rotations and the dedup domain.
 - `counter`: the pharmacy counter's ECDSA P-256 attestation key.
 - `linkage`: each org's X25519 linkage verifier key.
+- `password-oprf`: each org's OPRF keys for the vault's password hardening, one per holder
+  (gateway/services/password_oprf.py). Not in `STRANDING`: added after data dirs existed;
+  a fresh one strands only the vault wraps that name this org as a helper, and each vault
+  has a second wrap under another helper (docs/gateway.md "Password hardening").
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ from __future__ import annotations
 from typing import Literal
 
 KekName = Literal["face", "face-factor", "kyc-issuer"]
-DeriverName = Literal["face-transform", "counter", "linkage"]
+DeriverName = Literal["face-transform", "counter", "linkage", "password-oprf"]
 KEK_NAMES: tuple[KekName, ...] = ("face", "face-factor", "kyc-issuer")
-DERIVER_NAMES: tuple[DeriverName, ...] = ("face-transform", "counter", "linkage")
+DERIVER_NAMES: tuple[DeriverName, ...] = ("face-transform", "counter", "linkage",
+                                          "password-oprf")
 
 # Keys whose loss strands stored data (face references, sealed rows): never made afresh
 # beside an existing database. The counter and linkage keys can be made anew (and their

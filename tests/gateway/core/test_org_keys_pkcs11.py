@@ -43,7 +43,7 @@ def test_org_gateways_keep_apart_in_pkcs11(softhsm: SoftHsmToken, tmp_path: Path
         sealed = {name: keys.kek(name).seal(b"hospital-only", purpose=PURPOSE)
                   for name in ("face", "face-factor", "kyc-issuer")}
         derived = {name: keys.deriver(name).expand(b"probe", 32)
-                   for name in ("face-transform", "counter", "linkage")}
+                   for name in ("face-transform", "counter", "linkage", "password-oprf")}
     finally:
         db.close()
         keys.close()
