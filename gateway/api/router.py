@@ -15,6 +15,7 @@ from gateway.api.routes import (
     grants,
     health,
     linkage,
+    oprf,
     passports,
     pharmacy,
     profile,
@@ -23,5 +24,5 @@ from gateway.core.errors import ERROR_RESPONSES
 
 api_router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
 for module in (health, enrolment, passports, accounts, credentials, grants, pharmacy, checks,
-               audit, analytics, admin, profile, linkage):
+               audit, analytics, admin, profile, linkage, oprf):
     api_router.include_router(module.router)

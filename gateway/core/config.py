@@ -88,6 +88,11 @@ class Settings(BaseSettings):
     port: int = Field(default=8080, ge=1, le=65535)
     # Argon2id cost of the password key: "moderate" in production, "interactive" for tests.
     argon2_profile: Literal["moderate", "interactive"] = "moderate"
+    # Vault password hardening (gateway/services/password_hardening.py): how many helper orgs
+    # each vault is wrapped for. 1: the next org only (its rate limit is the only budget);
+    # 2: also the org after it, so either can answer (availability) at the price of a second
+    # budget of guesses (docs/gateway.md "Password hardening").
+    vault_helpers: int = Field(default=1, ge=1, le=2)
     # Tests and the browser test fix the liveness challenge's random poses; None in production.
     liveness_seed: int | None = None
     # Demo and browser test only: restrict challenges to these poses (the simulated camera
@@ -121,6 +126,11 @@ class Settings(BaseSettings):
     key_label_prefix: str = Field(
         default_factory=lambda data: default_key_label_prefix(data.get("org")),
         min_length=1, max_length=64)
+    # Where each other member org's gateway answers (MSP id -> base URL, e.g.
+    # {"HospitalMSP": "https://gw.hospital.example:8443"}; MIP_ORG_GATEWAYS as JSON): this
+    # gateway reaches a custodial holder's enrolling org there (gateway/services/custody.py,
+    # docs/gateway.md "Holders at another org's desk"). https only in production.
+    org_gateways: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("org")
     @classmethod
@@ -128,6 +138,16 @@ class Settings(BaseSettings):
         if value is not None and value not in MEMBER_ORGS:
             raise ValueError(f"unknown org {value!r} (members: {', '.join(sorted(MEMBER_ORGS))})")
         return value
+
+    @field_validator("org_gateways")
+    @classmethod
+    def _gateway_urls(cls, value: dict[str, str]) -> dict[str, str]:
+        for org, url in value.items():
+            if org not in MEMBER_ORGS:
+                raise ValueError(f"org_gateways: unknown org {org!r}")
+            if not url.startswith(("https://", "http://")):
+                raise ValueError(f"org_gateways.{org}: a http(s) base URL, not {url!r}")
+        return {org: url.rstrip("/") for org, url in value.items()}
 
     @field_validator("data_dir", "connection", "pkcs11_module")
     @classmethod

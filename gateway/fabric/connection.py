@@ -35,6 +35,9 @@ class OrgProfile:
     tls_root_cert_path: Path | None
     server_name_override: str | None
     users: dict[str, UserProfile]
+    # The org's MSP root CA certificate (`caCertPath`): what another org's gateway checks
+    # this org's service identity against (inter-gateway custody requests). Optional.
+    ca_cert_path: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,7 @@ def _org(name: str, raw: dict[str, Any], base: Path, file: Path) -> OrgProfile:
         tls_root_cert_path=_path(base, raw.get("tlsRootCertPath")),
         server_name_override=raw.get("serverNameOverride") or None,
         users=users,
+        ca_cert_path=_path(base, raw.get("caCertPath")),
     )
 
 

@@ -3,7 +3,10 @@
 What the gateway stores per holder (table `holders`), nothing of it in clear:
 
 - `wrapped_secret`: the master secret wrapped under the holder's password and a face-factor
-  key (gateway/holder/vault.py); neither alone opens it.
+  key (gateway/holder/vault.py); neither alone opens it. Version 3 (vault_v3.py) also needs
+  this org's and a helper org's OPRF outputs of the password (password_hardening.py), so
+  this database and this org's keys alone cannot test a password guess; older versions are
+  wrapped again as version 3 at their next successful unlock.
 - `face_key_sealed`: that face-factor key, sealed under a key derived from the gateway's
   the key provider's `face-factor` KEK (holder_sealing.py, gateway/core/keys); the gateway
   opens it only after a live face match.
@@ -44,8 +47,7 @@ from nacl.public import PrivateKey
 
 from gateway.core.errors import ApiError, Conflict, Forbidden, Gone, Locked, NotFound
 from gateway.core.security import StaffMember
-from gateway.holder import keys, vault
-from gateway.holder.errors import UnlockFailed
+from gateway.holder import keys
 from gateway.holder.keys import HolderKeyPair
 from gateway.kyc.state import holder_from_state, holder_state
 from gateway.kyc.wallet import KycHolder
@@ -61,6 +63,7 @@ from .holder_sealing import (
     open_sealed,
     seal,
 )
+from .password_hardening import password_hardening
 
 if TYPE_CHECKING:
     from .state import AppState
@@ -380,19 +383,16 @@ class HolderService:
                                       challenge_frames(self.db, challenge_id, frames))
         face_ok = reference is not None and faces.matches(reference, live, passport_id)
         master: bytes | None = None
+        upgraded: str | None = None
         if password is not None:
             face_key = open_sealed(self._face_factor_key, record.face_key_sealed,
                                    passport_id.encode())
-
-            def unwrap() -> bytes | None:
-                # Runs even when the face failed: the answer's timing must not say which
-                # factor was wrong.
-                try:
-                    return vault.unwrap(record.wrapped_secret, password, face_key, passport_id)
-                except UnlockFailed:
-                    return None
-
-            master = await anyio.to_thread.run_sync(unwrap)
+            # Runs even when the face failed: the answer's timing must not say which factor
+            # was wrong. A version-3 vault asks its helper org first
+            # (password_hardening.py); a helper that refuses or is down (423/503) is no
+            # evidence about the factors and is not counted here.
+            master, upgraded = await password_hardening(self.state).unwrap(
+                record.wrapped_secret, password, face_key, passport_id, record.enrolling_org)
             if not face_ok or master is None:
                 raise self._fail(passport_id, attempt)
         elif not face_ok:
@@ -422,6 +422,11 @@ class HolderService:
         with self.db.transaction() as conn:
             conn.execute("DELETE FROM holder_unlock_failures WHERE passport_id = ?",
                          (passport_id,))
+            if upgraded is not None:
+                # An older vault opened: from now on it is version 3 (the same factors).
+                conn.execute("UPDATE holders SET wrapped_secret = ? WHERE passport_id = ? AND "
+                             "wrapped_secret = ?", (upgraded, passport_id,
+                                                    record.wrapped_secret))
         log.info("holder session unlocked at level %d", session.level)
         return session
 

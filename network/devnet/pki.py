@@ -872,6 +872,10 @@ def write_connection_profile(
                 "peerEndpoint": endpoint,
                 "tlsRootCertPath": tls_rel,
                 "serverNameOverride": server_name,
+                # The org's MSP root CA: other orgs' gateways check its service identity
+                # against it (inter-gateway custody requests, docs/gateway.md).
+                "caCertPath": os.path.relpath(ca_cert_path(data_dir, org).resolve(),
+                                              data_dir.resolve()),
                 "users": _users_of(data_dir, org),
             }
             for org in orgs
