@@ -63,7 +63,7 @@ from .holder_sealing import (
     open_sealed,
     seal,
 )
-from .password_hardening import password_hardening
+from .password_hardening import Opened, password_hardening
 
 if TYPE_CHECKING:
     from .state import AppState
@@ -383,7 +383,8 @@ class HolderService:
                                       challenge_frames(self.db, challenge_id, frames))
         face_ok = reference is not None and faces.matches(reference, live, passport_id)
         master: bytes | None = None
-        upgraded: str | None = None
+        opened: Opened | None = None
+        hardening = password_hardening(self.state)
         if password is not None:
             face_key = open_sealed(self._face_factor_key, record.face_key_sealed,
                                    passport_id.encode())
@@ -391,10 +392,11 @@ class HolderService:
             # was wrong. A version-3 vault asks its helper org first
             # (password_hardening.py); a helper that refuses or is down (423/503) is no
             # evidence about the factors and is not counted here.
-            master, upgraded = await password_hardening(self.state).unwrap(
-                record.wrapped_secret, password, face_key, passport_id, record.enrolling_org)
-            if not face_ok or master is None:
+            opened = await hardening.unwrap(record.wrapped_secret, password, face_key,
+                                            passport_id, record.enrolling_org)
+            if not face_ok or opened is None:
                 raise self._fail(passport_id, attempt)
+            master = opened.master
         elif not face_ok:
             raise self._fail(passport_id, attempt)
         # Said only once both factors matched: the status is no hint to a stranger.
@@ -419,6 +421,13 @@ class HolderService:
                 state.kyc_level = ledger_level
                 self.save_state(session)
         session.expires = time.time() + UNLOCKED_TTL_S
+        upgraded: str | None = None
+        if opened is not None:
+            # Only now that both factors matched: the helper's confirmation, or an older
+            # vault's upgrade to version 3 (password_hardening.py).
+            assert password is not None
+            upgraded = await hardening.settle(opened, password, face_key, passport_id,
+                                              record.enrolling_org)
         with self.db.transaction() as conn:
             conn.execute("DELETE FROM holder_unlock_failures WHERE passport_id = ?",
                          (passport_id,))

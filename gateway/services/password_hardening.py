@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -208,10 +208,14 @@ class PasswordHardening:
         return blob.to_json()
 
     async def unwrap(self, stored: str, password: str, face_key: bytes, passport_id: str,
-                     enrolling_org: str) -> tuple[bytes | None, str | None]:
-        """(master or None for a wrong factor, the blob rewritten as version 3 when it was an
-        older version and a helper answered, else None). Helper refusals raise
-        `HelperLocked` / `HelperUnavailable`: evidence of nothing about the factors."""
+                     enrolling_org: str) -> Opened | None:
+        """The opened vault, or None for a wrong factor. Helper refusals raise
+        `HelperLocked` / `HelperUnavailable`: evidence of nothing about the factors.
+
+        Nothing here depends on whether the password was right beyond the unwrap itself:
+        the confirmation and an older vault's upgrade wait for `settle`, which the caller
+        runs only once the whole unlock (the face too) succeeded, so the time a failure takes
+        does not say which factor was wrong."""
         if vault_v3.blob_version(stored) != vault_v3.VERSION:
             def legacy() -> bytes | None:
                 try:
@@ -221,21 +225,13 @@ class PasswordHardening:
 
             master = await anyio.to_thread.run_sync(legacy)
             if master is None:
-                return None, None
-            try:
-                kdf = vault.WrappedSecret.from_json(stored).kdf_params
-                upgraded = await self.wrap(master, password, face_key, passport_id,
-                                           enrolling_org, kdf)
-            except HelperUnavailable as exc:
-                log.warning("vault kept at its version (%s)", exc.code)
-                return master, None
-            return master, upgraded if vault_v3.blob_version(upgraded) == vault_v3.VERSION \
-                else None
+                return None
+            return Opened(master, None, vault.WrappedSecret.from_json(stored).kdf_params)
         blob = vault_v3.HardenedSecret.from_json(stored)
         try:
             pw = vault.check_password(password)
         except vault.WeakPassword:
-            return None, None
+            return None
         data = vault_v3.oprf_input(pw, passport_id)
         answer: HelperAnswer | None = None
         locked = False
@@ -258,9 +254,35 @@ class PasswordHardening:
             master, token = vault_v3.unwrap(blob, pw_key, face_key, passport_id,
                                             answer.helper, answer.shares)
         except UnlockFailed:
-            return None, None
-        await self.confirm(enrolling_org, answer, token)
-        return master, None
+            return None
+        return Opened(master, (answer, token), None)
+
+    async def settle(self, opened: Opened, password: str, face_key: bytes, passport_id: str,
+                     enrolling_org: str) -> str | None:
+        """After a successful unlock: show the helper the confirm token (version 3), or
+        wrap an older vault again as version 3 (returned, to be stored; None when no helper
+        answers, and the vault keeps its version)."""
+        if opened.confirmation is not None:
+            answer, token = opened.confirmation
+            await self.confirm(enrolling_org, answer, token)
+            return None
+        assert opened.legacy_kdf is not None
+        try:
+            upgraded = await self.wrap(opened.master, password, face_key, passport_id,
+                                       enrolling_org, opened.legacy_kdf)
+        except (HelperUnavailable, OprfLocked) as exc:
+            log.warning("vault kept at its version (%s)", exc.code)
+            return None
+        return upgraded if vault_v3.blob_version(upgraded) == vault_v3.VERSION else None
+
+
+@dataclass(frozen=True)
+class Opened:
+    """An unwrapped vault and what `settle` does once the unlock succeeded."""
+
+    master: bytes = field(repr=False)
+    confirmation: tuple[HelperAnswer, bytes] | None = field(repr=False)
+    legacy_kdf: KdfParams | None  # set for a version-1 or -2 vault (upgrade to 3)
 
 
 def password_hardening(state: AppState) -> PasswordHardening:
