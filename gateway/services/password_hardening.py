@@ -15,8 +15,8 @@ address for any of its helpers cannot harden: in development mode it keeps writi
 
 Unlock: a version-3 vault asks its helpers in order and uses the first that answers (a helper
 that is down or has locked the passport is skipped; when none answers, 503 or 423 come back
-and the unlock is not counted as a failure at E). After a successful unwrap E shows that
-helper the confirm token, which clears its count. A version-1 or -2 vault opens as before
+and the unlock is not counted as a failure at E). Once the whole unlock succeeded (face
+too: `settle`) E shows that helper the confirm token, which clears its count. A version-1 or -2 vault opens as before
 and is wrapped again as version 3 (fresh salt) when a helper answers.
 """
 
