@@ -12,7 +12,7 @@ development mode.
 - `linkage_key_seed`: each org's X25519 linkage verifier key is derived from it
   (gateway/services/linkage.py); only the public halves go on the ledger. Whoever holds it
   can check, and forge, linkage proofs designated to this gateway's orgs.
-- `password_oprf_seed`: each org's per-holder OPRF keys for the vault's password hardening
+- `password_oprf_seed`: each org's per-vault OPRF keys for the vault's password hardening
   are derived from it (gateway/services/password_oprf.py). Whoever holds it answers that
   org's OPRF queries without its rate limit, so it is half of what an offline guess needs.
 

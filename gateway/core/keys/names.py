@@ -12,10 +12,12 @@ Derivation keys (HKDF-Expand under a held pseudorandom key; `KeyProvider.deriver
 - `face-transform`: holder pseudonyms, per-reference rotations and the dedup domain.
 - `counter`: the pharmacy counter's ECDSA P-256 attestation key.
 - `linkage`: each org's X25519 linkage verifier key.
-- `password-oprf`: each org's OPRF keys for the vault's password hardening, one per holder
-  (gateway/services/password_oprf.py). Not in `STRANDING`: added after data dirs existed;
-  a fresh one strands only the vault wraps that name this org as a helper, and each vault
-  has a second wrap under another helper (docs/gateway.md "Password hardening").
+- `password-oprf`: each org's OPRF keys for the vault's password hardening, one per (org,
+  passport, vault salt) (gateway/services/password_oprf.py). Not in `STRANDING`: added after
+  data dirs existed, so an existing database without it gets one made. Losing it later would
+  strand this org's version-3 vaults (holders recover through their guardians) and the
+  wraps that name this org as helper (unless the vault has a second wrap, `vault_helpers`);
+  a wrong token or prefix is still refused, by the check on the `STRANDING` keys.
 """
 
 from __future__ import annotations
