@@ -12,7 +12,7 @@ checked before it is parsed.
 
 from __future__ import annotations
 
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel, ValidationError
@@ -35,7 +35,14 @@ def _parse(model: type[M], body: bytes) -> M:
         raise BadOprfRequest(f"invalid body ({where}: {first.get('msg')})") from None
 
 
-@router.post("/oprf/evaluations", response_model=EvaluationOut, status_code=201)
+def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The body in the OpenAPI schema (the route reads it raw, to check the signature)."""
+    return {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": model.model_json_schema()}}}}
+
+
+@router.post("/oprf/evaluations", response_model=EvaluationOut, status_code=201,
+             openapi_extra=_body_schema(EvaluationIn))
 async def evaluate(request: Request, state: StateDep) -> EvaluationOut:
     """Evaluate this org's OPRF key on a blinded element (another org's gateway only)."""
     service = password_oprf_service(state)
@@ -51,7 +58,8 @@ async def evaluate(request: Request, state: StateDep) -> EvaluationOut:
                          remaining=evaluation.remaining)
 
 
-@router.post("/oprf/evaluations/{evaluation_id}/confirmation", status_code=204)
+@router.post("/oprf/evaluations/{evaluation_id}/confirmation", status_code=204,
+             openapi_extra=_body_schema(ConfirmationIn))
 async def confirm(evaluation_id: Annotated[str, Path(min_length=1, max_length=64)],
                   request: Request, state: StateDep) -> Response:
     """The vault opened: stop counting this passport's evaluations of that salt."""
