@@ -39,6 +39,22 @@ fi
 VPY=.venv/bin/python
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
+# The vault's password hardening (gateway/holder/oprf.py) runs on libsodium's ristretto255
+# through pysodium, which loads Debian's libsodium23 (no copy of its own). Install it when
+# missing and we may (root with apt); otherwise say what is missing.
+if ! ldconfig -p 2>/dev/null | grep -q 'libsodium\.so\.23'; then
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+        echo "[setup] installing Debian libsodium23 for the password-hardening OPRF"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q libsodium23 >/dev/null 2>&1 || {
+            apt-get update -q >/dev/null 2>&1 &&
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -q libsodium23 >/dev/null 2>&1; } ||
+            echo "[setup] libsodium23 could not be installed: gateway/holder/oprf.py will not import" >&2
+    else
+        echo "[setup] libsodium (libsodium.so.23) is missing: install libsodium23 (Debian)" \
+             "or your system's libsodium 1.0.18+ for the password-hardening OPRF" >&2
+    fi
+fi
+
 echo "[setup] installing hash-pinned artifacts"
 "$VPY" -m pip install -q --no-deps --require-hashes -r requirements/hashes.txt
 echo "[setup] installing mip and its dependencies"

@@ -16,6 +16,7 @@ from gateway.api.routes import (
     grants,
     health,
     linkage,
+    oprf,
     passports,
     pharmacy,
     profile,
@@ -24,5 +25,5 @@ from gateway.core.errors import ERROR_RESPONSES
 
 api_router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
 for module in (health, enrolment, passports, accounts, credentials, grants, pharmacy, checks,
-               audit, analytics, admin, profile, linkage, custody):
+               audit, analytics, admin, profile, linkage, custody, oprf):
     api_router.include_router(module.router)

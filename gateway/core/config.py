@@ -88,6 +88,11 @@ class Settings(BaseSettings):
     port: int = Field(default=8080, ge=1, le=65535)
     # Argon2id cost of the password key: "moderate" in production, "interactive" for tests.
     argon2_profile: Literal["moderate", "interactive"] = "moderate"
+    # Vault password hardening (gateway/services/password_hardening.py): how many helper orgs
+    # each vault is wrapped for. 1: the next org only (its rate limit is the only budget);
+    # 2: also the org after it, so either can answer (availability) at the price of a second
+    # budget of guesses (docs/gateway.md "Password hardening").
+    vault_helpers: int = Field(default=1, ge=1, le=2)
     # Tests and the browser test fix the liveness challenge's random poses; None in production.
     liveness_seed: int | None = None
     # Demo and browser test only: restrict challenges to these poses (the simulated camera

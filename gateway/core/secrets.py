@@ -16,10 +16,13 @@ development mode.
   derived from it (gateway/services/portrait_keys.py); only the public halves go on the
   ledger. Whoever holds it can sign portraits as this gateway's orgs and open portraits
   sealed to them.
+- `password_oprf_seed`: each org's per-vault OPRF keys for the vault's password hardening
+  are derived from it (gateway/services/password_oprf.py). Whoever holds it answers that
+  org's OPRF queries without its rate limit, so it is half of what an offline guess needs.
 
 They can be injected (`MIP_FACE_KEK` and `MIP_FACE_TRANSFORM_KEY` as face_engine reads them,
 the others likewise as `MIP_FACE_FACTOR_KEK`, `MIP_COUNTER_KEY_SEED`, `MIP_LINKAGE_KEY_SEED`,
-`MIP_PORTRAIT_KEY_SEED`);
+`MIP_PORTRAIT_KEY_SEED`, `MIP_PASSWORD_OPRF_SEED`);
 for devnet and the demo they are generated into `<data_dir>/secrets.json` with mode 0600.
 """
 
@@ -35,12 +38,13 @@ from face_engine.protect.keys import decode_key
 from gateway.core.config import ConfigError
 
 _NAMES = ("face_kek", "face_transform_key", "face_factor_kek", "counter_key_seed",
-          "linkage_key_seed", "portrait_key_seed")
+          "linkage_key_seed", "portrait_key_seed", "password_oprf_seed")
 # Secrets introduced after data dirs already existed: an existing file without one gains it.
 # Any other name missing from an existing file means the file is damaged or not this
 # database's (a fresh face KEK would strand every protected face reference), so it is
 # refused like a missing file.
-_ADDED_LATER = frozenset({"counter_key_seed", "linkage_key_seed", "portrait_key_seed"})
+_ADDED_LATER = frozenset({"counter_key_seed", "linkage_key_seed", "portrait_key_seed",
+                          "password_oprf_seed"})
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,7 @@ class GatewaySecrets:
     counter_key_seed: bytes
     linkage_key_seed: bytes
     portrait_key_seed: bytes
+    password_oprf_seed: bytes
 
     def __repr__(self) -> str:
         return "GatewaySecrets(<withheld>)"

@@ -9,7 +9,11 @@ Key-encryption key (KEK)::
                    "mip/vault/master-secret", context = "MIP-VAULT-V1\\n" || canonical
                    JSON of {version, passport_id, kdf, opslimit, memlimit, salt, aead}
 
-Version 2 (written now) stores that envelope as `ciphertext` (its nonce inside). Version 1,
+Version 3 (gateway/holder/vault_v3.py, written now wherever a helper org answers) adds two
+orgs' OPRF outputs of the password to the KEK's input. Version 2 stores that envelope as
+`ciphertext` (its nonce inside); it is still written by a development gateway that reaches no
+helper, and opened and upgraded to version 3 at the next unlock
+(gateway/services/password_hardening.py). Version 1,
 written before the envelope module, sealed the master with XChaCha20-Poly1305 (libsodium,
 random 24-byte `nonce` field) under the same KEK and associated data; `unwrap` still opens
 it (`face_engine.envelope_legacy`) and `rewrap` (password or face-key change, recovery)

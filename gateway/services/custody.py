@@ -290,9 +290,10 @@ class CustodyService:
                 "Passport:Get", [passport_id]))
             reference = face_service(self.state).committed_reference(
                 passport_id, record.enrolling_org, ledger.get("face_commitment"))
-            face_ok, master = await holders.check_factors(record, reference, live, password)
-            if not face_ok or (password is not None and master is None):
+            face_ok, opened = await holders.check_factors(record, reference, live, password)
+            if not face_ok or (password is not None and opened is None):
                 raise self._fail(passport_id, caller, attempt)
+            master = opened.master if opened is not None else None
             if ledger.get("status") != "active":
                 raise Conflict("this passport is not active", code="passport_inactive")
             commitment = ledger.get("face_commitment")
@@ -300,7 +301,9 @@ class CustodyService:
                 secrets.token_hex(32), caller, passport_id, record.enrolling_org, 1,
                 commitment if isinstance(commitment, str) else None,
                 time.time() + UNLOCKED_TTL_S)
-            if master is not None:
+            if opened is not None and master is not None:
+                assert password is not None
+                await holders.settle_unlock(record, opened, password)
                 session._master = master
                 session._state = await holders.open_state(record, master, dict(ledger))
                 session.level = 2

@@ -53,8 +53,6 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import anyio
-
 from face_engine.verify import operating_point
 from gateway.core.errors import ApiError, Conflict, Gone, InvalidRequest, NotFound
 from gateway.core.security import StaffMember
@@ -69,6 +67,7 @@ from .holders import SCHEMA as HOLDERS_SCHEMA
 from .holders import HolderState, holder_service
 from .kyc import SCHEMA as KYC_SCHEMA
 from .kyc import kyc_service
+from .password_hardening import password_hardening
 
 if TYPE_CHECKING:
     from .state import AppState
@@ -243,9 +242,11 @@ class EnrolmentService:
             else vault.DEFAULT_KDF
         face_key = vault.new_face_key()
         passport_id = keys.passport_id(pending.master)
-        wrapped = await anyio.to_thread.run_sync(
-            lambda: vault.wrap(pending.master, password, face_key, passport_id, kdf=kdf))
-        pending.wrapped, pending.face_key = wrapped.to_json(), face_key
+        # Version 3 (password hardened by this org's and a helper org's OPRF) wherever a
+        # helper answers (password_hardening.py).
+        pending.wrapped = await password_hardening(self.state).wrap(
+            pending.master, password, face_key, passport_id, staff.org, kdf)
+        pending.face_key = face_key
         with self.db.transaction() as conn:
             conn.execute("UPDATE enrolment_sessions SET password_set = 1 WHERE session_id = ?",
                          (session_id,))

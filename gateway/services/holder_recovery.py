@@ -50,8 +50,6 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import anyio
-
 from face_engine.verify import operating_point
 from gateway.core.errors import Conflict, Forbidden, Gone, InvalidRequest, NotFound
 from gateway.core.security import StaffMember
@@ -63,6 +61,7 @@ from gateway.holder.keys import HolderKeyPair
 from .face_frames import challenge_frames
 from .faces import DEDUP_POINT, IssuedChallenge, face_service
 from .holders import HolderSession, holder_service
+from .password_hardening import password_hardening
 
 if TYPE_CHECKING:
     from .state import AppState
@@ -243,8 +242,8 @@ class RecoveryService:
         kdf = vault.INTERACTIVE_KDF if self.state.settings.argon2_profile == "interactive" \
             else vault.DEFAULT_KDF
         face_key = vault.new_face_key()
-        wrapped = await anyio.to_thread.run_sync(
-            lambda: vault.wrap(master, new_password, face_key, rec.passport_id, kdf=kdf))
+        wrapped = await password_hardening(self.state).wrap(
+            master, new_password, face_key, rec.passport_id, rec.enrolling_org, kdf)
         holders = holder_service(self.state)
         if not face_ok:
             # The new face becomes the reference (the slot's old one stops matching), the
@@ -263,7 +262,7 @@ class RecoveryService:
             conn.execute(
                 "UPDATE holders SET wrapped_secret = ?, face_key_sealed = ? "
                 "WHERE passport_id = ? AND status = 'active'",
-                (wrapped.to_json(), holders.seal_face_key(face_key, rec.passport_id),
+                (wrapped, holders.seal_face_key(face_key, rec.passport_id),
                  rec.passport_id))
             # Recovered with the guardians' shares: no desk's lockout stands against them.
             holders.lockouts.clear(rec.passport_id, conn)

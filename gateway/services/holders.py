@@ -3,7 +3,10 @@
 What the gateway stores per holder (table `holders`), nothing of it in clear:
 
 - `wrapped_secret`: the master secret wrapped under the holder's password and a face-factor
-  key (gateway/holder/vault.py); neither alone opens it.
+  key (gateway/holder/vault.py); neither alone opens it. Version 3 (vault_v3.py) also needs
+  this org's and a helper org's OPRF outputs of the password (password_hardening.py), so
+  this database and this org's keys alone cannot test a password guess; older versions are
+  wrapped again as version 3 at their next successful unlock.
 - `face_key_sealed`: that face-factor key, sealed under a key derived from the gateway's
   the key provider's `face-factor` KEK (holder_sealing.py, gateway/core/keys); the gateway
   opens it only after a live face match.
@@ -53,8 +56,7 @@ from nacl.public import PrivateKey
 from face_engine.errors import LivenessFailed
 from gateway.core.errors import ApiError, Conflict, Forbidden, Gone, NotFound
 from gateway.core.security import StaffMember
-from gateway.holder import keys, vault
-from gateway.holder.errors import UnlockFailed
+from gateway.holder import keys
 from gateway.holder.keys import HolderKeyPair
 from gateway.kyc.state import holder_from_state, holder_state
 from gateway.kyc.wallet import KycHolder
@@ -71,6 +73,7 @@ from .holder_sealing import (
     open_sealed,
     seal,
 )
+from .password_hardening import Opened, password_hardening
 
 if TYPE_CHECKING:
     from face_engine.protect.reference import ProtectedReference
@@ -402,9 +405,12 @@ class HolderService:
             if counts(exc):
                 self.lockouts.fail(passport_id, source, attempt)
             raise
-        face_ok, master = await self.check_factors(record, reference, live, password)
-        if not face_ok or (password is not None and master is None):
+        # A helper org that refuses or is down (423/503, password_hardening.py) raises here:
+        # no evidence about the factors, so not counted.
+        face_ok, opened = await self.check_factors(record, reference, live, password)
+        if not face_ok or (password is not None and opened is None):
             raise self._fail(passport_id, source, attempt)
+        master = opened.master if opened is not None else None
         # Said only once both factors matched: the status is no hint to a stranger.
         if ledger.get("status") != "active":
             raise Conflict("this passport is not active", code="passport_inactive")
@@ -415,6 +421,9 @@ class HolderService:
             session._master = master
             session._state, session.level = await self.open_state(record, master, ledger), 2
         session.expires = time.time() + UNLOCKED_TTL_S
+        if opened is not None:
+            assert password is not None
+            await self.settle_unlock(record, opened, password)
         self.lockouts.succeed(passport_id, source, attempt)
         log.info("holder session unlocked at level %d", session.level)
         return session
@@ -463,10 +472,12 @@ class HolderService:
 
     async def check_factors(self, record: HolderRecord, reference: ProtectedReference | None,
                             live: LiveFace, password: str | None
-                            ) -> tuple[bool, bytes | None]:
-        """The 1:1 face decision against the (ledger-checked) reference, and the master
-        secret unwrapped with the password (None when no password or a wrong one). Both run
-        whatever the other's outcome: the answer's timing must not say which was wrong."""
+                            ) -> tuple[bool, Opened | None]:
+        """The 1:1 face decision against the (ledger-checked) reference, and the vault opened
+        with the password (None when no password or a wrong one; a version-3 vault asks its
+        helper org first, password_hardening.py). Both run whatever the other's outcome: the
+        answer's timing must not say which was wrong. Call `settle_unlock` once both
+        matched."""
         passport_id = record.passport_id
         face_ok = reference is not None and face_service(self.state).matches(
             reference, live, passport_id)
@@ -474,14 +485,23 @@ class HolderService:
             return face_ok, None
         face_key = open_sealed(self._face_factor_key, record.face_key_sealed,
                                passport_id.encode())
+        opened = await password_hardening(self.state).unwrap(
+            record.wrapped_secret, password, face_key, passport_id, record.enrolling_org)
+        return face_ok, opened
 
-        def unwrap() -> bytes | None:
-            try:
-                return vault.unwrap(record.wrapped_secret, password, face_key, passport_id)
-            except UnlockFailed:
-                return None
-
-        return face_ok, await anyio.to_thread.run_sync(unwrap)
+    async def settle_unlock(self, record: HolderRecord, opened: Opened, password: str) -> None:
+        """Only once both factors matched: the helper's confirmation, or an older vault's
+        upgrade to version 3 (password_hardening.py), stored in place of the old one."""
+        passport_id = record.passport_id
+        face_key = open_sealed(self._face_factor_key, record.face_key_sealed,
+                               passport_id.encode())
+        upgraded = await password_hardening(self.state).settle(
+            opened, password, face_key, passport_id, record.enrolling_org)
+        if upgraded is not None:
+            with self.db.transaction() as conn:
+                conn.execute("UPDATE holders SET wrapped_secret = ? WHERE passport_id = ? AND "
+                             "wrapped_secret = ?", (upgraded, passport_id,
+                                                    record.wrapped_secret))
 
     async def open_state(self, record: HolderRecord, master: bytes,
                          ledger: dict[str, Any]) -> HolderState:

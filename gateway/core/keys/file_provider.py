@@ -36,6 +36,7 @@ class FileProvider(KeyProvider):
             "counter": SecretDeriver(secrets.counter_key_seed, salt=None),
             "linkage": SecretDeriver(secrets.linkage_key_seed, salt=None),
             "portrait": SecretDeriver(secrets.portrait_key_seed, salt=None),
+            "password-oprf": SecretDeriver(secrets.password_oprf_seed, salt=None),
         }
 
     def kek(self, name: KekName) -> SealingKey:

@@ -14,6 +14,12 @@ Derivation keys (HKDF-Expand under a held pseudorandom key; `KeyProvider.deriver
 - `linkage`: each org's X25519 linkage verifier key.
 - `portrait`: each org's portrait keys (Ed25519 signing, X25519 sealing;
   gateway/services/portrait_keys.py).
+- `password-oprf`: each org's OPRF keys for the vault's password hardening, one per (org,
+  passport, vault salt) (gateway/services/password_oprf.py). Not in `STRANDING`: added after
+  data dirs existed, so an existing database without it gets one made. Losing it later would
+  strand this org's version-3 vaults (holders recover through their guardians) and the
+  wraps that name this org as helper (unless the vault has a second wrap, `vault_helpers`);
+  a wrong token or prefix is still refused, by the check on the `STRANDING` keys.
 """
 
 from __future__ import annotations
@@ -21,10 +27,10 @@ from __future__ import annotations
 from typing import Literal
 
 KekName = Literal["face", "face-factor", "kyc-issuer"]
-DeriverName = Literal["face-transform", "counter", "linkage", "portrait"]
+DeriverName = Literal["face-transform", "counter", "linkage", "portrait", "password-oprf"]
 KEK_NAMES: tuple[KekName, ...] = ("face", "face-factor", "kyc-issuer")
 DERIVER_NAMES: tuple[DeriverName, ...] = ("face-transform", "counter", "linkage",
-                                          "portrait")
+                                          "portrait", "password-oprf")
 
 # Keys whose loss strands stored data (face references, sealed rows): never made afresh
 # beside an existing database. The counter, linkage and portrait keys can be made anew (and their

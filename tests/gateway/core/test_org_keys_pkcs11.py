@@ -19,6 +19,8 @@ from softhsm_kit import SoftHsmToken, plant_keys
 from chaincode.protocol.orgs import HOSPITAL, SCHOOL
 from face_engine.envelope import EnvelopeError
 from gateway.core.config import Settings
+from gateway.holder import oprf
+from gateway.services.password_oprf import org_key
 from gateway.services.state import open_data_dir
 
 PURPOSE = "test-org-keys"
@@ -43,7 +45,11 @@ def test_org_gateways_keep_apart_in_pkcs11(softhsm: SoftHsmToken, tmp_path: Path
         sealed = {name: keys.kek(name).seal(b"hospital-only", purpose=PURPOSE)
                   for name in ("face", "face-factor", "kyc-issuer")}
         derived = {name: keys.deriver(name).expand(b"probe", 32)
-                   for name in ("face-transform", "counter", "linkage", "portrait")}
+                   for name in ("face-transform", "counter", "linkage", "portrait",
+                                "password-oprf")}
+        # The vault-hardening OPRF key: a scalar from the token's password-oprf HMAC key.
+        hospital_oprf = org_key(keys, HOSPITAL, "passport", bytes(16))
+        assert oprf.evaluate(hospital_oprf, oprf.blind(b"probe").element)
     finally:
         db.close()
         keys.close()
@@ -55,6 +61,8 @@ def test_org_gateways_keep_apart_in_pkcs11(softhsm: SoftHsmToken, tmp_path: Path
                 keys.kek(name).open(blob, purpose=PURPOSE)  # type: ignore[arg-type]
         for name, value in derived.items():
             assert keys.deriver(name).expand(b"probe", 32) != value  # type: ignore[arg-type]
+        # The School's token cannot answer as the Hospital's OPRF key.
+        assert org_key(keys, HOSPITAL, "passport", bytes(16)) != hospital_oprf
     finally:
         db.close()
         keys.close()

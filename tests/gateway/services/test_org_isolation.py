@@ -181,7 +181,8 @@ async def test_no_org_gateway_holds_or_derives_another_orgs_secrets(
             keys = gw.state.keys
             assert isinstance(keys, FileProvider)
             for name in ("face_kek", "face_transform_key", "face_factor_kek",
-                         "counter_key_seed", "linkage_key_seed", "portrait_key_seed"):
+                         "counter_key_seed", "linkage_key_seed", "portrait_key_seed",
+                         "password_oprf_seed"):
                 stored[org][f"secret {name}"] = getattr(keys.secrets, name)
             issuer = kyc_service(gw.state).loaded(org)
             assert issuer is not None
@@ -229,7 +230,7 @@ async def test_no_org_gateway_holds_or_derives_another_orgs_secrets(
         # Nothing the School's key provider holds derives the Hospital's keys.
         with pytest.raises(EnvelopeError):
             school.state.keys.kek("face").open(sealed_face_blob, purpose="test-org-isolation")
-        for name in ("face-transform", "counter", "linkage", "portrait"):
+        for name in ("face-transform", "counter", "linkage", "portrait", "password-oprf"):
             assert school.state.keys.deriver(name).expand(b"probe", 32) != \
                 hospital.state.keys.deriver(name).expand(b"probe", 32)  # type: ignore[arg-type]
         # The Fabric identities' private keys live with their CA (devnet's folder), never in
