@@ -29,7 +29,6 @@ import base64
 import binascii
 import logging
 import secrets
-import sqlite3
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -37,7 +36,6 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import numpy as np
-from cryptography import x509
 
 from chaincode.protocol.holder_requests import MAX_REQUEST_TTL_S
 from face_engine.embed import EMBEDDING_DIM
@@ -52,7 +50,6 @@ from gateway.core.errors import (
     Locked,
     NotFound,
 )
-from gateway.core.peer_auth import CLOCK_WINDOW_S, PeerUnauthenticated, verify_peer
 from gateway.holder import keys
 
 from . import face_attempts
@@ -69,6 +66,7 @@ from .holders import (
     holder_service,
 )
 from .ledger_reads import json_object
+from .peer_requests import peer_requests
 
 if TYPE_CHECKING:
     from .state import AppState
@@ -83,18 +81,9 @@ CREATE TABLE IF NOT EXISTS custody_unlock_failures (
 );
 CREATE INDEX IF NOT EXISTS custody_unlock_failures_budget
     ON custody_unlock_failures(passport_id, source_org, at);
-CREATE TABLE IF NOT EXISTS custody_nonces (
-    org TEXT NOT NULL,
-    nonce TEXT NOT NULL,
-    at REAL NOT NULL,
-    PRIMARY KEY (org, nonce)
-);
 """
 
 CUSTODY_PURPOSE = "custody_unlock"
-# Nonces are kept past the clock window on both sides: a replay inside the window finds its
-# nonce, one after it is refused for its time.
-NONCE_KEEP_S = 4 * CLOCK_WINDOW_S
 # What an account key signs for the desk of the account's institution (the rest of the
 # account-keyed actions: none but these reach the relay).
 ACCOUNT_ACTIONS = frozenset({"account.close", "account.reprove", "grant.create", "grant.list",
@@ -198,7 +187,6 @@ class CustodyService:
         self.db.ensure(SCHEMA)
         self.db.ensure(face_attempts.SCHEMA)
         self._sessions: dict[str, CustodySession] = {}
-        self._roots: dict[str, x509.Certificate] | None = None
 
     # --- who is calling ------------------------------------------------------------------
     def own_org(self) -> str:
@@ -207,47 +195,11 @@ class CustodyService:
             raise CustodyUnavailable("this gateway serves every org: it is no org's custodian")
         return org
 
-    def ca_roots(self) -> dict[str, x509.Certificate]:
-        """Each member org's MSP root CA, from the connection profile (`caCertPath`)."""
-        if self._roots is None:
-            roots: dict[str, x509.Certificate] = {}
-            for org in self.state.ledger.profile().organizations.values():
-                if org.ca_cert_path is not None and org.ca_cert_path.is_file():
-                    roots[org.msp_id] = x509.load_pem_x509_certificate(
-                        org.ca_cert_path.read_bytes())
-            self._roots = roots
-        return self._roots
-
-    def crl_of(self, org: str) -> x509.CertificateRevocationList | None:
-        """`org`'s CRL where the profile names one and the file exists, read at every
-        request (a revocation takes effect at once; the file is small). An unreadable one
-        refuses the org's requests rather than pass them unchecked."""
-        # (Called once the org has a root here, so its profile entry exists.)
-        path = self.state.ledger.profile().org(org).crl_path
-        if path is None or not path.is_file():
-            return None
-        try:
-            return x509.load_pem_x509_crl(path.read_bytes())
-        except ValueError:
-            raise PeerUnauthenticated(f"this gateway cannot read {org}'s CRL") from None
-
     def authenticate(self, headers: Mapping[str, str], method: str, path: str,
                      body: bytes) -> str:
-        """The calling org, once its gateway's signature, certificate, time and nonce pass
-        (gateway/core/peer_auth.py); the nonce is recorded, so the same request is refused
-        the second time."""
-        own = self.own_org()
-        peer = verify_peer(headers, method, path, body, own_org=own, ca_roots=self.ca_roots(),
-                           crl_of=self.crl_of)
-        now = time.time()
-        try:
-            with self.db.transaction() as conn:
-                conn.execute("DELETE FROM custody_nonces WHERE at <= ?", (now - NONCE_KEEP_S,))
-                conn.execute("INSERT INTO custody_nonces (org, nonce, at) VALUES (?, ?, ?)",
-                             (peer.org, peer.nonce, now))
-        except sqlite3.IntegrityError:
-            raise PeerUnauthenticated("this request was already received (replay)") from None
-        return peer.org
+        """The calling org, once its gateway's signed request passes (peer_requests.py)."""
+        return peer_requests(self.state).authenticate(self.own_org(), headers, method, path,
+                                                      body)
 
     # --- unlock --------------------------------------------------------------------------
     def _reserve(self, passport_id: str, caller: str) -> int:

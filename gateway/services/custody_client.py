@@ -30,6 +30,7 @@ from .custody import encode_embedding
 from .faces import LiveFace
 from .holders import AccountEntry, HolderSession, HolderState, UnlockRefused
 from .ledger import SERVICE_USER
+from .peer_requests import peer_requests
 
 if TYPE_CHECKING:
     from nacl.public import PrivateKey
@@ -147,8 +148,6 @@ class CustodyClient:
     def __init__(self, state: AppState) -> None:
         self.state = state
         self._signer: PeerSigner | None = None
-        # Test seam: a transport per org (an in-process app) instead of the network.
-        self.transports: dict[str, httpx.AsyncBaseTransport] = {}
 
     def signer(self) -> PeerSigner:
         if self._signer is None:
@@ -180,7 +179,7 @@ class CustodyClient:
         full_path = httpx.URL(base + "/api/v1/custody" + path).path
         headers = {"Content-Type": "application/json",
                    **self.signer().headers("POST", full_path, body, org)}
-        transport = self.transports.get(org)
+        transport = peer_requests(self.state).transports.get(org)
         try:
             async with httpx.AsyncClient(transport=transport, timeout=CUSTODY_TIMEOUT_S) as http:
                 response = await http.post(base + "/api/v1/custody" + path, content=body,

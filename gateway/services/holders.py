@@ -486,7 +486,8 @@ class HolderService:
         face_key = open_sealed(self._face_factor_key, record.face_key_sealed,
                                passport_id.encode())
         opened = await password_hardening(self.state).unwrap(
-            record.wrapped_secret, password, face_key, passport_id, record.enrolling_org)
+            record.wrapped_secret, password, face_key, passport_id, record.enrolling_org,
+            face_matched=face_ok)
         return face_ok, opened
 
     async def settle_unlock(self, record: HolderRecord, opened: Opened, password: str) -> None:

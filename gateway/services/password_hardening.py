@@ -8,7 +8,7 @@ answer (docs/gateway.md "Password hardening": the trade-off).
 
 E reaches H in process when this gateway serves every org (devnet, demo, tests: the same
 counted service, `password_oprf.py`), else over HTTP at `org_gateways[H]` with a request
-signed by E's service identity (gateway/core/peer_signature.py). A per-org gateway with no
+signed by E's service identity (gateway/core/peer_auth.py). A per-org gateway with no
 address for any of its helpers cannot harden: in development mode it keeps writing version 2
 (logged), in production enrolment and recovery are refused (503
 `password_helper_unavailable`).
@@ -34,13 +34,14 @@ import httpx
 from chaincode.protocol.encoding import b64, unb64
 from chaincode.protocol.orgs import HOSPITAL, PHARMACY, SCHOOL
 from gateway.core.errors import ApiError, Locked
-from gateway.core.peer_signature import PeerSigner
+from gateway.core.peer_auth import PeerSigner
 from gateway.holder import oprf, vault, vault_v3
 from gateway.holder.errors import UnlockFailed
 from gateway.holder.vault import KdfParams
 
 from .ledger import SERVICE_USER
 from .password_oprf import OprfLocked, own_output, password_oprf_service
+from .peer_requests import peer_requests
 
 if TYPE_CHECKING:
     from .state import AppState
@@ -82,8 +83,6 @@ class PasswordHardening:
     def __init__(self, state: AppState) -> None:
         self.state = state
         self._signer: PeerSigner | None = None
-        # Test seam: a transport per org (an in-process app) in place of the network.
-        self.transports: dict[str, httpx.AsyncBaseTransport] = {}
 
     # --- which helpers -------------------------------------------------------------------
     def helpers(self, enrolling_org: str) -> list[str]:
@@ -152,7 +151,7 @@ class PasswordHardening:
         headers = {"Content-Type": "application/json",
                    **self._signer_of().headers("POST", httpx.URL(url).path, body, helper)}
         try:
-            async with httpx.AsyncClient(transport=self.transports.get(helper),
+            async with httpx.AsyncClient(transport=peer_requests(self.state).transports.get(helper),
                                          timeout=HELPER_TIMEOUT_S) as http:
                 response = await http.post(url, content=body, headers=headers)
         except httpx.HTTPError as exc:
@@ -209,7 +208,7 @@ class PasswordHardening:
         return blob.to_json()
 
     async def unwrap(self, stored: str, password: str, face_key: bytes, passport_id: str,
-                     enrolling_org: str) -> Opened | None:
+                     enrolling_org: str, *, face_matched: bool = True) -> Opened | None:
         """The opened vault, or None for a wrong factor. Helper refusals raise
         `HelperLocked` / `HelperUnavailable`: evidence of nothing about the factors.
 
@@ -232,6 +231,15 @@ class PasswordHardening:
         try:
             pw = vault.check_password(password)
         except vault.WeakPassword:
+            return None
+        if not face_matched:
+            # A face that did not match never reaches the helper: junk frames at any desk
+            # cannot spend the passport's helper budget (which only the holder's own face
+            # can then reach). The password's Argon2id still runs, so the answer takes
+            # nearly as long; it lacks the helper's round trip, which tells the desk only
+            # what the person standing there knows: whether they are the holder.
+            await anyio.to_thread.run_sync(vault_v3.password_key, pw, blob.salt,
+                                           blob.kdf_params)
             return None
         data = vault_v3.oprf_input(pw, passport_id)
         answer: HelperAnswer | None = None

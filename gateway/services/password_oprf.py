@@ -28,22 +28,20 @@ import hashlib
 import hmac
 import logging
 import secrets
-import sqlite3
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from cryptography import x509
-
 from chaincode.protocol.canonical import canonical_json
 from chaincode.protocol.encoding import b64
 from chaincode.protocol.orgs import MEMBER_ORGS
-from gateway.core import peer_signature
 from gateway.core.errors import Conflict, Forbidden, InvalidRequest, Locked, NotFound
 from gateway.core.keys import KeyProvider
 from gateway.holder import oprf
 from gateway.holder.vault_v3 import CONFIRM_BYTES, SALT_BYTES
+
+from .peer_requests import peer_requests
 
 if TYPE_CHECKING:
     from .state import AppState
@@ -71,18 +69,10 @@ CREATE TABLE IF NOT EXISTS oprf_verifiers (
     at REAL NOT NULL,
     PRIMARY KEY (helper_org, passport_id, salt)
 );
-CREATE TABLE IF NOT EXISTS oprf_peer_nonces (
-    org TEXT NOT NULL,
-    nonce TEXT NOT NULL,
-    at REAL NOT NULL,
-    PRIMARY KEY (org, nonce)
-);
 """
 
 MAX_OPRF_FAILURES = 10
 OPRF_FAILURE_WINDOW_S = 24 * 3600.0
-# Longer than the clock window either way: a replay inside the window finds its nonce.
-NONCE_KEEP_S = 3 * peer_signature.CLOCK_WINDOW_S
 _SEED_INFO = b"MIP-PASSWORD-OPRF-KEY-V1\x00"
 _DERIVE_INFO = b"MIP-PASSWORD-OPRF-V1"
 MAX_PASSPORT_ID_CHARS = 128
@@ -144,7 +134,6 @@ class PasswordOprfService:
         self.state = state
         self.db = state.db
         self.db.ensure(SCHEMA)
-        self._roots: dict[str, x509.Certificate] | None = None
 
     # --- who is calling ------------------------------------------------------------------
     def own_org(self) -> str:
@@ -153,34 +142,11 @@ class PasswordOprfService:
             raise OprfNotServed("this gateway serves every org: it answers no other gateway")
         return org
 
-    def ca_roots(self) -> Mapping[str, x509.Certificate]:
-        """Each member org's MSP root CA, from the connection profile (`caCertPath`)."""
-        if self._roots is None:
-            roots: dict[str, x509.Certificate] = {}
-            for org in self.state.ledger.profile().organizations.values():
-                if org.ca_cert_path is not None and org.ca_cert_path.is_file():
-                    roots[org.msp_id] = x509.load_pem_x509_certificate(
-                        org.ca_cert_path.read_bytes())
-            self._roots = roots
-        return self._roots
-
     def authenticate(self, headers: Mapping[str, str], method: str, path: str,
                      body: bytes) -> str:
-        """The calling org, once its gateway's signed request passes
-        (gateway/core/peer_signature.py); its nonce is recorded so a replay is refused."""
-        own = self.own_org()
-        peer = peer_signature.verify(headers, method, path, body, own_org=own,
-                                     ca_roots=self.ca_roots())
-        now = time.time()
-        try:
-            with self.db.transaction() as conn:
-                conn.execute("DELETE FROM oprf_peer_nonces WHERE at <= ?", (now - NONCE_KEEP_S,))
-                conn.execute("INSERT INTO oprf_peer_nonces (org, nonce, at) VALUES (?, ?, ?)",
-                             (peer.org, peer.nonce, now))
-        except sqlite3.IntegrityError:
-            raise peer_signature.PeerUnauthenticated(
-                "this request was already received (replay)") from None
-        return peer.org
+        """The calling org, once its gateway's signed request passes (peer_requests.py)."""
+        return peer_requests(self.state).authenticate(self.own_org(), headers, method, path,
+                                                      body)
 
     # --- evaluate ------------------------------------------------------------------------
     def evaluate(self, caller: str, helper: str, passport_id: str, salt: bytes,

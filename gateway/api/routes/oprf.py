@@ -6,7 +6,7 @@
   evaluations of that salt stop counting.
 
 Both take a request signed by another member org's gateway (its Fabric service identity,
-gateway/core/peer_signature.py): the signature covers the raw body, so the body is read and
+gateway/core/peer_auth.py): the signature covers the raw body, so the body is read and
 checked before it is parsed.
 """
 

@@ -23,7 +23,7 @@ from gateway.services.linkage import derive_verifier_key
 
 
 def _secrets() -> GatewaySecrets:
-    return GatewaySecrets(*(os.urandom(32) for _ in range(6)))
+    return GatewaySecrets(*(os.urandom(32) for _ in range(7)))
 
 
 def test_keks_are_the_secrets_files_keys() -> None:

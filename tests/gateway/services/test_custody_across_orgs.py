@@ -45,6 +45,7 @@ from gateway.services.custody import custody_service
 from gateway.services.custody_client import custody_client
 from gateway.services.holders import MAX_UNLOCK_FAILURES, holder_service
 from gateway.services.ledger import SERVICE_USER
+from gateway.services.peer_requests import peer_requests
 from gateway.services.state import build_state
 
 URLS = {org: f"http://{org.lower()}.gateway" for org in (HOSPITAL, SCHOOL, PHARMACY)}
@@ -74,7 +75,7 @@ async def org_gateways(network: MipNetwork, engine: FaceEngine, tmp_path: Path
         for org, gw in clients.items():
             for other, app in apps.items():
                 if other != org:
-                    custody_client(gw.state).transports[other] = httpx.ASGITransport(
+                    peer_requests(gw.state).transports[other] = httpx.ASGITransport(
                         app=app, raise_app_exceptions=False)
         yield clients
 

@@ -33,7 +33,7 @@ from mip_testkit import MipNetwork
 
 from chaincode.protocol.orgs import HOSPITAL, SCHOOL
 from face_engine.engine import FaceEngine
-from gateway.core.peer_signature import PeerSigner
+from gateway.core.peer_auth import PeerSigner
 from gateway.fabric import ConnectionProfile
 from gateway.holder import oprf, vault, vault_v3
 from gateway.holder.errors import UnlockFailed
@@ -49,6 +49,7 @@ from gateway.services.password_oprf import (
     own_output,
     password_oprf_service,
 )
+from gateway.services.peer_requests import peer_requests
 from gateway.services.state import build_state
 
 URLS = {HOSPITAL: "http://hospital.gateway", SCHOOL: "http://school.gateway"}
@@ -77,7 +78,7 @@ async def two_gateways(network: MipNetwork, engine: FaceEngine, tmp_path: Path
         for org, gw in clients.items():
             for other, app in apps.items():
                 if other != org:
-                    password_hardening(gw.state).transports[other] = httpx.ASGITransport(
+                    peer_requests(gw.state).transports[other] = httpx.ASGITransport(
                         app=app, raise_app_exceptions=False)
         yield clients
 
@@ -203,7 +204,7 @@ async def test_vault_hardened_by_the_helper_org(gw_network: MipNetwork,
             "POST", EVALUATIONS, payload, SCHOOL)
         r = await school.http.post(EVALUATIONS, content=payload,
                                    headers={**plain, **staff_signed})
-        assert_error(r, 401, "peer_unauthenticated")  # a staff identity is not a gateway
+        assert_error(r, 403, "peer_not_gateway")  # a staff identity is not a gateway
         own = signer(connection, SCHOOL, SERVICE_USER).headers(
             "POST", EVALUATIONS, payload, SCHOOL)
         r = await school.http.post(EVALUATIONS, content=payload, headers={**plain, **own})
