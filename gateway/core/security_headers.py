@@ -5,13 +5,12 @@ tag), so without headers the page could be framed by another site and clicked th
 response gets:
 
 - `Content-Security-Policy`: for the API nothing may load at all (`default-src 'none'`); the
-  staff pages (counter, check, issuer desk) and the development /docs page load only from
-  the gateway itself; always
-  `frame-ancestors 'none'`;
+  staff pages (counter, check, issuer and enrolment desks) and the development /docs page
+  load only from the gateway itself; always `frame-ancestors 'none'`;
 - `X-Content-Type-Options: nosniff`, `Referrer-Policy: no-referrer`, `X-Frame-Options: DENY`
   (for browsers without CSP frame-ancestors);
 - `Permissions-Policy`: no camera, microphone or location, except the camera on the counter
-  page (its face check), for the gateway's own origin only;
+  and enrolment pages (their face checks), for the gateway's own origin only;
 - `Strict-Transport-Security` when the request came over TLS (`mip serve --tls`): a browser
   then refuses plain HTTP to this host for two years;
 - `Cache-Control: no-store` on the API: its answers name people and carry tokens.
@@ -25,8 +24,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 COUNTER_PREFIX = "/counter"
 # Every staff page (gateway/web): the same policy as the counter; only the pages that take
 # photos of a person may use the camera.
-PAGE_PREFIXES = (COUNTER_PREFIX, "/check", "/issuer", "/desk")
-CAMERA_PREFIXES = (COUNTER_PREFIX,)
+PAGE_PREFIXES = (COUNTER_PREFIX, "/check", "/issuer", "/enrol", "/desk")
+CAMERA_PREFIXES = (COUNTER_PREFIX, "/enrol")
 DOCS_PREFIX = "/docs"
 API_PREFIX = "/api/"
 
