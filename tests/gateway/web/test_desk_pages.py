@@ -274,3 +274,30 @@ def test_keyboard_only_prescription_then_check(page: Page, desk: Desk) -> None:
     page.get_by_label("Credential presentation (paste what the holder gave you)").focus()
     kb.press("Control+Enter")
     expect(page.locator("#result-word")).to_have_text("VALID", timeout=30_000)
+
+
+@pytest.mark.parametrize("viewport", [(390, 844), (1024, 768)], ids=["phone", "landscape"])
+def test_pages_fit_phone_and_landscape(browser: Browser, desk: Desk,
+                                       viewport: tuple[int, int]) -> None:
+    """No sideways scrolling, and the main controls at least 44 px tall (touch), on a phone
+    and a landscape tablet, for the check page and both desks signed in."""
+    context = browser.new_context(**context_options(viewport))
+    try:
+        page = context.new_page()
+        tokens = {"/check/": None, "/issuer/": desk.token(SCHOOL, "school_registrar"),
+                  "/enrol/": desk.token(HOSPITAL, "registrar")}
+        for path, token in tokens.items():
+            page.goto(f"{desk.url}{path}" + (f"#token={token}" if token else ""))
+            expect(page.locator("main")).to_be_visible()
+            if token:
+                expect(page.locator("#staff-status")).to_have_text("Signed in")
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= viewport[0], (path, width)
+            for button in page.locator("main button:visible").all():
+                box = button.bounding_box()
+                assert box is not None and box["height"] >= 44, (path, box)
+                assert box["x"] >= 0 and box["x"] + box["width"] <= viewport[0], (path, box)
+            # The fragment token is moved out of the address bar at once.
+            assert "token" not in page.url
+    finally:
+        context.close()
