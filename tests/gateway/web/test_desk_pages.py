@@ -34,7 +34,13 @@ if str(SERVICE_TESTS) not in sys.path:
 
 from gateway_testkit import make_settings  # noqa: E402
 from ledger_kit import HOSPITAL, SCHOOL, kyc_issuers  # noqa: E402
-from mip_testkit import MipClients, MipNetwork, new_holder, open_account  # noqa: E402
+from mip_testkit import (  # noqa: E402
+    MipClients,
+    MipNetwork,
+    new_holder,
+    open_account,
+    running_mip_devnet,
+)
 
 from gateway.main import create_app  # noqa: E402
 from gateway.services.ledger import ensure_service_identities  # noqa: E402
@@ -82,8 +88,6 @@ def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desk]:
     reason = chromium_missing_reason()
     if reason is not None:
         pytest.skip(reason)
-    from mip_testkit import running_mip_devnet
-
     with running_mip_devnet(tmp_path_factory.mktemp("desk-devnet")) as network:
         ensure_service_identities(network.connection)
         school, hospital = run_async(_accounts(network))

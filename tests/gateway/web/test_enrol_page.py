@@ -34,6 +34,7 @@ if str(SERVICE_TESTS) not in sys.path:
 
 from gateway_testkit import make_settings  # noqa: E402
 from ledger_kit import HOSPITAL  # noqa: E402
+from mip_testkit import running_mip_devnet  # noqa: E402
 
 from face_engine.engine import FaceEngine, load_default_engine  # noqa: E402
 from face_engine.liveness import new_challenge  # noqa: E402
@@ -69,8 +70,6 @@ def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EnrolDesk]:
     reason = chromium_missing_reason()
     if reason is not None:
         pytest.skip(reason)
-    from mip_testkit import running_mip_devnet
-
     with running_mip_devnet(tmp_path_factory.mktemp("enrol-devnet")) as network:
         ensure_service_identities(network.connection)
         engine = load_default_engine()
