@@ -5,12 +5,12 @@ tag), so without headers the page could be framed by another site and clicked th
 response gets:
 
 - `Content-Security-Policy`: for the API nothing may load at all (`default-src 'none'`); the
-  counter page and the development /docs page load only from the gateway itself; always
-  `frame-ancestors 'none'`;
+  staff pages (counter, check, issuer and enrolment desks) and the development /docs page
+  load only from the gateway itself; always `frame-ancestors 'none'`;
 - `X-Content-Type-Options: nosniff`, `Referrer-Policy: no-referrer`, `X-Frame-Options: DENY`
   (for browsers without CSP frame-ancestors);
 - `Permissions-Policy`: no camera, microphone or location, except the camera on the counter
-  page (its face check), for the gateway's own origin only;
+  and enrolment pages (their face checks), for the gateway's own origin only;
 - `Strict-Transport-Security` when the request came over TLS (`mip serve --tls`): a browser
   then refuses plain HTTP to this host for two years;
 - `Cache-Control: no-store` on the API: its answers name people and carry tokens.
@@ -22,6 +22,10 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 COUNTER_PREFIX = "/counter"
+# Every staff page (gateway/web): the same policy as the counter; only the pages that take
+# photos of a person may use the camera.
+PAGE_PREFIXES = (COUNTER_PREFIX, "/check", "/issuer", "/enrol", "/desk")
+CAMERA_PREFIXES = (COUNTER_PREFIX, "/enrol")
 DOCS_PREFIX = "/docs"
 API_PREFIX = "/api/"
 
@@ -44,8 +48,9 @@ def _under(path: str, prefix: str) -> bool:
 
 def headers_for(path: str, scheme: str) -> dict[str, str]:
     """The security headers of a response to `path` requested over `scheme`."""
-    counter = _under(path, COUNTER_PREFIX)
-    if counter:
+    page = any(_under(path, prefix) for prefix in PAGE_PREFIXES)
+    camera = any(_under(path, prefix) for prefix in CAMERA_PREFIXES)
+    if page:
         csp = COUNTER_CSP
     elif _under(path, DOCS_PREFIX):
         csp = DOCS_CSP
@@ -56,7 +61,7 @@ def headers_for(path: str, scheme: str) -> dict[str, str]:
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "no-referrer",
         "X-Frame-Options": "DENY",
-        "Permissions-Policy": COUNTER_DEVICES if counter else NO_DEVICES,
+        "Permissions-Policy": COUNTER_DEVICES if camera else NO_DEVICES,
     }
     if scheme == "https":
         headers["Strict-Transport-Security"] = HSTS

@@ -1,5 +1,7 @@
-"""The counter web page, served by the gateway at /counter/, and in development the API's
-Swagger UI at /docs (its files from the swagger-ui-bundle package: nothing from a CDN)."""
+"""The staff web pages, served by the gateway itself: the pharmacy counter at /counter/, the
+employer's credential check at /check/, the issuer desk at /issuer/, the enrolment desk at
+/enrol/ (their shared script and style at /desk/), and in development the API's Swagger UI
+at /docs (its files from the swagger-ui-bundle package: nothing from a CDN)."""
 
 from __future__ import annotations
 
@@ -11,11 +13,19 @@ from fastapi.staticfiles import StaticFiles
 
 STATIC = Path(__file__).parent / "static"
 DOCS = Path(__file__).parent / "docs"
+PAGES = Path(__file__).parent / "pages"
+# URL prefix -> folder under pages/ (see gateway/core/security_headers.py for each one's
+# policy: which may use the camera).
+PAGE_FOLDERS = {"/desk": "common", "/check": "check", "/issuer": "issuer", "/enrol": "enrol"}
 
 
 def mount_web(app: FastAPI) -> None:
     if (STATIC / "index.html").is_file():
         app.mount("/counter", StaticFiles(directory=STATIC, html=True), name="counter")
+    for prefix, folder in PAGE_FOLDERS.items():
+        directory = PAGES / folder
+        if directory.is_dir():
+            app.mount(prefix, StaticFiles(directory=directory, html=True), name=folder)
 
 
 def mount_docs(app: FastAPI) -> None:

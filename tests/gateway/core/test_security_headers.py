@@ -80,3 +80,30 @@ async def test_docs_absent_in_production_openapi_kept(tmp_path: Path) -> None:
         assert (await http.get("/redoc")).status_code == 404
         schema = await http.get("/openapi.json")
     assert schema.status_code == 200 and schema.json()["info"]["title"] == "MIP gateway"
+
+
+async def test_desk_pages_local_only_camera_where_needed(tmp_path: Path) -> None:
+    """The check page, the issuer and enrolment desks: the counter's policy, the camera on
+    the enrolment desk only (the others take no photos), every script and style from the
+    gateway itself, no inline script or handler."""
+    async with client(bare_app(tmp_path)) as http:
+        for path, camera in (("/check/", "camera=()"), ("/issuer/", "camera=()"),
+                             ("/enrol/", "camera=(self)")):
+            page = await http.get(path)
+            assert page.status_code == 200, path
+            csp = page.headers["content-security-policy"]
+            assert "frame-ancestors 'none'" in csp and "default-src 'self'" in csp
+            assert "'unsafe-inline'" not in csp
+            assert camera in page.headers["permissions-policy"], path
+            meta = re.search(r'http-equiv="Content-Security-Policy"\s+content="([^"]+)"',
+                             page.text)
+            assert meta is not None
+            assert set(meta.group(1).split("; ")) <= set(csp.split("; "))
+            assert not re.search(r"<script(?![^>]*\bsrc=)", page.text), "inline script"
+            assert not re.search(r"<[^>]+\son[a-z]+=", page.text), "inline handler"
+            sources = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+            assert sources, path
+            for source in sources:
+                assert not source.startswith(("http:", "https:", "//")), source
+                asset = await http.get(source if source.startswith("/") else path + source)
+                assert asset.status_code == 200, source
