@@ -128,7 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     found = np.flatnonzero(lfw.found)
     real = flip[found]
     ids = np.array([identity(lfw.rels[i]) for i in found])
-    model = FaceLikeDistribution.fit(real)
+    # a smoke run on a few images cannot fit a 128-d covariance: the data-free model then
+    model = FaceLikeDistribution.fit(real) if len(real) > real.shape[1] else \
+        FaceLikeDistribution.parametric(real.shape[1], rng)
 
     # --- non-mated searches: FPIR at each N ----------------------------------------------
     probes = {"synthetic": model.sample(args.probes, rng), "lfw_real": real}
