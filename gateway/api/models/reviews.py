@@ -27,3 +27,18 @@ class ReviewOut(BaseModel):
 class ReviewDecisionIn(BaseModel):
     decision: Literal["same_person", "different_person"]
     reason: str = Field(min_length=1, max_length=500)
+
+
+class ScreeningDecisionIn(BaseModel):
+    decision: Literal["clear", "duplicate"] = Field(
+        description="this org's outcome for a provisional passport: clear (no candidate in "
+                    "its gallery, or its reference is of a different person) or duplicate")
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class ScreeningOut(BaseModel):
+    passport_id: str
+    status: str = Field(description="the passport's status (revoked once found a duplicate)")
+    kyc_level: int
+    screening: str = Field(description="pending, cleared or duplicate")
+    decisions: list[str] = Field(description="orgs that have recorded their outcome")

@@ -132,10 +132,22 @@ async def test_a_provisional_passport_starts_at_level_1_with_this_orgs_vote(
         screening = record["screening"]
         assert screening["status"] == "pending" and screening["level_on_clear"] == 2
         assert [d["org"] for d in screening["decisions"]] == ["HospitalMSP"]
-        # a second org's registrar completes the majority
-        school = await mip.client("SchoolMSP", "registrar")
-        result = json.loads(await school.submit(
-            "Passport:Screen", [out["passport_id"], "clear", "no candidate at SchoolMSP"]))
-        assert result["kyc_level"] == 2 and not result["screening_pending"]
+        # a second org's registrar completes the majority through its gateway's API
+        url = f"{API}/passports/{out['passport_id']}/screening"
+        vote = {"decision": "clear", "reason": "no candidate at SchoolMSP"}
+        assert_error(await rw.http.post(url, json=vote,
+                                        headers=rw.staff("SchoolMSP", "doctor")),
+                     403, "wrong_role")
+        assert_error(await rw.http.post(url, json={**vote, "decision": "maybe"},
+                                        headers=rw.staff("SchoolMSP", "registrar")),
+                     422, "invalid_request")
+        r = await rw.http.post(url, json=vote, headers=rw.staff("SchoolMSP", "registrar"))
+        assert r.status_code == 200, r.text
+        assert r.json() == {"passport_id": out["passport_id"], "status": "active",
+                            "kyc_level": 2, "screening": "cleared",
+                            "decisions": ["HospitalMSP", "SchoolMSP"]}
+        # nothing pending any more: a typed refusal
+        r = await rw.http.post(url, json=vote, headers=rw.staff("PharmacyMSP", "registrar"))
+        assert r.status_code == 409, r.text
     finally:
         await mip.close()
