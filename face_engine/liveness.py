@@ -81,6 +81,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from face_engine.dedup.identification import template
 from face_engine.errors import FaceError, LivenessFailed
 from face_engine.quality import DEFAULT_THRESHOLDS, Pose, QualityReport, assess
 from face_engine.verify import cosine, single_crop_operating_point
@@ -218,6 +219,9 @@ class Observation:
     # Single-crop embedding: the same-person check among the frames of one capture needs
     # no flip average, and a turn frame then costs one model run instead of two.
     identity: np.ndarray = field(repr=False)
+    # Flip-averaged embedding of a frontal frame (frame 0 and every later frame whose own
+    # pose is frontal): the frames the multi-frame screening template averages.
+    embedding: np.ndarray | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -228,6 +232,10 @@ class ReferenceFrame:
 
     embedding: np.ndarray = field(repr=False)
     quality: QualityReport
+
+
+def _frontal(pose: Pose) -> bool:
+    return abs(pose.yaw) < CENTER_MAX_DEG and abs(pose.pitch) < CENTER_MAX_DEG
 
 
 def _submission_refusal(challenge: Challenge, frame_count: int,
@@ -306,19 +314,38 @@ class LivenessSession:
             return self._refuse(replace(
                 _fail("frame_rejected", f"frame {index}: {exc.code}: {exc.message}"),
                 cause=exc))
+        embedding: np.ndarray | None = None
         if index == 0:
             embedding, identity = engine.embed_face_both(analysis)
             self._reference = ReferenceFrame(
                 embedding, assess(analysis.landmarks, analysis.aligned, DEFAULT_THRESHOLDS))
+        elif _frontal(analysis.pose):
+            # one more model run (the mirror image) for a frame the template will use
+            embedding, identity = engine.embed_face_both(analysis)
         else:
             identity = engine.embed_face_single_crop(analysis)
-        observation = Observation(frame.timestamp, analysis.landmarks, analysis.pose, identity)
+        observation = Observation(frame.timestamp, analysis.landmarks, analysis.pose, identity,
+                                  embedding)
         with self._lock:
             if index in self._observations:  # the same index raced in twice
                 self._failure = self._failure or _fail("frame_count",
                                                        f"frame {index} was sent twice")
             self._observations[index] = observation
             return self._failure
+
+    def template(self) -> np.ndarray | None:
+        """The multi-frame screening template: normalised mean of the flip-averaged
+        embeddings of the frames within ``CENTER_MAX_DEG`` of the frontal frame 0's pose
+        (frame 0 included; turned frames are left out: a profile view is another face to
+        the model). None before frame 0 is in."""
+        with self._lock:
+            observations = dict(self._observations)
+        first = observations.get(0)
+        if first is None or first.embedding is None:
+            return None
+        frontal = [o.embedding for _, o in sorted(observations.items())
+                   if o.embedding is not None and label_pose(o.pose, first.pose) == "center"]
+        return template(frontal)
 
     def result(self, frame_count: int, *, now: float | None = None) -> LivenessResult:
         """The decision over frames 0..frame_count-1 (all of which must have been added)."""

@@ -95,6 +95,22 @@ def single_crop_operating_point(name: str = DEFAULT_OPERATING_POINT) -> Operatin
         ) from None
 
 
+@lru_cache(maxsize=4)
+def identification_threshold(path: Path = CALIBRATION_PATH) -> float:
+    """The 1:N screening threshold: calibrated for a false-positive identification rate at
+    a gallery size (``identification`` in calibration.json, written by
+    ``scripts/bench_dedup.py --write-calibration``), not for a 1:1 false-accept rate."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        threshold = float(doc["identification"]["threshold"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CalibrationError(f"cannot read the identification threshold from {path.name}: "
+                               f"{exc}") from exc
+    if not -1.0 <= threshold <= 1.0:
+        raise CalibrationError(f"identification threshold {threshold} is not a cosine")
+    return threshold
+
+
 def decide(score: float, point: str = DEFAULT_OPERATING_POINT) -> VerifyResult:
     op = operating_point(point)
     return VerifyResult(match=score >= op.threshold, score=float(score),

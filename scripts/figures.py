@@ -307,6 +307,51 @@ def render_face_dedup(names: list[str], reports: list[Report]) -> list[str]:
     return [*rows, "", *goals]
 
 
+def render_face_identification(names: list[str], reports: list[Report]) -> list[str]:
+    """scripts/bench_dedup.py: FPIR / FNIR of duplicate screening at each gallery size."""
+    rows = ["| run | references N | FPIR (synthetic / real-LFW probes) | FPIR at the 1:1 "
+            "FAR 1e-4 threshold | threshold for FPIR 1 % at this N | FNIR in the wild |",
+            "|---|---|---|---|---|---|"]
+    notes: list[str] = []
+    for name, r in zip(names, reports, strict=True):
+        ident = r["identification"]
+        sizes = sorted((k for k in r if k.isdigit()), key=int)
+        for size in sizes:
+            d = r[size]
+            rows.append(f"| `{name}` | {int(size):,} | **{pct(d['fpir'])}** "
+                        f"({pct(d['fpir_synthetic'])} / {pct(d['fpir_lfw_real_probes'])}) | "
+                        f"{pct(d['fpir_at_far_1e-4_threshold'])} | "
+                        f"{d['threshold_for_fpir_target_at_this_n']} | {pct(d['fnir'])} |")
+        wild = r["fnir_in_the_wild"]
+        gain = r["multi_frame_gain"]
+        ks = sorted((k for k in gain if k.startswith("k") and k[1:].isdigit()),
+                    key=lambda k: int(k[1:]))
+        largest = gain["gallery_size"]
+        notes.append(
+            f"Identification threshold (`{name}`): **{ident['threshold']}** "
+            f"({ident['source']}; FPIR target {pct(ident['fpir_target'])} at N = "
+            f"{int(ident['at_gallery_size']):,}; searches: "
+            f"{r['probes']['synthetic']:,} synthetic people and {r['probes']['lfw_real']:,} real "
+            f"LFW images). FNIR at it, one image each side: {pct(wild['fnir'])} of "
+            f"{wild['same_person_pairs']:,} LFW same-person pairs "
+            f"({pct(wild['fnir_official_pairs'])} of the {wild['official_genuine_pairs']} "
+            f"official genuine pairs).")
+        notes.append("")
+        notes.append(f"Multi-frame templates (`{name}`), FNIR at FPIR "
+                     f"{pct(gain['fpir_target'])} with a gallery of {int(largest):,} "
+                     "templates of the same kind (each k its own threshold):")
+        notes.append("")
+        notes.append("| frames per template k | people | threshold | FNIR | "
+                     "non-mated template cosine mean / std |")
+        notes.append("|---|---|---|---|---|")
+        for k in ks:
+            g = gain[k]
+            nm = g["non_mated_templates"]
+            notes.append(f"| {k[1:]} | {g['people']} | {g['threshold']} | "
+                         f"**{pct(g['fnir'])}** | {nm['mean']} / {nm['std']} |")
+    return [*rows, "", *notes]
+
+
 # --- face accuracy (scripts/bench_face_accuracy.py) ---------------------------------------
 
 PIPELINE_NAMES = {"flip_average": "flip average", "single_crop": "single crop"}
@@ -634,6 +679,7 @@ RENDERERS: dict[str, Renderer] = {
     "vault": render_vault,
     "face-latency": render_face_latency,
     "face-dedup": render_face_dedup,
+    "face-identification": render_face_identification,
     "face-accuracy": render_face_accuracy,
     "face-accuracy-summary": render_face_accuracy_summary,
     "face-unlinkability": render_face_unlinkability,

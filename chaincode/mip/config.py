@@ -37,6 +37,11 @@ class Setting:
 
 SETTINGS: dict[str, Setting] = {
     "vouch_k": Setting(2, 1, 10, "distinct level-2+ vouches that lift a passport to level 3"),
+    # 1: every new passport is provisional (level 1, no vouching) until registrars of a
+    # majority of member orgs record the consortium-wide duplicate screening's outcome
+    # (Passport:Screen). 0 until every org's gateway runs that screening (docs/face.md).
+    "screening_required": Setting(0, 0, 1, "new passports stay provisional until a majority "
+                                           "of orgs clears their duplicate screening"),
 }
 
 

@@ -12,6 +12,14 @@ Lifecycle (docs/chaincode-transactions.md, "Passports"):
   confirms) it with a reason kept on the record, and it takes effect once registrars of a
   majority of member orgs have (the enrolling org counts as one like any other); it then flags
   every vouch the passport gave and drops vouchees that fall below k back to level 2.
+- `Screen` (Config `screening_required` = 1): a new passport is *provisional*: the record
+  carries `screening` {status "pending", level_on_clear, decisions}, its level is 1 whatever the
+  desk attested, and it can neither vouch nor be vouched for. A registrar of any member org
+  records its org's outcome of the duplicate screening or review ("clear": not a duplicate in
+  its gallery / different person; "duplicate": same person as one of its passports), once per
+  org. Registrars of a majority of member orgs agreeing decide: "clear" lifts the level to
+  `level_on_clear`, "duplicate" revokes the passport (reason "duplicate"). One org, the
+  enrolling one included, can neither clear nor refuse alone.
 - `RotateKey` (recovery) with k-of-n approvals signed by the guardians the holder named.
 - `SetFaceCommitment`, signed by the passport key and carried by the enrolling org: the
   commitment of a re-enrolled face reference (the gateway's guardian recovery with a changed
@@ -57,11 +65,17 @@ VOUCH_OBJECT = "mip.vouch"  # (vouchee, voucher) -> vouch record
 VOUCH_GIVEN_OBJECT = "mip.vouchgiven"  # (voucher, vouchee) -> "" (to find what a voucher gave)
 
 ACTIVE, SUSPENDED, REVOKED = "active", "suspended", "revoked"
+# Screening of a provisional passport (record["screening"]["status"]).
+SCREENING_PENDING, SCREENING_CLEARED, SCREENING_DUPLICATE = "pending", "cleared", "duplicate"
+SCREENING_DECISIONS = {"clear": SCREENING_CLEARED, "duplicate": SCREENING_DUPLICATE}
+PROVISIONAL_LEVEL = 1  # the highest level of a passport whose screening is pending
 MAX_GUARDIANS = 10
 MAX_REASON = 500
 # A fraudulent revocation changes other orgs' passports (it flags vouches and demotes), so no
 # single org decides it: registrars of a majority of the member orgs must propose it.
 FRAUD_MAJORITY = MAJORITY  # the same majority as the chaincode's endorsement policy
+# Clearing (or refusing) a provisional passport is the same kind of decision.
+SCREENING_MAJORITY = MAJORITY
 # Holder-signed requests reach the chaincode through a gateway identity; a registrar at a desk
 # may also carry them.
 HOLDER_CARRIERS = frozenset({"gateway", "registrar"})
@@ -179,6 +193,12 @@ def _parse_register_body(body: dict[str, Any], signer: bytes) -> dict[str, Any]:
             "guardians": [b64(g) for g in raw_guardians], "guardian_threshold": threshold}
 
 
+def is_provisional(record: dict[str, Any]) -> bool:
+    """A passport whose duplicate screening is still pending (level capped at 1)."""
+    screening = record.get("screening")
+    return isinstance(screening, dict) and screening.get("status") == SCREENING_PENDING
+
+
 class PassportContract(Contract):
     """Passport registration, vouching, suspension/revocation and guardian recovery."""
 
@@ -213,6 +233,10 @@ class PassportContract(Contract):
             "created": now,
             "key_version": 1,
         }
+        if await get_setting(ctx, "screening_required"):
+            record["kyc_level"] = min(fields["kyc_level"], PROVISIONAL_LEVEL)
+            record["screening"] = {"status": SCREENING_PENDING,
+                                   "level_on_clear": fields["kyc_level"], "decisions": []}
         # No key-level policy: the passport stays under the chaincode's majority, so neither
         # the enrolling org nor any other can change its key, level or status alone.
         await _save(ctx, record)
@@ -247,6 +271,10 @@ class PassportContract(Contract):
             raise InvalidRequest("a passport cannot vouch for itself")
         if voucher["status"] != ACTIVE:
             raise PreconditionFailed(f"the voucher's passport is {voucher['status']}")
+        for who, record in (("voucher", voucher), ("vouchee", vouchee)):
+            if is_provisional(record):
+                raise PreconditionFailed(f"the {who}'s passport is provisional: its duplicate "
+                                         "screening has not cleared")
         if voucher["kyc_level"] < 2:
             raise PreconditionFailed("only passports of level 2 or more can vouch")
         if vouchee["status"] != ACTIVE:
@@ -269,6 +297,41 @@ class PassportContract(Contract):
             await _save(ctx, vouchee)
         return {"vouchee": vouchee["id"], "vouches": count, "vouch_k": k,
                 "kyc_level": vouchee["kyc_level"]}
+
+    @transaction()
+    async def Screen(self, ctx: Context, passport_id: str, decision: str,
+                     reason: str) -> dict[str, Any]:
+        """Record this org's outcome of a provisional passport's duplicate screening
+        (`decision` "clear" or "duplicate"; a registrar of any member org, once per org).
+
+        Decisions live in the passport record, so two concurrent ones conflict (MVCC)
+        instead of both committing unaware of each other. At a majority of orgs agreeing the
+        screening is decided: cleared (the level the desk attested) or duplicate (revoked).
+        The result has `screening_pending` true while no decision has a majority."""
+        staff = require_staff(ctx, {"registrar"})
+        reason = _reason(reason)
+        if decision not in SCREENING_DECISIONS:
+            raise InvalidRequest(f"decision must be one of {sorted(SCREENING_DECISIONS)}")
+        record = await load_passport(ctx, passport_id)
+        if not is_provisional(record):
+            raise PreconditionFailed("this passport has no pending duplicate screening")
+        screening: dict[str, Any] = record["screening"]
+        decisions: list[dict[str, Any]] = screening["decisions"]
+        if any(d["org"] == staff.msp_id for d in decisions):
+            raise Conflict(f"{staff.msp_id} has already decided this screening")
+        decisions.append({"org": staff.msp_id, "client_id": staff.client_id,
+                          "decision": decision, "reason": reason,
+                          "time": tx_unix_time(ctx), "tx_id": ctx.stub.tx_id})
+        agreeing = {d["org"] for d in decisions if d["decision"] == decision}
+        if len(agreeing) >= SCREENING_MAJORITY:
+            screening["status"] = SCREENING_DECISIONS[decision]
+            if decision == "clear":
+                record["kyc_level"] = screening["level_on_clear"]
+            else:
+                record["status"] = REVOKED
+                record["status_reason"] = "duplicate: " + reason
+        await _save(ctx, record)
+        return {**record, "screening_pending": is_provisional(record)}
 
     async def _set_status(self, ctx: Context, passport_id: str, reason: str,
                           allowed_from: set[str], status: str) -> dict[str, Any]:

@@ -334,12 +334,13 @@ class DedupIndex:
         found = [(pid, score) for pid, score in hits if pid is not None and score >= threshold]
         return sorted(found, key=lambda hit: -hit[1])
 
-    def enrol(self, passport_id: str, embedding: np.ndarray,
-              threshold: float) -> EnrolmentDecision:
-        """Screen a new enrolment: add it only when no enrolled face scores >= threshold;
+    def enrol(self, passport_id: str, embedding: np.ndarray, threshold: float,
+              cleared: frozenset[str] = frozenset()) -> EnrolmentDecision:
+        """Screen a new enrolment: add it only when no enrolled face scores >= threshold
+        (except the passports in ``cleared``: candidates a review found to be other people);
         otherwise leave the index unchanged and return the matches for review."""
         with self._lock:
-            matches = self.search(embedding, threshold)
+            matches = [m for m in self.search(embedding, threshold) if m[0] not in cleared]
             if matches:
                 return EnrolmentDecision(added=False, matches=matches)
             self.add(passport_id, embedding)

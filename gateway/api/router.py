@@ -20,10 +20,11 @@ from gateway.api.routes import (
     passports,
     pharmacy,
     profile,
+    reviews,
 )
 from gateway.core.errors import ERROR_RESPONSES
 
 api_router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
 for module in (health, enrolment, passports, accounts, credentials, grants, pharmacy, checks,
-               audit, analytics, admin, profile, linkage, custody, oprf):
+               audit, analytics, admin, profile, linkage, custody, oprf, reviews):
     api_router.include_router(module.router)

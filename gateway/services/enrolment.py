@@ -8,9 +8,21 @@ password is wrapped into the vault at once (Argon2id) with a fresh face-factor k
 dropped. A gateway restart loses open sessions' secrets; their finish answers 409
 `enrolment_incomplete` and the desk starts again.
 
-Duplicate faces: the frames step screens the 1:N index without adding (409 `duplicate_face`,
-never saying whose); finish adds atomically (`screen_and_add`) and removes again if the
-enrolment does not complete.
+Duplicate faces: the frames step screens the 1:N index without adding, with the capture's
+multi-frame template (normalised mean of its frontal frames) at the identification threshold
+(calibrated for FPIR <= 1 % at 1M references, `face_engine/calibration.json`). Candidates do
+not refuse the enrolment: the session goes `in_review` and a review (table
+`enrolment_reviews`: candidate passport ids only, never a face or a score) waits for a
+registrar of the enrolling org (`gateway/services/reviews.py`, `/api/v1/reviews`): "same
+person" refuses the enrolment (session `refused`, its secrets dropped; 409 `duplicate_face`
+from then on), "different person" reopens it, and finish then adds the face past exactly those
+candidates. While a review is open the session cannot finish (409 `enrolment_in_review`), and
+another enrolment whose face matches the face in review is refused (409 `face_in_review`).
+Finish adds atomically (`screen_and_add`) and removes again if the enrolment does not
+complete. Where the consortium requires screening (Config `screening_required`), the passport
+is registered provisional (level 1 on the ledger, KYC credential of level 1) and the enrolling
+org records its own screening outcome (`Passport:Screen` "clear"); the other orgs record
+theirs, and a majority clears it (chaincode/mip/passports.py).
 
 Finish, and why it is crash-safe (database first, then ledger):
 
@@ -53,7 +65,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from face_engine.verify import operating_point
+from face_engine.verify import cosine, identification_threshold
 from gateway.core.errors import ApiError, Conflict, Gone, InvalidRequest, NotFound
 from gateway.core.security import StaffMember
 from gateway.fabric import ChaincodeError, GatewayError
@@ -62,7 +74,7 @@ from gateway.holder.errors import WeakPassword
 from gateway.kyc.wallet import KycHolder
 
 from .face_frames import challenge_frames
-from .faces import DEDUP_POINT, IssuedChallenge, LiveFace, face_service
+from .faces import IssuedChallenge, LiveFace, face_service
 from .holders import SCHEMA as HOLDERS_SCHEMA
 from .holders import HolderState, holder_service
 from .kyc import SCHEMA as KYC_SCHEMA
@@ -90,6 +102,17 @@ CREATE TABLE IF NOT EXISTS enrolment_sessions (
     created REAL NOT NULL,
     expires REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS enrolment_reviews (
+    review_id TEXT PRIMARY KEY,
+    session_id TEXT NOT NULL,
+    org TEXT NOT NULL,
+    candidates TEXT NOT NULL,
+    status TEXT NOT NULL,
+    decided_by TEXT,
+    reason TEXT,
+    created REAL NOT NULL,
+    decided REAL
+);
 CREATE TABLE IF NOT EXISTS guardian_shares (
     holder_passport_id TEXT NOT NULL,
     guardian_passport_id TEXT NOT NULL,
@@ -100,6 +123,7 @@ CREATE TABLE IF NOT EXISTS guardian_shares (
 
 ENROL_PURPOSE = "enrolment"
 DESK_KYC_LEVEL = 2  # face and password at a desk
+PROVISIONAL_KYC_LEVEL = 1  # until the duplicate screening clears (Config screening_required)
 MAX_GUARDIANS = 10
 RECONCILE_AFTER_S = 120.0
 
@@ -110,6 +134,8 @@ class _Pending:
 
     master: bytes = field(repr=False)
     live: LiveFace | None = field(default=None, repr=False)
+    # candidates a review found to be other people (for this live face only)
+    cleared: frozenset[str] = frozenset()
     wrapped: str | None = field(default=None, repr=False)
     face_key: bytes | None = field(default=None, repr=False)
 
@@ -163,6 +189,8 @@ class EnrolmentService:
             raise Conflict("this enrolment is already finished", code="already_finished")
         if row["status"] == "finishing":
             raise Conflict("this enrolment is being finished", code="finish_in_progress")
+        if row["status"] == "refused":
+            raise Conflict("a review found this person enrolled already", code="duplicate_face")
         if time.time() > float(row["expires"]):
             self._pending.pop(session_id, None)
             raise Gone("the enrolment session expired; start again", code="enrolment_expired")
@@ -211,24 +239,105 @@ class EnrolmentService:
         return challenge
 
     async def add_frames(self, session_id: str, staff: StaffMember, challenge_id: str,
-                         frames: list[tuple[bytes, float]]) -> None:
-        """Liveness and quality, then duplicate screening (search only; finish adds)."""
+                         frames: list[tuple[bytes, float]]) -> str | None:
+        """Liveness and quality, then duplicate screening (search only; finish adds).
+
+        Returns None when screening found no candidate, else the id of the review the
+        session now waits for."""
         row = self._open_row(session_id, staff)
+        if row["status"] == "in_review":
+            raise Conflict("this enrolment's face is in review", code="enrolment_in_review")
         pending = self._secrets(session_id)
         if challenge_id != row["challenge_id"]:
             raise NotFound("no such face challenge for this flow", code="challenge_not_found")
         faces = face_service(self.state)
         live = await faces.check_live(challenge_id, ENROL_PURPOSE, session_id,
                                       challenge_frames(self.db, challenge_id, frames))
-        threshold = operating_point(DEDUP_POINT).threshold
-        found = await self.state.run_face(faces.dedup().search, live.embedding, threshold)
-        if found:
-            raise Conflict("this person appears to be enrolled already",
-                           code="duplicate_face")
-        pending.live = live
+        if self._in_review_elsewhere(session_id, live):
+            raise Conflict("this face is in review for another enrolment; resolve that review "
+                           "first", code="face_in_review")
+        found = await self.state.run_face(faces.screen, live)
+        pending.live, pending.cleared = live, frozenset()
+        if not found:
+            with self.db.transaction() as conn:
+                conn.execute("UPDATE enrolment_sessions SET face_checked = 1 "
+                             "WHERE session_id = ?", (session_id,))
+            return None
+        review_id = secrets.token_hex(16)
         with self.db.transaction() as conn:
-            conn.execute("UPDATE enrolment_sessions SET face_checked = 1 WHERE session_id = ?",
-                         (session_id,))
+            conn.execute(
+                "INSERT INTO enrolment_reviews (review_id, session_id, org, candidates, status, "
+                "created) VALUES (?, ?, ?, ?, 'open', ?)",
+                (review_id, session_id, staff.org,
+                 json.dumps(sorted({pid for pid, _score in found})), time.time()))
+            conn.execute("UPDATE enrolment_sessions SET face_checked = 1, status = 'in_review' "
+                         "WHERE session_id = ?", (session_id,))
+        log.info("enrolment sent to review with %d candidate(s)", len(found))
+        return review_id
+
+    def _in_review_elsewhere(self, session_id: str, live: LiveFace) -> bool:
+        """Whether the face matches the face of another session waiting for its review
+        (those faces are not in the index yet: only in this process's memory)."""
+        threshold = identification_threshold()
+        rows = self.db.query("SELECT session_id FROM enrolment_sessions "
+                             "WHERE status = 'in_review' AND session_id != ?", (session_id,))
+        for row in rows:
+            other = self._pending.get(str(row["session_id"]))
+            if other is not None and other.live is not None and cosine(
+                    other.live.screening_template, live.screening_template) >= threshold:
+                return True
+        return False
+
+    def decide_review(self, review_id: str, staff: StaffMember, same_person: bool,
+                      reason: str) -> dict[str, Any]:
+        """A registrar of the enrolling org resolves an open review: the same person as a
+        candidate refuses the enrolment; a different person reopens it past these
+        candidates (reviews.py)."""
+        row = self.db.query_one("SELECT * FROM enrolment_reviews WHERE review_id = ?",
+                                (review_id,))
+        if row is None or row["org"] != staff.org:
+            raise NotFound("no such review", code="review_not_found")
+        if row["status"] != "open":
+            raise Conflict(f"this review is already {row['status']}", code="review_decided")
+        session_id = str(row["session_id"])
+        status = "refused" if same_person else "cleared"
+        now = time.time()
+        with self.db.transaction() as conn:
+            changed = conn.execute(
+                "UPDATE enrolment_reviews SET status = ?, decided_by = ?, reason = ?, "
+                "decided = ? WHERE review_id = ? AND status = 'open'",
+                (status, staff.name, reason, now, review_id)).rowcount
+            if not changed:
+                raise Conflict("this review was decided meanwhile", code="review_decided")
+            conn.execute("UPDATE enrolment_sessions SET status = ? WHERE session_id = ? "
+                         "AND status = 'in_review'",
+                         ("refused" if same_person else "open", session_id))
+        if same_person:
+            self._pending.pop(session_id, None)  # the face and secrets go now
+        else:
+            pending = self._pending.get(session_id)
+            if pending is not None:
+                pending.cleared = frozenset(json.loads(row["candidates"]))
+        log.info("review decided: %s", status)
+        return self._review_view(self.db.query_one(
+            "SELECT * FROM enrolment_reviews WHERE review_id = ?", (review_id,)))
+
+    def reviews(self, staff: StaffMember, status: str | None = None) -> list[dict[str, Any]]:
+        """The reviews of the caller's org (newest first), optionally of one status."""
+        query = "SELECT * FROM enrolment_reviews WHERE org = ?"
+        args: tuple[Any, ...] = (staff.org,)
+        if status is not None:
+            query += " AND status = ?"
+            args += (status,)
+        rows = self.db.query(query + " ORDER BY created DESC LIMIT 200", args)
+        return [self._review_view(r) for r in rows]
+
+    @staticmethod
+    def _review_view(row: Any) -> dict[str, Any]:
+        return {"review_id": row["review_id"], "session_id": row["session_id"],
+                "status": row["status"], "candidates": json.loads(row["candidates"]),
+                "created": row["created"], "decided": row["decided"],
+                "decided_by": row["decided_by"], "reason": row["reason"]}
 
     async def set_password(self, session_id: str, staff: StaffMember, password: str) -> None:
         """Wrap the master secret under the password and a fresh face-factor key, now."""
@@ -299,6 +408,9 @@ class EnrolmentService:
                 return recovered
         row = self._open_row(session_id, staff)
         pending = self._secrets(session_id)
+        if row["status"] == "in_review":
+            raise Conflict("this enrolment's face is in review; a registrar must decide it "
+                           "first", code="enrolment_in_review")
         if pending.live is None or not row["face_checked"]:
             raise Conflict("the face is not captured yet", code="enrolment_incomplete")
         if pending.wrapped is None or pending.face_key is None or not row["password_set"]:
@@ -336,18 +448,22 @@ class EnrolmentService:
         guardians = json.loads(row["guardians"])
         threshold = int(row["guardian_threshold"])
 
+        # Provisional until the consortium's screening clears it: the ledger caps the level at
+        # 1 (the contract enforces it) and the wallet's credential says no more either.
+        provisional = await self._screening_required(staff)
+        level = PROVISIONAL_KYC_LEVEL if provisional else DESK_KYC_LEVEL
         reference = faces.enrol_reference(pending.live, passport_id, org)
         added = submitted = False
         try:
             wallet = KycHolder()
-            await kyc.issue(org, wallet, DESK_KYC_LEVEL, passport_id, staff)
+            await kyc.issue(org, wallet, level, passport_id, staff)
             shares: list[tuple[str, str]] = []
             if guardians:
                 sealed = recovery.split(
                     master, [_raw_key(g["public_key"]) for g in guardians], threshold)
                 shares = [(g["passport_id"], s.to_json())
                           for g, s in zip(guardians, sealed, strict=True)]
-            holder_state = HolderState(wallet, DESK_KYC_LEVEL, org, [])
+            holder_state = HolderState(wallet, level, org, [])
             with self.db.transaction() as conn:
                 conn.execute(
                     "INSERT INTO holders (passport_id, enrolling_org, status, wrapped_secret, "
@@ -359,7 +475,7 @@ class EnrolmentService:
                     "INSERT INTO guardian_shares (holder_passport_id, guardian_passport_id, "
                     "share) VALUES (?, ?, ?)", [(passport_id, g, s) for g, s in shares])
             decision = await self.state.run_face(faces.screen_and_add, passport_id,
-                                                 pending.live)
+                                                 pending.live, pending.cleared)
             if not decision.added:
                 raise Conflict("this person appears to be enrolled already",
                                code="duplicate_face")
@@ -379,6 +495,8 @@ class EnrolmentService:
             submitted = True
             await self._register(staff, passport_id, request)
             self._complete(session_id, passport_id)
+            if provisional:
+                await self._record_own_screening(staff, passport_id, bool(pending.cleared))
         except BaseException as exc:
             if submitted and await self._maybe_registered(org, passport_id, exc):
                 # The ledger has (or may have) the passport: keep everything, leave the
@@ -388,7 +506,27 @@ class EnrolmentService:
             faces.revoke_reference(reference)
             self._reopen(session_id)
             raise
-        return EnrolmentResult(passport_id, DESK_KYC_LEVEL, shares, 0.0)
+        return EnrolmentResult(passport_id, level, shares, 0.0)
+
+    async def _screening_required(self, staff: StaffMember) -> bool:
+        contract = self.state.ledger.for_staff(staff)
+        setting = json.loads(await contract.evaluate("Config:Get", ["screening_required"]))
+        return bool(setting.get("value"))
+
+    async def _record_own_screening(self, staff: StaffMember, passport_id: str,
+                                    reviewed: bool) -> None:
+        """This org's vote on the new provisional passport (its own gallery had no candidate,
+        or its registrar's review found a different person). One vote of the majority the
+        contract needs; a failure leaves the passport provisional (retried by a registrar
+        with Passport:Screen), not the enrolment undone."""
+        reason = ("enrolling org: review found a different person" if reviewed
+                  else "enrolling org: no candidate in its gallery")
+        try:
+            await self.state.ledger.for_staff(staff).submit(
+                "Passport:Screen", [passport_id, "clear", reason])
+        except (ChaincodeError, GatewayError) as exc:
+            log.warning("recording this org's screening outcome failed: %s",
+                        type(exc).__name__)
 
     async def _maybe_registered(self, org: str, passport_id: str,
                                 exc: BaseException) -> bool:

@@ -49,7 +49,7 @@ from face_engine.protect.errors import MalformedReference
 from face_engine.protect.protector import TemplateProtector
 from face_engine.protect.reference import ProtectedReference
 from face_engine.protect.registry import RegistryEntry
-from face_engine.verify import operating_point
+from face_engine.verify import identification_threshold, operating_point
 from gateway.core.errors import ApiError, Conflict, Gone, NotFound
 from gateway.store import Database
 
@@ -86,7 +86,6 @@ CREATE TABLE IF NOT EXISTS face_references (
 """
 
 VERIFY_POINT = "far_1e-3"  # 1:1 matches (desk unlock, pickup)
-DEDUP_POINT = "far_1e-4"  # 1:N duplicate screening at enrolment
 # A challenge's answer may arrive this long after its deadline (upload and queueing time).
 ANSWER_GRACE_S = 10.0
 # Streamed checks held at once: each is small (no pixels), the cap stops a client that opens
@@ -104,9 +103,16 @@ class IssuedChallenge:
 
 @dataclass(frozen=True)
 class LiveFace:
-    """A passed liveness check: the frontal frame's embedding (in memory only)."""
+    """A passed liveness check (in memory only): the frontal frame's embedding (1:1
+    references and matches) and the multi-frame template of the capture's frontal frames
+    (duplicate screening; None where only one image was seen: the embedding serves)."""
 
     embedding: np.ndarray
+    template: np.ndarray | None = None
+
+    @property
+    def screening_template(self) -> np.ndarray:
+        return self.embedding if self.template is None else self.template
 
 
 @dataclass
@@ -379,10 +385,17 @@ class FaceService:
                 self.state.keys.deriver("face-transform"))
         return self._dedup
 
-    def screen_and_add(self, passport_id: str, live: LiveFace) -> EnrolmentDecision:
-        """Add the face to the 1:N index unless someone enrolled already matches it."""
-        threshold = operating_point(DEDUP_POINT).threshold
-        return self.dedup().enrol(passport_id, live.embedding, threshold)
+    def screen(self, live: LiveFace) -> list[tuple[str, float]]:
+        """Candidates for a new enrolment: references at or above the identification
+        threshold (calibrated for FPIR at a gallery size, not the 1:1 FAR)."""
+        return self.dedup().search(live.screening_template, identification_threshold())
+
+    def screen_and_add(self, passport_id: str, live: LiveFace,
+                       cleared: frozenset[str] = frozenset()) -> EnrolmentDecision:
+        """Add the face to the 1:N index unless someone enrolled already matches it (other
+        than the candidates a review cleared as different people)."""
+        return self.dedup().enrol(passport_id, live.screening_template,
+                                  identification_threshold(), cleared)
 
     def remove_from_dedup(self, passport_id: str) -> bool:
         return self.dedup().remove(passport_id)
@@ -403,7 +416,7 @@ def _live_face(result: LivenessResult, session: LivenessSession) -> LiveFace:
     if reference is None:  # a passed result always has frame 0; defensive
         raise LivenessFailed("the frontal frame is missing", reason="frame_count")
     reference.quality.raise_for_failure()
-    return LiveFace(reference.embedding)
+    return LiveFace(reference.embedding, session.template())
 
 
 def face_service(state: AppState) -> FaceService:

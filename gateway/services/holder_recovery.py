@@ -50,7 +50,6 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from face_engine.verify import operating_point
 from gateway.core.errors import Conflict, Forbidden, Gone, InvalidRequest, NotFound
 from gateway.core.security import StaffMember
 from gateway.fabric import GatewayError
@@ -59,7 +58,7 @@ from gateway.holder.errors import RecoveryError, WeakPassword
 from gateway.holder.keys import HolderKeyPair
 
 from .face_frames import challenge_frames
-from .faces import DEDUP_POINT, IssuedChallenge, face_service
+from .faces import IssuedChallenge, face_service
 from .holders import HolderSession, holder_service
 from .password_hardening import password_hardening
 
@@ -234,8 +233,7 @@ class RecoveryService:
                 raise Forbidden("the face does not match the passport's reference; every "
                                 "guardian must give their share",
                                 code="face_mismatch_needs_all_guardians")
-            threshold = operating_point(DEDUP_POINT).threshold
-            found = await self.state.run_face(faces.dedup().search, live.embedding, threshold)
+            found = await self.state.run_face(faces.screen, live)
             if any(pid != rec.passport_id for pid, _score in found):
                 raise Conflict("this face appears to be enrolled for another passport",
                                code="duplicate_face")

@@ -238,3 +238,30 @@ def test_identity_threshold_is_the_single_crop_calibration() -> None:
     averaged = load_operating_points()["far_1e-3"]
     assert single.far_target == averaged.far_target == 1e-3
     assert 0.2 < single.threshold < 0.6 and single.threshold != averaged.threshold
+
+
+# ---- multi-frame screening template -----------------------------------------------------------
+def test_template_averages_the_frontal_frames_only(engine: FaceEngine,
+                                                   lfw_image: ImageFn) -> None:
+    from face_engine.dedup.identification import template
+
+    now = time.time()
+    front, left, right = _real(lfw_image, REAL)
+    image = decode_image(front)
+    brighter = encode_jpeg(cv2.convertScaleAbs(image, alpha=1.15, beta=12))
+    frames = _frames([front, brighter, left, right], now + 0.5)
+    result, session = check_session(_challenge(("left", "right"), now), frames, engine=engine)
+    assert result.passed, result.message
+    got = session.template()
+    assert got is not None
+    expected = template([engine.embed(front), engine.embed(brighter)])
+    assert float(np.dot(got, expected)) > 1 - 1e-5
+    reference = session.reference
+    assert reference is not None
+    assert float(np.dot(got, reference.embedding)) < 1 - 1e-6  # the second frame counts
+    # the turned frames are left out: with only them beside frame 0, the template is frame 0
+    _, alone = check_session(_challenge(("left", "right"), now),
+                             _frames([front, left, right], now + 0.5), engine=engine)
+    single = alone.template()
+    assert single is not None and alone.reference is not None
+    assert float(np.dot(single, alone.reference.embedding)) > 1 - 1e-5

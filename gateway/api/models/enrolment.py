@@ -18,7 +18,7 @@ class EnrolmentCreated(BaseModel):
 
 class EnrolmentState(BaseModel):
     session_id: str
-    status: str = Field(description="open, finishing, finished or expired")
+    status: str = Field(description="open, in_review, refused, finishing, finished or expired")
     face_checked: bool
     password_set: bool
     guardians: int

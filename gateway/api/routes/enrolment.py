@@ -1,8 +1,9 @@
 """Enrolment at a registration desk (role `registrar`, the caller of `Passport:Register`).
 
 `POST /enrolments` opens a session and returns a face challenge; `POST .../frames` answers it
-(liveness, quality, duplicate screening); `POST .../challenge` gives a new challenge for a
-retake; `PUT .../password` and `PUT .../guardians` set those; `POST .../finish` registers the
+(liveness, quality, duplicate screening: candidates send it to review, see reviews.py);
+`POST .../challenge` gives a new challenge for a retake; `PUT .../password` and `PUT
+.../guardians` set those; `POST .../finish` registers the
 passport; `GET /enrolments/{id}` shows progress. Only the registrar who opened a session sees
 it (others get 404).
 """
@@ -13,6 +14,7 @@ import time
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
+from fastapi.responses import JSONResponse
 
 from gateway.api.body_limits import FRAMES_BODY_LIMIT
 from gateway.api.deps import StaffDep, StateDep
@@ -25,6 +27,7 @@ from gateway.api.models.enrolment import (
     PasswordIn,
 )
 from gateway.api.models.face_frames import ChallengeOut, FaceAnswer
+from gateway.api.models.reviews import EnrolmentScreened
 from gateway.core.security import StaffMember, require_role
 from gateway.services.enrolment import enrolment_service
 from gateway.services.faces import IssuedChallenge
@@ -71,13 +74,19 @@ async def new_enrolment_challenge(session_id: SessionId, state: StateDep,
     return _challenge(enrolment_service(state).new_challenge(session_id, _registrar(staff)))
 
 
-@router.post("/enrolments/{session_id}/frames", status_code=204, max_body_size=FRAMES_BODY_LIMIT)
+@router.post("/enrolments/{session_id}/frames", status_code=204, max_body_size=FRAMES_BODY_LIMIT,
+             responses={202: {"model": EnrolmentScreened,
+                              "description": "screening found candidates: sent to review"}})
 async def enrolment_frames(session_id: SessionId, body: FaceAnswer, state: StateDep,
                            staff: StaffDep) -> Response:
-    """Liveness and quality of the captured frames, then duplicate screening."""
-    await enrolment_service(state).add_frames(session_id, _registrar(staff), body.challenge_id,
-                                              body.decoded())
-    return Response(status_code=204)
+    """Liveness and quality of the captured frames, then duplicate screening: 204 when no
+    enrolled face is a candidate, 202 with the review's id when one or more are."""
+    review_id = await enrolment_service(state).add_frames(
+        session_id, _registrar(staff), body.challenge_id, body.decoded())
+    if review_id is None:
+        return Response(status_code=204)
+    return JSONResponse(status_code=202, content=EnrolmentScreened(
+        status="in_review", review_id=review_id).model_dump())
 
 
 @router.put("/enrolments/{session_id}/password", status_code=204)

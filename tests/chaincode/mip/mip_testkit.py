@@ -492,6 +492,25 @@ async def register_passport(
     return key, record
 
 
+async def set_screening_required(mip: MipClients, value: int) -> None:
+    """Config `screening_required` (a setting: every org's admin endorses its change)."""
+    admin = await mip.client("HospitalMSP", "admin")
+    await admin.submit("Config:Set", ["screening_required", str(value)],
+                       endorsing_orgs=list(ORGS))
+
+
+async def register_provisional_passport(
+    mip: MipClients, org: str = "HospitalMSP", level: int = 2,
+) -> tuple[HolderKey, dict[str, Any]]:
+    """A passport registered while `screening_required` is 1 (set back to 0 afterwards, so
+    the session's other tests register as before)."""
+    await set_screening_required(mip, 1)
+    try:
+        return await register_passport(mip, org, level)
+    finally:
+        await set_screening_required(mip, 0)
+
+
 # --- KYC issuers, holders and accounts --------------------------------------------------------
 
 KYC_ORGS = ("HospitalMSP", "SchoolMSP")

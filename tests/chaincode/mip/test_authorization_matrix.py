@@ -54,6 +54,7 @@ from mip_testkit import (
     open_request,
     register_body,
     register_passport,
+    register_provisional_passport,
     request_arg,
 )
 
@@ -198,6 +199,18 @@ async def _passport_revoke_fraud(env: Env) -> tuple[frozenset[Cell], Maker]:
         _, record = await register_passport(env.mip, HOSPITAL, level=1)
         return Call("Passport:Revoke", [record["id"], "matrix fraud", "true"],
                     endorsing_orgs=list(ORGS))
+    return cells({"registrar"}), make
+
+
+@row("Passport:Screen")
+async def _passport_screen(env: Env) -> tuple[frozenset[Cell], Maker]:
+    # Any org's registrar records its org's screening outcome (a majority decides).
+    async def make(cell: Cell | None) -> Call:
+        if cell is None:  # refused before the passport is read
+            _, record = await register_passport(env.mip, HOSPITAL, level=1)
+        else:
+            _, record = await register_provisional_passport(env.mip, HOSPITAL)
+        return Call("Passport:Screen", [record["id"], "clear", "matrix screening"])
     return cells({"registrar"}), make
 
 

@@ -40,6 +40,7 @@ from mip_testkit import (
     new_id,
     open_account,
     register_passport,
+    register_provisional_passport,
     request_arg,
 )
 
@@ -163,6 +164,55 @@ async def test_no_org_alone_rewrites_a_passport_key_guardians_or_key_index(
     async with expect_error("not_found"):
         await gateway.submit("Passport:Vouch", [request_arg(attacker.sign_request(
             "passport.vouch", {"vouchee": other["id"]}))])
+
+
+async def test_no_org_alone_clears_a_provisional_passport_or_raises_its_level(
+    mip: MipClients,
+) -> None:
+    """A passport whose duplicate screening is pending stays at level 1: no org alone (the
+    enrolling one included) writes it cleared, at a higher level, or with a forged majority
+    of decisions; through the contract, one org's decision counts once."""
+    _, record = await register_provisional_passport(mip, HOSPITAL, level=2)
+    passport_id = record["id"]
+    before = await get(mip, "Passport:Get", passport_id)
+    assert before["kyc_level"] == 1 and before["screening"]["status"] == "pending"
+    stored = {k: v for k, v in before.items() if k != "vouches"}
+    forged_votes = [{"org": org, "client_id": "x", "decision": "clear", "reason": "forged",
+                     "time": int(time.time()), "tx_id": "0" * 64} for org in ORGS]
+    for org in ORGS:
+        await forge_alone(mip, org, {passport_key(passport_id): dumps(
+            {**stored, "kyc_level": 2,
+             "screening": {**stored["screening"], "status": "cleared"}})})
+        await forge_alone(mip, org, {passport_key(passport_id): dumps(
+            {**stored, "kyc_level": 3})})
+        await forge_alone(mip, org, {passport_key(passport_id): dumps(
+            {**stored, "kyc_level": 2, "screening": {
+                **stored["screening"], "status": "cleared", "decisions": forged_votes}})})
+        await forge_alone(mip, org, {passport_key(passport_id): dumps(
+            {k: v for k, v in stored.items() if k != "screening"} | {"kyc_level": 2})})
+    assert await get(mip, "Passport:Get", passport_id) == before
+
+    # The contract itself: the enrolling org's registrar clears; still provisional.
+    hospital = await mip.client(HOSPITAL, "registrar")
+    result = json.loads(await hospital.submit("Passport:Screen",
+                                              [passport_id, "clear", "no candidates"]))
+    assert result["screening_pending"] and result["kyc_level"] == 1
+    async with expect_error("conflict"):
+        await hospital.submit("Passport:Screen", [passport_id, "clear", "again"])
+    # ... and cannot be vouched up meanwhile.
+    voucher, _ = await register_passport(mip, SCHOOL)
+    gateway = await mip.client(HOSPITAL, "gateway")
+    async with expect_error("precondition_failed"):
+        await gateway.submit("Passport:Vouch", [request_arg(voucher.sign_request(
+            "passport.vouch", {"vouchee": passport_id}))])
+    after = await get(mip, "Passport:Get", passport_id)
+    assert after["kyc_level"] == 1 and after["screening"]["status"] == "pending"
+    # A second org's decision makes the majority: cleared at the attested level.
+    school = await mip.client(SCHOOL, "registrar")
+    result = json.loads(await school.submit("Passport:Screen",
+                                            [passport_id, "clear", "no candidates"]))
+    assert not result["screening_pending"] and result["kyc_level"] == 2
+    assert result["screening"]["status"] == "cleared"
 
 
 async def test_no_org_alone_forges_a_vouch(mip: MipClients, holder: Holder) -> None:

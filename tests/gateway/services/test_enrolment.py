@@ -99,15 +99,25 @@ async def test_refusals_change_nothing(hw: GatewayClient) -> None:
     assert_error(await hw.http.put(f"{API}/enrolments/{sid}/guardians", headers=registrar,
                                    json={"guardians": [], "threshold": 1}),
                  422, "invalid_guardians")
-    # The same person again: duplicate, without saying whose.
+    # The same person again: sent to review (tests/gateway/services/test_enrolment_review.py),
+    # nothing enrolled; the desk learns only the review's id.
     r = await hw.http.post(f"{API}/enrolments/{sid}/frames", headers=registrar,
                            json=answer(cid, frames_of("bush")))
-    body = assert_error(r, 409, "duplicate_face")
-    assert "details" not in body
-    # The challenge is spent: replaying the answer is refused.
+    assert r.status_code == 202, r.text
+    assert set(r.json()) == {"status", "review_id"}
+    # Replaying the answer is refused: the session waits for its review.
     assert_error(await hw.http.post(f"{API}/enrolments/{sid}/frames", headers=registrar,
-                                    json=answer(cid, frames_of("bush"))), 409, "challenge_used")
+                                    json=answer(cid, frames_of("bush"))), 409,
+                 "enrolment_in_review")
+    await _refuse_review(hw, r.json()["review_id"])
     assert await _counts(hw) == before
+
+
+async def _refuse_review(gw: GatewayClient, review_id: str) -> None:
+    r = await gw.http.post(f"{API}/reviews/{review_id}/decision",
+                           headers=gw.staff("HospitalMSP", "registrar"),
+                           json={"decision": "same_person", "reason": "the same person"})
+    assert r.status_code == 200, r.text
 
 
 async def test_answer_timed_by_arrival_not_by_client_claims(hw: GatewayClient) -> None:
@@ -122,10 +132,12 @@ async def test_answer_timed_by_arrival_not_by_client_claims(hw: GatewayClient) -
     claimed = answer(cid, frames_of("bush"))
     for i, frame in enumerate(claimed["frames"]):
         frame["offset_s"] = 100.0 + i
-    assert_error(await hw.http.post(f"{API}/enrolments/{sid}/frames", headers=registrar,
-                                    json=claimed), 409, "duplicate_face")
+    r = await hw.http.post(f"{API}/enrolments/{sid}/frames", headers=registrar, json=claimed)
+    assert r.status_code == 202, r.text  # screened: bush is a candidate of himself
+    await _refuse_review(hw, r.json()["review_id"])
     # A challenge issued 20 s ago with its deadline 2 s past: an answer arriving now is late,
     # whatever the frames could say about when they were taken.
+    sid = (await open_session(hw))["session_id"]
     r = await hw.http.post(f"{API}/enrolments/{sid}/challenge", headers=registrar)
     cid = r.json()["challenge_id"]
     now = gateway_time()

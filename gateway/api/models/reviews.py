@@ -1,0 +1,44 @@
+"""Request and response models of the duplicate-review area."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class EnrolmentScreened(BaseModel):
+    status: Literal["in_review"]
+    review_id: str = Field(description="the review the enrolment waits for (/api/v1/reviews)")
+
+
+class ReviewOut(BaseModel):
+    review_id: str
+    session_id: str
+    status: str = Field(description="open, cleared (different person) or refused (same person)")
+    candidates: list[str] = Field(description="passport ids that scored at or above the "
+                                              "identification threshold (no faces, no scores)")
+    created: float
+    decided: float | None
+    decided_by: str | None
+    reason: str | None
+
+
+class ReviewDecisionIn(BaseModel):
+    decision: Literal["same_person", "different_person"]
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class ScreeningDecisionIn(BaseModel):
+    decision: Literal["clear", "duplicate"] = Field(
+        description="this org's outcome for a provisional passport: clear (no candidate in "
+                    "its gallery, or its reference is of a different person) or duplicate")
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class ScreeningOut(BaseModel):
+    passport_id: str
+    status: str = Field(description="the passport's status (revoked once found a duplicate)")
+    kyc_level: int
+    screening: str = Field(description="pending, cleared or duplicate")
+    decisions: list[str] = Field(description="orgs that have recorded their outcome")
