@@ -275,9 +275,14 @@ class KeyHolderRole:
     """V: holds the CKKS secret key; decrypts only a unit query's masked signs, for G."""
 
     def __init__(self, ctx: ps.Context, holder: ps.KeyHolder, keys: PeerKeys,
-                 requests: ScreeningRequests) -> None:
+                 requests: ScreeningRequests,
+                 max_blocks: Callable[[str], int] | None = None) -> None:
         self._ctx, self._holder, self._keys, self._requests = ctx, holder, keys, requests
         self._bundle = holder.public_bundle()
+        # How many score blocks V decrypts for a gallery org: each is up to 8,192 sign bits
+        # G chooses, so V should accept no more than the org's enrolled passports need
+        # (eventually read from the ledger's count; docs/face.md 5b).
+        self._max_blocks = max_blocks
 
     def key(self, data: bytes) -> bytes:
         """Anyone of the consortium asks (a signed, empty request); V signs its bundle."""
@@ -298,7 +303,8 @@ class KeyHolderRole:
             raise Forbidden("this org is not the key holder for that pair")
         _authorise(self._requests, env, querier, self._keys.org, gallery)
         try:
-            bits = ps.decide(self._ctx, self._holder, scored)
+            limit = self._max_blocks(gallery) if self._max_blocks else 1 << 16
+            bits = ps.decide(self._ctx, self._holder, scored, max_blocks=limit)
         except ps.QueryRefused:
             log.warning("screening query refused: not a unit vector (request %s)",
                         env.request_id)

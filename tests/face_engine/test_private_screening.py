@@ -145,6 +145,8 @@ def test_garbage_from_the_querier_or_the_gallery_holder_is_detected(
     query_ct = ps._unpack(message, max_parts=ps.DIM)[0]
     with pytest.raises(ps.MalformedMessage):  # a ciphertext of the wrong level as a block
         ps.decide(ctx, holder, ps._pack([parts[0], query_ct]))
+    with pytest.raises(ps.MalformedMessage):  # more blocks than V accepts from this G
+        ps.decide(ctx, holder, scored.message, max_blocks=0)
     with pytest.raises(ps.MalformedMessage):  # random bytes as a block
         ps.decide(ctx, holder, ps._pack([parts[0], np.random.default_rng(1).bytes(5000)]))
 
