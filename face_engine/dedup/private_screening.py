@@ -334,7 +334,7 @@ class EncodedGallery:
 def encode_gallery(ctx: Context, references: np.ndarray) -> EncodedGallery:
     """Encode G's references once (unit rows, float). Seconds per 100k; kept in memory."""
     s = _require_seal()
-    refs = np.asarray(references, dtype=np.float64)
+    refs = np.asarray(references)  # converted block by block: no float64 copy of 1M rows
     if refs.ndim != 2 or refs.shape[1] != DIM:
         raise ScreeningError(f"references must be an (n, {DIM}) array")
     per_block = ctx.params.block_refs
@@ -345,7 +345,7 @@ def encode_gallery(ctx: Context, references: np.ndarray) -> EncodedGallery:
     blocks: list[list[Any]] = []
     for b in range(n_blocks):
         chunk = np.zeros((per_block, DIM))
-        rows = refs[b * per_block:(b + 1) * per_block]
+        rows = np.asarray(refs[b * per_block:(b + 1) * per_block], dtype=np.float64)
         chunk[:rows.shape[0]] = rows
         packed = chunk[:half] + 1j * chunk[half:]
         column_pts = []
