@@ -1,0 +1,183 @@
+"""The private-screening protocol core (face_engine/dedup/private_screening.py): its answer
+equals the plaintext computation, a crafted query is refused before anything is released,
+garbage from either side is detected."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from face_engine.dedup import private_screening as ps
+from face_engine.dedup.synthetic import FaceLikeDistribution, mated_sample
+
+THRESHOLD = 0.418  # the 1:1 FAR 1e-4 threshold of docs/face.md
+# CKKS is approximate: decisions may differ from plaintext only this close to t
+# (Params docstring: mask encoding and smudging noise, about 1e-4 at most).
+TOLERANCE = 1.5e-4
+
+
+@pytest.fixture(scope="module")
+def ctx() -> ps.Context:
+    return ps.Context()
+
+
+@pytest.fixture(scope="module")
+def holder(ctx: ps.Context) -> ps.KeyHolder:
+    return ps.KeyHolder.generate(ctx)
+
+
+@pytest.fixture(scope="module")
+def bundle(ctx: ps.Context, holder: ps.KeyHolder) -> ps.PublicBundle:
+    # what G and Q get: V's published bytes, never the key holder object
+    return ps.load_public_bundle(ctx, holder.public_bundle())
+
+
+def _gallery(seed: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A face-like gallery with references planted just above and below the threshold
+    against the query (a mated sample of reference 7)."""
+    rng = np.random.default_rng(seed)
+    refs = FaceLikeDistribution.parametric(ps.DIM, rng).sample(n, rng).astype(np.float64)
+    query = mated_sample(refs[7], 0.7, rng)[0].astype(np.float64)
+    query /= np.linalg.norm(query)
+    near = [THRESHOLD + d for d in (2e-3, 1e-3, 5e-4, -5e-4, -1e-3, -2e-3, 0.2, -0.2)]
+    planted = rng.choice(np.arange(10, n), size=len(near), replace=False)
+    for idx, cosine in zip(planted, near, strict=True):
+        refs[idx] = mated_sample(query, cosine, rng)[0]
+    refs /= np.linalg.norm(refs, axis=1, keepdims=True)
+    return refs, query, planted
+
+
+def _run(ctx: ps.Context, holder: ps.KeyHolder, bundle: ps.PublicBundle,
+         gallery: ps.EncodedGallery, query_message: bytes,
+         threshold: float = THRESHOLD) -> np.ndarray:
+    scored = ps.score_query(ctx, bundle, gallery, query_message, threshold)
+    answer = ps.decide(ctx, holder, scored.message)
+    return ps.matches(scored.secret, answer)
+
+
+@pytest.mark.parametrize("seed,n", [(1, 3_000), (2, 9_000), (3, 17_000)])
+def test_answer_equals_the_plaintext_reference(ctx: ps.Context, holder: ps.KeyHolder,
+                                               bundle: ps.PublicBundle, seed: int,
+                                               n: int) -> None:
+    refs, query, planted = _gallery(seed, n)
+    gallery = ps.encode_gallery(ctx, refs)
+    got = _run(ctx, holder, bundle, gallery, ps.encrypt_query(ctx, bundle, query))
+    want = ps.plaintext_reference(refs, query, THRESHOLD)
+    scores = refs @ query
+    clear = np.abs(scores - THRESHOLD) >= TOLERANCE
+    assert set(got[clear[got]]) == set(want[clear[want]])
+    # the planted near-threshold references (|s - t| >= 5e-4) are all decided exactly
+    for idx in planted:
+        assert (idx in set(got)) == (scores[idx] >= THRESHOLD), (idx, scores[idx])
+    assert 7 in set(got) and len(want) >= 4
+
+
+def test_blocks_are_shuffled_per_query(ctx: ps.Context, bundle: ps.PublicBundle) -> None:
+    refs, query, _ = _gallery(4, 40_000)  # 5 blocks
+    gallery = ps.encode_gallery(ctx, refs)
+    message = ps.encrypt_query(ctx, bundle, query)
+    orders = {tuple(ps.score_query(ctx, bundle, gallery, message, THRESHOLD).secret.order)
+              for _ in range(3)}
+    assert len(orders) > 1
+
+
+def test_a_crafted_non_unit_query_is_refused_and_releases_nothing(
+        ctx: ps.Context, holder: ps.KeyHolder, bundle: ps.PublicBundle) -> None:
+    refs, query, _ = _gallery(5, 2_000)
+    gallery = ps.encode_gallery(ctx, refs)
+    crafted = query.copy()
+    crafted[3] *= 40.0  # the attack: one coordinate scaled up to read it by bisection
+    scored = ps.score_query(ctx, bundle, gallery, ps.encrypt_values(ctx, bundle, crafted),
+                            THRESHOLD)
+    with pytest.raises(ps.QueryRefused):
+        ps.decide(ctx, holder, scored.message)
+    # slightly off the sphere is refused too (norm_eps = 1e-3)
+    scored = ps.score_query(ctx, bundle, gallery,
+                            ps.encrypt_values(ctx, bundle, query * 1.01), THRESHOLD)
+    with pytest.raises(ps.QueryRefused):
+        ps.decide(ctx, holder, scored.message)
+
+
+def test_a_complex_query_cannot_pass_the_norm_check(ctx: ps.Context, holder: ps.KeyHolder,
+                                                    bundle: ps.PublicBundle) -> None:
+    """x^2 - y^2 = 1 with large x, y would pass a plain sum-of-squares check; G forces the
+    query real first, so the norm V sees is 4 |x|^2."""
+    refs, _, _ = _gallery(6, 2_000)
+    gallery = ps.encode_gallery(ctx, refs)
+    values: list[complex] = [0j] * ps.DIM
+    values[0] = complex(5.0, 0.0)
+    values[1] = complex(0.0, np.sqrt(24.0))  # 25 - 24 = 1
+    scored = ps.score_query(ctx, bundle, gallery, ps.encrypt_values(ctx, bundle, values),
+                            THRESHOLD)
+    with pytest.raises(ps.QueryRefused):
+        ps.decide(ctx, holder, scored.message)
+
+
+def test_two_encryptions_of_one_query_differ(ctx: ps.Context, bundle: ps.PublicBundle) -> None:
+    """Fresh randomness per encryption: G cannot tell a repeated query by its bytes."""
+    q = np.ones(ps.DIM)
+    a = ps._unpack(ps.encrypt_query(ctx, bundle, q), max_parts=ps.DIM)
+    b = ps._unpack(ps.encrypt_query(ctx, bundle, q), max_parts=ps.DIM)
+    assert all(x[-4096:] != y[-4096:] for x, y in zip(a, b, strict=True))
+
+
+def test_garbage_from_the_querier_or_the_gallery_holder_is_detected(
+        ctx: ps.Context, holder: ps.KeyHolder, bundle: ps.PublicBundle) -> None:
+    refs, query, _ = _gallery(7, 2_000)
+    gallery = ps.encode_gallery(ctx, refs)
+    message = ps.encrypt_query(ctx, bundle, query)
+    with pytest.raises(ps.MalformedMessage):
+        ps.score_query(ctx, bundle, gallery, b"not a query", THRESHOLD)
+    corrupt = bytearray(message)
+    corrupt[len(corrupt) // 2: len(corrupt) // 2 + 64] = bytes(64)
+    # a corrupted ciphertext either fails SEAL's checks at G or is some other ciphertext,
+    # which V's norm check refuses: nothing is released either way
+    with pytest.raises((ps.MalformedMessage, ps.QueryRefused)):
+        ps.decide(ctx, holder, ps.score_query(ctx, bundle, gallery, bytes(corrupt),
+                                              THRESHOLD).message)
+    short = ps._pack(ps._unpack(message, max_parts=ps.DIM)[:-1])
+    with pytest.raises(ps.MalformedMessage):
+        ps.score_query(ctx, bundle, gallery, short, THRESHOLD)
+    scored = ps.score_query(ctx, bundle, gallery, message, THRESHOLD)
+    with pytest.raises(ps.MalformedMessage):
+        ps.decide(ctx, holder, scored.message[:-10])
+    parts = ps._unpack(scored.message, max_parts=10)
+    query_ct = ps._unpack(message, max_parts=ps.DIM)[0]
+    with pytest.raises(ps.MalformedMessage):  # a ciphertext of the wrong level as a block
+        ps.decide(ctx, holder, ps._pack([parts[0], query_ct]))
+    with pytest.raises(ps.MalformedMessage):  # more blocks than V accepts from this G
+        ps.decide(ctx, holder, scored.message, max_blocks=0)
+    with pytest.raises(ps.MalformedMessage):  # random bytes as a block
+        ps.decide(ctx, holder, ps._pack([parts[0], np.random.default_rng(1).bytes(5000)]))
+
+
+def test_a_key_holder_that_lies_is_caught_by_the_decoys(
+        ctx: ps.Context, holder: ps.KeyHolder, bundle: ps.PublicBundle) -> None:
+    refs, query, _ = _gallery(8, 2_000)
+    gallery = ps.encode_gallery(ctx, refs)
+    scored = ps.score_query(ctx, bundle, gallery, ps.encrypt_query(ctx, bundle, query),
+                            THRESHOLD)
+    honest = ps.decide(ctx, holder, scored.message)
+    assert 7 in set(ps.matches(scored.secret, honest))
+    with pytest.raises(ps.DecoyMismatch):  # "no candidates" whatever the scores
+        ps.matches(scored.secret, bytes(len(honest)))
+    with pytest.raises(ps.DecoyMismatch):  # "everyone matches"
+        ps.matches(scored.secret, b"\xff" * len(honest))
+    rng = np.random.default_rng(0)
+    with pytest.raises(ps.DecoyMismatch):  # random bits
+        ps.matches(scored.secret, rng.bytes(len(honest)))
+    with pytest.raises(ps.MalformedMessage):
+        ps.matches(scored.secret, honest[:-1])
+
+
+def test_the_secret_key_round_trips_and_another_key_decrypts_nothing(
+        ctx: ps.Context, holder: ps.KeyHolder, bundle: ps.PublicBundle) -> None:
+    refs, query, _ = _gallery(9, 1_000)
+    gallery = ps.encode_gallery(ctx, refs)
+    message = ps.encrypt_query(ctx, bundle, query)
+    restored = ps.KeyHolder.from_secret_bytes(ctx, holder.secret_bytes())
+    assert 7 in set(_run(ctx, restored, bundle, gallery, message))
+    stranger = ps.KeyHolder.generate(ctx)  # another org's key: the norm decrypts to noise
+    scored = ps.score_query(ctx, bundle, gallery, message, THRESHOLD)
+    with pytest.raises(ps.ScreeningError):
+        ps.decide(ctx, stranger, scored.message)
