@@ -47,18 +47,14 @@ from gateway.core.errors import (
     Forbidden,
     Gone,
     InvalidRequest,
-    Locked,
     NotFound,
 )
 from gateway.holder import keys
 
-from . import face_attempts
 from .faces import FaceReferenceMismatch, LiveFace, face_service
 from .holders import (
     CLOSED_ACCOUNT_ACTIONS,
-    MAX_UNLOCK_FAILURES,
     PENDING,
-    UNLOCK_FAILURE_WINDOW_S,
     UNLOCKED_TTL_S,
     AccountEntry,
     HolderState,
@@ -73,15 +69,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mip.gateway.custody")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS custody_unlock_failures (
-    passport_id TEXT NOT NULL,
-    source_org TEXT NOT NULL,
-    at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS custody_unlock_failures_budget
-    ON custody_unlock_failures(passport_id, source_org, at);
-"""
 
 CUSTODY_PURPOSE = "custody_unlock"
 # What an account key signs for the desk of the account's institution (the rest of the
@@ -184,8 +171,6 @@ class CustodyService:
     def __init__(self, state: AppState) -> None:
         self.state = state
         self.db = state.db
-        self.db.ensure(SCHEMA)
-        self.db.ensure(face_attempts.SCHEMA)
         self._sessions: dict[str, CustodySession] = {}
 
     # --- who is calling ------------------------------------------------------------------
@@ -202,29 +187,12 @@ class CustodyService:
                                                       body)
 
     # --- unlock --------------------------------------------------------------------------
-    def _reserve(self, passport_id: str, caller: str) -> int:
-        now = time.time()
-        since = now - UNLOCK_FAILURE_WINDOW_S
-        subject = f"{passport_id}|{caller}"
-        with self.db.transaction() as conn:
-            (failures,) = conn.execute(
-                "SELECT COUNT(*) FROM custody_unlock_failures WHERE passport_id = ? AND "
-                "source_org = ? AND at > ?", (passport_id, caller, since)).fetchone()
-            taken = failures + face_attempts.in_flight(conn, CUSTODY_PURPOSE, subject, since)
-            if taken < MAX_UNLOCK_FAILURES:
-                return face_attempts.reserve(conn, CUSTODY_PURPOSE, subject, now, since)
-        raise Locked("too many failed unlocks for this passport at this org's desks; try "
-                     "again later", code="unlock_locked")
-
-    def _fail(self, passport_id: str, caller: str, attempt: int) -> UnlockRefused:
-        now = time.time()
-        with self.db.transaction() as conn:
-            face_attempts.release(conn, attempt)
-            conn.execute("DELETE FROM custody_unlock_failures WHERE at <= ?",
-                         (now - UNLOCK_FAILURE_WINDOW_S,))
-            conn.execute("INSERT INTO custody_unlock_failures (passport_id, source_org, at) "
-                         "VALUES (?, ?, ?)", (passport_id, caller, now))
-        return UnlockRefused("the face or the password did not match")
+    @staticmethod
+    def _source(caller: str) -> str:
+        """The desk failures count at, as this gateway sees it: every desk of the calling
+        org together (it cannot tell them apart). Counted in the holders' unlock lockouts
+        (face_lockouts.py) beside this org's own desks (`org/name`), with their backoff."""
+        return f"{caller} (its desks)"
 
     async def unlock(self, caller: str, passport_id: str, live: LiveFace,
                      password: str | None) -> CustodySession:
@@ -236,7 +204,8 @@ class CustodyService:
                            code="passport_not_found")
         if password is not None and len(password) > MAX_PASSWORD_CHARS:
             raise InvalidRequest("password too long")
-        attempt = self._reserve(passport_id, caller)
+        lockouts, source = holders.lockouts, self._source(caller)
+        attempt = lockouts.reserve(passport_id, source)
         try:
             ledger = json_object(await self.state.ledger.carrier(record.enrolling_org).evaluate(
                 "Passport:Get", [passport_id]))
@@ -244,7 +213,8 @@ class CustodyService:
                 passport_id, record.enrolling_org, ledger.get("face_commitment"))
             face_ok, opened = await holders.check_factors(record, reference, live, password)
             if not face_ok or (password is not None and opened is None):
-                raise self._fail(passport_id, caller, attempt)
+                lockouts.fail(passport_id, source, attempt)
+                raise UnlockRefused("the face or the password did not match")
             master = opened.master if opened is not None else None
             if ledger.get("status") != "active":
                 raise Conflict("this passport is not active", code="passport_inactive")
@@ -261,11 +231,10 @@ class CustodyService:
                 session.level = 2
                 await self._settle_pending(session)
         finally:
-            with self.db.transaction() as conn:
-                face_attempts.release(conn, attempt)
-        with self.db.transaction() as conn:
-            conn.execute("DELETE FROM custody_unlock_failures WHERE passport_id = ? AND "
-                         "source_org = ?", (passport_id, caller))
+            # Settled already when it failed; otherwise (success, a server fault) released
+            # uncounted.
+            lockouts.release(attempt)
+        lockouts.succeed(passport_id, source)
         self._sessions[session.handle] = session
         log.info("custodial holder unlocked for another org's desk at level %d", session.level)
         return session

@@ -147,18 +147,13 @@ class CustodyClient:
 
     def __init__(self, state: AppState) -> None:
         self.state = state
-        self._signer: PeerSigner | None = None
 
     def signer(self) -> PeerSigner:
-        if self._signer is None:
-            org = self.state.settings.org
-            assert org is not None
-            user = self.state.ledger.profile().org(org).users.get(SERVICE_USER)
-            if user is None:
-                raise CustodianUnavailable(f"no service identity {SERVICE_USER!r} of {org} "
-                                           "in the connection profile")
-            self._signer = PeerSigner(org, user.cert_path, user.key_path)
-        return self._signer
+        signer = peer_requests(self.state).signer()
+        if signer is None:
+            raise CustodianUnavailable(f"no service identity {SERVICE_USER!r} of "
+                                       f"{self.state.settings.org} in the connection profile")
+        return signer
 
     def base_url(self, org: str) -> str:
         url = self.state.settings.org_gateways.get(org)

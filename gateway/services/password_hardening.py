@@ -82,7 +82,6 @@ class HelperAnswer:
 class PasswordHardening:
     def __init__(self, state: AppState) -> None:
         self.state = state
-        self._signer: PeerSigner | None = None
 
     # --- which helpers -------------------------------------------------------------------
     def helpers(self, enrolling_org: str) -> list[str]:
@@ -93,15 +92,11 @@ class PasswordHardening:
         return [h for h in wanted if h in self.state.settings.org_gateways]
 
     def _signer_of(self) -> PeerSigner:
-        if self._signer is None:
-            org = self.state.settings.org
-            assert org is not None
-            user = self.state.ledger.profile().org(org).users.get(SERVICE_USER)
-            if user is None:
-                raise HelperUnavailable(f"no service identity {SERVICE_USER!r} of {org} in "
-                                        "the connection profile")
-            self._signer = PeerSigner(org, user.cert_path, user.key_path)
-        return self._signer
+        signer = peer_requests(self.state).signer()
+        if signer is None:
+            raise HelperUnavailable(f"no service identity {SERVICE_USER!r} of "
+                                    f"{self.state.settings.org} in the connection profile")
+        return signer
 
     # --- one helper's answer -------------------------------------------------------------
     async def answer(self, enrolling_org: str, helper: str, passport_id: str, salt: bytes,

@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING
 import httpx
 from cryptography import x509
 
-from gateway.core.peer_auth import CLOCK_WINDOW_S, PeerUnauthenticated, verify_peer
+from gateway.core.peer_auth import CLOCK_WINDOW_S, PeerSigner, PeerUnauthenticated, verify_peer
+
+from .ledger import SERVICE_USER
 
 if TYPE_CHECKING:
     from .state import AppState
@@ -47,6 +49,20 @@ class PeerRequests:
         # relay, OPRF helper): a transport per org (an in-process app) in place of the
         # network.
         self.transports: dict[str, httpx.AsyncBaseTransport] = {}
+        self._signer: PeerSigner | None = None
+
+    def signer(self) -> PeerSigner | None:
+        """What signs this gateway's own calls to another org's gateway: its org's
+        `mip-gateway` service identity from the connection profile (None when the profile
+        has none; the caller says what that stops)."""
+        if self._signer is None:
+            org = self.state.settings.org
+            assert org is not None, "an all-orgs gateway calls no other gateway"
+            user = self.state.ledger.profile().org(org).users.get(SERVICE_USER)
+            if user is None:
+                return None
+            self._signer = PeerSigner(org, user.cert_path, user.key_path)
+        return self._signer
 
     def ca_roots(self) -> Mapping[str, x509.Certificate]:
         """Each member org's MSP root CA, from the connection profile (`caCertPath`)."""

@@ -21,68 +21,30 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from enrolment_kit import API, PASSWORDS, enrol, unlock
-from gateway_testkit import GatewayClient, assert_error, make_settings
+from gateway_testkit import GatewayClient, assert_error
 from ledger_kit import content_of
 from mip_testkit import MipNetwork
+from org_gateways_kit import org_gateways, peer_signer
 from test_org_isolation import files_under, found_in
 
 from chaincode.protocol.orgs import HOSPITAL, PHARMACY, SCHOOL
 from face_engine.engine import FaceEngine
 from gateway.core.ca import LocalCA
 from gateway.core.errors import ApiError
-from gateway.core.peer_auth import PeerSigner
-from gateway.fabric import ConnectionProfile
-from gateway.main import create_app
 from gateway.services.custody import custody_service
 from gateway.services.custody_client import custody_client
 from gateway.services.holders import MAX_UNLOCK_FAILURES, holder_service
 from gateway.services.ledger import SERVICE_USER
-from gateway.services.peer_requests import peer_requests
-from gateway.services.state import build_state
 
-URLS = {org: f"http://{org.lower()}.gateway" for org in (HOSPITAL, SCHOOL, PHARMACY)}
 CUSTODY = "/api/v1/custody"
 
 
-@asynccontextmanager
-async def org_gateways(network: MipNetwork, engine: FaceEngine, tmp_path: Path
-                       ) -> AsyncIterator[dict[str, GatewayClient]]:
-    """One gateway per org, each configured with the others' addresses, wired in process."""
-    async with AsyncExitStack() as stack:
-        clients: dict[str, GatewayClient] = {}
-        apps = {}
-        for org in URLS:
-            settings = make_settings(tmp_path / org / "gateway", network.connection, org=org,
-                                     org_gateways={o: u for o, u in URLS.items() if o != org})
-            state = build_state(settings)
-            state._face = engine
-            app = create_app(state=state)
-            app.state.mip = state
-            apps[org] = app
-            http = await stack.enter_async_context(httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
-                base_url="http://gateway", timeout=120))
-            stack.push_async_callback(state.close)
-            clients[org] = GatewayClient(state, http)
-        for org, gw in clients.items():
-            for other, app in apps.items():
-                if other != org:
-                    peer_requests(gw.state).transports[other] = httpx.ASGITransport(
-                        app=app, raise_app_exceptions=False)
-        yield clients
-
-
-def signer_of(connection: Path, org: str, user: str) -> PeerSigner:
-    profile = ConnectionProfile.load(connection).org(org).users[user]
-    return PeerSigner(org, profile.cert_path, profile.key_path)
 
 
 async def raw_custody(gw: GatewayClient, path: str, payload: dict[str, Any],
@@ -257,7 +219,7 @@ async def _custody_requests_are_authenticated(hospital: GatewayClient,
     payload = {"handle": "0" * 64}
     body = json.dumps(payload).encode()
     path = CUSTODY + "/sessions/end"
-    school = signer_of(connection, SCHOOL, SERVICE_USER)
+    school = peer_signer(connection, SCHOOL, SERVICE_USER)
     assert_error(await raw_custody(hospital, "/sessions/end", payload, {}),
                  401, "peer_unauthenticated")
     good = school.headers("POST", path, body, HOSPITAL)
@@ -280,16 +242,16 @@ async def _custody_requests_are_authenticated(hospital: GatewayClient,
         assert_error(await raw_custody(hospital, "/sessions/end", payload, stale),
                      401, "peer_unauthenticated")
     # Another org's certificate claimed as the School's; the Hospital calling itself.
-    pharmacy = signer_of(connection, PHARMACY, SERVICE_USER)
+    pharmacy = peer_signer(connection, PHARMACY, SERVICE_USER)
     posing = pharmacy.headers("POST", path, body, HOSPITAL)
     posing["X-MIP-Peer-Org"] = SCHOOL
-    itself = signer_of(connection, HOSPITAL, SERVICE_USER)
+    itself = peer_signer(connection, HOSPITAL, SERVICE_USER)
     for headers in (posing, itself.headers("POST", path, body, HOSPITAL)):
         r = await raw_custody(hospital, "/sessions/end", payload, headers)
         assert_error(r, 401, "peer_unauthenticated")
     # A School staff member's own identity (role school_registrar), well signed: known, but
     # not the School's gateway.
-    staff = signer_of(connection, SCHOOL, "school_registrar")
+    staff = peer_signer(connection, SCHOOL, "school_registrar")
     assert_error(await raw_custody(hospital, "/sessions/end", payload,
                                    staff.headers("POST", path, body, HOSPITAL)),
                  403, "peer_not_gateway")
@@ -297,7 +259,7 @@ async def _custody_requests_are_authenticated(hospital: GatewayClient,
     # CRL the profile names, read at each request).
     ca = LocalCA(connection.parent)
     ca.add_identity(SCHOOL, "custody-gw-revoked", {"mip.role": "gateway"})
-    spare = signer_of(connection, SCHOOL, "custody-gw-revoked")
+    spare = peer_signer(connection, SCHOOL, "custody-gw-revoked")
     assert (await raw_custody(hospital, "/sessions/end", payload,
                               spare.headers("POST", path, body, HOSPITAL))).status_code == 204
     ca.revoke_identity(SCHOOL, "custody-gw-revoked")
@@ -342,9 +304,9 @@ async def _school_failures_lock_out_the_school_only(gws: dict[str, GatewayClient
     assert_error(await desk_unlock(school, SCHOOL, "astronaut", astro, "wrong-Pa55word!"),
                  401, "unlock_failed")
     # Counted at the Hospital against (passport, School), none against its own desk.
-    assert hospital.state.db.query_one(
-        "SELECT COUNT(*) AS n FROM custody_unlock_failures WHERE passport_id = ? AND "
-        "source_org = ?", (astro, SCHOOL))["n"] == MAX_UNLOCK_FAILURES
+    # The fifth failure locked the pair (passport, the School's desks) at the Hospital.
+    at_hospital = holder_service(hospital.state).lockouts
+    assert at_hospital.locked_until(astro, custody_service(hospital.state)._source(SCHOOL))
     assert_error(await desk_unlock(school, SCHOOL, "astronaut", astro, password),
                  423, "unlock_locked")
     assert (await desk_unlock(hospital, HOSPITAL, "astronaut", astro, password)).json()[
@@ -352,6 +314,6 @@ async def _school_failures_lock_out_the_school_only(gws: dict[str, GatewayClient
     assert (await desk_unlock(pharmacy, PHARMACY, "astronaut", astro, password)).json()[
         "level"] == 2
     # And the Hospital's desk failures are its own: the School's budget did not move them.
-    assert hospital.state.db.query_one(
-        "SELECT COUNT(*) AS n FROM holder_unlock_failures WHERE passport_id = ?",
-        (astro,))["n"] == 0
+    hospital_desks = holder_service(hospital.state).lockouts
+    assert hospital_desks.failures(astro, f"{HOSPITAL}/registrar") == 0
+    assert hospital_desks.locked_until(astro, f"{HOSPITAL}/registrar") is None

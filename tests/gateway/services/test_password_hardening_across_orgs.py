@@ -21,23 +21,19 @@ from __future__ import annotations
 import base64
 import json
 import os
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
-import httpx
 import pytest
 from enrolment_kit import API, PASSWORDS, enrol, unlock
-from gateway_testkit import GatewayClient, assert_error, make_settings
+from gateway_testkit import GatewayClient, assert_error
 from mip_testkit import MipNetwork
+from org_gateways_kit import org_gateways, peer_signer
 
 from chaincode.protocol.orgs import HOSPITAL, SCHOOL
 from face_engine.engine import FaceEngine
-from gateway.core.peer_auth import PeerSigner
-from gateway.fabric import ConnectionProfile
 from gateway.holder import oprf, vault, vault_v3
 from gateway.holder.errors import UnlockFailed
-from gateway.main import create_app
 from gateway.services.holder_sealing import open_sealed
 from gateway.services.holders import holder_service
 from gateway.services.ledger import SERVICE_USER
@@ -49,38 +45,14 @@ from gateway.services.password_oprf import (
     own_output,
     password_oprf_service,
 )
-from gateway.services.peer_requests import peer_requests
-from gateway.services.state import build_state
 
-URLS = {HOSPITAL: "http://hospital.gateway", SCHOOL: "http://school.gateway"}
+ORGS = (HOSPITAL, SCHOOL)
 EVALUATIONS = f"{API}/oprf/evaluations"
 
 
-@asynccontextmanager
-async def two_gateways(network: MipNetwork, engine: FaceEngine, tmp_path: Path
-                       ) -> AsyncIterator[dict[str, GatewayClient]]:
-    async with AsyncExitStack() as stack:
-        clients: dict[str, GatewayClient] = {}
-        apps = {}
-        for org in URLS:
-            settings = make_settings(tmp_path / org / "gateway", network.connection, org=org,
-                                     org_gateways={o: u for o, u in URLS.items() if o != org})
-            state = build_state(settings)
-            state._face = engine
-            app = create_app(state=state)
-            app.state.mip = state
-            apps[org] = app
-            http = await stack.enter_async_context(httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
-                base_url="http://gateway", timeout=120))
-            stack.push_async_callback(state.close)
-            clients[org] = GatewayClient(state, http)
-        for org, gw in clients.items():
-            for other, app in apps.items():
-                if other != org:
-                    peer_requests(gw.state).transports[other] = httpx.ASGITransport(
-                        app=app, raise_app_exceptions=False)
-        yield clients
+def two_gateways(network: MipNetwork, engine: FaceEngine, tmp_path: Path
+                 ) -> AbstractAsyncContextManager[dict[str, GatewayClient]]:
+    return org_gateways(network, engine, tmp_path, ORGS)
 
 
 def stored_blob(gw: GatewayClient, passport_id: str) -> str:
@@ -88,11 +60,6 @@ def stored_blob(gw: GatewayClient, passport_id: str) -> str:
                                 (passport_id,))
     assert row is not None
     return str(row["wrapped_secret"])
-
-
-def signer(connection: Path, org: str, user: str) -> PeerSigner:
-    profile = ConnectionProfile.load(connection).org(org).users[user]
-    return PeerSigner(org, profile.cert_path, profile.key_path)
 
 
 def offline_guess(hospital: GatewayClient, passport_id: str, password: str,
@@ -193,25 +160,25 @@ async def test_vault_hardened_by_the_helper_org(gw_network: MipNetwork,
         r = await school.http.post(EVALUATIONS, content=payload, headers=plain)
         assert_error(r, 401, "peer_unauthenticated")
         connection = gw_network.connection
-        signed = signer(connection, HOSPITAL, SERVICE_USER).headers(
+        signed = peer_signer(connection, HOSPITAL, SERVICE_USER).headers(
             "POST", EVALUATIONS, payload, SCHOOL)
         r = await school.http.post(EVALUATIONS, content=payload, headers={**plain, **signed})
         assert r.status_code == 201, r.text
         assert r.json()["remaining"] == MAX_OPRF_FAILURES - 3
         r = await school.http.post(EVALUATIONS, content=payload, headers={**plain, **signed})
         assert_error(r, 401, "peer_unauthenticated")  # the same request again: a replay
-        staff_signed = signer(connection, HOSPITAL, "registrar").headers(
+        staff_signed = peer_signer(connection, HOSPITAL, "registrar").headers(
             "POST", EVALUATIONS, payload, SCHOOL)
         r = await school.http.post(EVALUATIONS, content=payload,
                                    headers={**plain, **staff_signed})
         assert_error(r, 403, "peer_not_gateway")  # a staff identity is not a gateway
-        own = signer(connection, SCHOOL, SERVICE_USER).headers(
+        own = peer_signer(connection, SCHOOL, SERVICE_USER).headers(
             "POST", EVALUATIONS, payload, SCHOOL)
         r = await school.http.post(EVALUATIONS, content=payload, headers={**plain, **own})
         assert_error(r, 401, "peer_unauthenticated")  # not from itself
         altered = payload.replace(pid.encode(), b"x" + pid[1:].encode())
         r = await school.http.post(EVALUATIONS, content=altered, headers={
-            **plain, **signer(connection, HOSPITAL, SERVICE_USER).headers(
+            **plain, **peer_signer(connection, HOSPITAL, SERVICE_USER).headers(
                 "POST", EVALUATIONS, payload, SCHOOL)})
         assert_error(r, 401, "peer_unauthenticated")  # body not the one signed
         assert helper.pending(SCHOOL, pid) == 3

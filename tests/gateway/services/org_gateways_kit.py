@@ -1,0 +1,65 @@
+"""Per-org gateways in one test: each org's own gateway (own data dir, settings `org`, the
+others' addresses in `org_gateways`), all on one devnet, reaching each other in process
+(httpx's ASGI transport in place of the network; requests between them are signed and
+checked as over the network)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+
+import httpx
+from gateway_testkit import GatewayClient, make_settings
+from mip_testkit import MipNetwork
+
+from chaincode.protocol.orgs import HOSPITAL, PHARMACY, SCHOOL
+from face_engine.engine import FaceEngine
+from gateway.core.peer_auth import PeerSigner
+from gateway.fabric import ConnectionProfile
+from gateway.main import create_app
+from gateway.services.peer_requests import peer_requests
+from gateway.services.state import build_state
+
+ALL_ORGS = (HOSPITAL, SCHOOL, PHARMACY)
+
+
+def org_url(org: str) -> str:
+    return f"http://{org.lower()}.gateway"
+
+
+@asynccontextmanager
+async def org_gateways(network: MipNetwork, engine: FaceEngine, tmp_path: Path,
+                       orgs: Iterable[str] = ALL_ORGS
+                       ) -> AsyncIterator[dict[str, GatewayClient]]:
+    """One gateway per org in `orgs`, each configured with the others' addresses."""
+    orgs = tuple(orgs)
+    async with AsyncExitStack() as stack:
+        clients: dict[str, GatewayClient] = {}
+        apps = {}
+        for org in orgs:
+            settings = make_settings(tmp_path / org / "gateway", network.connection, org=org,
+                                     org_gateways={o: org_url(o) for o in orgs if o != org})
+            state = build_state(settings)
+            state._face = engine
+            app = create_app(state=state)
+            app.state.mip = state
+            apps[org] = app
+            http = await stack.enter_async_context(httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
+                base_url="http://gateway", timeout=120))
+            stack.push_async_callback(state.close)
+            clients[org] = GatewayClient(state, http)
+        for org, gw in clients.items():
+            for other, app in apps.items():
+                if other != org:
+                    peer_requests(gw.state).transports[other] = httpx.ASGITransport(
+                        app=app, raise_app_exceptions=False)
+        yield clients
+
+
+def peer_signer(connection: Path, org: str, user: str) -> PeerSigner:
+    """A signer with `org`'s identity `user` from the connection profile (its gateway's
+    `mip-gateway`, or another identity for the refusals)."""
+    profile = ConnectionProfile.load(connection).org(org).users[user]
+    return PeerSigner(org, profile.cert_path, profile.key_path)
