@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 COUNTER_PREFIX = "/counter"
 # Every staff page (gateway/web): the same policy as the counter; only the pages that take
 # photos of a person may use the camera.
-PAGE_PREFIXES = (COUNTER_PREFIX, "/check", "/issuer", "/enrol", "/desk")
+PAGE_PREFIXES = (COUNTER_PREFIX, "/check", "/issuer", "/enrol", "/desk", "/wallet")
 CAMERA_PREFIXES = (COUNTER_PREFIX, "/enrol")
 DOCS_PREFIX = "/docs"
 API_PREFIX = "/api/"
