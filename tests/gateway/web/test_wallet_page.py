@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 import secrets
 import sys
 from collections.abc import Coroutine, Iterator
@@ -198,7 +199,7 @@ def test_holder_grants_sees_the_read_and_revokes_keyboard_only(
     # 1. A passkey with PRF: the keys are made on the device.
     tab_to(page, "#create-passkey")
     page.keyboard.press("Enter")
-    expect(page.locator("#passport-id")).to_have_text(__import__("re").compile("^[0-9a-f]{64}$"))
+    expect(page.locator("#passport-id")).to_have_text(re.compile("^[0-9a-f]{64}$"))
     passport_id = page.locator("#passport-id").text_content()
     assert page.locator("#wallet-error").is_hidden()
 
@@ -241,6 +242,11 @@ def test_holder_grants_sees_the_read_and_revokes_keyboard_only(
     read = page.locator(f"#access-log li[data-org='{PHARMACY}']")
     expect(read).not_to_have_count(0)
     page.screenshot(path=str(SCREENSHOTS / "wallet-granted-phone.png"), full_page=True)
+    # Fits a phone: nothing wider than the viewport.
+    wide = page.evaluate("""() => [...document.querySelectorAll('body *')]
+        .filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5)
+        .map(e => e.tagName + '#' + e.id + '.' + e.className)""")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE[0], wide
 
     # 6. After a reload the passkey unlocks the same keys (PRF is deterministic).
     page.reload()
