@@ -5,8 +5,8 @@ tag), so without headers the page could be framed by another site and clicked th
 response gets:
 
 - `Content-Security-Policy`: for the API nothing may load at all (`default-src 'none'`); the
-  staff pages (counter, check, issuer and enrolment desks) and the development /docs page
-  load only from the gateway itself; always `frame-ancestors 'none'`;
+  web pages (counter, check, issuer and enrolment desks, the holder wallet) and the
+  development /docs page load only from the gateway itself; always `frame-ancestors 'none'`;
 - `X-Content-Type-Options: nosniff`, `Referrer-Policy: no-referrer`, `X-Frame-Options: DENY`
   (for browsers without CSP frame-ancestors);
 - `Permissions-Policy`: no camera, microphone or location, except the camera on the counter

@@ -156,7 +156,10 @@ def tab_to(page: Page, selector: str, limit: int = 80) -> None:
 
 def test_page_keys_match_the_gateways(wallet: Wallet, context: BrowserContext) -> None:
     page = context.new_page()
-    page.goto(f"{wallet.url}/wallet/")
+    response = page.goto(f"{wallet.url}/wallet/")
+    assert response is not None and response.ok
+    assert "default-src 'self'" in response.headers["content-security-policy"]
+    assert "camera=()" in response.headers["permissions-policy"]
     master = secrets.token_bytes(32)
     body = {"account": "ab" * 32, "purpose": "délivrance ✓", "n": 2**53 - 1,
             "list": [{"z": 1, "a": None, "é": True}], "Z": "\"q\"\n\\"}
@@ -214,6 +217,10 @@ def test_holder_grants_sees_the_read_and_revokes_keyboard_only(
     expect(page.locator("#signed-request")).not_to_have_value("")
     signed = json.loads(page.locator("#signed-request").input_value())
     assert signed["action"] == "account.open" and signed["body"] == terms
+    # Before the desk opened it the ledger knows no such account: a typed error on the page.
+    tab_to(page, "#grant")
+    page.keyboard.press("Enter")
+    expect(page.locator("#wallet-error")).to_have_attribute("data-code", "not_found")
     run_async(_desk_opens(wallet.network, wallet.holder, signed))
 
     # 3. A doctor writes a prescription to that account.
@@ -229,6 +236,7 @@ def test_holder_grants_sees_the_read_and_revokes_keyboard_only(
     # 4. The holder grants the pharmacy (signed on the device); the pharmacist reads at once.
     tab_to(page, "#grant")
     page.keyboard.press("Enter")
+    expect(page.locator("#wallet-error")).to_be_hidden()
     live = page.locator("#grants tbody tr[data-live='true']")
     expect(live).to_have_count(1)
     expect(live).to_contain_text(PHARMACY)
