@@ -250,6 +250,8 @@ def test_holder_grants_sees_the_read_and_revokes_keyboard_only(
     read = page.locator(f"#access-log li[data-org='{PHARMACY}']")
     expect(read).not_to_have_count(0)
     page.screenshot(path=str(SCREENSHOTS / "wallet-granted-phone.png"), full_page=True)
+    for card in ("passkey", "grants-card", "log-card"):
+        page.locator(f"#{card}").screenshot(path=str(SCREENSHOTS / f"wallet-{card}.png"))
     # Fits a phone: nothing wider than the viewport.
     wide = page.evaluate("""() => [...document.querySelectorAll('body *')]
         .filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5)

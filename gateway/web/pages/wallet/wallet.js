@@ -269,7 +269,7 @@
       row.dataset.grantId = g.grant_id;
       row.dataset.live = String(Boolean(g.live));
       for (const text of [g.grantee_org + (g.grantee_role ? ` (${g.grantee_role})` : ""), g.scope,
-                          g.live ? `active until ${when(g.expires)}` : g.status]) {
+                          g.live ? `active until ${when(g.expires).slice(0, 10)}` : g.status]) {
         const cell = document.createElement("td");
         cell.textContent = text;
         row.append(cell);
