@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from enrolment_kit import (
     API,
@@ -19,6 +20,7 @@ from gateway_testkit import GatewayClient, assert_error
 
 from chaincode.protocol.encoding import b64
 from gateway.holder.keys import sign_holder_request
+from gateway.services.faces import face_service
 from gateway.services.holder_requests import encode_header
 from gateway.services.holders import holder_service
 
@@ -85,7 +87,8 @@ async def test_device_signs_the_desk_terms_and_alone_speaks_for_the_account(
                                    headers=headers), 404, "account_not_found")
 
 
-async def test_unused_terms_are_dropped_with_the_session(hw: GatewayClient) -> None:
+async def test_unused_terms_are_dropped_with_the_session(
+        hw: GatewayClient, monkeypatch: pytest.MonkeyPatch) -> None:
     bush = await ensure_enrolled(hw, "bush")
     headers = await holder_headers(hw, bush)
     for _ in range(4):
@@ -100,5 +103,12 @@ async def test_unused_terms_are_dropped_with_the_session(hw: GatewayClient) -> N
                  "unknown_institution")
     session = holder_service(hw.state).session(headers["X-MIP-Holder-Session"])
     assert session is not None and len(session.device_terms) == 4
+    pending = {ref.commitment for _terms, ref in session.device_terms.values()}
+    faces = face_service(hw.state)
+    revoked: list[str] = []
+    real_revoke = faces.revoke_reference
+    monkeypatch.setattr(faces, "revoke_reference",
+                        lambda ref: revoked.append(ref.commitment) or real_revoke(ref))
     holder_service(hw.state).end_session(headers["X-MIP-Holder-Session"])
     assert session.device_terms == {}
+    assert set(revoked) == pending  # their face references are revoked with the session
