@@ -5,8 +5,8 @@ tag), so without headers the page could be framed by another site and clicked th
 response gets:
 
 - `Content-Security-Policy`: for the API nothing may load at all (`default-src 'none'`); the
-  staff pages (counter, check, issuer and enrolment desks) and the development /docs page
-  load only from the gateway itself; always `frame-ancestors 'none'`;
+  web pages (counter, check, issuer and enrolment desks, the holder wallet) and the
+  development /docs page load only from the gateway itself; always `frame-ancestors 'none'`;
 - `X-Content-Type-Options: nosniff`, `Referrer-Policy: no-referrer`, `X-Frame-Options: DENY`
   (for browsers without CSP frame-ancestors);
 - `Permissions-Policy`: no camera, microphone or location, except the camera on the counter
@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 COUNTER_PREFIX = "/counter"
 # Every staff page (gateway/web): the same policy as the counter; only the pages that take
 # photos of a person may use the camera.
-PAGE_PREFIXES = (COUNTER_PREFIX, "/check", "/issuer", "/enrol", "/desk")
+PAGE_PREFIXES = (COUNTER_PREFIX, "/check", "/issuer", "/enrol", "/desk", "/wallet")
 CAMERA_PREFIXES = (COUNTER_PREFIX, "/enrol")
 DOCS_PREFIX = "/docs"
 API_PREFIX = "/api/"

@@ -63,23 +63,10 @@ async def open_account(state: AppState, session: HolderSession, institution: str
     require_own_org(state.settings, institution, "open accounts")
     if isinstance(session, RemoteHolderSession):
         return await _open_at_desk_of_custodial(state, session, institution, min_level)
+    await check_live_face(state, session, min_level)
     holder_state = session.state
-    if min_level > holder_state.kyc_level:
-        raise Conflict(f"this holder's KYC level is {holder_state.kyc_level}",
-                       code="kyc_level_too_low")
-    if session.live is None:
-        raise Conflict("the session holds no live face; unlock again", code="face_required")
     faces = face_service(state)
-    enrolling_org = session.enrolling_org
-    assert enrolling_org is not None  # set by every unlock
-    passport = json_object(await state.ledger.carrier(enrolling_org).evaluate(
-        "Passport:Get", [session.pid]))
-    # The live face was matched at unlock against the reference the ledger named then; that
-    # must still be the ledger's commitment and the stored reference.
-    faces.committed_reference(session.pid, enrolling_org, passport.get("face_commitment"))
-    if passport.get("face_commitment") != session.face_commitment:
-        raise FaceReferenceMismatch("the passport's face reference changed since this unlock; "
-                                    "unlock again")
+    assert session.live is not None  # checked above
     index = sum(1 for a in holder_state.accounts if a.institution == institution)
     key = keys.account_key(session.master, institution, index)
     pseudonym = keys.new_pseudonym()
@@ -100,6 +87,28 @@ async def open_account(state: AppState, session: HolderSession, institution: str
     session.save()
     log.info("account opened at %s", institution)
     return entry, dict(record)
+
+
+async def check_live_face(state: AppState, session: HolderSession, min_level: int) -> None:
+    """Before an account is opened for the session's holder: the KYC level suffices and the
+    unlock's live face still matches what the ledger's passport commits to."""
+    holder_state = session.state
+    if min_level > holder_state.kyc_level:
+        raise Conflict(f"this holder's KYC level is {holder_state.kyc_level}",
+                       code="kyc_level_too_low")
+    if session.live is None:
+        raise Conflict("the session holds no live face; unlock again", code="face_required")
+    enrolling_org = session.enrolling_org
+    assert enrolling_org is not None  # set by every unlock
+    passport = json_object(await state.ledger.carrier(enrolling_org).evaluate(
+        "Passport:Get", [session.pid]))
+    # The live face was matched at unlock against the reference the ledger named then; that
+    # must still be the ledger's commitment and the stored reference.
+    face_service(state).committed_reference(session.pid, enrolling_org,
+                                            passport.get("face_commitment"))
+    if passport.get("face_commitment") != session.face_commitment:
+        raise FaceReferenceMismatch("the passport's face reference changed since this unlock; "
+                                    "unlock again")
 
 
 async def _open_at_desk_of_custodial(state: AppState, session: RemoteHolderSession,

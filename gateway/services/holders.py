@@ -195,6 +195,10 @@ class HolderSession:
     face_commitment: str | None = None
     _master: bytes | None = field(default=None, repr=False)
     _state: HolderState | None = field(default=None, repr=False)
+    # Account terms handed to the holder's device to sign (services/device_accounts.py):
+    # pseudonym -> (the `account.open` body, its face reference). Memory only, this session.
+    device_terms: dict[str, tuple[dict[str, Any], Any]] = field(default_factory=dict,
+                                                                 repr=False)
 
     @property
     def expired(self) -> bool:
@@ -203,6 +207,12 @@ class HolderSession:
     def wipe(self) -> None:
         self._master, self._state, self.live, self.level = None, None, None, 0
         self.face_commitment = None
+        if self.device_terms:
+            # Terms never signed: their face references name no account; revoke them.
+            faces = face_service(self.service.state)
+            for _terms, reference in self.device_terms.values():
+                faces.revoke_reference(reference)
+        self.device_terms = {}
 
     def require_level(self, level: int) -> None:
         if self.level < level:

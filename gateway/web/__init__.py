@@ -1,7 +1,8 @@
-"""The staff web pages, served by the gateway itself: the pharmacy counter at /counter/, the
+"""The web pages, served by the gateway itself: the pharmacy counter at /counter/, the
 employer's credential check at /check/, the issuer desk at /issuer/, the enrolment desk at
-/enrol/ (their shared script and style at /desk/), and in development the API's Swagger UI
-at /docs (its files from the swagger-ui-bundle package: nothing from a CDN)."""
+/enrol/ (their shared script and style at /desk/), the holder's wallet at /wallet/, and in
+development the API's Swagger UI at /docs (its files from the swagger-ui-bundle package:
+nothing from a CDN)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ DOCS = Path(__file__).parent / "docs"
 PAGES = Path(__file__).parent / "pages"
 # URL prefix -> folder under pages/ (see gateway/core/security_headers.py for each one's
 # policy: which may use the camera).
-PAGE_FOLDERS = {"/desk": "common", "/check": "check", "/issuer": "issuer", "/enrol": "enrol"}
+PAGE_FOLDERS = {"/desk": "common", "/check": "check", "/issuer": "issuer", "/enrol": "enrol",
+                "/wallet": "wallet"}
 
 
 def mount_web(app: FastAPI) -> None:

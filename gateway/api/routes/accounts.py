@@ -3,17 +3,26 @@
 - `POST /accounts` {institution, min_level?} -> the new account (pseudonym, institution).
 - `GET /accounts` -> the holder's accounts, from the encrypted directory.
 - `DELETE /accounts/{pseudonym}` -> `Account:Close`.
+- `POST /accounts/device-terms`, `POST /accounts/device`: an account whose key is on the
+  holder's device (services/device_accounts.py).
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response
 
 from gateway.api.deps import HolderDep, StateDep
-from gateway.api.models.accounts import PSEUDONYM, AccountList, AccountOut, OpenAccountIn
+from gateway.api.models.accounts import (
+    PSEUDONYM,
+    AccountList,
+    AccountOut,
+    DeviceAccountIn,
+    OpenAccountIn,
+)
 from gateway.services.accounts import close_account, open_account
+from gateway.services.device_accounts import device_terms, open_device_account
 from gateway.services.holders import AccountEntry
 
 router = APIRouter(tags=["accounts"])
@@ -42,3 +51,19 @@ async def delete_account(pseudonym: Annotated[str, Path(pattern=PSEUDONYM)], sta
                          holder: HolderDep) -> Response:
     await close_account(state, holder, pseudonym)
     return Response(status_code=204)
+
+
+@router.post("/accounts/device-terms", response_model=dict[str, Any], status_code=201)
+async def device_account_terms(body: OpenAccountIn, state: StateDep, holder: HolderDep
+                               ) -> dict[str, Any]:
+    """For a holder pairing their wallet (/wallet/) at the desk: the `account.open` body of a
+    new account, for their device to sign with a key of its own."""
+    return await device_terms(state, holder, body.institution, body.min_level)
+
+
+@router.post("/accounts/device", response_model=dict[str, Any], status_code=201)
+async def open_device_held_account(body: DeviceAccountIn, state: StateDep, holder: HolderDep
+                                   ) -> dict[str, Any]:
+    """`Account:Open` with the device-signed `account.open` of terms this session issued;
+    the session's KYC wallet presents for the device's key. Returns the ledger's record."""
+    return await open_device_account(state, holder, body.signed_request.envelope())

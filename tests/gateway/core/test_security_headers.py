@@ -83,12 +83,12 @@ async def test_docs_absent_in_production_openapi_kept(tmp_path: Path) -> None:
 
 
 async def test_desk_pages_local_only_camera_where_needed(tmp_path: Path) -> None:
-    """The check page, the issuer and enrolment desks: the counter's policy, the camera on
-    the enrolment desk only (the others take no photos), every script and style from the
-    gateway itself, no inline script or handler."""
+    """The check page, the issuer and enrolment desks, the holder wallet: the counter's
+    policy, the camera on the enrolment desk only (the others take no photos), every script
+    and style from the gateway itself, no inline script or handler."""
     async with client(bare_app(tmp_path)) as http:
         for path, camera in (("/check/", "camera=()"), ("/issuer/", "camera=()"),
-                             ("/enrol/", "camera=(self)")):
+                             ("/enrol/", "camera=(self)"), ("/wallet/", "camera=()")):
             page = await http.get(path)
             assert page.status_code == 200, path
             csp = page.headers["content-security-policy"]
