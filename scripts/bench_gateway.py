@@ -15,10 +15,11 @@ A pickup's latency is the time the counter waits on the gateway: starting the pi
 the dispense. The capture itself is the patient's time, paced by the prompts:
 
 * `--mode stream` (default, what the counter page does): frames are taken on the page's own
-  schedule (gateway/web/static/counter.js TIMING: a 2 s frontal prompt with captures at 1.0
-  and 1.5 s, then 2 s per pose with captures at 1.2 and 1.8 s) and each is uploaded when it
-  is taken (PUT .../frames/{i}); when the last prompt ends and every upload is answered, the
-  page asks for the verdict (POST .../verdict): its wait counts from that prompt's end.
+  schedule (TIMING in gateway/web/pages/common/capture.js: a 2 s frontal prompt with
+  captures at 1.0 and 1.5 s, then 2 s per pose with captures at 1.2 and 1.8 s) and each is
+  uploaded when it is taken (PUT .../frames/{i}); when the last prompt ends and every
+  upload is answered, the page asks for the verdict (POST .../verdict): its wait counts from
+  that prompt's end.
 * `--mode batch`: the whole answer (one frame per prompt, 0.5 s apart) in one request after
   the capture (POST .../frames), so the whole face check is in the wait.
 
@@ -68,7 +69,8 @@ STAFF = (
 )
 
 
-# The counter page's capture schedule (counter.js TIMING), seconds from the challenge.
+# The counter page's capture schedule (TIMING in gateway/web/pages/common/capture.js),
+# seconds from the challenge.
 FRONTAL_S, POSE_S = 2.0, 2.0
 FRONTAL_CAPTURES, POSE_CAPTURES = (1.0, 1.5), (1.2, 1.8)
 

@@ -1,6 +1,7 @@
 """The web pages, served by the gateway itself: the pharmacy counter at /counter/, the
 employer's credential check at /check/, the issuer desk at /issuer/, the enrolment desk at
-/enrol/ (their shared script and style at /desk/), the holder's wallet at /wallet/, and in
+/enrol/ (the ES modules all four import, and the desks' style, at /desk/), the holder's
+wallet at /wallet/, and in
 development the API's Swagger UI at /docs (its files from the swagger-ui-bundle package:
 nothing from a CDN)."""
 

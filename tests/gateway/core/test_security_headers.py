@@ -107,3 +107,34 @@ async def test_desk_pages_local_only_camera_where_needed(tmp_path: Path) -> None
                 assert not source.startswith(("http:", "https:", "//")), source
                 asset = await http.get(source if source.startswith("/") else path + source)
                 assert asset.status_code == 200, source
+
+
+IMPORT = re.compile(r'^import\s[^;]*?\sfrom\s+"([^"]+)";', re.MULTILINE)
+
+
+async def test_page_modules_and_their_imports_are_served_as_javascript(tmp_path: Path) -> None:
+    """Every page is one `<script type="module">`; the modules it imports (and theirs) are
+    the gateway's own, by path, and served as JavaScript (a browser refuses a module of any
+    other type under nosniff). A missing shared module would otherwise show only in a
+    browser."""
+    async with client(bare_app(tmp_path)) as http:
+        for path in ("/counter/", "/check/", "/issuer/", "/enrol/"):
+            page = await http.get(path)
+            scripts = re.findall(r"<script\b([^>]*)>", page.text)
+            assert len(scripts) == 1 and 'type="module"' in scripts[0], (path, scripts)
+            pending = [path + re.findall(r'src="([^"]+)"', scripts[0])[0]]
+            seen: set[str] = set()
+            while pending:
+                url = pending.pop()
+                if url in seen:
+                    continue
+                seen.add(url)
+                module = await http.get(url)
+                assert module.status_code == 200, url
+                assert module.headers["content-type"].startswith("text/javascript"), url
+                for target in IMPORT.findall(module.text):
+                    assert target.startswith("/") or target.startswith("./"), target
+                    base = url.rsplit("/", 1)[0]
+                    pending.append(base + target[1:] if target.startswith("./") else target)
+            # Each page reaches the shared sign-in or API modules under /desk/.
+            assert any(u.startswith("/desk/") for u in seen), (path, seen)

@@ -3,160 +3,160 @@
  * (POST /api/v1/checks, open to anyone: Credential:Verify), and the page shows VALID or
  * INVALID, the public facts, and the fields the holder chose to release (the presented
  * content, which the ledger's salted hash has just confirmed). Nothing is stored. */
-"use strict";
 
-(() => {
-  const { byId, api, showError, clearError } = window.MipDesk;
-  const ui = {
-    form: byId("check-form"),
-    presentation: byId("presentation"),
-    check: byId("check"),
-    clear: byId("clear"),
-    error: byId("check-error"),
-    outcome: byId("outcome"),
-    result: byId("result"),
-    word: byId("result-word"),
-    reason: byId("result-reason"),
-    id: byId("fact-id"),
-    type: byId("fact-type"),
-    issuer: byId("fact-issuer"),
-    status: byId("fact-status"),
-    fieldsPanel: byId("fields-panel"),
-    fields: byId("fields"),
-  };
+import { api } from "/desk/api.js";
+import { byId } from "/desk/dom.js";
+import { clearError, showError } from "/desk/errors.js";
 
-  const SENTENCES = {
-    presentation_unreadable: "This is not a presentation: paste the JSON the holder gave you.",
-    not_found: "No credential with this ID is on the ledger.",
-    invalid_request: "The presentation is malformed: it needs credential_id, content and salt.",
-  };
-  const INVALID_REASONS = {
-    mismatch: "The content or salt is not what the issuer recorded: it was altered.",
-    revoked: "The issuer has revoked this credential.",
-    erased: "This credential was erased at the holder's request.",
-  };
+const ui = {
+  form: byId("check-form"),
+  presentation: byId("presentation"),
+  check: byId("check"),
+  clear: byId("clear"),
+  error: byId("check-error"),
+  outcome: byId("outcome"),
+  result: byId("result"),
+  word: byId("result-word"),
+  reason: byId("result-reason"),
+  id: byId("fact-id"),
+  type: byId("fact-type"),
+  issuer: byId("fact-issuer"),
+  status: byId("fact-status"),
+  fieldsPanel: byId("fields-panel"),
+  fields: byId("fields"),
+};
 
-  /** {credential_id, content, salt} from the pasted text, or null. Extra members (the
-   * issuer's response also carries the public record) are dropped. */
-  function parsePresentation(text) {
-    let value;
-    try {
-      value = JSON.parse(text);
-    } catch (_) {
-      return null;
-    }
-    if (!value || typeof value !== "object" || Array.isArray(value)) return null;
-    const { credential_id: id, content, salt } = value;
-    if (typeof id !== "string" || typeof salt !== "string") return null;
-    if (typeof content !== "string" && (typeof content !== "object" || content === null)) return null;
-    return { credential_id: id, content, salt };
+const SENTENCES = {
+  presentation_unreadable: "This is not a presentation: paste the JSON the holder gave you.",
+  not_found: "No credential with this ID is on the ledger.",
+  invalid_request: "The presentation is malformed: it needs credential_id, content and salt.",
+};
+const INVALID_REASONS = {
+  mismatch: "The content or salt is not what the issuer recorded: it was altered.",
+  revoked: "The issuer has revoked this credential.",
+  erased: "This credential was erased at the holder's request.",
+};
+
+/** {credential_id, content, salt} from the pasted text, or null. Extra members (the
+ * issuer's response also carries the public record) are dropped. */
+function parsePresentation(text) {
+  let value;
+  try {
+    value = JSON.parse(text);
+  } catch (_) {
+    return null;
   }
+  if (!value || typeof value !== "object" || Array.isArray(value)) return null;
+  const { credential_id: id, content, salt } = value;
+  if (typeof id !== "string" || typeof salt !== "string") return null;
+  if (typeof content !== "string" && (typeof content !== "object" || content === null)) return null;
+  return { credential_id: id, content, salt };
+}
 
-  function contentObject(content) {
-    if (typeof content !== "string") return content;
-    try {
-      return JSON.parse(content);
-    } catch (_) {
-      return null;
+function contentObject(content) {
+  if (typeof content !== "string") return content;
+  try {
+    return JSON.parse(content);
+  } catch (_) {
+    return null;
+  }
+}
+
+function label(name) {
+  return name.replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase());
+}
+
+function display(name, value) {
+  if (name === "expiry" && typeof value === "number") {
+    return new Date(value * 1000).toISOString().slice(0, 10);
+  }
+  if (Array.isArray(value)) {
+    return value.map((item) => (item && typeof item === "object"
+      ? Object.values(item).map(String).join(": ") : String(item))).join("; ");
+  }
+  if (value && typeof value === "object") return JSON.stringify(value);
+  return String(value);
+}
+
+function showFields(content) {
+  const object = contentObject(content);
+  const rows = [];
+  if (object && typeof object === "object") {
+    for (const [name, value] of Object.entries(object)) {
+      const dt = document.createElement("dt");
+      dt.textContent = label(name);
+      const dd = document.createElement("dd");
+      dd.textContent = display(name, value);
+      dd.dataset.field = name;
+      rows.push(dt, dd);
     }
   }
+  ui.fields.replaceChildren(...rows);
+  ui.fieldsPanel.hidden = rows.length === 0;
+}
 
-  function label(name) {
-    return name.replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase());
+function hideOutcome() {
+  ui.outcome.hidden = true;
+  ui.fields.replaceChildren();
+  ui.fieldsPanel.hidden = true;
+  delete ui.result.dataset.reason;
+  document.body.dataset.state = "idle";
+}
+
+async function check() {
+  clearError(ui.error);
+  hideOutcome();
+  const presented = parsePresentation(ui.presentation.value.trim());
+  if (!presented) {
+    showError(ui.error, { code: "presentation_unreadable", message: "" }, SENTENCES);
+    ui.presentation.focus();
+    return;
   }
-
-  function display(name, value) {
-    if (name === "expiry" && typeof value === "number") {
-      return new Date(value * 1000).toISOString().slice(0, 10);
-    }
-    if (Array.isArray(value)) {
-      return value.map((item) => (item && typeof item === "object"
-        ? Object.values(item).map(String).join(": ") : String(item))).join("; ");
-    }
-    if (value && typeof value === "object") return JSON.stringify(value);
-    return String(value);
+  ui.check.disabled = true;
+  document.body.dataset.state = "checking";
+  const r = await api("POST", "/checks", presented);
+  ui.check.disabled = false;
+  if (!r.ok) {
+    document.body.dataset.state = "error";
+    showError(ui.error, r, SENTENCES);
+    ui.presentation.focus();
+    return;
   }
+  const answer = r.data;
+  // VALID needs both: the content is what was issued, and the issuer has not revoked it.
+  const valid = answer.valid === true && answer.status === "active";
+  const reason = answer.valid !== true ? "mismatch" : answer.status;
+  ui.id.textContent = answer.credential_id;
+  ui.type.textContent = answer.type || "";
+  ui.issuer.textContent = answer.issuer_org || "";
+  ui.status.textContent = answer.status;
+  ui.result.className = `result ${valid ? "verified" : "refused"}`;
+  ui.word.textContent = valid ? "VALID" : "INVALID";
+  ui.reason.textContent = valid
+    ? "This is what the issuer recorded, and it is in force."
+    : (INVALID_REASONS[reason] || `The credential is ${reason}.`);
+  if (!valid) ui.result.dataset.reason = reason;
+  // Fields only for a valid presentation: an altered or revoked one proves nothing.
+  if (valid) showFields(presented.content);
+  ui.outcome.hidden = false;
+  document.body.dataset.state = valid ? "valid" : "invalid";
+}
 
-  function showFields(content) {
-    const object = contentObject(content);
-    const rows = [];
-    if (object && typeof object === "object") {
-      for (const [name, value] of Object.entries(object)) {
-        const dt = document.createElement("dt");
-        dt.textContent = label(name);
-        const dd = document.createElement("dd");
-        dd.textContent = display(name, value);
-        dd.dataset.field = name;
-        rows.push(dt, dd);
-      }
-    }
-    ui.fields.replaceChildren(...rows);
-    ui.fieldsPanel.hidden = rows.length === 0;
-  }
-
-  function hideOutcome() {
-    ui.outcome.hidden = true;
-    ui.fields.replaceChildren();
-    ui.fieldsPanel.hidden = true;
-    delete ui.result.dataset.reason;
-    document.body.dataset.state = "idle";
-  }
-
-  async function check() {
-    clearError(ui.error);
-    hideOutcome();
-    const presented = parsePresentation(ui.presentation.value.trim());
-    if (!presented) {
-      showError(ui.error, { code: "presentation_unreadable", message: "" }, SENTENCES);
-      ui.presentation.focus();
-      return;
-    }
-    ui.check.disabled = true;
-    document.body.dataset.state = "checking";
-    const r = await api("POST", "/checks", presented);
-    ui.check.disabled = false;
-    if (!r.ok) {
-      document.body.dataset.state = "error";
-      showError(ui.error, r, SENTENCES);
-      ui.presentation.focus();
-      return;
-    }
-    const answer = r.data;
-    // VALID needs both: the content is what was issued, and the issuer has not revoked it.
-    const valid = answer.valid === true && answer.status === "active";
-    const reason = answer.valid !== true ? "mismatch" : answer.status;
-    ui.id.textContent = answer.credential_id;
-    ui.type.textContent = answer.type || "";
-    ui.issuer.textContent = answer.issuer_org || "";
-    ui.status.textContent = answer.status;
-    ui.result.className = `result ${valid ? "verified" : "refused"}`;
-    ui.word.textContent = valid ? "VALID" : "INVALID";
-    ui.reason.textContent = valid
-      ? "This is what the issuer recorded, and it is in force."
-      : (INVALID_REASONS[reason] || `The credential is ${reason}.`);
-    if (!valid) ui.result.dataset.reason = reason;
-    // Fields only for a valid presentation: an altered or revoked one proves nothing.
-    if (valid) showFields(presented.content);
-    ui.outcome.hidden = false;
-    document.body.dataset.state = valid ? "valid" : "invalid";
-  }
-
-  ui.form.addEventListener("submit", (event) => {
+ui.form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  check();
+});
+// Ctrl/Cmd+Enter in the text area checks without leaving the keyboard.
+ui.presentation.addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
     event.preventDefault();
     check();
-  });
-  // Ctrl/Cmd+Enter in the text area checks without leaving the keyboard.
-  ui.presentation.addEventListener("keydown", (event) => {
-    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
-      event.preventDefault();
-      check();
-    }
-  });
-  ui.clear.addEventListener("click", () => {
-    ui.presentation.value = "";
-    clearError(ui.error);
-    hideOutcome();
-    ui.presentation.focus();
-  });
-  document.body.dataset.state = "idle";
-})();
+  }
+});
+ui.clear.addEventListener("click", () => {
+  ui.presentation.value = "";
+  clearError(ui.error);
+  hideOutcome();
+  ui.presentation.focus();
+});
+document.body.dataset.state = "idle";
