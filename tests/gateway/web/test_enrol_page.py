@@ -12,8 +12,8 @@ convincingly), and the test replays the face service's generator exactly as it d
   then their own password; the passport is registered.
 - Guardians: grace_hopper enrols naming the astronaut's passport as guardian (1 of 1): one
   sealed share.
-- Duplicate screening: the astronaut again is ALREADY ENROLLED (`duplicate_face`, as the
-  API answers), with no retake offered.
+- Duplicate screening: the astronaut again is SENT TO REVIEW (202 `in_review` with the
+  review's id, as the API answers), with no retake and no password step offered.
 """
 
 from __future__ import annotations
@@ -200,7 +200,7 @@ def test_guardian_named_at_enrolment(browsers: Playwright, desk: EnrolDesk,
         browser.close()
 
 
-def test_duplicate_face_is_shown_as_answered(browsers: Playwright, desk: EnrolDesk,
+def test_a_possible_duplicate_is_shown_as_sent_to_review(browsers: Playwright, desk: EnrolDesk,
                                             tmp_path: Path) -> None:
     assert _ENROLLED.get("astronaut"), "runs after test_keyboard_only_enrolment"
     video, poses = camera_video(desk, "astronaut", tmp_path / "astronaut-again.y4m")
@@ -209,13 +209,13 @@ def test_duplicate_face_is_shown_as_answered(browsers: Playwright, desk: EnrolDe
         page = browser.new_context(**context_options(TABLET)).new_page()
         start(page, desk, poses, keyboard=False)
         result = page.locator("#face-result")
-        expect(result).to_have_attribute("data-code", "duplicate_face", timeout=60_000)
-        expect(page.locator("#face-word")).to_have_text("ALREADY ENROLLED")
+        expect(result).to_have_attribute("data-code", "in_review", timeout=60_000)
+        expect(page.locator("#face-word")).to_have_text("SENT TO REVIEW")
         expect(page.locator("#face-reason")).to_contain_text(
-            "This person appears to be enrolled already")
-        expect(page.locator("#face-reason code")).to_contain_text("duplicate_face")
+            "resembles a passport already enrolled")
+        expect(page.locator("#face-reason code")).to_contain_text("in_review: review ")
         expect(page.get_by_role("button", name="Retake the face check")).to_be_hidden()
         expect(page.locator("#holder")).to_be_hidden()
-        screenshot(page, "enrol-duplicate.png")
+        screenshot(page, "enrol-in-review.png")
     finally:
         browser.close()

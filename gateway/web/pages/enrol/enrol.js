@@ -5,8 +5,10 @@
  * guardians (PUT .../password, PUT .../guardians) -> POST .../finish registers the passport.
  *
  * The outcome of each step is shown as the gateway answers it (its code and message): a
- * face that matches someone enrolled already is `duplicate_face`, shown as such and not
- * retaken. Frames live in memory until sent; the camera is opened for the face check only.
+ * face that resembles someone enrolled already goes to review (202 `in_review` with the
+ * review's id: a registrar decides at /api/v1/reviews; no password step until then), and one
+ * a review found to be the same person is `duplicate_face`; neither is retaken. Frames live
+ * in memory until sent; the camera is opened for the face check only.
  * No capture time is sent: the gateway times the frames by the request's arrival. */
 
 import { api } from "/desk/api.js";
@@ -158,9 +160,31 @@ async function runFaceCheck(challenge) {
       { challenge_id: current.challengeId, frames }, session);
     frames.length = 0; // the images are dropped as soon as they are sent
     if (enrolment !== current) return;
-    if (r.ok) faceAccepted();
+    if (r.ok && r.status === 202 && r.data && r.data.status === "in_review") {
+      faceInReview(r.data.review_id);
+    } else if (r.ok) faceAccepted();
     else if (r.code !== "unauthenticated") faceRefused(r);
   });
+}
+
+function faceInReview(reviewId) {
+  // Not a refusal and not a pass: the screening found candidates, and a registrar of this
+  // org resolves the review with the candidates' orgs before this enrolment can go on.
+  setState("face_in_review");
+  ui.cameraPanel.hidden = true;
+  ui.faceResult.hidden = false;
+  ui.faceResult.className = "result checking";
+  ui.faceWord.textContent = "SENT TO REVIEW";
+  ui.faceReason.textContent = "This face resembles a passport already enrolled. A registrar "
+    + "must review it before a passport can be registered.";
+  const detail = document.createElement("code");
+  detail.className = "result-code";
+  detail.textContent = ` (in_review: review ${String(reviewId)})`;
+  ui.faceReason.append(detail);
+  ui.faceResult.dataset.code = "in_review";
+  ui.retake.hidden = true;
+  ui.cancel.hidden = false;
+  ui.cancel.focus();
 }
 
 function faceAccepted() {
