@@ -283,6 +283,11 @@ def render_gateway_orgs(names: list[str], reports: list[Report]) -> list[str]:
                 f"{p['verdict_p50_ms']:.0f} / {p['verdict_p95_ms']:.0f} | "
                 f"{p['dispense_p50_ms']:.0f} / {p['dispense_p95_ms']:.0f} | "
                 f"{p['pickups_per_s']:.2f} |", "",
+                f"Verified and dispensed: {p['verified']}; refused: "
+                + (", ".join(f"{n} `{why}`" for why, n in sorted(p["refused"].items()))
+                   or "none")
+                + " (a refused pickup's wait is not in the percentiles; `challenge_expired`: "
+                "the frames arrived after the challenge's window).", "",
                 f"Enrolment at {e['gateway']}'s desk, {e['password_helper']}'s OPRF helper in "
                 f"each ({e['enrolled']} enrolled, {e['refused']} refused; {e['faces']}; ms):",
                 "", "| step | p50 / p95 |", "|---|---|"]

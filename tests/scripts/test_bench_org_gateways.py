@@ -63,7 +63,8 @@ def test_tiny_run_writes_json_that_renders(tmp_path: Path) -> None:
 
     p = summary["pickup"]
     assert (p["gateway"], p["reference"], p["counters"]) == ("PharmacyMSP", "portrait", 2)
-    assert p["per_round"][0]["pickups"] == 2 and 0 < p["total_p95_ms"] < 60_000
+    assert p["verified"] + sum(p["refused"].values()) == 2
+    assert 0 < p["total_p95_ms"] < 60_000
     e = summary["enrolment"]
     assert (e["gateway"], e["password_helper"]) == ("HospitalMSP", "SchoolMSP")
     assert e["hospital_version2_fallbacks"] == 0
@@ -88,7 +89,8 @@ def _report(**over: Any) -> dict[str, Any]:
                            "max": 2.0},
         "shared_machine": False,
         "pickup": {"gateway": "PharmacyMSP", "counters": 8, "pickups_per_round": 40,
-                   "rounds": 3, "pickups_per_s": 1.0, **{
+                   "rounds": 3, "pickups_per_s": 1.0, "verified": 120,
+                   "refused": {"challenge_expired": 2}, **{
                        f"{s}_{q}_ms": 100.0 for s in ("total", "create", "verdict",
                                                       "dispense") for q in ("p50", "p95")}},
         "enrolment": {"gateway": "HospitalMSP", "password_helper": "SchoolMSP", "enrolled": 3,
@@ -116,6 +118,7 @@ def test_goals_are_computed_and_the_quiet_run_is_not_labelled_under_load() -> No
             "**met** (100 ms)") in text
     assert "enrolment p95 ≤ 1.5 s at the Hospital's gateway: **not met** (1.60 s)" in text
     assert "| OPRF confirmation | HospitalMSP → SchoolMSP | — / — | 0 |" in text
+    assert "Verified and dispensed: 120; refused: 2 `challenge_expired`" in text
 
 
 def test_a_shared_machine_run_is_labelled_under_load() -> None:
