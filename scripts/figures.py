@@ -286,8 +286,9 @@ def render_gateway_orgs(names: list[str], reports: list[Report]) -> list[str]:
                 f"Verified and dispensed: {p['verified']}; refused: "
                 + (", ".join(f"{n} `{why}`" for why, n in sorted(p["refused"].items()))
                    or "none")
-                + " (a refused pickup's wait is not in the percentiles; `challenge_expired`: "
-                "the frames arrived after the challenge's window).", "",
+                + (" (a refused pickup's wait is not in the percentiles, which flatters "
+                   "them: `challenge_expired` means the frames arrived after the challenge's "
+                   "window, i.e. the slowest pickups)." if p["refused"] else "."), "",
                 f"Enrolment at {e['gateway']}'s desk, {e['password_helper']}'s OPRF helper in "
                 f"each ({e['enrolled']} enrolled, {e['refused']} refused; {e['faces']}; ms):",
                 "", "| step | p50 / p95 |", "|---|---|"]
