@@ -199,7 +199,7 @@ class HolderSession:
     `face_commitment` the passport's commitment it was matched against.
     """
 
-    session_id: str
+    session_id: str = field(repr=False)  # a desk's handle: never in a repr, log or error
     staff: StaffMember
     challenge_id: str
     expires: float

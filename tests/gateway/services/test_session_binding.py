@@ -25,7 +25,8 @@ from enrolment_kit import (
 )
 from gateway_testkit import GatewayClient, assert_error
 
-from gateway.services.holders import holder_service
+from gateway.core.security import StaffMember
+from gateway.services.holders import HolderSession, holder_service
 
 SESSION = "X-MIP-Holder-Session"
 
@@ -137,3 +138,9 @@ async def test_a_revoked_desk_token_ends_the_use_of_its_sessions(hw: GatewayClie
     assert (await hw.http.get(f"{API}/accounts", headers=mine)).status_code == 200
     hw.state.staff.revoke_member("HospitalMSP", "desk-to-revoke")
     refused(await hw.http.get(f"{API}/accounts", headers=mine), sid, "revoked token")
+
+
+def test_a_session_repr_holds_neither_its_id_nor_its_desk() -> None:
+    session = HolderSession("ab" * 32, StaffMember("HospitalMSP", "doctor", "doctor"), "c",
+                            0.0, None, "cd" * 32)  # type: ignore[arg-type]
+    assert "ab" * 32 not in repr(session) and "cd" * 32 not in repr(session)
