@@ -354,8 +354,7 @@ class HolderService:
         if session is None or desk is None or not session.started_at(desk):
             # Unknown and someone else's look the same: the id alone tells nothing.
             raise NotFound("no such holder session", code="holder_session_not_found")
-        found = self.session(session.session_id)
-        assert found is session
+        self.session(session.session_id)  # 410 (and wiped) if it expired
         return session
 
     def session(self, session_id: str) -> HolderSession | None:
