@@ -119,7 +119,7 @@ class Bench:
         body = self.camera.answer(started["challenge"], who)
         body.update(passport_id=self.passport, password=PASSWORD)
         sid = started["session_id"]
-        await self.call("POST", f"/holders/sessions/{sid}/unlock", "doctor", json=body)
+        await self.call("POST", "/holders/sessions/unlock", "doctor", session=sid, json=body)
         out = await self.call("POST", "/accounts", "doctor", 201, session=sid,
                               json={"institution": HOSPITAL})
         self.session = sid

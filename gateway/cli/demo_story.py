@@ -168,14 +168,15 @@ class Story:
         started = self.call("POST", "/holders/sessions", staff=desk, expect=201)
         body = self.camera.answer(started["challenge"], who)
         body.update(passport_id=holder.passport_id, password=PASSWORDS[who])
-        out = self.call("POST", f"/holders/sessions/{started['session_id']}/unlock",
-                        staff=desk, json=body)
+        out = self.call("POST", "/holders/sessions/unlock", staff=desk,
+                        holder_session=started["session_id"], json=body)
         if out["level"] != 2:
             raise StepFailed(f"unlock gave level {out['level']}, expected 2")
         return str(started["session_id"])
 
     def end(self, session_id: str, desk: str) -> None:
-        self.call("DELETE", f"/holders/sessions/{session_id}", staff=desk, expect=204)
+        self.call("DELETE", "/holders/sessions/current", staff=desk,
+                  holder_session=session_id, expect=204)
 
     def need(self, *what: str) -> None:
         """NotAvailableYet if a cross-org step that makes `what` was not available."""

@@ -35,7 +35,7 @@ MAX_KEYS = 10_000
 # routing, so no request body is read first.
 FACE_WORK = re.compile(
     r"^/api/v1/(?:enrolments/[^/]+/frames"
-    r"|holders/sessions/[^/]+/unlock"
+    r"|holders/sessions/unlock"
     r"|holders/recoveries/[^/]+/finish"
     r"|pharmacy/pickups/[^/]+/(?:frames(?:/[^/]+)?|verdict))$")
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gateway.store import Database
 
@@ -50,6 +50,16 @@ class StaffMember:
 
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Desk:
+    """A staff member as authenticated by one token: what a holder session is bound to
+    (gateway/services/holders.py). `token_digest` is the sha256 the registry stores, so the
+    binding keeps no token in memory; another token of the same member is another desk."""
+
+    staff: StaffMember
+    token_digest: str = field(repr=False)
 
 
 class StaffRegistry:
@@ -86,6 +96,10 @@ class StaffRegistry:
             raise Unauthenticated("staff token expired")
         self._own(str(row["org"]), "accept staff tokens")
         return StaffMember(row["org"], row["name"], row["role"])
+
+    def desk(self, token: str) -> Desk:
+        """The staff member of `token` and the token's digest (raises as `authenticate`)."""
+        return Desk(self.authenticate(token), _hash(token))
 
     def revoke_member(self, org: str, name: str) -> int:
         self._own(org, "revoke staff tokens")

@@ -232,10 +232,11 @@ def custody_client(state: AppState) -> CustodyClient:
 
 def remote_session(local: HolderSession, custodian: str, passport_id: str, live: LiveFace,
                    face_commitment: str | None, answer: dict[str, Any]) -> RemoteHolderSession:
-    """The desk session `local` (started here, same id, staff and challenge) as unlocked at
-    the custodian."""
+    """The desk session `local` (started here, same id, desk, staff and challenge) as
+    unlocked at the custodian."""
     session = RemoteHolderSession(
         local.session_id, local.staff, local.challenge_id, local.expires, local.service,
+        local.desk_digest,
         passport_id=passport_id, enrolling_org=custodian, level=int(answer["level"]),
         live=live, face_commitment=face_commitment, custodian=custodian,
         handle=str(answer["handle"]),

@@ -35,6 +35,14 @@ unlock reserves an attempt before its face work, counted with the failures in on
 transaction, so unlocks sent together never get more than the budget's face and password
 checks.
 
+A session is bound to its desk: the staff token that started it (`Desk`, core/security.py:
+the member and the token's digest). Every later request naming the session must carry that
+same token; a session id with another token (another staff member, another org's, or another
+token of the same member) or with none is refused as unknown (404
+`holder_session_not_found`, before expiry or level are looked at), so the id alone is no
+credential and a refusal does not say whether the session exists. The id travels only in the
+`X-MIP-Holder-Session` header, never in a URL (routes/passports.py).
+
 Level 3 by vouches: `Passport:Vouch` raises the ledger's level; the holder's wallet gets a
 level-3 KYC credential from the enrolling org's issuer at the next level-2 unlock, when the
 gateway sees the ledger's level above the wallet's (it cannot issue earlier: the wallet is
@@ -43,6 +51,8 @@ sealed under the holder's master secret).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import secrets
@@ -55,7 +65,7 @@ from nacl.public import PrivateKey
 
 from face_engine.errors import LivenessFailed
 from gateway.core.errors import ApiError, Conflict, Forbidden, Gone, NotFound
-from gateway.core.security import StaffMember
+from gateway.core.security import Desk, StaffMember
 from gateway.holder import keys
 from gateway.holder.keys import HolderKeyPair
 from gateway.kyc.state import holder_from_state, holder_state
@@ -165,6 +175,12 @@ class HolderState:
         return seal(holder_state_key(master), self.to_bytes(), passport_id.encode())
 
 
+def challenge_subject(session_id: str) -> str:
+    """What the session's face challenge is bound to in the database (face_challenges): a
+    digest, so the stored row does not carry the session id."""
+    return hashlib.sha256(b"mip/holder-session/" + session_id.encode()).hexdigest()
+
+
 @dataclass
 class HolderRecord:
     passport_id: str
@@ -183,11 +199,13 @@ class HolderSession:
     `face_commitment` the passport's commitment it was matched against.
     """
 
-    session_id: str
+    session_id: str = field(repr=False)  # a desk's handle: never in a repr, log or error
     staff: StaffMember
     challenge_id: str
     expires: float
     service: HolderService
+    # sha256 of the staff token that started it (Desk): the only token it answers to.
+    desk_digest: str = field(repr=False)
     passport_id: str | None = None
     enrolling_org: str | None = None
     level: int = 0
@@ -203,6 +221,11 @@ class HolderSession:
     @property
     def expired(self) -> bool:
         return time.time() > self.expires
+
+    def started_at(self, desk: Desk) -> bool:
+        """Whether `desk` (the request's staff token) is the one that started this session."""
+        return desk.staff == self.staff and hmac.compare_digest(desk.token_digest,
+                                                                self.desk_digest)
 
     def wipe(self) -> None:
         self._master, self._state, self.live, self.level = None, None, None, 0
@@ -320,17 +343,33 @@ class HolderService:
                          (sealed, passport_id))
 
     # --- sessions ------------------------------------------------------------------------
-    def start_session(self, staff: StaffMember) -> tuple[HolderSession, IssuedChallenge]:
+    def start_session(self, desk: Desk) -> tuple[HolderSession, IssuedChallenge]:
+        """A new session bound to `desk` (the staff token that asked for it)."""
         self._sweep()
         session_id = secrets.token_hex(32)
-        challenge = face_service(self.state).issue_challenge(UNLOCK_PURPOSE, session_id)
-        session = HolderSession(session_id, staff, challenge.challenge_id,
-                                time.time() + self.state.settings.session_ttl_s, self)
+        challenge = face_service(self.state).issue_challenge(UNLOCK_PURPOSE,
+                                                             challenge_subject(session_id))
+        session = HolderSession(session_id, desk.staff, challenge.challenge_id,
+                                time.time() + self.state.settings.session_ttl_s, self,
+                                desk.token_digest)
         self._sessions[session_id] = session
         return session, challenge
 
+    def session_at(self, session_id: str | None, desk: Desk | None) -> HolderSession:
+        """The live session `session_id` as its own desk asks for it: 404
+        `holder_session_not_found` when unknown, when `desk` is None (no valid staff token)
+        or is not the desk that started it; only then 410 when expired. Every request that
+        names a session comes through here (api/deps.py)."""
+        session = self._sessions.get(session_id) if session_id else None
+        if session is None or desk is None or not session.started_at(desk):
+            # Unknown and someone else's look the same: the id alone tells nothing.
+            raise NotFound("no such holder session", code="holder_session_not_found")
+        self.session(session.session_id)  # 410 (and wiped) if it expired
+        return session
+
     def session(self, session_id: str) -> HolderSession | None:
-        """The live session, or None if unknown; raises Gone if it expired."""
+        """The live session, or None if unknown; raises Gone if it expired. In-process only
+        (no desk check): requests go through `session_at`."""
         session = self._sessions.get(session_id)
         if session is None:
             return None
@@ -368,11 +407,9 @@ class HolderService:
         self.lockouts.fail(passport_id, source, attempt_id)
         return UnlockRefused("the face or the password did not match")
 
-    async def unlock(self, session_id: str, passport_id: str, challenge_id: str,
+    async def unlock(self, session: HolderSession, passport_id: str, challenge_id: str,
                      frames: list[tuple[bytes, float]], password: str | None) -> HolderSession:
-        session = self.session(session_id)
-        if session is None:
-            raise NotFound("no such holder session", code="holder_session_not_found")
+        """Unlock `session` (found by `session_at`, so its own desk asks)."""
         if session.level > 0:
             raise Conflict("this holder session is already unlocked", code="already_unlocked")
         if challenge_id != session.challenge_id:
@@ -398,7 +435,7 @@ class HolderService:
     async def _unlock(self, session: HolderSession, record: HolderRecord, challenge_id: str,
                       frames: list[tuple[bytes, float]], password: str | None,
                       source: str, attempt: int) -> HolderSession:
-        passport_id, session_id = record.passport_id, session.session_id
+        passport_id, subject = record.passport_id, challenge_subject(session.session_id)
         ledger = json.loads(await self.state.ledger.carrier(record.enrolling_org).evaluate(
             "Passport:Get", [passport_id]))
         faces = face_service(self.state)
@@ -406,7 +443,7 @@ class HolderService:
         reference = faces.committed_reference(passport_id, record.enrolling_org,
                                               ledger.get("face_commitment"))
         try:
-            live = await faces.check_live(challenge_id, UNLOCK_PURPOSE, session_id,
+            live = await faces.check_live(challenge_id, UNLOCK_PURPOSE, subject,
                                           challenge_frames(self.db, challenge_id, frames))
         except LivenessFailed as exc:
             # A face that did not perform the challenge counts; a bad capture, frames out of
@@ -470,7 +507,7 @@ class HolderService:
         client = custody_client(self.state)
         client.base_url(custodian)  # refused before the challenge is spent if unreachable
         live = await face_service(self.state).check_live(
-            challenge_id, UNLOCK_PURPOSE, session.session_id,
+            challenge_id, UNLOCK_PURPOSE, challenge_subject(session.session_id),
             challenge_frames(self.db, challenge_id, frames))
         answer = await client.unlock(custodian, passport_id, live, password)
         remote = remote_session(session, custodian, passport_id, live, None, answer)

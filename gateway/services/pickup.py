@@ -37,7 +37,6 @@ portrait the verdict is `no_reference`. The all-orgs gateway keeps matching its 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import secrets
 import time
@@ -56,6 +55,7 @@ from gateway.store import Database
 
 from . import dispense_recovery
 from .access import request_and_read
+from .attestation_sealing import AttestationUnreadable, open_attestation, seal_attestation
 from .counter_key import PHARMACY, counter_key
 from .face_frames import gateway_time
 from .face_lockouts import FaceLockouts, LockoutPolicy, source_of
@@ -347,8 +347,9 @@ class PickupService:
             log.info("pickup %s refused: %s", pickup_id, reason)
             return {"result": "refused", "reason": reason}
         attestation = counter_key(self.state).attest(prescription_id, subject)
-        self._set(pickup_id, "verified", expect="challenged",
-                  attestation=json.dumps(attestation))
+        # Sealed at rest, for this pickup and pharmacist only (attestation_sealing.py).
+        self._set(pickup_id, "verified", expect="challenged", attestation=seal_attestation(
+            self.state, attestation, pickup_id, str(row["org"]), str(row["staff_name"])))
         log.info("pickup %s verified", pickup_id)
         return {"result": "verified"}
 
@@ -421,8 +422,16 @@ class PickupService:
     async def _dispense(self, member: StaffMember, row: Any) -> dict[str, Any]:
         pickup_id = str(row["pickup_id"])
         try:
+            attestation = open_attestation(self.state, str(row["attestation"]), pickup_id,
+                                           str(row["org"]), str(row["staff_name"]))
+        except AttestationUnreadable:
+            # Altered, or copied from another pickup or pharmacist's row: nothing submitted.
+            self._set(pickup_id, "failed", expect="dispensing")
+            raise Conflict("this pickup's face check does not open here; check the face "
+                           "again with a new pickup", code="not_verified") from None
+        try:
             raw = await self.state.ledger.for_staff(member).submit(
-                "Pharmacy:Dispense", [str(row["prescription_id"]), str(row["attestation"])],
+                "Pharmacy:Dispense", [str(row["prescription_id"]), attestation],
                 endorsing_orgs=[str(row["issuer_org"]), PHARMACY],
                 retry_policy=DISPENSE_RETRY,
                 before_submit=lambda tx: dispense_recovery.record_submission(

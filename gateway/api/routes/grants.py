@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from gateway.api.deps import StaffDep, StateDep
-from gateway.api.holder_signing import session_signed, signed_for_get
+from gateway.api.holder_signing import session_signed, signed_for_get, signing_session
 from gateway.api.models.grants import (
     AccessRequest,
     AccessResponse,
@@ -55,6 +55,7 @@ async def create_grant(state: StateDep, request: Request, body: CreateGrantReque
         signed = body.signed_request.envelope()
         return await service.create(state, signed)
     assert body.account is not None  # the model's validator guarantees it
+    signing_session(request, state)  # refused before the portrait is made
     terms = grant_terms(body)
     issued = await portrait_issue.portrait_for_grant(state, terms)
     if issued is not None:

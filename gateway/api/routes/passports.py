@@ -1,9 +1,12 @@
 """Passports: the public record, vouching, and holder desk sessions (unlock).
 
-- `POST /holders/sessions` (any staff): a desk session and its face challenge.
-- `POST /holders/sessions/{id}/unlock` (the staff member who started it): face (+ password)
-  -> level 1 (2); the session id then goes in `X-MIP-Holder-Session`.
-- `DELETE /holders/sessions/{id}` (that staff member): end it, wiping what it held.
+- `POST /holders/sessions` (any staff): a desk session and its face challenge, bound to the
+  staff token that asked (services/holders.py).
+- `POST /holders/sessions/unlock` (that token + the session id in `X-MIP-Holder-Session`):
+  face (+ password) -> level 1 (2).
+- `DELETE /holders/sessions/current` (that token + the header): end it, wiping what it held.
+  The session id is never in a URL (access logs, proxies, Referer); every request naming it
+  needs the token that started it, else 404 `holder_session_not_found` (deps.py).
 - `GET /passports/{id}` (any staff): the ledger's public record.
 - `POST /passports/{id}/vouches` (level-2 holder session of the voucher): `Passport:Vouch`.
 - `POST /passports/{id}/revoke` (a registrar of the enrolling org; any org's for a fraud
@@ -27,7 +30,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response
 
 from gateway.api.body_limits import FRAMES_BODY_LIMIT
-from gateway.api.deps import HolderDep, StaffDep, StateDep
+from gateway.api.deps import DeskDep, DeskSessionDep, HolderDep, StaffDep, StateDep
 from gateway.api.models.face_frames import ChallengeOut
 from gateway.api.models.holders import (
     PASSPORT_ID,
@@ -44,54 +47,45 @@ from gateway.api.models.holders import (
     UnlockOut,
     VouchOut,
 )
-from gateway.core.errors import ApiError, NotFound
+from gateway.core.errors import ApiError
 from gateway.services.custody_client import RemoteHolderSession, custody_client
 from gateway.services.faces import IssuedChallenge
 from gateway.services.holder_recovery import recovery_service
-from gateway.services.holders import HolderSession, holder_service
+from gateway.services.holders import holder_service
 from gateway.services.passport_revocation import revoke_passport
 
 router = APIRouter(tags=["passports"])
 log = logging.getLogger("mip.gateway.passports")
 
 PassportId = Annotated[str, Path(pattern=PASSPORT_ID)]
-SessionId = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")]
-
-
-def _own_session(state: StateDep, staff: StaffDep, session_id: str) -> HolderSession:
-    session = holder_service(state).session(session_id)
-    if session is None or session.staff != staff:
-        # Another desk's session is as good as unknown: no hint that it exists.
-        raise NotFound("no such holder session", code="holder_session_not_found")
-    return session
 
 
 @router.post("/holders/sessions", response_model=HolderSessionOut, status_code=201)
-async def start_holder_session(state: StateDep, staff: StaffDep) -> HolderSessionOut:
-    """Start a desk session for a holder (any staff role): answer its face challenge."""
-    session, challenge = holder_service(state).start_session(staff)
+async def start_holder_session(state: StateDep, desk: DeskDep) -> HolderSessionOut:
+    """Start a desk session for a holder (any staff role): answer its face challenge. The
+    session answers only to the staff token that started it."""
+    session, challenge = holder_service(state).start_session(desk)
     return HolderSessionOut(session_id=session.session_id, challenge=ChallengeOut(
         challenge_id=challenge.challenge_id, poses=list(challenge.poses),
         deadline_s=max(0.0, challenge.deadline - time.time())))
 
 
-@router.post("/holders/sessions/{session_id}/unlock", response_model=UnlockOut,
+@router.post("/holders/sessions/unlock", response_model=UnlockOut,
              max_body_size=FRAMES_BODY_LIMIT)
-async def unlock_holder_session(session_id: SessionId, body: UnlockIn, state: StateDep,
-                                staff: StaffDep) -> UnlockOut:
-    """Face 1:1 against the passport's reference (level 1), with the password level 2."""
-    _own_session(state, staff, session_id)
+async def unlock_holder_session(body: UnlockIn, state: StateDep,
+                                started: DeskSessionDep) -> UnlockOut:
+    """Face 1:1 against the passport's reference (level 1), with the password level 2. The
+    session (header `X-MIP-Holder-Session`) is the one this staff token started."""
     session = await holder_service(state).unlock(
-        session_id, body.passport_id, body.challenge_id, body.decoded(), body.password)
-    return UnlockOut(session_id=session_id, passport_id=session.pid, level=session.level,
-                     expires_in_s=max(0.0, session.expires - time.time()))
+        started, body.passport_id, body.challenge_id, body.decoded(), body.password)
+    return UnlockOut(session_id=session.session_id, passport_id=session.pid,
+                     level=session.level, expires_in_s=max(0.0, session.expires - time.time()))
 
 
-@router.delete("/holders/sessions/{session_id}", status_code=204)
-async def end_holder_session(session_id: SessionId, state: StateDep,
-                             staff: StaffDep) -> Response:
-    session = _own_session(state, staff, session_id)
-    holder_service(state).end_session(session_id)
+@router.delete("/holders/sessions/current", status_code=204)
+async def end_holder_session(state: StateDep, session: DeskSessionDep) -> Response:
+    """End the session of `X-MIP-Holder-Session` (this staff token's own), wiping it."""
+    holder_service(state).end_session(session.session_id)
     if isinstance(session, RemoteHolderSession):
         # The custodian wipes its side too (it would at its TTL anyway).
         with contextlib.suppress(ApiError):

@@ -38,8 +38,9 @@ async def test_routes_are_logged_by_template(tmp_path: Path, access_lines: io.St
     requests = {
         ("PUT", f"/api/v1/pharmacy/pickups/{SECRET}/frames/3?token={SECRET}"):
             "PUT /api/v1/pharmacy/pickups/{pickup_id}/frames/{index} ",
-        ("POST", f"/api/v1/holders/sessions/{SECRET}/unlock"):
-            "POST /api/v1/holders/sessions/{session_id}/unlock ",
+        ("POST", f"/api/v1/enrolments/{SECRET}/frames"):
+            "POST /api/v1/enrolments/{session_id}/frames ",
+        ("POST", "/api/v1/holders/sessions/unlock"): "POST /api/v1/holders/sessions/unlock ",
         ("GET", f"/api/v1/passports/{SECRET}"): "GET /api/v1/passports/{passport_id} ",
         ("GET", f"/api/v1/no/such/{SECRET}"): "GET (no route) 404",
         ("GET", f"/counter/{SECRET}.js"): "GET /counter/{path} 404",

@@ -211,13 +211,21 @@ async def unlock(gw: GatewayClient, who: str, passport_id: str, *, password: str
     body["passport_id"] = passport_id
     if password is not None:
         body["password"] = password
-    return await gw.http.post(f"{API}/holders/sessions/{started['session_id']}/unlock",
-                              headers=headers, json=body)
+    return await gw.http.post(f"{API}/holders/sessions/unlock", json=body, headers={
+        **headers, "X-MIP-Holder-Session": started["session_id"]})
+
+
+def session_headers(unlocked: httpx.Response) -> dict[str, str]:
+    """Headers that use the session of an unlock answer: its id and the staff token the
+    unlock was sent with (a session answers to the token that started it only)."""
+    assert unlocked.status_code == 200, unlocked.text
+    return {"Authorization": unlocked.request.headers["Authorization"],
+            "X-MIP-Holder-Session": unlocked.json()["session_id"]}
 
 
 async def holder_headers(gw: GatewayClient, enrolled: Enrolled) -> dict[str, str]:
-    """Headers of a level-2 holder session of `enrolled`."""
+    """Headers of a level-2 holder session of `enrolled` (at HospitalMSP's doctor's desk)."""
     r = await unlock(gw, enrolled.who, enrolled.passport_id, password=enrolled.password)
     assert r.status_code == 200, r.text
     assert r.json()["level"] == 2
-    return {"X-MIP-Holder-Session": r.json()["session_id"]}
+    return session_headers(r)

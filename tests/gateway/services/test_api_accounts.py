@@ -11,6 +11,7 @@ from enrolment_kit import (
     holder_headers,
     hw,  # noqa: F401
     hw_data_dir,  # noqa: F401
+    session_headers,
     unlock,
 )
 from gateway_testkit import GatewayClient, assert_error
@@ -100,7 +101,7 @@ async def test_closing_an_account_ends_its_grants(hw: GatewayClient) -> None:
 async def test_account_refusals_change_nothing(hw: GatewayClient) -> None:
     bush = await ensure_enrolled(hw, "bush")
     level1 = await unlock(hw, "bush", bush.passport_id)
-    h1 = {"X-MIP-Holder-Session": level1.json()["session_id"]}
+    h1 = session_headers(level1)
     assert_error(await hw.http.post(f"{API}/accounts", headers=h1,
                                     json={"institution": "SchoolMSP"}), 403,
                  "holder_level_too_low")

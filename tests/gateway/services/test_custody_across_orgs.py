@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 import pytest
-from enrolment_kit import API, PASSWORDS, enrol, unlock
+from enrolment_kit import API, PASSWORDS, enrol, session_headers, unlock
 from gateway_testkit import GatewayClient, assert_error
 from ledger_kit import content_of
 from mip_testkit import MipNetwork
@@ -59,8 +59,7 @@ async def desk_unlock(gw: GatewayClient, org: str, who: str, passport_id: str,
 
 
 def holder(response: httpx.Response) -> dict[str, str]:
-    assert response.status_code == 200, response.text
-    return {"X-MIP-Holder-Session": response.json()["session_id"]}
+    return session_headers(response)
 
 
 async def test_a_holder_enrolled_at_the_hospital_at_the_schools_desk(

@@ -35,5 +35,6 @@ async def test_session_grants_lists_revokes_and_reads_its_log(hw: GatewayClient)
     assert r.status_code in (403, 404), r.text
     assert_error(await hw.http.post(f"{API}/grants", json={
         "account": account, "grantee_org": "PharmacyMSP", "scope": "medical.prescription",
-        "credential_type": "prescription"}, headers={"X-MIP-Holder-Session": "nope"}),
-        401, "holder_session_required")
+        "credential_type": "prescription"}, headers={
+            **hw.staff("HospitalMSP", "doctor"), "X-MIP-Holder-Session": "nope"}),
+        404, "holder_session_not_found")

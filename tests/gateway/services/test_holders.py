@@ -14,6 +14,7 @@ from enrolment_kit import (
     frames_of,
     hw,  # noqa: F401
     hw_data_dir,  # noqa: F401
+    session_headers,
     unlock,
 )
 from gateway_testkit import GatewayClient, assert_error
@@ -35,7 +36,7 @@ async def test_face_alone_gives_level_1_and_password_level_2(hw: GatewayClient) 
     r = await unlock(hw, "bush", bush.passport_id)
     assert r.status_code == 200, r.text
     assert r.json()["level"] == 1
-    headers = {"X-MIP-Holder-Session": r.json()["session_id"]}
+    headers = session_headers(r)
     # Level 1 cannot use keys.
     assert_error(await hw.http.get(f"{API}/accounts", headers=headers), 403,
                  "holder_level_too_low")
@@ -150,28 +151,35 @@ async def test_unknown_passport_and_replayed_challenge(hw: GatewayClient) -> Non
 
     fix_poses(hw, cid)
     body = answer(cid, frames_of("bush")) | {"passport_id": bush.passport_id}
-    assert (await hw.http.post(f"{API}/holders/sessions/{sid}/unlock", headers=headers,
+    mine = {**headers, "X-MIP-Holder-Session": sid}
+    assert (await hw.http.post(f"{API}/holders/sessions/unlock", headers=mine,
                                json=body)).status_code == 200
     # Same answer again: the session is unlocked already, and the challenge is spent.
-    assert_error(await hw.http.post(f"{API}/holders/sessions/{sid}/unlock", headers=headers,
+    assert_error(await hw.http.post(f"{API}/holders/sessions/unlock", headers=mine,
                                     json=body), 409, "already_unlocked")
     # Another staff member does not see this desk's session.
-    assert_error(await hw.http.post(f"{API}/holders/sessions/{sid}/unlock",
-                                    headers=hw.staff("SchoolMSP", "registrar"), json=body),
+    assert_error(await hw.http.post(f"{API}/holders/sessions/unlock", json=body, headers={
+        **hw.staff("SchoolMSP", "registrar"), "X-MIP-Holder-Session": sid}),
                  404, "holder_session_not_found")
 
 
 async def test_holder_session_header(hw: GatewayClient) -> None:
-    assert_error(await hw.http.get(f"{API}/accounts"), 401, "holder_session_required")
-    assert_error(await hw.http.get(f"{API}/accounts", headers={"X-MIP-Holder-Session": "x"}),
-                 401, "holder_session_required")
+    doctor = hw.staff("HospitalMSP", "doctor")
+    assert_error(await hw.http.get(f"{API}/accounts", headers=doctor), 401,
+                 "holder_session_required")
+    assert_error(await hw.http.get(f"{API}/accounts", headers={
+        **doctor, "X-MIP-Holder-Session": "x"}), 404, "holder_session_not_found")
     bush = await ensure_enrolled(hw, "bush")
     r = await unlock(hw, "bush", bush.passport_id, password=bush.password)
     sid = r.json()["session_id"]
     session = holder_service(hw.state).session(sid)
     assert session is not None
     session.expires = time.time() - 1
+    # Expired, but told only to its own desk: the id alone gets the unknown session's answer.
     assert_error(await hw.http.get(f"{API}/accounts", headers={"X-MIP-Holder-Session": sid}),
+                 404, "holder_session_not_found")
+    assert session.level == 2
+    assert_error(await hw.http.get(f"{API}/accounts", headers=session_headers(r)),
                  410, "holder_session_expired")
     assert session.level == 0  # wiped
 

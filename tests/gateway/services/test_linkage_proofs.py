@@ -21,6 +21,7 @@ from enrolment_kit import (
     holder_headers,
     hw,  # noqa: F401
     hw_data_dir,  # noqa: F401
+    session_headers,
     unlock,
 )
 from gateway_testkit import GatewayClient, assert_error
@@ -199,7 +200,7 @@ async def test_refusals_change_nothing(hw: GatewayClient) -> None:
     level1 = await unlock(hw, "bush", bush.passport_id)
     assert_error(await hw.http.post(f"{API}/linkage/proofs", json={
         "account_a": a, "account_b": b, "verifier_org": PHARMACY},
-        headers={"X-MIP-Holder-Session": level1.json()["session_id"]}),
+        headers=session_headers(level1)),
         403, "holder_level_too_low")
     assert_error(await hw.http.post(f"{API}/linkage/proofs", json={
         "account_a": a, "account_b": b, "verifier_org": PHARMACY}), 401,

@@ -1,9 +1,10 @@
 """No staff token and no session id in any log line (issue #16): a desk flow like the demo's
-(enrolment session, desk unlock, holder-session use, session end) through the gateway with
-its access log, then every token and id it issued is looked for in the log. The access log
-names routes by template (`/api/v1/holders/sessions/{session_id}/unlock`), so the ids in
-paths never reach it. (`mip demo`'s logs are scanned for tokens and their file modes checked
-in tests/gateway/cli/test_demo_logs.py.)"""
+(enrolment session, desk unlock, holder-session use, refused uses of the stolen id, session
+end) through the gateway with its access log, then every token and id it issued is looked
+for in the log. A holder session id travels only in the `X-MIP-Holder-Session` header (never
+a path), and the access log names routes by template (`/api/v1/enrolments/{session_id}/
+frames`), so the ids in paths never reach it either. (`mip demo`'s logs are scanned for
+tokens and their file modes checked in tests/gateway/cli/test_demo_logs.py.)"""
 # ruff: noqa: F811 (fixtures imported from enrolment_kit)
 
 from __future__ import annotations
@@ -73,24 +74,33 @@ async def test_no_token_or_session_id_reaches_the_log(hw: GatewayClient,
     holder = r.json()["session_id"]
     issued.append(holder)
     doctor = hw.staff("HospitalMSP", "doctor")
-    listed = await hw.http.get(f"{API}/accounts",
-                               headers={**doctor, "X-MIP-Holder-Session": holder})
+    mine = {**doctor, "X-MIP-Holder-Session": holder}
+    listed = await hw.http.get(f"{API}/accounts", headers=mine)
     assert listed.status_code == 200, listed.text
-    ended = await hw.http.delete(f"{API}/holders/sessions/{holder}", headers=doctor)
+    # The stolen id, alone and with another staff member's token: refused, and not logged.
+    for thief in ({}, hw.staff("HospitalMSP", "pharmacist")):
+        stolen = await hw.http.get(f"{API}/accounts",
+                                   headers={**thief, "X-MIP-Holder-Session": holder})
+        assert stolen.status_code == 404, stolen.text
+        assert holder not in stolen.text
+    ended = await hw.http.delete(f"{API}/holders/sessions/current", headers=mine)
     assert ended.status_code == 204, ended.text
-    # Not found after its end: the id in the path of an unknown session is not logged either.
-    gone = await hw.http.delete(f"{API}/holders/sessions/{holder}", headers=doctor)
+    # Not found after its end: the id of an unknown session is not logged either.
+    gone = await hw.http.delete(f"{API}/holders/sessions/current", headers=mine)
     assert gone.status_code == 404
     issued += list(hw._tokens.values())
 
     text = gateway_log.read_text()
     # The scan reads real access lines.
-    for template in ("POST /api/v1/holders/sessions/{session_id}/unlock 200",
-                     "DELETE /api/v1/holders/sessions/{session_id} 204",
-                     "DELETE /api/v1/holders/sessions/{session_id} 404",
+    for template in ("POST /api/v1/holders/sessions/unlock 200",
+                     "DELETE /api/v1/holders/sessions/current 204",
+                     "DELETE /api/v1/holders/sessions/current 404",
+                     "GET /api/v1/accounts 404",
                      "POST /api/v1/enrolments/{session_id}/frames 422",
                      "GET /api/v1/accounts 200"):
         assert template in text, template
     assert len(issued) >= 6
     for secret in issued:
         assert secret and secret not in text, f"the log holds an issued id {secret[:8]}..."
+    # No header is ever dumped into a line (the session's header by name, either case).
+    assert "x-mip-holder-session" not in text.lower()

@@ -11,6 +11,7 @@ from enrolment_kit import (
     holder_headers,
     hw,  # noqa: F401
     hw_data_dir,  # noqa: F401
+    session_headers,
     unlock,
 )
 from gateway_testkit import GatewayClient, assert_error
@@ -48,7 +49,7 @@ async def test_add_list_open_share(hw: GatewayClient) -> None:
 async def test_profile_refusals(hw: GatewayClient) -> None:
     bush = await ensure_enrolled(hw, "bush")
     level1 = await unlock(hw, "bush", bush.passport_id)
-    h1 = {"X-MIP-Holder-Session": level1.json()["session_id"]}
+    h1 = session_headers(level1)
     assert_error(await hw.http.get(f"{API}/profile/records", headers=h1), 403,
                  "holder_level_too_low")
     assert_error(await hw.http.get(f"{API}/profile/records"), 401, "holder_session_required")

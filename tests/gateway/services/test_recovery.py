@@ -19,6 +19,7 @@ from enrolment_kit import (
     holder_headers,
     hw,  # noqa: F401
     hw_data_dir,  # noqa: F401
+    session_headers,
     unlock,
 )
 from gateway_testkit import GatewayClient, assert_error
@@ -89,8 +90,9 @@ async def test_k_shares_and_matching_face_set_a_new_password(hw: GatewayClient) 
     assert_error(await _finish(hw, rid, cid, "grace_hopper", new_password), 409,
                  "too_few_shares")
     level1 = await unlock(hw, "stoiber", stoiber.passport_id)
-    assert_error(await hw.http.post(f"{API}/holders/recoveries/{rid}/shares", headers={
-        "X-MIP-Holder-Session": level1.json()["session_id"]}), 403, "holder_level_too_low")
+    assert_error(await hw.http.post(f"{API}/holders/recoveries/{rid}/shares",
+                                    headers=session_headers(level1)),
+                 403, "holder_level_too_low")
     assert_error(await _share(hw, rid, grace), 403, "not_a_guardian")
     # Bush gives a share, once.
     r = await _share(hw, rid, bush)
