@@ -68,3 +68,53 @@ class PassportSignIn(HandleIn):
 
 class SignedOut(BaseModel):
     request: dict[str, Any]
+
+
+# --- guardian recovery at another org's desk (gateway/services/recovery_relay.py) ----------
+class RecoveryStartIn(BaseModel):
+    passport_id: str = Field(pattern=PASSPORT_ID)
+
+
+class CustodyRecoveryOut(BaseModel):
+    handle: str
+    passport_id: str
+    guardians: list[str]
+    threshold: int
+    expires_in_s: float
+
+
+class GuardianIn(HandleIn):
+    guardian: str = Field(pattern=PASSPORT_ID)
+
+
+class SealedShareOut(BaseModel):
+    sealed: str
+
+
+class MnemonicIn(GuardianIn):
+    mnemonic: str = Field(min_length=1, max_length=1024)
+
+
+class SharesOut(BaseModel):
+    shares: int
+    threshold: int
+
+
+class RecoveryFinishCustodyIn(HandleIn):
+    embedding: str = Field(max_length=4096,
+                           description="the live face's embedding: base64 of float32 LE")
+    new_password: str = Field(min_length=1, max_length=1024)
+
+
+class RecoveryFinishCustodyOut(BaseModel):
+    passport_id: str
+    face_reenrolled: bool
+    shares: int
+
+
+class GuardianShareIn(HandleIn):
+    """At the guardian's custodian: give the share of the guardian whose custody session is
+    `handle` to the recovery `recovery` held by `custodian`."""
+
+    custodian: str = Field(max_length=64)
+    recovery: str = Field(pattern=HANDLE)

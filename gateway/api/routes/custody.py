@@ -14,10 +14,24 @@ handles travel in the body (never in a path an access log keeps).
   signed by the key of an account at the caller's org.
 - `POST /custody/sessions/passport-signatures` {handle, action, body} -> `passport.vouch`.
 - `POST /custody/sessions/end` {handle} -> 204.
+
+Guardian recovery of a holder enrolled here, run at the caller's desk
+(services/recovery_relay.py):
+- `POST /custody/recoveries` {passport_id} -> {handle, guardians, threshold}, bound to the
+  caller;
+- `POST /custody/recoveries/shares/sealed` {handle, guardian} -> the sealed share addressed
+  to that guardian, and `POST /custody/recoveries/shares` {handle, guardian, mnemonic}: for
+  the guardian's enrolling org only (it holds the guardian's key);
+- `POST /custody/recoveries/ready` {handle}: the checks before the caller spends its face
+  challenge; `POST /custody/recoveries/finish` {handle, embedding, new_password}.
+And for a guardian enrolled here, unlocked at the caller's desk:
+- `POST /custody/sessions/recovery-shares` {handle, custodian, recovery}: open that
+  guardian's share of the recovery `recovery` held by `custodian` and give it there.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -25,17 +39,29 @@ from fastapi import APIRouter, Depends, Request, Response
 from gateway.api.deps import StateDep
 from gateway.api.models.custody import (
     CustodyAccountOut,
+    CustodyRecoveryOut,
     CustodySessionOut,
     CustodyUnlockIn,
+    GuardianIn,
+    GuardianShareIn,
     HandleIn,
+    MnemonicIn,
     PassportSignIn,
     PrepareAccountIn,
     PreparedAccountOut,
+    RecoveryFinishCustodyIn,
+    RecoveryFinishCustodyOut,
+    RecoveryStartIn,
+    SealedShareOut,
+    SharesOut,
     SignedOut,
     SignIn,
     SyncAccountIn,
 )
+from gateway.holder import keys
 from gateway.services.custody import custody_service, decode_embedding, session_out
+from gateway.services.holder_recovery import recovery_service
+from gateway.services.recovery_relay import give_share_from, require_guardians_custodian
 
 router = APIRouter(prefix="/custody", tags=["custody"])
 
@@ -95,3 +121,61 @@ async def passport_sign(body: PassportSignIn, state: StateDep, caller: CallerDep
 async def end(body: HandleIn, state: StateDep, caller: CallerDep) -> Response:
     custody_service(state).end(caller, body.handle)
     return Response(status_code=204)
+
+
+# --- guardian recovery at the caller's desk --------------------------------------------------
+@router.post("/recoveries", response_model=CustodyRecoveryOut, status_code=201)
+async def start_recovery(body: RecoveryStartIn, state: StateDep,
+                         caller: CallerDep) -> CustodyRecoveryOut:
+    rec = await recovery_service(state).start_for(caller, body.passport_id)
+    return CustodyRecoveryOut(handle=rec.recovery_id, passport_id=rec.passport_id,
+                              guardians=sorted(rec.guardians), threshold=rec.threshold,
+                              expires_in_s=max(0.0, rec.expires - time.time()))
+
+
+@router.post("/recoveries/shares/sealed", response_model=SealedShareOut)
+async def sealed_share(body: GuardianIn, state: StateDep, caller: CallerDep) -> SealedShareOut:
+    service = recovery_service(state)
+    rec = service.by_handle(body.handle)
+    await require_guardians_custodian(state, caller, body.guardian)
+    return SealedShareOut(sealed=service.sealed_share(rec, body.guardian))
+
+
+@router.post("/recoveries/shares", response_model=SharesOut, status_code=201)
+async def give_share(body: MnemonicIn, state: StateDep, caller: CallerDep) -> SharesOut:
+    service = recovery_service(state)
+    rec = service.by_handle(body.handle)
+    await require_guardians_custodian(state, caller, body.guardian)
+    service.add_mnemonic(rec, body.guardian, body.mnemonic)
+    return SharesOut(shares=len(rec.mnemonics), threshold=rec.threshold)
+
+
+@router.post("/recoveries/ready", response_model=SharesOut)
+async def recovery_ready(body: HandleIn, state: StateDep, caller: CallerDep) -> SharesOut:
+    service = recovery_service(state)
+    rec = service.for_caller(caller, body.handle)
+    await service.ready(rec)
+    return SharesOut(shares=len(rec.mnemonics), threshold=rec.threshold)
+
+
+@router.post("/recoveries/finish", response_model=RecoveryFinishCustodyOut)
+async def finish_recovery(body: RecoveryFinishCustodyIn, state: StateDep,
+                          caller: CallerDep) -> RecoveryFinishCustodyOut:
+    result = await recovery_service(state).finish_for(
+        caller, body.handle, decode_embedding(body.embedding), body.new_password)
+    return RecoveryFinishCustodyOut(passport_id=result.passport_id,
+                                    face_reenrolled=result.face_reenrolled,
+                                    shares=result.shares)
+
+
+@router.post("/sessions/recovery-shares", response_model=SharesOut, status_code=201)
+async def guardian_share(body: GuardianShareIn, state: StateDep,
+                         caller: CallerDep) -> SharesOut:
+    """The guardian (enrolled here, unlocked at level 2 at the caller's desk) gives their
+    share: opened here with their passport key, sent to the recovery's custodian."""
+    session = custody_service(state).session(caller, body.handle)
+    session.require_level(2)
+    shares, threshold = await give_share_from(
+        state, keys.passport_key(session.master).private, session.passport_id,
+        body.custodian, body.recovery)
+    return SharesOut(shares=shares, threshold=threshold)
