@@ -83,6 +83,15 @@ CREATE TABLE IF NOT EXISTS holder_recoveries (
     face_reenrolled INTEGER NOT NULL,
     finished REAL NOT NULL
 );
+-- Sealed shares handed to a guardian's custodian at another org (recovery_relay.py): no org
+-- but this one is ever handed as many guardians' shares of a passport as its threshold.
+CREATE TABLE IF NOT EXISTS recovery_share_releases (
+    passport_id TEXT NOT NULL,
+    org TEXT NOT NULL,
+    guardian_passport_id TEXT NOT NULL,
+    released REAL NOT NULL,
+    PRIMARY KEY (passport_id, org, guardian_passport_id)
+);
 """
 
 RECOVERY_PURPOSE = "holder_recovery"
@@ -262,6 +271,28 @@ class RecoveryService:
         if guardian_pid in rec.mnemonics:
             raise Conflict("this guardian has already given their share",
                            code="share_already_given")
+        return sealed
+
+    def release_sealed(self, rec: Recovery, guardian_pid: str, org: str) -> str:
+        """The sealed share of `guardian_pid` for its custodian `org` (another member org,
+        which holds the guardian's key and will see the opened share). Refused when `org`
+        would then have been handed the shares of as many of this passport's guardians as
+        the threshold: one org other than the holder's own could otherwise combine them."""
+        sealed = self.sealed_share(rec, guardian_pid)
+        with self.db.transaction() as conn:
+            others = {str(r["guardian_passport_id"]) for r in conn.execute(
+                "SELECT guardian_passport_id FROM recovery_share_releases WHERE "
+                "passport_id = ? AND org = ?", (rec.passport_id, org))}
+            if len(others | {guardian_pid}) >= rec.threshold:
+                raise Conflict(
+                    f"{org} would hold {rec.threshold} of this holder's guardian shares: "
+                    "k guardians enrolled at one other org cannot recover this passport "
+                    "(the holder names guardians enrolled at different orgs)",
+                    code="guardian_shares_one_org")
+            conn.execute(
+                "INSERT OR IGNORE INTO recovery_share_releases (passport_id, org, "
+                "guardian_passport_id, released) VALUES (?, ?, ?, ?)",
+                (rec.passport_id, org, guardian_pid, time.time()))
         return sealed
 
     def add_mnemonic(self, rec: Recovery, guardian_pid: str, mnemonic: str) -> Recovery:

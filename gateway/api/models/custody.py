@@ -118,3 +118,16 @@ class GuardianShareIn(HandleIn):
 
     custodian: str = Field(max_length=64)
     recovery: str = Field(pattern=HANDLE)
+
+
+class LinkageProofIn(HandleIn):
+    account: str = Field(pattern=PSEUDONYM, description="the holder's account at the caller")
+    other_account: str = Field(pattern=PSEUDONYM, description="another account of the holder")
+    ttl_s: int = Field(ge=1, le=86400)
+    nonce: str | None = Field(default=None, min_length=16, max_length=128)
+
+
+class LinkageProofOut(BaseModel):
+    proof: dict[str, Any]
+    verifier_org: str
+    verifier_public_key: str

@@ -13,6 +13,8 @@ handles travel in the body (never in a path an access log keeps).
 - `POST /custody/sessions/signatures` {handle, account, action, body} -> a holder request
   signed by the key of an account at the caller's org.
 - `POST /custody/sessions/passport-signatures` {handle, action, body} -> `passport.vouch`.
+- `POST /custody/sessions/linkage-proofs` {handle, account, other_account, ttl_s, nonce?}
+  -> a linkage proof designated to the caller's own verifier key.
 - `POST /custody/sessions/end` {handle} -> 204.
 
 Guardian recovery of a holder enrolled here, run at the caller's desk
@@ -45,6 +47,8 @@ from gateway.api.models.custody import (
     GuardianIn,
     GuardianShareIn,
     HandleIn,
+    LinkageProofIn,
+    LinkageProofOut,
     MnemonicIn,
     PassportSignIn,
     PrepareAccountIn,
@@ -138,7 +142,7 @@ async def sealed_share(body: GuardianIn, state: StateDep, caller: CallerDep) -> 
     service = recovery_service(state)
     rec = service.by_handle(body.handle)
     await require_guardians_custodian(state, caller, body.guardian)
-    return SealedShareOut(sealed=service.sealed_share(rec, body.guardian))
+    return SealedShareOut(sealed=service.release_sealed(rec, body.guardian, caller))
 
 
 @router.post("/recoveries/shares", response_model=SharesOut, status_code=201)
@@ -179,3 +183,12 @@ async def guardian_share(body: GuardianShareIn, state: StateDep,
         state, keys.passport_key(session.master).private, session.passport_id,
         body.custodian, body.recovery)
     return SharesOut(shares=shares, threshold=threshold)
+
+
+@router.post("/sessions/linkage-proofs", response_model=LinkageProofOut, status_code=201)
+async def linkage_proof(body: LinkageProofIn, state: StateDep,
+                        caller: CallerDep) -> LinkageProofOut:
+    service = custody_service(state)
+    session = service.session(caller, body.handle)
+    return LinkageProofOut(**await service.linkage_proof(
+        session, body.account, body.other_account, body.ttl_s, body.nonce))

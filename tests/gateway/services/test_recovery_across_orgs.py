@@ -154,6 +154,14 @@ async def test_recovery_at_the_schools_desk_of_a_hospital_holder(
         assert (r.json()["shares"], r.json()["threshold"]) == (1, 2)
         assert_error(await _share(school, SCHOOL, rid, "bush", bush), 409,
                      "share_already_given")
+        # No org but the Hospital is ever handed k of his guardians' sealed shares (the
+        # School, holding Bush's, may not be handed a second: it could combine them).
+        with pytest.raises(ApiError) as refused:
+            recovery_service(hospital.state).release_sealed(held, grace, SCHOOL)
+        assert refused.value.code == "guardian_shares_one_org"
+        assert {r["guardian_passport_id"] for r in hospital.state.db.query(
+            "SELECT guardian_passport_id FROM recovery_share_releases WHERE org = ?",
+            (SCHOOL,))} == {bush}
 
         # A replayed inter-gateway request is refused (its nonce was seen).
         path = "/api/v1/custody/recoveries/ready"

@@ -1,0 +1,77 @@
+"""Linkage proofs at another org's desk (docs/gateway.md, "Holders at another org's desk"):
+the astronaut, enrolled at the Hospital, proves at the School's desk that his School account
+and his Hospital account are his. The Hospital makes the proof with his keys, designated to
+the School's own verifier key, and returns only the proof; the School's staff check it with
+the School's key. A proof for another org's verifier is refused at the School; a pseudonym
+that is not the holder's ends the custody session and counts as a failed unlock from the
+School (the desk cannot try pseudonyms read off the ledger).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from enrolment_kit import API, PASSWORDS, enrol
+from gateway_testkit import assert_error
+from mip_testkit import MipNetwork
+from test_custody_across_orgs import desk_unlock, holder, org_gateways
+
+from chaincode.protocol.orgs import HOSPITAL, PHARMACY, SCHOOL
+from face_engine.engine import FaceEngine
+from gateway.services.custody import custody_service
+
+
+async def test_a_linkage_proof_for_the_desks_org(gw_network: MipNetwork,
+                                                face_engine: FaceEngine,
+                                                tmp_path: Path) -> None:
+    async with org_gateways(gw_network, face_engine, tmp_path) as gws:
+        hospital, school = gws[HOSPITAL], gws[SCHOOL]
+        astro = (await enrol(hospital, "astronaut"))["passport_id"]
+        password = PASSWORDS["astronaut"]
+        r = await school.http.post(f"{API}/admin/linkage-key", headers=school.staff(SCHOOL,
+                                                                                  "admin"))
+        assert r.status_code == 200, r.text
+        at_hospital = holder(await desk_unlock(hospital, HOSPITAL, "astronaut", astro, password))
+        r = await hospital.http.post(f"{API}/accounts", headers=at_hospital,
+                                     json={"institution": HOSPITAL})
+        assert r.status_code == 201, r.text
+        hospital_account = r.json()["pseudonym"]
+
+        at_school = holder(await desk_unlock(school, SCHOOL, "astronaut", astro, password))
+        r = await school.http.post(f"{API}/accounts", headers=at_school,
+                                   json={"institution": SCHOOL})
+        assert r.status_code == 201, r.text
+        school_account = r.json()["pseudonym"]
+
+        nonce = "school-desk-nonce-0001"
+        r = await school.http.post(f"{API}/linkage/proofs", headers=at_school, json={
+            "account_a": school_account, "account_b": hospital_account,
+            "verifier_org": SCHOOL, "nonce": nonce})
+        assert r.status_code == 201, r.text
+        proof = r.json()["proof"]
+        assert {proof["pseudonym_a"], proof["pseudonym_b"]} == {school_account,
+                                                               hospital_account}
+        r = await school.http.post(f"{API}/linkage/verifications",
+                                   headers=school.staff(SCHOOL, "school_registrar"),
+                                   json={"proof": proof, "nonce": nonce})
+        assert r.status_code == 200, r.text
+        assert r.json()["linked"] is True
+        assert {(a["pseudonym"], a["institution"]) for a in r.json()["accounts"]} == {
+            (school_account, SCHOOL), (hospital_account, HOSPITAL)}
+
+        # Only for the desk's own org.
+        assert_error(await school.http.post(f"{API}/linkage/proofs", headers=at_school, json={
+            "account_a": school_account, "account_b": hospital_account,
+            "verifier_org": PHARMACY}), 403, "verifier_not_desk_org")
+        # A pseudonym that is not his: refused, the custody session ended, counted.
+        assert_error(await school.http.post(f"{API}/linkage/proofs", headers=at_school, json={
+            "account_a": school_account, "account_b": "ab" * 32, "verifier_org": SCHOOL}),
+            404, "account_not_found")
+        assert not [s for s in custody_service(hospital.state)._sessions.values()
+                    if s.caller_org == SCHOOL]
+        assert hospital.state.db.query_one(
+            "SELECT COUNT(*) AS n FROM custody_unlock_failures WHERE passport_id = ? AND "
+            "source_org = ?", (astro, SCHOOL))["n"] == 1
+        assert_error(await school.http.post(f"{API}/linkage/proofs", headers=at_school, json={
+            "account_a": school_account, "account_b": hospital_account,
+            "verifier_org": SCHOOL}), 404, "custody_session_not_found")
