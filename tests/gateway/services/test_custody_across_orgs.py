@@ -43,7 +43,7 @@ from gateway.fabric import ConnectionProfile
 from gateway.main import create_app
 from gateway.services.custody import custody_service
 from gateway.services.custody_client import custody_client
-from gateway.services.holders import MAX_UNLOCK_FAILURES, holder_service
+from gateway.services.holders import MAX_UNLOCK_FAILURES, UNLOCK_PURPOSE, holder_service
 from gateway.services.ledger import SERVICE_USER
 from gateway.services.peer_requests import peer_requests
 from gateway.services.state import build_state
@@ -353,5 +353,5 @@ async def _school_failures_lock_out_the_school_only(gws: dict[str, GatewayClient
         "level"] == 2
     # And the Hospital's desk failures are its own: the School's budget did not move them.
     assert hospital.state.db.query_one(
-        "SELECT COUNT(*) AS n FROM holder_unlock_failures WHERE passport_id = ?",
-        (astro,))["n"] == 0
+        "SELECT COUNT(*) AS n FROM face_failures WHERE flow = ? AND subject = ?",
+        (UNLOCK_PURPOSE, astro))["n"] == 0
