@@ -131,3 +131,14 @@ class LinkageProofOut(BaseModel):
     proof: dict[str, Any]
     verifier_org: str
     verifier_public_key: str
+
+
+class ProfileAddIn(HandleIn):
+    kind: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+    source: str = Field(max_length=64, description="the caller's MSP id")
+    data: str = Field(max_length=1_400_000, description="base64 of the record's bytes")
+    metadata: dict[str, str] = Field(default_factory=dict, max_length=32)
+
+
+class ProfileKeyCustodyOut(BaseModel):
+    public_key: str

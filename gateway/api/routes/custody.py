@@ -15,6 +15,9 @@ handles travel in the body (never in a path an access log keeps).
 - `POST /custody/sessions/passport-signatures` {handle, action, body} -> `passport.vouch`.
 - `POST /custody/sessions/linkage-proofs` {handle, account, other_account, ttl_s, nonce?}
   -> a linkage proof designated to the caller's own verifier key.
+- `POST /custody/sessions/profile/key` {handle} -> the holder's profile public key;
+  `POST /custody/sessions/profile/records` {handle, kind, source (the caller), data,
+  metadata} -> a record added to the holder's profile here (write-only for the caller).
 - `POST /custody/sessions/end` {handle} -> 204.
 
 Guardian recovery of a holder enrolled here, run at the caller's desk
@@ -38,6 +41,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
+from chaincode.protocol.encoding import b64, unb64
+from gateway.api.body_limits import PROFILE_BODY_LIMIT
 from gateway.api.deps import StateDep
 from gateway.api.models.custody import (
     CustodyAccountOut,
@@ -53,6 +58,8 @@ from gateway.api.models.custody import (
     PassportSignIn,
     PrepareAccountIn,
     PreparedAccountOut,
+    ProfileAddIn,
+    ProfileKeyCustodyOut,
     RecoveryFinishCustodyIn,
     RecoveryFinishCustodyOut,
     RecoveryStartIn,
@@ -62,8 +69,17 @@ from gateway.api.models.custody import (
     SignIn,
     SyncAccountIn,
 )
+from gateway.api.models.profile import ProfileRecordOut
+from gateway.api.routes.profile import _store as profile_store
+from gateway.core.errors import InvalidRequest
 from gateway.holder import keys
-from gateway.services.custody import custody_service, decode_embedding, session_out
+from gateway.profile.errors import InvalidRecord
+from gateway.services.custody import (
+    NotCallerInstitution,
+    custody_service,
+    decode_embedding,
+    session_out,
+)
 from gateway.services.holder_recovery import recovery_service
 from gateway.services.recovery_relay import give_share_from, require_guardians_custodian
 
@@ -192,3 +208,32 @@ async def linkage_proof(body: LinkageProofIn, state: StateDep,
     session = service.session(caller, body.handle)
     return LinkageProofOut(**await service.linkage_proof(
         session, body.account, body.other_account, body.ttl_s, body.nonce))
+
+
+@router.post("/sessions/profile/key", response_model=ProfileKeyCustodyOut)
+async def profile_key(body: HandleIn, state: StateDep, caller: CallerDep) -> ProfileKeyCustodyOut:
+    session = custody_service(state).session(caller, body.handle)
+    return ProfileKeyCustodyOut(public_key=b64(bytes(
+        keys.profile_key(session.master).public_key)))
+
+
+@router.post("/sessions/profile/records", response_model=ProfileRecordOut, status_code=201,
+             max_body_size=PROFILE_BODY_LIMIT)
+async def profile_add(body: ProfileAddIn, state: StateDep,
+                      caller: CallerDep) -> ProfileRecordOut:
+    """A record the holder adds at the caller's desk, its source the caller's org: stored
+    here, sealed to the holder's profile key; the caller gets its listing entry only."""
+    session = custody_service(state).session(caller, body.handle)
+    if body.source != caller:
+        raise NotCallerInstitution(f"a record added at {caller}'s desk has source {caller}")
+    me = keys.profile_key(session.master)
+    store = profile_store(state)
+    try:
+        record_id = store.add_record(me.public_key, body.kind, body.source,
+                                     unb64(body.data, "data", InvalidRequest), body.metadata)
+    except InvalidRecord as exc:
+        raise InvalidRequest(str(exc), code="invalid_record") from None
+    info = next(r for r in store.list_records(me) if r.record_id == record_id)
+    return ProfileRecordOut(record_id=info.record_id, kind=info.kind, source=info.source,
+                            created=info.created, size=info.size, metadata=info.metadata,
+                            owned=info.owned)
