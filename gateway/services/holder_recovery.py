@@ -41,6 +41,9 @@ second share from one guardian (409 `share_already_given`), too few shares
 (409 `too_few_shares`), face mismatch without all guardians
 (403 `face_mismatch_needs_all_guardians`), liveness (422 `liveness_failed`), weak password
 (422 `weak_password`), shares that do not give this passport's key (409 `recovery_mismatch`).
+Across orgs (recovery_relay.py) also: a share asked for or given by an org other than the
+guardian's enrolling org (403 `not_guardians_custodian`), and an org other than this one that
+would be handed k of the passport's sealed shares (409 `guardian_shares_one_org`).
 """
 
 from __future__ import annotations
