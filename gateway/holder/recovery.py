@@ -206,6 +206,12 @@ def recover(mnemonics: Iterable[str]) -> bytes:
     return master
 
 
+def check_share(mnemonic: str) -> None:
+    """`CorruptShare` unless `mnemonic` is a well-formed SLIP-39 share (one that came over
+    the wire from a guardian's custodian: recovery_relay.py)."""
+    _decode(mnemonic)
+
+
 def _decode(mnemonic: str) -> Share:
     if not isinstance(mnemonic, str):
         raise CorruptShare("a share must be a mnemonic string")

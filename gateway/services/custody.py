@@ -17,7 +17,8 @@ peer_auth.py, checked and its nonce recorded here), carrying the holder's live c
   `account.open` signature of a new account AT O (O enrolled its own face reference for it
   and carries `Account:Open` with its own identity; E adds the account to the directory once
   the ledger shows it), holder requests signed by the key of an account AT O, and the
-  passport key's `passport.vouch`.
+  passport key's `passport.vouch`, and linkage proofs designated to the caller's own
+  verifier key relating an account at the caller's institution to another the holder names.
 
 E never sends a key, the vault, the wallet or a face reference; O never learns the master
 secret. What E does learn, and what O does, is in the threat model of docs/gateway.md.
@@ -47,6 +48,7 @@ from gateway.core.errors import (
     Forbidden,
     Gone,
     InvalidRequest,
+    Locked,
     NotFound,
 )
 from gateway.holder import keys
@@ -387,6 +389,40 @@ class CustodyService:
             raise InvalidRequest("a vouch's body is exactly {vouchee}")
         return keys.passport_key(session.master).sign_request(
             action, body, self.state.settings.channel)
+
+
+    async def linkage_proof(self, session: CustodySession, account: str, other: str,
+                            ttl_s: int, nonce: str | None) -> dict[str, Any]:
+        """A linkage proof, designated to the caller's own verifier key (never another
+        org's), relating the holder's account at the caller's institution and another of the
+        holder's accounts the holder named at the desk. A pseudonym that is not the holder's
+        ends the session and counts as a failed unlock from the caller: the desk cannot try
+        pseudonyms read off the ledger to learn which is the holder's."""
+        from . import linkage
+
+        session.require_level(2)
+        entry = session.caller_account(account)
+        known = [a for a in session.state.accounts
+                 if a.pseudonym == other and a.status != PENDING]
+        if not known:
+            self.end(session.caller_org, session.handle)
+            lockouts = holder_service(self.state).lockouts
+            source = self._source(session.caller_org)
+            try:
+                attempt = lockouts.reserve(session.passport_id, source)
+            except Locked:
+                pass  # the caller's desks are locked out for this passport already
+            else:
+                lockouts.fail(session.passport_id, source, attempt)
+            log.info("linkage proof refused: not the holder's account; custody session ended")
+            raise NotFound("no such account of this holder; the session ended",
+                           code="account_not_found")
+        if entry.status != "open" or known[0].status != "open":
+            raise Conflict("this account is closed", code="account_closed")
+        key_a = keys.account_key(session.master, entry.institution, entry.index)
+        key_b = keys.account_key(session.master, known[0].institution, known[0].index)
+        return await linkage.prove(self.state, self.own_org(), (account, key_a.private),
+                                   (other, key_b.private), session.caller_org, ttl_s, nonce)
 
 
 def custody_service(state: AppState) -> CustodyService:

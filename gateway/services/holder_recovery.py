@@ -1,7 +1,9 @@
 """Guardian recovery at a desk: the holder forgot the password, or the face changed so much
 that the unlock fails.
 
-Flow (all in one gateway; the recovery lives in this process's memory only):
+Flow (the recovery lives in the memory of the gateway that enrolled the holder, E; when the
+holder stands at another org's desk, or a guardian's keys are held by another org's gateway,
+the steps below reach those gateways through the custody API: recovery_relay.py):
 
 1. `start(staff, passport_id)` (any staff): the passport must be enrolled here, active on
    the ledger and have guardians (their shares were sealed to them at enrolment and stored in
@@ -39,6 +41,9 @@ second share from one guardian (409 `share_already_given`), too few shares
 (409 `too_few_shares`), face mismatch without all guardians
 (403 `face_mismatch_needs_all_guardians`), liveness (422 `liveness_failed`), weak password
 (422 `weak_password`), shares that do not give this passport's key (409 `recovery_mismatch`).
+Across orgs (recovery_relay.py) also: a share asked for or given by an org other than the
+guardian's enrolling org (403 `not_guardians_custodian`), and an org other than this one that
+would be handed k of the passport's sealed shares (409 `guardian_shares_one_org`).
 """
 
 from __future__ import annotations
@@ -58,11 +63,14 @@ from gateway.holder.errors import RecoveryError, WeakPassword
 from gateway.holder.keys import HolderKeyPair
 
 from .face_frames import challenge_frames
-from .faces import IssuedChallenge, face_service
+from .faces import IssuedChallenge, LiveFace, face_service
 from .holders import HolderSession, holder_service
 from .password_hardening import password_hardening
 
 if TYPE_CHECKING:
+    from face_engine.protect.reference import ProtectedReference
+
+    from .recovery_relay import RemoteRecovery
     from .state import AppState
 
 log = logging.getLogger("mip.gateway.recovery")
@@ -77,6 +85,15 @@ CREATE TABLE IF NOT EXISTS holder_recoveries (
     face_reenrolled INTEGER NOT NULL,
     finished REAL NOT NULL
 );
+-- Sealed shares handed to a guardian's custodian at another org (recovery_relay.py): no org
+-- but this one is ever handed as many guardians' shares of a passport as its threshold.
+CREATE TABLE IF NOT EXISTS recovery_share_releases (
+    passport_id TEXT NOT NULL,
+    org TEXT NOT NULL,
+    guardian_passport_id TEXT NOT NULL,
+    released REAL NOT NULL,
+    PRIMARY KEY (passport_id, org, guardian_passport_id)
+);
 """
 
 RECOVERY_PURPOSE = "holder_recovery"
@@ -88,7 +105,7 @@ class Recovery:
     """One recovery in progress; the opened mnemonics stay in memory only."""
 
     recovery_id: str
-    staff: StaffMember
+    staff: StaffMember | None  # None: started by another org's desk over the custody API
     passport_id: str
     enrolling_org: str
     challenge_id: str
@@ -96,6 +113,9 @@ class Recovery:
     threshold: int
     expires: float
     mnemonics: dict[str, str] = field(default_factory=dict, repr=False)
+    # The member org whose desk runs this recovery over the custody API (None: this
+    # gateway's own desk); only that org's gateway may finish it (recovery_relay.py).
+    caller_org: str | None = None
 
     @property
     def expired(self) -> bool:
@@ -118,6 +138,8 @@ class RecoveryService:
         self.db = state.db
         self.db.ensure(SCHEMA)
         self._recoveries: dict[str, Recovery] = {}
+        # Recoveries this desk runs for holders enrolled at another org (recovery_relay.py).
+        self._remote: dict[str, RemoteRecovery] = {}
 
     # --- lookup --------------------------------------------------------------------------
     def _get(self, recovery_id: str, staff: StaffMember | None = None) -> Recovery:
@@ -135,11 +157,50 @@ class RecoveryService:
             if rec.expired:
                 rec.wipe()
                 self._recoveries.pop(rid, None)
+        for rid, remote in list(self._remote.items()):
+            if remote.expired:
+                self._remote.pop(rid, None)
 
     # --- steps ---------------------------------------------------------------------------
-    async def start(self, staff: StaffMember, passport_id: str) -> tuple[Recovery,
-                                                                         IssuedChallenge]:
+    async def start(self, staff: StaffMember, passport_id: str
+                    ) -> tuple[Recovery | RemoteRecovery, IssuedChallenge]:
         self._sweep()
+        if holder_service(self.state).record(passport_id) is None:
+            # Enrolled at another org: that org's gateway runs the recovery, this desk the
+            # face challenge (recovery_relay.py).
+            from .recovery_relay import start_remote
+
+            return await start_remote(self, staff, passport_id)
+        ledger = json.loads(await self.state.ledger.for_staff(staff).evaluate(
+            "Passport:Get", [passport_id]))
+        recovery_id = secrets.token_hex(32)
+        rec = self._begin(recovery_id, passport_id, ledger, staff, None)
+        challenge = face_service(self.state).issue_challenge(RECOVERY_PURPOSE, recovery_id)
+        rec.challenge_id = challenge.challenge_id
+        self._recoveries[recovery_id] = rec
+        log.info("recovery started (%d guardians, k=%d)", len(rec.guardians), rec.threshold)
+        return rec, challenge
+
+    async def start_for(self, caller: str, passport_id: str) -> Recovery:
+        """A recovery of a holder enrolled here, run at `caller`'s desk (custody API): the
+        caller's gateway checks the live face; the shares, the match and the vault stay
+        here."""
+        self._sweep()
+        ledger = json.loads(await self.state.ledger.carrier(self._own()).evaluate(
+            "Passport:Get", [passport_id]))
+        rec = self._begin(secrets.token_hex(32), passport_id, ledger, None, caller)
+        self._recoveries[rec.recovery_id] = rec
+        log.info("recovery started for another org's desk (%d guardians, k=%d)",
+                 len(rec.guardians), rec.threshold)
+        return rec
+
+    def _own(self) -> str:
+        from .custody import custody_service
+
+        return custody_service(self.state).own_org()
+
+    def _begin(self, recovery_id: str, passport_id: str, ledger: dict[str, Any],
+               staff: StaffMember | None, caller: str | None) -> Recovery:
         record = holder_service(self.state).record(passport_id)
         if record is None:
             raise NotFound("no passport of that id is enrolled at this gateway",
@@ -150,8 +211,6 @@ class RecoveryService:
         if not rows:
             raise Conflict("this passport has no guardians to recover it",
                            code="no_guardians")
-        ledger = json.loads(await self.state.ledger.for_staff(staff).evaluate(
-            "Passport:Get", [passport_id]))
         if ledger.get("status") != "active":
             raise Conflict("this passport is not active", code="passport_inactive")
         guardians = {str(r["guardian_passport_id"]): str(r["share"]) for r in rows}
@@ -159,49 +218,142 @@ class RecoveryService:
         if not 1 <= threshold <= len(guardians):
             raise Conflict("the ledger's guardian threshold does not fit the stored shares",
                            code="no_guardians")
-        recovery_id = secrets.token_hex(32)
-        challenge = face_service(self.state).issue_challenge(RECOVERY_PURPOSE, recovery_id)
-        rec = Recovery(recovery_id, staff, passport_id, record.enrolling_org,
-                       challenge.challenge_id, guardians, threshold,
-                       time.time() + RECOVERY_TTL_S)
-        self._recoveries[recovery_id] = rec
-        log.info("recovery started (%d guardians, k=%d)", len(guardians), threshold)
-        return rec, challenge
+        return Recovery(recovery_id, staff, passport_id, record.enrolling_org, "",
+                        guardians, threshold, time.time() + RECOVERY_TTL_S,
+                        caller_org=caller)
 
     def new_challenge(self, recovery_id: str, staff: StaffMember) -> IssuedChallenge:
         """A fresh challenge after a failed capture (each challenge answers once)."""
+        remote = self._remote.get(recovery_id)
+        if remote is not None:
+            from .recovery_relay import new_remote_challenge
+
+            return new_remote_challenge(self, remote, staff)
         rec = self._get(recovery_id, staff)
         challenge = face_service(self.state).issue_challenge(RECOVERY_PURPOSE, recovery_id)
         rec.challenge_id = challenge.challenge_id
         return challenge
 
+    async def give_share(self, recovery_id: str, guardian: HolderSession) -> tuple[int, int]:
+        """The guardian at this desk gives their share to recovery `recovery_id` (this
+        gateway's, or one this desk runs for another org's holder); (shares, threshold)."""
+        guardian.require_level(2)
+        remote = self._remote.get(recovery_id)
+        if remote is None and not _is_remote_session(guardian):
+            rec = self.add_share(recovery_id, guardian)
+            return len(rec.mnemonics), rec.threshold
+        from .recovery_relay import relay_share
+
+        return await relay_share(self, recovery_id, remote, guardian)
+
     def add_share(self, recovery_id: str, guardian: HolderSession) -> Recovery:
         """Open the guardian's sealed share with its passport key (level-2 session)."""
         guardian.require_level(2)
-        rec = self._get(recovery_id)
-        sealed = rec.guardians.get(guardian.pid)
-        if sealed is None:
-            raise Forbidden("this holder is not a guardian of that passport",
-                            code="not_a_guardian")
-        if guardian.pid in rec.mnemonics:
-            raise Conflict("this guardian has already given their share",
-                           code="share_already_given")
+        return self.add_opened_share(self._get(recovery_id), guardian.pid,
+                                     guardian.passport_key().private)
+
+    def add_opened_share(self, rec: Recovery, guardian_pid: str,
+                         guardian_private: Any) -> Recovery:
+        """Open the sealed share of `guardian_pid` with its passport private key, held by
+        this gateway (the guardian is enrolled here and unlocked at level 2)."""
+        sealed = self.sealed_share(rec, guardian_pid)
         try:
-            mnemonic = recovery.open_share(sealed, guardian.passport_key().private)
+            mnemonic = recovery.open_share(sealed, guardian_private)
         except RecoveryError:
             raise Conflict("this guardian's stored share does not open",
                            code="share_unusable") from None
-        rec.mnemonics[guardian.pid] = mnemonic
+        return self.add_mnemonic(rec, guardian_pid, mnemonic)
+
+    def sealed_share(self, rec: Recovery, guardian_pid: str) -> str:
+        sealed = rec.guardians.get(guardian_pid)
+        if sealed is None:
+            raise Forbidden("this holder is not a guardian of that passport",
+                            code="not_a_guardian")
+        if guardian_pid in rec.mnemonics:
+            raise Conflict("this guardian has already given their share",
+                           code="share_already_given")
+        return sealed
+
+    def release_sealed(self, rec: Recovery, guardian_pid: str, org: str) -> str:
+        """The sealed share of `guardian_pid` for its custodian `org` (another member org,
+        which holds the guardian's key and will see the opened share). Refused when `org`
+        would then have been handed the shares of as many of this passport's guardians as
+        the threshold: one org other than the holder's own could otherwise combine them."""
+        sealed = self.sealed_share(rec, guardian_pid)
+        with self.db.transaction() as conn:
+            others = {str(r["guardian_passport_id"]) for r in conn.execute(
+                "SELECT guardian_passport_id FROM recovery_share_releases WHERE "
+                "passport_id = ? AND org = ?", (rec.passport_id, org))}
+            if len(others | {guardian_pid}) >= rec.threshold:
+                raise Conflict(
+                    f"{org} would hold {rec.threshold} of this holder's guardian shares: "
+                    "k guardians enrolled at one other org cannot recover this passport "
+                    "(the holder names guardians enrolled at different orgs)",
+                    code="guardian_shares_one_org")
+            conn.execute(
+                "INSERT OR IGNORE INTO recovery_share_releases (passport_id, org, "
+                "guardian_passport_id, released) VALUES (?, ?, ?, ?)",
+                (rec.passport_id, org, guardian_pid, time.time()))
+        return sealed
+
+    def add_mnemonic(self, rec: Recovery, guardian_pid: str, mnemonic: str) -> Recovery:
+        self.sealed_share(rec, guardian_pid)
+        try:
+            recovery.check_share(mnemonic)
+        except RecoveryError:
+            raise Conflict("this guardian's share is not a share", code="share_unusable") \
+                from None
+        rec.mnemonics[guardian_pid] = mnemonic
         log.info("recovery share given (%d of k=%d)", len(rec.mnemonics), rec.threshold)
         return rec
 
+    # --- the custody API's side (recovery_relay.py) --------------------------------------
+    def by_handle(self, handle: str) -> Recovery:
+        """Any live recovery here, by its id: for a guardian's custodian giving a share."""
+        return self._get(handle)
+
+    def for_caller(self, caller: str, handle: str) -> Recovery:
+        """A recovery run at `caller`'s desk (another org's is as good as unknown)."""
+        rec = self._recoveries.get(handle)
+        if rec is None or rec.caller_org != caller:
+            raise NotFound("no such recovery", code="recovery_not_found")
+        return self._get(handle)
+
+    async def ready(self, rec: Recovery) -> dict[str, Any]:
+        """The checks of `finish` that come before the caller spends its face challenge."""
+        if len(rec.mnemonics) < rec.threshold:
+            raise Conflict(f"{len(rec.mnemonics)} of {rec.threshold} guardian shares given",
+                           code="too_few_shares")
+        ledger = json.loads(await self.state.ledger.carrier(self._own()).evaluate(
+            "Passport:Get", [rec.passport_id]))
+        face_service(self.state).committed_reference(rec.passport_id, rec.enrolling_org,
+                                                     ledger.get("face_commitment"))
+        if ledger.get("status") != "active":
+            raise Conflict("this passport is not active", code="passport_inactive")
+        return dict(ledger)
+
+    async def finish_for(self, caller: str, handle: str, live: LiveFace,
+                         new_password: str) -> RecoveryResult:
+        """Finish a recovery run at `caller`'s desk, with the live face that desk checked
+        (liveness there, the match here)."""
+        rec = self.for_caller(caller, handle)
+        _check_password(new_password)
+        ledger = await self.ready(rec)
+        reference = face_service(self.state).committed_reference(
+            rec.passport_id, rec.enrolling_org, ledger.get("face_commitment"))
+        return await self._complete(rec, ledger, reference, live, new_password, caller,
+                                    f"{caller} desk (custody)")
+
     async def finish(self, recovery_id: str, staff: StaffMember, challenge_id: str,
                      frames: list[tuple[bytes, float]], new_password: str) -> RecoveryResult:
+        remote = self._remote.get(recovery_id)
+        if remote is not None:
+            from .recovery_relay import finish_remote
+
+            return await finish_remote(self, remote, staff, challenge_id, frames,
+                                       new_password)
         rec = self._get(recovery_id, staff)
-        try:
-            vault.check_password(new_password)
-        except WeakPassword as exc:
-            raise InvalidRequest(str(exc), code="weak_password") from None
+        _check_password(new_password)
         if len(rec.mnemonics) < rec.threshold:
             raise Conflict(f"{len(rec.mnemonics)} of {rec.threshold} guardian shares given",
                            code="too_few_shares")
@@ -215,6 +367,17 @@ class RecoveryService:
                                               ledger.get("face_commitment"))
         live = await faces.check_live(challenge_id, RECOVERY_PURPOSE, recovery_id,
                                       challenge_frames(self.db, challenge_id, frames))
+        return await self._complete(rec, ledger, reference, live, new_password, staff.org,
+                                    staff.name)
+
+    async def _complete(self, rec: Recovery, ledger: dict[str, Any],
+                        reference: ProtectedReference | None, live: LiveFace,
+                        new_password: str, org: str, staff_name: str) -> RecoveryResult:
+        """The shares give the master secret; the live face (checked for liveness by the
+        desk's gateway) is matched here against this gateway's reference; the vault is
+        rewrapped and, for a changed face, the reference and its commitment renewed."""
+        faces = face_service(self.state)
+        recovery_id = rec.recovery_id
         try:
             master = recovery.recover(list(rec.mnemonics.values()))
         except RecoveryError:
@@ -262,12 +425,13 @@ class RecoveryService:
                 "WHERE passport_id = ? AND status = 'active'",
                 (wrapped, holders.seal_face_key(face_key, rec.passport_id),
                  rec.passport_id))
-            # Recovered with the guardians' shares: no desk's lockout stands against them.
+            # Recovered with the guardians' shares: no desk's lockout stands against them,
+            # this org's own or another org's (custody.py counts those in the same lockouts).
             holders.lockouts.clear(rec.passport_id, conn)
             conn.execute(
                 "INSERT INTO holder_recoveries (recovery_id, passport_id, org, staff, shares, "
                 "face_reenrolled, finished) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (recovery_id, rec.passport_id, staff.org, staff.name, len(rec.mnemonics),
+                (recovery_id, rec.passport_id, org, staff_name, len(rec.mnemonics),
                  int(not face_ok), time.time()))
         result = RecoveryResult(rec.passport_id, not face_ok, len(rec.mnemonics))
         rec.wipe()
@@ -275,7 +439,6 @@ class RecoveryService:
         log.info("recovery finished (%d shares, face re-enrolled: %s)", result.shares,
                  result.face_reenrolled)
         return result
-
 
     async def _set_face_commitment(self, rec: Recovery, passport: HolderKeyPair, new: str,
                                    previous: Any) -> None:
@@ -293,6 +456,19 @@ class RecoveryService:
             record = json.loads(await contract.evaluate("Passport:Get", [rec.passport_id]))
             if record.get("face_commitment") != new:
                 raise
+
+
+def _check_password(new_password: str) -> None:
+    try:
+        vault.check_password(new_password)
+    except WeakPassword as exc:
+        raise InvalidRequest(str(exc), code="weak_password") from None
+
+
+def _is_remote_session(session: HolderSession) -> bool:
+    from .custody_client import RemoteHolderSession
+
+    return isinstance(session, RemoteHolderSession)
 
 
 def recovery_service(state: AppState) -> RecoveryService:

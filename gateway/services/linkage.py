@@ -207,11 +207,35 @@ async def prove(state: AppState, reader_org: str,
 async def prove_for_session(state: AppState, session: HolderSession, pseudonym_a: str,
                             pseudonym_b: str, verifier_org: str, ttl_s: int = DEFAULT_TTL_S,
                             nonce: str | None = None) -> dict[str, Any]:
-    """`prove` for a level-2 desk session: both accounts from the holder's own directory."""
+    """`prove` for a level-2 desk session: both accounts from the holder's own directory.
+
+    For a holder whose keys another org's gateway holds (custody_client.py), that gateway
+    makes the proof, designated to this org only, relating an account at this org to another
+    account the holder names (custody.py)."""
+    from .custody_client import RemoteHolderSession, custody_client
+
     session.require_level(2)
     if pseudonym_a == pseudonym_b:
         raise InvalidRequest("a linkage proof relates two different accounts",
                              code="same_account")
+    if isinstance(session, RemoteHolderSession):
+        if verifier_org != state.settings.org:
+            raise Forbidden("at another org's desk a linkage proof is made for this org's "
+                            "own verifier only", code="verifier_not_desk_org")
+        _check_ttl(ttl_s)
+        here = {a.pseudonym for a in session.accounts()}
+        if pseudonym_a not in here and pseudonym_b not in here:
+            raise NotFound("neither account is this holder's account at this org",
+                           code="account_not_found")
+        account, other = (pseudonym_a, pseudonym_b) if pseudonym_a in here \
+            else (pseudonym_b, pseudonym_a)
+        payload: dict[str, Any] = {"handle": session.handle, "account": account,
+                                   "other_account": other, "ttl_s": ttl_s}
+        if nonce is not None:
+            payload["nonce"] = nonce
+        out: dict[str, Any] = await custody_client(state).call(
+            session.custodian, "/sessions/linkage-proofs", payload)
+        return out
     for pseudonym in (pseudonym_a, pseudonym_b):
         if session.account(pseudonym).status != "open":  # 404 for another holder's account
             raise Conflict("this account is closed", code="account_closed")

@@ -17,6 +17,8 @@
   `POST /holders/recoveries/{id}/shares` (a guardian's level-2 holder session);
   `POST /holders/recoveries/{id}/challenge` (the starting staff member) -> a new challenge;
   `POST /holders/recoveries/{id}/finish` {challenge, frames, new_password} (that member).
+  For a holder enrolled at another org, or a guardian whose keys another org holds, the
+  steps reach those orgs' gateways (services/recovery_relay.py).
 """
 
 from __future__ import annotations
@@ -163,10 +165,11 @@ async def start_recovery(body: RecoveryStartIn, state: StateDep,
              status_code=201)
 async def give_recovery_share(recovery_id: RecoveryId, state: StateDep,
                               holder: HolderDep) -> RecoveryShareOut:
-    """The session's holder (level 2), a guardian of the passport, gives their share."""
-    rec = recovery_service(state).add_share(recovery_id, holder)
-    return RecoveryShareOut(recovery_id=recovery_id, shares=len(rec.mnemonics),
-                            threshold=rec.threshold)
+    """The session's holder (level 2), a guardian of the passport, gives their share: opened
+    by the gateway that holds the guardian's key, given to the gateway that holds the
+    holder's shares (services/recovery_relay.py when those are other orgs)."""
+    shares, threshold = await recovery_service(state).give_share(recovery_id, holder)
+    return RecoveryShareOut(recovery_id=recovery_id, shares=shares, threshold=threshold)
 
 
 @router.post("/holders/recoveries/{recovery_id}/challenge", response_model=ChallengeOut,

@@ -3,6 +3,11 @@
 Records are stored by gateway/profile (`<data_dir>/profile.sqlite`), encrypted to the
 holder's profile key (derived from the master secret, m/P'/2'/0'); sharing seals a record's
 key to a grantee's X25519 profile key (`GET /profile/key` tells a holder theirs).
+
+At another org's desk, for a holder whose keys the enrolling org's gateway holds, the key and
+adding a record go to that gateway (the record is stored there, sealed to the holder's key,
+its `source` the desk's org); listing, opening and sharing records are 409
+`custody_elsewhere`: a desk org could otherwise read the whole profile.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from gateway.api.models.profile import (
 from gateway.core.errors import Forbidden, InvalidRequest, NotFound
 from gateway.profile import AccessDenied, ProfileStore, RecordNotFound
 from gateway.profile.errors import InvalidRecord
+from gateway.services.custody_client import RemoteHolderSession, custody_client
 from gateway.services.state import AppState
 
 router = APIRouter(tags=["profile"])
@@ -43,8 +49,14 @@ def _unb64(text: str, what: str) -> bytes:
 
 
 @router.get("/profile/key", response_model=ProfileKeyOut)
-async def profile_key(holder: HolderDep) -> ProfileKeyOut:
+async def profile_key(state: StateDep, holder: HolderDep) -> ProfileKeyOut:
     holder.require_level(2)
+    if isinstance(holder, RemoteHolderSession):
+        # The public half only, from the holder's custodian (docs/gateway.md, "Holders at
+        # another org's desk": records can be added here, never read).
+        out = await custody_client(state).call(holder.custodian, "/sessions/profile/key",
+                                               {"handle": holder.handle})
+        return ProfileKeyOut(public_key=str(out["public_key"]))
     return ProfileKeyOut(public_key=b64(
         bytes(holder.profile_key().public_key)))
 
@@ -54,6 +66,13 @@ async def profile_key(holder: HolderDep) -> ProfileKeyOut:
 async def add_record(body: ProfileRecordIn, state: StateDep,
                      holder: HolderDep) -> ProfileRecordOut:
     holder.require_level(2)
+    if isinstance(holder, RemoteHolderSession):
+        # Stored in the holder's profile at their custodian, sealed to their key there: this
+        # desk adds a record it cannot read back.
+        out = await custody_client(state).call(holder.custodian, "/sessions/profile/records", {
+            "handle": holder.handle, "kind": body.kind, "source": body.source,
+            "data": body.data, "metadata": body.metadata})
+        return ProfileRecordOut.model_validate(out)
     me = holder.profile_key()
     try:
         record_id = _store(state).add_record(me.public_key, body.kind, body.source,

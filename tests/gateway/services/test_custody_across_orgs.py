@@ -87,8 +87,9 @@ async def test_a_holder_enrolled_at_the_hospital_at_the_schools_desk(
         # It shows none of the holder's Hospital accounts.
         r = await school.http.get(f"{API}/accounts", headers=at_school)
         assert r.status_code == 200 and r.json()["accounts"] == [], r.text
-        # Nor is it any use for what needs the keys here (the profile).
-        assert_error(await school.http.get(f"{API}/profile/key", headers=at_school),
+        # Nor is it any use for reading the holder's profile (test_linkage_across_orgs.py:
+        # records can be added at this desk, never read).
+        assert_error(await school.http.get(f"{API}/profile/records", headers=at_school),
                      409, "custody_elsewhere")
 
         # A School account, opened at the School's desk.

@@ -47,6 +47,7 @@ from gateway.demo.camera import HeadModel, challenge_poses, posed_frame, prepare
 from gateway.demo.faces import demo_portrait
 from gateway.main import create_app
 from gateway.services.faces import face_service
+from gateway.services.pickup import ATTEMPT_FLOW
 from gateway.services.portrait_keys import portrait_keys
 from gateway.services.state import build_state
 
@@ -122,9 +123,15 @@ async def portrait_grant(hospital: GatewayClient, account: Account, rx: str
 
 
 def counts(gw: GatewayClient) -> tuple[int, int, int]:
-    db = gw.state.db
-    return tuple(int(db.query_one(f"SELECT COUNT(*) AS n FROM {table}")["n"])  # type: ignore[return-value,index]  # noqa: S608
-                 for table in ("pickups", "pharmacy_portraits", "pickup_failures"))
+    """Pickups, kept portraits and counted pickup failures (face_lockouts.py)."""
+    def count(sql: str, *params: str) -> int:
+        row = gw.state.db.query_one(sql, params)
+        assert row is not None
+        return int(row["n"])
+
+    return (count("SELECT COUNT(*) AS n FROM pickups"),
+            count("SELECT COUNT(*) AS n FROM pharmacy_portraits"),
+            count("SELECT COUNT(*) AS n FROM face_failures WHERE flow = ?", ATTEMPT_FLOW))
 
 
 def forget_portraits(gw: GatewayClient) -> None:
