@@ -5,11 +5,14 @@ checked as over the network)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
+from enrolment_kit import session_headers, unlock
 from gateway_testkit import GatewayClient, make_settings
 from mip_testkit import MipNetwork
 
@@ -22,6 +25,7 @@ from gateway.services.peer_requests import peer_requests
 from gateway.services.state import build_state
 
 ALL_ORGS = (HOSPITAL, SCHOOL, PHARMACY)
+CUSTODY = "/api/v1/custody"
 
 
 def org_url(org: str) -> str:
@@ -63,3 +67,21 @@ def peer_signer(connection: Path, org: str, user: str) -> PeerSigner:
     `mip-gateway`, or another identity for the refusals)."""
     profile = ConnectionProfile.load(connection).org(org).users[user]
     return PeerSigner(org, profile.cert_path, profile.key_path)
+
+
+async def raw_custody(gw: GatewayClient, path: str, payload: dict[str, Any],
+                      headers: dict[str, str]) -> httpx.Response:
+    """A request to `gw`'s custody API with exactly the headers given (signed or not)."""
+    return await gw.http.post(CUSTODY + path, content=json.dumps(payload).encode(),
+                              headers={"Content-Type": "application/json", **headers})
+
+
+async def desk_unlock(gw: GatewayClient, org: str, who: str, passport_id: str,
+                      password: str | None) -> httpx.Response:
+    """`who` unlocks `passport_id` at `org`'s registrar desk on `gw`."""
+    return await unlock(gw, who, passport_id, password=password, staff=(org, "registrar"))
+
+
+def holder(response: httpx.Response) -> dict[str, str]:
+    """The holder-session headers of an unlock's answer."""
+    return session_headers(response)

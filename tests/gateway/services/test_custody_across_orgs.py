@@ -22,15 +22,13 @@ import hashlib
 import json
 import time
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
-from enrolment_kit import API, PASSWORDS, enrol, session_headers, unlock
+from enrolment_kit import API, PASSWORDS, enrol
 from gateway_testkit import GatewayClient, assert_error
 from ledger_kit import content_of
 from mip_testkit import MipNetwork
-from org_gateways_kit import org_gateways, peer_signer
+from org_gateways_kit import CUSTODY, desk_unlock, holder, org_gateways, peer_signer, raw_custody
 from test_org_isolation import files_under, found_in
 
 from chaincode.protocol.orgs import HOSPITAL, PHARMACY, SCHOOL
@@ -41,25 +39,6 @@ from gateway.services.custody import custody_service
 from gateway.services.custody_client import custody_client
 from gateway.services.holders import MAX_UNLOCK_FAILURES, holder_service
 from gateway.services.ledger import SERVICE_USER
-
-CUSTODY = "/api/v1/custody"
-
-
-
-
-async def raw_custody(gw: GatewayClient, path: str, payload: dict[str, Any],
-                      headers: dict[str, str]) -> httpx.Response:
-    return await gw.http.post(CUSTODY + path, content=json.dumps(payload).encode(),
-                              headers={"Content-Type": "application/json", **headers})
-
-
-async def desk_unlock(gw: GatewayClient, org: str, who: str, passport_id: str,
-                      password: str | None) -> httpx.Response:
-    return await unlock(gw, who, passport_id, password=password, staff=(org, "registrar"))
-
-
-def holder(response: httpx.Response) -> dict[str, str]:
-    return session_headers(response)
 
 
 async def test_a_holder_enrolled_at_the_hospital_at_the_schools_desk(

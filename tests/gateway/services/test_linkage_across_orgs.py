@@ -15,7 +15,7 @@ from pathlib import Path
 from enrolment_kit import API, PASSWORDS, enrol
 from gateway_testkit import GatewayClient, assert_error
 from mip_testkit import MipNetwork
-from test_custody_across_orgs import desk_unlock, holder, org_gateways
+from org_gateways_kit import desk_unlock, holder, org_gateways
 from test_org_isolation import files_under, found_in
 
 from chaincode.protocol.encoding import b64

@@ -26,12 +26,12 @@ import pytest
 from enrolment_kit import API, PASSWORDS, answer, enrol, fix_poses, frames_of
 from gateway_testkit import GatewayClient, assert_error
 from mip_testkit import MipNetwork
-from test_custody_across_orgs import (
+from org_gateways_kit import (
     desk_unlock,
     holder,
     org_gateways,
+    peer_signer,
     raw_custody,
-    signer_of,
 )
 from test_org_isolation import files_under, found_in
 
@@ -166,7 +166,7 @@ async def test_recovery_at_the_schools_desk_of_a_hospital_holder(
         # A replayed inter-gateway request is refused (its nonce was seen).
         path = "/api/v1/custody/recoveries/ready"
         payload = {"handle": handle}
-        signed = signer_of(connection, SCHOOL, SERVICE_USER).headers(
+        signed = peer_signer(connection, SCHOOL, SERVICE_USER).headers(
             "POST", path, json.dumps(payload).encode(), HOSPITAL)
         assert_error(await raw_custody(hospital, "/recoveries/ready", payload, signed),
                      409, "too_few_shares")
