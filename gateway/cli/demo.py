@@ -4,12 +4,13 @@ Starts devnet and one gateway server per member org (real uvicorn processes, eac
 its org: its own data dir, keys, staff tokens and log) in DIR (default `demo` in the MIP
 home, `$MIP_HOME` or `~/.local/share/mip`, whatever the current folder; wiped first), mints
 each org's staff through that org's own gateway settings, runs the steps of demo_story.py at
-the org where each happens, printing each outcome and which org's gateway acted, and tears
-everything down. `--all-orgs` runs the same story against the one all-orgs gateway of
-development instead. Logs of every process stay in DIR. Exit status 1 if any step did not
-give its expected outcome (a cross-org step whose gateway has not got the route between orgs
-in this build says "not yet available in this build" and does not count as a failure;
-demo_story.py).
+the org where each happens, printing each outcome and which org's gateway acted, then where
+each page is (at the gateway of the org whose people use it) and which of the holder's steps
+the wallet would sign on their own device, and tears everything down. `--all-orgs` runs the
+same story against the one all-orgs gateway of development instead. Logs of every process
+stay in DIR. Exit status 1 if any step did not give its expected outcome (a cross-org step
+whose gateway has not got the route between orgs in this build says "not yet available in
+this build" and does not count as a failure; demo_story.py).
 """
 
 from __future__ import annotations
@@ -67,6 +68,9 @@ def demo(directory: Annotated[Path | None, typer.Option(
             story = Story(env, camera, say)
             try:
                 ok = story.run()
+                say("")
+                for line in story.pages():
+                    say(line)
             finally:
                 story.close()
         say("")

@@ -270,6 +270,59 @@ class Story:
                 return False
         return True
 
+    def pages(self) -> list[str]:
+        """Where each page is, at the gateway of the org whose people use it, and the part
+        the holder's own wallet would play in the story just told. Printed while the gateways
+        still run. No token is printed: staff sign in with their own (`mip identity add`)."""
+        url, name = self.env.url_of, self.env.gateway_name
+        lines = [("pages (every gateway serves all of them; each role's is at its own org's "
+                  "gateway, the one that accepts its staff token):") if self.env.per_org
+                 else "pages (the all-orgs gateway serves every one):"]
+        for page, org, path in (
+                ("enrolment desk (registrar)", HOSPITAL, "/enrol/"),
+                ("issuer desk, prescriptions (doctor)", HOSPITAL, "/issuer/"),
+                ("issuer desk, diplomas and transcripts (school registrar)", SCHOOL,
+                 "/issuer/"),
+                ("pharmacy counter (pharmacist)", PHARMACY, "/counter/")):
+            lines.append(f"  {page}: {url(org)}{path} ({name(org)})")
+        anywhere = sorted({url(org) for org in (HOSPITAL, SCHOOL, PHARMACY)})
+        lines.append("  credential check (anyone handed a copy, no sign-in), at any gateway: "
+                     + ", ".join(f"{u}/check/" for u in anywhere))
+        carries = ("the device-held accounts of the org whose gateway serves it"
+                   if self.env.per_org else "device-held accounts of every org")
+        lines.append(f"  holder wallet (the holder's own browser, no sign-in), at any gateway; "
+                     f"it manages {carries}: " + ", ".join(f"{u}/wallet/" for u in anywhere))
+        return [*lines, "", *self.wallet_part()]
+
+    def wallet_part(self) -> list[str]:
+        """Which of the story's holder-signed steps a holder could sign on their own device
+        with /wallet/, and which stay at a desk; truthful about this demo: its holders are
+        desk-custodied (docs/gateway.md, "Holder wallet")."""
+        # By the step method's name: a Story (a dataclass) is unhashable, so are its methods.
+        numbers = {step.__name__: number
+                   for number, (_, step, _) in enumerate(self.steps(), 1)}
+
+        def at(*steps: Callable[[], str]) -> str:
+            return ", ".join(str(numbers[s.__name__]) for s in steps if s.__name__ in numbers)
+
+        return [
+            "the wallet's part: this demo's holders are desk-custodied, so every holder-signed "
+            "request above was signed at a desk, by the holder's custodial vault after their "
+            "face and password unlocked it",
+            f"  on the holder's own device (/wallet/, keys from their passkey, no gateway "
+            f"holds them): grant create (steps {at(self.hospital_grants, self.diploma_grant)}),"
+            f" grant list and revoke, the access log (step {at(self.access_log)}); for an "
+            "account opened device-held (the desk issues its terms in the holder's session, "
+            "the wallet signs them)",
+            f"  at a desk today: enrolment (steps {at(self.enrol_astronaut, self.enrol_grace)}"
+            f"), vouching (steps {at(self.vouch, self.cross_org_vouch)}), opening an account "
+            f"(steps {at(self.open_hospital_account, self.cross_org_school_account)}: a "
+            "device-held one too, for the live face), pickups at the counter (steps "
+            f"{at(self.pickup_wrong_face, self.pickup_passes, self.pickup_used_up)}); the "
+            "accounts of this demo stay custodial (moving an existing account to device keys "
+            "is not built)",
+        ]
+
     def _acted_text(self, orgs: list[str]) -> str:
         if not orgs:
             return "no gateway (nothing was sent)"

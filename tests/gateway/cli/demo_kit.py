@@ -129,6 +129,38 @@ def check_steps(stdout: str) -> list[Step]:
     return found
 
 
+# Where each role's page is printed (after the steps): page label -> (org, path).
+PAGES = {"enrolment desk (registrar)": (HOSPITAL, "/enrol/"),
+         "issuer desk, prescriptions (doctor)": (HOSPITAL, "/issuer/"),
+         "issuer desk, diplomas and transcripts (school registrar)": (SCHOOL, "/issuer/"),
+         "pharmacy counter (pharmacist)": (PHARMACY, "/counter/")}
+# The wallet's part names the story's steps by number: a label -> the titles they must have.
+WALLET_STEPS = {"grant create": ("grants at the Hospital's desk", "grant at the School's desk"),
+                "the access log": ("holder's access log",),
+                "enrolment": ("enrol holder 1", "enrol holder 2"),
+                "pickups at the counter": ("pickup at the Pharmacy with another",
+                                           "pickup by the patient", "second pickup")}
+
+
+def check_pages(stdout: str, urls: dict[str, str]) -> None:
+    """The printed pages: each role's at its own org's gateway (`urls`: org -> base URL),
+    /check/ and /wallet/ at every gateway; the wallet's part says the holders are
+    desk-custodied and names, by number, the steps this story printed with those titles."""
+    for page, (org, path) in PAGES.items():
+        assert f"  {page}: {urls[org]}{path} (" in stdout, (page, stdout[-3000:])
+    for line_start, path in (("  credential check", "/check/"), ("  holder wallet", "/wallet/")):
+        line = next(ln for ln in stdout.splitlines() if ln.startswith(line_start))
+        assert all(f"{url}{path}" in line for url in urls.values()), line
+    assert "this demo's holders are desk-custodied" in stdout
+    titles = {s.number: s.title for s in steps(stdout)}
+    for label, wanted in WALLET_STEPS.items():
+        found = re.search(re.escape(label) + r" \(steps? ([0-9, ]+)\)", stdout)
+        assert found, label
+        numbers = [int(n) for n in found.group(1).split(", ")]
+        assert [titles[n].startswith(w) for n, w in zip(numbers, wanted, strict=True)] \
+            == [True] * len(wanted), (label, numbers)
+
+
 # --- run inside a host --------------------------------------------------------------------
 
 def _vouch_k(connection: Path) -> None:

@@ -136,3 +136,21 @@ def test_run_prints_not_yet_available_and_the_steps_that_need_it_follow() -> Non
     assert f"needs the School account, {NOT_YET} (step 1)" in text
     assert [outcome for _, outcome, _, _ in told.results] == [NOT_YET, NOT_YET]
     assert json.dumps(told.results)  # printable, nothing but strings
+
+
+def test_pages_name_each_roles_gateway_and_the_wallets_steps() -> None:
+    """The lines `mip demo` prints after the story, read by the same check as a real run's."""
+    from demo_kit import check_pages
+
+    for per_org in (True, False):
+        told, _, _ = story(desk, per_org=per_org)
+        printed = [f"[{n:2d}] {title}\n     acted: x\n     ok (0.0 s): done"
+                   for n, (title, _, _) in enumerate(told.steps(), 1)]
+        stdout = "\n".join(printed + told.pages())
+        urls = PER_ORG if per_org else dict.fromkeys(PER_ORG, "http://all-orgs")
+        check_pages(stdout, urls)
+        assert "token-of-" not in stdout  # no staff token is printed
+        if per_org:  # the check can fail: a page at another org's gateway is caught
+            with pytest.raises(AssertionError):
+                check_pages(stdout, {**urls, PHARMACY: urls[HOSPITAL]})
+

@@ -42,6 +42,7 @@ from demo_kit import (
     ORGS,
     PORTRAIT_KEYS_ROUTE,
     Step,
+    check_pages,
     check_steps,
     steps,
     this_build_has,
@@ -121,11 +122,19 @@ def test_demo_runs_every_step_and_leaks_nothing(per_org: DemoRun) -> None:
     assert_leaks_nothing(per_org)
 
 
+def gateway_urls(work: Path) -> dict[str, str]:
+    """Each org's gateway URL, from the config the demo wrote for it."""
+    config = {org: yaml.safe_load((work / org / "gateway.yaml").read_text()) for org in ORGS}
+    return {org: f"http://{config[org]['host']}:{config[org]['port']}" for org in ORGS}
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_demo_steps_act_at_their_orgs_gateway(per_org: DemoRun) -> None:
     assert per_org.returncode == 0, per_org.output[-4000:]
     check_steps(per_org.stdout)
+    # Each role's page printed at its own org's gateway, /check/ and /wallet/ at all three.
+    check_pages(per_org.stdout, gateway_urls(per_org.work))
 
     # The gateways' own access logs agree: each request reached the org it names.
     def requests(org: str) -> str:
@@ -134,10 +143,15 @@ def test_demo_steps_act_at_their_orgs_gateway(per_org: DemoRun) -> None:
         return "\n".join(line for line in log.splitlines() if "mip.access" in line)
 
     hospital, school, pharmacy = (requests(org) for org in ORGS)
-    for only_at_hospital in ("POST /api/v1/enrolments ", "POST /api/v1/credentials ",
-                             "/revoke ", "POST /api/v1/analytics/queries "):
+    for only_at_hospital in ("POST /api/v1/enrolments ", "/revoke ",
+                             "POST /api/v1/analytics/queries "):
         assert only_at_hospital in hospital, only_at_hospital
         assert only_at_hospital not in school + pharmacy, only_at_hospital
+    # The prescription is issued at the Hospital; the diploma at the School, once the School
+    # can open the holder's account there (the custody relay); never at the Pharmacy.
+    issue = "POST /api/v1/credentials "
+    assert issue in hospital and issue not in pharmacy
+    assert (issue in school) == this_build_has(CUSTODY_ROUTE)
     assert "POST /api/v1/checks " in school and "POST /api/v1/checks " in pharmacy
     assert "/pharmacy/" not in hospital + school
     if this_build_has(PORTRAIT_KEYS_ROUTE):
@@ -215,5 +229,7 @@ def test_demo_all_orgs_gateway_runs_every_step(tmp_path: Path) -> None:
     assert len(found) == 17 and all(s.outcome == "ok" for s in found), found
     assert all(s.acted == "the all-orgs gateway" for s in found), found
     assert "17 of 17 steps gave their expected outcome" in run.stdout
+    config = yaml.safe_load((run.work / "gateway.yaml").read_text())
+    check_pages(run.stdout, dict.fromkeys(ORGS, f"http://{config['host']}:{config['port']}"))
     assert "gateway.log" in {p.name for p in run.work.rglob("*.log")}
     assert_leaks_nothing(run)
