@@ -1,0 +1,162 @@
+"""The consortium-wide private screening wired into enrolment (docs/face.md, 5b): one
+org-scoped gateway per org over one devnet, each reaching the others' screening steps in
+process (httpx's ASGI transport in place of the network; requests and messages signed with
+each org's gateway identity and checked as over https).
+
+A face enrolled at the Hospital; the same person at the School's desk is caught by the
+consortium screening (the Hospital's gallery, scored under the Pharmacy's key) and sent to
+review; a different person is not; the School's registrar resolves the review. Every
+screening is a request recorded on the ledger. With the Pharmacy down, enrolment at the
+School stays `screening_pending` with nothing enrolled, and completes its screening once the
+Pharmacy answers again. No gateway's files or logs hold another org's template (canaries:
+the live templates themselves, in every encoding a file could hold them).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from enrolment_kit import API, answer, enrol, frames_of, open_session
+from gateway_testkit import GatewayClient, assert_error
+from mip_testkit import MipNetwork
+from test_custody_across_orgs import org_gateways
+from test_org_isolation import files_under, found_in
+
+from chaincode.protocol.orgs import HOSPITAL, PHARMACY, SCHOOL
+from face_engine.engine import FaceEngine
+from gateway.services.enrolment import enrolment_service
+from gateway.services.faces import face_service
+from gateway.services.peer_requests import peer_requests
+from gateway.services.screening_consortium import consortium_screening
+
+SCHOOL_DESK = (SCHOOL, "registrar")
+
+
+def template_forms(template: np.ndarray) -> list[bytes]:
+    """A template as a file could hold it: float32 and float64, whole and its first half."""
+    out = []
+    for dtype in (np.float32, np.float64):
+        raw = np.asarray(template, dtype=dtype).tobytes()
+        out += [raw, raw[: len(raw) // 2]]
+    return out
+
+
+def in_logs(text: str, template: np.ndarray) -> bool:
+    """Whether the log text shows the template's first components as numbers."""
+    return all(f"{v:.5f}" in text for v in np.asarray(template, dtype=np.float64)[:4])
+
+
+async def frames(gw: GatewayClient, sid: str, challenge_id: str, who: str) -> httpx.Response:
+    return await gw.http.post(f"{API}/enrolments/{sid}/frames", headers=gw.staff(*SCHOOL_DESK),
+                              json=answer(challenge_id, frames_of(who, gw.state.face_engine())))
+
+
+async def new_challenge(gw: GatewayClient, sid: str) -> str:
+    r = await gw.http.post(f"{API}/enrolments/{sid}/challenge", headers=gw.staff(*SCHOOL_DESK))
+    assert r.status_code == 201, r.text
+    challenge_id = str(r.json()["challenge_id"])
+    with gw.state.db.transaction() as conn:  # the poses the still frames show
+        conn.execute("UPDATE face_challenges SET poses = '[\"left\", \"right\"]' "
+                     "WHERE challenge_id = ?", (challenge_id,))
+    return challenge_id
+
+
+async def test_the_same_person_at_a_second_org_is_caught_and_reviewed(
+        gw_network: MipNetwork, face_engine: FaceEngine, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with org_gateways(gw_network, face_engine, tmp_path) as gws:
+        hospital, school, pharmacy = gws[HOSPITAL], gws[SCHOOL], gws[PHARMACY]
+        for gw in gws.values():
+            assert consortium_screening(gw.state).enabled()
+        # The Hospital's enrolment is itself screened against the School's and the
+        # Pharmacy's (empty) galleries.
+        astro = (await enrol(hospital, "astronaut"))["passport_id"]
+        hospital_ids, hospital_refs = face_service(hospital.state).dedup().references()
+        assert hospital_ids == [astro]
+        assert not face_service(school.state).dedup().references()[0]
+
+        # The same person at the School's desk: the Hospital's gallery has a candidate.
+        session = await open_session(school, SCHOOL_DESK)
+        sid = session["session_id"]
+        r = await frames(school, sid, session["challenge"]["challenge_id"], "astronaut")
+        assert r.status_code == 202, r.text
+        review_id = r.json()["review_id"]
+        live = enrolment_service(school.state)._pending[sid].live
+        assert live is not None
+        school_template = np.array(live.screening_template)
+        r = await school.http.get(f"{API}/reviews?status=open",
+                                  headers=school.staff(*SCHOOL_DESK))
+        assert [(v["review_id"], v["candidates"]) for v in r.json()] == [(review_id, [astro])]
+        assert_error(await school.http.post(f"{API}/enrolments/{sid}/finish",
+                                            headers=school.staff(*SCHOOL_DESK)),
+                     409, "enrolment_in_review")
+        # The Hospital learns that a School review concerns its passport, nothing else.
+        named = consortium_screening(hospital.state).candidates_named()
+        assert [(n["querier"], n["passport_id"]) for n in named] == [(SCHOOL, astro)]
+        assert not consortium_screening(pharmacy.state).candidates_named()
+        # Each screening was a request on the ledger, read by every org's own peer.
+        request = json.loads(await pharmacy.state.ledger.carrier(PHARMACY).evaluate(
+            "Screening:Get", [named[0]["request_id"]]))
+        assert request["org"] == SCHOOL
+        served = {(r["party"], r["gallery"]) for r in pharmacy.state.db.query(
+            "SELECT party, gallery FROM screening_served WHERE request_id = ?",
+            (request["request_id"],))}
+        # once as V for the Hospital's gallery, once as G for its own (empty) gallery
+        assert served == {(PHARMACY, HOSPITAL), (PHARMACY, PHARMACY)}
+
+        # A different person at the School's desk is not caught and enrols.
+        grace = await enrol(school, "grace_hopper", staff=SCHOOL_DESK)
+        assert grace["passport_id"] != astro
+
+        # The School's registrar resolves the review: the same person.
+        r = await school.http.post(f"{API}/reviews/{review_id}/decision",
+                                   headers=school.staff(*SCHOOL_DESK),
+                                   json={"decision": "same_person",
+                                         "reason": "the Hospital's holder, seen in person"})
+        assert r.status_code == 200 and r.json()["status"] == "refused", r.text
+        assert_error(await school.http.post(f"{API}/enrolments/{sid}/finish",
+                                            headers=school.staff(*SCHOOL_DESK)),
+                     409, "duplicate_face")
+        assert [pid for (pid,) in school.state.db.query(
+            "SELECT passport_id FROM holders")] == [grace["passport_id"]]
+
+        # The Pharmacy stops answering: the School's next enrolment stays pending.
+        def down(request: httpx.Request) -> httpx.Response:
+            raise httpx.ConnectError("the Pharmacy's gateway is down", request=request)
+
+        saved = {org: peer_requests(gws[org].state).transports[PHARMACY]
+                 for org in (HOSPITAL, SCHOOL)}
+        for org in saved:
+            peer_requests(gws[org].state).transports[PHARMACY] = httpx.MockTransport(down)
+        session = await open_session(school, SCHOOL_DESK)
+        sid = session["session_id"]
+        r = await frames(school, sid, session["challenge"]["challenge_id"], "astronaut")
+        assert_error(r, 503, "screening_pending")
+        r = await school.http.get(f"{API}/enrolments/{sid}", headers=school.staff(*SCHOOL_DESK))
+        assert r.json()["status"] == "screening_pending" and not r.json()["face_checked"]
+        assert_error(await school.http.post(f"{API}/enrolments/{sid}/finish",
+                                            headers=school.staff(*SCHOOL_DESK)),
+                     409, "screening_pending")
+        assert school.state.db.query("SELECT COUNT(*) AS n FROM holders")[0]["n"] == 1
+        # Back up: a new capture completes the screening (and finds the Hospital's holder).
+        for org, transport in saved.items():
+            peer_requests(gws[org].state).transports[PHARMACY] = transport
+        r = await frames(school, sid, await new_challenge(school, sid), "astronaut")
+        assert r.status_code == 202, r.text
+
+        # Canaries: no gateway's files or logs hold another org's template.
+        time.sleep(0.1)
+        logs = caplog.text
+        for org, template in ((SCHOOL, school_template), (HOSPITAL, hospital_refs[0])):
+            assert not in_logs(logs, template)
+            for other in set(gws) - {org}:
+                files = files_under(tmp_path / other)
+                for form in template_forms(template):
+                    assert not found_in(files, form), (org, other)
