@@ -71,7 +71,7 @@ class DemoRun:
 def run_demo(work: Path, *extra: str) -> DemoRun:
     run = subprocess.run(
         [sys.executable, "-m", "gateway", "demo", "--dir", str(work), *extra], cwd=REPO_ROOT,
-        capture_output=True, text=True, timeout=280)
+        capture_output=True, text=True, timeout=420)
     return DemoRun(work, run.stdout, run.stdout + run.stderr, run.returncode)
 
 
@@ -107,7 +107,7 @@ def assert_leaks_nothing(run: DemoRun) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(450)
 def test_demo_runs_every_step_and_leaks_nothing(per_org: DemoRun) -> None:
     assert per_org.returncode == 0, per_org.output[-4000:]
     assert NOT_YET in per_org.stdout or (this_build_has(CUSTODY_ROUTE)
@@ -122,7 +122,7 @@ def test_demo_runs_every_step_and_leaks_nothing(per_org: DemoRun) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(450)
 def test_demo_steps_act_at_their_orgs_gateway(per_org: DemoRun) -> None:
     assert per_org.returncode == 0, per_org.output[-4000:]
     check_steps(per_org.stdout)
@@ -161,7 +161,7 @@ def files_under(folder: Path) -> dict[Path, bytes]:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(450)
 def test_no_gateway_data_dir_holds_another_orgs_keys(per_org: DemoRun) -> None:
     assert per_org.returncode == 0, per_org.output[-4000:]
     work = per_org.work
@@ -207,7 +207,7 @@ def test_no_gateway_data_dir_holds_another_orgs_keys(per_org: DemoRun) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(450)
 def test_demo_all_orgs_gateway_runs_every_step(tmp_path: Path) -> None:
     run = run_demo(tmp_path / "demo", "--all-orgs")
     assert run.returncode == 0, run.output[-4000:]
