@@ -134,10 +134,24 @@ def test_demo_steps_act_at_their_orgs_gateway(per_org: DemoRun) -> None:
         return "\n".join(line for line in log.splitlines() if "mip.access" in line)
 
     hospital, school, pharmacy = (requests(org) for org in ORGS)
-    for only_at_hospital in ("POST /api/v1/enrolments ", "POST /api/v1/credentials ",
-                             "/revoke ", "POST /api/v1/analytics/queries "):
+    for only_at_hospital in ("POST /api/v1/credentials ", "/revoke ",
+                             "POST /api/v1/analytics/queries "):
         assert only_at_hospital in hospital, only_at_hospital
         assert only_at_hospital not in school + pharmacy, only_at_hospital
+    # Enrolments at the Hospital's desk; the School's desk tried the same person once (the
+    # consortium screening sent it to review, the School's registrar refused it); none at
+    # the Pharmacy. Each desk's enrolment ran the screening steps at the two other gateways.
+    assert "POST /api/v1/enrolments " in hospital and "POST /api/v1/enrolments " in school
+    assert "POST /api/v1/enrolments " not in pharmacy
+    assert "POST /api/v1/enrolments/{session_id}/frames 202" in school
+    assert "POST /api/v1/reviews/{review_id}/decision 200" in school
+    assert "/enrolments/{session_id}/finish 201" not in school
+    for org_log in (hospital, school, pharmacy):
+        assert "POST /api/v1/screening/score 200" in org_log
+    # Only the Hospital's gallery holds anyone: its scores for the School's query go to the
+    # third org, the Pharmacy, to decide (empty galleries answer without a key holder).
+    assert "POST /api/v1/screening/decide 200" in pharmacy
+    assert "/screening/decide" not in hospital + school
     assert "POST /api/v1/checks " in school and "POST /api/v1/checks " in pharmacy
     assert "/pharmacy/" not in hospital + school
     if this_build_has(PORTRAIT_KEYS_ROUTE):
