@@ -171,6 +171,17 @@ def seal(keys: EnvelopeKeys, to: str, kind: str, request_id: str, body: bytes) -
             + signature + body)
 
 
+def claimed_sender(data: bytes) -> str | None:
+    """The org an envelope says it is from (unchecked: ``open_envelope`` checks it)."""
+    try:
+        (size,) = struct.unpack(">I", data[:4])
+        header = json.loads(data[4:4 + min(size, _MAX_HEADER)])
+    except (struct.error, ValueError):
+        return None
+    origin = header.get("from") if isinstance(header, dict) else None
+    return origin if isinstance(origin, str) else None
+
+
 def open_envelope(keys: EnvelopeKeys, data: bytes, kinds: Sequence[str],
                   sender: str | None = None) -> Envelope:
     """Check the envelope is addressed to this org, of an expected kind, signed by a
@@ -383,6 +394,10 @@ class GalleryRole:
         # told (querier, request id, this org's candidate passport ids) when a query found
         # some: the gallery org's record that a review concerns its passports
         self._on_candidates = on_candidates
+        # Keep V's public bundle between queries? A V that restarts makes a new key pair,
+        # and a cached bundle would then re-randomise under a stale key (the gateways fetch
+        # it per query: a few MB, milliseconds, and Q fetches it per query too).
+        self.cache_bundles = True
 
     def update(self, gallery: ps.EncodedGallery, passport_ids: Sequence[str]) -> None:
         """Score later queries against this gallery (the org's index changed)."""
@@ -400,7 +415,7 @@ class GalleryRole:
             # No reference, no candidate, whatever the query (and SEAL refuses products with
             # an all-zero plaintext): the answer needs no key holder.
             return seal(self._keys, querier, KIND_CANDIDATES, env.request_id, b"[]")
-        bundle = self._bundles.get(key_org)
+        bundle = self._bundles.get(key_org) if self.cache_bundles else None
         if bundle is None:
             bundle = _fetch_bundle(self._ctx, self._keys, self._transport, key_org,
                                    self._timeout)

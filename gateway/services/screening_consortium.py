@@ -318,6 +318,7 @@ class ConsortiumScreening:
                         ctx, keys, self._requests(), GatewayTransport(self.state, self._bridge),
                         encoded, ids, identification_threshold(), timeout=self.timeout,
                         on_candidates=self._record_candidates)
+                    self._gallery.cache_bundles = False
                 else:
                     self._gallery.update(encoded, ids)
                 self._gallery_ids = ids

@@ -21,7 +21,12 @@ from fastapi.responses import Response
 from gateway.api.deps import StateDep
 from gateway.core.errors import NotFound
 from gateway.services.peer_requests import peer_requests
-from gateway.services.private_screening import GalleryRole, KeyHolderRole
+from gateway.services.private_screening import (
+    GalleryRole,
+    KeyHolderRole,
+    PeerUnauthenticated,
+    claimed_sender,
+)
 from gateway.services.screening_consortium import consortium_screening
 
 # A query is 128 CKKS ciphertexts (about 30 MB); masked scores are 0.13 MB per 8,192
@@ -36,8 +41,10 @@ async def _step(name: str, request: Request, state: StateDep) -> Response:
     service = consortium_screening(state)
     org = service._require()
     body = await request.body()
-    peer_requests(state).authenticate(org, request.headers, request.method, request.url.path,
-                                      body)
+    caller = peer_requests(state).authenticate(org, request.headers, request.method,
+                                               request.url.path, body)
+    if claimed_sender(body) != caller:  # one org's request carrying another's message
+        raise PeerUnauthenticated("the message is not from the calling gateway's org")
     return Response(await service.step(name, body), media_type=_OCTETS)
 
 

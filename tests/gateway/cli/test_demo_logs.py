@@ -134,8 +134,9 @@ def test_demo_steps_act_at_their_orgs_gateway(per_org: DemoRun) -> None:
         return "\n".join(line for line in log.splitlines() if "mip.access" in line)
 
     hospital, school, pharmacy = (requests(org) for org in ORGS)
-    for only_at_hospital in ("POST /api/v1/credentials ", "/revoke ",
-                             "POST /api/v1/analytics/queries "):
+    # (Credentials: the prescription at the Hospital, the diploma at the School's desk.)
+    assert "POST /api/v1/credentials " in school and "POST /api/v1/credentials " not in pharmacy
+    for only_at_hospital in ("/revoke ", "POST /api/v1/analytics/queries "):
         assert only_at_hospital in hospital, only_at_hospital
         assert only_at_hospital not in school + pharmacy, only_at_hospital
     # Enrolments at the Hospital's desk; the School's desk tried the same person once (the

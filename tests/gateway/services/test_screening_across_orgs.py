@@ -160,3 +160,50 @@ async def test_the_same_person_at_a_second_org_is_caught_and_reviewed(
                 files = files_under(tmp_path / other)
                 for form in template_forms(template):
                     assert not found_in(files, form), (org, other)
+
+
+async def test_the_screening_steps_take_only_signed_recorded_requests_of_gateways(
+        gw_network: MipNetwork, face_engine: FaceEngine, tmp_path: Path) -> None:
+    """At the steps: unsigned requests, another identity of the org, a message claiming
+    another org, and an unrecorded request are all refused, before any scoring."""
+    from test_custody_across_orgs import signer_of
+
+    from gateway.services import private_screening as svc
+    from gateway.services.ledger import SERVICE_USER
+    from gateway.services.screening_consortium import IdentityKeys
+
+    async with org_gateways(gw_network, face_engine, tmp_path) as gws:
+        hospital = gws[HOSPITAL]
+        connection = gw_network.connection
+        path = "/api/v1/screening/score"
+
+        def keys_of(org: str, user: str) -> IdentityKeys:
+            requests = peer_requests(hospital.state)
+            return IdentityKeys(org, signer_of(connection, org, user), requests.ca_roots(),
+                                requests.crl_of)
+
+        async def post(body: bytes, org: str, user: str) -> httpx.Response:
+            headers = signer_of(connection, org, user).headers("POST", path, body, HOSPITAL)
+            return await hospital.http.post(path, content=body, headers={
+                "content-type": "application/octet-stream", **headers})
+
+        school_gateway = keys_of(SCHOOL, SERVICE_USER)
+        body = svc.seal(school_gateway, HOSPITAL, svc.KIND_QUERY, "0" * 32, b"\x00" * 64)
+        r = await hospital.http.post(path, content=body,
+                                     headers={"content-type": "application/octet-stream"})
+        assert_error(r, 401, "peer_unauthenticated")
+        # The School's registrar is not the School's gateway.
+        assert_error(await post(body, SCHOOL, "registrar"), 403, "peer_not_gateway")
+        # The School's gateway carrying a message that claims to be the Pharmacy's.
+        claimed = svc.seal(keys_of(PHARMACY, SERVICE_USER), HOSPITAL, svc.KIND_QUERY,
+                           "0" * 32, b"\x00" * 64)
+        assert_error(await post(claimed, SCHOOL, SERVICE_USER), 401, "peer_unauthenticated")
+        # A message signed by the School's registrar inside the gateway's request.
+        staff_signed = svc.seal(keys_of(SCHOOL, "registrar"), HOSPITAL, svc.KIND_QUERY,
+                                "0" * 32, b"\x00" * 64)
+        assert_error(await post(staff_signed, SCHOOL, SERVICE_USER), 401,
+                     "peer_unauthenticated")
+        # Well signed, but no such request on the ledger.
+        assert_error(await post(body, SCHOOL, SERVICE_USER), 403,
+                     "screening_request_unrecorded")
+        assert not hospital.state.db.query("SELECT * FROM screening_served")
