@@ -101,6 +101,11 @@ async def test_the_same_person_at_a_second_org_is_caught_and_reviewed(
         named = consortium_screening(hospital.state).candidates_named()
         assert [(n["querier"], n["passport_id"]) for n in named] == [(SCHOOL, astro)]
         assert not consortium_screening(pharmacy.state).candidates_named()
+        r = await hospital.http.get(f"{API}/reviews/named",
+                                    headers=hospital.staff(HOSPITAL, "registrar"))
+        assert [(n["querier"], n["passport_id"]) for n in r.json()] == [(SCHOOL, astro)]
+        r = await school.http.get(f"{API}/reviews/named", headers=school.staff(*SCHOOL_DESK))
+        assert r.status_code == 200 and r.json() == []
         # Each screening was a request on the ledger, read by every org's own peer.
         request = json.loads(await pharmacy.state.ledger.carrier(PHARMACY).evaluate(
             "Screening:Get", [named[0]["request_id"]]))
