@@ -42,6 +42,10 @@ SETTINGS: dict[str, Setting] = {
     # (Passport:Screen). 0 until every org's gateway runs that screening (docs/face.md).
     "screening_required": Setting(0, 0, 1, "new passports stay provisional until a majority "
                                            "of orgs clears their duplicate screening"),
+    # Consortium-wide private screening requests an org may record per UTC day
+    # (chaincode/mip/screening.py): what bounds a dishonest querier's crafted queries.
+    "screening_quota_daily": Setting(1000, 1, 1_000_000, "screening requests each org may "
+                                                         "record per UTC day"),
 }
 
 

@@ -39,6 +39,7 @@ CONTRACT_SPEC = ",".join(
         "chaincode.mip.research:ResearchContract",
         "chaincode.mip.verifier_keys:LinkageContract",
         "chaincode.mip.portraits:PortraitContract",
+        "chaincode.mip.screening:ScreeningContract",
     ]
 )
 

@@ -320,6 +320,20 @@ class DedupIndex:
             self._maybe_compact()
             return True
 
+    def references(self) -> tuple[list[str], np.ndarray]:
+        """The enrolled passports' ids and their unit embeddings in the model's own space
+        (the keyed rotation undone: it is orthogonal), for this org's gallery in the
+        consortium-wide private screening (face_engine/dedup/private_screening.py), which
+        encodes them as CKKS plaintexts in this process; they leave it never."""
+        with self._lock:
+            live = [(row, pid) for row, pid in enumerate(self._slot_ids) if pid is not None]
+            if not live:
+                return [], np.zeros((0, self._dim), dtype=np.float32)
+            stored = self._faiss.reconstruct_n(0, self._faiss.ntotal)
+        rows = np.asarray([row for row, _ in live])
+        raw = stored[rows].astype(np.float64) @ self._domain
+        return [pid for _, pid in live], raw.astype(np.float32)
+
     def search(self, embedding: np.ndarray, threshold: float) -> list[tuple[str, float]]:
         """Every enrolled passport whose face scores >= threshold (cosine), best first."""
         query = self._to_domain(np.asarray(embedding)[None, :])

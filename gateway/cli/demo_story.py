@@ -51,6 +51,7 @@ STAFF = (
     StaffSpec("employer", HOSPITAL, "hr-office", "admin"),
     StaffSpec("researcher", HOSPITAL, "rosa", "researcher"),
     StaffSpec("school_registrar", SCHOOL, "sam", "school_registrar"),
+    StaffSpec("school_desk", SCHOOL, "sue", "registrar"),
     StaffSpec("pharmacist", PHARMACY, "phil", "pharmacist"),
     StaffSpec("pharmacy_admin", PHARMACY, "admin", "admin"),
 )
@@ -79,6 +80,7 @@ Outcome = Literal["ok", "failed", "not yet available in this build"]
 # The routes of the calls between gateways, asked for before a cross-org step (per org).
 CUSTODY_ROUTE = ("POST", "/custody/unlocks")
 PORTRAIT_KEYS_ROUTE = ("POST", "/admin/portrait-keys")
+SCREENING_ROUTE = ("POST", "/screening/key")
 
 
 class StepFailed(Exception):
@@ -209,6 +211,12 @@ class Story:
         steps: list[tuple[str, Callable[[], str], str | None]] = [
             ("enrol holder 1 (astronaut) at the Hospital's desk", self.enrol_astronaut, None),
             ("enrol holder 2 (grace_hopper) at the Hospital's desk", self.enrol_grace, None),
+        ]
+        if self.env.per_org:
+            steps.append(("cross-org: astronaut trying to enrol again at the School's desk is "
+                          "caught by the consortium screening and sent to review; the "
+                          "School's registrar resolves it", self.cross_org_duplicate, None))
+        steps += [
             ("vouch: grace_hopper vouches for astronaut at the Hospital's desk", self.vouch,
              None),
             ("open grace_hopper's Hospital account at the Hospital's desk",
@@ -350,6 +358,36 @@ class Story:
 
     def enrol_grace(self) -> str:
         return self._enrol("grace_hopper")
+
+    def cross_org_duplicate(self) -> str:
+        """The same person at a second org's desk: the School's gateway screens the face
+        against its own gallery and, privately, the Hospital's and the Pharmacy's (the
+        Hospital's gallery scored under the Pharmacy's key; docs/face.md 5b): a candidate,
+        so a review, which the School's registrar decides."""
+        self.offered(SCHOOL, SCREENING_ROUTE, "the consortium-wide screening")
+        astronaut = self.holders["astronaut"].passport_id
+        created = self.call("POST", "/enrolments", staff="school_desk", expect=201)
+        sid = created["session_id"]
+        screened = self.call("POST", f"/enrolments/{sid}/frames", staff="school_desk",
+                             expect=202, json=self.camera.answer(created["challenge"],
+                                                                 "astronaut"))
+        review_id = screened["review_id"]
+        reviews = self.call("GET", "/reviews", staff="school_desk", params={"status": "open"})
+        found = [r for r in reviews if r["review_id"] == review_id]
+        if not found or found[0]["candidates"] != [astronaut]:
+            raise StepFailed("the School's review does not name the Hospital's passport")
+        decided = self.call("POST", f"/reviews/{review_id}/decision", staff="school_desk",
+                            json={"decision": "same_person",
+                                  "reason": "already enrolled at the Hospital"})
+        if decided["status"] != "refused":
+            raise StepFailed(f"review {decided['status']}, expected refused")
+        r = self._send("POST", f"/enrolments/{sid}/finish", SCHOOL,
+                       self.env.headers("school_desk"))
+        if r.status_code != 409 or _error_code(r) != "duplicate_face":
+            raise StepFailed(f"finish after the review: {r.status_code} {_error_code(r)}")
+        return (f"candidate: the Hospital's passport {astronaut[:12]}... (found privately in "
+                "the Hospital's gallery under the Pharmacy's key; the School saw no face of "
+                "the Hospital's); review decided 'same person'; no second passport")
 
     def _vouch(self, voucher: str, vouchee: str, desk: str) -> dict[str, Any]:
         vouchee_id = self.holders[vouchee].passport_id

@@ -103,6 +103,15 @@ class PeerSigner:
             raise ValueError("the service identity's key is not an ECDSA key")
         self._key = key
 
+    @property
+    def certificate_pem(self) -> bytes:
+        return self._cert_pem
+
+    def sign(self, payload: bytes) -> bytes:
+        """ECDSA (P-256, SHA-256) over `payload` with the service identity's key: what the
+        private screening's messages carry (their own domain-separated payloads)."""
+        return self._key.sign(payload, ec.ECDSA(hashes.SHA256()))
+
     def headers(self, method: str, path: str, body: bytes, target: str,
                 *, timestamp: int | None = None, nonce: str | None = None) -> dict[str, str]:
         timestamp = int(time.time()) if timestamp is None else timestamp
@@ -164,6 +173,33 @@ def verify_peer(headers: Mapping[str, str], method: str, path: str, body: bytes,
         signature = base64.b64decode(sig_b64, validate=True)
     except (binascii.Error, ValueError):
         raise PeerUnauthenticated("malformed certificate or signature") from None
+    key = check_certificate(cert, org, ca_roots=ca_roots, crl_of=crl_of, now=now)
+    payload = signing_payload(method, path, body, timestamp, nonce, org, own_org)
+    try:
+        key.verify(signature, payload, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        raise PeerUnauthenticated("the signature does not verify") from None
+    require_gateway_role(cert, org)
+    return VerifiedPeer(org, nonce, float(timestamp))
+
+
+def require_gateway_role(cert: x509.Certificate, org: str) -> None:
+    """Checked last, once a signature verified under ``cert``: by then the message is known
+    to come from this identity of `org`, which may simply not be its gateway (a staff
+    member's certificate, say)."""
+    if certificate_role(cert) != GATEWAY_ROLE:
+        raise PeerNotGateway(f"the certificate is one of {org}'s identities, not its gateway's")
+
+
+def check_certificate(cert: x509.Certificate, org: str, *,
+                      ca_roots: Mapping[str, x509.Certificate],
+                      crl_of: Callable[[str], x509.CertificateRevocationList | None] | None
+                      = None, now: float | None = None) -> ec.EllipticCurvePublicKey:
+    """The certificate's key, once it is known to be one of `org`'s identities now: issued by
+    `org`'s root CA, not on `org`'s CRL, within its validity period, an ECDSA key. (Its
+    `mip.role` is checked after the signature: ``require_gateway_role``.) Also used by the
+    private screening's signed messages (gateway/services/screening_consortium.py)."""
+    now = time.time() if now is None else now
     root = ca_roots.get(org)
     if root is None:
         raise PeerUnauthenticated(f"this gateway knows no root CA of {org}")
@@ -184,13 +220,4 @@ def verify_peer(headers: Mapping[str, str], method: str, path: str, body: bytes,
     key = cert.public_key()
     if not isinstance(key, ec.EllipticCurvePublicKey):
         raise PeerUnauthenticated("the certificate's key is not an ECDSA key")
-    payload = signing_payload(method, path, body, timestamp, nonce, org, own_org)
-    try:
-        key.verify(signature, payload, ec.ECDSA(hashes.SHA256()))
-    except InvalidSignature:
-        raise PeerUnauthenticated("the signature does not verify") from None
-    # Checked last: by now the request is known to come from this identity of `org`, which
-    # is simply not its gateway (a staff member's certificate, say).
-    if certificate_role(cert) != GATEWAY_ROLE:
-        raise PeerNotGateway(f"the certificate is one of {org}'s identities, not its gateway's")
-    return VerifiedPeer(org, nonce, float(timestamp))
+    return key

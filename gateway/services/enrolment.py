@@ -80,6 +80,7 @@ from .holders import HolderState, holder_service
 from .kyc import SCHEMA as KYC_SCHEMA
 from .kyc import kyc_service
 from .password_hardening import password_hardening
+from .screening_consortium import consortium_screening
 
 if TYPE_CHECKING:
     from .state import AppState
@@ -126,6 +127,13 @@ DESK_KYC_LEVEL = 2  # face and password at a desk
 PROVISIONAL_KYC_LEVEL = 1  # until the duplicate screening clears (Config screening_required)
 MAX_GUARDIANS = 10
 RECONCILE_AFTER_S = 120.0
+
+
+class ScreeningPending(ApiError):
+    """The consortium-wide screening did not complete (a party did not answer, refused or
+    deviated): the session stays `screening_pending`, nothing is enrolled."""
+
+    status, code = 503, "screening_pending"
 
 
 @dataclass
@@ -257,8 +265,30 @@ class EnrolmentService:
             raise Conflict("this face is in review for another enrolment; resolve that review "
                            "first", code="face_in_review")
         found = await self.state.run_face(faces.screen, live)
-        pending.live, pending.cleared = live, frozenset()
-        if not found:
+        candidates = {pid for pid, _score in found}
+        pending.live, pending.cleared = None, frozenset()
+        consortium = consortium_screening(self.state)
+        if consortium.enabled():
+            # The other orgs' galleries, privately (docs/face.md, 5b). Until both answered,
+            # the session is `screening_pending`: no face is checked, nothing can finish.
+            with self.db.transaction() as conn:
+                conn.execute("UPDATE enrolment_sessions SET face_checked = 0, "
+                             "status = 'screening_pending' WHERE session_id = ?", (session_id,))
+            try:
+                remote = await consortium.screen(staff, live.screening_template)
+            except ApiError as exc:
+                log.warning("consortium screening did not complete: %s", exc.code)
+                raise ScreeningPending(
+                    f"the consortium-wide screening did not complete ({exc.message}); "
+                    "nothing is enrolled; the session waits: capture the face again to "
+                    "retry") from None
+            candidates |= {pid for ids in remote.values() for pid in ids}
+            with self.db.transaction() as conn:
+                conn.execute("UPDATE enrolment_sessions SET status = 'open' "
+                             "WHERE session_id = ? AND status = 'screening_pending'",
+                             (session_id,))
+        pending.live = live
+        if not candidates:
             with self.db.transaction() as conn:
                 conn.execute("UPDATE enrolment_sessions SET face_checked = 1 "
                              "WHERE session_id = ?", (session_id,))
@@ -268,11 +298,10 @@ class EnrolmentService:
             conn.execute(
                 "INSERT INTO enrolment_reviews (review_id, session_id, org, candidates, status, "
                 "created) VALUES (?, ?, ?, ?, 'open', ?)",
-                (review_id, session_id, staff.org,
-                 json.dumps(sorted({pid for pid, _score in found})), time.time()))
+                (review_id, session_id, staff.org, json.dumps(sorted(candidates)), time.time()))
             conn.execute("UPDATE enrolment_sessions SET face_checked = 1, status = 'in_review' "
                          "WHERE session_id = ?", (session_id,))
-        log.info("enrolment sent to review with %d candidate(s)", len(found))
+        log.info("enrolment sent to review with %d candidate(s)", len(candidates))
         return review_id
 
     def _in_review_elsewhere(self, session_id: str, live: LiveFace) -> bool:
@@ -411,6 +440,9 @@ class EnrolmentService:
         if row["status"] == "in_review":
             raise Conflict("this enrolment's face is in review; a registrar must decide it "
                            "first", code="enrolment_in_review")
+        if row["status"] == "screening_pending":
+            raise Conflict("the consortium-wide screening of this face has not completed; "
+                           "capture the face again", code="screening_pending")
         if pending.live is None or not row["face_checked"]:
             raise Conflict("the face is not captured yet", code="enrolment_incomplete")
         if pending.wrapped is None or pending.face_key is None or not row["password_set"]:

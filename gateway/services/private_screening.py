@@ -7,18 +7,19 @@ org Q against org G's gallery, the third org V holds the CKKS key (docs/face.md,
     Q --signed(query under V's key)--> G --signed(masked scores)--> V
     Q <--signed(candidate passport ids)-- G <--signed(match bits)-- V
 
-* Authentication: every message is a signed envelope (Ed25519, ``PeerKeys``): the sending
+* Authentication: every message is a signed envelope (``EnvelopeKeys``): the sending
   org, the receiving org, the message kind, the screening request id and the SHA-256 of the
-  body, signed by the sender's screening key; the receiver knows each member org's public
-  key (``PeerKeys.peers``; in production the keys each org registers on the ledger, as it
-  registers its linkage verifier key). ``HttpTransport`` adds TLS with the org's
-  certificate (``cert=``, ``verify=`` of httpx): the envelope is what this module checks.
+  body, signed by the sender. Between the gateways the signature is the sending org's
+  gateway service identity's (ECDSA, its Fabric certificate checked against the org's root
+  CA, CRL and `mip.role=gateway` by gateway/core/peer_auth.py:
+  screening_consortium.IdentityKeys), the identity of the custody relay; the protocol's
+  unit tests use Ed25519 keys (``PeerKeys``). TLS hides the bytes in transit.
 * Requests: G scores and V decrypts only for a screening request that is recorded
   (``ScreeningRequests``) for exactly this querier, and each party acts once per request
-  and gallery: a replayed or unrecorded query is refused. ``RequestLog`` is the in-memory
-  record with per-org quotas; the ledger-backed record (a Screening request written with
-  the 2-of-3 policy, quotas visible to all orgs) is the seam ``ScreeningRequests`` and is
-  not written yet.
+  and gallery: a replayed or unrecorded query is refused. Between the gateways the record is
+  the ledger's (`Screening:Request`, written under the 2-of-3 policy with a per-org daily
+  quota; each party reads it through its own peer: screening_consortium.LedgerRequests);
+  ``RequestLog`` is an in-memory record for the protocol's unit tests.
 * Failures: a peer that does not answer within the timeout gives ``ScreeningUnavailable``
   (503); a peer whose answer is not a valid, signed protocol message, or whose bits
   contradict the decoys, gives ``ScreeningPartyDeviated`` (502); V's refusal of a non-unit
@@ -106,9 +107,27 @@ def key_holder_for(querier: str, gallery: str, orgs: Sequence[str] = tuple(MEMBE
 
 # --- signed envelopes ----------------------------------------------------------------------
 
+class EnvelopeKeys(Protocol):
+    """How this org signs its screening messages and checks the other member orgs'."""
+
+    @property
+    def org(self) -> str: ...
+
+    @property
+    def orgs(self) -> tuple[str, ...]: ...
+
+    def sign(self, payload: bytes) -> bytes: ...
+
+    def verify(self, origin: str, payload: bytes, signature: bytes) -> None:
+        """Raise ``PeerUnauthenticated`` unless ``signature`` is ``origin``'s over
+        ``payload``."""
+
+
 @dataclass(frozen=True)
 class PeerKeys:
-    """This org's screening signing key and every member org's public key."""
+    """This org's Ed25519 screening key and every member org's public key (the protocol's
+    tests; the gateways sign with their Fabric service identities instead:
+    screening_consortium.IdentityKeys)."""
 
     org: str
     signing_key: Ed25519PrivateKey = field(repr=False)
@@ -117,6 +136,18 @@ class PeerKeys:
     @property
     def orgs(self) -> tuple[str, ...]:
         return (*self.peers, self.org)
+
+    def sign(self, payload: bytes) -> bytes:
+        return self.signing_key.sign(payload)
+
+    def verify(self, origin: str, payload: bytes, signature: bytes) -> None:
+        public = self.peers.get(origin)
+        if public is None:
+            raise PeerUnauthenticated("message from an unexpected org")
+        try:
+            public.verify(signature, payload)
+        except InvalidSignature:
+            raise PeerUnauthenticated("bad signature on a screening message") from None
 
 
 @dataclass(frozen=True)
@@ -127,39 +158,54 @@ class Envelope:
     body: bytes
 
 
-def seal(keys: PeerKeys, to: str, kind: str, request_id: str, body: bytes) -> bytes:
+_MAX_SIGNATURE = 8192  # an Ed25519 signature, or a certificate and an ECDSA signature
+
+
+def seal(keys: EnvelopeKeys, to: str, kind: str, request_id: str, body: bytes) -> bytes:
     header = json.dumps({"v": 1, "from": keys.org, "to": to, "kind": kind,
                          "request_id": request_id,
                          "body_sha256": hashlib.sha256(body).hexdigest()},
                         sort_keys=True, separators=(",", ":")).encode()
-    signature = keys.signing_key.sign(SIGNING_CONTEXT + header)
-    return struct.pack(">I", len(header)) + header + signature + body
+    signature = keys.sign(SIGNING_CONTEXT + header)
+    return (struct.pack(">I", len(header)) + header + struct.pack(">H", len(signature))
+            + signature + body)
 
 
-def open_envelope(keys: PeerKeys, data: bytes, kinds: Sequence[str],
+def claimed_sender(data: bytes) -> str | None:
+    """The org an envelope says it is from (unchecked: ``open_envelope`` checks it)."""
+    try:
+        (size,) = struct.unpack(">I", data[:4])
+        header = json.loads(data[4:4 + min(size, _MAX_HEADER)])
+    except (struct.error, ValueError):
+        return None
+    origin = header.get("from") if isinstance(header, dict) else None
+    return origin if isinstance(origin, str) else None
+
+
+def open_envelope(keys: EnvelopeKeys, data: bytes, kinds: Sequence[str],
                   sender: str | None = None) -> Envelope:
     """Check the envelope is addressed to this org, of an expected kind, signed by a
     member org (``sender`` if given) over exactly this body."""
     try:
         (size,) = struct.unpack(">I", data[:4])
-        if size > _MAX_HEADER or len(data) < 4 + size + 64:
+        if size > _MAX_HEADER or len(data) < 4 + size + 2:
             raise ValueError("short")
         header_bytes = data[4:4 + size]
-        signature = data[4 + size:4 + size + 64]
-        body = data[4 + size + 64:]
+        (sig_size,) = struct.unpack(">H", data[4 + size:6 + size])
+        if sig_size > _MAX_SIGNATURE or len(data) < 6 + size + sig_size:
+            raise ValueError("short")
+        signature = data[6 + size:6 + size + sig_size]
+        body = data[6 + size + sig_size:]
         header = json.loads(header_bytes)
         if not isinstance(header, dict):
             raise ValueError("header")
         origin, to, kind, rid = (header.get(k) for k in ("from", "to", "kind", "request_id"))
     except (struct.error, ValueError, TypeError):
         raise PeerUnauthenticated("not a signed screening message") from None
-    public = keys.peers.get(origin) if isinstance(origin, str) else None
-    if public is None or origin == keys.org or (sender is not None and origin != sender):
+    if not isinstance(origin, str) or origin not in keys.orgs or origin == keys.org or (
+            sender is not None and origin != sender):
         raise PeerUnauthenticated("message from an unexpected org")
-    try:
-        public.verify(signature, SIGNING_CONTEXT + header_bytes)
-    except InvalidSignature:
-        raise PeerUnauthenticated("bad signature on a screening message") from None
+    keys.verify(origin, SIGNING_CONTEXT + header_bytes, signature)
     if (to != keys.org or not isinstance(kind, str) or kind not in kinds
             or not isinstance(rid, str)
             or header.get("body_sha256") != hashlib.sha256(body).hexdigest()):
@@ -274,7 +320,7 @@ def error_for_status(org: str, status: int) -> ApiError:
 class KeyHolderRole:
     """V: holds the CKKS secret key; decrypts only a unit query's masked signs, for G."""
 
-    def __init__(self, ctx: ps.Context, holder: ps.KeyHolder, keys: PeerKeys,
+    def __init__(self, ctx: ps.Context, holder: ps.KeyHolder, keys: EnvelopeKeys,
                  requests: ScreeningRequests,
                  max_blocks: Callable[[str], int] | None = None) -> None:
         self._ctx, self._holder, self._keys, self._requests = ctx, holder, keys, requests
@@ -314,7 +360,7 @@ class KeyHolderRole:
         return seal(self._keys, gallery, KIND_BITS, env.request_id, bits)
 
 
-def _fetch_bundle(ctx: ps.Context, keys: PeerKeys, transport: PeerTransport, key_org: str,
+def _fetch_bundle(ctx: ps.Context, keys: EnvelopeKeys, transport: PeerTransport, key_org: str,
                   timeout: float) -> ps.PublicBundle:
     ask = seal(keys, key_org, KIND_KEY, "key", b"")
     reply = transport.call(key_org, "key", ask, timeout)
@@ -325,7 +371,7 @@ def _fetch_bundle(ctx: ps.Context, keys: PeerKeys, transport: PeerTransport, key
         raise ScreeningPartyDeviated(f"{key_org} sent a bad key bundle: {exc}") from None
 
 
-def _open_reply(keys: PeerKeys, data: bytes, kinds: Sequence[str], sender: str) -> Envelope:
+def _open_reply(keys: EnvelopeKeys, data: bytes, kinds: Sequence[str], sender: str) -> Envelope:
     try:
         return open_envelope(keys, data, kinds, sender=sender)
     except PeerUnauthenticated as exc:
@@ -336,16 +382,28 @@ class GalleryRole:
     """G: scores a recorded query against its own encoded references, asks V for the
     signs, checks the decoys and tells Q the candidates' passport ids."""
 
-    def __init__(self, ctx: ps.Context, keys: PeerKeys, requests: ScreeningRequests,
+    def __init__(self, ctx: ps.Context, keys: EnvelopeKeys, requests: ScreeningRequests,
                  transport: PeerTransport, gallery: ps.EncodedGallery,
-                 passport_ids: Sequence[str], threshold: float, timeout: float = 60.0) -> None:
-        if len(passport_ids) != gallery.count:
-            raise ValueError("one passport id per reference")
+                 passport_ids: Sequence[str], threshold: float, timeout: float = 60.0,
+                 on_candidates: Callable[[str, str, list[str]], None] | None = None) -> None:
         self._ctx, self._keys, self._requests = ctx, keys, requests
-        self._transport, self._gallery = transport, gallery
-        self._ids = list(passport_ids)
+        self._transport = transport
+        self.update(gallery, passport_ids)
         self._threshold, self._timeout = threshold, timeout
         self._bundles: dict[str, ps.PublicBundle] = {}
+        # told (querier, request id, this org's candidate passport ids) when a query found
+        # some: the gallery org's record that a review concerns its passports
+        self._on_candidates = on_candidates
+        # Keep V's public bundle between queries? A V that restarts makes a new key pair,
+        # and a cached bundle would then re-randomise under a stale key (the gateways fetch
+        # it per query: a few MB, milliseconds, and Q fetches it per query too).
+        self.cache_bundles = True
+
+    def update(self, gallery: ps.EncodedGallery, passport_ids: Sequence[str]) -> None:
+        """Score later queries against this gallery (the org's index changed)."""
+        if len(passport_ids) != gallery.count:
+            raise ValueError("one passport id per reference")
+        self._gallery, self._ids = gallery, list(passport_ids)
 
     def score(self, data: bytes) -> bytes:
         env = open_envelope(self._keys, data, [KIND_QUERY])
@@ -353,7 +411,11 @@ class GalleryRole:
         key_org = key_holder_for(querier, self._keys.org,
                                  self._keys.orgs)
         _authorise(self._requests, env, querier, self._keys.org, self._keys.org)
-        bundle = self._bundles.get(key_org)
+        if self._gallery.count == 0:
+            # No reference, no candidate, whatever the query (and SEAL refuses products with
+            # an all-zero plaintext): the answer needs no key holder.
+            return seal(self._keys, querier, KIND_CANDIDATES, env.request_id, b"[]")
+        bundle = self._bundles.get(key_org) if self.cache_bundles else None
         if bundle is None:
             bundle = _fetch_bundle(self._ctx, self._keys, self._transport, key_org,
                                    self._timeout)
@@ -377,6 +439,8 @@ class GalleryRole:
             log.warning("key holder %s deviated: %s", key_org, exc.code)
             raise ScreeningPartyDeviated(f"{key_org}'s answer failed G's checks") from None
         ids = sorted({self._ids[i] for i in hits})
+        if ids and self._on_candidates is not None:
+            self._on_candidates(querier, env.request_id, ids)
         return seal(self._keys, querier, KIND_CANDIDATES, env.request_id,
                     json.dumps(ids).encode())
 
@@ -394,9 +458,13 @@ class ScreeningResult:
 class QuerierRole:
     """Q: encrypts the new face under each pair's key holder and asks each other org."""
 
-    def __init__(self, ctx: ps.Context, keys: PeerKeys, transport: PeerTransport,
+    def __init__(self, ctx: ps.Context, keys: EnvelopeKeys, transport: PeerTransport,
                  timeout: float = 60.0) -> None:
         self._ctx, self._keys, self._transport, self._timeout = ctx, keys, transport, timeout
+
+    @property
+    def org(self) -> str:
+        return self._keys.org
 
     def _one(self, request_id: str, gallery: str, query: np.ndarray) -> list[str]:
         key_org = key_holder_for(self._keys.org, gallery,
@@ -423,7 +491,7 @@ class QuerierRole:
     def screen(self, request_id: str, query: np.ndarray) -> ScreeningResult:
         """Screen against every other org's gallery, in parallel; any failure of any
         party raises (typed) and nothing is returned."""
-        galleries = sorted(self._keys.peers)
+        galleries = sorted(o for o in self._keys.orgs if o != self._keys.org)
         with concurrent.futures.ThreadPoolExecutor(max_workers=len(galleries)) as pool:
             futures = {g: pool.submit(self._one, request_id, g, query) for g in galleries}
             results = {g: f.result() for g, f in futures.items()}
@@ -438,7 +506,7 @@ def screen_before_enrol(querier: QuerierRole, request_id: str, query: np.ndarray
     ``enrol`` is called."""
     result = querier.screen(request_id, query)
     own = local_candidates(query)
-    result = ScreeningResult(request_id, {**result.candidates, querier._keys.org: own})
+    result = ScreeningResult(request_id, {**result.candidates, querier.org: own})
     if result.clear:
         enrol()
     return result

@@ -18,7 +18,9 @@ class EnrolmentCreated(BaseModel):
 
 class EnrolmentState(BaseModel):
     session_id: str
-    status: str = Field(description="open, in_review, refused, finishing, finished or expired")
+    status: str = Field(description="open, screening_pending (the consortium-wide screening did "
+                        "not complete: capture again), in_review, refused, finishing, finished "
+                        "or expired")
     face_checked: bool
     password_set: bool
     guardians: int

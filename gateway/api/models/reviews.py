@@ -42,3 +42,10 @@ class ScreeningOut(BaseModel):
     kyc_level: int
     screening: str = Field(description="pending, cleared or duplicate")
     decisions: list[str] = Field(description="orgs that have recorded their outcome")
+
+
+class NamedOut(BaseModel):
+    request_id: str = Field(description="the screening request (Screening:Get on the ledger)")
+    querier: str = Field(description="the org whose enrolment's screening named the passport")
+    passport_id: str = Field(description="this org's passport a review there concerns")
+    at: float

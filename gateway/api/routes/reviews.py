@@ -3,7 +3,8 @@
 `GET /reviews[?status=open]` lists the reviews of the caller's org; `POST
 /reviews/{id}/decision` resolves one: `same_person` refuses the enrolment, `different_person`
 lets it finish past those candidates. Another org's reviews are 404 (they are that org's
-enrolments); what a candidate's own org sees is in docs/face.md (5.3).
+enrolments); what a candidate's own org sees is in docs/face.md (5.3): at a per-org gateway,
+`GET /reviews/named` lists its passports that another org's consortium screening named.
 
 `POST /passports/{id}/screening` records the caller's org's outcome for a provisional
 passport on the ledger (`Passport:Screen`, signed as the registrar): how a candidate's org
@@ -22,6 +23,7 @@ from fastapi import APIRouter, Path, Query
 from gateway.api.deps import StaffDep, StateDep
 from gateway.api.models.holders import PASSPORT_ID
 from gateway.api.models.reviews import (
+    NamedOut,
     ReviewDecisionIn,
     ReviewOut,
     ScreeningDecisionIn,
@@ -29,6 +31,7 @@ from gateway.api.models.reviews import (
 )
 from gateway.core.security import require_role
 from gateway.services.enrolment import enrolment_service
+from gateway.services.screening_consortium import consortium_screening
 
 router = APIRouter(tags=["reviews"])
 
@@ -42,6 +45,15 @@ async def list_reviews(state: StateDep, staff: StaffDep,
                                          Query()] = None) -> list[ReviewOut]:
     require_role(staff, ("registrar",))
     return [ReviewOut(**r) for r in enrolment_service(state).reviews(staff, status)]
+
+
+@router.get("/reviews/named", response_model=list[NamedOut])
+async def named_passports(state: StateDep, staff: StaffDep) -> list[NamedOut]:
+    """This org's passports another org's consortium-wide screening named as candidates
+    (newest first): a review at that org concerns them. No face, no score: what this org's
+    registrar may then confirm or deny from its own reference (docs/face.md 5b)."""
+    require_role(staff, ("registrar",))
+    return [NamedOut(**n) for n in consortium_screening(state).candidates_named()]
 
 
 @router.post("/reviews/{review_id}/decision", response_model=ReviewOut)

@@ -647,6 +647,27 @@ async def _portrait_get(env: Env) -> tuple[frozenset[Cell], Maker]:
     return ANYONE, constant(Call("Portrait:GetKeys", [HOSPITAL], evaluate=True))
 
 
+# --- Screening requests ---------------------------------------------------------------------
+
+
+@row("Screening:Request")
+async def _screening_request(env: Env) -> tuple[frozenset[Cell], Maker]:
+    return cells({"registrar"}), constant(Call("Screening:Request", []))
+
+
+@row("Screening:Get")
+async def _screening_get(env: Env) -> tuple[frozenset[Cell], Maker]:
+    recorded = json.loads(await (await env.mip.client(HOSPITAL, "registrar")).submit(
+        "Screening:Request", []))
+    return ANYONE, constant(Call("Screening:Get", [recorded["request_id"]], evaluate=True))
+
+
+@row("Screening:Usage")
+async def _screening_usage(env: Env) -> tuple[frozenset[Cell], Maker]:
+    day = str(int(time.time()) // 86_400)
+    return ANYONE, constant(Call("Screening:Usage", [HOSPITAL, day], evaluate=True))
+
+
 @row("org.hyperledger.fabric:GetMetadata")
 async def _metadata(env: Env) -> tuple[frozenset[Cell], Maker]:
     return ANYONE, constant(Call("org.hyperledger.fabric:GetMetadata", [], evaluate=True))

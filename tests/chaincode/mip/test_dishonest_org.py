@@ -60,6 +60,7 @@ from chaincode.mip.passports import (
 )
 from chaincode.mip.portraits import portrait_key_key
 from chaincode.mip.research import admission_key, dataset_key
+from chaincode.mip.screening import DAY_S, quota_key, request_key
 from chaincode.mip.verifier_keys import verifier_key_key
 from chaincode.protocol.ids import portrait_key_id
 from chaincode.shim import create_composite_key
@@ -341,6 +342,35 @@ async def test_no_org_alone_resets_a_privacy_budget(mip: MipClients) -> None:
             {k: v for k, v in before.items() if k != "remaining_epsilon_micro"}
             | {"spent_epsilon_micro": 0})})
     assert await get(mip, "Research:Get", dataset_id) == before
+
+
+async def test_no_org_alone_records_a_screening_request_or_resets_its_quota(
+        mip: MipClients) -> None:
+    """A screening request (what lets an org's query be answered) and the daily counter
+    bounding them are public writes under the 2-of-3 policy: no org alone records a request
+    for itself or anyone, nor resets or lowers its counter to pass its quota."""
+    registrar = await mip.client(SCHOOL, "registrar")
+    recorded = json.loads(await registrar.submit("Screening:Request", []))
+    day = int(time.time()) // DAY_S
+    usage_before = await get(mip, "Screening:Usage", SCHOOL, str(day))
+    assert usage_before["used"] >= 1
+    forged_id = "f" * 32
+    for org in ORGS:
+        await forge_alone(mip, org, {request_key(forged_id): dumps(
+            {"request_id": forged_id, "org": org, "client_id": "x509::forged", "time": day
+             * DAY_S, "day": day, "tx_id": "forged"})})
+        # ... nor re-attributes an honest request to itself
+        await forge_alone(mip, org, {request_key(recorded["request_id"]): dumps(
+            {**{k: recorded[k] for k in ("request_id", "client_id", "time", "day", "tx_id")},
+             "org": org})})
+        # ... nor resets (or lowers) an org's counter for today
+        await forge_alone(mip, org, {quota_key(SCHOOL, day): dumps(
+            {"org": SCHOOL, "day": day, "count": 0})})
+        await forge_alone(mip, org, {quota_key(SCHOOL, day): None})
+    async with expect_error("not_found"):
+        await get(mip, "Screening:Get", forged_id)
+    assert (await get(mip, "Screening:Get", recorded["request_id"]))["org"] == SCHOOL
+    assert await get(mip, "Screening:Usage", SCHOOL, str(day)) == usage_before
 
 
 async def test_no_org_alone_admits_a_researcher_swaps_a_verifier_key_or_frees_a_face(

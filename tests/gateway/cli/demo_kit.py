@@ -36,6 +36,7 @@ PORTRAIT_KEYS_ROUTE = "/api/v1/admin/portrait-keys"
 ACTS_AT = {
     "enrol holder 1": {HOSPITAL},
     "enrol holder 2": {HOSPITAL},
+    "cross-org: astronaut trying to enrol again at the School's desk": {SCHOOL},
     "vouch: grace_hopper vouches for astronaut at the Hospital's desk": {HOSPITAL},
     "open grace_hopper's Hospital account": {HOSPITAL},
     "cross-org: open grace_hopper's School account at the School's desk": {SCHOOL},
@@ -61,7 +62,7 @@ NEEDS_CUSTODY = ("cross-org: open grace_hopper's School account", "issue a diplo
                  "employer checks the diploma")
 NEEDS_PORTRAIT = ("cross-org: portrait keys", "pickup at the Pharmacy with another",
                   "pickup by the patient", "second pickup")
-STEPS_PER_ORG = 18
+STEPS_PER_ORG = 19
 
 
 @dataclass(frozen=True)
