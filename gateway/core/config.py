@@ -149,6 +149,9 @@ class Settings(BaseSettings):
     # gateway reaches a custodial holder's enrolling org there (gateway/services/custody.py,
     # docs/gateway.md "Holders at another org's desk"). https only in production.
     org_gateways: dict[str, str] = Field(default_factory=dict)
+    # The other orgs' gateways' TLS certificates (or their CA), PEM, for this gateway's own
+    # calls to them (custody relay, password helper, screening); unset: the system's roots.
+    peer_ca_file: Path | None = None
 
     @field_validator("org")
     @classmethod
@@ -173,7 +176,7 @@ class Settings(BaseSettings):
         # Absolute now, so a later change of the current folder changes nothing.
         return value.expanduser().absolute()
 
-    @field_validator("pkcs11_pin_file")
+    @field_validator("pkcs11_pin_file", "peer_ca_file")
     @classmethod
     def _expand_optional(cls, value: Path | None) -> Path | None:
         return None if value is None else value.expanduser().absolute()

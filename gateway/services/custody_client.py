@@ -174,9 +174,8 @@ class CustodyClient:
         full_path = httpx.URL(base + "/api/v1/custody" + path).path
         headers = {"Content-Type": "application/json",
                    **self.signer().headers("POST", full_path, body, org)}
-        transport = peer_requests(self.state).transports.get(org)
         try:
-            async with httpx.AsyncClient(transport=transport, timeout=CUSTODY_TIMEOUT_S) as http:
+            async with peer_requests(self.state).client(org, CUSTODY_TIMEOUT_S) as http:
                 response = await http.post(base + "/api/v1/custody" + path, content=body,
                                            headers=headers)
         except httpx.HTTPError as exc:

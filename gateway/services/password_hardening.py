@@ -146,8 +146,7 @@ class PasswordHardening:
         headers = {"Content-Type": "application/json",
                    **self._signer_of().headers("POST", httpx.URL(url).path, body, helper)}
         try:
-            async with httpx.AsyncClient(transport=peer_requests(self.state).transports.get(helper),
-                                         timeout=HELPER_TIMEOUT_S) as http:
+            async with peer_requests(self.state).client(helper, HELPER_TIMEOUT_S) as http:
                 response = await http.post(url, content=body, headers=headers)
         except httpx.HTTPError as exc:
             log.warning("password OPRF call to %s failed: %s", helper, type(exc).__name__)

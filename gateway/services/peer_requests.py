@@ -12,6 +12,7 @@ anyway.
 from __future__ import annotations
 
 import sqlite3
+import ssl
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -87,6 +88,19 @@ class PeerRequests:
             return x509.load_pem_x509_crl(path.read_bytes())
         except ValueError:
             raise PeerUnauthenticated(f"this gateway cannot read {org}'s CRL") from None
+
+    def client(self, org: str, timeout: float) -> httpx.AsyncClient:
+        """An HTTP client for a call to `org`'s gateway: the test seam's transport where one
+        is set; TLS checked against `peer_ca_file` where the operators configured one (the
+        other orgs' gateways' certificates or their CA), else the system's roots. The file
+        is read at each call: a gateway whose certificate is renewed, or that starts after
+        this one, is trusted once the file names it."""
+        verify: ssl.SSLContext | bool = True
+        ca_file = self.state.settings.peer_ca_file
+        if ca_file is not None:
+            verify = ssl.create_default_context(cafile=str(ca_file))
+        return httpx.AsyncClient(transport=self.transports.get(org), timeout=timeout,
+                                 verify=verify)
 
     def authenticate(self, own_org: str, headers: Mapping[str, str], method: str, path: str,
                      body: bytes) -> str:

@@ -233,9 +233,8 @@ class GatewayTransport:
         headers = {"content-type": "application/octet-stream",
                    **custody_client(self.state).signer().headers(
                        "POST", httpx.URL(url).path, body, org)}
-        transport = peer_requests(self.state).transports.get(org)
         try:
-            async with httpx.AsyncClient(transport=transport, timeout=timeout) as http:
+            async with peer_requests(self.state).client(org, timeout) as http:
                 response = await http.post(url, content=body, headers=headers)
         except httpx.TimeoutException:
             raise ScreeningUnavailable(f"{org}'s gateway did not answer in time") from None

@@ -77,10 +77,14 @@ def test_demo_story_with_each_orgs_gateway_on_its_own_host(tmp_path: Path) -> No
         story_env = Environment(tmp_path, connection, urls[HOSPITAL],
                                 tmp_path / HOSPITAL / "gateway.yaml", org_urls=urls,
                                 per_org=True)
+        # The gateways' self-signed certificates, gathered once all have started: the desks
+        # trust them, and so does each gateway for its calls to the others (read per call).
+        bundle = tmp_path / "gateways.pem"
         served = {}
         for org in ORGS:
             values = org_gateway_settings(tmp_path, org, connection, GATEWAY_PORT, urls, {
-                "argon2_profile": "interactive", "host": addresses[org]})
+                "argon2_profile": "interactive", "host": addresses[org],
+                "peer_ca_file": str(bundle)})
             config = write_org_config(tmp_path, org, values)
             # Files only (the CA keys beside connection.json): no network involved.
             mint_org_staff(story_env, connection, config, org, STAFF)
@@ -98,7 +102,6 @@ def test_demo_story_with_each_orgs_gateway_on_its_own_host(tmp_path: Path) -> No
         assert gateways[SCHOOL].connect_error(
             gateways[HOSPITAL].address("consortium"), GATEWAY_PORT) == "ECONNREFUSED"
 
-        bundle = tmp_path / "gateways.pem"
         bundle.write_text("".join(
             (tmp_path / org / "gateway" / "tls" / tls.CERT_FILE).read_text() for org in ORGS))
         spec = tmp_path / "desks.json"
