@@ -121,7 +121,7 @@ def test_demo_story_with_each_orgs_gateway_on_its_own_host(tmp_path: Path) -> No
         check_steps(story.stdout)
 
         # Each gateway's own access log: the desks' requests for its org's steps came from
-        # the desks' address, (enrolments: below).
+        # the desks' address (enrolments: below).
         desk_address = desks.address()
         for org in ORGS:
             log = served[org].log_path.read_text(errors="replace")
