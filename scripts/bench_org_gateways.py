@@ -184,14 +184,14 @@ class OrgBench:
         body = self.camera.answer(started["challenge"], who)
         body.update(passport_id=self.passports[who], password=PASSWORD)
         sid = started["session_id"]
-        out = await self.call("POST", f"/holders/sessions/{sid}/unlock", desk, json=body)
+        out = await self.call("POST", "/holders/sessions/unlock", desk, session=sid, json=body)
         t2 = time.perf_counter()
         if out.get("level") != 2:
             raise RuntimeError(f"unlock at {desk} gave level {out.get('level')}")
         return sid, {"challenge": t1 - t0, "unlock": t2 - t1}
 
     async def end(self, sid: str, desk: str) -> None:
-        await self.call("DELETE", f"/holders/sessions/{sid}", desk, 204)
+        await self.call("DELETE", "/holders/sessions/current", desk, 204, session=sid)
 
     async def open_account(self, sid: str, desk: str, institution: str) -> tuple[str, float]:
         t0 = time.perf_counter()
