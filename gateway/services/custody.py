@@ -60,6 +60,7 @@ from .holders import (
     UNLOCKED_TTL_S,
     AccountEntry,
     HolderState,
+    UnlockedSecrets,
     UnlockRefused,
     holder_service,
 )
@@ -94,7 +95,7 @@ class NotCallerInstitution(Forbidden):
 
 
 @dataclass(eq=False)
-class CustodySession:
+class CustodySession(UnlockedSecrets):
     """A custodial holder unlocked at another org's desk: held here, in memory only."""
 
     handle: str
@@ -113,23 +114,6 @@ class CustodySession:
 
     def wipe(self) -> None:
         self._master, self._state, self.level = None, None, 0
-
-    def require_level(self, level: int) -> None:
-        if self.level < level:
-            raise Forbidden(f"this needs a level-{level} holder session (face and password)",
-                            code="holder_level_too_low")
-
-    @property
-    def master(self) -> bytes:
-        self.require_level(2)
-        assert self._master is not None
-        return self._master
-
-    @property
-    def state(self) -> HolderState:
-        self.require_level(2)
-        assert self._state is not None
-        return self._state
 
     def visible_accounts(self) -> list[AccountEntry]:
         """The accounts the caller's desk may show and act on: those at its own org."""

@@ -190,8 +190,34 @@ class HolderRecord:
     state_sealed: bytes
 
 
+class UnlockedSecrets:
+    """What an unlocked holder session holds (at a desk here, or for another org's desk:
+    custody.py): the master secret and the opened state, reachable only at level 2."""
+
+    level: int
+    _master: bytes | None
+    _state: HolderState | None
+
+    def require_level(self, level: int) -> None:
+        if self.level < level:
+            raise Forbidden(f"this needs a level-{level} holder session (face and password)",
+                            code="holder_level_too_low")
+
+    @property
+    def master(self) -> bytes:
+        self.require_level(2)
+        assert self._master is not None
+        return self._master
+
+    @property
+    def state(self) -> HolderState:
+        self.require_level(2)
+        assert self._state is not None
+        return self._state
+
+
 @dataclass(eq=False)
-class HolderSession:
+class HolderSession(UnlockedSecrets):
     """One holder at a desk. Level 0 until unlocked, 1 with face, 2 with face and password.
 
     At level 2 it holds the master secret (memory only) and the opened HolderState; `live`
@@ -236,23 +262,6 @@ class HolderSession:
             for _terms, reference in self.device_terms.values():
                 faces.revoke_reference(reference)
         self.device_terms = {}
-
-    def require_level(self, level: int) -> None:
-        if self.level < level:
-            raise Forbidden(f"this needs a level-{level} holder session (face and password)",
-                            code="holder_level_too_low")
-
-    @property
-    def master(self) -> bytes:
-        self.require_level(2)
-        assert self._master is not None
-        return self._master
-
-    @property
-    def state(self) -> HolderState:
-        self.require_level(2)
-        assert self._state is not None
-        return self._state
 
     @property
     def pid(self) -> str:
