@@ -25,7 +25,7 @@ import pytest
 from enrolment_kit import API, answer, enrol, frames_of, open_session
 from gateway_testkit import GatewayClient, assert_error
 from mip_testkit import MipNetwork
-from test_custody_across_orgs import org_gateways
+from org_gateways_kit import org_gateways, peer_signer
 from test_org_isolation import files_under, found_in
 
 from chaincode.protocol.orgs import HOSPITAL, PHARMACY, SCHOOL
@@ -171,7 +171,6 @@ async def test_the_screening_steps_take_only_signed_recorded_requests_of_gateway
         gw_network: MipNetwork, face_engine: FaceEngine, tmp_path: Path) -> None:
     """At the steps: unsigned requests, another identity of the org, a message claiming
     another org, and an unrecorded request are all refused, before any scoring."""
-    from test_custody_across_orgs import signer_of
 
     from gateway.services import private_screening as svc
     from gateway.services.ledger import SERVICE_USER
@@ -184,11 +183,11 @@ async def test_the_screening_steps_take_only_signed_recorded_requests_of_gateway
 
         def keys_of(org: str, user: str) -> IdentityKeys:
             requests = peer_requests(hospital.state)
-            return IdentityKeys(org, signer_of(connection, org, user), requests.ca_roots(),
+            return IdentityKeys(org, peer_signer(connection, org, user), requests.ca_roots(),
                                 requests.crl_of)
 
         async def post(body: bytes, org: str, user: str) -> httpx.Response:
-            headers = signer_of(connection, org, user).headers("POST", path, body, HOSPITAL)
+            headers = peer_signer(connection, org, user).headers("POST", path, body, HOSPITAL)
             return await hospital.http.post(path, content=body, headers={
                 "content-type": "application/octet-stream", **headers})
 
