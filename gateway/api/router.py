@@ -22,11 +22,12 @@ from gateway.api.routes import (
     profile,
     reviews,
     screening,
+    wallet_views,
 )
 from gateway.core.errors import ERROR_RESPONSES
 
 api_router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
 for module in (health, enrolment, passports, accounts, credentials, grants, pharmacy, checks,
                audit, analytics, admin, profile, linkage, custody, oprf, reviews,
-               screening):
+               screening, wallet_views):
     api_router.include_router(module.router)
