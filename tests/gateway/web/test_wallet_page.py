@@ -9,6 +9,11 @@ that has the PRF extension (Chromium's DevTools protocol), against the real gate
   credential); a doctor writes a prescription; the holder grants the pharmacy, the
   pharmacist's read shows in the holder's access log; after a reload the passkey unlocks
   the same keys; the holder revokes and the pharmacist's next read is refused.
+- From home (wallet_views.js), keyboard only: the desk's device link shows the passport
+  (id, status, not provisional, KYC level, guardians) and the account's ledger record; the
+  doctor's handover is kept and checked VALID against the ledger (altered content refused);
+  the holder approves the pickup and the pharmacist's counter can start it; the export holds
+  accounts, credentials with salts and grants, and no key.
 Screenshots go to /tmp/wallet-page-screenshots/ (kept as test artefacts).
 """
 
@@ -16,10 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import re
 import secrets
 import sys
+import time
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -40,10 +47,13 @@ from gateway_testkit import make_settings  # noqa: E402
 from ledger_kit import HOSPITAL, PHARMACY, content_of, kyc_issuers  # noqa: E402
 from mip_testkit import (  # noqa: E402
     Holder,
+    HolderKey,
+    KycHolder,
     MipClients,
     MipNetwork,
     face_commitment,
     new_holder,
+    register_passport,
     running_mip_devnet,
 )
 
@@ -274,4 +284,161 @@ def test_holder_grants_sees_the_read_and_revokes_keyboard_only(
     assert r.status_code == 403 and r.json()["error"]["code"] == "access_denied", r.text
     assert page.locator("#wallet-error").is_hidden()
     page.screenshot(path=str(SCREENSHOTS / "wallet-revoked-phone.png"), full_page=True)
+    http.close()
+
+
+async def _holder_with_guardians(network: MipNetwork, guardians: list[HolderKey]) -> Holder:
+    """A desk-registered passport naming two guardians, and its KYC credential."""
+    mip = MipClients(network)
+    try:
+        issuers = kyc_issuers()
+        key, record = await register_passport(mip, HOSPITAL, 2, guardians, 2)
+        wallet = KycHolder()
+        index = wallet.obtain(issuers[HOSPITAL], kyc_level=2)
+        return Holder(key, record, wallet, issuers[HOSPITAL], index)
+    finally:
+        await mip.close()
+
+
+def names_in(value: Any) -> list[str]:
+    """Every object member name in a JSON value, nested ones included."""
+    if isinstance(value, dict):
+        return [n for k, v in value.items() for n in (k, *names_in(v))]
+    if isinstance(value, list):
+        return [n for v in value for n in names_in(v)]
+    return []
+
+
+def paste_and_press(page: Page, field: str, text: str, button: str) -> None:
+    tab_to(page, field)
+    page.keyboard.insert_text(text)
+    tab_to(page, button)
+    page.keyboard.press("Enter")
+
+
+def test_holder_sees_passport_and_credentials_approves_a_pickup_and_exports(
+        wallet: Wallet, context: BrowserContext) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    guardians = [HolderKey.generate(), HolderKey.generate()]
+    holder = run_async(_holder_with_guardians(wallet.network, guardians))
+    passport_id = holder.passport["id"]
+    page = context.new_page()
+    with_authenticator(context, page)
+    page.goto(f"{wallet.url}/wallet/")
+    http = httpx.Client(base_url=wallet.url, timeout=60)
+    tab_to(page, "#create-passkey")
+    page.keyboard.press("Enter")
+    expect(page.locator("#passport-key")).not_to_have_text("")
+    expect(page.locator("#passport-card")).to_be_visible()
+    expect(page.locator("#passport-hint")).to_be_visible()
+    device_key = page.locator("#passport-key").text_content() or ""
+
+    # 1. The desk links the device (its level-2 session signs with the vault's passport key;
+    #    played here by the contract kit's holder): the passport as the ledger has it.
+    other_device = HolderKey.generate().public
+    foreign = HolderKey.generate().sign_request(
+        "passport.link_device", {"passport_id": passport_id, "device_key": other_device})
+    paste_and_press(page, "#passport-link", json.dumps(foreign), "#keep-link")
+    expect(page.locator("#wallet-error")).to_have_attribute("data-code", "link_mismatch")
+    page.locator("#passport-link").fill("")
+    link = holder.passport_key.sign_request(
+        "passport.link_device", {"passport_id": passport_id, "device_key": device_key},
+        expires=int(time.time()) + 30 * 86400)
+    paste_and_press(page, "#passport-link", json.dumps(link), "#keep-link")
+    expect(page.locator("#pp-id")).to_have_text(passport_id)
+    expect(page.locator("#pp-status")).to_have_text("active")
+    expect(page.locator("#pp-provisional")).to_have_text("No")
+    expect(page.locator("#pp-level")).to_have_text("2")
+    expect(page.locator("#pp-threshold")).to_contain_text("2 of 2")
+    shown = page.locator("#guardians li").evaluate_all(
+        "items => items.map(i => i.dataset.guardian)")
+    assert sorted(shown) == sorted(hashlib.sha256(g.public_raw).hexdigest() for g in guardians)
+
+    # 2. An account paired at the desk: its ledger record, read with its own key's signature.
+    pseudonym = secrets.token_hex(32)
+    terms = {"pseudonym": pseudonym, "institution": HOSPITAL, "min_level": 2,
+             "face_commitment": face_commitment()}
+    paste_and_press(page, "#desk-terms", json.dumps(terms), "#sign-terms")
+    expect(page.locator("#signed-request")).not_to_have_value("")
+    row = page.locator(f"#account-records tr[data-account='{pseudonym}']")
+    expect(row).to_have_attribute("data-status", "not opened yet")
+    run_async(_desk_opens(wallet.network, holder, json.loads(
+        page.locator("#signed-request").input_value())))
+    tab_to(page, "#refresh-passport")
+    page.keyboard.press("Enter")
+    expect(row).to_have_attribute("data-status", "open")
+    expect(row.locator("td").nth(3)).to_have_text("2")
+
+    # 3. The doctor's prescription: the handover (content + salt) is checked on the device
+    #    against the ledger's salted hash and kept; an altered copy is refused.
+    r = http.post("/api/v1/credentials", headers=wallet.staff(HOSPITAL, "doctor"), json={
+        "type": "prescription", "subject_account": pseudonym,
+        "content": content_of("prescription")})
+    assert r.status_code == 201, r.text
+    issued = r.json()
+    credential_id = issued["credential_id"]
+    altered = {**issued, "content": issued["content"].replace("amoxicillin", "oxycodone")}
+    paste_and_press(page, "#credential-in", json.dumps(altered), "#add-credential")
+    expect(page.locator("#wallet-error")).to_have_attribute("data-code", "credential_mismatch")
+    expect(page.locator(".credential")).to_have_count(0)
+    page.locator("#credential-in").fill("")
+    paste_and_press(page, "#credential-in", json.dumps(issued), "#add-credential")
+    card = page.locator(f".credential[data-credential-id='{credential_id}']")
+    expect(card).to_have_attribute("data-valid", "true")
+    expect(card.locator(".result-word")).to_have_text("VALID")
+    expect(card.locator("dd[data-field='drug']")).to_have_text("amoxicillin")
+    assert page.locator("#wallet-error").is_hidden()
+
+    # 4. The pickup: refused at the counter until the holder approves it from home.
+    pharmacist = wallet.staff(PHARMACY, "pharmacist")
+    r = http.post("/api/v1/pharmacy/pickups", headers=pharmacist,
+                  json={"prescription_id": credential_id})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "no_grant", r.text
+    tab_to(page, ".approve-pickup")
+    page.keyboard.press("Enter")
+    expect(page.locator(".approve-pickup")).to_have_attribute("data-approved", "true")
+    assert page.locator("#wallet-error").is_hidden(), page.locator("#wallet-error").text_content()
+    live = page.locator("#grants tbody tr[data-live='true']")
+    expect(live).to_have_count(1)
+    expect(live).to_contain_text(PHARMACY)
+    r = http.post("/api/v1/pharmacy/pickups", headers=pharmacist,
+                  json={"prescription_id": credential_id})
+    assert r.status_code == 201, r.text
+    page.screenshot(path=str(SCREENSHOTS / "wallet-views-phone.png"), full_page=True)
+    for name in ("passport-card", "credentials-card"):
+        page.locator(f"#{name}").screenshot(path=str(SCREENSHOTS / f"wallet-{name}.png"))
+    wide = page.evaluate("""() => [...document.querySelectorAll('body *')]
+        .filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5)
+        .map(e => e.tagName + '#' + e.id + '.' + e.className)""")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE[0], wide
+
+    # 5. Export: accounts, the credential with its salt, the grants; no key material.
+    tab_to(page, "#export")
+    with page.expect_download() as download:
+        page.keyboard.press("Enter")
+    exported_path = download.value.path()
+    exported = json.loads(Path(exported_path).read_text())
+    assert exported["format"] == "mip-wallet-export-v1"
+    assert exported["key_material"].startswith("none")
+    assert exported["passport"]["passport_id"] == passport_id
+    assert [a["pseudonym"] for a in exported["accounts"]] == [pseudonym]
+    (kept,) = exported["credentials"]
+    assert (kept["credential_id"], kept["content"], kept["salt"]) == (
+        credential_id, issued["content"], issued["salt"])
+    assert any(g["grantee_org"] == PHARMACY and g.get("credential_id") == credential_id
+               for g in exported["grants"][pseudonym])
+    text = Path(exported_path).read_text()
+    assert not re.compile(r"private|seed|master|prf|secret", re.IGNORECASE).search(
+        " ".join(names_in(exported))), text
+    # What the page keeps in localStorage is sealed: neither the content nor the salt in clear.
+    stored = page.evaluate("() => JSON.stringify(Object.assign({}, localStorage))")
+    assert issued["salt"] not in stored and "amoxicillin" not in stored
+
+    # 6. After a reload and unlock, the kept credential and the link are opened again.
+    page.reload()
+    tab_to(page, "#unlock")
+    page.keyboard.press("Enter")
+    expect(page.locator("#pp-id")).to_have_text(passport_id)
+    expect(card.locator(".result-word")).to_have_text("VALID")
+    (SCREENSHOTS / "wallet-export.json").write_text(text)
     http.close()

@@ -5,6 +5,7 @@
  * content, which the ledger's salted hash has just confirmed). Nothing is stored. */
 
 import { api } from "/desk/api.js";
+import { fieldRows, parsePresentation } from "/desk/credential_view.js";
 import { byId } from "/desk/dom.js";
 import { clearError, showError } from "/desk/errors.js";
 
@@ -37,60 +38,8 @@ const INVALID_REASONS = {
   erased: "This credential was erased at the holder's request.",
 };
 
-/** {credential_id, content, salt} from the pasted text, or null. Extra members (the
- * issuer's response also carries the public record) are dropped. */
-function parsePresentation(text) {
-  let value;
-  try {
-    value = JSON.parse(text);
-  } catch (_) {
-    return null;
-  }
-  if (!value || typeof value !== "object" || Array.isArray(value)) return null;
-  const { credential_id: id, content, salt } = value;
-  if (typeof id !== "string" || typeof salt !== "string") return null;
-  if (typeof content !== "string" && (typeof content !== "object" || content === null)) return null;
-  return { credential_id: id, content, salt };
-}
-
-function contentObject(content) {
-  if (typeof content !== "string") return content;
-  try {
-    return JSON.parse(content);
-  } catch (_) {
-    return null;
-  }
-}
-
-function label(name) {
-  return name.replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase());
-}
-
-function display(name, value) {
-  if (name === "expiry" && typeof value === "number") {
-    return new Date(value * 1000).toISOString().slice(0, 10);
-  }
-  if (Array.isArray(value)) {
-    return value.map((item) => (item && typeof item === "object"
-      ? Object.values(item).map(String).join(": ") : String(item))).join("; ");
-  }
-  if (value && typeof value === "object") return JSON.stringify(value);
-  return String(value);
-}
-
 function showFields(content) {
-  const object = contentObject(content);
-  const rows = [];
-  if (object && typeof object === "object") {
-    for (const [name, value] of Object.entries(object)) {
-      const dt = document.createElement("dt");
-      dt.textContent = label(name);
-      const dd = document.createElement("dd");
-      dd.textContent = display(name, value);
-      dd.dataset.field = name;
-      rows.push(dt, dd);
-    }
-  }
+  const rows = fieldRows(content);
   ui.fields.replaceChildren(...rows);
   ui.fieldsPanel.hidden = rows.length === 0;
 }

@@ -1,7 +1,8 @@
 /* The holder wallet page: passkey (PRF) -> master secret on this device -> SLIP-0010 keys;
  * holder requests signed here and carried by the gateway (grants: create, list, revoke; the
  * access log). Stored in localStorage: the passkey's credential id and the accounts'
- * pseudonyms, institutions and derivation indexes (nothing that opens or signs anything).
+ * pseudonyms, institutions and derivation indexes (nothing that opens or signs anything);
+ * wallet_views.js keeps its own records sealed under a key derived from the passkey.
  * The master secret and keys live in this page's memory until it is closed or locked. */
 "use strict";
 
@@ -25,6 +26,12 @@
     expired: "The signed request expired before it reached the ledger.",
     precondition_failed: "The ledger refused this in the record's current state.",
     network: "The gateway cannot be reached. Check the connection.",
+    // wallet_views.js
+    device_not_linked: "This device is not linked to your passport yet: ask a desk to link it.",
+    link_unreadable: "This is not a device link: paste the JSON the desk gave you.",
+    link_mismatch: "This link is for another device's key, not this one's.",
+    credential_unreadable: "This is not a credential: paste the JSON the issuer gave you.",
+    credential_mismatch: "This content or salt is not what the issuer recorded on the ledger.",
   };
 
   let master = null; // Uint8Array, in memory only
@@ -162,6 +169,12 @@
     renderAccounts();
     status("Unlocked: your keys are ready on this device.");
     if (accounts().length) await refresh();
+    // The views (wallet_views.js: passport, credentials, pickup, export) get what they sign
+    // and seal with; nothing of it is stored.
+    document.dispatchEvent(new CustomEvent("mip-wallet-unlocked", { detail: Object.freeze({
+      passport, keyFor, accounts, renderAccounts, call, fail, clearError, status, refresh,
+      storeKey: await K.storeKey(master),
+    }) }));
   }
 
   function renderAccounts() {
@@ -208,6 +221,7 @@
     localStorage.setItem(STORE_ACCOUNTS, JSON.stringify(list));
     byId("signed-request").value = JSON.stringify(signed);
     renderAccounts();
+    document.dispatchEvent(new CustomEvent("mip-wallet-accounts"));
     status(`Signed for ${terms.institution}: give the signed request to the desk.`);
   }
 

@@ -29,6 +29,7 @@
   const PRF_SALT = enc.encode("MIP-wallet-prf-v1");
   const HKDF_SALT = enc.encode("MIP-wallet-v1");
   const HKDF_INFO = enc.encode("passport master secret");
+  const STORE_INFO = enc.encode("wallet store key"); // wallet_views.js: what the device keeps
 
   function hex(text) {
     const out = new Uint8Array(text.length / 2);
@@ -166,6 +167,15 @@
     throw new Error(`cannot sign a ${typeof value}`);
   }
 
+  /** The AES-256-GCM key (non-extractable) that seals what the wallet keeps on this device
+   * (credentials with their salts, the passport's device link): HKDF-SHA256 of the master
+   * secret with its own info, so it is re-made at each unlock and never stored. */
+  async function storeKey(master) {
+    const ikm = await subtle.importKey("raw", master, "HKDF", false, ["deriveKey"]);
+    return subtle.deriveKey({ name: "HKDF", hash: "SHA-256", salt: HKDF_SALT, info: STORE_INFO },
+                            ikm, { name: "AES-GCM", length: 256 }, false, ["encrypt", "decrypt"]);
+  }
+
   function randomHex(bytes) {
     return toHex(crypto.getRandomValues(new Uint8Array(bytes)));
   }
@@ -189,5 +199,6 @@
   window.MipWalletKeys = Object.freeze({
     PRF_SALT, masterFromPrf, slip10, keyFromSeed, passportKey, accountKey, passportId,
     institutionIndex, canonical, signRequest, b64url, unb64url, toHex, hex, randomHex,
+    storeKey, b64,
   });
 })();
