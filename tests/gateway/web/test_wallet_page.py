@@ -148,6 +148,22 @@ def context(browser: Browser) -> Iterator[BrowserContext]:
         context.close()
 
 
+def stack_cards(names: list[str], out: str) -> None:
+    """The cards' screenshots one above the other on the page's background, 12 px apart:
+    the image docs/pages/ keeps (copied from the artefact, never drawn by hand)."""
+    from PIL import Image
+
+    cards = [Image.open(SCREENSHOTS / f"{name}.png").convert("RGB") for name in names]
+    gap = 12
+    sheet = Image.new("RGB", (max(c.width for c in cards),
+                              sum(c.height + gap for c in cards)), (243, 244, 246))
+    y = 0
+    for card in cards:
+        sheet.paste(card, (0, y))
+        y += card.height + gap
+    sheet.save(SCREENSHOTS / out)
+
+
 def with_authenticator(context: BrowserContext, page: Page) -> None:
     cdp = context.new_cdp_session(page)
     cdp.send("WebAuthn.enable")
@@ -262,6 +278,8 @@ def test_holder_grants_sees_the_read_and_revokes_keyboard_only(
     page.screenshot(path=str(SCREENSHOTS / "wallet-granted-phone.png"), full_page=True)
     for card in ("passkey", "grants-card", "log-card"):
         page.locator(f"#{card}").screenshot(path=str(SCREENSHOTS / f"wallet-{card}.png"))
+    stack_cards(["wallet-passkey", "wallet-grants-card", "wallet-log-card"],
+                "wallet-granted.png")  # docs/pages/wallet-granted.png
     # Fits a phone: nothing wider than the viewport.
     wide = page.evaluate("""() => [...document.querySelectorAll('body *')]
         .filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5)
@@ -407,6 +425,8 @@ def test_holder_sees_passport_and_credentials_approves_a_pickup_and_exports(
     page.screenshot(path=str(SCREENSHOTS / "wallet-views-phone.png"), full_page=True)
     for name in ("passport-card", "credentials-card"):
         page.locator(f"#{name}").screenshot(path=str(SCREENSHOTS / f"wallet-{name}.png"))
+    stack_cards(["wallet-passport-card", "wallet-credentials-card"],
+                "wallet-views.png")  # docs/pages/wallet-views.png
     wide = page.evaluate("""() => [...document.querySelectorAll('body *')]
         .filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5)
         .map(e => e.tagName + '#' + e.id + '.' + e.className)""")
