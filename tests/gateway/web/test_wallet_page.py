@@ -13,7 +13,8 @@ that has the PRF extension (Chromium's DevTools protocol), against the real gate
   (id, status, not provisional, KYC level, guardians) and the account's ledger record; the
   doctor's handover is kept and checked VALID against the ledger (altered content refused);
   the holder approves the pickup and the pharmacist's counter can start it; the export holds
-  accounts, credentials with salts and grants, and no key.
+  accounts, credentials with salts and grants, and no key; in a wiped browser, the same
+  passkey and the export file bring them back.
 Screenshots go to /tmp/wallet-page-screenshots/ (kept as test artefacts).
 """
 
@@ -461,4 +462,19 @@ def test_holder_sees_passport_and_credentials_approves_a_pickup_and_exports(
     expect(page.locator("#pp-id")).to_have_text(passport_id)
     expect(card.locator(".result-word")).to_have_text("VALID")
     (SCREENSHOTS / "wallet-export.json").write_text(text)
+
+    # 7. A wiped browser, the same passkey: the export file brings accounts, link and the
+    #    credential back (the credential checked against the ledger again).
+    page.evaluate("""() => { for (const k of ['mip.wallet.sealed', 'mip.wallet.accounts'])
+        localStorage.removeItem(k); }""")
+    page.reload()
+    tab_to(page, "#unlock")
+    page.keyboard.press("Enter")
+    expect(page.locator("#passport-hint")).to_be_visible()
+    expect(page.locator(".credential")).to_have_count(0)
+    page.locator("#import-file").set_input_files(exported_path)
+    expect(card.locator(".result-word")).to_have_text("VALID")
+    expect(page.locator("#pp-id")).to_have_text(passport_id)
+    expect(row).to_have_attribute("data-status", "open")
+    expect(live).to_have_count(1)
     http.close()

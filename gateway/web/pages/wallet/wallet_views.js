@@ -11,7 +11,8 @@
  * - Pickup approval: a prescription's grant to the pharmacy, signed here (with the portrait
  *   the account's institution prepares, where it makes one), which the counter then uses.
  * - Export: a JSON file of accounts, credentials with salts, grants and the device link; no
- *   key material (the keys come back from the passkey).
+ *   key material (the keys come back from the passkey). Importing it (pasted, or the file)
+ *   on a device unlocked with the same passkey restores accounts, link and credentials.
  *
  * What is kept (credentials, salts, the device link, portraits) is sealed in localStorage
  * with AES-256-GCM under a key derived from the passkey's PRF (wallet_keys.js storeKey). */
@@ -250,8 +251,17 @@ function importAccounts(list) {
   w.renderAccounts();
 }
 
+async function importFile() {
+  const input = byId("import-file");
+  const file = input.files && input.files[0];
+  if (!file || !w) return;
+  byId("credential-in").value = await file.text();
+  input.value = "";
+  await addCredential();
+}
+
 async function addCredential(event) {
-  event.preventDefault();
+  if (event) event.preventDefault();
   w.clearError();
   const text = byId("credential-in").value.trim();
   let value = null;
@@ -272,7 +282,7 @@ async function addCredential(event) {
     Object.assign(kept.portraits, value.portraits || {});
     await seal();
     byId("credential-in").value = "";
-    await showAll();
+    await Promise.all([showAll(), w.refresh()]);
     w.status(`Imported: ${added} credential(s) checked against the ledger and kept.`);
     return;
   }
@@ -323,6 +333,7 @@ async function approvePickup(credential, record, button) {
     return;
   }
   button.dataset.approved = "true";
+  button.className = "secondary approve-pickup";
   button.textContent = `Pickup approved until ${day(body.expires)}`;
   w.status(`Approved: ${PHARMACY} may dispense ${credential.credential_id} until `
     + `${day(body.expires)}.`);
@@ -379,4 +390,5 @@ document.addEventListener("DOMContentLoaded", () => {
   byId("refresh-passport").addEventListener("click", () => { if (w) { w.clearError(); showAll(); } });
   byId("credential-form").addEventListener("submit", addCredential);
   byId("export").addEventListener("click", () => { if (w) exportWallet(); });
+  byId("import-file").addEventListener("change", importFile);
 });
