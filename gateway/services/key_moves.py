@@ -20,8 +20,9 @@ device (the `/wallet/` page); both keys must sign it, so the flow is:
 Afterwards the directory entry is `moved`: the session signs nothing for it again (409
 `account_moved`), and the ledger would refuse it anyway (the key on record is the device's).
 Once the passport and every open account are moved, `retire_vault` marks the holder's vault
-retired here: the custodial master secret then controls nothing on the ledger, and this
-gateway never unlocks it again (it keeps no usable copy of anything that signs for the holder).
+retired here: the custodial master secret then controls no passport and no open account on
+the ledger (a closed account, which cannot move, keeps its take-away actions: grant revocation
+and credential erasure), and this gateway never unlocks the vault again.
 """
 
 from __future__ import annotations
