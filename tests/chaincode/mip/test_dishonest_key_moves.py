@@ -88,9 +88,13 @@ async def test_no_org_alone_rotates_an_account_key(mip: MipClients, holder: Hold
     moved = json.loads(await (await mip.client(HOSPITAL, "gateway")).submit(
         "Account:RotateKey", args))
     assert moved["public_key"] == device.public
-    # 3. And once moved, one org alone cannot move it back to the custodial key.
+    # 3. And once moved, one org alone cannot move it back to the custodial key, nor
+    # un-retire that key (to open another account with it).
     for org in ORGS:
         status = await Forger(mip, (org,)).submit({account_key(account.pseudonym): dumps(before)})
+        assert status.code_name == POLICY_FAILURE, org
+        status = await Forger(mip, (org,)).submit({
+            retired_key_index(account.key.public_raw): None})
         assert status.code_name == POLICY_FAILURE, org
     assert (await get(mip, "Account:Get", account.pseudonym))["public_key"] == device.public
 
