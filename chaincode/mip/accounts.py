@@ -12,6 +12,11 @@ account key and pseudonym, so it cannot be replayed for another account.
 Every later action of the account is signed by the account key and checked against this
 record (`verify_account_request`), so a leaked account key acts for that account alone.
 
+`RotateKey` moves the account to a new key (the holder's device), signed by both the key on
+record and the new one (chaincode/mip/key_moves.py). The old key is kept in `retired_keys`:
+grants it signed while it was the account's key stay the holder's consent
+(grants.verify_stored_grant); it signs nothing new.
+
 Revocation: when its KYC credential definition supports revocation, an account proves
 non-revocation at the issuer's latest published status list and records that list's
 timestamp. After the issuer publishes a newer list (a passport was revoked), the account must
@@ -39,7 +44,8 @@ from chaincode.mip.holder_auth import (
     unb64,
     verify_holder_request,
 )
-from chaincode.mip.key_index import account_key_index, key_in_use
+from chaincode.mip.key_index import account_key_index, key_in_use, retire_key
+from chaincode.mip.key_moves import verify_key_move
 from chaincode.mip.kyc_credentials import (
     MAX_DOCUMENT_BYTES,
     IssuerDocuments,
@@ -58,6 +64,7 @@ from chaincode.mip.passports import (
     require_unused_face_commitment,
 )
 from chaincode.mip.staff import MEMBER_ORGS, caller, require_staff
+from chaincode.protocol.key_moves import ACCOUNT_ROTATE
 from chaincode.protocol.kyc import account_nonce, reprove_nonce
 from chaincode.shim import (
     Context,
@@ -369,4 +376,27 @@ class AccountContract(Contract):
         account["status"] = CLOSED
         account["closed"] = tx_unix_time(ctx)
         await _save(ctx, account)
+        return account
+
+    @transaction()
+    async def RotateKey(self, ctx: Context, pseudonym: str, request: dict[str, Any],
+                        confirmation: dict[str, Any]) -> dict[str, Any]:
+        """Move an open account to a new key: `request` signed by the account key on record
+        and `confirmation` by the new key, both `account.rotate` over the same body
+        {pseudonym, new_public_key} (chaincode/mip/key_moves.py). No key-level policy: the
+        record stays under the chaincode's majority, like every account write."""
+        require_staff(ctx, HOLDER_CARRIERS)
+        account = await load_account(ctx, pseudonym)
+        if account["status"] != OPEN:
+            raise PreconditionFailed("the account is closed")
+        old_key = unb64(account["public_key"], "public_key")
+        new_key = await verify_key_move(ctx, ACCOUNT_ROTATE, old_key, {"pseudonym": pseudonym},
+                                        request, confirmation)
+        account["retired_keys"] = [*account.get("retired_keys", []), account["public_key"]]
+        account["public_key"] = b64(new_key)
+        account["rotated"] = tx_unix_time(ctx)
+        await _save(ctx, account)
+        await ctx.stub.del_state(account_key_index(old_key))
+        await retire_key(ctx, old_key)
+        await ctx.stub.put_state(account_key_index(new_key), pseudonym.encode())
         return account

@@ -38,6 +38,7 @@ from chaincode.mip.holder_auth import (
     HolderRequest,
     parse_request,
     tx_unix_time,
+    unb64,
     verify_holder_request,
 )
 from chaincode.mip.passports import HOLDER_CARRIERS
@@ -149,10 +150,19 @@ def grant_is_live(grant: dict[str, Any], now: int) -> bool:
     return grant["status"] == "active" and grant["expires"] > now
 
 
+def account_keys(account: Account) -> set[bytes]:
+    """The account's key and the keys it moved away from (Account:RotateKey): a grant a
+    retired key signed was made while that key was the account's (Grant:Create checks the key
+    on record, and a move and a grant reading the same record cannot both commit: MVCC), so
+    it stays the holder's consent until the holder revokes it with the current key."""
+    retired = account.record.get("retired_keys", [])
+    return {account.public_key, *(unb64(k, "retired key") for k in retired)}
+
+
 def verify_stored_grant(grant: dict[str, Any], account: Account) -> None:
     """Re-check the holder's signature kept in the grant record (see the module docstring)."""
     request = parse_request(grant["request"])
-    if request.action != "grant.create" or request.signer != account.public_key:
+    if request.action != "grant.create" or request.signer not in account_keys(account):
         raise BadSignature("grant was not signed by the account key on record")
     check_signature(request)
     stored = {k: grant[k] for k in (*_GRANT_TERMS, "portrait_commitment") if k in grant}

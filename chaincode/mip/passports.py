@@ -21,6 +21,9 @@ Lifecycle (docs/chaincode-transactions.md, "Passports"):
   `level_on_clear`, "duplicate" revokes the passport (reason "duplicate"). One org, the
   enrolling one included, can neither clear nor refuse alone.
 - `RotateKey` (recovery) with k-of-n approvals signed by the guardians the holder named.
+- `MoveKey` (the holder's own move, e.g. off the desk's custody onto their device): signed by
+  both the passport key on record and the new key (chaincode/mip/key_moves.py). Guardians
+  stay as they were, so recovery still works afterwards.
 - `SetFaceCommitment`, signed by the passport key and carried by the enrolling org: the
   commitment of a re-enrolled face reference (the gateway's guardian recovery with a changed
   face). Every commitment, of a passport or an account, is used once (`mip.facecommit`): a
@@ -46,10 +49,12 @@ from chaincode.mip.errors import (
     PreconditionFailed,
 )
 from chaincode.mip.holder_auth import b64, tx_unix_time, unb64, verify_holder_request
-from chaincode.mip.key_index import key_in_use, passport_key_index
+from chaincode.mip.key_index import key_in_use, passport_key_index, retire_key
+from chaincode.mip.key_moves import verify_key_move
 from chaincode.mip.staff import MEMBER_ORGS, caller, require_staff
 from chaincode.protocol.deployment import MAJORITY
 from chaincode.protocol.ids import passport_id_for
+from chaincode.protocol.key_moves import PASSPORT_MOVE
 from chaincode.shim import (
     Context,
     Contract,
@@ -481,6 +486,31 @@ class PassportContract(Contract):
         await ctx.stub.put_state(passport_key_index(new_key), passport_id.encode())
         record["public_key"] = b64(new_key)
         record["key_version"] += 1
+        await _save(ctx, record)
+        return record
+
+    @transaction()
+    async def MoveKey(self, ctx: Context, passport_id: str, request: dict[str, Any],
+                      confirmation: dict[str, Any]) -> dict[str, Any]:
+        """The holder moves the passport to a new key: `request` signed by the passport key on
+        record and `confirmation` by the new key, both `passport.move` over the same body
+        {passport_id, new_public_key}. The passport must be active. The old key is retired
+        (it speaks for nothing again); the id, guardians and face commitment stay, so guardian
+        recovery (`RotateKey`) still works. Any carrier org may carry it; the chaincode's
+        majority endorses it, as every passport write."""
+        require_staff(ctx, HOLDER_CARRIERS)
+        record = await load_passport(ctx, passport_id)
+        if record["status"] != ACTIVE:
+            raise PreconditionFailed(f"passport is {record['status']}")
+        old_key = unb64(record["public_key"], "public_key")
+        new_key = await verify_key_move(ctx, PASSPORT_MOVE, old_key, {"passport_id": passport_id},
+                                        request, confirmation)
+        await ctx.stub.del_state(passport_key_index(old_key))
+        await retire_key(ctx, old_key)
+        await ctx.stub.put_state(passport_key_index(new_key), passport_id.encode())
+        record["public_key"] = b64(new_key)
+        record["key_version"] += 1
+        record["key_moved"] = tx_unix_time(ctx)
         await _save(ctx, record)
         return record
 

@@ -15,6 +15,7 @@ from gateway.api.routes import (
     enrolment,
     grants,
     health,
+    key_moves,
     linkage,
     oprf,
     passports,
@@ -29,5 +30,5 @@ from gateway.core.errors import ERROR_RESPONSES
 api_router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
 for module in (health, enrolment, passports, accounts, credentials, grants, pharmacy, checks,
                audit, analytics, admin, profile, linkage, custody, oprf, reviews,
-               screening, wallet_views):
+               screening, wallet_views, key_moves):
     api_router.include_router(module.router)

@@ -110,6 +110,9 @@ UNLOCK_PURPOSE = "holder_unlock"
 # A directory entry for an account another org's desk is opening (custody.py): it holds its
 # key index until the ledger shows the account (then "open").
 PENDING = "pending"
+# A directory entry whose account the holder moved to their device (key_moves.py): its key on
+# the ledger is the device's, so no session signs for it again.
+MOVED = "moved"
 UNLOCKED_TTL_S = 300.0
 MAX_UNLOCK_FAILURES = 5
 UNLOCK_FAILURE_WINDOW_S = 600.0
@@ -142,7 +145,7 @@ class AccountEntry:
     pseudonym: str
     institution: str
     index: int
-    status: str  # "open" or "closed"
+    status: str  # "open", "closed" or "moved" (key_moves.py)
     opened: int
 
     def to_dict(self) -> dict[str, Any]:
@@ -287,6 +290,9 @@ class HolderSession(UnlockedSecrets):
         """A holder request signed by the account's key (as mip_testkit's
         `HolderKey.sign_request`), ready to json.dumps into a transaction argument."""
         entry = self.account(pseudonym)
+        if entry.status == MOVED:
+            raise Conflict("this account's key is on the holder's device: sign there",
+                           code="account_moved")
         if entry.status != "open" and action not in CLOSED_ACCOUNT_ACTIONS:
             raise Conflict("this account is closed", code="account_closed")
         return self.account_key(pseudonym).sign_request(

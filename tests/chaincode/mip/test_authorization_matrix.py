@@ -238,6 +238,18 @@ async def _passport_set_face(env: Env) -> tuple[frozenset[Cell], Maker]:
     return frozenset({(HOSPITAL, "gateway"), (HOSPITAL, "registrar")}), make
 
 
+@row("Passport:MoveKey")
+async def _passport_move(env: Env) -> tuple[frozenset[Cell], Maker]:
+    async def make(_cell: Cell | None) -> Call:
+        old, record = await register_passport(env.mip, HOSPITAL)
+        device = HolderKey.generate()
+        body = {"passport_id": record["id"], "new_public_key": device.public}
+        return Call("Passport:MoveKey", [
+            record["id"], request_arg(old.sign_request("passport.move", body)),
+            request_arg(device.sign_request("passport.move", body))])
+    return CARRIERS, make
+
+
 # --- Account --------------------------------------------------------------------------------
 
 
@@ -334,6 +346,20 @@ async def _account_close(env: Env) -> tuple[frozenset[Cell], Maker]:
         account = await open_account(env.mip, holder, PHARMACY)
         request = account.sign("account.close", {"pseudonym": account.pseudonym})
         return Call("Account:Close", [account.pseudonym, request_arg(request)])
+    return CARRIERS, make
+
+
+@row("Account:RotateKey")
+async def _account_rotate(env: Env) -> tuple[frozenset[Cell], Maker]:
+    holder = await env.holder()
+
+    async def make(_cell: Cell | None) -> Call:
+        account = await open_account(env.mip, holder, SCHOOL)
+        device = HolderKey.generate()
+        body = {"pseudonym": account.pseudonym, "new_public_key": device.public}
+        return Call("Account:RotateKey", [
+            account.pseudonym, request_arg(account.sign("account.rotate", body)),
+            request_arg(device.sign_request("account.rotate", body))])
     return CARRIERS, make
 
 

@@ -249,6 +249,7 @@ async def test_metadata_lists_identity_transactions_with_arguments(mip: MipClien
                      "Revoke": ["passport_id", "reason", "fraudulent"],
                      "RotateKey": ["passport_id", "new_public_key", "approvals"],
                      "SetFaceCommitment": ["passport_id", "request"],
+                     "MoveKey": ["passport_id", "request", "confirmation"],
                      "Screen": ["passport_id", "decision", "reason"]},
         "Account": {"RegisterKycIssuer": ["schema_json", "cred_def_json"],
                     "ListKycIssuers": [],
@@ -256,7 +257,8 @@ async def test_metadata_lists_identity_transactions_with_arguments(mip: MipClien
                     "GetKycRevocation": ["rev_reg_id"],
                     "Open": ["request", "presentation"], "Get": ["pseudonym"],
                     "Reprove": ["pseudonym", "request", "presentation"],
-                    "Close": ["pseudonym", "request"]},
+                    "Close": ["pseudonym", "request"],
+                    "RotateKey": ["pseudonym", "request", "confirmation"]},
         "Config": {"Set": ["name", "value"], "Get": ["name"]},
     }
     contract = await mip.client("PharmacyMSP", None)

@@ -165,7 +165,7 @@
     byId("passport-key").textContent = passport.publicB64;
     byId("passport-facts").hidden = false;
     byId("lock-state").textContent = "Unlocked on this device";
-    for (const id of ["pairing", "grants-card", "log-card"]) byId(id).hidden = false;
+    for (const id of ["pairing", "move-card", "grants-card", "log-card"]) byId(id).hidden = false;
     renderAccounts();
     status("Unlocked: your keys are ready on this device.");
     if (accounts().length) await refresh();
@@ -312,6 +312,12 @@
     });
     byId("access-log").replaceChildren(...items);
   }
+
+  // What wallet_move.js (moving desk keys here) uses of this page's state.
+  window.MipWalletSession = Object.freeze({
+    master: () => master, accounts, renderAccounts, status, fail, clearError,
+    saveAccounts: (list) => localStorage.setItem(STORE_ACCOUNTS, JSON.stringify(list)),
+  });
 
   document.addEventListener("DOMContentLoaded", () => {
     if (!window.PublicKeyCredential || !window.crypto || !window.crypto.subtle) {
