@@ -9,12 +9,12 @@ checks of a handed copy at whichever gateway. Each step prints which org's gatew
 same requests all go to that one.
 
 Each step states what it expects; a step whose outcome differs raises `StepFailed` and the
-demo exits non-zero. The cross-org steps need calls between orgs' gateways that other
-branches are building: the custody relay (`POST /api/v1/custody/unlocks` at the holder's
-enrolling org's gateway, for a desk at another org) and the pickup by the portrait
+demo exits non-zero. The cross-org steps need calls between orgs' gateways: the custody
+relay (`POST /api/v1/custody/unlocks` at the holder's enrolling org's gateway, for a desk at another org) and the pickup by the portrait
 (`POST /api/v1/admin/portrait-keys`, the portrait sealed with the pharmacy grant). Before such
 a step the gateway that must serve the call is asked for the route without credentials: a
-404 `not_found` there (no such route; a present route answers 401 or 422) makes the step, and
+404 `not_found` there (no such route: that org runs an older build; a present route answers
+401 or 422) makes the step, and
 the steps that need what it makes, print "not yet available in this build" and the story goes
 on. Nothing is ever sent through another org's gateway in its place, and once the route is
 there the step is checked like any other. Output never shows private data: no passwords,
