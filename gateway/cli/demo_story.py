@@ -8,18 +8,17 @@ checks of a handed copy at whichever gateway. Each step prints which org's gatew
 (the gateways its requests went to). With one all-orgs gateway (`mip demo --all-orgs`) the
 same requests all go to that one.
 
-Each step states what it expects; a step whose outcome differs raises `StepFailed` and the
-demo exits non-zero. The cross-org steps need calls between orgs' gateways: the custody
-relay (`POST /api/v1/custody/unlocks` at the holder's enrolling org's gateway, for a desk at another org) and the pickup by the portrait
-(`POST /api/v1/admin/portrait-keys`, the portrait sealed with the pharmacy grant). Before such
-a step the gateway that must serve the call is asked for the route without credentials: a
-404 `not_found` there (no such route: that org runs an older build; a present route answers
-401 or 422) makes the step, and
-the steps that need what it makes, print "not yet available in this build" and the story goes
-on. Nothing is ever sent through another org's gateway in its place, and once the route is
-there the step is checked like any other. Output never shows private data: no passwords,
-tokens, face images, or credential content (only field names), since a test scans it with
-the logs.
+Each step states what it expects; a step whose outcome differs raises `StepFailed` and the demo
+exits non-zero. The cross-org steps need calls between orgs' gateways: the custody relay (`POST
+/api/v1/custody/unlocks` at the holder's enrolling org's gateway, for a desk at another org)
+and the pickup by the portrait (`POST /api/v1/admin/portrait-keys`, the portrait sealed with
+the pharmacy grant). Before such a step the gateway that must serve the call is asked for the
+route without credentials: a 404 `not_found` there (no such route: that org runs an older
+build; a present route answers 401 or 422) makes the step, and the steps that need what it
+makes, print "not yet available in this build" and the story goes on. Nothing is ever sent
+through another org's gateway in its place, and once the route is there the step is checked
+like any other. Output never shows private data: no passwords, tokens, face images, or
+credential content (only field names), since a test scans it with the logs.
 """
 
 from __future__ import annotations
