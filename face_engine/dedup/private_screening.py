@@ -8,11 +8,12 @@ Parties, for one query from the enrolling org Q against org G's gallery:
 
 * V (the third org) holds the CKKS secret key: ``KeyHolder.generate()``; it publishes
   ``KeyHolder.public_bundle()`` (public key, relinearisation keys, the conjugation key).
-* Q encrypts its unit query under V's public key: ``encrypt_query`` (128 ciphertexts, the
-  j-th holds q_j in every slot).
+* Q encrypts its unit query under V's public key: ``encrypt_query`` (64 ciphertexts, the
+  m-th holds q_2m + i q_2m+1 in every slot).
 * G, with its gallery encoded once as plaintexts (``encode_gallery``; its references never
-  leave G), computes ``score_query``: the query forced real (ct + conj(ct) = Enc(2 Re q)),
-  Enc(||2q||^2) (ciphertext products, one relinearisation), and per block of 2 * slots
+  leave G), computes ``score_query``: the query's 128 components, each real by
+  construction (c + conj(c) = Enc(2 Re c) and -i (c - conj(c)) = Enc(2 Im c)), Enc(||q||^2)
+  = Enc(sum_m c_m conj(c_m)) (ciphertext products, one relinearisation), and per block of 2 * slots
   references Enc(r_i * 2 (s_i - t)) with fresh random positive masks r_i (two per slot:
   one for the real, one for the imaginary half), the blocks shuffled, a few decoy slots of
   known sign planted, and each output re-randomised with a fresh encryption of small
@@ -50,8 +51,11 @@ try:  # TenSEAL's bundled Microsoft SEAL bindings
 except ImportError:  # pragma: no cover - a dependency of the project (pyproject.toml)
     seal = None
 
-FORMAT = b"mipps1"
+FORMAT = b"mipps2"
 DIM = 128
+# Q's ciphertexts: two query components per ciphertext (real and imaginary part), which
+# halves Q's encryptions, the upload and G's conjugations against one component each.
+QUERY_CTS = DIM // 2
 
 
 class ScreeningError(DedupError):
@@ -291,16 +295,27 @@ class KeyHolder:
 # --- Q: the querier ---------------------------------------------------------------------
 
 def encrypt_query(ctx: Context, bundle: PublicBundle, query: np.ndarray) -> bytes:
-    """128 ciphertexts under V's key, the j-th holding q_j in every slot (q normalised)."""
+    """64 ciphertexts under V's key, the m-th holding q_2m + i q_2m+1 in every slot (q
+    normalised)."""
     q = np.asarray(query, dtype=np.float64).reshape(-1)
     if q.shape[0] != DIM or not np.all(np.isfinite(q)) or not np.any(q):
         raise ScreeningError(f"query must be {DIM} finite numbers, not all zero")
     return encrypt_values(ctx, bundle, list(q / np.linalg.norm(q)))
 
 
-def encrypt_values(ctx: Context, bundle: PublicBundle, values: Sequence[complex]) -> bytes:
-    """Encrypt any 128 values as a query, unchecked: what a dishonest querier can send
+def encrypt_values(ctx: Context, bundle: PublicBundle, values: Sequence[float]) -> bytes:
+    """Encrypt any 128 real values as a query, unchecked: what a dishonest querier can send
     (the tests play one with it). Honest callers use ``encrypt_query``."""
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    if v.shape[0] != DIM:
+        raise ScreeningError(f"a query has {DIM} components")
+    return encrypt_slot_values(ctx, bundle, list(v[0::2] + 1j * v[1::2]))
+
+
+def encrypt_slot_values(ctx: Context, bundle: PublicBundle,
+                        values: Sequence[complex]) -> bytes:
+    """Encrypt any 64 complex values, the m-th in every slot of ciphertext m, unchecked:
+    the most a dishonest querier controls short of differing slots."""
     s = _require_seal()
     q = list(values)
     encryptor = s.Encryptor(ctx.seal_context, bundle.public_key)
@@ -322,7 +337,8 @@ def encrypt_values(ctx: Context, bundle: PublicBundle, values: Sequence[complex]
 @dataclass
 class EncodedGallery:
     """G's references as CKKS plaintexts: blocks[b][j] holds column j of references
-    b*N .. b*N + N/2 - 1 (real parts) and b*N + N/2 .. (b+1)*N - 1 (imaginary parts).
+    b*N .. b*N + N/2 - 1 (real parts) and b*N + N/2 .. (b+1)*N - 1 (imaginary parts),
+    times -i for odd j (they meet Enc(2i q_j): ``score_query``).
     ``count`` real references; the rest of the last block (and a spare block if the last
     one has fewer than ``2 * decoys`` free places) are zero rows that decoys use."""
 
@@ -348,6 +364,7 @@ def encode_gallery(ctx: Context, references: np.ndarray) -> EncodedGallery:
         rows = np.asarray(refs[b * per_block:(b + 1) * per_block], dtype=np.float64)
         chunk[:rows.shape[0]] = rows
         packed = chunk[:half] + 1j * chunk[half:]
+        packed[:, 1::2] *= -1j  # odd components arrive as Enc(2i q_j)
         column_pts = []
         for j in range(DIM):
             pt = s.Plaintext()
@@ -381,9 +398,9 @@ def _slot_split(values: np.ndarray, half: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _load_query(ctx: Context, data: bytes, scratch: _Scratch) -> list[Any]:
     s = _require_seal()
-    parts = _unpack(data, max_parts=DIM)
-    if len(parts) != DIM:
-        raise MalformedMessage(f"a query has {DIM} ciphertexts")
+    parts = _unpack(data, max_parts=QUERY_CTS)
+    if len(parts) != QUERY_CTS:
+        raise MalformedMessage(f"a query has {QUERY_CTS} ciphertexts")
     cts = []
     expected_scale = 2.0 ** ctx.params.query_scale_bits
     for part in parts:
@@ -412,22 +429,29 @@ def score_query(ctx: Context, bundle: PublicBundle, gallery: EncodedGallery,
     encryptor = s.Encryptor(ctx.seal_context, bundle.public_key)
     with _Scratch() as scratch:
         query = _load_query(ctx, query_message, scratch)
-        # 1. Force the query real: Enc(q) + conj(Enc(q)) = Enc(2 Re q). A complex query
-        # would mix the two references of a slot and pass a sum-of-squares check with
-        # large parts (x^2 - y^2 = 1).
-        real_q = []
-        for ct in query:
+        # 1. The 128 components, real whatever Q sent: from c = Enc(x + iy), c + conj(c) =
+        # Enc(2x), and c - conj(c) = Enc(2iy), which meets gallery columns encoded times -i
+        # (``encode_gallery``): 2iy * (-i) P = 2y P. A complex component would mix the two
+        # references of a slot and could pass a sum-of-squares check with large parts
+        # (x^2 - y^2 = 1).
+        real_q: list[Any] = []
+        norm = s.Ciphertext()
+        for m, ct in enumerate(query):
             conj = s.Ciphertext()
             ev.complex_conjugate(ct, bundle.galois_keys, conj)
+            # 2. Enc(||q||^2) = Enc(sum_m c_m conj(c_m)): with the conjugate as computed
+            # (key-switching noise e included), 4 c (conj(c) + e) is exactly the sum of the
+            # squares of the two components below, so V checks the vector G scores with.
+            if m == 0:
+                ev.multiply(ct, conj, norm)
+            else:
+                prod = s.Ciphertext()
+                ev.multiply(ct, conj, prod)
+                ev.add_inplace(norm, prod)
+            im = s.Ciphertext()
+            ev.sub(ct, conj, im)
             ev.add_inplace(conj, ct)
-            real_q.append(conj)
-        # 2. Enc(||2q||^2) per slot: the sum of squares, one relinearisation, one rescale.
-        norm = s.Ciphertext()
-        ev.square(real_q[0], norm)
-        for ct in real_q[1:]:
-            sq = s.Ciphertext()
-            ev.square(ct, sq)
-            ev.add_inplace(norm, sq)
+            real_q += [conj, im]
         ev.relinearize_inplace(norm, bundle.relin_keys)
         ev.rescale_to_next_inplace(norm)
         parts = [scratch.dump(norm)]
@@ -492,7 +516,7 @@ def score_query(ctx: Context, bundle: PublicBundle, gallery: EncodedGallery,
 def decide(ctx: Context, holder: KeyHolder, scored_message: bytes, *,
            max_blocks: int = 1 << 16) -> bytes:
     """V: refuse (``QueryRefused``) unless every slot of the norm ciphertext decrypts to
-    ||2q||^2 = 4 within 4 * norm_eps; only then decrypt the masked scores and return their
+    ||q||^2 = 1 within norm_eps; only then decrypt the masked scores and return their
     signs, packed bits in the order received (G's shuffled order)."""
     s = _require_seal()
     p = ctx.params
@@ -504,8 +528,8 @@ def decide(ctx: Context, holder: KeyHolder, scored_message: bytes, *,
         if norm_ct.size() != 2 or norm_ct.parms_id() != ctx.last:
             raise MalformedMessage("norm ciphertext of wrong size or level")
         norm = holder._decode(norm_ct)
-        if not (np.all(np.abs(norm.real - 4.0) < 4.0 * p.norm_eps)
-                and np.all(np.abs(norm.imag) < 4.0 * p.norm_eps)):
+        if not (np.all(np.abs(norm.real - 1.0) < p.norm_eps)
+                and np.all(np.abs(norm.imag) < p.norm_eps)):
             raise QueryRefused("the query is not a unit vector")
         # a masked score is at most 2^hi * 2 * (1 + |t|) plus noise: anything far beyond
         # is not an honest G's output
