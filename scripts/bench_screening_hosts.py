@@ -26,6 +26,7 @@ reference's on every query. The last line (``--json``) is a JSON object keyed by
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import multiprocessing as mp
 import resource
@@ -94,7 +95,7 @@ def measure(size: int, hosts: int, reps: int, seed: int = 1) -> dict[str, Any]:
         encrypt_s.append(time.process_time() - c0)
     bounds = np.linspace(0, size, hosts + 1).astype(int)
     shares = [_run_host(refs[lo:hi], bundle_bytes, queries)
-              for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+              for lo, hi in itertools.pairwise(bounds)]
     critical, decide_all, score_max, correct = [], [], [], True
     for k in range(reps):
         decide_s, read_s, hits = 0.0, [], []
