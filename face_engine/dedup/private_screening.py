@@ -32,6 +32,7 @@ sum_j q_j * P_{b,j} with plaintext-ciphertext products only (no rotations).
 
 from __future__ import annotations
 
+import collections
 import math
 import os
 import secrets
@@ -375,6 +376,42 @@ def encode_gallery(ctx: Context, references: np.ndarray) -> EncodedGallery:
     return EncodedGallery(count=refs.shape[0], blocks=blocks, free=free)
 
 
+class Rerandomisers:
+    """Public-key encryptions of zero at the last level under one V's key, made before the
+    queries that use them (G's idle time, ``fill``), each used once: ``score_query`` adds
+    one plus the plaintext of its noise to each block instead of encrypting the noise
+    there. SEAL's ``encrypt`` is exactly ``encrypt_zero`` plus the plaintext, so the blocks
+    are distributed as before; the queue only moves that work off the query's path.
+    ``take`` makes one on the spot when the queue is empty. Safe to ``fill`` from one
+    thread while another takes (deque operations are atomic)."""
+
+    def __init__(self, ctx: Context, bundle: PublicBundle) -> None:
+        s = _require_seal()
+        self._ctx = ctx
+        self.bundle = bundle
+        self._encryptor = s.Encryptor(ctx.seal_context, bundle.public_key)
+        self._ready: collections.deque[Any] = collections.deque()
+
+    def _make(self) -> Any:
+        ct = _require_seal().Ciphertext()
+        self._encryptor.encrypt_zero(self._ctx.last, ct)
+        return ct
+
+    def fill(self, count: int) -> None:
+        """Top the queue up to ``count`` (one per gallery block)."""
+        while len(self._ready) < count:
+            self._ready.append(self._make())
+
+    def take(self) -> Any:
+        try:
+            return self._ready.popleft()
+        except IndexError:
+            return self._make()
+
+    def __len__(self) -> int:
+        return len(self._ready)
+
+
 @dataclass(frozen=True)
 class ScoringSecret:
     """What G keeps from one query to read V's answer: the shuffle and the decoys."""
@@ -416,9 +453,12 @@ def _load_query(ctx: Context, data: bytes, scratch: _Scratch) -> list[Any]:
 
 def score_query(ctx: Context, bundle: PublicBundle, gallery: EncodedGallery,
                 query_message: bytes, threshold: float,
-                rng: np.random.Generator | None = None) -> ScoredQuery:
+                rng: np.random.Generator | None = None,
+                zeros: Rerandomisers | None = None) -> ScoredQuery:
     """G's online work for one query: the norm ciphertext, then the masked, shuffled,
-    decoy-bearing, re-randomised score blocks (message for V) and G's ``ScoringSecret``."""
+    decoy-bearing, re-randomised score blocks (message for V) and G's ``ScoringSecret``.
+    ``zeros``: encryptions of zero made ahead under this ``bundle`` (one per block is
+    taken); without it, each block's re-randomising encryption is made here."""
     s = _require_seal()
     p = ctx.params
     if not 0.0 < threshold < 1.0:
@@ -426,7 +466,10 @@ def score_query(ctx: Context, bundle: PublicBundle, gallery: EncodedGallery,
     rng = rng or np.random.default_rng(secrets.randbits(128))
     ev = ctx.evaluator
     half = p.slots
-    encryptor = s.Encryptor(ctx.seal_context, bundle.public_key)
+    if zeros is None:
+        zeros = Rerandomisers(ctx, bundle)
+    elif zeros.bundle is not bundle:
+        raise ScreeningError("re-randomisers made under another key holder's key")
     with _Scratch() as scratch:
         query = _load_query(ctx, query_message, scratch)
         # 1. The 128 components, real whatever Q sent: from c = Enc(x + iy), c + conj(c) =
@@ -497,13 +540,15 @@ def score_query(ctx: Context, bundle: PublicBundle, gallery: EncodedGallery,
             ev.multiply_plain_inplace(conj_acc, beta)
             ev.add_inplace(out, conj_acc)
             # re-randomise: add a fresh public-key encryption of small uniform noise, which
-            # also smudges the low-order bits that carry the circuit's noise
+            # also smudges the low-order bits that carry the circuit's noise (an unused
+            # encryption of zero plus the noise's plaintext: what SEAL's encrypt computes)
             noise = rng.uniform(-p.smudge, p.smudge, size=half) \
                 + 1j * rng.uniform(-p.smudge, p.smudge, size=half)
             npt = s.Plaintext()
             ctx.encoder.encode(noise.tolist(), out.parms_id(), out.scale, npt)
-            fresh = s.Ciphertext()
-            encryptor.encrypt(npt, fresh)
+            fresh = zeros.take()
+            fresh.scale = out.scale  # an encryption of zero has no scale of its own
+            ev.add_plain_inplace(fresh, npt)
             ev.add_inplace(out, fresh)
             parts.append(scratch.dump(out))
     secret = ScoringSecret(order=order, positive=positive, negative=negative,

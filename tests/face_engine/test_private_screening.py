@@ -190,3 +190,25 @@ def test_the_secret_key_round_trips_and_another_key_decrypts_nothing(
     scored = ps.score_query(ctx, bundle, gallery, message, THRESHOLD)
     with pytest.raises(ps.ScreeningError):
         ps.decide(ctx, stranger, scored.message)
+
+
+def test_encryptions_of_zero_made_ahead_are_each_used_once(
+        ctx: ps.Context, holder: ps.KeyHolder, bundle: ps.PublicBundle) -> None:
+    """G's re-randomisers made before the query give the same answers, one per block is
+    taken, and a queue made under another key holder's key is refused."""
+    refs, query, _ = _gallery(9, 9_000)
+    gallery = ps.encode_gallery(ctx, refs)
+    zeros = ps.Rerandomisers(ctx, bundle)
+    zeros.fill(len(gallery.blocks) + 1)
+    scored = ps.score_query(ctx, bundle, gallery, ps.encrypt_query(ctx, bundle, query),
+                            THRESHOLD, zeros=zeros)
+    assert len(zeros) == 1
+    got = ps.matches(scored.secret, ps.decide(ctx, holder, scored.message))
+    want = ps.plaintext_reference(refs, query, THRESHOLD)
+    scores = refs @ query
+    clear = np.abs(scores - THRESHOLD) >= TOLERANCE
+    assert set(got[clear[got]]) == set(want[clear[want]]) and 7 in set(got)
+    other = ps.load_public_bundle(ctx, ps.KeyHolder.generate(ctx).public_bundle())
+    with pytest.raises(ps.ScreeningError):
+        ps.score_query(ctx, bundle, gallery, ps.encrypt_query(ctx, bundle, query), THRESHOLD,
+                       zeros=ps.Rerandomisers(ctx, other))
