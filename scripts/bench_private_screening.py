@@ -51,7 +51,6 @@ THRESHOLD = 0.418
 
 def _pair(index: int, n: int, reps: int, seed: int, barrier: Barrier,
           conn: Connection) -> None:
-
     from face_engine.dedup import private_screening as ps
     from face_engine.dedup.synthetic import FaceLikeDistribution, mated_sample
 
