@@ -12,12 +12,14 @@ Parties, for one query from the enrolling org Q against org G's gallery:
   m-th holds q_2m + i q_2m+1 in every slot).
 * G, with its gallery encoded once as plaintexts (``encode_gallery``; its references never
   leave G), computes ``score_query``: the query's 128 components, each real by
-  construction (c + conj(c) = Enc(2 Re c) and -i (c - conj(c)) = Enc(2 Im c)), Enc(||q||^2)
-  = Enc(sum_m c_m conj(c_m)) (ciphertext products, one relinearisation), and per block of 2 * slots
-  references Enc(r_i * 2 (s_i - t)) with fresh random positive masks r_i (two per slot:
-  one for the real, one for the imaginary half), the blocks shuffled, a few decoy slots of
-  known sign planted, and each output re-randomised with a fresh encryption of small
-  noise. It keeps a ``ScoringSecret`` (the shuffle, the decoys) and sends V the bytes.
+  construction (c + conj(c) = Enc(2 Re c); c - conj(c) = Enc(2i Im c) meets gallery
+  columns encoded times -i), Enc(||q||^2) = Enc(sum_m c_m conj(c_m)) (ciphertext
+  products, one relinearisation), and per block of 2 * slots references
+  Enc(r_i * 2 (s_i - t)) with fresh random positive masks r_i (two per slot: one for the
+  real, one for the imaginary half), the blocks shuffled, a few decoy slots of known sign
+  planted, and each output re-randomised with a fresh encryption of small noise (an
+  encryption of zero made ahead, ``Rerandomisers``, plus the noise). It keeps a
+  ``ScoringSecret`` (the shuffle, the decoys) and sends V the bytes.
 * V runs ``decide``: it decrypts the norm first and releases nothing unless every slot holds
   ||q||^2 within ``norm_eps`` of 1; then it decrypts the masked scores and returns their
   signs as bits, in G's shuffled order, to G only.
