@@ -8,15 +8,18 @@ Parties, for one query from the enrolling org Q against org G's gallery:
 
 * V (the third org) holds the CKKS secret key: ``KeyHolder.generate()``; it publishes
   ``KeyHolder.public_bundle()`` (public key, relinearisation keys, the conjugation key).
-* Q encrypts its unit query under V's public key: ``encrypt_query`` (128 ciphertexts, the
-  j-th holds q_j in every slot).
+* Q encrypts its unit query under V's public key: ``encrypt_query`` (64 ciphertexts, the
+  m-th holds q_2m + i q_2m+1 in every slot).
 * G, with its gallery encoded once as plaintexts (``encode_gallery``; its references never
-  leave G), computes ``score_query``: the query forced real (ct + conj(ct) = Enc(2 Re q)),
-  Enc(||2q||^2) (ciphertext products, one relinearisation), and per block of 2 * slots
-  references Enc(r_i * 2 (s_i - t)) with fresh random positive masks r_i (two per slot:
-  one for the real, one for the imaginary half), the blocks shuffled, a few decoy slots of
-  known sign planted, and each output re-randomised with a fresh encryption of small
-  noise. It keeps a ``ScoringSecret`` (the shuffle, the decoys) and sends V the bytes.
+  leave G), computes ``score_query``: the query's 128 components, each real by
+  construction (c + conj(c) = Enc(2 Re c); c - conj(c) = Enc(2i Im c) meets gallery
+  columns encoded times -i), Enc(||q||^2) = Enc(sum_m c_m conj(c_m)) (ciphertext
+  products, one relinearisation), and per block of 2 * slots references
+  Enc(r_i * 2 (s_i - t)) with fresh random positive masks r_i (two per slot: one for the
+  real, one for the imaginary half), the blocks shuffled, a few decoy slots of known sign
+  planted, and each output re-randomised with a fresh encryption of small noise (an
+  encryption of zero made ahead, ``Rerandomisers``, plus the noise). It keeps a
+  ``ScoringSecret`` (the shuffle, the decoys) and sends V the bytes.
 * V runs ``decide``: it decrypts the norm first and releases nothing unless every slot holds
   ||q||^2 within ``norm_eps`` of 1; then it decrypts the masked scores and returns their
   signs as bits, in G's shuffled order, to G only.
@@ -31,6 +34,7 @@ sum_j q_j * P_{b,j} with plaintext-ciphertext products only (no rotations).
 
 from __future__ import annotations
 
+import collections
 import math
 import os
 import secrets
@@ -50,8 +54,11 @@ try:  # TenSEAL's bundled Microsoft SEAL bindings
 except ImportError:  # pragma: no cover - a dependency of the project (pyproject.toml)
     seal = None
 
-FORMAT = b"mipps1"
+FORMAT = b"mipps2"
 DIM = 128
+# Q's ciphertexts: two query components per ciphertext (real and imaginary part), which
+# halves Q's encryptions, the upload and G's conjugations against one component each.
+QUERY_CTS = DIM // 2
 
 
 class ScreeningError(DedupError):
@@ -291,16 +298,27 @@ class KeyHolder:
 # --- Q: the querier ---------------------------------------------------------------------
 
 def encrypt_query(ctx: Context, bundle: PublicBundle, query: np.ndarray) -> bytes:
-    """128 ciphertexts under V's key, the j-th holding q_j in every slot (q normalised)."""
+    """64 ciphertexts under V's key, the m-th holding q_2m + i q_2m+1 in every slot (q
+    normalised)."""
     q = np.asarray(query, dtype=np.float64).reshape(-1)
     if q.shape[0] != DIM or not np.all(np.isfinite(q)) or not np.any(q):
         raise ScreeningError(f"query must be {DIM} finite numbers, not all zero")
     return encrypt_values(ctx, bundle, list(q / np.linalg.norm(q)))
 
 
-def encrypt_values(ctx: Context, bundle: PublicBundle, values: Sequence[complex]) -> bytes:
-    """Encrypt any 128 values as a query, unchecked: what a dishonest querier can send
+def encrypt_values(ctx: Context, bundle: PublicBundle, values: Sequence[float]) -> bytes:
+    """Encrypt any 128 real values as a query, unchecked: what a dishonest querier can send
     (the tests play one with it). Honest callers use ``encrypt_query``."""
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    if v.shape[0] != DIM:
+        raise ScreeningError(f"a query has {DIM} components")
+    return encrypt_slot_values(ctx, bundle, list(v[0::2] + 1j * v[1::2]))
+
+
+def encrypt_slot_values(ctx: Context, bundle: PublicBundle,
+                        values: Sequence[complex]) -> bytes:
+    """Encrypt any 64 complex values, the m-th in every slot of ciphertext m, unchecked:
+    the most a dishonest querier controls short of differing slots."""
     s = _require_seal()
     q = list(values)
     encryptor = s.Encryptor(ctx.seal_context, bundle.public_key)
@@ -322,7 +340,8 @@ def encrypt_values(ctx: Context, bundle: PublicBundle, values: Sequence[complex]
 @dataclass
 class EncodedGallery:
     """G's references as CKKS plaintexts: blocks[b][j] holds column j of references
-    b*N .. b*N + N/2 - 1 (real parts) and b*N + N/2 .. (b+1)*N - 1 (imaginary parts).
+    b*N .. b*N + N/2 - 1 (real parts) and b*N + N/2 .. (b+1)*N - 1 (imaginary parts),
+    times -i for odd j (they meet Enc(2i q_j): ``score_query``).
     ``count`` real references; the rest of the last block (and a spare block if the last
     one has fewer than ``2 * decoys`` free places) are zero rows that decoys use."""
 
@@ -348,6 +367,7 @@ def encode_gallery(ctx: Context, references: np.ndarray) -> EncodedGallery:
         rows = np.asarray(refs[b * per_block:(b + 1) * per_block], dtype=np.float64)
         chunk[:rows.shape[0]] = rows
         packed = chunk[:half] + 1j * chunk[half:]
+        packed[:, 1::2] *= -1j  # odd components arrive as Enc(2i q_j)
         column_pts = []
         for j in range(DIM):
             pt = s.Plaintext()
@@ -356,6 +376,42 @@ def encode_gallery(ctx: Context, references: np.ndarray) -> EncodedGallery:
         blocks.append(column_pts)
     free = np.arange(refs.shape[0], n_blocks * per_block)
     return EncodedGallery(count=refs.shape[0], blocks=blocks, free=free)
+
+
+class Rerandomisers:
+    """Public-key encryptions of zero at the last level under one V's key, made before the
+    queries that use them (G's idle time, ``fill``), each used once: ``score_query`` adds
+    one plus the plaintext of its noise to each block instead of encrypting the noise
+    there. SEAL's ``encrypt`` is exactly ``encrypt_zero`` plus the plaintext, so the blocks
+    are distributed as before; the queue only moves that work off the query's path.
+    ``take`` makes one on the spot when the queue is empty. Safe to ``fill`` from one
+    thread while another takes (deque operations are atomic)."""
+
+    def __init__(self, ctx: Context, bundle: PublicBundle) -> None:
+        s = _require_seal()
+        self._ctx = ctx
+        self.bundle = bundle
+        self._encryptor = s.Encryptor(ctx.seal_context, bundle.public_key)
+        self._ready: collections.deque[Any] = collections.deque()
+
+    def _make(self) -> Any:
+        ct = _require_seal().Ciphertext()
+        self._encryptor.encrypt_zero(self._ctx.last, ct)
+        return ct
+
+    def fill(self, count: int) -> None:
+        """Top the queue up to ``count`` (one per gallery block)."""
+        while len(self._ready) < count:
+            self._ready.append(self._make())
+
+    def take(self) -> Any:
+        try:
+            return self._ready.popleft()
+        except IndexError:
+            return self._make()
+
+    def __len__(self) -> int:
+        return len(self._ready)
 
 
 @dataclass(frozen=True)
@@ -381,9 +437,9 @@ def _slot_split(values: np.ndarray, half: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _load_query(ctx: Context, data: bytes, scratch: _Scratch) -> list[Any]:
     s = _require_seal()
-    parts = _unpack(data, max_parts=DIM)
-    if len(parts) != DIM:
-        raise MalformedMessage(f"a query has {DIM} ciphertexts")
+    parts = _unpack(data, max_parts=QUERY_CTS)
+    if len(parts) != QUERY_CTS:
+        raise MalformedMessage(f"a query has {QUERY_CTS} ciphertexts")
     cts = []
     expected_scale = 2.0 ** ctx.params.query_scale_bits
     for part in parts:
@@ -399,9 +455,12 @@ def _load_query(ctx: Context, data: bytes, scratch: _Scratch) -> list[Any]:
 
 def score_query(ctx: Context, bundle: PublicBundle, gallery: EncodedGallery,
                 query_message: bytes, threshold: float,
-                rng: np.random.Generator | None = None) -> ScoredQuery:
+                rng: np.random.Generator | None = None,
+                zeros: Rerandomisers | None = None) -> ScoredQuery:
     """G's online work for one query: the norm ciphertext, then the masked, shuffled,
-    decoy-bearing, re-randomised score blocks (message for V) and G's ``ScoringSecret``."""
+    decoy-bearing, re-randomised score blocks (message for V) and G's ``ScoringSecret``.
+    ``zeros``: encryptions of zero made ahead under this ``bundle`` (one per block is
+    taken); without it, each block's re-randomising encryption is made here."""
     s = _require_seal()
     p = ctx.params
     if not 0.0 < threshold < 1.0:
@@ -409,25 +468,35 @@ def score_query(ctx: Context, bundle: PublicBundle, gallery: EncodedGallery,
     rng = rng or np.random.default_rng(secrets.randbits(128))
     ev = ctx.evaluator
     half = p.slots
-    encryptor = s.Encryptor(ctx.seal_context, bundle.public_key)
+    if zeros is None:
+        zeros = Rerandomisers(ctx, bundle)
+    elif zeros.bundle is not bundle:
+        raise ScreeningError("re-randomisers made under another key holder's key")
     with _Scratch() as scratch:
         query = _load_query(ctx, query_message, scratch)
-        # 1. Force the query real: Enc(q) + conj(Enc(q)) = Enc(2 Re q). A complex query
-        # would mix the two references of a slot and pass a sum-of-squares check with
-        # large parts (x^2 - y^2 = 1).
-        real_q = []
-        for ct in query:
+        # 1. The 128 components, real whatever Q sent: from c = Enc(x + iy), c + conj(c) =
+        # Enc(2x), and c - conj(c) = Enc(2iy), which meets gallery columns encoded times -i
+        # (``encode_gallery``): 2iy * (-i) P = 2y P. A complex component would mix the two
+        # references of a slot and could pass a sum-of-squares check with large parts
+        # (x^2 - y^2 = 1).
+        real_q: list[Any] = []
+        norm = s.Ciphertext()
+        for m, ct in enumerate(query):
             conj = s.Ciphertext()
             ev.complex_conjugate(ct, bundle.galois_keys, conj)
+            # 2. Enc(||q||^2) = Enc(sum_m c_m conj(c_m)): with the conjugate as computed
+            # (key-switching noise e included), 4 c (conj(c) + e) is exactly the sum of the
+            # squares of the two components below, so V checks the vector G scores with.
+            if m == 0:
+                ev.multiply(ct, conj, norm)
+            else:
+                prod = s.Ciphertext()
+                ev.multiply(ct, conj, prod)
+                ev.add_inplace(norm, prod)
+            im = s.Ciphertext()
+            ev.sub(ct, conj, im)
             ev.add_inplace(conj, ct)
-            real_q.append(conj)
-        # 2. Enc(||2q||^2) per slot: the sum of squares, one relinearisation, one rescale.
-        norm = s.Ciphertext()
-        ev.square(real_q[0], norm)
-        for ct in real_q[1:]:
-            sq = s.Ciphertext()
-            ev.square(ct, sq)
-            ev.add_inplace(norm, sq)
+            real_q += [conj, im]
         ev.relinearize_inplace(norm, bundle.relin_keys)
         ev.rescale_to_next_inplace(norm)
         parts = [scratch.dump(norm)]
@@ -473,13 +542,15 @@ def score_query(ctx: Context, bundle: PublicBundle, gallery: EncodedGallery,
             ev.multiply_plain_inplace(conj_acc, beta)
             ev.add_inplace(out, conj_acc)
             # re-randomise: add a fresh public-key encryption of small uniform noise, which
-            # also smudges the low-order bits that carry the circuit's noise
+            # also smudges the low-order bits that carry the circuit's noise (an unused
+            # encryption of zero plus the noise's plaintext: what SEAL's encrypt computes)
             noise = rng.uniform(-p.smudge, p.smudge, size=half) \
                 + 1j * rng.uniform(-p.smudge, p.smudge, size=half)
             npt = s.Plaintext()
             ctx.encoder.encode(noise.tolist(), out.parms_id(), out.scale, npt)
-            fresh = s.Ciphertext()
-            encryptor.encrypt(npt, fresh)
+            fresh = zeros.take()
+            fresh.scale = out.scale  # an encryption of zero has no scale of its own
+            ev.add_plain_inplace(fresh, npt)
             ev.add_inplace(out, fresh)
             parts.append(scratch.dump(out))
     secret = ScoringSecret(order=order, positive=positive, negative=negative,
@@ -492,7 +563,7 @@ def score_query(ctx: Context, bundle: PublicBundle, gallery: EncodedGallery,
 def decide(ctx: Context, holder: KeyHolder, scored_message: bytes, *,
            max_blocks: int = 1 << 16) -> bytes:
     """V: refuse (``QueryRefused``) unless every slot of the norm ciphertext decrypts to
-    ||2q||^2 = 4 within 4 * norm_eps; only then decrypt the masked scores and return their
+    ||q||^2 = 1 within norm_eps; only then decrypt the masked scores and return their
     signs, packed bits in the order received (G's shuffled order)."""
     s = _require_seal()
     p = ctx.params
@@ -504,8 +575,8 @@ def decide(ctx: Context, holder: KeyHolder, scored_message: bytes, *,
         if norm_ct.size() != 2 or norm_ct.parms_id() != ctx.last:
             raise MalformedMessage("norm ciphertext of wrong size or level")
         norm = holder._decode(norm_ct)
-        if not (np.all(np.abs(norm.real - 4.0) < 4.0 * p.norm_eps)
-                and np.all(np.abs(norm.imag) < 4.0 * p.norm_eps)):
+        if not (np.all(np.abs(norm.real - 1.0) < p.norm_eps)
+                and np.all(np.abs(norm.imag) < p.norm_eps)):
             raise QueryRefused("the query is not a unit vector")
         # a masked score is at most 2^hi * 2 * (1 + |t|) plus noise: anything far beyond
         # is not an honest G's output

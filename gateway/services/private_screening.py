@@ -391,6 +391,9 @@ class GalleryRole:
         self.update(gallery, passport_ids)
         self._threshold, self._timeout = threshold, timeout
         self._bundles: dict[str, ps.PublicBundle] = {}
+        # per key holder: encryptions of zero made while G waits (for V's answer, for the
+        # next query), so that a query's blocks need no public-key encryption of their own
+        self._zeros: dict[str, ps.Rerandomisers] = {}
         # told (querier, request id, this org's candidate passport ids) when a query found
         # some: the gallery org's record that a review concerns its passports
         self._on_candidates = on_candidates
@@ -420,11 +423,19 @@ class GalleryRole:
             bundle = _fetch_bundle(self._ctx, self._keys, self._transport, key_org,
                                    self._timeout)
             self._bundles[key_org] = bundle
+        zeros = self._zeros.get(key_org)
+        if zeros is None or zeros.bundle is not bundle:
+            zeros = self._zeros[key_org] = ps.Rerandomisers(self._ctx, bundle)
         try:
             scored = ps.score_query(self._ctx, bundle, self._gallery, env.body,
-                                    self._threshold)
+                                    self._threshold, zeros=zeros)
         except ps.MalformedMessage as exc:
             raise ScreeningPartyDeviated(f"malformed query from {querier}: {exc}") from None
+        finally:
+            # make the next query's while this one waits for V (a thread: SEAL's calls are
+            # short, the gateway's other requests interleave with them)
+            threading.Thread(target=zeros.fill, args=(len(self._gallery.blocks),),
+                             daemon=True, name="screening-rerandomisers").start()
         head = json.dumps({"querier": querier}).encode() + b"\n"
         out = seal(self._keys, key_org, KIND_SCORES, env.request_id, head + scored.message)
         reply = self._transport.call(key_org, "decide", out, self._timeout)

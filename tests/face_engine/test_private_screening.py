@@ -100,17 +100,26 @@ def test_a_crafted_non_unit_query_is_refused_and_releases_nothing(
 
 def test_a_complex_query_cannot_pass_the_norm_check(ctx: ps.Context, holder: ps.KeyHolder,
                                                     bundle: ps.PublicBundle) -> None:
-    """x^2 - y^2 = 1 with large x, y would pass a plain sum-of-squares check; G forces the
-    query real first, so the norm V sees is 4 |x|^2."""
+    """x^2 - y^2 = 1 with large x, y would pass a plain sum-of-squares check (sum_m c_m^2);
+    G derives real components from each ciphertext (its real and imaginary parts), so the
+    norm V sees is sum_m |c_m|^2 = 25 + 24."""
     refs, _, _ = _gallery(6, 2_000)
     gallery = ps.encode_gallery(ctx, refs)
-    values: list[complex] = [0j] * ps.DIM
+    values: list[complex] = [0j] * ps.QUERY_CTS
     values[0] = complex(5.0, 0.0)
     values[1] = complex(0.0, np.sqrt(24.0))  # 25 - 24 = 1
-    scored = ps.score_query(ctx, bundle, gallery, ps.encrypt_values(ctx, bundle, values),
-                            THRESHOLD)
+    scored = ps.score_query(ctx, bundle, gallery,
+                            ps.encrypt_slot_values(ctx, bundle, values), THRESHOLD)
     with pytest.raises(ps.QueryRefused):
         ps.decide(ctx, holder, scored.message)
+    values[1] = complex(0.0, 0.0)
+    values[0] = complex(0.6, 0.8)  # a unit complex component: the query (0.6, 0.8, 0, ...)
+    scored = ps.score_query(ctx, bundle, gallery,
+                            ps.encrypt_slot_values(ctx, bundle, values), THRESHOLD)
+    q = np.zeros(ps.DIM)
+    q[:2] = (0.6, 0.8)
+    assert set(ps.matches(scored.secret, ps.decide(ctx, holder, scored.message)).tolist()) \
+        == set(ps.plaintext_reference(refs, q, THRESHOLD).tolist())
 
 
 def test_two_encryptions_of_one_query_differ(ctx: ps.Context, bundle: ps.PublicBundle) -> None:
@@ -181,3 +190,25 @@ def test_the_secret_key_round_trips_and_another_key_decrypts_nothing(
     scored = ps.score_query(ctx, bundle, gallery, message, THRESHOLD)
     with pytest.raises(ps.ScreeningError):
         ps.decide(ctx, stranger, scored.message)
+
+
+def test_encryptions_of_zero_made_ahead_are_each_used_once(
+        ctx: ps.Context, holder: ps.KeyHolder, bundle: ps.PublicBundle) -> None:
+    """G's re-randomisers made before the query give the same answers, one per block is
+    taken, and a queue made under another key holder's key is refused."""
+    refs, query, _ = _gallery(9, 9_000)
+    gallery = ps.encode_gallery(ctx, refs)
+    zeros = ps.Rerandomisers(ctx, bundle)
+    zeros.fill(len(gallery.blocks) + 1)
+    scored = ps.score_query(ctx, bundle, gallery, ps.encrypt_query(ctx, bundle, query),
+                            THRESHOLD, zeros=zeros)
+    assert len(zeros) == 1
+    got = ps.matches(scored.secret, ps.decide(ctx, holder, scored.message))
+    want = ps.plaintext_reference(refs, query, THRESHOLD)
+    scores = refs @ query
+    clear = np.abs(scores - THRESHOLD) >= TOLERANCE
+    assert set(got[clear[got]]) == set(want[clear[want]]) and 7 in set(got)
+    other = ps.load_public_bundle(ctx, ps.KeyHolder.generate(ctx).public_bundle())
+    with pytest.raises(ps.ScreeningError):
+        ps.score_query(ctx, bundle, gallery, ps.encrypt_query(ctx, bundle, query), THRESHOLD,
+                       zeros=ps.Rerandomisers(ctx, other))
