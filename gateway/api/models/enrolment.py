@@ -39,6 +39,11 @@ class EnrolmentState(BaseModel):
                                   description="the review the screening sent the session to")
 
 
+class ScreeningRetried(BaseModel):
+    screening: str = Field(description="pending: the new attempt runs in the background")
+    attempt: int
+
+
 class PasswordIn(BaseModel):
     password: str = Field(min_length=1, max_length=1024,
                           description="at least 10 characters; never stored")

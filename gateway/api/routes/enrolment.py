@@ -27,6 +27,7 @@ from gateway.api.models.enrolment import (
     GuardianShareOut,
     GuardiansIn,
     PasswordIn,
+    ScreeningRetried,
 )
 from gateway.api.models.face_frames import ChallengeOut, FaceAnswer
 from gateway.api.models.reviews import EnrolmentScreened
@@ -73,13 +74,14 @@ async def get_enrolment(session_id: SessionId, state: StateDep,
         review_id=screening.review_id if screening else None)
 
 
-@router.post("/enrolments/{session_id}/screening", status_code=202)
+@router.post("/enrolments/{session_id}/screening", response_model=ScreeningRetried,
+             status_code=202)
 async def retry_enrolment_screening(session_id: SessionId, state: StateDep,
-                                    staff: StaffDep) -> dict[str, object]:
+                                    staff: StaffDep) -> ScreeningRetried:
     """Retry a failed consortium-wide screening of the captured face (a new request
     recorded on the ledger); it runs in the background like the first (GET shows it)."""
     screening = await enrolment_service(state).retry_screening(session_id, _registrar(staff))
-    return {"screening": screening.status, "attempt": screening.attempt}
+    return ScreeningRetried(screening=screening.status, attempt=screening.attempt)
 
 
 @router.post("/enrolments/{session_id}/challenge", response_model=ChallengeOut,
