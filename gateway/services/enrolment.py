@@ -184,6 +184,9 @@ class EnrolmentService:
         self.db = state.db
         self.db.ensure(SCHEMA)
         self.db.ensure_columns("enrolment_sessions", {"register_request": "TEXT"})
+        # Which org's gallery holds each candidate (passport id -> org): the org whose
+        # registrar can confirm or deny it from its own reference (its /reviews/named).
+        self.db.ensure_columns("enrolment_reviews", {"candidate_orgs": "TEXT"})
         # Tables this service reads before their own services are built (state.service's
         # lock is not re-entrant, so no service is built from inside a constructor).
         self.db.ensure(HOLDERS_SCHEMA)
@@ -308,16 +311,17 @@ class EnrolmentService:
         review_id = secrets.token_hex(16)
         with self.db.transaction() as conn:
             conn.execute(
-                "INSERT INTO enrolment_reviews (review_id, session_id, org, candidates, status, "
-                "created) VALUES (?, ?, ?, ?, 'open', ?)",
-                (review_id, session_id, staff.org, json.dumps(sorted(candidates)), time.time()))
+                "INSERT INTO enrolment_reviews (review_id, session_id, org, candidates, "
+                "candidate_orgs, status, created) VALUES (?, ?, ?, ?, ?, 'open', ?)",
+                (review_id, session_id, staff.org, json.dumps(sorted(candidates)),
+                 json.dumps(dict.fromkeys(sorted(candidates), staff.org)), time.time()))
             conn.execute("UPDATE enrolment_sessions SET face_checked = 1, status = 'in_review' "
                          "WHERE session_id = ?", (session_id,))
         log.info("enrolment sent to review with %d candidate(s)", len(candidates))
         return review_id
 
     def _screening_candidates(self, session_id: str, attempt: int,
-                              candidates: set[str]) -> None:
+                              found: dict[str, list[str]]) -> None:
         """The background screening found candidates in other orgs' galleries: into the
         session's open review (its own index's candidates) or a new one; with the screening
         row, in one transaction (only for the attempt still pending)."""
@@ -329,22 +333,25 @@ class EnrolmentService:
                                    "WHERE session_id = ?", (session_id,)).fetchone()
             if job is None or session is None:
                 return
+            orgs = {pid: org for org, ids in sorted(found.items()) for pid in ids}
             review = conn.execute(
-                "SELECT review_id, candidates FROM enrolment_reviews WHERE session_id = ? "
-                "AND status = 'open'", (session_id,)).fetchone()
+                "SELECT review_id, candidates, candidate_orgs FROM enrolment_reviews "
+                "WHERE session_id = ? AND status = 'open'", (session_id,)).fetchone()
             review_id: str | None = None
             if review is not None:
                 review_id = str(review["review_id"])
-                merged = sorted(set(json.loads(review["candidates"])) | candidates)
-                conn.execute("UPDATE enrolment_reviews SET candidates = ? WHERE review_id = ?",
-                             (json.dumps(merged), review_id))
+                merged = sorted(set(json.loads(review["candidates"])) | set(orgs))
+                orgs = {**json.loads(review["candidate_orgs"] or "{}"), **orgs}
+                conn.execute("UPDATE enrolment_reviews SET candidates = ?, candidate_orgs = ? "
+                             "WHERE review_id = ?",
+                             (json.dumps(merged), json.dumps(orgs, sort_keys=True), review_id))
             elif session["status"] == "open":
                 review_id = secrets.token_hex(16)
                 conn.execute(
                     "INSERT INTO enrolment_reviews (review_id, session_id, org, candidates, "
-                    "status, created) VALUES (?, ?, ?, ?, 'open', ?)",
-                    (review_id, session_id, session["org"], json.dumps(sorted(candidates)),
-                     time.time()))
+                    "candidate_orgs, status, created) VALUES (?, ?, ?, ?, ?, 'open', ?)",
+                    (review_id, session_id, session["org"], json.dumps(sorted(orgs)),
+                     json.dumps(orgs, sort_keys=True), time.time()))
                 conn.execute("UPDATE enrolment_sessions SET status = 'in_review' "
                              "WHERE session_id = ?", (session_id,))
             self._jobs().mark(conn, session_id, attempt, "in_review", review_id)
@@ -416,6 +423,7 @@ class EnrolmentService:
     def _review_view(row: Any) -> dict[str, Any]:
         return {"review_id": row["review_id"], "session_id": row["session_id"],
                 "status": row["status"], "candidates": json.loads(row["candidates"]),
+                "candidate_orgs": json.loads(row["candidate_orgs"] or "{}"),
                 "created": row["created"], "decided": row["decided"],
                 "decided_by": row["decided_by"], "reason": row["reason"]}
 

@@ -75,9 +75,9 @@ PASSED = frozenset({CLEAR, REVIEWED})  # finish may register the passport
 MAX_PARALLEL = 2
 FINISH_WAIT_S = 45.0
 
-# (session id, attempt, candidate passport ids) -> None: the enrolment service sends the
-# session to review (in one transaction with this row).
-OnCandidates = Callable[[str, int, set[str]], None]
+# (session id, attempt, candidate passport ids by gallery org) -> None: the enrolment
+# service sends the session to review (in one transaction with this row).
+OnCandidates = Callable[[str, int, dict[str, list[str]]], None]
 TemplateOf = Callable[[str], "np.ndarray | None"]
 
 
@@ -234,10 +234,11 @@ class EnrolmentScreenings:
                 log.exception("consortium screening failed unexpectedly")
                 self._failed(session_id, attempt, ScreeningFailed(type(exc).__name__))
                 return
-        candidates = {pid for ids in found.values() for pid in ids}
+        candidates = {org: list(ids) for org, ids in found.items() if ids}
         if candidates:
             self._on_candidates(session_id, attempt, candidates)
-            log.info("consortium screening: %d candidate(s), sent to review", len(candidates))
+            log.info("consortium screening: %d candidate(s), sent to review",
+                     sum(len(ids) for ids in candidates.values()))
         else:
             with self.db.transaction() as conn:
                 self.mark(conn, session_id, attempt, CLEAR)

@@ -114,6 +114,8 @@ async def test_the_same_person_at_a_second_org_is_caught_and_reviewed(
         r = await school.http.get(f"{API}/reviews?status=open",
                                   headers=school.staff(*SCHOOL_DESK))
         assert [(v["review_id"], v["candidates"]) for v in r.json()] == [(review_id, [astro])]
+        # The review names the org whose gallery holds the candidate (its /reviews/named).
+        assert r.json()[0]["candidate_orgs"] == {astro: HOSPITAL}
         assert_error(await school.http.post(f"{API}/enrolments/{sid}/finish",
                                             headers=school.staff(*SCHOOL_DESK)),
                      409, "enrolment_in_review")
