@@ -367,9 +367,13 @@ class Story:
         astronaut = self.holders["astronaut"].passport_id
         created = self.call("POST", "/enrolments", staff="school_desk", expect=201)
         sid = created["session_id"]
-        screened = self.call("POST", f"/enrolments/{sid}/frames", staff="school_desk",
-                             expect=202, json=self.camera.answer(created["challenge"],
-                                                                 "astronaut"))
+        # The School's own index has no candidate: the frames request ends (204) and the
+        # consortium-wide screening runs in the background; its state shows the review.
+        self.call("POST", f"/enrolments/{sid}/frames", staff="school_desk", expect=204,
+                  json=self.camera.answer(created["challenge"], "astronaut"))
+        screened = self._screened(sid, "school_desk")
+        if screened["screening"] != "in_review" or not screened["review_id"]:
+            raise StepFailed(f"screening {screened['screening']}, expected in_review")
         review_id = screened["review_id"]
         reviews = self.call("GET", "/reviews", staff="school_desk", params={"status": "open"})
         found = [r for r in reviews if r["review_id"] == review_id]
@@ -387,6 +391,17 @@ class Story:
         return (f"candidate: the Hospital's passport {astronaut[:12]}... (found privately in "
                 "the Hospital's gallery under the Pharmacy's key; the School saw no face of "
                 "the Hospital's); review decided 'same person'; no second passport")
+
+    def _screened(self, sid: str, staff: str, timeout: float = 300.0) -> dict[str, Any]:
+        """The enrolment's state once its background screening is no longer pending."""
+        deadline = time.monotonic() + timeout
+        while True:
+            state: dict[str, Any] = self.call("GET", f"/enrolments/{sid}", staff=staff)
+            if state.get("screening") != "pending":
+                return state
+            if time.monotonic() > deadline:
+                raise StepFailed("the consortium-wide screening did not end in time")
+            time.sleep(0.5)
 
     def _vouch(self, voucher: str, vouchee: str, desk: str) -> dict[str, Any]:
         vouchee_id = self.holders[vouchee].passport_id

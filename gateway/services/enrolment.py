@@ -19,8 +19,12 @@ from then on), "different person" reopens it, and finish then adds the face past
 candidates. While a review is open the session cannot finish (409 `enrolment_in_review`), and
 another enrolment whose face matches the face in review is refused (409 `face_in_review`).
 Finish adds atomically (`screen_and_add`) and removes again if the enrolment does not
-complete. Where the consortium requires screening (Config `screening_required`), the passport
-is registered provisional (level 1 on the ledger, KYC credential of level 1) and the enrolling
+complete. At a per-org gateway the frames step then queues the consortium-wide screening of
+the other orgs' galleries (enrolment_screening.py: in the background, its state persisted;
+candidates open a review or join the open one) and returns; finish waits for its outcome
+(bounded) and registers nothing unless it is clear or a review found a different person.
+Where the consortium requires screening (Config `screening_required`), the passport is
+registered provisional (level 1 on the ledger, KYC credential of level 1) and the enrolling
 org records its own screening outcome (`Passport:Screen` "clear"); the other orgs record
 theirs, and a majority clears it (chaincode/mip/passports.py).
 
@@ -73,6 +77,19 @@ from gateway.holder import keys, recovery, vault
 from gateway.holder.errors import WeakPassword
 from gateway.kyc.wallet import KycHolder
 
+from .enrolment_screening import (
+    ABANDONED,
+    FAILED,
+    IN_REVIEW,
+    PASSED,
+    PENDING,
+    REFUSED,
+    EnrolmentScreenings,
+    ScreeningFailed,
+    ScreeningState,
+    ScreeningStillPending,
+    enrolment_screenings,
+)
 from .face_frames import challenge_frames
 from .faces import IssuedChallenge, LiveFace, face_service
 from .holders import SCHEMA as HOLDERS_SCHEMA
@@ -80,7 +97,6 @@ from .holders import HolderState, holder_service
 from .kyc import SCHEMA as KYC_SCHEMA
 from .kyc import kyc_service
 from .password_hardening import password_hardening
-from .screening_consortium import consortium_screening
 
 if TYPE_CHECKING:
     from .state import AppState
@@ -129,13 +145,6 @@ MAX_GUARDIANS = 10
 RECONCILE_AFTER_S = 120.0
 
 
-class ScreeningPending(ApiError):
-    """The consortium-wide screening did not complete (a party did not answer, refused or
-    deviated): the session stays `screening_pending`, nothing is enrolled."""
-
-    status, code = 503, "screening_pending"
-
-
 @dataclass
 class _Pending:
     """A session's secrets, in memory only."""
@@ -158,6 +167,7 @@ class EnrolmentView:
     guardian_threshold: int
     passport_id: str | None
     expires: float
+    screening: ScreeningState | None = None  # the consortium-wide screening (None: not run)
 
 
 @dataclass(frozen=True)
@@ -174,6 +184,9 @@ class EnrolmentService:
         self.db = state.db
         self.db.ensure(SCHEMA)
         self.db.ensure_columns("enrolment_sessions", {"register_request": "TEXT"})
+        # Which org's gallery holds each candidate (passport id -> org): the org whose
+        # registrar can confirm or deny it from its own reference (its /reviews/named).
+        self.db.ensure_columns("enrolment_reviews", {"candidate_orgs": "TEXT"})
         # Tables this service reads before their own services are built (state.service's
         # lock is not re-entrant, so no service is built from inside a constructor).
         self.db.ensure(HOLDERS_SCHEMA)
@@ -182,6 +195,21 @@ class EnrolmentService:
         # Sessions this process is finishing now: a `finishing` row not in here was left by a
         # crash (one gateway process per database) and its finish reconciles with the ledger.
         self._finishing: set[str] = set()
+        self._screenings: EnrolmentScreenings | None = None
+
+    def _jobs(self) -> EnrolmentScreenings:
+        """The background consortium screening (enrolment_screening.py), bound to this
+        service's sessions (built on first use: no service is built in a constructor)."""
+        if self._screenings is None:
+            self._screenings = enrolment_screenings(self.state)
+            self._screenings.bind(self._live_template, self._screening_candidates)
+        return self._screenings
+
+    def _live_template(self, session_id: str) -> Any:
+        pending = self._pending.get(session_id)
+        if pending is None or pending.live is None:
+            return None
+        return pending.live.screening_template
 
     # --- sessions ------------------------------------------------------------------------
     def _row(self, session_id: str, staff: StaffMember) -> Any:
@@ -219,6 +247,9 @@ class EnrolmentService:
         return session_id, challenge, expires
 
     def view(self, session_id: str, staff: StaffMember) -> EnrolmentView:
+        self._row(session_id, staff)
+        jobs = self._jobs()
+        jobs.sweep()
         row = self._row(session_id, staff)
         status = row["status"]
         if status == "open" and time.time() > float(row["expires"]):
@@ -228,7 +259,7 @@ class EnrolmentService:
         return EnrolmentView(session_id, status, bool(row["face_checked"]),
                              bool(row["password_set"]), len(json.loads(row["guardians"])),
                              int(row["guardian_threshold"]), passport_id,
-                             float(row["expires"]))
+                             float(row["expires"]), jobs.get(session_id))
 
     def _secrets(self, session_id: str) -> _Pending:
         pending = self._pending.get(session_id)
@@ -266,43 +297,64 @@ class EnrolmentService:
                            "first", code="face_in_review")
         found = await self.state.run_face(faces.screen, live)
         candidates = {pid for pid, _score in found}
-        pending.live, pending.cleared = None, frozenset()
-        consortium = consortium_screening(self.state)
-        if consortium.enabled():
-            # The other orgs' galleries, privately (docs/face.md, 5b). Until both answered,
-            # the session is `screening_pending`: no face is checked, nothing can finish.
-            with self.db.transaction() as conn:
-                conn.execute("UPDATE enrolment_sessions SET face_checked = 0, "
-                             "status = 'screening_pending' WHERE session_id = ?", (session_id,))
-            try:
-                remote = await consortium.screen(staff, live.screening_template)
-            except ApiError as exc:
-                log.warning("consortium screening did not complete: %s", exc.code)
-                raise ScreeningPending(
-                    f"the consortium-wide screening did not complete ({exc.message}); "
-                    "nothing is enrolled; the session waits: capture the face again to "
-                    "retry") from None
-            candidates |= {pid for ids in remote.values() for pid in ids}
-            with self.db.transaction() as conn:
-                conn.execute("UPDATE enrolment_sessions SET status = 'open' "
-                             "WHERE session_id = ? AND status = 'screening_pending'",
-                             (session_id,))
-        pending.live = live
+        pending.live, pending.cleared = live, frozenset()
+        jobs = self._jobs()
+        if jobs.enabled():
+            # The other orgs' galleries, privately (docs/face.md, 5b), in the background
+            # (5.4): the desk goes on; finish waits for the outcome (bounded).
+            jobs.submit(session_id, staff)
         if not candidates:
             with self.db.transaction() as conn:
-                conn.execute("UPDATE enrolment_sessions SET face_checked = 1 "
+                conn.execute("UPDATE enrolment_sessions SET face_checked = 1, status = 'open' "
                              "WHERE session_id = ?", (session_id,))
             return None
         review_id = secrets.token_hex(16)
         with self.db.transaction() as conn:
             conn.execute(
-                "INSERT INTO enrolment_reviews (review_id, session_id, org, candidates, status, "
-                "created) VALUES (?, ?, ?, ?, 'open', ?)",
-                (review_id, session_id, staff.org, json.dumps(sorted(candidates)), time.time()))
+                "INSERT INTO enrolment_reviews (review_id, session_id, org, candidates, "
+                "candidate_orgs, status, created) VALUES (?, ?, ?, ?, ?, 'open', ?)",
+                (review_id, session_id, staff.org, json.dumps(sorted(candidates)),
+                 json.dumps(dict.fromkeys(sorted(candidates), staff.org)), time.time()))
             conn.execute("UPDATE enrolment_sessions SET face_checked = 1, status = 'in_review' "
                          "WHERE session_id = ?", (session_id,))
         log.info("enrolment sent to review with %d candidate(s)", len(candidates))
         return review_id
+
+    def _screening_candidates(self, session_id: str, attempt: int,
+                              found: dict[str, list[str]]) -> None:
+        """The background screening found candidates in other orgs' galleries: into the
+        session's open review (its own index's candidates) or a new one; with the screening
+        row, in one transaction (only for the attempt still pending)."""
+        with self.db.transaction() as conn:
+            job = conn.execute(
+                "SELECT 1 FROM enrolment_screenings WHERE session_id = ? AND attempt = ? "
+                "AND status = 'pending'", (session_id, attempt)).fetchone()
+            session = conn.execute("SELECT status, org FROM enrolment_sessions "
+                                   "WHERE session_id = ?", (session_id,)).fetchone()
+            if job is None or session is None:
+                return
+            orgs = {pid: org for org, ids in sorted(found.items()) for pid in ids}
+            review = conn.execute(
+                "SELECT review_id, candidates, candidate_orgs FROM enrolment_reviews "
+                "WHERE session_id = ? AND status = 'open'", (session_id,)).fetchone()
+            review_id: str | None = None
+            if review is not None:
+                review_id = str(review["review_id"])
+                merged = sorted(set(json.loads(review["candidates"])) | set(orgs))
+                orgs = {**json.loads(review["candidate_orgs"] or "{}"), **orgs}
+                conn.execute("UPDATE enrolment_reviews SET candidates = ?, candidate_orgs = ? "
+                             "WHERE review_id = ?",
+                             (json.dumps(merged), json.dumps(orgs, sort_keys=True), review_id))
+            elif session["status"] == "open":
+                review_id = secrets.token_hex(16)
+                conn.execute(
+                    "INSERT INTO enrolment_reviews (review_id, session_id, org, candidates, "
+                    "candidate_orgs, status, created) VALUES (?, ?, ?, ?, ?, 'open', ?)",
+                    (review_id, session_id, session["org"], json.dumps(sorted(orgs)),
+                     json.dumps(orgs, sort_keys=True), time.time()))
+                conn.execute("UPDATE enrolment_sessions SET status = 'in_review' "
+                             "WHERE session_id = ?", (session_id,))
+            self._jobs().mark(conn, session_id, attempt, "in_review", review_id)
 
     def _in_review_elsewhere(self, session_id: str, live: LiveFace) -> bool:
         """Whether the face matches the face of another session waiting for its review
@@ -341,12 +393,18 @@ class EnrolmentService:
             conn.execute("UPDATE enrolment_sessions SET status = ? WHERE session_id = ? "
                          "AND status = 'in_review'",
                          ("refused" if same_person else "open", session_id))
+            self._jobs().reviewed(conn, review_id, same_person)
         if same_person:
             self._pending.pop(session_id, None)  # the face and secrets go now
+            self._jobs().forget(session_id)
         else:
             pending = self._pending.get(session_id)
             if pending is not None:
-                pending.cleared = frozenset(json.loads(row["candidates"]))
+                # (re-read: a screening may have added candidates until the decision)
+                decided = self.db.query_one("SELECT candidates FROM enrolment_reviews "
+                                            "WHERE review_id = ?", (review_id,))
+                names = json.loads(decided["candidates"]) if decided is not None else []
+                pending.cleared = pending.cleared | frozenset(names)
         log.info("review decided: %s", status)
         return self._review_view(self.db.query_one(
             "SELECT * FROM enrolment_reviews WHERE review_id = ?", (review_id,)))
@@ -365,6 +423,7 @@ class EnrolmentService:
     def _review_view(row: Any) -> dict[str, Any]:
         return {"review_id": row["review_id"], "session_id": row["session_id"],
                 "status": row["status"], "candidates": json.loads(row["candidates"]),
+                "candidate_orgs": json.loads(row["candidate_orgs"] or "{}"),
                 "created": row["created"], "decided": row["decided"],
                 "decided_by": row["decided_by"], "reason": row["reason"]}
 
@@ -440,11 +499,13 @@ class EnrolmentService:
         if row["status"] == "in_review":
             raise Conflict("this enrolment's face is in review; a registrar must decide it "
                            "first", code="enrolment_in_review")
-        if row["status"] == "screening_pending":
-            raise Conflict("the consortium-wide screening of this face has not completed; "
-                           "capture the face again", code="screening_pending")
         if pending.live is None or not row["face_checked"]:
             raise Conflict("the face is not captured yet", code="enrolment_incomplete")
+        if await self._await_screening(session_id):
+            row = self._open_row(session_id, staff)  # (a review may have opened meanwhile)
+            if row["status"] == "in_review":
+                raise Conflict("the screening found candidates; this enrolment is in review: "
+                               "a registrar must decide it first", code="enrolment_in_review")
         if pending.wrapped is None or pending.face_key is None or not row["password_set"]:
             raise Conflict("the password is not set yet", code="enrolment_incomplete")
         with self.db.transaction() as conn:
@@ -465,6 +526,58 @@ class EnrolmentService:
         seconds = time.perf_counter() - started
         log.info("enrolment finished in %.2f s", seconds)
         return EnrolmentResult(result.passport_id, result.kyc_level, result.shares, seconds)
+
+    async def _await_screening(self, session_id: str) -> bool:
+        """Before finish registers anything: the consortium-wide screening of this face
+        passed (clear, or its review found a different person). Waits up to
+        `finish_wait_s` for a running one; True when it ran (the row is to be read again).
+        Refused: still running (409 `screening_pending`: finish again), failed (503
+        `screening_failed`: retry it), candidates (the session is in review)."""
+        jobs = self._jobs()
+        if not jobs.enabled():
+            return False
+        jobs.sweep()
+        screening = jobs.get(session_id)
+        if screening is not None and screening.status == PENDING:
+            await jobs.wait(session_id, jobs.finish_wait_s)
+            screening = jobs.get(session_id)
+        if screening is None or screening.status == ABANDONED:
+            raise Conflict("the face is not screened; capture it again",
+                           code="enrolment_incomplete")
+        if screening.status == PENDING:
+            raise ScreeningStillPending("the consortium-wide screening of this face is still "
+                                        "running; finish again shortly")
+        if screening.status == FAILED:
+            raise ScreeningFailed(
+                "the consortium-wide screening did not complete "
+                f"({screening.error_code}: {screening.error_message}); nothing is enrolled; "
+                "retry the screening or capture the face again",
+                details={"cause": screening.error_code, "retryable": True})
+        if screening.status == IN_REVIEW:
+            raise Conflict("the screening found candidates; this enrolment is in review: a "
+                           "registrar must decide it first", code="enrolment_in_review")
+        if screening.status == REFUSED:
+            raise Conflict("a review found this person enrolled already", code="duplicate_face")
+        if screening.status not in PASSED:
+            raise Conflict(f"the screening of this face is {screening.status}",
+                           code="enrolment_incomplete")
+        return True
+
+    async def retry_screening(self, session_id: str, staff: StaffMember) -> ScreeningState:
+        """A new attempt of a failed consortium screening, for the face already captured."""
+        row = self._open_row(session_id, staff)
+        pending = self._secrets(session_id)
+        jobs = self._jobs()
+        screening = jobs.get(session_id)
+        if screening is None or pending.live is None or not row["face_checked"]:
+            raise Conflict("no screening to retry: capture the face", code="enrolment_incomplete")
+        if screening.status != FAILED:
+            raise Conflict(f"the screening is {screening.status}, not failed",
+                           code="screening_not_failed")
+        jobs.submit(session_id, staff)
+        state = jobs.get(session_id)
+        assert state is not None
+        return state
 
     async def _finish(self, session_id: str, staff: StaffMember, row: Any,
                       pending: _Pending) -> EnrolmentResult:

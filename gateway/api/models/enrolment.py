@@ -18,15 +18,30 @@ class EnrolmentCreated(BaseModel):
 
 class EnrolmentState(BaseModel):
     session_id: str
-    status: str = Field(description="open, screening_pending (the consortium-wide screening did "
-                        "not complete: capture again), in_review, refused, finishing, finished "
-                        "or expired")
+    status: str = Field(description="open, in_review, refused, finishing, finished or expired")
     face_checked: bool
     password_set: bool
     guardians: int
     guardian_threshold: int
     passport_id: str | None
     expires_in_s: float
+    screening: str | None = Field(
+        default=None, description="the consortium-wide screening, run in the background "
+        "(docs/face.md 5.4): pending, clear, in_review (candidates: see review_id), reviewed "
+        "(a different person), refused (the same person), failed (see screening_error; "
+        "retryable) or abandoned (the gateway restarted: start again); null where this "
+        "gateway runs none")
+    screening_error: str | None = Field(
+        default=None, description="why a failed screening failed (e.g. screening_unavailable: "
+        "an org's gateway did not answer in time)")
+    screening_retryable: bool = False
+    review_id: str | None = Field(default=None,
+                                  description="the review the screening sent the session to")
+
+
+class ScreeningRetried(BaseModel):
+    screening: str = Field(description="pending: the new attempt runs in the background")
+    attempt: int
 
 
 class PasswordIn(BaseModel):

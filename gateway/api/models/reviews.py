@@ -18,6 +18,10 @@ class ReviewOut(BaseModel):
     status: str = Field(description="open, cleared (different person) or refused (same person)")
     candidates: list[str] = Field(description="passport ids that scored at or above the "
                                               "identification threshold (no faces, no scores)")
+    candidate_orgs: dict[str, str] = Field(
+        default_factory=dict, description="the org whose gallery holds each candidate: its "
+        "registrar can confirm or deny from its own reference (its GET /reviews/named lists "
+        "the passport)")
     created: float
     decided: float | None
     decided_by: str | None

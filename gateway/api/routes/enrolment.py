@@ -1,7 +1,9 @@
 """Enrolment at a registration desk (role `registrar`, the caller of `Passport:Register`).
 
 `POST /enrolments` opens a session and returns a face challenge; `POST .../frames` answers it
-(liveness, quality, duplicate screening: candidates send it to review, see reviews.py);
+(liveness, quality, the org's own duplicate screening: candidates send it to review, see
+reviews.py; the consortium-wide screening then runs in the background, `POST
+.../screening` retries a failed one);
 `POST .../challenge` gives a new challenge for a retake; `PUT .../password` and `PUT
 .../guardians` set those; `POST .../finish` registers the
 passport; `GET /enrolments/{id}` shows progress. Only the registrar who opened a session sees
@@ -25,6 +27,7 @@ from gateway.api.models.enrolment import (
     GuardianShareOut,
     GuardiansIn,
     PasswordIn,
+    ScreeningRetried,
 )
 from gateway.api.models.face_frames import ChallengeOut, FaceAnswer
 from gateway.api.models.reviews import EnrolmentScreened
@@ -59,11 +62,26 @@ async def create_enrolment(state: StateDep, staff: StaffDep) -> EnrolmentCreated
 async def get_enrolment(session_id: SessionId, state: StateDep,
                         staff: StaffDep) -> EnrolmentState:
     view = enrolment_service(state).view(session_id, _registrar(staff))
+    screening = view.screening
     return EnrolmentState(
         session_id=view.session_id, status=view.status, face_checked=view.face_checked,
         password_set=view.password_set, guardians=view.guardians,
         guardian_threshold=view.guardian_threshold, passport_id=view.passport_id,
-        expires_in_s=max(0.0, view.expires - time.time()))
+        expires_in_s=max(0.0, view.expires - time.time()),
+        screening=screening.status if screening else None,
+        screening_error=screening.error_code if screening else None,
+        screening_retryable=bool(screening and screening.retryable),
+        review_id=screening.review_id if screening else None)
+
+
+@router.post("/enrolments/{session_id}/screening", response_model=ScreeningRetried,
+             status_code=202)
+async def retry_enrolment_screening(session_id: SessionId, state: StateDep,
+                                    staff: StaffDep) -> ScreeningRetried:
+    """Retry a failed consortium-wide screening of the captured face (a new request
+    recorded on the ledger); it runs in the background like the first (GET shows it)."""
+    screening = await enrolment_service(state).retry_screening(session_id, _registrar(staff))
+    return ScreeningRetried(screening=screening.status, attempt=screening.attempt)
 
 
 @router.post("/enrolments/{session_id}/challenge", response_model=ChallengeOut,
@@ -79,8 +97,10 @@ async def new_enrolment_challenge(session_id: SessionId, state: StateDep,
                               "description": "screening found candidates: sent to review"}})
 async def enrolment_frames(session_id: SessionId, body: FaceAnswer, state: StateDep,
                            staff: StaffDep) -> Response:
-    """Liveness and quality of the captured frames, then duplicate screening: 204 when no
-    enrolled face is a candidate, 202 with the review's id when one or more are."""
+    """Liveness and quality of the captured frames, then this org's duplicate screening: 204
+    when no face it enrolled is a candidate, 202 with the review's id when one or more are.
+    At a per-org gateway the consortium-wide screening then runs in the background
+    (GET shows `screening`; finish waits for it, bounded)."""
     review_id = await enrolment_service(state).add_frames(
         session_id, _registrar(staff), body.challenge_id, body.decoded())
     if review_id is None:

@@ -152,11 +152,15 @@ def test_demo_steps_act_at_their_orgs_gateway(per_org: DemoRun) -> None:
     assert issue in hospital and issue not in pharmacy
     assert (issue in school) == this_build_has(CUSTODY_ROUTE)
     # Enrolments at the Hospital's desk; the School's desk tried the same person once (the
-    # consortium screening sent it to review, the School's registrar refused it); none at
-    # the Pharmacy. Each desk's enrolment ran the screening steps at the two other gateways.
+    # consortium screening, in the background, sent it to review, the School's registrar
+    # refused it); none at the Pharmacy. Each desk's enrolment ran the screening steps at
+    # the two other gateways.
     assert "POST /api/v1/enrolments " in hospital and "POST /api/v1/enrolments " in school
     assert "POST /api/v1/enrolments " not in pharmacy
-    assert "POST /api/v1/enrolments/{session_id}/frames 202" in school
+    # The School's frames request ends at its own (empty) index; the background screening
+    # finds the Hospital's passport and the desk reads the review from the enrolment's state.
+    assert "POST /api/v1/enrolments/{session_id}/frames 204" in school
+    assert "GET /api/v1/enrolments/{session_id} 200" in school
     assert "POST /api/v1/reviews/{review_id}/decision 200" in school
     assert "/enrolments/{session_id}/finish 201" not in school
     for org_log in (hospital, school, pharmacy):

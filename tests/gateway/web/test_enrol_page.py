@@ -14,11 +14,15 @@ convincingly), and the test replays the face service's generator exactly as it d
   sealed share.
 - Duplicate screening: the astronaut again is SENT TO REVIEW (202 `in_review` with the
   review's id, as the API answers), with no retake and no password step offered.
+- The consortium-wide screening in the background (its answers stood in for): shown while
+  the password is typed, a retry when an org did not answer, SENT TO REVIEW on candidates.
 """
 
 from __future__ import annotations
 
+import json
 import random
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,7 +30,7 @@ from pathlib import Path
 
 import pytest
 from browser_kit import chromium_missing_reason, context_options, launch_options, serving
-from playwright.sync_api import Page, Playwright, expect
+from playwright.sync_api import Page, Playwright, Route, expect
 
 SERVICE_TESTS = Path(__file__).resolve().parents[1] / "services"
 if str(SERVICE_TESTS) not in sys.path:
@@ -217,5 +221,70 @@ def test_a_possible_duplicate_is_shown_as_sent_to_review(browsers: Playwright, d
         expect(page.get_by_role("button", name="Retake the face check")).to_be_hidden()
         expect(page.locator("#holder")).to_be_hidden()
         screenshot(page, "enrol-in-review.png")
+    finally:
+        browser.close()
+
+
+def test_the_background_screening_is_shown_while_the_desk_goes_on(
+        browsers: Playwright, desk: EnrolDesk, tmp_path: Path) -> None:
+    """At a per-org gateway the consortium-wide screening runs after the frames request
+    (docs/face.md 5.4). Its answers are stood in for here (page.route: this all-orgs gateway
+    runs none): pending while the person types the password, an org that did not answer
+    (failed, retryable: the retry button), then candidates: SENT TO REVIEW."""
+    video, poses = camera_video(desk, "grace_hopper", tmp_path / "grace-screening.y4m")
+    phase = {"name": "first", "reads": 0}
+    review = "ab" * 16
+
+    def enrolment_state(route: Route) -> None:
+        if route.request.method != "GET":
+            route.fallback()
+            return
+        phase["reads"] += 1
+        if phase["name"] == "first":
+            screening = "pending" if phase["reads"] <= 2 else "failed"
+        else:
+            screening = "pending" if phase["reads"] <= 1 else "in_review"
+        route.fulfill(status=200, content_type="application/json", body=json.dumps({
+            "session_id": route.request.url.rsplit("/", 1)[1],
+            "status": "in_review" if screening == "in_review" else "open",
+            "face_checked": True, "password_set": False, "guardians": 0,
+            "guardian_threshold": 0, "passport_id": None, "expires_in_s": 600.0,
+            "screening": screening,
+            "screening_error": "screening_unavailable" if screening == "failed" else None,
+            "screening_retryable": screening == "failed",
+            "review_id": review if screening == "in_review" else None}))
+
+    def retry(route: Route) -> None:
+        phase.update(name="second", reads=0)
+        route.fulfill(status=202, content_type="application/json",
+                      body=json.dumps({"screening": "pending", "attempt": 2}))
+
+    browser = browsers.chromium.launch(**launch_options(video))
+    try:
+        page = browser.new_context(**context_options(TABLET)).new_page()
+        page.route(re.compile(r".*/api/v1/enrolments/[0-9a-f]{64}/frames$"),
+                   lambda route: route.fulfill(status=204))
+        page.route(re.compile(r".*/api/v1/enrolments/[0-9a-f]{64}$"), enrolment_state)
+        page.route(re.compile(r".*/api/v1/enrolments/[0-9a-f]{64}/screening$"), retry)
+        start(page, desk, poses, keyboard=False)
+        expect(page.locator("#face-word")).to_have_text("FACE CHECKED", timeout=60_000)
+        screening = page.locator("#screening")
+        expect(screening).to_have_attribute("data-state", "pending")
+        expect(screening).to_contain_text("Screening with the other organisations")
+        # The desk goes on meanwhile.
+        password = page.get_by_label("Your password (at least 10 characters)")
+        expect(password).to_be_editable()
+        password.fill(PASSWORD)
+        expect(screening).to_have_attribute("data-state", "failed", timeout=10_000)
+        expect(screening).to_contain_text("screening_unavailable")
+        retry_button = page.get_by_role("button", name="Retry the screening")
+        expect(retry_button).to_be_visible()
+        screenshot(page, "enrol-screening-failed.png")
+        retry_button.click()
+        expect(page.locator("#face-word")).to_have_text("SENT TO REVIEW", timeout=10_000)
+        expect(page.locator("#face-reason code")).to_contain_text(f"in_review: review {review}")
+        expect(page.locator("#holder")).to_be_hidden()
+        expect(retry_button).to_be_hidden()
+        screenshot(page, "enrol-screening-in-review.png")
     finally:
         browser.close()

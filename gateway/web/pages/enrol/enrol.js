@@ -7,8 +7,12 @@
  * The outcome of each step is shown as the gateway answers it (its code and message): a
  * face that resembles someone enrolled already goes to review (202 `in_review` with the
  * review's id: a registrar decides at /api/v1/reviews; no password step until then), and one
- * a review found to be the same person is `duplicate_face`; neither is retaken. Frames live
- * in memory until sent; the camera is opened for the face check only.
+ * a review found to be the same person is `duplicate_face`; neither is retaken. At a per-org
+ * gateway the consortium-wide screening (the other orgs' galleries) runs in the background
+ * after the frames request: the page shows its state (GET /enrolments/{id}: `screening`)
+ * while the person types the password, SENT TO REVIEW when it finds candidates, and a retry
+ * (POST .../screening) when an org did not answer; finish waits for it (bounded).
+ * Frames live in memory until sent; the camera is opened for the face check only.
  * No capture time is sent: the gateway times the frames by the request's arrival. */
 
 import { api } from "/desk/api.js";
@@ -35,6 +39,10 @@ const SENTENCES = {
   invalid_guardians: "The guardians are not accepted: check the IDs and how many are needed.",
   unknown_guardian: "A guardian is not an active passport.",
   no_face: "No face was found. Face the camera.",
+  screening_pending: "The screening with the other organisations is still running. "
+    + "Register again in a moment.",
+  screening_failed: "The screening with the other organisations did not complete. Retry it.",
+  enrolment_in_review: "This face is in review: a registrar must decide it first.",
   multiple_faces: "More than one face is in view. Only the person enrolling should be in view.",
 };
 
@@ -54,6 +62,8 @@ const ui = {
   faceWord: byId("face-word"),
   faceReason: byId("face-reason"),
   retake: byId("retake"),
+  screening: byId("screening"),
+  retryScreening: byId("retry-screening"),
   cancel: byId("cancel"),
   holder: byId("holder"),
   holderForm: byId("holder-form"),
@@ -83,6 +93,7 @@ const staff = staffSignIn("mip.enrol.token", {
 const session = staff.session;
 /** {id, challengeId, poses} of the open enrolment. */
 let enrolment = null;
+const SCREENING_POLL_MS = 1000;
 
 function show(...visible) {
   for (const s of sections) s.hidden = !visible.includes(s);
@@ -101,6 +112,9 @@ function reset() {
   ui.faceResult.className = "result";
   delete ui.faceResult.dataset.code;
   ui.retake.hidden = true;
+  ui.screening.hidden = true;
+  delete ui.screening.dataset.state;
+  ui.retryScreening.hidden = true;
   ui.holderForm.reset();
   for (const box of [ui.startError, ui.holderError]) clearError(box);
   setState("idle");
@@ -162,9 +176,64 @@ async function runFaceCheck(challenge) {
     if (enrolment !== current) return;
     if (r.ok && r.status === 202 && r.data && r.data.status === "in_review") {
       faceInReview(r.data.review_id);
-    } else if (r.ok) faceAccepted();
-    else if (r.code !== "unauthenticated") faceRefused(r);
+    } else if (r.ok) {
+      faceAccepted();
+      followScreening(current);
+    } else if (r.code !== "unauthenticated") faceRefused(r);
   });
+}
+
+// ---- the consortium-wide screening, in the background ----------------------------------
+const SCREENING_TEXT = {
+  pending: "Screening with the other organisations… you can go on meanwhile.",
+  clear: "SCREENING CLEAR: no organisation has this face enrolled.",
+  reviewed: "SCREENING REVIEWED: a registrar found a different person.",
+  abandoned: "The screening was interrupted (the gateway restarted). Start again.",
+};
+
+async function followScreening(current) {
+  // Polls the enrolment's state until the screening is decided (none at an all-orgs
+  // gateway: `screening` is null there and nothing is shown).
+  while (enrolment === current) {
+    const r = await api("GET", `/enrolments/${current.id}`, undefined, session);
+    if (enrolment !== current || !r.ok) return;
+    const state = r.data.screening;
+    if (!state) return;
+    showScreening(current, r.data);
+    if (state !== "pending") return;
+    await new Promise((resolve) => { setTimeout(resolve, SCREENING_POLL_MS); });
+  }
+}
+
+function showScreening(current, data) {
+  const state = data.screening;
+  ui.screening.hidden = false;
+  ui.screening.dataset.state = state;
+  ui.retryScreening.hidden = state !== "failed";
+  if (state === "in_review") {
+    show(ui.face);
+    ui.screening.hidden = true;
+    faceInReview(data.review_id);
+    return;
+  }
+  if (state === "failed") {
+    ui.screening.textContent = "SCREENING DID NOT COMPLETE: an organisation did not answer "
+      + `in time (${String(data.screening_error)}). Nothing is enrolled; retry it.`;
+    return;
+  }
+  ui.screening.textContent = SCREENING_TEXT[state] || `Screening: ${state}`;
+}
+
+async function retryScreening() {
+  const current = enrolment;
+  if (!current) return;
+  ui.retryScreening.hidden = true;
+  const r = await api("POST", `/enrolments/${current.id}/screening`, undefined, session);
+  if (!r.ok) {
+    if (r.code !== "unauthenticated") showError(ui.holderError, r, SENTENCES);
+    return;
+  }
+  followScreening(current);
 }
 
 function faceInReview(reviewId) {
@@ -266,6 +335,7 @@ async function finish() {
 // ---- wiring -----------------------------------------------------------------------------
 ui.startButton.addEventListener("click", startEnrolment);
 ui.retake.addEventListener("click", retake);
+ui.retryScreening.addEventListener("click", retryScreening);
 ui.cancel.addEventListener("click", toStart);
 ui.next.addEventListener("click", toStart);
 ui.holderForm.addEventListener("submit", (event) => {
