@@ -54,7 +54,7 @@ from gateway.fabric import ChaincodeError, CommitError, EndorseError, RetryPolic
 from gateway.store import Database
 
 from . import dispense_recovery
-from .access import request_and_read
+from .access import prepare_request, request_and_read
 from .attestation_sealing import AttestationUnreadable, open_attestation, seal_attestation
 from .counter_key import PHARMACY, counter_key
 from .face_frames import gateway_time
@@ -183,35 +183,35 @@ class PickupService:
                      portrait: bytes | None = None) -> dict[str, Any]:
         require_role(member, ("pharmacist",), (PHARMACY,))
         self.require_unlocked(prescription_id, member)
+        # Everything the start needs from the ledger is started at once, the audited read's
+        # `Access:Request` only endorsed (prepared_submit.py): a refusal below drops it
+        # unsent, so it writes nothing, as when it was endorsed after the checks. Answers
+        # are taken in the order of the checks, so each refusal is the one it was.
+        contract = self.state.ledger.for_staff(member)
+        prepared = prepare_request(contract, prescription_id, SCOPE, PURPOSE)
+        portraits = pharmacy_portraits(self.state)
+        reads = None if portrait is None else portraits.start_reads(member.org, portrait)
         try:
-            record = await credential_record(self.state, prescription_id)
-        except ChaincodeError as exc:
-            if exc.chaincode_message.startswith("not_found: "):
-                raise NotFound("no such prescription") from None
+            record = await self._prescription(prescription_id)
+            issuer_org = str(record["issuer_org"])
+            subject = str(record["subject_account"])
+            # A portrait handed in is checked (reads only) before the audited read is
+            # written: a refused portrait changes nothing.
+            checked: Checked | None = None
+            if portrait is not None:
+                checked = await portraits.check(member.org, portrait, record, reads)
+        except BaseException:
+            prepared.discard()
+            if reads is not None:
+                reads.discard()
             raise
-        if record.get("type") != "prescription":
-            raise NotFound("no such prescription")
-        fills = record.get("fills") or {}
-        if record.get("status") != "active":
-            raise ApiError(f"the prescription is {record.get('status')}",
-                           code="precondition_failed", status=409)
-        if fills.get("used", 0) >= fills.get("allowed", 0):
-            raise ApiError("the prescription is used up", code="precondition_failed",
-                           status=409)
-        if fills.get("expires", 0) <= time.time():
-            raise ApiError("the prescription has expired", code="precondition_failed",
-                           status=409)
-        issuer_org = str(record["issuer_org"])
-        subject = str(record["subject_account"])
-        # A portrait handed in is checked (reads only) before the audited read is written: a
-        # refused portrait changes nothing.
-        checked: Checked | None = None
-        if portrait is not None:
-            checked = await pharmacy_portraits(self.state).check(member.org, portrait, record)
         # The audited read and the account lookup need nothing of each other: run together.
+        # A checked portrait's reads hold the account already (the check bound the portrait
+        # to the prescription's subject).
         read = asyncio.ensure_future(request_and_read(
-            self.state.ledger.for_staff(member), prescription_id, issuer_org, SCOPE, PURPOSE))
-        account = asyncio.ensure_future(account_record(self.state, subject))
+            contract, prescription_id, issuer_org, SCOPE, PURPOSE, prepared=prepared))
+        account = (reads.account if checked is not None and reads is not None
+                   else asyncio.ensure_future(account_record(self.state, subject)))
         try:
             released = await read
         except ChaincodeError as exc:
@@ -226,7 +226,6 @@ class PickupService:
         fields = released["fields"]
         account_fields = await account
         institution = str(account_fields["institution"])
-        portraits = pharmacy_portraits(self.state)
         portrait_grant: str | None = None
         if checked is not None:
             portraits.keep(checked)
@@ -260,6 +259,28 @@ class PickupService:
                           "expires_in_s": max(0.0, round(challenge.deadline - gateway_time(),
                                                          1))},
         }
+
+    async def _prescription(self, prescription_id: str) -> dict[str, Any]:
+        """The prescription's public record, if it can be picked up now (typed refusals)."""
+        try:
+            record = await credential_record(self.state, prescription_id)
+        except ChaincodeError as exc:
+            if exc.chaincode_message.startswith("not_found: "):
+                raise NotFound("no such prescription") from None
+            raise
+        if record.get("type") != "prescription":
+            raise NotFound("no such prescription")
+        fills = record.get("fills") or {}
+        if record.get("status") != "active":
+            raise ApiError(f"the prescription is {record.get('status')}",
+                           code="precondition_failed", status=409)
+        if fills.get("used", 0) >= fills.get("allowed", 0):
+            raise ApiError("the prescription is used up", code="precondition_failed",
+                           status=409)
+        if fills.get("expires", 0) <= time.time():
+            raise ApiError("the prescription has expired", code="precondition_failed",
+                           status=409)
+        return record
 
     def _challenged_row(self, member: StaffMember, pickup_id: str, challenge_id: str) -> Any:
         row = self._row(member, pickup_id)
