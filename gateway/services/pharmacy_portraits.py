@@ -23,6 +23,7 @@ import asyncio
 import base64
 import binascii
 import logging
+import sqlite3
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -249,17 +250,22 @@ class PharmacyPortraits:
         return Checked(header, sealed, expectation, verified.expires, named)
 
     # --- what is kept ---------------------------------------------------------------------
-    def keep(self, checked: Checked) -> None:
+    def keep(self, checked: Checked, conn: sqlite3.Connection | None = None) -> None:
+        """Keep the checked portrait (and drop expired ones); with `conn`, in the caller's
+        transaction."""
+        if conn is None:
+            with self.db.transaction() as own:
+                self.keep(checked, own)
+            return
         now = time.time()
-        with self.db.transaction() as conn:
-            conn.execute("DELETE FROM pharmacy_portraits WHERE expires <= ?", (int(now),))
-            conn.execute(
-                "INSERT INTO pharmacy_portraits (account, grant_id, sealed, received, expires, "
-                "prescription_id) VALUES (?,?,?,?,?,?) ON CONFLICT(account, grant_id) DO "
-                "UPDATE SET sealed = excluded.sealed, received = excluded.received, "
-                "expires = excluded.expires",
-                (checked.header.account, checked.header.grant_id, checked.sealed, now,
-                 checked.expires, checked.prescription_id))
+        conn.execute("DELETE FROM pharmacy_portraits WHERE expires <= ?", (int(now),))
+        conn.execute(
+            "INSERT INTO pharmacy_portraits (account, grant_id, sealed, received, expires, "
+            "prescription_id) VALUES (?,?,?,?,?,?) ON CONFLICT(account, grant_id) DO "
+            "UPDATE SET sealed = excluded.sealed, received = excluded.received, "
+            "expires = excluded.expires",
+            (checked.header.account, checked.header.grant_id, checked.sealed, now,
+             checked.expires, checked.prescription_id))
 
     async def deposit(self, org: str, sealed: bytes) -> dict[str, Any]:
         """Check and keep a portrait handed in before its pickup."""

@@ -228,14 +228,19 @@ class PickupService:
         institution = str(account_fields["institution"])
         portrait_grant: str | None = None
         if checked is not None:
-            portraits.keep(checked)
             portrait_grant = checked.header.grant_id
         elif self.uses_portrait(institution):
             portrait_grant = portraits.latest_grant(subject, prescription_id)
         pickup_id = secrets.token_hex(16)
-        challenge = face_service(self.state).issue_challenge(PURPOSE, pickup_id)
-        now = time.time()
+        # Built before the transaction: a service's first use creates its tables, and SQLite's
+        # executescript commits whatever transaction is open.
+        faces = face_service(self.state)
+        # The portrait kept, the challenge and the pickup: one commit (one fsync, not three).
         with self.db.transaction() as conn:
+            if checked is not None:
+                portraits.keep(checked, conn)
+            challenge = faces.issue_challenge(PURPOSE, pickup_id, conn)
+            now = time.time()
             conn.execute(
                 "INSERT INTO pickups (pickup_id, prescription_id, org, staff_name, "
                 "subject_account, institution, issuer_org, challenge_id, challenge_issued_at, "
