@@ -299,11 +299,15 @@ class PharmacyPortraits:
             conn.execute("DELETE FROM pharmacy_portraits WHERE account = ? AND grant_id = ?",
                          (account, grant_id))
 
-    def used_up(self, prescription_id: str) -> None:
-        """The prescription has no fill left: the portraits of grants naming it go."""
-        with self.db.transaction() as conn:
-            conn.execute("DELETE FROM pharmacy_portraits WHERE prescription_id = ?",
-                         (prescription_id,))
+    def used_up(self, prescription_id: str, conn: sqlite3.Connection | None = None) -> None:
+        """The prescription has no fill left: the portraits of grants naming it go (with
+        `conn`, in the caller's transaction)."""
+        if conn is None:
+            with self.db.transaction() as own:
+                self.used_up(prescription_id, own)
+            return
+        conn.execute("DELETE FROM pharmacy_portraits WHERE prescription_id = ?",
+                     (prescription_id,))
 
 
 async def _evaluate(reader: Any, fn: str, args: list[str], what: str) -> dict[str, Any]:

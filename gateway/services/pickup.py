@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import sqlite3
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -163,15 +164,21 @@ class PickupService:
         return row
 
     def _set(self, pickup_id: str, status: str, *, expect: str | None = None,
-             reason: str | None = None, attestation: str | None = None) -> bool:
-        with self.db.transaction() as conn:
-            sql = ("UPDATE pickups SET status = ?, reason = ?, attestation = COALESCE(?, "
-                   "attestation), updated = ? WHERE pickup_id = ?")
-            params: tuple[Any, ...] = (status, reason, attestation, time.time(), pickup_id)
-            if expect is not None:
-                sql += " AND status = ?"
-                params += (expect,)
-            return conn.execute(sql, params).rowcount == 1
+             reason: str | None = None, attestation: str | None = None,
+             conn: sqlite3.Connection | None = None) -> bool:
+        """Move the pickup to `status` (from `expect`); with `conn`, in the caller's
+        transaction."""
+        if conn is None:
+            with self.db.transaction() as own:
+                return self._set(pickup_id, status, expect=expect, reason=reason,
+                                 attestation=attestation, conn=own)
+        sql = ("UPDATE pickups SET status = ?, reason = ?, attestation = COALESCE(?, "
+               "attestation), updated = ? WHERE pickup_id = ?")
+        params: tuple[Any, ...] = (status, reason, attestation, time.time(), pickup_id)
+        if expect is not None:
+            sql += " AND status = ?"
+            params += (expect,)
+        return conn.execute(sql, params).rowcount == 1
 
     def uses_portrait(self, institution: str) -> bool:
         """An org's own gateway serving an account another org enrolled: it holds no
@@ -477,9 +484,13 @@ class PickupService:
         # Any other GatewayError (submit or commit status failed) leaves the outcome unknown:
         # the pickup stays `dispensing` and its next dispense asks the ledger.
         result = json_object(raw)
-        self._set(pickup_id, "dispensed", expect="dispensing")
-        if int(result.get("remaining", 1)) <= 0:
-            pharmacy_portraits(self.state).used_up(str(row["prescription_id"]))
+        portraits = pharmacy_portraits(self.state)  # built outside the transaction (faces.py)
+        # The pickup dispensed and, at the last fill, the prescription's portraits gone: one
+        # commit.
+        with self.db.transaction() as conn:
+            self._set(pickup_id, "dispensed", expect="dispensing", conn=conn)
+            if int(result.get("remaining", 1)) <= 0:
+                portraits.used_up(str(row["prescription_id"]), conn)
         log.info("pickup %s dispensed fill %d of prescription %s", pickup_id,
                  int(result["fill"]), row["prescription_id"])
         return _answer(result)
