@@ -368,23 +368,31 @@ class PickupService:
             self.lockouts.release(attempt)
             raise
         if reason is None:
-            self.lockouts.succeed(prescription_id, source, attempt)
-        elif reason in COUNTED_REASONS:
+            try:
+                attestation = counter_key(self.state).attest(prescription_id, subject)
+                # Sealed at rest, for this pickup and pharmacist only (attestation_sealing.py).
+                sealed = seal_attestation(self.state, attestation, pickup_id, str(row["org"]),
+                                          str(row["staff_name"]))
+            except BaseException:
+                self.lockouts.succeed(prescription_id, source, attempt)  # the face matched
+                raise
+            # The match settled (attempt, failures, backoff) and the pickup verified with its
+            # sealed attestation: one commit.
+            with self.db.transaction() as conn:
+                self.lockouts.succeed(prescription_id, source, attempt, conn)
+                self._set(pickup_id, "verified", expect="challenged", attestation=sealed,
+                          conn=conn)
+            log.info("pickup %s verified", pickup_id)
+            return {"result": "verified"}
+        if reason in COUNTED_REASONS:
             if self.lockouts.fail(prescription_id, source, attempt):
                 log.warning("prescription %s locked at one counter after %d failed face "
                             "checks", prescription_id, self.lockouts.policy.max_failures)
         else:
             self.lockouts.release(attempt)
-        if reason is not None:
-            self._set(pickup_id, "refused", expect="challenged", reason=reason)
-            log.info("pickup %s refused: %s", pickup_id, reason)
-            return {"result": "refused", "reason": reason}
-        attestation = counter_key(self.state).attest(prescription_id, subject)
-        # Sealed at rest, for this pickup and pharmacist only (attestation_sealing.py).
-        self._set(pickup_id, "verified", expect="challenged", attestation=seal_attestation(
-            self.state, attestation, pickup_id, str(row["org"]), str(row["staff_name"])))
-        log.info("pickup %s verified", pickup_id)
-        return {"result": "verified"}
+        self._set(pickup_id, "refused", expect="challenged", reason=reason)
+        log.info("pickup %s refused: %s", pickup_id, reason)
+        return {"result": "refused", "reason": reason}
 
     async def _portrait(self, row: Any) -> VerifiedPortrait | None:
         """The pickup's portrait, opened and checked (typed refusals); None if it has none."""
