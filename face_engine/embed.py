@@ -22,7 +22,8 @@ Preprocessing is that of OpenCV's ``FaceRecognizerSF`` (and of insightface's
 0..255, NCHW; the graph subtracts the mean and scales itself. Alignment is insightface's
 ``norm_crop`` (similarity transform of the 5 landmarks onto the ArcFace template).
 onnxruntime is limited to a fixed thread count so that concurrent requests share the
-cores instead of oversubscribing them; log severity 3 = errors only.
+cores instead of oversubscribing them, and its pool threads do not spin while they wait;
+log severity 3 = errors only.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ warnings.filterwarnings("ignore", category=FutureWarning, module="insightface.ut
 
 EMBEDDING_DIM = 128
 ALIGNED_SIZE = 112
+# onnxruntime's switch for busy-waiting intra-op pool threads (on by default).
+SPINNING_CONFIG_KEY = "session.intra_op.allow_spinning"
 # Crops per onnxruntime call in ``embed_batch`` (each crop counts twice when flip-averaged).
 BATCH_CROPS = 16
 
@@ -112,6 +115,10 @@ class SFaceEmbedder:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        # Pool threads sleep between operators instead of spinning: on a gateway's few cores
+        # shared with other face jobs, the ledger peers and the web server, a spinning
+        # thread burns the core another job is waiting for (docs/face.md, "Performance").
+        options.add_session_config_entry(SPINNING_CONFIG_KEY, "0")
         try:
             session = ort.InferenceSession(batchable_model_bytes(model_bytes), options,
                                            providers=["CPUExecutionProvider"])

@@ -15,6 +15,7 @@ from gateway.core.security import StaffMember
 from gateway.fabric import Contract
 
 from .ledger_reads import credential_record, json_object
+from .prepared_submit import PreparedSubmit
 
 if TYPE_CHECKING:
     from .state import AppState
@@ -22,12 +23,25 @@ if TYPE_CHECKING:
 log = logging.getLogger("mip.gateway.access")
 
 
+def prepare_request(contract: Contract, credential_id: str, scope: str,
+                    purpose: str) -> PreparedSubmit:
+    """`Access:Request` endorsed now, for `request_and_read(..., prepared=)` once the
+    caller's checks pass (prepared_submit.py); nothing is written until then."""
+    return PreparedSubmit(contract, "Access:Request", [credential_id, scope, purpose])
+
+
 async def request_and_read(contract: Contract, credential_id: str, issuer_org: str,
-                           scope: str, purpose: str) -> dict[str, Any]:
+                           scope: str, purpose: str,
+                           prepared: PreparedSubmit | None = None) -> dict[str, Any]:
     """Both steps as `contract`'s identity; returns `{access_id, credential_id, type, scope,
-    fields}`."""
-    access_id = (await contract.submit("Access:Request", [credential_id, scope, purpose])
-                 ).decode()
+    fields}`. `prepared`: the same request from `prepare_request`, already endorsing."""
+    args = [credential_id, scope, purpose]
+    if prepared is None:
+        access_id = (await contract.submit("Access:Request", args)).decode()
+    else:
+        if prepared.contract is not contract or prepared.args != args:
+            raise ValueError("the prepared access request is another one")
+        access_id = (await prepared.submit()).decode()
     released = json_object(await contract.evaluate("Access:Read", [access_id],
                                                    endorsing_orgs=[issuer_org]))
     fields = released.get("fields")

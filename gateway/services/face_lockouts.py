@@ -176,16 +176,21 @@ class FaceLockouts:
                          "AND source = ?", pair)
         return True
 
-    def succeed(self, subject: str, source: str, attempt_id: int | None = None) -> None:
-        """The right person got through at this source: its failures and backoff go."""
+    def succeed(self, subject: str, source: str, attempt_id: int | None = None,
+                conn: sqlite3.Connection | None = None) -> None:
+        """The right person got through at this source: its failures and backoff go (with
+        `conn`, in the caller's transaction, e.g. with the flow's own outcome)."""
+        if conn is None:
+            with self.db.transaction() as own:
+                self.succeed(subject, source, attempt_id, own)
+            return
         pair = (self.flow, subject, source)
-        with self.db.transaction() as conn:
-            if attempt_id is not None:
-                face_attempts.release(conn, attempt_id)
-            conn.execute("DELETE FROM face_failures WHERE flow = ? AND subject = ? "
-                         "AND source = ?", pair)
-            conn.execute("DELETE FROM face_locks WHERE flow = ? AND subject = ? "
-                         "AND source = ?", pair)
+        if attempt_id is not None:
+            face_attempts.release(conn, attempt_id)
+        conn.execute("DELETE FROM face_failures WHERE flow = ? AND subject = ? "
+                     "AND source = ?", pair)
+        conn.execute("DELETE FROM face_locks WHERE flow = ? AND subject = ? "
+                     "AND source = ?", pair)
 
     def clear(self, subject: str, conn: sqlite3.Connection | None = None) -> None:
         """Forget every failure and lock of the subject (the holder proved themselves

@@ -31,6 +31,7 @@ import json
 import logging
 import random
 import secrets
+import sqlite3
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -193,9 +194,11 @@ class FaceService:
         self._streams: dict[str, _LiveStream] = {}
 
     # --- challenges ----------------------------------------------------------------------
-    def issue_challenge(self, purpose: str, subject: str) -> IssuedChallenge:
+    def issue_challenge(self, purpose: str, subject: str,
+                        conn: sqlite3.Connection | None = None) -> IssuedChallenge:
         """A new single-use challenge bound to a flow (`purpose`) and its subject (a session,
-        passport or prescription id)."""
+        passport or prescription id). With `conn`, written in the caller's transaction (one
+        commit for a flow's rows), else in one of its own."""
         from face_engine.liveness import new_challenge
 
         # Challenge times and frame arrivals share one clock (face_frames.gateway_time).
@@ -211,12 +214,15 @@ class FaceService:
             else:
                 raise ValueError(f"no challenge uses only the poses {allowed}")
         challenge_id = secrets.token_hex(16)
-        with self.db.transaction() as conn:
-            conn.execute(
-                "INSERT INTO face_challenges (challenge_id, purpose, subject, nonce, poses, "
-                "issued_at, deadline) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (challenge_id, purpose, subject, challenge.nonce, json.dumps(challenge.poses),
-                 challenge.issued_at, challenge.deadline))
+        row = (challenge_id, purpose, subject, challenge.nonce, json.dumps(challenge.poses),
+               challenge.issued_at, challenge.deadline)
+        sql = ("INSERT INTO face_challenges (challenge_id, purpose, subject, nonce, poses, "
+               "issued_at, deadline) VALUES (?, ?, ?, ?, ?, ?, ?)")
+        if conn is not None:
+            conn.execute(sql, row)
+        else:
+            with self.db.transaction() as own:
+                own.execute(sql, row)
         return IssuedChallenge(challenge_id, challenge.poses, challenge.issued_at,
                                challenge.deadline)
 

@@ -19,10 +19,13 @@ revocation only when it next reads the grant.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import logging
+import sqlite3
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -98,6 +101,58 @@ class Checked:
     prescription_id: str | None  # the one prescription its grant names, if it names one
 
 
+def _retrieve(task: asyncio.Future[dict[str, Any]]) -> None:
+    # A read whose check stopped at an earlier refusal is never awaited: take its outcome
+    # here so that asyncio reports no exception nobody retrieved.
+    if not task.cancelled():
+        task.exception()
+
+
+def _started(read: Awaitable[dict[str, Any]]) -> asyncio.Future[dict[str, Any]]:
+    task = asyncio.ensure_future(read)
+    task.add_done_callback(_retrieve)
+    return task
+
+
+class PortraitReads:
+    """The ledger reads a portrait's check makes (`Account:Get`, `Grant:Get`,
+    `Portrait:GetKeys`), started together instead of one after another; `expectation`
+    takes their answers in its own order, so each refusal is the one the reads one after
+    another would give. Reads only: nothing is written by starting them.
+
+    `Portrait:GetKeys` needs the account's institution, which `Account:Get` gives; it is
+    started at once for the issuer the portrait's own statement names (opened with this
+    org's key, nothing trusted), and used only if the institution turns out to be that
+    org; otherwise the keys of the institution are read afresh (and the portrait is then
+    refused as signed by another org, as before)."""
+
+    def __init__(self, reader: Any, header: PortraitHeader, claimed_issuer: str | None
+                 ) -> None:
+        self.reader = reader
+        self.account = _started(_evaluate(reader, "Account:Get", [header.account],
+                                          "account"))
+        self.grant = _started(_evaluate(reader, "Grant:Get", [header.account,
+                                                             header.grant_id], "grant"))
+        self.claimed_issuer = claimed_issuer
+        self._keys = None if claimed_issuer is None else _started(
+            keys_record(reader, claimed_issuer))
+
+    async def keys(self, institution: str) -> dict[str, Any]:
+        if self._keys is not None and self.claimed_issuer == institution:
+            return await self._keys
+        self.discard_keys()
+        return await keys_record(self.reader, institution)
+
+    def discard_keys(self) -> None:
+        if self._keys is not None:
+            self._keys.cancel()
+
+    def discard(self) -> None:
+        for task in (self.account, self.grant):
+            task.cancel()
+        self.discard_keys()
+
+
 class PharmacyPortraits:
     def __init__(self, state: AppState) -> None:
         self.state = state
@@ -105,11 +160,30 @@ class PharmacyPortraits:
         self.db.ensure(SCHEMA)
 
     # --- checks ---------------------------------------------------------------------------
+    def start_reads(self, org: str, sealed: bytes) -> PortraitReads | None:
+        """The check's ledger reads of `sealed`, started now (`check(..., reads=)`); None
+        when its header does not parse or names another recipient (the check refuses
+        those before reading anything)."""
+        try:
+            header = read_header(sealed)
+        except PortraitError:
+            return None
+        if header.recipient_org != org:
+            return None
+        try:
+            claimed: str | None = portrait_keys(self.state, org).recipient().open(
+                sealed).statement.issuer_org
+        except PortraitError:
+            claimed = None  # refused by the check itself, in its order
+        return PortraitReads(self.state.ledger.carrier(org), header, claimed)
+
     async def expectation(self, org: str, header: PortraitHeader,
-                          prescription: dict[str, Any] | None = None
+                          prescription: dict[str, Any] | None = None,
+                          reads: PortraitReads | None = None
                           ) -> tuple[PortraitExpectation, str | None]:
         """What the ledger says the portrait must be, read through this org's own peer; the
-        prescription the grant names (None for a grant by type). Typed refusals."""
+        prescription the grant names (None for a grant by type). Typed refusals. `reads`:
+        the same reads, already started (`start_reads`)."""
         if header.recipient_org != org:
             raise PortraitRefused("the portrait is sealed to another org",
                                   code="portrait_wrong_recipient")
@@ -117,11 +191,13 @@ class PharmacyPortraits:
             raise PortraitRefused("the portrait is of another account than the "
                                   "prescription's", code="portrait_binding_mismatch")
         reader = self.state.ledger.carrier(org)
-        account = await _evaluate(reader, "Account:Get", [header.account], "account")
+        if reads is None:
+            reads = PortraitReads(reader, header, None)
+        account = await reads.account
         if account.get("status") != "open":
             self.forget(header.account, header.grant_id)
             raise Conflict("the holder closed this account", code="account_closed")
-        grant = await _evaluate(reader, "Grant:Get", [header.account, header.grant_id], "grant")
+        grant = await reads.grant
         if grant.get("live") is not True:
             self.forget(header.account, header.grant_id)
             raise Gone("the portrait's grant has ended", code="portrait_grant_ended")
@@ -138,7 +214,7 @@ class PharmacyPortraits:
             raise PortraitRefused("the holder's grant commits to no portrait",
                                   code="portrait_commitment_mismatch")
         institution = str(account["institution"])
-        issuer = await keys_record(reader, institution)
+        issuer = await reads.keys(institution)
         return PortraitExpectation(
             account=header.account, grant_id=header.grant_id, issuer_org=institution,
             issuer_key=record_key(issuer, "signing_key"),
@@ -161,28 +237,35 @@ class PharmacyPortraits:
             raise refused(exc) from None
 
     async def check(self, org: str, sealed: bytes,
-                    prescription: dict[str, Any] | None = None) -> Checked:
-        """Every check of a handed-in portrait; writes nothing."""
+                    prescription: dict[str, Any] | None = None,
+                    reads: PortraitReads | None = None) -> Checked:
+        """Every check of a handed-in portrait; writes nothing. `reads`: its ledger reads,
+        started earlier by `start_reads(org, sealed)`."""
         try:
             header = read_header(sealed)
         except PortraitError as exc:
             raise refused(exc) from None
-        expectation, named = await self.expectation(org, header, prescription)
+        expectation, named = await self.expectation(org, header, prescription, reads)
         verified = self.accept(org, sealed, expectation)
         return Checked(header, sealed, expectation, verified.expires, named)
 
     # --- what is kept ---------------------------------------------------------------------
-    def keep(self, checked: Checked) -> None:
+    def keep(self, checked: Checked, conn: sqlite3.Connection | None = None) -> None:
+        """Keep the checked portrait (and drop expired ones); with `conn`, in the caller's
+        transaction."""
+        if conn is None:
+            with self.db.transaction() as own:
+                self.keep(checked, own)
+            return
         now = time.time()
-        with self.db.transaction() as conn:
-            conn.execute("DELETE FROM pharmacy_portraits WHERE expires <= ?", (int(now),))
-            conn.execute(
-                "INSERT INTO pharmacy_portraits (account, grant_id, sealed, received, expires, "
-                "prescription_id) VALUES (?,?,?,?,?,?) ON CONFLICT(account, grant_id) DO "
-                "UPDATE SET sealed = excluded.sealed, received = excluded.received, "
-                "expires = excluded.expires",
-                (checked.header.account, checked.header.grant_id, checked.sealed, now,
-                 checked.expires, checked.prescription_id))
+        conn.execute("DELETE FROM pharmacy_portraits WHERE expires <= ?", (int(now),))
+        conn.execute(
+            "INSERT INTO pharmacy_portraits (account, grant_id, sealed, received, expires, "
+            "prescription_id) VALUES (?,?,?,?,?,?) ON CONFLICT(account, grant_id) DO "
+            "UPDATE SET sealed = excluded.sealed, received = excluded.received, "
+            "expires = excluded.expires",
+            (checked.header.account, checked.header.grant_id, checked.sealed, now,
+             checked.expires, checked.prescription_id))
 
     async def deposit(self, org: str, sealed: bytes) -> dict[str, Any]:
         """Check and keep a portrait handed in before its pickup."""
@@ -216,11 +299,15 @@ class PharmacyPortraits:
             conn.execute("DELETE FROM pharmacy_portraits WHERE account = ? AND grant_id = ?",
                          (account, grant_id))
 
-    def used_up(self, prescription_id: str) -> None:
-        """The prescription has no fill left: the portraits of grants naming it go."""
-        with self.db.transaction() as conn:
-            conn.execute("DELETE FROM pharmacy_portraits WHERE prescription_id = ?",
-                         (prescription_id,))
+    def used_up(self, prescription_id: str, conn: sqlite3.Connection | None = None) -> None:
+        """The prescription has no fill left: the portraits of grants naming it go (with
+        `conn`, in the caller's transaction)."""
+        if conn is None:
+            with self.db.transaction() as own:
+                self.used_up(prescription_id, own)
+            return
+        conn.execute("DELETE FROM pharmacy_portraits WHERE prescription_id = ?",
+                     (prescription_id,))
 
 
 async def _evaluate(reader: Any, fn: str, args: list[str], what: str) -> dict[str, Any]:

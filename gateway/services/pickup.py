@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import sqlite3
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -54,7 +55,7 @@ from gateway.fabric import ChaincodeError, CommitError, EndorseError, RetryPolic
 from gateway.store import Database
 
 from . import dispense_recovery
-from .access import request_and_read
+from .access import prepare_request, request_and_read
 from .attestation_sealing import AttestationUnreadable, open_attestation, seal_attestation
 from .counter_key import PHARMACY, counter_key
 from .face_frames import gateway_time
@@ -163,15 +164,21 @@ class PickupService:
         return row
 
     def _set(self, pickup_id: str, status: str, *, expect: str | None = None,
-             reason: str | None = None, attestation: str | None = None) -> bool:
-        with self.db.transaction() as conn:
-            sql = ("UPDATE pickups SET status = ?, reason = ?, attestation = COALESCE(?, "
-                   "attestation), updated = ? WHERE pickup_id = ?")
-            params: tuple[Any, ...] = (status, reason, attestation, time.time(), pickup_id)
-            if expect is not None:
-                sql += " AND status = ?"
-                params += (expect,)
-            return conn.execute(sql, params).rowcount == 1
+             reason: str | None = None, attestation: str | None = None,
+             conn: sqlite3.Connection | None = None) -> bool:
+        """Move the pickup to `status` (from `expect`); with `conn`, in the caller's
+        transaction."""
+        if conn is None:
+            with self.db.transaction() as own:
+                return self._set(pickup_id, status, expect=expect, reason=reason,
+                                 attestation=attestation, conn=own)
+        sql = ("UPDATE pickups SET status = ?, reason = ?, attestation = COALESCE(?, "
+               "attestation), updated = ? WHERE pickup_id = ?")
+        params: tuple[Any, ...] = (status, reason, attestation, time.time(), pickup_id)
+        if expect is not None:
+            sql += " AND status = ?"
+            params += (expect,)
+        return conn.execute(sql, params).rowcount == 1
 
     def uses_portrait(self, institution: str) -> bool:
         """An org's own gateway serving an account another org enrolled: it holds no
@@ -183,35 +190,35 @@ class PickupService:
                      portrait: bytes | None = None) -> dict[str, Any]:
         require_role(member, ("pharmacist",), (PHARMACY,))
         self.require_unlocked(prescription_id, member)
+        # Everything the start needs from the ledger is started at once, the audited read's
+        # `Access:Request` only endorsed (prepared_submit.py): a refusal below drops it
+        # unsent, so it writes nothing, as when it was endorsed after the checks. Answers
+        # are taken in the order of the checks, so each refusal is the one it was.
+        contract = self.state.ledger.for_staff(member)
+        prepared = prepare_request(contract, prescription_id, SCOPE, PURPOSE)
+        portraits = pharmacy_portraits(self.state)
+        reads = None if portrait is None else portraits.start_reads(member.org, portrait)
         try:
-            record = await credential_record(self.state, prescription_id)
-        except ChaincodeError as exc:
-            if exc.chaincode_message.startswith("not_found: "):
-                raise NotFound("no such prescription") from None
+            record = await self._prescription(prescription_id)
+            issuer_org = str(record["issuer_org"])
+            subject = str(record["subject_account"])
+            # A portrait handed in is checked (reads only) before the audited read is
+            # written: a refused portrait changes nothing.
+            checked: Checked | None = None
+            if portrait is not None:
+                checked = await portraits.check(member.org, portrait, record, reads)
+        except BaseException:
+            prepared.discard()
+            if reads is not None:
+                reads.discard()
             raise
-        if record.get("type") != "prescription":
-            raise NotFound("no such prescription")
-        fills = record.get("fills") or {}
-        if record.get("status") != "active":
-            raise ApiError(f"the prescription is {record.get('status')}",
-                           code="precondition_failed", status=409)
-        if fills.get("used", 0) >= fills.get("allowed", 0):
-            raise ApiError("the prescription is used up", code="precondition_failed",
-                           status=409)
-        if fills.get("expires", 0) <= time.time():
-            raise ApiError("the prescription has expired", code="precondition_failed",
-                           status=409)
-        issuer_org = str(record["issuer_org"])
-        subject = str(record["subject_account"])
-        # A portrait handed in is checked (reads only) before the audited read is written: a
-        # refused portrait changes nothing.
-        checked: Checked | None = None
-        if portrait is not None:
-            checked = await pharmacy_portraits(self.state).check(member.org, portrait, record)
         # The audited read and the account lookup need nothing of each other: run together.
+        # A checked portrait's reads hold the account already (the check bound the portrait
+        # to the prescription's subject).
         read = asyncio.ensure_future(request_and_read(
-            self.state.ledger.for_staff(member), prescription_id, issuer_org, SCOPE, PURPOSE))
-        account = asyncio.ensure_future(account_record(self.state, subject))
+            contract, prescription_id, issuer_org, SCOPE, PURPOSE, prepared=prepared))
+        account = (reads.account if checked is not None and reads is not None
+                   else asyncio.ensure_future(account_record(self.state, subject)))
         try:
             released = await read
         except ChaincodeError as exc:
@@ -226,17 +233,21 @@ class PickupService:
         fields = released["fields"]
         account_fields = await account
         institution = str(account_fields["institution"])
-        portraits = pharmacy_portraits(self.state)
         portrait_grant: str | None = None
         if checked is not None:
-            portraits.keep(checked)
             portrait_grant = checked.header.grant_id
         elif self.uses_portrait(institution):
             portrait_grant = portraits.latest_grant(subject, prescription_id)
         pickup_id = secrets.token_hex(16)
-        challenge = face_service(self.state).issue_challenge(PURPOSE, pickup_id)
-        now = time.time()
+        # Built before the transaction: a service's first use creates its tables, and SQLite's
+        # executescript commits whatever transaction is open.
+        faces = face_service(self.state)
+        # The portrait kept, the challenge and the pickup: one commit (one fsync, not three).
         with self.db.transaction() as conn:
+            if checked is not None:
+                portraits.keep(checked, conn)
+            challenge = faces.issue_challenge(PURPOSE, pickup_id, conn)
+            now = time.time()
             conn.execute(
                 "INSERT INTO pickups (pickup_id, prescription_id, org, staff_name, "
                 "subject_account, institution, issuer_org, challenge_id, challenge_issued_at, "
@@ -260,6 +271,28 @@ class PickupService:
                           "expires_in_s": max(0.0, round(challenge.deadline - gateway_time(),
                                                          1))},
         }
+
+    async def _prescription(self, prescription_id: str) -> dict[str, Any]:
+        """The prescription's public record, if it can be picked up now (typed refusals)."""
+        try:
+            record = await credential_record(self.state, prescription_id)
+        except ChaincodeError as exc:
+            if exc.chaincode_message.startswith("not_found: "):
+                raise NotFound("no such prescription") from None
+            raise
+        if record.get("type") != "prescription":
+            raise NotFound("no such prescription")
+        fills = record.get("fills") or {}
+        if record.get("status") != "active":
+            raise ApiError(f"the prescription is {record.get('status')}",
+                           code="precondition_failed", status=409)
+        if fills.get("used", 0) >= fills.get("allowed", 0):
+            raise ApiError("the prescription is used up", code="precondition_failed",
+                           status=409)
+        if fills.get("expires", 0) <= time.time():
+            raise ApiError("the prescription has expired", code="precondition_failed",
+                           status=409)
+        return record
 
     def _challenged_row(self, member: StaffMember, pickup_id: str, challenge_id: str) -> Any:
         row = self._row(member, pickup_id)
@@ -335,23 +368,31 @@ class PickupService:
             self.lockouts.release(attempt)
             raise
         if reason is None:
-            self.lockouts.succeed(prescription_id, source, attempt)
-        elif reason in COUNTED_REASONS:
+            try:
+                attestation = counter_key(self.state).attest(prescription_id, subject)
+                # Sealed at rest, for this pickup and pharmacist only (attestation_sealing.py).
+                sealed = seal_attestation(self.state, attestation, pickup_id, str(row["org"]),
+                                          str(row["staff_name"]))
+            except BaseException:
+                self.lockouts.succeed(prescription_id, source, attempt)  # the face matched
+                raise
+            # The match settled (attempt, failures, backoff) and the pickup verified with its
+            # sealed attestation: one commit.
+            with self.db.transaction() as conn:
+                self.lockouts.succeed(prescription_id, source, attempt, conn)
+                self._set(pickup_id, "verified", expect="challenged", attestation=sealed,
+                          conn=conn)
+            log.info("pickup %s verified", pickup_id)
+            return {"result": "verified"}
+        if reason in COUNTED_REASONS:
             if self.lockouts.fail(prescription_id, source, attempt):
                 log.warning("prescription %s locked at one counter after %d failed face "
                             "checks", prescription_id, self.lockouts.policy.max_failures)
         else:
             self.lockouts.release(attempt)
-        if reason is not None:
-            self._set(pickup_id, "refused", expect="challenged", reason=reason)
-            log.info("pickup %s refused: %s", pickup_id, reason)
-            return {"result": "refused", "reason": reason}
-        attestation = counter_key(self.state).attest(prescription_id, subject)
-        # Sealed at rest, for this pickup and pharmacist only (attestation_sealing.py).
-        self._set(pickup_id, "verified", expect="challenged", attestation=seal_attestation(
-            self.state, attestation, pickup_id, str(row["org"]), str(row["staff_name"])))
-        log.info("pickup %s verified", pickup_id)
-        return {"result": "verified"}
+        self._set(pickup_id, "refused", expect="challenged", reason=reason)
+        log.info("pickup %s refused: %s", pickup_id, reason)
+        return {"result": "refused", "reason": reason}
 
     async def _portrait(self, row: Any) -> VerifiedPortrait | None:
         """The pickup's portrait, opened and checked (typed refusals); None if it has none."""
@@ -451,9 +492,13 @@ class PickupService:
         # Any other GatewayError (submit or commit status failed) leaves the outcome unknown:
         # the pickup stays `dispensing` and its next dispense asks the ledger.
         result = json_object(raw)
-        self._set(pickup_id, "dispensed", expect="dispensing")
-        if int(result.get("remaining", 1)) <= 0:
-            pharmacy_portraits(self.state).used_up(str(row["prescription_id"]))
+        portraits = pharmacy_portraits(self.state)  # built outside the transaction (faces.py)
+        # The pickup dispensed and, at the last fill, the prescription's portraits gone: one
+        # commit.
+        with self.db.transaction() as conn:
+            self._set(pickup_id, "dispensed", expect="dispensing", conn=conn)
+            if int(result.get("remaining", 1)) <= 0:
+                portraits.used_up(str(row["prescription_id"]), conn)
         log.info("pickup %s dispensed fill %d of prescription %s", pickup_id,
                  int(result["fill"]), row["prescription_id"])
         return _answer(result)

@@ -13,6 +13,7 @@ from insightface.model_zoo import get_model
 from face_engine.embed import (
     ALIGNED_SIZE,
     EMBEDDING_DIM,
+    SPINNING_CONFIG_KEY,
     SFaceEmbedder,
     align_face,
     batchable_model_bytes,
@@ -149,3 +150,11 @@ def test_not_a_model_is_refused(tmp_path: Path) -> None:
     garbage.write_bytes(b"\x08\x07garbage")
     with pytest.raises(ModelError):
         SFaceEmbedder(garbage)
+
+
+def test_pool_threads_do_not_spin(flipped: SFaceEmbedder) -> None:
+    # Busy-waiting pool threads take the cores other face jobs and the ledger need
+    # (docs/face.md, "Performance"); the option must reach the session itself.
+    options = flipped._session.get_session_options()
+    assert options.get_session_config_entry(SPINNING_CONFIG_KEY) == "0"
+    assert options.intra_op_num_threads == 2

@@ -35,7 +35,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from enrolment_kit import PASSWORDS, Enrolled, enrol, holder_headers
 from gateway_testkit import GatewayClient, assert_error, make_settings
-from ledger_kit import content_of, issue, mip, new_account
+from ledger_kit import content_of, holder_log, issue, mip, new_account
 from mip_testkit import Account, MipClients, MipNetwork, new_id
 
 from chaincode.protocol.orgs import HOSPITAL, PHARMACY, SCHOOL
@@ -200,8 +200,10 @@ async def test_pickup_at_the_pharmacys_own_gateway_matches_the_portrait(
         r = await face_check(pharmacy, r.json(), "grace_hopper")
         assert r.json() == {"result": "refused", "reason": "no_reference"}, r.text
 
-        # Bad portraits: typed refusals, nothing written, nothing counted.
+        # Bad portraits: typed refusals, nothing written, nothing counted, and no audited
+        # read on the ledger (its Access:Request is endorsed early, never sent).
         before = counts(pharmacy)
+        log_before = await holder_log(hospital, account)
         raw = bytearray(base64.b64decode(portrait))
         body = json.loads(raw)
         flipped = bytearray(base64.b64decode(body["body"]))
@@ -296,6 +298,7 @@ async def test_pickup_at_the_pharmacys_own_gateway_matches_the_portrait(
                 assert r.status_code == 201, r.text  # the other holder's, for its own grant
                 forget_portraits(pharmacy)
             assert counts(pharmacy) == before, code
+        assert await holder_log(hospital, account) == log_before
 
         # Another face against the portrait: face_mismatch, counted.
         r = await start(pharmacy, rx, portrait)
