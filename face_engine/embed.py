@@ -34,9 +34,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import onnx
-import onnxruntime as ort
-from insightface.utils.face_align import norm_crop
 
 from face_engine.errors import ModelError
 from face_engine.models import MODEL_SHA256
@@ -55,6 +52,10 @@ BATCH_CROPS = 16
 
 def align_face(image_bgr: np.ndarray, kps: np.ndarray) -> np.ndarray:
     """112x112 BGR crop, eyes/nose/mouth moved onto the ArcFace template."""
+    # insightface, onnx and onnxruntime are imported where used: together ~1.5 s at import,
+    # which every `mip` command paid though most never touch a face.
+    from insightface.utils.face_align import norm_crop
+
     crop: np.ndarray = norm_crop(image_bgr, landmark=np.asarray(kps, dtype=np.float32),
                                  image_size=ALIGNED_SIZE)
     return crop
@@ -82,6 +83,8 @@ def batchable_model_bytes(model_bytes: bytes) -> bytes:
     Works on an in-memory copy; raises :class:`ModelError` if the graph is not the
     expected single-input, single-output N x 3 x 112 x 112 -> N x 128 network.
     """
+    import onnx
+
     try:
         model = onnx.load_model_from_string(model_bytes)
     except Exception as exc:  # onnx raises DecodeError and others; all mean "not a model"
@@ -111,6 +114,8 @@ class SFaceEmbedder:
         pinned = MODEL_SHA256.get(model_path.name)
         if pinned is not None and hashlib.sha256(model_bytes).hexdigest() != pinned:
             raise ModelError(f"{model_path.name} does not match its pinned SHA-256")
+        import onnxruntime as ort
+
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1

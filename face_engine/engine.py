@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
-from insightface.app.common import Face
 
 from face_engine.detect import YuNetDetector, select_single_face
 from face_engine.embed import SFaceEmbedder, align_face
@@ -25,6 +24,8 @@ from face_engine.quality import DEFAULT_THRESHOLDS, Pose, QualityReport, Quality
 from face_engine.verify import DEFAULT_OPERATING_POINT, VerifyResult, cosine, decide
 
 if TYPE_CHECKING:
+    from insightface.app.common import Face
+
     from face_engine.liveness import Challenge, Frame, LivenessResult
 
 
@@ -45,6 +46,8 @@ class FaceAnalysis:
 
     def to_face(self) -> Face:
         """The same face as an insightface ``Face`` (bbox, kps, det_score)."""
+        from insightface.app.common import Face
+
         return Face(bbox=np.array(self.box, dtype=np.float32), kps=self.landmarks.copy(),
                     det_score=self.det_score)
 
