@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from enrolment_kit import API, answer, enrol, frames_of, open_session
+from enrolment_kit import API, CURRENT, answer, enrol, frames_of, in_session, open_session
 from gateway_testkit import GatewayClient, assert_error
 from mip_testkit import MipNetwork
 from org_gateways_kit import org_gateways, peer_signer
@@ -53,12 +53,12 @@ def in_logs(text: str, template: np.ndarray) -> bool:
 
 
 async def frames(gw: GatewayClient, sid: str, challenge_id: str, who: str) -> httpx.Response:
-    return await gw.http.post(f"{API}/enrolments/{sid}/frames", headers=gw.staff(*SCHOOL_DESK),
+    return await gw.http.post(f"{CURRENT}/frames", headers=in_session(gw.staff(*SCHOOL_DESK), sid),
                               json=answer(challenge_id, frames_of(who, gw.state.face_engine())))
 
 
 async def new_challenge(gw: GatewayClient, sid: str) -> str:
-    r = await gw.http.post(f"{API}/enrolments/{sid}/challenge", headers=gw.staff(*SCHOOL_DESK))
+    r = await gw.http.post(f"{CURRENT}/challenge", headers=in_session(gw.staff(*SCHOOL_DESK), sid))
     assert r.status_code == 201, r.text
     challenge_id = str(r.json()["challenge_id"])
     with gw.state.db.transaction() as conn:  # the poses the still frames show
@@ -94,8 +94,8 @@ async def test_the_same_person_at_a_second_org_is_caught_and_reviewed(
         r = await school.http.get(f"{API}/reviews?status=open",
                                   headers=school.staff(*SCHOOL_DESK))
         assert [(v["review_id"], v["candidates"]) for v in r.json()] == [(review_id, [astro])]
-        assert_error(await school.http.post(f"{API}/enrolments/{sid}/finish",
-                                            headers=school.staff(*SCHOOL_DESK)),
+        assert_error(await school.http.post(f"{CURRENT}/finish",
+                                            headers=in_session(school.staff(*SCHOOL_DESK), sid)),
                      409, "enrolment_in_review")
         # The Hospital learns that a School review concerns its passport, nothing else.
         named = consortium_screening(hospital.state).candidates_named()
@@ -126,8 +126,8 @@ async def test_the_same_person_at_a_second_org_is_caught_and_reviewed(
                                    json={"decision": "same_person",
                                          "reason": "the Hospital's holder, seen in person"})
         assert r.status_code == 200 and r.json()["status"] == "refused", r.text
-        assert_error(await school.http.post(f"{API}/enrolments/{sid}/finish",
-                                            headers=school.staff(*SCHOOL_DESK)),
+        assert_error(await school.http.post(f"{CURRENT}/finish",
+                                            headers=in_session(school.staff(*SCHOOL_DESK), sid)),
                      409, "duplicate_face")
         assert [pid for (pid,) in school.state.db.query(
             "SELECT passport_id FROM holders")] == [grace["passport_id"]]
@@ -144,10 +144,10 @@ async def test_the_same_person_at_a_second_org_is_caught_and_reviewed(
         sid = session["session_id"]
         r = await frames(school, sid, session["challenge"]["challenge_id"], "astronaut")
         assert_error(r, 503, "screening_pending")
-        r = await school.http.get(f"{API}/enrolments/{sid}", headers=school.staff(*SCHOOL_DESK))
+        r = await school.http.get(CURRENT, headers=in_session(school.staff(*SCHOOL_DESK), sid))
         assert r.json()["status"] == "screening_pending" and not r.json()["face_checked"]
-        assert_error(await school.http.post(f"{API}/enrolments/{sid}/finish",
-                                            headers=school.staff(*SCHOOL_DESK)),
+        assert_error(await school.http.post(f"{CURRENT}/finish",
+                                            headers=in_session(school.staff(*SCHOOL_DESK), sid)),
                      409, "screening_pending")
         assert school.state.db.query("SELECT COUNT(*) AS n FROM holders")[0]["n"] == 1
         # Back up: a new capture completes the screening (and finds the Hospital's holder).
