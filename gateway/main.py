@@ -16,6 +16,7 @@ from gateway.core.config import Settings, load_settings
 from gateway.core.errors import install_error_handlers
 from gateway.core.failures import UnexpectedErrors
 from gateway.core.logging import configure_logging
+from gateway.core.memory_release import IdleTrimmer, ReleaseAfterBursts, limit_arenas, trimming
 from gateway.core.rate_limits import RateLimiter, RateLimitSettings
 from gateway.core.security_headers import SecurityHeaders
 from gateway.services.state import AppState, build_state
@@ -29,6 +30,7 @@ class GatewayApp(FastAPI):
     body limiter, which no `add_middleware` layer is (request_guard.py says why)."""
 
     rate_limiter: RateLimiter
+    memory_trimmer: IdleTrimmer | None = None
 
     def build_middleware_stack(self) -> ASGIApp:
         inner = RateLimitGuard(super().build_middleware_stack(), self.rate_limiter)
@@ -47,13 +49,19 @@ def rate_limits(settings: Settings) -> RateLimitSettings:
 def create_app(settings: Settings | None = None, *, state: AppState | None = None) -> FastAPI:
     settings = settings or (state.settings if state is not None else load_settings())
 
+    # Freed memory back to the OS after bursts (gateway/core/memory_release.py).
+    trimmer = (IdleTrimmer(settings.memory_trim_idle_s) if settings.memory_trim_idle_s > 0
+               else None)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_level)
+        limit_arenas(settings.malloc_arena_max)
         owned = state is None
         app.state.mip = state if state is not None else build_state(settings)
         try:
-            yield
+            async with trimming(trimmer):
+                yield
         finally:
             if owned:
                 await app.state.mip.close()
@@ -77,6 +85,9 @@ def create_app(settings: Settings | None = None, *, state: AppState | None = Non
     # whose log would print the exception's text). Security headers, rate limits and the
     # access log wrap the whole stack (GatewayApp).
     app.add_middleware(UnexpectedErrors)
+    if trimmer is not None:
+        app.add_middleware(ReleaseAfterBursts, trimmer=trimmer)
+    app.memory_trimmer = trimmer
     app.rate_limiter = RateLimiter(rate_limits(settings))
     app.include_router(api_router)
     mount_web(app)

@@ -93,10 +93,13 @@ class Bench:
         self.env, self.http, self.camera = env, http, camera
 
     async def call(self, method: str, path: str, staff: str | None, expect: int = 200,
-                   session: str | None = None, **kwargs: Any) -> Any:
+                   session: str | None = None, enrolment: str | None = None,
+                   **kwargs: Any) -> Any:
         headers = dict(self.env.headers(staff)) if staff else {}
         if session:
             headers["X-MIP-Holder-Session"] = session
+        if enrolment:
+            headers["X-MIP-Enrolment-Session"] = enrolment
         r = await self.http.request(method, API + path, headers=headers, **kwargs)
         if r.status_code != expect:
             raise RuntimeError(f"{method} {path}: HTTP {r.status_code} {r.text[:200]}")
@@ -106,11 +109,12 @@ class Bench:
         started = time.perf_counter()
         created = await self.call("POST", "/enrolments", "registrar", 201)
         sid = created["session_id"]
-        await self.call("POST", f"/enrolments/{sid}/frames", "registrar", 204,
+        await self.call("POST", "/enrolments/current/frames", "registrar", 204, enrolment=sid,
                         json=self.camera.answer(created["challenge"], who))
-        await self.call("PUT", f"/enrolments/{sid}/password", "registrar", 204,
+        await self.call("PUT", "/enrolments/current/password", "registrar", 204, enrolment=sid,
                         json={"password": PASSWORD})
-        done = await self.call("POST", f"/enrolments/{sid}/finish", "registrar", 201)
+        done = await self.call("POST", "/enrolments/current/finish", "registrar", 201,
+                               enrolment=sid)
         self.passport = done["passport_id"]
         return time.perf_counter() - started
 

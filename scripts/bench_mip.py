@@ -198,6 +198,7 @@ class Fixtures:
     kyc: KycIssuer
     counter: CounterKey
     dataset_id: str
+    pharmacist: str  # the pharmacist's identity string, which attestations name
 
 
 async def setup(clients: Clients, rounds: int) -> Fixtures:
@@ -217,7 +218,8 @@ async def setup(clients: Clients, rounds: int) -> Fixtures:
                               [dataset_id, str(DATASET_BUDGET_MICRO)])
     await school_admin.submit("Research:AdmitResearcher", [
         dataset_id, HOSPITAL, client_id(clients.profile, HOSPITAL, "researcher")])
-    return Fixtures(kyc, counter, dataset_id)
+    return Fixtures(kyc, counter, dataset_id,
+                    client_id(clients.profile, PHARMACY, "pharmacist"))
 
 
 @dataclass
@@ -293,7 +295,7 @@ async def holder_round(clients: Clients, fx: Fixtures, rec: Recorder) -> HolderA
     if fields.get("fields", {}).get("drug") != content["drug"]:
         raise SystemExit(f"Access:Read returned unexpected fields: {fields}")
 
-    attestation = fx.counter.attest(credential_id, pseudonym)
+    attestation = fx.counter.attest(credential_id, pseudonym, fx.pharmacist)
     await rec.time("Pharmacy:Dispense", lambda: pharmacist.submit(
         "Pharmacy:Dispense", [credential_id, json.dumps(attestation)],
         endorsing_orgs=[HOSPITAL, PHARMACY]))
@@ -340,7 +342,7 @@ async def dispense_race(clients: Clients, fx: Fixtures, account: HolderAccount,
     await clients(HOSPITAL, "gateway").submit("Grant:Create", [
         grant_request(account, f"g-{secrets.token_hex(8)}", credential_id)])
     pharmacist = clients(PHARMACY, "pharmacist")
-    attestations = [fx.counter.attest(credential_id, account.pseudonym)
+    attestations = [fx.counter.attest(credential_id, account.pseudonym, fx.pharmacist)
                     for _ in range(concurrent)]
     t0 = time.perf_counter()
     results = await asyncio.gather(*(

@@ -146,11 +146,14 @@ class OrgBench:
         self.passports: dict[str, str] = {}
 
     async def call(self, method: str, path: str, staff: str, expect: int = 200,
-                   session: str | None = None, **kwargs: Any) -> Any:
+                   session: str | None = None, enrolment: str | None = None,
+                   **kwargs: Any) -> Any:
         """`method path` at the gateway of `staff`'s own org."""
         headers = dict(self.env.headers(staff))
         if session:
             headers["X-MIP-Holder-Session"] = session
+        if enrolment:
+            headers["X-MIP-Enrolment-Session"] = enrolment
         org = self.env.staff[staff].org
         r = await self.clients[org].request(method, API + path, headers=headers, **kwargs)
         if r.status_code != expect:
@@ -163,13 +166,14 @@ class OrgBench:
         created = await self.call("POST", "/enrolments", "registrar", 201)
         sid = created["session_id"]
         t1 = time.perf_counter()
-        await self.call("POST", f"/enrolments/{sid}/frames", "registrar", 204,
+        await self.call("POST", "/enrolments/current/frames", "registrar", 204, enrolment=sid,
                         json=self.camera.answer(created["challenge"], who))
         t2 = time.perf_counter()
-        await self.call("PUT", f"/enrolments/{sid}/password", "registrar", 204,
+        await self.call("PUT", "/enrolments/current/password", "registrar", 204, enrolment=sid,
                         json={"password": PASSWORD})
         t3 = time.perf_counter()
-        done = await self.call("POST", f"/enrolments/{sid}/finish", "registrar", 201)
+        done = await self.call("POST", "/enrolments/current/finish", "registrar", 201,
+                               enrolment=sid)
         t4 = time.perf_counter()
         self.passports[who] = done["passport_id"]
         return {"challenge": t1 - t0, "frames": t2 - t1, "password": t3 - t2,

@@ -355,6 +355,27 @@ def render_vault(names: list[str], reports: list[Report]) -> list[str]:
     return rows
 
 
+def render_memory(names: list[str], reports: list[Report]) -> list[str]:
+    """scripts/bench_memory.py: the gateway's resident set around bursts of oversized
+    images (medians over rounds; the goal is on the worst round)."""
+    rows = ["| run | burst (requests, decoded, clients) | before MiB | peak MiB | "
+            "after the burst MiB | after idle MiB | after idle / before |",
+            "|---|---|---|---|---|---|---|"]
+    for name, r in zip(names, reports, strict=True):
+        rows.append(f"| `{name}` | {r['requests']}, 1 in {r['decoded_every']}, "
+                    f"{r['concurrency']} | {num(r['before_mib'], 0)} | "
+                    f"{num(r['peak_mib'], 0)} | {num(r['after_burst_mib'], 0)} | "
+                    f"{num(r['after_idle_mib'], 0)} (after {num(r['idle_s'], 0)} s) | "
+                    f"**×{r['ratio']:.2f}** |")
+    rows.append("")
+    for name, r in zip(names, reports, strict=True):
+        rows.append(f"Goal (`{name}`): memory back after each burst, after idle / before "
+                    f"≤ {r['goal_ratio']:.2f} in every one of {r['rounds']} rounds: "
+                    f"{met(r['max_ratio'] <= r['goal_ratio'])} (worst ×{r['max_ratio']:.2f}; "
+                    f"first before to last after idle ×{r['overall_ratio']:.2f}).")
+    return rows
+
+
 def render_face_latency(names: list[str], reports: list[Report]) -> list[str]:
     """scripts/bench_face.py --latency-only (wrapped by bench_meta): a 640x480 frame."""
     rows = ["| run | detect p50 / p95 ms | embed p50 / p95 ms | full verify p50 / p95 ms "
@@ -805,6 +826,7 @@ RENDERERS: dict[str, Renderer] = {
     "gateway-orgs": render_gateway_orgs,
     "shim": render_shim,
     "vault": render_vault,
+    "memory": render_memory,
     "face-latency": render_face_latency,
     "face-dedup": render_face_dedup,
     "face-identification": render_face_identification,

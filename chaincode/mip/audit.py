@@ -43,8 +43,10 @@ async def record_access(
     scope: str | None,
     purpose: str,
     grant_id: str | None = None,
+    details: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Write the access record of this transaction and return it."""
+    """Write the access record of this transaction and return it (`details`: facts of this
+    action, e.g. the attested pharmacist of a dispense; absent when None)."""
     who = caller(ctx)
     access_id = ctx.stub.tx_id
     stamp = ctx.stub.get_tx_timestamp()
@@ -64,6 +66,8 @@ async def record_access(
         "time_us": int(stamp.seconds) * 1_000_000 + int(stamp.nanos) // 1000,
         "tx_id": ctx.stub.tx_id,
     }
+    if details is not None:
+        record["details"] = dict(details)
     await ctx.stub.put_state(
         access_key(account, access_id), json.dumps(record, sort_keys=True).encode()
     )

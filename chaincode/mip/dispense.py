@@ -2,7 +2,10 @@
 
 Who may dispense: a `pharmacist` of PharmacyMSP, holding a live `medical.prescription` grant
 from the holder to PharmacyMSP, with a fresh face-verification attestation bound to this
-prescription and subject account.
+prescription, subject account and pharmacist: the attestation's `pharmacist` must be the
+transaction creator's own identity string (chaincode.protocol.attestation), so only the
+pharmacist whose counter ran the face check can spend it, and the dispense's access record
+names them (`details.pharmacist`, with the counter key's id in `details.counter_key`).
 
 The attestation is signed (ECDSA P-256, SHA-256) by a pharmacy gateway key that a PharmacyMSP
 admin registered on the ledger (`Pharmacy:RegisterGatewayKey`, endorsed under the chaincode's
@@ -53,8 +56,8 @@ from chaincode.mip.errors import (
 from chaincode.mip.grants import find_grant
 from chaincode.mip.holder_auth import tx_unix_time, unb64
 from chaincode.mip.scopes import SCOPES
-from chaincode.mip.staff import PHARMACY, require_staff
-from chaincode.protocol.attestation import attestation_bytes
+from chaincode.mip.staff import PHARMACY, Staff, require_staff
+from chaincode.protocol.attestation import MAX_PHARMACIST_ID, PAYLOAD_FIELDS, attestation_bytes
 from chaincode.shim import (
     Context,
     Contract,
@@ -66,7 +69,6 @@ GATEWAY_KEY_OBJECT = "mip.gatewaykey"
 ATTESTATION_NONCE_OBJECT = "mip.attnonce"
 ATTESTATION_MAX_AGE_S = 120
 CLOCK_SKEW_S = 30
-_PAYLOAD_FIELDS = {"credential_id", "subject_account", "result", "issued_at", "nonce", "key_id"}
 
 
 def gateway_key_key(key_id: str) -> str:
@@ -84,14 +86,18 @@ def load_ec_public_key(pem: str) -> ec.EllipticCurvePublicKey:
 
 
 async def check_attestation(
-    ctx: Context, attestation: dict[str, Any], credential: dict[str, Any]
+    ctx: Context, attestation: dict[str, Any], credential: dict[str, Any], pharmacist: Staff
 ) -> dict[str, Any]:
-    """Verify the face attestation and burn its nonce; return its payload."""
+    """Verify the face attestation, that it names `pharmacist` (the transaction's creator)
+    as the staff member who ran the check, and burn its nonce; return its payload."""
     if not isinstance(attestation, dict) or set(attestation) != {"payload", "signature"}:
         raise InvalidRequest("attestation must be {\"payload\": {...}, \"signature\": base64}")
     payload = attestation["payload"]
-    if not isinstance(payload, dict) or set(payload) != _PAYLOAD_FIELDS:
-        raise InvalidRequest(f"attestation payload must have exactly {sorted(_PAYLOAD_FIELDS)}")
+    if not isinstance(payload, dict) or set(payload) != PAYLOAD_FIELDS:
+        raise InvalidRequest(f"attestation payload must have exactly {sorted(PAYLOAD_FIELDS)}")
+    named = payload["pharmacist"]
+    if not isinstance(named, str) or not 0 < len(named) <= MAX_PHARMACIST_ID:
+        raise InvalidRequest("attestation pharmacist must be an identity string")
     key_id = check_id(payload["key_id"], "attestation key_id")
     nonce = payload["nonce"]
     if not isinstance(nonce, str) or not 16 <= len(nonce) <= 128:
@@ -119,6 +125,9 @@ async def check_attestation(
         payload["subject_account"] != credential["subject_account"]
     ):
         raise InvalidRequest("attestation is bound to another prescription or account")
+    if named != pharmacist.client_id:
+        # Signed for the pharmacist at another counter session: not this caller's to spend.
+        raise AccessDenied("attestation names another pharmacist")
     if payload["result"] != "match":
         raise AccessDenied("face verification did not match")
     now = tx_unix_time(ctx)
@@ -197,12 +206,16 @@ class PharmacyContract(Contract):
                                  staff.msp_id, staff.role, now)
         if grant is None:
             raise AccessDenied("no live medical.prescription grant to this pharmacy")
-        await check_attestation(ctx, attestation, credential)
+        payload = await check_attestation(ctx, attestation, credential, staff)
         fills["used"] += 1
         await put_json(ctx, fills_key(credential_id), fills)
+        # The record names the pharmacist the counter key attested (the caller, checked
+        # above) and that key: who verified the face for this fill.
         await record_access(ctx, account=credential["subject_account"], action="dispense",
                             credential_id=credential_id, scope="medical.prescription",
-                            purpose="dispense", grant_id=str(grant["grant_id"]))
+                            purpose="dispense", grant_id=str(grant["grant_id"]),
+                            details={"pharmacist": payload["pharmacist"],
+                                     "counter_key": payload["key_id"]})
         return {"credential_id": credential_id, "fill": fills["used"],
                 "remaining": fills["allowed"] - fills["used"]}
 

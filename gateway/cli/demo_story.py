@@ -138,14 +138,17 @@ class Story:
         return self.client(at).request(method, API + path, headers=headers, **kwargs)
 
     def call(self, method: str, path: str, *, staff: str | None = None, at: str | None = None,
-             holder_session: str | None = None, expect: int | tuple[int, ...] = 200,
-             **kwargs: Any) -> Any:
-        """`method path` at the gateway of `at` (default: the staff member's own org)."""
+             holder_session: str | None = None, enrolment: str | None = None,
+             expect: int | tuple[int, ...] = 200, **kwargs: Any) -> Any:
+        """`method path` at the gateway of `at` (default: the staff member's own org); the
+        session ids travel in headers, never in the path."""
         headers: dict[str, str] = {}
         if staff is not None:
             headers.update(self.env.headers(staff))
         if holder_session is not None:
             headers["X-MIP-Holder-Session"] = holder_session
+        if enrolment is not None:
+            headers["X-MIP-Enrolment-Session"] = enrolment
         org = at or self.env.staff[_required(staff)].org
         r = self._send(method, path, org, headers, **kwargs)
         wanted = (expect,) if isinstance(expect, int) else expect
@@ -340,11 +343,12 @@ class Story:
     def _enrol(self, who: str) -> str:
         created = self.call("POST", "/enrolments", staff="registrar", expect=201)
         sid = created["session_id"]
-        self.call("POST", f"/enrolments/{sid}/frames", staff="registrar", expect=204,
-                  json=self.camera.answer(created["challenge"], who))
-        self.call("PUT", f"/enrolments/{sid}/password", staff="registrar", expect=204,
-                  json={"password": PASSWORDS[who]})
-        done = self.call("POST", f"/enrolments/{sid}/finish", staff="registrar", expect=201)
+        self.call("POST", "/enrolments/current/frames", staff="registrar", enrolment=sid,
+                  expect=204, json=self.camera.answer(created["challenge"], who))
+        self.call("PUT", "/enrolments/current/password", staff="registrar", enrolment=sid,
+                  expect=204, json={"password": PASSWORDS[who]})
+        done = self.call("POST", "/enrolments/current/finish", staff="registrar",
+                         enrolment=sid, expect=201)
         self.holders[who] = Holder(who, done["passport_id"])
         if done["kyc_level"] != 2:
             raise StepFailed(f"enrolled at level {done['kyc_level']}, expected 2")
@@ -369,7 +373,8 @@ class Story:
         sid = created["session_id"]
         # The School's own index has no candidate: the frames request ends (204) and the
         # consortium-wide screening runs in the background; its state shows the review.
-        self.call("POST", f"/enrolments/{sid}/frames", staff="school_desk", expect=204,
+        self.call("POST", "/enrolments/current/frames", staff="school_desk",
+                  enrolment=sid, expect=204,
                   json=self.camera.answer(created["challenge"], "astronaut"))
         screened = self._screened(sid, "school_desk")
         if screened["screening"] != "in_review" or not screened["review_id"]:
@@ -384,8 +389,8 @@ class Story:
                                   "reason": "already enrolled at the Hospital"})
         if decided["status"] != "refused":
             raise StepFailed(f"review {decided['status']}, expected refused")
-        r = self._send("POST", f"/enrolments/{sid}/finish", SCHOOL,
-                       self.env.headers("school_desk"))
+        r = self._send("POST", "/enrolments/current/finish", SCHOOL,
+                       {**self.env.headers("school_desk"), "X-MIP-Enrolment-Session": sid})
         if r.status_code != 409 or _error_code(r) != "duplicate_face":
             raise StepFailed(f"finish after the review: {r.status_code} {_error_code(r)}")
         return (f"candidate: the Hospital's passport {astronaut[:12]}... (found privately in "
@@ -396,7 +401,8 @@ class Story:
         """The enrolment's state once its background screening is no longer pending."""
         deadline = time.monotonic() + timeout
         while True:
-            state: dict[str, Any] = self.call("GET", f"/enrolments/{sid}", staff=staff)
+            state: dict[str, Any] = self.call("GET", "/enrolments/current", staff=staff,
+                                              enrolment=sid)
             if state.get("screening") != "pending":
                 return state
             if time.monotonic() > deadline:

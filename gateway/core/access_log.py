@@ -1,9 +1,9 @@
 """The access log: one line per request, naming its route by template, never its path.
 
-Paths carry ids (`/enrolments/{session_id}/frames`, `/pharmacy/pickups/{pickup_id}/
-frames/{index}`), and some of them link a person's visits (a holder session id, a
-credential, is never in a path: it travels in `X-MIP-Holder-Session`); query strings
-may carry more. uvicorn's access log prints both, so `mip serve` turns it off
+Paths carry ids (`/pharmacy/pickups/{pickup_id}/frames/{index}`, `/passports/{passport_id}`),
+and some of them link a person's visits (a session id, a credential, is never in a path: it
+travels in `X-MIP-Holder-Session` or `X-MIP-Enrolment-Session`); query strings may carry
+more. uvicorn's access log prints both, so `mip serve` turns it off
 (gateway/cli/serve.py) and this middleware logs instead, on the `mip.access` logger (through
 the redacting filter, gateway/core/logging.py):
 

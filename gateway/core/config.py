@@ -120,6 +120,12 @@ class Settings(BaseSettings):
     # Face jobs queued or running at once (each one image's models, or one decision); one
     # more is refused with 503 `busy` and `retry_after_s` instead of waiting without bound.
     face_queue_max: int = Field(default=64, ge=1)
+    # Memory after bursts (gateway/core/memory_release.py): free heap pages go back to the OS
+    # once no request has been in flight this long (0: never), and the process uses at
+    # most this many malloc arenas (0: glibc's default, 8 per core; the trim is what
+    # returns a burst's memory, scripts/bench_memory.py).
+    memory_trim_idle_s: float = Field(default=2.0, ge=0)
+    malloc_arena_max: int = Field(default=0, ge=0, le=64)
     # Enrolment sessions and liveness challenges expire after this many seconds.
     session_ttl_s: float = Field(default=600.0, gt=0)
     # Credentials per KYC revocation registry (one per enrolment or KYC upgrade at the org).

@@ -34,7 +34,7 @@ MAX_KEYS = 10_000
 # embedding): the face buckets apply to them too. Matched on the concrete path, before
 # routing, so no request body is read first.
 FACE_WORK = re.compile(
-    r"^/api/v1/(?:enrolments/[^/]+/frames"
+    r"^/api/v1/(?:enrolments/current/frames"
     r"|holders/sessions/unlock"
     r"|holders/recoveries/[^/]+/finish"
     r"|pharmacy/pickups/[^/]+/(?:frames(?:/[^/]+)?|verdict))$")

@@ -58,11 +58,15 @@ class CounterKey:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         ).decode()
 
-    def attest(self, credential_id: str, subject_account: str) -> dict[str, Any]:
-        """A signed `match` attestation for this prescription and account, dated now."""
+    def attest(self, credential_id: str, subject_account: str, pharmacist: str
+               ) -> dict[str, Any]:
+        """A signed `match` attestation for this prescription and account, dated now, naming
+        `pharmacist` (the Fabric identity string of the staff member whose counter ran the
+        check): only that pharmacist's own Dispense can spend it."""
         payload = {"credential_id": credential_id, "subject_account": subject_account,
                    "result": "match", "issued_at": int(time.time()),
-                   "nonce": secrets.token_hex(16), "key_id": self.key_id}
+                   "nonce": secrets.token_hex(16), "key_id": self.key_id,
+                   "pharmacist": pharmacist}
         signature = self.private.sign(attestation_bytes(payload), ec.ECDSA(hashes.SHA256()))
         return {"payload": payload, "signature": base64.b64encode(signature).decode()}
 

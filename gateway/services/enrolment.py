@@ -791,7 +791,7 @@ class EnrolmentService:
                 with self.db.transaction() as conn:
                     conn.execute("UPDATE holders SET status = 'active' WHERE passport_id = ?",
                                  (passport_id,))
-                    # The desk's session learns its passport id (GET /enrolments/{id}).
+                    # The desk's session learns its passport id (GET /enrolments/current).
                     conn.execute("UPDATE enrolment_sessions SET status = 'finished', "
                                  "register_request = NULL WHERE passport_id = ? "
                                  "AND status = 'finishing'", (passport_id,))

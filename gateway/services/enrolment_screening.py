@@ -84,7 +84,7 @@ TemplateOf = Callable[[str], "np.ndarray | None"]
 class ScreeningFailed(ApiError):
     """The consortium-wide screening of this face did not complete (a party did not answer
     in time, refused or deviated); nothing is enrolled. Retry it (POST
-    /enrolments/{id}/screening) or capture the face again."""
+    /enrolments/current/screening) or capture the face again."""
 
     status, code = 503, "screening_failed"
 

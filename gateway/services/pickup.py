@@ -347,6 +347,10 @@ class PickupService:
         reference: ProtectedReference | None = None
         portrait: VerifiedPortrait | None = None
         try:
+            # The attestation is signed over the pharmacist at this counter (their Fabric
+            # identity string): the contract takes the fill only from that pharmacist's own
+            # Dispense. Looked up before any face work (an unknown identity spends nothing).
+            pharmacist = self.state.ledger.client_id(str(row["org"]), str(row["staff_name"]))
             if self.uses_portrait(institution):
                 self._commitments.pop(pickup_id, None)
                 portrait = await self._portrait(row)
@@ -369,7 +373,8 @@ class PickupService:
             raise
         if reason is None:
             try:
-                attestation = counter_key(self.state).attest(prescription_id, subject)
+                attestation = counter_key(self.state).attest(prescription_id, subject,
+                                                                pharmacist)
                 # Sealed at rest, for this pickup and pharmacist only (attestation_sealing.py).
                 sealed = seal_attestation(self.state, attestation, pickup_id, str(row["org"]),
                                           str(row["staff_name"]))

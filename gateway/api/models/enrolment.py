@@ -11,7 +11,8 @@ from .holders import PASSPORT_ID
 
 
 class EnrolmentCreated(BaseModel):
-    session_id: str
+    session_id: str = Field(description="send it as X-MIP-Enrolment-Session (never in a URL), "
+                            "with the token of the registrar who opened it")
     challenge: ChallengeOut
     expires_in_s: float
 

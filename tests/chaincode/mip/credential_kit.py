@@ -14,6 +14,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from identity_kit import client_id
 from mip_testkit import Account, MipClients, new_id, request_arg
 
 from chaincode.protocol.attestation import attestation_bytes
@@ -120,12 +121,19 @@ async def request_and_read(mip: MipClients, org: str, role: str | None, issued: 
 # --- pharmacy counter gateway --------------------------------------------------------------
 
 
+# What an unregistered counter's attestations name (refused for their key before the name).
+NO_PHARMACIST = "x509::CN=no pharmacist::CN=none"
+
+
 @dataclass
 class CounterGateway:
-    """A pharmacy counter's face-verification gateway: its ECDSA key, registered on-ledger."""
+    """A pharmacy counter's face-verification gateway: its ECDSA key, registered on-ledger.
+    Its attestations name the pharmacist `register` found (the test network's PharmacyMSP
+    `pharmacist`, the identity `dispense` submits as) unless told another."""
 
     key_id: str
     private: ec.EllipticCurvePrivateKey
+    pharmacist: str = NO_PHARMACIST
 
     @classmethod
     def generate(cls) -> CounterGateway:
@@ -138,16 +146,19 @@ class CounterGateway:
         ).decode()
 
     async def register(self, mip: MipClients) -> dict[str, Any]:
+        self.pharmacist = client_id(mip.network, PHARMACY, "pharmacist")
         admin = await mip.client(PHARMACY, "admin")
         return dict(json.loads(await admin.submit(
             "Pharmacy:RegisterGatewayKey", [self.key_id, self.public_pem])))
 
     def attest(self, credential_id: str, subject_account: str, *, result: str = "match",
-               issued_at: int | None = None, nonce: str | None = None) -> dict[str, Any]:
+               issued_at: int | None = None, nonce: str | None = None,
+               pharmacist: str | None = None) -> dict[str, Any]:
         payload = {"credential_id": credential_id, "subject_account": subject_account,
                    "result": result,
                    "issued_at": issued_at if issued_at is not None else int(time.time()),
-                   "nonce": nonce or secrets.token_hex(16), "key_id": self.key_id}
+                   "nonce": nonce or secrets.token_hex(16), "key_id": self.key_id,
+                   "pharmacist": pharmacist if pharmacist is not None else self.pharmacist}
         signature = self.private.sign(attestation_bytes(payload), ec.ECDSA(hashes.SHA256()))
         return {"payload": payload, "signature": base64.b64encode(signature).decode()}
 

@@ -30,7 +30,7 @@ from credential_kit import (
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from forgery_kit import POLICY_FAILURE, Forger, PrivateWrites
-from identity_kit import admit
+from identity_kit import admit, client_id
 from mip_testkit import (
     Account,
     Holder,
@@ -48,7 +48,7 @@ from chaincode.mip.accounts import KYC_REVOCATION_OBJECT, account_key
 from chaincode.mip.audit import access_key
 from chaincode.mip.config import config_key
 from chaincode.mip.credentials import credential_key, fills_key, private_key
-from chaincode.mip.dispense import gateway_key_key
+from chaincode.mip.dispense import ATTESTATION_NONCE_OBJECT, gateway_key_key
 from chaincode.mip.grants import grant_key
 from chaincode.mip.holder_auth import NONCE_OBJECT
 from chaincode.mip.key_index import passport_key_index
@@ -246,6 +246,43 @@ async def test_fill_counter_needs_the_issuer_and_the_pharmacy(
     # A majority without the issuer is not enough here: AND(issuer org, PharmacyMSP).
     status = await Forger(mip, (SCHOOL, PHARMACY)).submit({fills_key(issued.credential_id): more})
     assert status.code_name == POLICY_FAILURE
+    assert await get(mip, "Credential:Get", issued.credential_id) == before
+
+
+async def test_no_org_alone_writes_a_dispense_naming_another_pharmacist(
+    mip: MipClients, account: Account
+) -> None:
+    """A dispense (the fill, its attestation's burnt nonce and the access record naming the
+    pharmacist who verified the face) written by one org alone, with no attestation, or one
+    naming another pharmacist, or no pharmacist at all: invalidated at commit. The honest
+    contract refuses the same through its own checks (test_dispense.py)."""
+    issued = await issue(mip, account, "prescription")
+    await grant(mip, account, PHARMACY, "medical.prescription",
+                credential_id=issued.credential_id)
+    counter = CounterGateway.generate()
+    await counter.register(mip)
+    before = await get(mip, "Credential:Get", issued.credential_id)
+    fills = dumps({**before["fills"], "used": before["fills"]["used"] + 1})
+    elsewhere = client_id(mip.network, PHARMACY, "admin")  # not the pharmacist at the counter
+    now = int(time.time())
+    for org in ORGS:  # PharmacyMSP included: it runs the counter and the dispensing peer
+        access_id = new_id("forged")
+        record = {"access_id": access_id, "account": account.pseudonym, "action": "dispense",
+                  "credential_id": issued.credential_id, "scope": "medical.prescription",
+                  "purpose": "dispense", "grant_id": None, "org": PHARMACY,
+                  "role": "pharmacist", "client_id": client_id(mip.network, PHARMACY,
+                                                               "pharmacist"),
+                  "time": now, "time_us": now * 1_000_000, "tx_id": access_id}
+        nonce = create_composite_key(ATTESTATION_NONCE_OBJECT, [hashlib.sha256(
+            counter.key_id.encode() + b"\x00" + new_id("n").encode()).hexdigest()])
+        for details in ({"pharmacist": elsewhere, "counter_key": counter.key_id}, None):
+            written = record if details is None else {**record, "details": details}
+            # The whole dispense, and the access record alone (no fill taken).
+            await forge_alone(mip, org, {
+                fills_key(issued.credential_id): fills, nonce: str(now).encode(),
+                access_key(account.pseudonym, access_id): dumps(written)})
+            await forge_alone(mip, org, {access_key(account.pseudonym, access_id):
+                                         dumps(written)})
     assert await get(mip, "Credential:Get", issued.credential_id) == before
 
 

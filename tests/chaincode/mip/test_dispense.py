@@ -1,5 +1,6 @@
-"""Dispensing: pharmacist + prescription grant + fresh counter attestation; one fill each;
-expired, revoked, exhausted refused; 50 concurrent dispenses of one fill -> exactly one."""
+"""Dispensing: pharmacist + prescription grant + fresh counter attestation naming that
+pharmacist; one fill each; expired, revoked, exhausted, another pharmacist's attestation
+refused; 50 concurrent dispenses of one fill -> exactly one."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from credential_kit import (
     issue,
     sample_content,
 )
-from mip_testkit import Account, Holder, MipClients, expect_error, open_account
+from identity_kit import client_id
+from mip_testkit import Account, Holder, MipClients, expect_error, open_account, request_arg
 
 from gateway.fabric import ChaincodeError, CommitError
 
@@ -125,6 +127,41 @@ async def test_dispense_refusals(
     async with expect_error("precondition_failed") as info:
         await dispense(mip, rx, attest(rx.credential_id, account.pseudonym))
     assert "revoked" in info.message
+
+
+async def test_attestation_binds_the_pharmacist_and_the_record_names_them(
+    mip: MipClients, account: Account, counter: CounterGateway
+) -> None:
+    rx = await granted_rx(mip, account, refills=1)
+    me = client_id(mip.network, PHARMACY, "pharmacist")
+    # Signed over another staff member of the pharmacy (another counter's session), or with
+    # no name or a malformed one: refused before any fill, and its nonce stays unspent.
+    elsewhere = counter.attest(rx.credential_id, account.pseudonym,
+                               pharmacist=client_id(mip.network, PHARMACY, "admin"))
+    async with expect_error("access_denied") as info:
+        await dispense(mip, rx, elsewhere)
+    assert "another pharmacist" in info.message
+    for name in ("", "x" * 1025):
+        async with expect_error("invalid_request"):
+            await dispense(mip, rx, counter.attest(rx.credential_id, account.pseudonym,
+                                                   pharmacist=name))
+    unnamed = counter.attest(rx.credential_id, account.pseudonym)
+    del unnamed["payload"]["pharmacist"]  # the V1 payload: refused whatever it signs
+    async with expect_error("invalid_request"):
+        await dispense(mip, rx, unnamed)
+    reader = await mip.client(PHARMACY, "pharmacist")
+    assert json.loads(await reader.evaluate("Credential:Get", [rx.credential_id])
+                      )["fills"]["used"] == 0
+    # Its own attestation: the fill is taken and the dispense's record names who verified.
+    assert (await dispense(mip, rx, counter.attest(rx.credential_id, account.pseudonym))
+            )["fill"] == 1
+    log = json.loads(await (await mip.client(HOSPITAL, "gateway")).evaluate(
+        "Access:HolderLog", [request_arg(
+            account.sign("access.log", {"account": account.pseudonym}))]))
+    dispensed = [r for r in log if r["action"] == "dispense"]
+    assert len(dispensed) == 1
+    assert dispensed[0]["details"] == {"pharmacist": me, "counter_key": counter.key_id}
+    assert dispensed[0]["client_id"] == me
 
 
 async def test_expired_prescription_refused(

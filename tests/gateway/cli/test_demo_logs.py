@@ -15,7 +15,8 @@ One run (module fixture) is checked for:
 - neither the output nor any log (devnet, chaincode, each gateway) holds a password,
   credential content, face image data, a private key or a staff token; the gateways' access
   lines name routes by template (no id or session id of a path), and every log file is 0600
-  (each session id and token a flow issues is looked for in its log in
+  (each enrolment session id the gateways issued is looked for in every log and the
+  output; each session id and token a flow issues is looked for in its log in
   tests/gateway/services/test_log_scan.py).
 
 `mip demo --all-orgs` (one gateway for every org, as in development) is run too: there every
@@ -90,10 +91,29 @@ def image_samples() -> list[str]:
     return samples
 
 
+def enrolment_session_ids(work: Path) -> list[str]:
+    """Every enrolment session id the run's gateways issued (from their databases)."""
+    ids: list[str] = []
+    for db_path in work.rglob("gateway.sqlite"):
+        db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+        try:
+            tables = {row[0] for row in db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if "enrolment_sessions" in tables:  # made at an org's first enrolment
+                ids += [row[0] for row in db.execute(
+                    "SELECT session_id FROM enrolment_sessions")]
+        finally:
+            db.close()
+    return ids
+
+
 def assert_leaks_nothing(run: DemoRun) -> None:
     logs = sorted(run.work.rglob("*.log"))
+    # The enrolment session ids travel in X-MIP-Enrolment-Session, never a path or a line.
+    sessions = enrolment_session_ids(run.work)
+    assert len(sessions) >= 2, sessions  # the two Hospital enrolments (+ the School's try)
     canaries = [*PASSWORDS.values(), *CONTENT_CANARIES, *image_samples(),
-                "PRIVATE KEY-----"]
+                "PRIVATE KEY-----", *sessions]
     for source, text in [("output", run.output)] + [
             (str(p), p.read_text(errors="replace")) for p in logs]:
         for canary in canaries:
@@ -159,10 +179,10 @@ def test_demo_steps_act_at_their_orgs_gateway(per_org: DemoRun) -> None:
     assert "POST /api/v1/enrolments " not in pharmacy
     # The School's frames request ends at its own (empty) index; the background screening
     # finds the Hospital's passport and the desk reads the review from the enrolment's state.
-    assert "POST /api/v1/enrolments/{session_id}/frames 204" in school
-    assert "GET /api/v1/enrolments/{session_id} 200" in school
+    assert "POST /api/v1/enrolments/current/frames 204" in school
+    assert "GET /api/v1/enrolments/current 200" in school
     assert "POST /api/v1/reviews/{review_id}/decision 200" in school
-    assert "/enrolments/{session_id}/finish 201" not in school
+    assert "/enrolments/current/finish 201" not in school
     for org_log in (hospital, school, pharmacy):
         assert "POST /api/v1/screening/score 200" in org_log
     # Only the Hospital's gallery holds anyone: its scores for the School's query go to the

@@ -38,8 +38,10 @@ async def test_routes_are_logged_by_template(tmp_path: Path, access_lines: io.St
     requests = {
         ("PUT", f"/api/v1/pharmacy/pickups/{SECRET}/frames/3?token={SECRET}"):
             "PUT /api/v1/pharmacy/pickups/{pickup_id}/frames/{index} ",
-        ("POST", f"/api/v1/enrolments/{SECRET}/frames"):
-            "POST /api/v1/enrolments/{session_id}/frames ",
+        ("POST", f"/api/v1/holders/recoveries/{SECRET}/finish"):
+            "POST /api/v1/holders/recoveries/{recovery_id}/finish ",
+        # An enrolment session id is no path segment any more (X-MIP-Enrolment-Session).
+        ("POST", f"/api/v1/enrolments/{SECRET}/frames"): "POST (no route) ",
         ("POST", "/api/v1/holders/sessions/unlock"): "POST /api/v1/holders/sessions/unlock ",
         ("GET", f"/api/v1/passports/{SECRET}"): "GET /api/v1/passports/{passport_id} ",
         ("GET", f"/api/v1/no/such/{SECRET}"): "GET (no route) 404",

@@ -87,7 +87,7 @@ async def test_face_work_has_a_tighter_bucket_and_its_bodies_are_not_read(
 
 
 def test_face_work_routes() -> None:
-    for path in ("/api/v1/enrolments/s/frames", "/api/v1/holders/sessions/unlock",
+    for path in ("/api/v1/enrolments/current/frames", "/api/v1/holders/sessions/unlock",
                  "/api/v1/holders/recoveries/r/finish", "/api/v1/pharmacy/pickups/p/frames",
                  "/api/v1/pharmacy/pickups/p/frames/3", "/api/v1/pharmacy/pickups/p/verdict"):
         assert FACE_WORK.match(path), path

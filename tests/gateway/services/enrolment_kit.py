@@ -139,6 +139,13 @@ async def serving(data_dir: Path, network: MipNetwork,
 
 
 REGISTRAR = ("HospitalMSP", "registrar")
+ENROLMENT_SESSION = "X-MIP-Enrolment-Session"
+CURRENT = f"{API}/enrolments/current"  # the session: its header, never its URL
+
+
+def in_session(headers: dict[str, str], session_id: str) -> dict[str, str]:
+    """A staff member's headers naming an enrolment session (never in the URL)."""
+    return {**headers, ENROLMENT_SESSION: session_id}
 
 
 async def open_session(gw: GatewayClient, staff: tuple[str, str] = REGISTRAR) -> dict[str, Any]:
@@ -156,18 +163,18 @@ async def enrol(gw: GatewayClient, who: str, *, guardians: list[str] | None = No
     headers = gw.staff(*staff)
     session = await open_session(gw, staff)
     sid = session["session_id"]
-    r = await gw.http.post(f"{API}/enrolments/{sid}/frames", headers=headers,
+    r = await gw.http.post(f"{CURRENT}/frames", headers=in_session(headers, sid),
                            json=answer(session["challenge"]["challenge_id"],
                                        frames_of(who, gw.state.face_engine())))
     assert r.status_code == 204, r.text
-    r = await gw.http.put(f"{API}/enrolments/{sid}/password", headers=headers,
+    r = await gw.http.put(f"{CURRENT}/password", headers=in_session(headers, sid),
                           json={"password": PASSWORDS[who]})
     assert r.status_code == 204, r.text
     if guardians:
-        r = await gw.http.put(f"{API}/enrolments/{sid}/guardians", headers=headers,
+        r = await gw.http.put(f"{CURRENT}/guardians", headers=in_session(headers, sid),
                               json={"guardians": guardians, "threshold": threshold})
         assert r.status_code == 204, r.text
-    r = await gw.http.post(f"{API}/enrolments/{sid}/finish", headers=headers)
+    r = await gw.http.post(f"{CURRENT}/finish", headers=in_session(headers, sid))
     assert r.status_code == 201, r.text
     out: dict[str, Any] = r.json()
     out["session_id"] = sid

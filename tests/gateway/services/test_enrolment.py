@@ -14,6 +14,7 @@ import pytest
 from enrolment_kit import (
     _ENROLLED,
     API,
+    CURRENT,
     GUARDIANS,
     PASSWORDS,
     SHARED,
@@ -24,6 +25,7 @@ from enrolment_kit import (
     frames_of,
     hw,  # noqa: F401 (fixture)
     hw_data_dir,  # noqa: F401 (fixture)
+    in_session,
     open_session,
     serving,
     unlock,
@@ -51,8 +53,8 @@ async def test_enrolment_registers_a_level_2_passport(hw: GatewayClient) -> None
     assert record["enrolling_org"] == "HospitalMSP" and record["kyc_level"] == 2
     assert record["status"] == "active"
     assert holder_service(hw.state).record(bush.passport_id) is not None
-    view = await hw.http.get(f"{API}/enrolments/{bush.finish['session_id']}",
-                             headers=hw.staff("HospitalMSP", "registrar"))
+    view = await hw.http.get(CURRENT, headers=in_session(hw.staff("HospitalMSP", "registrar"),
+                                                         bush.finish["session_id"]))
     assert view.json()["status"] == "finished"
     assert view.json()["passport_id"] == bush.passport_id
 
@@ -79,34 +81,38 @@ async def test_refusals_change_nothing(hw: GatewayClient) -> None:
     assert_error(await hw.http.post(f"{API}/enrolments"), 401, "unauthenticated")
     session = await open_session(hw)
     sid, cid = session["session_id"], session["challenge"]["challenge_id"]
-    # Another registrar does not see it; unknown ids are 404; malformed ids 422.
+    # The session is named in its header only: another registrar does not see it; unknown
+    # and malformed ids are the same 404; no header is 401; the id in a path is no route.
     other = hw.staff("SchoolMSP", "registrar")
-    assert_error(await hw.http.get(f"{API}/enrolments/{sid}", headers=other), 404,
-                 "enrolment_not_found")
-    assert_error(await hw.http.get(f"{API}/enrolments/{'0' * 64}", headers=registrar), 404,
-                 "enrolment_not_found")
-    assert_error(await hw.http.get(f"{API}/enrolments/nope", headers=registrar), 422,
-                 "invalid_request")
+    for headers in (in_session(other, sid), in_session(registrar, "0" * 64),
+                    in_session(registrar, "nope"), in_session(registrar, sid.upper())):
+        assert_error(await hw.http.get(CURRENT, headers=headers), 404, "enrolment_not_found")
+    assert_error(await hw.http.get(CURRENT, headers=registrar), 401,
+                 "enrolment_session_required")
+    assert_error(await hw.http.get(CURRENT, headers=in_session({}, sid)), 401,
+                 "unauthenticated")
+    assert (await hw.http.get(f"{API}/enrolments/{sid}", headers=registrar)).status_code in (
+        404, 405)
     # Short password; finish before face and password.
-    assert_error(await hw.http.put(f"{API}/enrolments/{sid}/password", headers=registrar,
+    assert_error(await hw.http.put(f"{CURRENT}/password", headers=in_session(registrar, sid),
                                    json={"password": "short"}), 422, "weak_password")
-    assert_error(await hw.http.post(f"{API}/enrolments/{sid}/finish", headers=registrar),
+    assert_error(await hw.http.post(f"{CURRENT}/finish", headers=in_session(registrar, sid)),
                  409, "enrolment_incomplete")
     # Unknown guardian; bad threshold.
-    assert_error(await hw.http.put(f"{API}/enrolments/{sid}/guardians", headers=registrar,
+    assert_error(await hw.http.put(f"{CURRENT}/guardians", headers=in_session(registrar, sid),
                                    json={"guardians": ["ef" * 32], "threshold": 1}),
                  422, "unknown_guardian")
-    assert_error(await hw.http.put(f"{API}/enrolments/{sid}/guardians", headers=registrar,
+    assert_error(await hw.http.put(f"{CURRENT}/guardians", headers=in_session(registrar, sid),
                                    json={"guardians": [], "threshold": 1}),
                  422, "invalid_guardians")
     # The same person again: sent to review (tests/gateway/services/test_enrolment_review.py),
     # nothing enrolled; the desk learns only the review's id.
-    r = await hw.http.post(f"{API}/enrolments/{sid}/frames", headers=registrar,
+    r = await hw.http.post(f"{CURRENT}/frames", headers=in_session(registrar, sid),
                            json=answer(cid, frames_of("bush")))
     assert r.status_code == 202, r.text
     assert set(r.json()) == {"status", "review_id"}
     # Replaying the answer is refused: the session waits for its review.
-    assert_error(await hw.http.post(f"{API}/enrolments/{sid}/frames", headers=registrar,
+    assert_error(await hw.http.post(f"{CURRENT}/frames", headers=in_session(registrar, sid),
                                     json=answer(cid, frames_of("bush"))), 409,
                  "enrolment_in_review")
     await _refuse_review(hw, r.json()["review_id"])
@@ -132,21 +138,21 @@ async def test_answer_timed_by_arrival_not_by_client_claims(hw: GatewayClient) -
     claimed = answer(cid, frames_of("bush"))
     for i, frame in enumerate(claimed["frames"]):
         frame["offset_s"] = 100.0 + i
-    r = await hw.http.post(f"{API}/enrolments/{sid}/frames", headers=registrar, json=claimed)
+    r = await hw.http.post(f"{CURRENT}/frames", headers=in_session(registrar, sid), json=claimed)
     assert r.status_code == 202, r.text  # screened: bush is a candidate of himself
     await _refuse_review(hw, r.json()["review_id"])
     # A challenge issued 20 s ago with its deadline 2 s past: an answer arriving now is late,
     # whatever the frames could say about when they were taken.
     sid = (await open_session(hw))["session_id"]
-    r = await hw.http.post(f"{API}/enrolments/{sid}/challenge", headers=registrar)
+    r = await hw.http.post(f"{CURRENT}/challenge", headers=in_session(registrar, sid))
     cid = r.json()["challenge_id"]
     now = gateway_time()
     with hw.state.db.transaction() as conn:
         conn.execute("UPDATE face_challenges SET poses = '[\"left\", \"right\"]', "
                      "issued_at = ?, deadline = ? WHERE challenge_id = ?",
                      (now - 20, now - 2, cid))
-    body = assert_error(await hw.http.post(f"{API}/enrolments/{sid}/frames",
-                                           headers=registrar,
+    body = assert_error(await hw.http.post(f"{CURRENT}/frames",
+                                           headers=in_session(registrar, sid),
                                            json=answer(cid, frames_of("bush"))),
                         422, "liveness_failed")
     assert "deadline" in body["message"]
@@ -164,8 +170,8 @@ async def test_bad_images_are_refused(hw: GatewayClient) -> None:
     before = await _counts(hw)
     for images in cases:
         session = await open_session(hw)
-        r = await hw.http.post(f"{API}/enrolments/{session['session_id']}/frames",
-                               headers=registrar,
+        r = await hw.http.post(f"{CURRENT}/frames",
+                               headers=in_session(registrar, session["session_id"]),
                                json=answer(session["challenge"]["challenge_id"], images))
         assert r.status_code == 422, r.text
         assert r.json()["error"]["code"] in {"liveness_failed", "no_face", "multiple_faces",
@@ -174,11 +180,13 @@ async def test_bad_images_are_refused(hw: GatewayClient) -> None:
     session = await open_session(hw)
     bad = answer(session["challenge"]["challenge_id"], frames)
     bad["frames"][0]["image"] = "***"
-    assert_error(await hw.http.post(f"{API}/enrolments/{session['session_id']}/frames",
-                                    headers=registrar, json=bad), 422, "invalid_request")
+    assert_error(await hw.http.post(f"{CURRENT}/frames", json=bad,
+                                    headers=in_session(registrar, session["session_id"])),
+                 422, "invalid_request")
     many = answer(session["challenge"]["challenge_id"], frames * 5)
-    assert_error(await hw.http.post(f"{API}/enrolments/{session['session_id']}/frames",
-                                    headers=registrar, json=many), 422, "invalid_request")
+    assert_error(await hw.http.post(f"{CURRENT}/frames", json=many,
+                                    headers=in_session(registrar, session["session_id"])),
+                 422, "invalid_request")
     assert await _counts(hw) == before
 
 
@@ -186,14 +194,14 @@ async def test_finish_twice_and_expired_session(hw: GatewayClient) -> None:
     registrar = hw.staff("HospitalMSP", "registrar")
     bush = await ensure_enrolled(hw, "bush")
     sid = bush.finish["session_id"]
-    assert_error(await hw.http.post(f"{API}/enrolments/{sid}/finish", headers=registrar),
+    assert_error(await hw.http.post(f"{CURRENT}/finish", headers=in_session(registrar, sid)),
                  409, "already_finished")
     session = await open_session(hw)
     with hw.state.db.transaction() as conn:
         conn.execute("UPDATE enrolment_sessions SET expires = 0 WHERE session_id = ?",
                      (session["session_id"],))
-    assert_error(await hw.http.put(f"{API}/enrolments/{session['session_id']}/password",
-                                   headers=registrar, json={"password": PASSWORDS["bush"]}),
+    assert_error(await hw.http.put(f"{CURRENT}/password", json={"password": PASSWORDS["bush"]},
+                                   headers=in_session(registrar, session["session_id"])),
                  410, "enrolment_expired")
 
 
@@ -233,15 +241,15 @@ async def _through_password(gw: GatewayClient, who: str, guardians: list[str],
     headers = gw.staff("HospitalMSP", "registrar")
     session = await open_session(gw)
     sid = str(session["session_id"])
-    r = await gw.http.post(f"{API}/enrolments/{sid}/frames", headers=headers,
+    r = await gw.http.post(f"{CURRENT}/frames", headers=in_session(headers, sid),
                            json=answer(session["challenge"]["challenge_id"],
                                        frames_of(who, gw.state.face_engine())))
     assert r.status_code == 204, r.text
-    r = await gw.http.put(f"{API}/enrolments/{sid}/password", headers=headers,
+    r = await gw.http.put(f"{CURRENT}/password", headers=in_session(headers, sid),
                           json={"password": PASSWORDS[who]})
     assert r.status_code == 204, r.text
     if guardians:
-        r = await gw.http.put(f"{API}/enrolments/{sid}/guardians", headers=headers,
+        r = await gw.http.put(f"{CURRENT}/guardians", headers=in_session(headers, sid),
                               json={"guardians": guardians, "threshold": threshold})
         assert r.status_code == 204, r.text
     return sid
@@ -257,19 +265,19 @@ def _restart(gw: GatewayClient, sid: str) -> None:
 async def _recovered(gw: GatewayClient, who: str, sid: str) -> str:
     """The second finish answers the passport id and the enrolment is complete."""
     registrar = gw.staff("HospitalMSP", "registrar")
-    r = await gw.http.post(f"{API}/enrolments/{sid}/finish", headers=registrar)
+    r = await gw.http.post(f"{CURRENT}/finish", headers=in_session(registrar, sid))
     assert r.status_code == 201, r.text
     out = r.json()
     pid = str(out["passport_id"])
     names, threshold = GUARDIANS[who]
     assert out["guardian_shares"] == len(names)
-    view = (await gw.http.get(f"{API}/enrolments/{sid}", headers=registrar)).json()
+    view = (await gw.http.get(CURRENT, headers=in_session(registrar, sid))).json()
     assert (view["status"], view["passport_id"]) == ("finished", pid)
     record = await _ledger_passport(gw, pid)
     assert record["status"] == "active" and record["guardian_threshold"] == threshold
     holder = gw.state.db.query_one("SELECT status FROM holders WHERE passport_id = ?", (pid,))
     assert holder is not None and holder["status"] == "active"
-    assert_error(await gw.http.post(f"{API}/enrolments/{sid}/finish", headers=registrar),
+    assert_error(await gw.http.post(f"{CURRENT}/finish", headers=in_session(registrar, sid)),
                  409, "already_finished")
     # Later tests of this session find the person enrolled (ensure_enrolled's cache).
     out["session_id"] = sid
@@ -309,10 +317,10 @@ async def test_crash_right_after_register_commits_is_recovered(
 
     with monkeypatch.context() as patch:
         patch.setattr(EnrolmentService, "_register", crash)
-        r = await hw.http.post(f"{API}/enrolments/{sid}/finish", headers=registrar)
+        r = await hw.http.post(f"{CURRENT}/finish", headers=in_session(registrar, sid))
     assert r.status_code == 500
     _restart(hw, sid)
-    view = (await hw.http.get(f"{API}/enrolments/{sid}", headers=registrar)).json()
+    view = (await hw.http.get(CURRENT, headers=in_session(registrar, sid))).json()
     assert view["status"] == "finishing" and view["passport_id"] is None
     await _recovered(hw, who, sid)
 
@@ -335,7 +343,7 @@ async def test_unknown_register_outcome_is_submitted_again(
     with monkeypatch.context() as patch:
         patch.setattr(EnrolmentService, "_register", unreachable)
         patch.setattr(EnrolmentService, "_on_ledger", unreachable)
-        r = await hw.http.post(f"{API}/enrolments/{sid}/finish", headers=registrar)
+        r = await hw.http.post(f"{CURRENT}/finish", headers=in_session(registrar, sid))
     assert r.status_code >= 500
     _restart(hw, sid)
     row = hw.state.db.query_one("SELECT status, register_request FROM enrolment_sessions "

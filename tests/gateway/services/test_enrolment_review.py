@@ -8,7 +8,17 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from enrolment_kit import API, PASSWORDS, answer, enrol, frames_of, open_session, serving
+from enrolment_kit import (
+    API,
+    CURRENT,
+    PASSWORDS,
+    answer,
+    enrol,
+    frames_of,
+    in_session,
+    open_session,
+    serving,
+)
 from gateway_testkit import GatewayClient, assert_error
 from mip_testkit import MipClients, MipNetwork, set_screening_required
 
@@ -28,8 +38,8 @@ async def _frames(gw: GatewayClient, who: str, session: dict[str, object]) -> ob
     challenge = session["challenge"]
     assert isinstance(challenge, dict)
     return await gw.http.post(
-        f"{API}/enrolments/{session['session_id']}/frames",
-        headers=gw.staff("HospitalMSP", "registrar"),
+        f"{CURRENT}/frames",
+        headers=in_session(gw.staff("HospitalMSP", "registrar"), session['session_id']),
         json=answer(challenge["challenge_id"], frames_of(who, gw.state.face_engine())))
 
 
@@ -49,12 +59,12 @@ async def test_a_candidate_goes_to_review_and_same_person_refuses(rw: GatewayCli
     assert r.status_code == 202, r.text  # type: ignore[attr-defined]
     review_id = r.json()["review_id"]  # type: ignore[attr-defined]
     assert r.json()["status"] == "in_review"  # type: ignore[attr-defined]
-    view = (await rw.http.get(f"{API}/enrolments/{sid}", headers=registrar)).json()
+    view = (await rw.http.get(CURRENT, headers=in_session(registrar, sid))).json()
     assert view["status"] == "in_review" and view["face_checked"]
     # Cannot finish, nor recapture, while the review is open.
-    await rw.http.put(f"{API}/enrolments/{sid}/password", headers=registrar,
+    await rw.http.put(f"{CURRENT}/password", headers=in_session(registrar, sid),
                       json={"password": PASSWORDS["stoiber"]})
-    assert_error(await rw.http.post(f"{API}/enrolments/{sid}/finish", headers=registrar),
+    assert_error(await rw.http.post(f"{CURRENT}/finish", headers=in_session(registrar, sid)),
                  409, "enrolment_in_review")
     assert_error(await _frames(rw, "stoiber", session), 409,  # type: ignore[arg-type]
                  "enrolment_in_review")
@@ -88,7 +98,7 @@ async def test_a_candidate_goes_to_review_and_same_person_refuses(rw: GatewayCli
     assert r.json()["status"] == "refused" and r.json()["decided_by"]
     assert_error(await rw.http.post(f"{API}/reviews/{review_id}/decision", headers=registrar,
                                     json=decision), 409, "review_decided")
-    assert_error(await rw.http.post(f"{API}/enrolments/{sid}/finish", headers=registrar),
+    assert_error(await rw.http.post(f"{CURRENT}/finish", headers=in_session(registrar, sid)),
                  409, "duplicate_face")
     assert _counts(rw) == before
 
@@ -106,11 +116,11 @@ async def test_different_person_lets_the_enrolment_finish_past_those_candidates(
                            json={"decision": "different_person",
                                  "reason": "twin, documents checked"})
     assert r.json()["status"] == "cleared"
-    assert (await rw.http.get(f"{API}/enrolments/{sid}", headers=registrar)).json()[
+    assert (await rw.http.get(CURRENT, headers=in_session(registrar, sid))).json()[
         "status"] == "open"
-    await rw.http.put(f"{API}/enrolments/{sid}/password", headers=registrar,
+    await rw.http.put(f"{CURRENT}/password", headers=in_session(registrar, sid),
                       json={"password": PASSWORDS["grace_hopper"]})
-    r = await rw.http.post(f"{API}/enrolments/{sid}/finish", headers=registrar)
+    r = await rw.http.post(f"{CURRENT}/finish", headers=in_session(registrar, sid))
     assert r.status_code == 201, r.text
     assert r.json()["passport_id"] != first["passport_id"]
     assert len(face_service(rw.state).dedup()) == 2

@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from enrolment_kit import API, PASSWORDS, REGISTRAR, answer, frames_of, open_session
+from enrolment_kit import (
+    CURRENT,
+    PASSWORDS,
+    REGISTRAR,
+    answer,
+    frames_of,
+    in_session,
+    open_session,
+)
 from gateway_testkit import GatewayClient, assert_error
 from mip_testkit import MipNetwork
 from org_gateways_kit import org_gateways
@@ -60,7 +68,7 @@ def open_all(gates: dict[str, Gate]) -> None:
 
 
 async def state_of(gw: GatewayClient, sid: str) -> dict[str, Any]:
-    r = await gw.http.get(f"{API}/enrolments/{sid}", headers=gw.staff(*REGISTRAR))
+    r = await gw.http.get(CURRENT, headers=in_session(gw.staff(*REGISTRAR), sid))
     assert r.status_code == 200, r.text
     body: dict[str, Any] = r.json()
     return body
@@ -79,12 +87,12 @@ async def captured(gw: GatewayClient, who: str) -> tuple[str, float]:
     session = await open_session(gw)
     sid = session["session_id"]
     started = time.perf_counter()
-    r = await gw.http.post(f"{API}/enrolments/{sid}/frames", headers=gw.staff(*REGISTRAR),
+    r = await gw.http.post(f"{CURRENT}/frames", headers=in_session(gw.staff(*REGISTRAR), sid),
                            json=answer(session["challenge"]["challenge_id"],
                                        frames_of(who, gw.state.face_engine())))
     assert r.status_code == 204, r.text
     seconds = time.perf_counter() - started
-    r = await gw.http.put(f"{API}/enrolments/{sid}/password", headers=gw.staff(*REGISTRAR),
+    r = await gw.http.put(f"{CURRENT}/password", headers=in_session(gw.staff(*REGISTRAR), sid),
                           json={"password": PASSWORDS[who]})
     assert r.status_code == 204, r.text
     return sid, seconds
@@ -108,7 +116,7 @@ async def test_the_frames_request_returns_before_the_screening_and_finish_waits_
         await asyncio.wait_for(gates[SCHOOL].seen.wait(), 60)
         # Finish waits for the outcome (bounded): here it is released meanwhile.
         finish = asyncio.ensure_future(hospital.http.post(
-            f"{API}/enrolments/{sid}/finish", headers=hospital.staff(*REGISTRAR)))
+            f"{CURRENT}/finish", headers=in_session(hospital.staff(*REGISTRAR), sid)))
         await asyncio.sleep(0.5)
         assert not finish.done() and holders(hospital) == 0
         open_all(gates)
@@ -127,8 +135,8 @@ async def test_finish_is_bounded_and_a_stopped_worker_resumes(
         jobs.finish_wait_s = 0.5
         sid, _ = await captured(hospital, "grace_hopper")
         await asyncio.wait_for(gates[SCHOOL].seen.wait(), 60)
-        assert_error(await hospital.http.post(f"{API}/enrolments/{sid}/finish",
-                                              headers=hospital.staff(*REGISTRAR)),
+        assert_error(await hospital.http.post(f"{CURRENT}/finish",
+                                              headers=in_session(hospital.staff(*REGISTRAR), sid)),
                      409, "screening_pending")
         # The worker stops mid-screening (its task dies): the row stays pending, attempt 1.
         task = jobs._tasks[sid]
@@ -145,8 +153,8 @@ async def test_finish_is_bounded_and_a_stopped_worker_resumes(
         row = hospital.state.db.query_one(
             "SELECT attempt FROM enrolment_screenings WHERE session_id = ?", (sid,))
         assert row is not None and row["attempt"] == 2
-        r = await hospital.http.post(f"{API}/enrolments/{sid}/finish",
-                                     headers=hospital.staff(*REGISTRAR))
+        r = await hospital.http.post(f"{CURRENT}/finish",
+                                     headers=in_session(hospital.staff(*REGISTRAR), sid))
         assert r.status_code == 201, r.text
 
 
@@ -165,8 +173,8 @@ async def test_a_restart_mid_screening_abandons_it_cleanly(
             state._services.pop(name)
         open_all(gates)
         assert (await settled(hospital, sid))["screening"] == "abandoned"
-        assert_error(await hospital.http.post(f"{API}/enrolments/{sid}/finish",
-                                              headers=hospital.staff(*REGISTRAR)),
+        assert_error(await hospital.http.post(f"{CURRENT}/finish",
+                                              headers=in_session(hospital.staff(*REGISTRAR), sid)),
                      409, "enrolment_incomplete")
         assert holders(hospital) == 0
         assert not face_service(state).dedup().references()[0]
@@ -182,8 +190,8 @@ async def test_an_org_that_does_not_answer_gives_a_typed_retryable_failure(
         state = await settled(hospital, sid, timeout=60)
         assert (state["screening"], state["screening_error"], state["screening_retryable"],
                 state["status"]) == ("failed", "screening_unavailable", True, "open"), state
-        r = await hospital.http.post(f"{API}/enrolments/{sid}/finish",
-                                     headers=hospital.staff(*REGISTRAR))
+        r = await hospital.http.post(f"{CURRENT}/finish",
+                                     headers=in_session(hospital.staff(*REGISTRAR), sid))
         assert_error(r, 503, "screening_failed")
         assert holders(hospital) == 0
         assert not face_service(hospital.state).dedup().references()[0]
@@ -191,13 +199,13 @@ async def test_an_org_that_does_not_answer_gives_a_typed_retryable_failure(
         # The org answers again: a retry (a new recorded request) clears, finish registers.
         consortium_screening(hospital.state).timeout = 60.0
         open_all(gates)
-        r = await hospital.http.post(f"{API}/enrolments/{sid}/screening",
-                                     headers=hospital.staff(*REGISTRAR))
+        r = await hospital.http.post(f"{CURRENT}/screening",
+                                     headers=in_session(hospital.staff(*REGISTRAR), sid))
         assert r.status_code == 202, r.text
-        assert_error(await hospital.http.post(f"{API}/enrolments/{sid}/screening",
-                                              headers=hospital.staff(*REGISTRAR)),
+        assert_error(await hospital.http.post(f"{CURRENT}/screening",
+                                              headers=in_session(hospital.staff(*REGISTRAR), sid)),
                      409, "screening_not_failed")
-        r = await hospital.http.post(f"{API}/enrolments/{sid}/finish",
-                                     headers=hospital.staff(*REGISTRAR))
+        r = await hospital.http.post(f"{CURRENT}/finish",
+                                     headers=in_session(hospital.staff(*REGISTRAR), sid))
         assert r.status_code == 201, r.text
         assert holders(hospital) == 1

@@ -1,10 +1,12 @@
 """No staff token and no session id in any log line (issue #16): a desk flow like the demo's
-(enrolment session, desk unlock, holder-session use, refused uses of the stolen id, session
+(enrolment session, desk unlock, holder-session use, refused uses of the stolen ids, session
 end) through the gateway with its access log, then every token and id it issued is looked
-for in the log. A holder session id travels only in the `X-MIP-Holder-Session` header (never
-a path), and the access log names routes by template (`/api/v1/enrolments/{session_id}/
-frames`), so the ids in paths never reach it either. (`mip demo`'s logs are scanned for
-tokens and their file modes checked in tests/gateway/cli/test_demo_logs.py.)"""
+for in the log. A holder session id travels only in the `X-MIP-Holder-Session` header and an
+enrolment session id only in `X-MIP-Enrolment-Session` (never a path:
+tests/gateway/api/test_ids_in_paths.py), and the access log names routes by template, so
+the other ids in paths (`/api/v1/pharmacy/pickups/{pickup_id}/frames`) never reach it
+either. (`mip demo`'s logs are scanned for tokens, ids in paths and the enrolment ids it
+issued, and their file modes checked, in tests/gateway/cli/test_demo_logs.py.)"""
 # ruff: noqa: F811 (fixtures imported from enrolment_kit)
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ from pathlib import Path
 import pytest
 from enrolment_kit import (
     API,
+    CURRENT,
     SHARED,
     answer,
     ensure_enrolled,
     frames_of,
     hw,  # noqa: F401
     hw_data_dir,  # noqa: F401
+    in_session,
     open_session,
     unlock,
 )
@@ -56,16 +60,25 @@ async def test_no_token_or_session_id_reaches_the_log(hw: GatewayClient,
     bush = await ensure_enrolled(hw, "bush")
     if "session_id" in bush.finish:
         issued.append(bush.finish["session_id"])
-    # An enrolment session whose frames are refused (its id in the path of the frames).
+    # An enrolment session (its id in the X-MIP-Enrolment-Session header) whose frames are
+    # refused, then a retake challenge and its progress; the stolen id refused.
     registrar = hw.staff("HospitalMSP", "registrar")
     session = await open_session(hw)
-    issued += [session["session_id"], session["challenge"]["challenge_id"]]
+    sid = session["session_id"]
+    issued += [sid, session["challenge"]["challenge_id"]]
     nonface = (SHARED / "nonface" / "brick.png").read_bytes()
-    r = await hw.http.post(f"{API}/enrolments/{session['session_id']}/frames",
-                           headers=registrar, json=answer(
-                               session["challenge"]["challenge_id"],
-                               [nonface, *frames_of("bush", hw.state.face_engine())[1:]]))
+    r = await hw.http.post(f"{CURRENT}/frames", headers=in_session(registrar, sid), json=answer(
+        session["challenge"]["challenge_id"],
+        [nonface, *frames_of("bush", hw.state.face_engine())[1:]]))
     assert r.status_code == 422, r.text
+    r = await hw.http.post(f"{CURRENT}/challenge", headers=in_session(registrar, sid))
+    assert r.status_code == 201, r.text
+    issued.append(r.json()["challenge_id"])
+    assert (await hw.http.get(CURRENT, headers=in_session(registrar, sid))).status_code == 200
+    for thief in ({}, hw.staff("SchoolMSP", "registrar")):
+        stolen = await hw.http.get(CURRENT, headers=in_session(thief, sid))
+        assert stolen.status_code in (401, 404), stolen.text
+        assert sid not in stolen.text
     # Desk unlocks: a refused one and a level-2 one, whose session is used and ended.
     refused = await unlock(hw, "stoiber", bush.passport_id)
     assert refused.status_code in (401, 404), refused.text
@@ -96,7 +109,10 @@ async def test_no_token_or_session_id_reaches_the_log(hw: GatewayClient,
                      "DELETE /api/v1/holders/sessions/current 204",
                      "DELETE /api/v1/holders/sessions/current 404",
                      "GET /api/v1/accounts 404",
-                     "POST /api/v1/enrolments/{session_id}/frames 422",
+                     "POST /api/v1/enrolments/current/frames 422",
+                     "POST /api/v1/enrolments/current/challenge 201",
+                     "GET /api/v1/enrolments/current 200",
+                     "GET /api/v1/enrolments/current 404",
                      "GET /api/v1/accounts 200"):
         assert template in text, template
     assert len(issued) >= 6
@@ -104,3 +120,4 @@ async def test_no_token_or_session_id_reaches_the_log(hw: GatewayClient,
         assert secret and secret not in text, f"the log holds an issued id {secret[:8]}..."
     # No header is ever dumped into a line (the session's header by name, either case).
     assert "x-mip-holder-session" not in text.lower()
+    assert "x-mip-enrolment-session" not in text.lower()

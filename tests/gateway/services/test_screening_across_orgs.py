@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from enrolment_kit import API, answer, enrol, frames_of, open_session
+from enrolment_kit import API, CURRENT, answer, enrol, frames_of, in_session, open_session
 from gateway_testkit import GatewayClient, assert_error
 from mip_testkit import MipNetwork
 from org_gateways_kit import org_gateways, peer_signer
@@ -56,7 +56,7 @@ def in_logs(text: str, template: np.ndarray) -> bool:
 
 
 async def frames(gw: GatewayClient, sid: str, challenge_id: str, who: str) -> httpx.Response:
-    return await gw.http.post(f"{API}/enrolments/{sid}/frames", headers=gw.staff(*SCHOOL_DESK),
+    return await gw.http.post(f"{CURRENT}/frames", headers=in_session(gw.staff(*SCHOOL_DESK), sid),
                               json=answer(challenge_id, frames_of(who, gw.state.face_engine())))
 
 
@@ -64,7 +64,7 @@ async def settled(gw: GatewayClient, sid: str, timeout: float = 180.0) -> dict[s
     """The enrolment's state once its background screening is no longer pending."""
     deadline = time.monotonic() + timeout
     while True:
-        r = await gw.http.get(f"{API}/enrolments/{sid}", headers=gw.staff(*SCHOOL_DESK))
+        r = await gw.http.get(CURRENT, headers=in_session(gw.staff(*SCHOOL_DESK), sid))
         assert r.status_code == 200, r.text
         body: dict[str, Any] = r.json()
         if body["screening"] != "pending":
@@ -74,7 +74,7 @@ async def settled(gw: GatewayClient, sid: str, timeout: float = 180.0) -> dict[s
 
 
 async def new_challenge(gw: GatewayClient, sid: str) -> str:
-    r = await gw.http.post(f"{API}/enrolments/{sid}/challenge", headers=gw.staff(*SCHOOL_DESK))
+    r = await gw.http.post(f"{CURRENT}/challenge", headers=in_session(gw.staff(*SCHOOL_DESK), sid))
     assert r.status_code == 201, r.text
     challenge_id = str(r.json()["challenge_id"])
     with gw.state.db.transaction() as conn:  # the poses the still frames show
@@ -116,8 +116,8 @@ async def test_the_same_person_at_a_second_org_is_caught_and_reviewed(
         assert [(v["review_id"], v["candidates"]) for v in r.json()] == [(review_id, [astro])]
         # The review names the org whose gallery holds the candidate (its /reviews/named).
         assert r.json()[0]["candidate_orgs"] == {astro: HOSPITAL}
-        assert_error(await school.http.post(f"{API}/enrolments/{sid}/finish",
-                                            headers=school.staff(*SCHOOL_DESK)),
+        assert_error(await school.http.post(f"{CURRENT}/finish",
+                                            headers=in_session(school.staff(*SCHOOL_DESK), sid)),
                      409, "enrolment_in_review")
         # The Hospital learns that a School review concerns its passport, nothing else.
         named = consortium_screening(hospital.state).candidates_named()
@@ -148,8 +148,8 @@ async def test_the_same_person_at_a_second_org_is_caught_and_reviewed(
                                    json={"decision": "same_person",
                                          "reason": "the Hospital's holder, seen in person"})
         assert r.status_code == 200 and r.json()["status"] == "refused", r.text
-        assert_error(await school.http.post(f"{API}/enrolments/{sid}/finish",
-                                            headers=school.staff(*SCHOOL_DESK)),
+        assert_error(await school.http.post(f"{CURRENT}/finish",
+                                            headers=in_session(school.staff(*SCHOOL_DESK), sid)),
                      409, "duplicate_face")
         assert [pid for (pid,) in school.state.db.query(
             "SELECT passport_id FROM holders")] == [grace["passport_id"]]
@@ -170,15 +170,15 @@ async def test_the_same_person_at_a_second_org_is_caught_and_reviewed(
         assert (state["screening"], state["screening_error"], state["screening_retryable"]) \
             == ("failed", "screening_unavailable", True), state
         assert state["status"] == "open"
-        assert_error(await school.http.post(f"{API}/enrolments/{sid}/finish",
-                                            headers=school.staff(*SCHOOL_DESK)),
+        assert_error(await school.http.post(f"{CURRENT}/finish",
+                                            headers=in_session(school.staff(*SCHOOL_DESK), sid)),
                      503, "screening_failed")
         assert school.state.db.query("SELECT COUNT(*) AS n FROM holders")[0]["n"] == 1
         # Back up: a retry completes the screening (and finds the Hospital's holder).
         for org, transport in saved.items():
             peer_requests(gws[org].state).transports[PHARMACY] = transport
-        r = await school.http.post(f"{API}/enrolments/{sid}/screening",
-                                   headers=school.staff(*SCHOOL_DESK))
+        r = await school.http.post(f"{CURRENT}/screening",
+                                   headers=in_session(school.staff(*SCHOOL_DESK), sid))
         assert r.status_code == 202 and r.json()["screening"] == "pending", r.text
         assert (await settled(school, sid))["screening"] == "in_review"
 

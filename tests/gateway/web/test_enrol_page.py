@@ -245,7 +245,7 @@ def test_the_background_screening_is_shown_while_the_desk_goes_on(
         else:
             screening = "pending" if phase["reads"] <= 1 else "in_review"
         route.fulfill(status=200, content_type="application/json", body=json.dumps({
-            "session_id": route.request.url.rsplit("/", 1)[1],
+            "session_id": route.request.headers["x-mip-enrolment-session"],
             "status": "in_review" if screening == "in_review" else "open",
             "face_checked": True, "password_set": False, "guardians": 0,
             "guardian_threshold": 0, "passport_id": None, "expires_in_s": 600.0,
@@ -262,10 +262,10 @@ def test_the_background_screening_is_shown_while_the_desk_goes_on(
     browser = browsers.chromium.launch(**launch_options(video))
     try:
         page = browser.new_context(**context_options(TABLET)).new_page()
-        page.route(re.compile(r".*/api/v1/enrolments/[0-9a-f]{64}/frames$"),
+        page.route(re.compile(r".*/api/v1/enrolments/current/frames$"),
                    lambda route: route.fulfill(status=204))
-        page.route(re.compile(r".*/api/v1/enrolments/[0-9a-f]{64}$"), enrolment_state)
-        page.route(re.compile(r".*/api/v1/enrolments/[0-9a-f]{64}/screening$"), retry)
+        page.route(re.compile(r".*/api/v1/enrolments/current$"), enrolment_state)
+        page.route(re.compile(r".*/api/v1/enrolments/current/screening$"), retry)
         start(page, desk, poses, keyboard=False)
         expect(page.locator("#face-word")).to_have_text("FACE CHECKED", timeout=60_000)
         screening = page.locator("#screening")

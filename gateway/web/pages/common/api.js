@@ -4,9 +4,11 @@
 const API = "/api/v1";
 
 /** fetch to the gateway: {ok, status, code, message, data}. With a staff session
- * (staff.js), sends its token, and signs out on the gateway's own "unauthenticated". */
-export async function api(method, path, body, session) {
-  const headers = { Accept: "application/json" };
+ * (staff.js), sends its token, and signs out on the gateway's own "unauthenticated".
+ * Ids that are credentials go in extraHeaders, never in the path (history, Referer). */
+export async function api(method, path, body, session, extraHeaders) {
+  // extraHeaders: a session id the route needs (X-MIP-Enrolment-Session), never in the path
+  const headers = { Accept: "application/json", ...(extraHeaders || {}) };
   if (session) headers.Authorization = `Bearer ${session.token() || ""}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let response;

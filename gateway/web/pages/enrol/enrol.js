@@ -1,6 +1,6 @@
 /* Enrolment desk: registrar token -> open an enrolment (POST /api/v1/enrolments, which
  * returns a liveness challenge) -> the person follows the prompts in front of the camera,
- * the frames go in one request (POST .../frames: liveness, quality, then duplicate
+ * the frames go in one request (POST .../current/frames: liveness, quality, then duplicate
  * screening against everyone enrolled) -> the person types their own password and names
  * guardians (PUT .../password, PUT .../guardians) -> POST .../finish registers the passport.
  *
@@ -9,11 +9,12 @@
  * review's id: a registrar decides at /api/v1/reviews; no password step until then), and one
  * a review found to be the same person is `duplicate_face`; neither is retaken. At a per-org
  * gateway the consortium-wide screening (the other orgs' galleries) runs in the background
- * after the frames request: the page shows its state (GET /enrolments/{id}: `screening`)
+ * after the frames request: the page shows its state (GET /enrolments/current: `screening`)
  * while the person types the password, SENT TO REVIEW when it finds candidates, and a retry
- * (POST .../screening) when an org did not answer; finish waits for it (bounded).
+ * (POST .../current/screening) when an org did not answer; finish waits for it (bounded).
  * Frames live in memory until sent; the camera is opened for the face check only.
- * No capture time is sent: the gateway times the frames by the request's arrival. */
+ * No capture time is sent: the gateway times the frames by the request's arrival.
+ * The session is named by its X-MIP-Enrolment-Session header (inSession), never in a URL. */
 
 import { api } from "/desk/api.js";
 import { TIMING, faceCapture } from "/desk/capture.js";
@@ -141,10 +142,16 @@ async function startEnrolment() {
   await runFaceCheck(r.data.challenge);
 }
 
+/** The enrolment's session id goes in its header only: never in a URL (history, Referer). */
+function inSession(current) {
+  return { "X-MIP-Enrolment-Session": current.id };
+}
+
 async function retake() {
   if (!enrolment) return;
   ui.retake.hidden = true;
-  const r = await api("POST", `/enrolments/${enrolment.id}/challenge`, undefined, session);
+  const r = await api("POST", "/enrolments/current/challenge", undefined, session,
+    inSession(enrolment));
   if (!r.ok) {
     if (r.code !== "unauthenticated") faceRefused(r);
     return;
@@ -170,8 +177,8 @@ async function runFaceCheck(challenge) {
     setState("checking");
     capture.checking();
     const frames = (await Promise.all(captures)).map((image) => ({ image }));
-    const r = await api("POST", `/enrolments/${current.id}/frames`,
-      { challenge_id: current.challengeId, frames }, session);
+    const r = await api("POST", "/enrolments/current/frames",
+      { challenge_id: current.challengeId, frames }, session, inSession(current));
     frames.length = 0; // the images are dropped as soon as they are sent
     if (enrolment !== current) return;
     if (r.ok && r.status === 202 && r.data && r.data.status === "in_review") {
@@ -195,7 +202,7 @@ async function followScreening(current) {
   // Polls the enrolment's state until the screening is decided (none at an all-orgs
   // gateway: `screening` is null there and nothing is shown).
   while (enrolment === current) {
-    const r = await api("GET", `/enrolments/${current.id}`, undefined, session);
+    const r = await api("GET", "/enrolments/current", undefined, session, inSession(current));
     if (enrolment !== current || !r.ok) return;
     const state = r.data.screening;
     if (!state) return;
@@ -228,7 +235,8 @@ async function retryScreening() {
   const current = enrolment;
   if (!current) return;
   ui.retryScreening.hidden = true;
-  const r = await api("POST", `/enrolments/${current.id}/screening`, undefined, session);
+  const r = await api("POST", "/enrolments/current/screening", undefined, session,
+    inSession(current));
   if (!r.ok) {
     if (r.code !== "unauthenticated") showError(ui.holderError, r, SENTENCES);
     return;
@@ -300,18 +308,21 @@ async function finish() {
   }
   ui.finish.disabled = true;
   try {
-    let r = await api("PUT", `/enrolments/${current.id}/password`,
-      { password: ui.password.value }, session);
+    let r = await api("PUT", "/enrolments/current/password",
+      { password: ui.password.value }, session, inSession(current));
     if (r.ok) {
       // Cleared as soon as the gateway has wrapped the secret under it.
       ui.password.value = "";
       ui.password2.value = "";
       const guardians = ui.guardians.value.split(/\s+/).map((g) => g.trim()).filter(Boolean);
       const threshold = Number.parseInt(ui.threshold.value || "0", 10);
-      r = await api("PUT", `/enrolments/${current.id}/guardians`,
-        { guardians, threshold: Number.isNaN(threshold) ? 0 : threshold }, session);
+      r = await api("PUT", "/enrolments/current/guardians",
+        { guardians, threshold: Number.isNaN(threshold) ? 0 : threshold }, session,
+        inSession(current));
     }
-    if (r.ok) r = await api("POST", `/enrolments/${current.id}/finish`, undefined, session);
+    if (r.ok) {
+      r = await api("POST", "/enrolments/current/finish", undefined, session, inSession(current));
+    }
     if (!r.ok) {
       if (r.code !== "unauthenticated") {
         showError(ui.holderError, r, SENTENCES);
