@@ -56,7 +56,7 @@ def test_enrolment_routes_name_the_session_in_a_header() -> None:
         "/api/v1/enrolments", "/api/v1/enrolments/current",
         "/api/v1/enrolments/current/challenge", "/api/v1/enrolments/current/finish",
         "/api/v1/enrolments/current/frames", "/api/v1/enrolments/current/guardians",
-        "/api/v1/enrolments/current/password"], enrolment
+        "/api/v1/enrolments/current/password", "/api/v1/enrolments/current/screening"], enrolment
     app = FastAPI()
     app.include_router(api_router)
     schemes = app.openapi()["components"]["securitySchemes"]
