@@ -386,7 +386,8 @@ class Story:
             raise StepFailed("the School's review does not name the Hospital's passport")
         decided = self.call("POST", f"/reviews/{review_id}/decision", staff="school_desk",
                             json={"decision": "same_person",
-                                  "reason": "already enrolled at the Hospital"})
+                                  "reason": "already enrolled at the Hospital",
+                                  "candidates": found[0]["candidates"]})
         if decided["status"] != "refused":
             raise StepFailed(f"review {decided['status']}, expected refused")
         r = self._send("POST", "/enrolments/current/finish", SCHOOL,

@@ -370,10 +370,12 @@ class EnrolmentService:
         return False
 
     def decide_review(self, review_id: str, staff: StaffMember, same_person: bool,
-                      reason: str) -> dict[str, Any]:
+                      reason: str, seen: list[str]) -> dict[str, Any]:
         """A registrar of the enrolling org resolves an open review: the same person as a
         candidate refuses the enrolment; a different person reopens it past these
-        candidates (reviews.py)."""
+        candidates (reviews.py). `seen` is the candidate list the decision was made about:
+        if the background screening added one since, nothing changes (409
+        `review_changed`) and the registrar looks again."""
         row = self.db.query_one("SELECT * FROM enrolment_reviews WHERE review_id = ?",
                                 (review_id,))
         if row is None or row["org"] != staff.org:
@@ -384,6 +386,14 @@ class EnrolmentService:
         status = "refused" if same_person else "cleared"
         now = time.time()
         with self.db.transaction() as conn:
+            # Read in the decision's own transaction: the screening's merge is another
+            # transaction, so it lands either before this check or after the decision.
+            current = conn.execute("SELECT candidates FROM enrolment_reviews "
+                                   "WHERE review_id = ?", (review_id,)).fetchone()
+            if current is not None and sorted(set(seen)) != json.loads(current["candidates"]):
+                raise Conflict("the review's candidates changed since they were listed: "
+                               "list the review again and decide on what it names now",
+                               code="review_changed")
             changed = conn.execute(
                 "UPDATE enrolment_reviews SET status = ?, decided_by = ?, reason = ?, "
                 "decided = ? WHERE review_id = ? AND status = 'open'",
@@ -400,11 +410,9 @@ class EnrolmentService:
         else:
             pending = self._pending.get(session_id)
             if pending is not None:
-                # (re-read: a screening may have added candidates until the decision)
-                decided = self.db.query_one("SELECT candidates FROM enrolment_reviews "
-                                            "WHERE review_id = ?", (review_id,))
-                names = json.loads(decided["candidates"]) if decided is not None else []
-                pending.cleared = pending.cleared | frozenset(names)
+                # Exactly the candidates the registrar saw (checked above against the
+                # review in the decision's transaction).
+                pending.cleared = pending.cleared | frozenset(seen)
         log.info("review decided: %s", status)
         return self._review_view(self.db.query_one(
             "SELECT * FROM enrolment_reviews WHERE review_id = ?", (review_id,)))

@@ -31,6 +31,12 @@ class ReviewOut(BaseModel):
 class ReviewDecisionIn(BaseModel):
     decision: Literal["same_person", "different_person"]
     reason: str = Field(min_length=1, max_length=500)
+    # The background screening can add candidates to an open review at any time: a decision
+    # names the list it was made about, and one made about a list that has grown since is
+    # refused (409 `review_changed`), so no candidate is cleared unseen.
+    candidates: list[str] = Field(
+        min_length=1, max_length=1000,
+        description="the candidates the registrar decided about, as GET /reviews listed them")
 
 
 class ScreeningDecisionIn(BaseModel):

@@ -61,7 +61,8 @@ async def decide_review(review_id: ReviewId, body: ReviewDecisionIn, state: Stat
                         staff: StaffDep) -> ReviewOut:
     require_role(staff, ("registrar",))
     return ReviewOut(**enrolment_service(state).decide_review(
-        review_id, staff, body.decision == "same_person", body.reason))
+        review_id, staff, body.decision == "same_person", body.reason,
+        body.candidates))
 
 
 @router.post("/passports/{passport_id}/screening", response_model=ScreeningOut)

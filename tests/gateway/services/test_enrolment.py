@@ -120,9 +120,12 @@ async def test_refusals_change_nothing(hw: GatewayClient) -> None:
 
 
 async def _refuse_review(gw: GatewayClient, review_id: str) -> None:
-    r = await gw.http.post(f"{API}/reviews/{review_id}/decision",
-                           headers=gw.staff("HospitalMSP", "registrar"),
-                           json={"decision": "same_person", "reason": "the same person"})
+    registrar = gw.staff("HospitalMSP", "registrar")
+    listed = (await gw.http.get(f"{API}/reviews", headers=registrar)).json()
+    candidates = next(x["candidates"] for x in listed if x["review_id"] == review_id)
+    r = await gw.http.post(f"{API}/reviews/{review_id}/decision", headers=registrar,
+                           json={"decision": "same_person", "reason": "the same person",
+                                 "candidates": candidates})
     assert r.status_code == 200, r.text
 
 

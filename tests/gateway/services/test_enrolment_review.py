@@ -80,7 +80,8 @@ async def test_a_candidate_goes_to_review_and_same_person_refuses(rw: GatewayCli
     school = rw.staff("SchoolMSP", "registrar")
     assert review_id not in {x["review_id"] for x in (
         await rw.http.get(f"{API}/reviews", headers=school)).json()}
-    decision = {"decision": "same_person", "reason": "the same person (desk check)"}
+    decision = {"decision": "same_person", "reason": "the same person (desk check)",
+                "candidates": [first["passport_id"]]}
     assert_error(await rw.http.post(f"{API}/reviews/{review_id}/decision", headers=school,
                                     json=decision), 404, "review_not_found")
     assert_error(await rw.http.get(f"{API}/reviews",
@@ -91,6 +92,25 @@ async def test_a_candidate_goes_to_review_and_same_person_refuses(rw: GatewayCli
                  422, "invalid_request")
     assert_error(await rw.http.post(f"{API}/reviews/{'0' * 32}/decision", headers=registrar,
                                     json=decision), 404, "review_not_found")
+    # A decision names the candidates it was made about (an empty list is malformed).
+    assert_error(await rw.http.post(f"{API}/reviews/{review_id}/decision", headers=registrar,
+                                    json={**decision, "candidates": []}),
+                 422, "invalid_request")
+    # The background screening adds a candidate after the registrar listed the review (as
+    # EnrolmentService._screening_candidates merges one): the old list's decision is refused.
+    grown = json.dumps(sorted([first["passport_id"], "f" * 64]))
+    with rw.state.db.transaction() as conn:
+        conn.execute("UPDATE enrolment_reviews SET candidates = ? WHERE review_id = ?",
+                     (grown, review_id))
+    assert_error(await rw.http.post(f"{API}/reviews/{review_id}/decision", headers=registrar,
+                                    json=decision), 409, "review_changed")
+    assert rw.state.db.query_one("SELECT status FROM enrolment_reviews WHERE review_id = ?",
+                                 (review_id,))["status"] == "open"
+    with rw.state.db.transaction() as conn:
+        conn.execute("UPDATE enrolment_reviews SET candidates = ? WHERE review_id = ?",
+                     (json.dumps([first["passport_id"]]), review_id))
+    assert (await rw.http.get(CURRENT, headers=in_session(registrar, sid))).json()[
+        "status"] == "in_review"
     # Same person: refused for good.
     r = await rw.http.post(f"{API}/reviews/{review_id}/decision", headers=registrar,
                            json=decision)
@@ -114,7 +134,8 @@ async def test_different_person_lets_the_enrolment_finish_past_those_candidates(
     review_id = r.json()["review_id"]  # type: ignore[attr-defined]
     r = await rw.http.post(f"{API}/reviews/{review_id}/decision", headers=registrar,
                            json={"decision": "different_person",
-                                 "reason": "twin, documents checked"})
+                                 "reason": "twin, documents checked",
+                                 "candidates": [first["passport_id"]]})
     assert r.json()["status"] == "cleared"
     assert (await rw.http.get(CURRENT, headers=in_session(registrar, sid))).json()[
         "status"] == "open"

@@ -146,7 +146,8 @@ async def test_the_same_person_at_a_second_org_is_caught_and_reviewed(
         r = await school.http.post(f"{API}/reviews/{review_id}/decision",
                                    headers=school.staff(*SCHOOL_DESK),
                                    json={"decision": "same_person",
-                                         "reason": "the Hospital's holder, seen in person"})
+                                         "reason": "the Hospital's holder, seen in person",
+                                         "candidates": [astro]})
         assert r.status_code == 200 and r.json()["status"] == "refused", r.text
         assert_error(await school.http.post(f"{CURRENT}/finish",
                                             headers=in_session(school.staff(*SCHOOL_DESK), sid)),
