@@ -5,7 +5,8 @@ The app runs as `mip demo` and `mip serve` run it: a real uvicorn process over a
 devnet with the MIP contract (gateway/cli/environment.py). A separate process keeps the
 gateway's gRPC channels on one event loop for the whole run, which schemathesis' in-process
 ASGI client (a new loop per call) would not. Requests carry a staff token (a Hospital admin,
-whose role reaches most handlers past the role check), and some go without one.
+whose role reaches most handlers past the role check), and some go without one; one test
+sends single operations, the other sequences chained by the links schemathesis infers.
 """
 
 from __future__ import annotations
@@ -67,4 +68,37 @@ def test_no_server_errors(fuzz_env: Environment) -> None:
     # The run reached handlers, not only the validator: some requests were answered 2xx
     # or with a handler's refusal (401/403/404/409), not all 422.
     assert sum(n for code, n in statuses.items() if code != 422) > operations, statuses
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.timeout(300)
+def test_no_server_errors_along_linked_sequences(fuzz_env: Environment) -> None:
+    """Stateful: schemathesis chains operations by the links it infers from the schema (an
+    id one response gives is the next request's path parameter: POST /accounts -> its
+    pseudonym's routes, GET /reviews -> a decision, POST /admin/datasets -> queries, ...), so
+    requests reach handlers with ids that exist, not only random ones that 404."""
+    schema: OpenApiSchema = schemathesis.openapi.from_url(f"{fuzz_env.base_url}/openapi.json")
+    base_machine = schema.as_state_machine()
+    headers = fuzz_env.headers("admin")
+    failures: list[str] = []
+    statuses: Counter[int] = Counter()
+
+    class Sequences(base_machine):  # type: ignore[misc,valid-type]
+        def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+            return {"base_url": fuzz_env.base_url, "headers": headers, "timeout": 60}
+
+        def validate_response(self, response: Any, case: Any, *args: Any,
+                              **kwargs: Any) -> None:
+            # Only the server-error rule: schema conformance is the other test's business.
+            statuses[response.status_code] += 1
+            if response.status_code >= 500:
+                failures.append(f"{case.method} {case.formatted_path}: "
+                                f"{response.status_code} {response.text[:200]}")
+
+    Sequences.run(settings=settings(max_examples=25, stateful_step_count=6, deadline=None,
+                                    derandomize=True, database=None,
+                                    suppress_health_check=list(HealthCheck)))
+    # Sequences ran past one step and reached handlers (not only the validator).
+    assert sum(statuses.values()) >= 50, statuses
+    assert sum(n for code, n in statuses.items() if code not in (404, 422)) > 0, statuses
     assert not failures, "\n".join(failures)
