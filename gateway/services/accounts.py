@@ -12,10 +12,12 @@ reference (`enrol_reference(live, pseudonym, institution)`: keyed per account, s
 do not link accounts), whose commitment the account key signs in `account.open`; then the
 account joins the holder's directory, sealed under the master secret.
 
-Order: the reference, then the ledger, then the directory. A refused opening revokes the new
-reference. If the directory write fails after the ledger accepted the account, the account is
-not lost: the holder's keys re-derive it (index 0, 1, ... per institution) and the ledger's key
-index names its pseudonym (keys.py, "recovery").
+Order (account_openings.py): the intent (a pending directory entry holding the key index),
+the reference, the signed request (added to the intent), the ledger, then the outcome (the
+entry open). A refused opening revokes the new reference and drops the intent. An opening cut
+off at any point (kill -9, a lost commit status) is reconciled with the ledger by the holder's
+next opening here: finished if the ledger committed it, else its same signed request is
+submitted again, else abandoned cleanly.
 
 Closing (`close_account`): `Account:Close` signed by the account key, then the directory
 marks it closed and its face reference is revoked. The ledger ends the account's grants with
@@ -38,10 +40,11 @@ from gateway.core.errors import ApiError, Conflict, InvalidRequest
 from gateway.core.org_scope import require_own_org
 from gateway.holder import keys
 
+from . import account_openings
 from .custody_client import RemoteHolderSession, custody_client
 from .faces import FaceReferenceMismatch, face_service
 from .grants import close_research_consents
-from .holders import AccountEntry, HolderSession
+from .holders import PENDING, AccountEntry, HolderSession
 from .ledger_reads import json_object
 
 if TYPE_CHECKING:
@@ -63,28 +66,44 @@ async def open_account(state: AppState, session: HolderSession, institution: str
     require_own_org(state.settings, institution, "open accounts")
     if isinstance(session, RemoteHolderSession):
         return await _open_at_desk_of_custodial(state, session, institution, min_level)
+    # A retry (or the first opening after a crash) first brings every opening this holder
+    # began to its outcome (account_openings.py); one at this institution and level that
+    # the ledger committed is the answer, as the interrupted call would have given it.
+    for entry, record, level in await account_openings.reconcile(state, session):
+        if entry.institution == institution and level == min_level:
+            log.info("account opened at %s", institution)
+            return entry, record
     await check_live_face(state, session, min_level)
     holder_state = session.state
     faces = face_service(state)
     assert session.live is not None  # checked above
+    # The index counts pending entries too: an intent holds its key's index.
     index = sum(1 for a in holder_state.accounts if a.institution == institution)
     key = keys.account_key(session.master, institution, index)
     pseudonym = keys.new_pseudonym()
-    presentation = await anyio.to_thread.run_sync(
-        lambda: holder_state.wallet.present(key.public_raw, pseudonym, min_level))
-    reference = faces.enrol_reference(session.live, pseudonym, institution)
-    request = key.sign_request("account.open", {
-        "pseudonym": pseudonym, "institution": institution, "min_level": min_level,
-        "face_commitment": reference.commitment}, state.settings.channel)
+    account_openings.record_intent(
+        session, AccountEntry(pseudonym, institution, index, PENDING, int(time.time())),
+        min_level)
+    try:
+        presentation = await anyio.to_thread.run_sync(
+            lambda: holder_state.wallet.present(key.public_raw, pseudonym, min_level))
+        reference = faces.enrol_reference(session.live, pseudonym, institution)
+        request = key.sign_request("account.open", {
+            "pseudonym": pseudonym, "institution": institution, "min_level": min_level,
+            "face_commitment": reference.commitment}, state.settings.channel)
+        account_openings.record_request(session, pseudonym, request, presentation)
+    except Exception:
+        account_openings.abandon(state, session, pseudonym)  # nothing was sent
+        raise
     try:
         record = json_object(await state.ledger.carrier(institution).submit(
             "Account:Open", [json.dumps(request), json.dumps(presentation)]))
-    except BaseException:
-        faces.revoke_reference(reference)
+    except account_openings.REFUSED:
+        # Certainly not committed: nothing of this opening stays. Any other failure (a
+        # timeout, a lost connection) keeps the intent for the next opening to reconcile.
+        account_openings.abandon(state, session, pseudonym)
         raise
-    entry = AccountEntry(pseudonym, institution, index, "open", int(time.time()))
-    holder_state.accounts.append(entry)
-    session.save()
+    entry = account_openings.record_opened(session, pseudonym, dict(record))
     log.info("account opened at %s", institution)
     return entry, dict(record)
 

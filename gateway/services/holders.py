@@ -161,18 +161,22 @@ class HolderState:
     kyc_level: int
     kyc_org: str
     accounts: list[AccountEntry] = field(default_factory=list)
+    # Account openings begun and not yet brought to their outcome (account_openings.py).
+    openings: list[dict[str, Any]] = field(default_factory=list)
 
     def to_bytes(self) -> bytes:
         return json.dumps({
             "version": HOLDER_STATE_VERSION, "wallet": holder_state(self.wallet),
             "kyc_level": self.kyc_level, "kyc_org": self.kyc_org,
-            "accounts": [a.to_dict() for a in self.accounts]}).encode()
+            "accounts": [a.to_dict() for a in self.accounts],
+            "openings": self.openings}).encode()
 
     @classmethod
     def from_bytes(cls, raw: bytes, issuers: dict[str, Any]) -> HolderState:
         data = json.loads(raw)
         return cls(holder_from_state(data["wallet"], issuers), int(data["kyc_level"]),
-                   str(data["kyc_org"]), [AccountEntry(**a) for a in data["accounts"]])
+                   str(data["kyc_org"]), [AccountEntry(**a) for a in data["accounts"]],
+                   list(data.get("openings", [])))
 
     def seal(self, master: bytes, passport_id: str) -> bytes:
         return seal(holder_state_key(master), self.to_bytes(), passport_id.encode())

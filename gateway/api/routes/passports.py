@@ -55,6 +55,7 @@ from gateway.services.faces import IssuedChallenge
 from gateway.services.holder_recovery import recovery_service
 from gateway.services.holders import holder_service
 from gateway.services.passport_revocation import revoke_passport
+from gateway.services.vouching import vouch as vouch_for
 
 router = APIRouter(tags=["passports"])
 log = logging.getLogger("mip.gateway.passports")
@@ -107,22 +108,15 @@ async def get_passport(passport_id: PassportId, state: StateDep, staff: StaffDep
 async def vouch(passport_id: PassportId, state: StateDep, holder: HolderDep) -> VouchOut:
     """The session's holder (level 2) vouches for passport `passport_id`.
 
+    A retry of a vouch the ledger committed answers the same (services/vouching.py).
     Signed by the voucher's passport key (by the voucher's enrolling org's gateway when that
     is another org: custody.py), carried by this gateway's own identity (on an all-orgs
     gateway, the vouchee's enrolling org's); the contract's 2-of-3 endorsement applies either
     way, whichever org carries it. The vouchee's wallet gets its level-3 KYC credential at its
     next level-2 unlock at its enrolling org's gateway."""
-    holder.require_level(2)
-    reader = state.ledger.reader_org()
-    vouchee = json.loads(await state.ledger.carrier(reader).evaluate(
-        "Passport:Get", [passport_id]))
-    org = state.settings.org or str(vouchee["enrolling_org"])
-    request = await holder.passport_signed("passport.vouch", {"vouchee": passport_id})
-    result = json.loads(await state.ledger.carrier(org).submit(
-        "Passport:Vouch", [json.dumps(request)]))
-    log.info("vouch recorded (vouchee level %s)", result.get("kyc_level"))
-    return VouchOut(vouchee=passport_id, vouchee_level=int(result["kyc_level"]),
-                    vouches=result.get("vouches"))
+    result = await vouch_for(state, holder, passport_id)
+    return VouchOut(vouchee=passport_id, vouchee_level=result["kyc_level"],
+                    vouches=result["vouches"])
 
 
 @router.post("/passports/{passport_id}/revoke", response_model=RevokeOut)

@@ -31,8 +31,9 @@ async def test_vouches_lift_the_vouchee_to_level_3(hw: GatewayClient) -> None:
     r = await hw.http.post(f"{API}/passports/{bush.passport_id}/vouches", headers=headers)
     assert r.status_code == 201, r.text
     assert r.json()["vouchee_level"] == 2
-    assert_error(await hw.http.post(f"{API}/passports/{bush.passport_id}/vouches",
-                                    headers=headers), 409, "conflict")
+    # Again (as a retry after a lost answer): the same outcome, counted once.
+    r = await hw.http.post(f"{API}/passports/{bush.passport_id}/vouches", headers=headers)
+    assert r.status_code == 201 and r.json()["vouchee_level"] == 2, r.text
     # Self-vouch is refused by the contract.
     assert_error(await hw.http.post(f"{API}/passports/{stoiber.passport_id}/vouches",
                                     headers=headers), 422, "invalid_request")
