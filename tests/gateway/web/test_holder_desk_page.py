@@ -4,8 +4,9 @@ playing the enrolled holder (gateway.demo's simulated camera, as test_enrol_page
 
 Keyboard only, at tablet size: the registrar signs in; the holder types their passport id
 and own password and follows the prompts; the session is level 2; an account is opened at
-the Hospital (listed at once); the wallet's account terms are shown as JSON; *End the
-holder's session* ends it at the gateway (DELETE 204). The session id travels in the
+the Hospital (listed at once); the wallet's account terms are shown as JSON; a device key
+standing in for the wallet signs them (altered terms first: `request_mismatch`, shown typed),
+and the signed answer opens the wallet account; *End the holder's session* ends it at the gateway (DELETE 204). The session id travels in the
 X-MIP-Holder-Session header only: no request URL carries it."""
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 from browser_kit import chromium_missing_reason, context_options, launch_options, serving
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from playwright.sync_api import Playwright, Request, expect
 
 SERVICE_TESTS = Path(__file__).resolve().parents[1] / "services"
@@ -36,6 +38,7 @@ from face_engine.liveness import new_challenge  # noqa: E402
 from gateway.demo.camera import posed_frame, prepare_portrait  # noqa: E402
 from gateway.demo.faces import demo_portrait  # noqa: E402
 from gateway.demo.video import write_challenge_video  # noqa: E402
+from gateway.holder.keys import sign_holder_request  # noqa: E402
 from gateway.main import create_app  # noqa: E402
 from gateway.services.faces import face_service  # noqa: E402
 from gateway.services.ledger import ensure_service_identities  # noqa: E402
@@ -177,6 +180,29 @@ def test_keyboard_only_unlock_account_terms_and_end(browsers: Playwright, desk: 
         assert set(terms) == {"pseudonym", "institution", "min_level", "face_commitment"}
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / "holder-desk-terms.png"), full_page=True)
+
+        # The wallet's signed answer (a device key stands in for the wallet): altered terms
+        # are the gateway's typed refusal; the terms as shown open the account.
+        device = Ed25519PrivateKey.generate()
+        kb.press("Tab")
+        expect(page.get_by_label("The wallet's signed request (paste)")).to_be_focused()
+        kb.insert_text(json.dumps(sign_holder_request(device, "account.open",
+                                                      {**terms, "min_level": 1})))
+        kb.press("Tab")
+        kb.press("Enter")
+        error = page.locator("#services-error")
+        expect(error).to_have_attribute("data-code", "request_mismatch", timeout=30_000)
+        expect(error).to_contain_text("does not answer the terms shown")
+        kb.press("Shift+Tab")
+        kb.press("Control+a")
+        kb.insert_text(json.dumps(sign_holder_request(device, "account.open", terms)))
+        kb.press("Tab")
+        kb.press("Enter")
+        expect(page.locator("#sent")).to_have_text(
+            "WALLET ACCOUNT OPENED: its key is on the holder's device.", timeout=60_000)
+        expect(error).to_be_hidden()
+        page.screenshot(path=str(SCREENSHOTS / "holder-desk-wallet-account.png"),
+                        full_page=True)
 
         # End the holder's session: Tab to the last button.
         end = page.get_by_role("button", name="End the holder's session")
