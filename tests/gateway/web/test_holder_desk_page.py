@@ -5,8 +5,10 @@ playing the enrolled holder (gateway.demo's simulated camera, as test_enrol_page
 Keyboard only, at tablet size: the registrar signs in; the holder types their passport id
 and own password and follows the prompts; the session is level 2; an account is opened at
 the Hospital (listed at once); the wallet's account terms are shown as JSON; a device key
-standing in for the wallet signs them (altered terms first: `request_mismatch`, shown typed),
-and the signed answer opens the wallet account; *End the holder's session* ends it at the gateway (DELETE 204). The session id travels in the
+standing in for the wallet signs them (altered terms first: `request_mismatch`, shown typed)
+and the signed answer opens the wallet account; the device link; the desk-opened account's
+key is moved to the device (move terms, the device's signed half); *End the holder's
+session* ends it at the gateway (DELETE 204). The session id travels in the
 X-MIP-Holder-Session header only: no request URL carries it."""
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ import httpx
 import pytest
 from browser_kit import chromium_missing_reason, context_options, launch_options, serving
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from playwright.sync_api import Playwright, Request, expect
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from playwright.sync_api import Locator, Page, Playwright, Request, expect
 
 SERVICE_TESTS = Path(__file__).resolve().parents[1] / "services"
 if str(SERVICE_TESTS) not in sys.path:
@@ -126,6 +129,20 @@ def next_poses(desk: HolderDesk) -> tuple[str, ...]:
     return challenge.poses
 
 
+def tab_to(page: Page, target: Locator, limit: int = 30) -> None:
+    """Tab (forward, wrapping) until `target` has focus: keyboard only."""
+    for _ in range(limit):
+        if target.evaluate("el => el === document.activeElement"):
+            return
+        page.keyboard.press("Tab")
+    expect(target).to_be_focused()
+
+
+def public_b64(key: Ed25519PrivateKey) -> str:
+    return base64.b64encode(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+                            ).decode()
+
+
 def test_keyboard_only_unlock_account_terms_and_end(browsers: Playwright, desk: HolderDesk,
                                                     tmp_path: Path) -> None:
     poses = next_poses(desk)
@@ -204,13 +221,37 @@ def test_keyboard_only_unlock_account_terms_and_end(browsers: Playwright, desk: 
         page.screenshot(path=str(SCREENSHOTS / "holder-desk-wallet-account.png"),
                         full_page=True)
 
+        # The device link for the wallet's device key.
+        tab_to(page, page.get_by_label("Device key (from the wallet)"))
+        kb.type(public_b64(device))
+        kb.press("Enter")
+        expect(page.locator("#for-wallet-label")).to_contain_text("device link", timeout=30_000)
+        assert json.loads(terms_box.input_value())
+
+        # Move the desk-opened account's key to the device: its terms, the device's half.
+        tab_to(page, page.get_by_label("Move to the device"))
+        kb.press("ArrowDown")  # the passport key, then the desk-opened account
+        kb.press("Tab")
+        kb.press("Enter")
+        expect(page.locator("#for-wallet-label")).to_contain_text("move terms", timeout=30_000)
+        move = json.loads(terms_box.input_value())
+        assert move["move"] == "account" and move["action"] == "account.rotate", move
+        moved_key = Ed25519PrivateKey.generate()
+        tab_to(page, page.get_by_label("The wallet's signed request (paste)"))
+        kb.insert_text(json.dumps(sign_holder_request(moved_key, "account.rotate", {
+            "pseudonym": move["pseudonym"], "new_public_key": public_b64(moved_key)})))
+        kb.press("Tab")
+        kb.press("Enter")
+        expect(page.locator("#sent")).to_have_text(
+            "MOVED: the key is now on the holder's device.", timeout=60_000)
+        expect(error).to_be_hidden()
+        expect(page.locator(f'#accounts li[data-pseudonym="{move["pseudonym"]}"]')
+               ).to_contain_text("moved")
+        page.screenshot(path=str(SCREENSHOTS / "holder-desk-moved.png"), full_page=True)
+
         # End the holder's session: Tab to the last button.
         end = page.get_by_role("button", name="End the holder's session")
-        for _ in range(20):
-            if end.evaluate("el => el === document.activeElement"):
-                break
-            kb.press("Tab")
-        expect(end).to_be_focused()
+        tab_to(page, end)
         with page.expect_response(lambda r: r.request.method == "DELETE") as ended:
             kb.press("Enter")
         assert ended.value.status == 204

@@ -234,7 +234,7 @@ async function refreshAccounts() {
   // The move choices: the passport key, and each open account's key.
   const options = [new Option("The passport key", "passport")];
   for (const a of r.data.accounts) {
-    if (a.status === "active") {
+    if (a.status === "open") { // a moved or closed account has no key here to move
       options.push(new Option(`Account at ${a.institution} (${a.pseudonym.slice(0, 12)}…)`,
         a.pseudonym));
     }
@@ -306,6 +306,7 @@ async function sendSigned() {
   awaiting = null;
   ui.signed.value = "";
   ui.forWallet.value = "";
+  ui.forWalletLabel.textContent = "For the wallet (copy)";
   ui.sent.textContent = expects.what === "account"
     ? "WALLET ACCOUNT OPENED: its key is on the holder's device."
     : "MOVED: the key is now on the holder's device.";
