@@ -290,6 +290,8 @@ class Story:
                  else "pages (the all-orgs gateway serves every one):"]
         for page, org, path in (
                 ("enrolment desk (registrar)", HOSPITAL, "/enrol/"),
+                ("holder services desk: accounts, wallet link, key moves (registrar)",
+                 HOSPITAL, "/holder-desk/"),
                 ("issuer desk, prescriptions (doctor)", HOSPITAL, "/issuer/"),
                 ("issuer desk, diplomas and transcripts (school registrar)", SCHOOL,
                  "/issuer/"),

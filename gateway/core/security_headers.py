@@ -5,12 +5,12 @@ tag), so without headers the page could be framed by another site and clicked th
 response gets:
 
 - `Content-Security-Policy`: for the API nothing may load at all (`default-src 'none'`); the
-  web pages (counter, check, issuer and enrolment desks, the holder wallet) and the
-  development /docs page load only from the gateway itself; always `frame-ancestors 'none'`;
+  web pages (counter, check, issuer, enrolment and holder services desks, the holder wallet)
+  and the development /docs page load only from the gateway itself; always `frame-ancestors 'none'`;
 - `X-Content-Type-Options: nosniff`, `Referrer-Policy: no-referrer`, `X-Frame-Options: DENY`
   (for browsers without CSP frame-ancestors);
-- `Permissions-Policy`: no camera, microphone or location, except the camera on the counter
-  and enrolment pages (their face checks), for the gateway's own origin only;
+- `Permissions-Policy`: no camera, microphone or location, except the camera on the counter,
+  enrolment and holder services pages (their face checks), for the gateway's own origin only;
 - `Strict-Transport-Security` when the request came over TLS (`mip serve --tls`): a browser
   then refuses plain HTTP to this host for two years;
 - `Cache-Control: no-store` on the API: its answers name people and carry tokens.
@@ -24,8 +24,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 COUNTER_PREFIX = "/counter"
 # Every staff page (gateway/web): the same policy as the counter; only the pages that take
 # photos of a person may use the camera.
-PAGE_PREFIXES = (COUNTER_PREFIX, "/check", "/issuer", "/enrol", "/desk", "/wallet")
-CAMERA_PREFIXES = (COUNTER_PREFIX, "/enrol")
+PAGE_PREFIXES = (COUNTER_PREFIX, "/check", "/issuer", "/enrol", "/holder-desk", "/desk",
+                 "/wallet")
+CAMERA_PREFIXES = (COUNTER_PREFIX, "/enrol", "/holder-desk")
 DOCS_PREFIX = "/docs"
 API_PREFIX = "/api/"
 

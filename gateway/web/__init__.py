@@ -1,7 +1,7 @@
 """The web pages, served by the gateway itself: the pharmacy counter at /counter/, the
 employer's credential check at /check/, the issuer desk at /issuer/, the enrolment desk at
-/enrol/ (the ES modules all four import, and the desks' style, at /desk/), the holder's
-wallet at /wallet/, and in
+/enrol/, the holder services desk at /holder-desk/ (the ES modules they import, and the
+desks' style, at /desk/), the holder's wallet at /wallet/, and in
 development the API's Swagger UI at /docs (its files from the swagger-ui-bundle package:
 nothing from a CDN)."""
 
@@ -19,7 +19,7 @@ PAGES = Path(__file__).parent / "pages"
 # URL prefix -> folder under pages/ (see gateway/core/security_headers.py for each one's
 # policy: which may use the camera).
 PAGE_FOLDERS = {"/desk": "common", "/check": "check", "/issuer": "issuer", "/enrol": "enrol",
-                "/wallet": "wallet"}
+                "/holder-desk": "holder_desk", "/wallet": "wallet"}
 
 
 def mount_web(app: FastAPI) -> None:

@@ -132,6 +132,8 @@ def check_steps(stdout: str) -> list[Step]:
 
 # Where each role's page is printed (after the steps): page label -> (org, path).
 PAGES = {"enrolment desk (registrar)": (HOSPITAL, "/enrol/"),
+         "holder services desk: accounts, wallet link, key moves (registrar)":
+             (HOSPITAL, "/holder-desk/"),
          "issuer desk, prescriptions (doctor)": (HOSPITAL, "/issuer/"),
          "issuer desk, diplomas and transcripts (school registrar)": (SCHOOL, "/issuer/"),
          "pharmacy counter (pharmacist)": (PHARMACY, "/counter/")}

@@ -84,11 +84,13 @@ async def test_docs_absent_in_production_openapi_kept(tmp_path: Path) -> None:
 
 async def test_desk_pages_local_only_camera_where_needed(tmp_path: Path) -> None:
     """The check page, the issuer and enrolment desks, the holder wallet: the counter's
-    policy, the camera on the enrolment desk only (the others take no photos), every script
+    policy, the camera on the enrolment and holder services desks only (the others take no
+    photos), every script
     and style from the gateway itself, no inline script or handler."""
     async with client(bare_app(tmp_path)) as http:
         for path, camera in (("/check/", "camera=()"), ("/issuer/", "camera=()"),
-                             ("/enrol/", "camera=(self)"), ("/wallet/", "camera=()")):
+                             ("/enrol/", "camera=(self)"), ("/holder-desk/", "camera=(self)"),
+                             ("/wallet/", "camera=()")):
             page = await http.get(path)
             assert page.status_code == 200, path
             csp = page.headers["content-security-policy"]
@@ -118,7 +120,7 @@ async def test_page_modules_and_their_imports_are_served_as_javascript(tmp_path:
     other type under nosniff). A missing shared module would otherwise show only in a
     browser."""
     async with client(bare_app(tmp_path)) as http:
-        for path in ("/counter/", "/check/", "/issuer/", "/enrol/"):
+        for path in ("/counter/", "/check/", "/issuer/", "/enrol/", "/holder-desk/"):
             page = await http.get(path)
             scripts = re.findall(r"<script\b([^>]*)>", page.text)
             assert len(scripts) == 1 and 'type="module"' in scripts[0], (path, scripts)
