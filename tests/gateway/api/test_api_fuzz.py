@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from hypothesis.errors import FlakyStrategyDefinition
 from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
@@ -95,9 +96,18 @@ def test_no_server_errors_along_linked_sequences(fuzz_env: Environment) -> None:
                 failures.append(f"{case.method} {case.formatted_path}: "
                                 f"{response.status_code} {response.text[:200]}")
 
-    Sequences.run(settings=settings(max_examples=25, stateful_step_count=6, deadline=None,
-                                    derandomize=True, database=None,
-                                    suppress_health_check=list(HealthCheck)))
+    for _ in range(5):
+        try:
+            Sequences.run(settings=settings(max_examples=25, stateful_step_count=6,
+                                            deadline=None, database=None,
+                                            suppress_health_check=list(HealthCheck)))
+        except FlakyStrategyDefinition:
+            # The server's state moves on between examples (ids it made are in the
+            # bundles), so Hypothesis may see a replayed prefix draw differently and stop
+            # the run; the requests sent until then were checked. Run again until enough.
+            pass
+        if sum(statuses.values()) >= 50:
+            break
     # Sequences ran past one step and reached handlers (not only the validator).
     assert sum(statuses.values()) >= 50, statuses
     assert sum(n for code, n in statuses.items() if code not in (404, 422)) > 0, statuses

@@ -63,7 +63,11 @@ async def test_passport_view_needs_the_devices_signature_and_the_desks_link(
     assert r.status_code == 200, r.text
     view = r.json()
     assert view["passport_id"] == pid and view["status"] == "active"
-    assert view["kyc_level"] in (1, 2) and isinstance(view["provisional"], bool)
+    # The level the ledger has now (other tests of this session's gateway may have vouched).
+    ledger = (await hw.http.get(f"{API}/passports/{pid}",
+                                headers=hw.staff("HospitalMSP", "registrar"))).json()
+    assert view["kyc_level"] == ledger["kyc_level"] >= 1, (view, ledger)
+    assert isinstance(view["provisional"], bool)
     assert view["provisional"] == (view["level_on_clear"] is not None)
     assert isinstance(view["guardians"], list) and view["enrolling_org"] == "HospitalMSP"
     assert view["device_key_is_passport_key"] is False
