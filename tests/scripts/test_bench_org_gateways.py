@@ -24,6 +24,7 @@ bench_meta = load_script("bench_meta")
 def test_defaults_are_the_goals_sizes() -> None:
     args = bench.build_parser().parse_args([])
     assert (args.counters, args.pickups, args.rounds, args.enrolments) == (8, 40, 3, 40)
+    assert args.typing_s == 3.0
     assert not args.shared_machine
 
 
@@ -49,8 +50,8 @@ def test_tiny_run_writes_json_that_renders(tmp_path: Path) -> None:
     try:
         done = subprocess.run(
             [sys.executable, str(SCRIPT), "--counters", "2", "--pickups", "2", "--rounds", "1",
-             "--enrolments", "1", "--cross-org", "1", "--oprf", "2", "--grants", "1",
-             "--shared-machine", "--json", str(out)],
+             "--enrolments", "1", "--typing-s", "1", "--cross-org", "1", "--oprf", "2",
+             "--grants", "1", "--shared-machine", "--json", str(out)],
             cwd=REPO, capture_output=True, text=True, timeout=500, check=False)
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"bench_org_gateways.py did not finish: {exc}")
@@ -68,6 +69,9 @@ def test_tiny_run_writes_json_that_renders(tmp_path: Path) -> None:
     e = summary["enrolment"]
     assert (e["gateway"], e["password_helper"]) == ("HospitalMSP", "SchoolMSP")
     assert e["hospital_version2_fallbacks"] == 0
+    # each timed enrolment's background screening either settled in the typing pause or not
+    assert e["typing_s"] == 1.0
+    assert e["screening"]["n"] + e["screening_unsettled"] == e["enrolled"]
     c = summary["cross_org"]
     # grace_hopper (enrolled as the warm-up) is unlocked at the School's desk at least
     assert c["school_desk"]["holders"] >= 1 and not c["school_desk"]["failed"]
@@ -126,3 +130,48 @@ def test_a_shared_machine_run_is_labelled_under_load() -> None:
     assert text.startswith("**Measured under load** (`s.json`)")
     assert "a rerun on a quiet machine decides them" in text
     assert "Goals (`s.json`) (provisional: measured under load)" in text
+
+
+def test_a_typing_pause_is_out_of_the_desk_wait_and_the_screening_is_shown() -> None:
+    report = _report()
+    report["enrolment"] |= {"typing_s": 3.0, "screening_unsettled": 1,
+                            "screening": {"n": 2, "p50_ms": 700.0, "p95_ms": 900.0}}
+    text = "\n".join(figures.render_gateway_orgs(["t.json"], [report]))
+    assert "| **desk's wait** (the four steps) | **900 / 1,600** |" in text
+    assert "types the password (3 s in this run)" in text
+    assert "it settled in 700 / 900 ms (p50 / p95)" in text
+    assert "1 had not by the end of the pause, and finish waited for them" in text
+    assert ("enrolment p95 ≤ 1.5 s at the Hospital's gateway (the desk's wait): **not met** "
+            "(1.60 s)") in text
+
+
+def test_enrol_keeps_the_typing_pause_out_of_the_total() -> None:
+    """A fake gateway: the pause (0.3 s) is in no step and not in the total; the
+    screening that settled during it is timed."""
+    import asyncio
+
+    class Fake(bench.OrgBench):
+        def __init__(self) -> None:
+            self.passports: dict[str, str] = {}
+            self.camera = type("Cam", (), {"answer": staticmethod(lambda c, w: {})})()
+            self.polls = 0
+
+        async def call(self, method: str, path: str, staff: str, expect: int = 200,
+                       session: str | None = None, enrolment: str | None = None,
+                       **kwargs: Any) -> Any:
+            if method == "GET":
+                self.polls += 1
+                return {"screening": "pending" if self.polls < 2 else "clear"}
+            if path == "/enrolments":
+                return {"session_id": "s", "challenge": {}}
+            if path.endswith("/finish"):
+                return {"passport_id": "p"}
+            return None
+
+    fake = Fake()
+    t = asyncio.run(fake.enrol("w", 0.3))
+    assert t["total"] < 0.2
+    assert t["total"] == pytest.approx(
+        t["challenge"] + t["frames"] + t["password"] + t["finish"], abs=1e-3)
+    assert 0.05 < t["screening"] < 0.3
+    assert "screening" not in asyncio.run(Fake().enrol("w", 0.0))
