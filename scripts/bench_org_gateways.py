@@ -18,7 +18,12 @@ each at the org where it happens:
   verdict after the last prompt; dispense) and the capture schedule are those of
   scripts/bench_gateway.py `--mode stream` (the counter page's).
 * **enrolment** at the Hospital's desk (challenge, frames, password, finish; sequential, LFW
-  faces animated by the simulated camera as in bench_gateway.py), the vault wrapped under the
+  faces animated by the simulated camera as in bench_gateway.py). Between the frames and the
+  password the holder types the password (`--typing-s`, 3 s): the consortium screening runs
+  in the background meanwhile (docs/face.md 5.4), the bench times it by polling the session
+  as the enrol page does, and the pause is not in the desk's wait (`total`, the four
+  requests); a screening still running at the end of the pause is waited for inside finish,
+  hence inside `total`. `--typing-s 0` sends the password at once. The vault wrapped under the
   School's OPRF helper (vault version 3: one evaluation and one confirmation at the School's
   gateway inside each enrolment). The Hospital's log is read afterwards for a version-2
   fallback, and the School's for its evaluations, so the file says whether the helper was in.
