@@ -413,13 +413,32 @@ def print_report(report: dict[str, Any]) -> None:
         print_results(entry["results"])
 
 
+# Parts of another entry of cpu_ms_per_op (devnet's main thread is inside `devnet`).
+CPU_PARTS = frozenset({"devnet_main_thread"})
+
+
+def cpu_total_ms(cpu_ms_per_op: dict[str, float]) -> float:
+    """CPU ms per operation of every measured process together (parts not counted twice)."""
+    return sum(ms for proc, ms in cpu_ms_per_op.items() if proc not in CPU_PARTS)
+
+
+def cpu_bound_per_s(total_ms: float, cores: int) -> float | None:
+    """The rate `cores` fully busy cores would sustain at `total_ms` CPU per operation: an
+    upper bound of a quiet machine's rate that, unlike tx/s, other jobs' load hardly moves."""
+    return cores * 1000 / total_ms if total_ms > 0 else None
+
+
 def print_results(results: dict[str, Any]) -> None:
+    cores = os.cpu_count() or 1
     for name, r in results.items():
         print(f"{name:>14}: {r['tx_per_s']:8.1f} tx/s   p50 {r['p50_ms']:7.2f} ms   "
               f"p95 {r['p95_ms']:7.2f} ms   (n={r['n']}, in flight {r['inflight']}, "
               f"median of {r['rounds']} rounds)")
         cpu = "  ".join(f"{proc} {ms:.2f}" for proc, ms in r["cpu_ms_per_op"].items())
-        print(f"{'':>14}  CPU ms per op: {cpu}")
+        total = cpu_total_ms(r["cpu_ms_per_op"])
+        bound = cpu_bound_per_s(total, cores)
+        bound_text = "" if bound is None else f" ({cores} cores busy: {bound:.0f}/s at most)"
+        print(f"{'':>14}  CPU ms per op: {cpu}   all {total:.2f}{bound_text}")
 
 
 def main_fabric(args: argparse.Namespace, meta: RunMeta) -> int:

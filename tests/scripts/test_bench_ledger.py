@@ -77,3 +77,13 @@ def test_cpu_meter_reports_devnet_main_thread() -> None:
     # The two are read one after the other: allow the thread one clock tick ahead.
     assert 0 < main <= after["devnet"] - before["devnet"] + 1.0 / bench.TICK + 1e-9
     assert bench.cpu_seconds(os.getpid(), 999_999_999) == 0.0  # no such thread
+
+
+def test_cpu_total_counts_each_process_once() -> None:
+    # devnet's main thread is part of devnet: the total must not add it again.
+    cpu = {"client": 1.0, "devnet": 2.5, "devnet_main_thread": 2.0, "chaincode": 0.5}
+    assert bench.cpu_total_ms(cpu) == pytest.approx(4.0)
+    assert bench.cpu_bound_per_s(4.0, 2) == pytest.approx(500.0)
+    assert bench.cpu_bound_per_s(0.0, 2) is None
+    fabric = {"orderer": 0.5, "peers": 3.0, "chaincode": 1.0, "client": 1.5}
+    assert bench.cpu_total_ms(fabric) == pytest.approx(6.0)
