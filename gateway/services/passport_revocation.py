@@ -57,7 +57,6 @@ is what the sweep and the retry settle.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -70,6 +69,7 @@ from gateway.fabric import ChaincodeError, CommitError, Contract, GatewayError
 
 from .dispense_recovery import committed_result
 from .holders import holder_service
+from .keyed_locks import KeyedLocks
 from .kyc import kyc_service
 from .revocation_intents import DROP_AFTER_S, Intent, Request, RevocationIntents
 
@@ -99,8 +99,8 @@ async def revoke_passport(state: AppState, staff: StaffMember, passport_id: str,
                           fraudulent: bool) -> RevocationResult:
     require_role(staff, ("registrar",))
     service = revocation_service(state)
-    await service.sweep(skip=passport_id)
-    async with service.lock(passport_id):
+    await service.sweep()
+    async with service.locks.hold(passport_id):
         return await service.revoke(staff, Request(passport_id, staff.org, staff.name,
                                                    fraudulent, reason))
 
@@ -110,10 +110,7 @@ class RevocationService:
         self.state = state
         self.intents = RevocationIntents(state.db)
         # One request per passport at a time in this process (one process per database).
-        self._locks: dict[str, asyncio.Lock] = {}
-
-    def lock(self, passport_id: str) -> asyncio.Lock:
-        return self._locks.setdefault(passport_id, asyncio.Lock())
+        self.locks = KeyedLocks()
 
     async def revoke(self, staff: StaffMember, request: Request) -> RevocationResult:
         passport_id, fraudulent = request.passport_id, request.fraudulent
@@ -214,13 +211,13 @@ class RevocationService:
             self.intents.finish(intent.intent_id, asdict(outcome))
         return outcome
 
-    async def sweep(self, *, skip: str | None = None) -> None:
+    async def sweep(self) -> None:
         """Finish (or drop) the requests a crash left unfinished (module doc), other than
-        those of `skip` (the passport the calling request is about) and those in flight."""
+        those in flight now."""
         for intent in self.intents.unfinished():
-            if intent.passport_id == skip or self.lock(intent.passport_id).locked():
+            if self.locks.busy(intent.passport_id):
                 continue
-            async with self.lock(intent.passport_id):
+            async with self.locks.hold(intent.passport_id):
                 try:
                     await self._settle(intent)
                 except (ApiError, GatewayError):

@@ -24,7 +24,10 @@ A retry of the same request_id (after a kill -9 at any point, or a lost answer) 
 - the ledger refused the debit (budget exhausted, not admitted, MVCC after every retry):
   the intent is dropped and the refusal answered; a later call starts afresh.
 
-The same request_id with other terms is 409 `request_id_reused`, and changes nothing.
+The same request_id with other terms is 409 `request_id_reused`, and changes nothing. Rows
+stay: each is the record of what one request_id paid for and released (no data in it), and a
+row a crash left before its answer waits for the researcher's retry, the only caller that can
+still see its answer.
 
 Why this never releases more than was paid (the DP argument): the privacy loss of a debit is
 that of the ONE noisy answer anyone sees for it. The answer is computed after the debit
@@ -64,6 +67,7 @@ from gateway.core.security import StaffMember
 from gateway.fabric import Contract, GatewayError, Transaction
 
 from .dispense_recovery import committed_result
+from .keyed_locks import KeyedLocks
 
 if TYPE_CHECKING:
     from gateway.store import Database
@@ -109,11 +113,8 @@ class QueryIntents:
     def __init__(self, db: Database) -> None:
         self.db = db
         db.ensure(SCHEMA)
-        self._locks: dict[tuple[str, str, str], asyncio.Lock] = {}
-
-    def lock(self, key: tuple[str, str, str]) -> asyncio.Lock:
-        """One call per request_id at a time (a double click waits, then gets the answer)."""
-        return self._locks.setdefault(key, asyncio.Lock())
+        # One call per request_id at a time (a double click waits, then gets the answer).
+        self.locks = KeyedLocks()
 
     def find(self, key: tuple[str, str, str]) -> QueryIntent | None:
         row = self.db.query_one("SELECT * FROM research_queries WHERE org = ? AND "
@@ -177,7 +178,7 @@ async def answer_once(intents: QueryIntents, contract: Contract, member: StaffMe
     spec = prepared.query
     terms = terms_digest(dataset_id, spec)
     key = (member.org, member.name, request_id)
-    async with intents.lock(key):
+    async with intents.locks.hold(key):
         intent = intents.find(key)
         if intent is not None and intent.terms != terms:
             raise Conflict("this request_id named another query; use a new one",
