@@ -47,8 +47,10 @@ this gateway to do; `conflict` when this org's fraud proposal is already on the 
 another request. The enrolling org's registrar calling after another org's proposal completed
 the majority (`kyc_revocation_pending`) is answered 200: the KYC revocation is that call's work.
 
-An interrupted request whose registrar never retries is finished by the next revocation
-request of any passport at this gateway (`RevocationService.sweep`): the ledger shows it ->
+An interrupted request whose registrar never retries is finished when the gateway starts
+(`settle_interrupted`, from the app's lifespan) and by the next revocation request of any
+passport at this gateway (`RevocationService.sweep`), whichever comes first: the ledger
+shows it ->
 the local steps are completed and the answer recorded; it does not, after
 `revocation_intents.DROP_AFTER_S` -> the row is dropped (nothing local was done before the
 ledger). Holder sessions live in memory only, so a restart ends them; the persisted holder row
@@ -103,6 +105,17 @@ async def revoke_passport(state: AppState, staff: StaffMember, passport_id: str,
     async with service.locks.hold(passport_id):
         return await service.revoke(staff, Request(passport_id, staff.org, staff.name,
                                                    fraudulent, reason))
+
+
+async def settle_interrupted(state: AppState) -> None:
+    """At start-up (gateway/main.py's lifespan): sweep the requests a crash left unfinished.
+    Never fatal: what cannot be settled now is settled by the next revocation request."""
+    try:
+        await revocation_service(state).sweep()
+    except Exception:
+        # A background task: whatever failed, the gateway serves on, and the next request
+        # sweeps again.
+        log.warning("interrupted revocations could not be settled at start-up")
 
 
 class RevocationService:

@@ -6,8 +6,9 @@ each endorsed transaction (id and result) before it goes to the orderer (the Fab
 `before_submit` hook), and stores the answer (`outcome`) once every step after the ledger
 (KYC credentials revoked and the status list published, the holder row marked, sessions
 ended) is done. A kill -9 between any two steps leaves the row without an outcome; it is
-reconciled with the ledger by the same registrar's retry of the same request, or by the
-next revocation request of any passport at this gateway (`unfinished`), whichever comes first.
+reconciled with the ledger by the same registrar's retry of the same request, at the
+gateway's start, or by the next revocation request of any passport at this gateway
+(`unfinished`), whichever comes first.
 """
 
 from __future__ import annotations

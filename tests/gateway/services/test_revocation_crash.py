@@ -14,6 +14,7 @@ catch (as kill -9 runs none); the restart is a fresh app state over the same dat
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -34,7 +35,7 @@ from gateway.fabric import Contract, Transaction
 from gateway.kyc.wallet import KycHolder
 from gateway.services.holders import HolderService, holder_service
 from gateway.services.kyc import KycService, kyc_service
-from gateway.services.passport_revocation import RevocationService
+from gateway.services.passport_revocation import RevocationService, revocation_service
 
 HOSPITAL = "HospitalMSP"
 BODY = {"reason": "identity fraud at the desk", "fraudulent": False}
@@ -225,3 +226,24 @@ async def test_fraud_proposals_cut_off_after_commit(
         assert r.status_code == 200, r.text
         assert r.json()["kyc_credentials_revoked"] == 1
         await _agree(restarted, passport_id, index, fraudulent=True)
+
+
+async def test_an_interrupted_revocation_is_finished_at_start_up(
+        hw: GatewayClient, hw_data_dir: Path, gw_network: MipNetwork,
+        face_engine: FaceEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nobody calls at all: the restarted gateway's lifespan settles it in the background."""
+    passport_id, index = await _holder(hw)
+    target, name, crash = _during_publication()
+    with monkeypatch.context() as patch:
+        patch.setattr(target, name, crash)
+        r = await hw.http.post(_url(passport_id), headers=hw.staff(HOSPITAL, "registrar"),
+                               json=BODY)
+    assert r.status_code == 500, r.text
+    async with serving(hw_data_dir, gw_network, face_engine) as restarted:
+        app = restarted.http._transport.app  # type: ignore[attr-defined]
+        async with app.router.lifespan_context(app):
+            for _ in range(200):
+                if not revocation_service(restarted.state).intents.unfinished():
+                    break
+                await asyncio.sleep(0.05)
+            await _agree(restarted, passport_id, index)
