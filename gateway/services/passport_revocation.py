@@ -65,9 +65,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from gateway.core.errors import ApiError, Conflict, Forbidden
+from gateway.core.errors import Conflict, Forbidden
 from gateway.core.security import StaffMember, require_role
-from gateway.fabric import ChaincodeError, CommitError, Contract, GatewayError
+from gateway.fabric import ChaincodeError, CommitError, Contract
 
 from .dispense_recovery import committed_result
 from .holders import holder_service
@@ -233,9 +233,11 @@ class RevocationService:
             async with self.locks.hold(intent.passport_id):
                 try:
                     await self._settle(intent)
-                except (ApiError, GatewayError):
-                    # The ledger or a peer did not answer: the row stays for a later try.
-                    log.info("an interrupted revocation could not be settled yet")
+                except Exception as exc:
+                    # The ledger or a peer did not answer, or another passport's step failed:
+                    # the row stays for a later try, and the calling request goes on.
+                    log.info("an interrupted revocation could not be settled yet (%s)",
+                             type(exc).__name__)
 
     async def _settle(self, intent: Intent) -> None:
         contract = self.state.ledger.carrier(intent.org)

@@ -10,6 +10,7 @@ The crash is an exception raised at the point that none of the query path's hand
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 from collections.abc import AsyncIterator
@@ -163,3 +164,16 @@ async def test_a_refused_debit_leaves_no_intent(gw: GatewayClient) -> None:
     assert gw.state.db.query_one("SELECT 1 FROM research_queries WHERE request_id = ?",
                                  (body["request_id"],)) is None
     assert (await _ledger(gw, dataset_id))["debits"] == 0
+
+
+async def test_a_double_click_pays_once(gw: GatewayClient) -> None:
+    """Two calls of one request_id at once: the second waits for the first and repeats its
+    answer; one debit."""
+    dataset_id = await register(gw, TOTAL_MICRO / 1e6)
+    body = _body(dataset_id, f"q-{secrets.token_hex(8)}")
+    hospital = gw.staff(HOSPITAL, "researcher")
+    first, second = await asyncio.gather(*(gw.http.post(URL, headers=hospital, json=body)
+                                           for _ in range(2)))
+    assert first.status_code == second.status_code == 200, (first.text, second.text)
+    assert first.json() == second.json()
+    assert (await _ledger(gw, dataset_id))["debits"] == 1
