@@ -10,15 +10,17 @@ MVCC_READ_CONFLICT and endorsed again on the new state, where the contract refus
 the budget no longer covers them.
 
 Every failure is a typed `BudgetError`. When the outcome is unknown (the ledger stopped
-answering after the transaction was sent) it is still an error: the service then releases
-nothing, so at worst budget is spent for a result nobody saw, never the other way round.
+answering after the transaction was sent) it is `LedgerUnavailable`: nothing is released, so
+at worst budget is spent for a result nobody saw, never the other way round. A researcher who
+names the query with a `request_id` gets that debit back on a retry instead of paying again
+(gateway/services/research_queries.py).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from gateway.analytics.errors import (
@@ -29,7 +31,14 @@ from gateway.analytics.errors import (
     LedgerUnavailable,
     UnknownDataset,
 )
-from gateway.fabric import AccessDenied, ChaincodeError, CommitError, EndorseError, GatewayError
+from gateway.fabric import (
+    AccessDenied,
+    ChaincodeError,
+    CommitError,
+    EndorseError,
+    GatewayError,
+    Transaction,
+)
 from gateway.fabric.retry import RETRYABLE_CODES, RetryPolicy
 
 log = logging.getLogger("mip.analytics")
@@ -51,6 +60,7 @@ class ResearchContract(Protocol):
         *,
         endorsing_orgs: Sequence[str] | None = None,
         retry_policy: RetryPolicy | None = None,
+        before_submit: Callable[[Transaction], None] | None = None,
     ) -> bytes: ...
 
 
@@ -133,11 +143,20 @@ class LedgerBudget:
     async def remaining(self, dataset_id: str) -> int:
         return _remaining_of(await self.dataset(dataset_id))
 
-    async def debit(self, dataset_id: str, epsilon_micro: int, query_digest: str) -> int:
+    async def debit(self, dataset_id: str, epsilon_micro: int, query_digest: str, *,
+                    before_submit: Callable[[Transaction], None] | None = None) -> int:
+        """`before_submit` sees each endorsed transaction (id and result) before it is sent:
+        the gateway records it there to learn the debit's outcome after a crash
+        (gateway/services/research_queries.py)."""
+        args = [dataset_id, str(epsilon_micro), query_digest]
         try:
-            raw = await self._contract.submit(
-                "Research:Debit", [dataset_id, str(epsilon_micro), query_digest],
-                retry_policy=self._retry)
+            if before_submit is None:
+                raw = await self._contract.submit("Research:Debit", args,
+                                                  retry_policy=self._retry)
+            else:
+                raw = await self._contract.submit("Research:Debit", args,
+                                                  retry_policy=self._retry,
+                                                  before_submit=before_submit)
         except GatewayError as exc:
             error = budget_error(exc)
             log.info("debit refused: dataset %s, %d micro-epsilon: %s", dataset_id,

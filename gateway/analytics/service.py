@@ -160,6 +160,15 @@ class AnalyticsService:
         remaining = await self.ledger.debit(dataset_id, spec.epsilon_micro, digest)
         log.info("debited dataset %s: %s query, %d micro-epsilon, digest %s", dataset_id,
                  spec.kind, spec.epsilon_micro, digest)
+        return await self.release(dataset_id, prepared, holders, remaining=remaining,
+                                  digest=digest, nonce=nonce)
+
+    async def release(self, dataset_id: str, prepared: Plan,
+                      holders: Sequence[Mapping[str, Any]], *, remaining: int, digest: str,
+                      nonce: str) -> Release:
+        """Run the measurement (one noise draw) for a query whose debit committed. The
+        caller releases each debit's draw at most once (research_queries.py)."""
+        spec = prepared.query
         result: DpAnswer = await asyncio.to_thread(prepared.run, holders)
         return Release(
             dataset_id=dataset_id, kind=result.kind, value=result.value, counts=result.counts,

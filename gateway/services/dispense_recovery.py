@@ -49,8 +49,10 @@ def record_submission(db: Database, pickup_id: str, transaction: Transaction) ->
 
 async def committed_result(contract: Contract, recorded_json: str | None
                            ) -> dict[str, Any] | None:
-    """The result of the recorded Dispense that committed VALID, or None if none did (as far
-    as the peers can say within STATUS_TIMEOUT_S each)."""
+    """The result of the recorded transaction that committed VALID, or None if none did (as
+    far as the peers can say within STATUS_TIMEOUT_S each). Also used for the transactions of
+    a passport revocation (passport_revocation.py) and of an analytics debit
+    (research_queries.py), recorded the same way."""
     for entry in json.loads(recorded_json or "[]"):
         try:
             status = await contract.commit_status(str(entry["tx_id"]),

@@ -38,6 +38,7 @@ import asyncio
 import json
 import logging
 import secrets
+import sqlite3
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -101,16 +102,21 @@ class KycService:
 
     # --- persistence ---------------------------------------------------------------------
     def _save(self, issuer: KycIssuer, *, registered: bool | None = None) -> None:
-        blob = seal(self._key, json.dumps(issuer_state(issuer)).encode(), issuer.org.encode())
         with self.db.transaction() as conn:
-            conn.execute(
-                "INSERT INTO kyc_issuers (org, cred_def_id, sealed, registered, updated) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (org) DO UPDATE SET "
-                "sealed = excluded.sealed, updated = excluded.updated",
-                (issuer.org, issuer.cred_def_id, blob, int(bool(registered)), time.time()))
-            if registered is not None:
-                conn.execute("UPDATE kyc_issuers SET registered = ? WHERE org = ?",
-                             (int(registered), issuer.org))
+            self._save_in(conn, issuer, registered=registered)
+
+    def _save_in(self, conn: sqlite3.Connection, issuer: KycIssuer, *,
+                 registered: bool | None = None) -> None:
+        """`_save` inside the caller's transaction (with what must commit together)."""
+        blob = seal(self._key, json.dumps(issuer_state(issuer)).encode(), issuer.org.encode())
+        conn.execute(
+            "INSERT INTO kyc_issuers (org, cred_def_id, sealed, registered, updated) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (org) DO UPDATE SET "
+            "sealed = excluded.sealed, updated = excluded.updated",
+            (issuer.org, issuer.cred_def_id, blob, int(bool(registered)), time.time()))
+        if registered is not None:
+            conn.execute("UPDATE kyc_issuers SET registered = ? WHERE org = ?",
+                         (int(registered), issuer.org))
 
     def _load(self, org: str) -> tuple[KycIssuer, bool] | None:
         require_own_org(self.state.settings, org, "open the KYC issuer")
@@ -276,8 +282,11 @@ class KycService:
                 issuer.revoke(int(row["rev_index"]), registry)
                 if registry not in touched:
                     touched.append(registry)
-            self._save(issuer)
+            # The issuer's new status lists and the rows marked revoked commit together: a
+            # crash leaves both before or both after (never an index revoked in the list
+            # while its row says live, which a retry would revoke twice).
             with self.db.transaction() as conn:
+                self._save_in(conn, issuer)
                 conn.executemany("UPDATE kyc_credentials SET revoked = 1 WHERE rowid = ?",
                                  [(int(r["rowid"]),) for r in rows])
         contract = self._admin_contract(org, member)
@@ -285,6 +294,47 @@ class KycService:
             await contract.submit("Account:PublishKycRevocation",
                                   list(issuer.revocation_documents(registry)))
         return len(rows)
+
+    async def publish_revocations(self, org: str, passport_id: str,
+                                  member: StaffMember | None = None) -> int:
+        """Publish every status list that revoked a credential of the passport and is newer
+        here than on the ledger (a publication a crash or a failure cut off after the rows
+        were marked revoked); returns how many were published now."""
+        rows = self.db.query(
+            "SELECT DISTINCT rev_reg_id FROM kyc_credentials WHERE passport_id = ? AND org = ? "
+            "AND revoked = 1 AND rev_index IS NOT NULL", (passport_id, org))
+        if not rows:
+            return 0
+        issuer = await self.ensure(org, member)
+        first = next(iter(issuer.registries))
+        contract = self._admin_contract(org, member)
+        published = 0
+        for registry in dict.fromkeys(str(r["rev_reg_id"] or first) for r in rows):
+            local = int(issuer.registry(registry).status_list.to_dict()["timestamp"])
+            if await self._published_at(contract, registry) >= local:
+                continue
+            try:
+                await contract.submit("Account:PublishKycRevocation",
+                                      list(issuer.revocation_documents(registry)))
+            except ChaincodeError as exc:
+                # A publication ordered late (after the read above) made this list current.
+                if "must be newer" not in exc.chaincode_message:
+                    raise
+            published += 1
+            log.info("KYC status list of %s published again", registry)
+        return published
+
+    @staticmethod
+    async def _published_at(contract: Contract, rev_reg_id: str) -> int:
+        """The timestamp of the registry's status list on the ledger (0: not published)."""
+        try:
+            raw = await contract.evaluate("Account:GetKycRevocation", [rev_reg_id])
+        except ChaincodeError as exc:
+            if exc.chaincode_message.startswith("not_found"):
+                return 0
+            raise
+        status_list = json.loads(raw).get("status_list")
+        return int(status_list.get("timestamp", 0)) if isinstance(status_list, dict) else 0
 
 
 def kyc_service(state: AppState) -> KycService:

@@ -11,7 +11,9 @@ carried; a revocation made through another gateway is seen at the holder's next 
 here). The privacy budget is debited on the ledger before anything is computed
 (gateway/analytics), and only a researcher the owner org's admin admitted
 (`POST /admin/datasets/{id}/researchers`, `Research:AdmitResearcher`) may debit it: the
-ledger refuses anyone else (403 `budget_denied`), so nothing is computed for them.
+ledger refuses anyone else (403 `budget_denied`), so nothing is computed for them. A query
+with a `request_id` is crash-consistent: its retry gets the answer paid for, debited once
+(research_queries.py).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from gateway.store import Database
 
 from .grants import research_grants
 from .ledger_reads import json_object, public_reader
+from .research_queries import QueryIntents, answer_once
 
 if TYPE_CHECKING:
     from .state import AppState
@@ -73,6 +76,7 @@ class ResearchService:
         self.state = state
         self.db: Database = state.db
         self.db.ensure(SCHEMA)
+        self.intents = QueryIntents(self.db)
 
     def _dataset(self, dataset_id: str) -> tuple[str, DatasetSchema]:
         row = self.db.query_one("SELECT * FROM research_datasets WHERE dataset_id = ?",
@@ -161,8 +165,8 @@ class ResearchService:
                 "remaining_epsilon_micro": remaining, "remaining_epsilon": remaining / 1e6,
                 "columns": {k: v.value for k, v in schema.columns.items()}}
 
-    async def query(self, member: StaffMember, dataset_id: str,
-                    query: Mapping[str, Any]) -> dict[str, Any]:
+    async def query(self, member: StaffMember, dataset_id: str, query: Mapping[str, Any],
+                    request_id: str | None = None) -> dict[str, Any]:
         require_role(member, ("researcher",))
         _, schema = self._dataset(dataset_id)
         consenting = consenting_accounts(
@@ -172,9 +176,14 @@ class ResearchService:
             "SELECT row FROM research_records WHERE dataset_id = ? ORDER BY id",
             (dataset_id,))]
         records = consenting_records(rows, consenting, HOLDER_FIELD)
-        service = AnalyticsService(LedgerBudget(self.state.ledger.for_staff(member)),
-                                   holder_field=HOLDER_FIELD)
+        contract = self.state.ledger.for_staff(member)
         try:
+            if request_id is not None:
+                # Debited at most once and released once per request_id (research_queries.py).
+                return await answer_once(self.intents, contract, member, request_id,
+                                         dataset_id, query, records, schema=schema,
+                                         holder_field=HOLDER_FIELD)
+            service = AnalyticsService(LedgerBudget(contract), holder_field=HOLDER_FIELD)
             release = await service.answer(dataset_id, query, records, schema=schema)
         except AnalyticsError as exc:
             raise api_error(exc) from None

@@ -58,10 +58,13 @@ class DatasetOut(BaseModel):
 
 class QueryRequest(BaseModel):
     """`query`: {"kind": "count"|"sum"|"mean"|"histogram", ...}; `epsilon` may be given here
-    or inside the query."""
+    or inside the query. `request_id` (the researcher's idempotency key, 8 to 128 of
+    A-Z a-z 0-9 _ -): a retry with it gets the answer already paid for, never a second
+    debit (gateway/services/research_queries.py)."""
 
     model_config = ConfigDict(extra="forbid")
 
     dataset_id: LedgerId
     query: dict[str, Any]
     epsilon: Annotated[float, Field(gt=0, le=5, allow_inf_nan=False)] | None = None
+    request_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{8,128}$")] | None = None

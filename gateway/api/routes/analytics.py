@@ -27,10 +27,13 @@ async def run_query(state: StateDep, staff: StaffDep, body: QueryRequest) -> dic
     """A DP answer over the consenting accounts' rows, one row per account (the unit of
     privacy is one account: a holder with k accounts in the dataset is protected at k x
     epsilon); the epsilon is debited on the ledger first (409 budget_exhausted when it no
-    longer covers the query)."""
+    longer covers the query). With `request_id`, a retry (after a crash or a lost answer)
+    answers the release already paid for, debited once (services/research_queries.py); the
+    same request_id for another query is 409 `request_id_reused`."""
     query = dict(body.query)
     if body.epsilon is not None:
         if "epsilon" in query and query["epsilon"] != body.epsilon:
             raise InvalidRequest("epsilon given twice with different values")
         query["epsilon"] = body.epsilon
-    return await research_service(state).query(staff, body.dataset_id, query)
+    return await research_service(state).query(staff, body.dataset_id, query,
+                                                body.request_id)

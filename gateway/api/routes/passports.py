@@ -125,7 +125,9 @@ async def revoke(passport_id: PassportId, body: RevokeIn, state: StateDep,
     """Revoke the passport for good (a registrar of its enrolling org) and its KYC
     credentials, so none of its accounts' holders can prove KYC again; open holder sessions
     of it end. `fraudulent: true` from any org's registrar is a proposal, effective once a
-    majority of orgs made it (`fraud_pending` until then)."""
+    majority of orgs made it (`fraud_pending` until then). The same request again (a crash,
+    a lost answer) is answered 200 with its finished outcome; another request of a passport
+    already revoked is 409 `already_revoked` (services/passport_revocation.py)."""
     result = await revoke_passport(state, staff, passport_id, body.reason, body.fraudulent)
     return RevokeOut(passport_id=result.passport_id, status=result.status,
                      kyc_credentials_revoked=result.kyc_credentials_revoked,

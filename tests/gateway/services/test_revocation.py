@@ -98,5 +98,10 @@ async def test_revoked_passport_cannot_open_accounts(hw: GatewayClient) -> None:
             "Account:Open", [json.dumps(request), json.dumps(presentation)])
     # The non-revocation proof fails to verify (as tests/chaincode/mip/test_accounts.py).
     assert refused.value.chaincode_message.startswith("bad_signature")
-    # Revoking again: nothing left to do.
-    assert_error(await hw.http.post(url, headers=registrar, json=body), 409, "already_revoked")
+    # The same request again (its answer lost, say): the finished outcome, unchanged.
+    again = await hw.http.post(url, headers=registrar, json=body)
+    assert again.status_code == 200 and again.json() == r.json(), again.text
+    # Another request (another reason, or another registrar): the ledger kept the first, and
+    # there is nothing left to do.
+    assert_error(await hw.http.post(url, headers=registrar, json={**body, "reason": "other"}),
+                 409, "already_revoked")
