@@ -100,7 +100,8 @@ class RemoteHolderSession(HolderSession):
     def passport_key(self) -> HolderKeyPair:
         raise self._elsewhere()
 
-    def passport_sign(self, action: str, body: dict[str, Any]) -> dict[str, Any]:
+    def passport_sign(self, action: str, body: dict[str, Any], *,
+                      expires: int | None = None) -> dict[str, Any]:
         raise self._elsewhere()
 
     def profile_key(self) -> PrivateKey:
@@ -120,10 +121,12 @@ class RemoteHolderSession(HolderSession):
             "handle": self.handle, "account": pseudonym, "action": action, "body": body},
             "request")
 
-    async def passport_signed(self, action: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def passport_signed(self, action: str, body: dict[str, Any], *,
+                              expires: int | None = None) -> dict[str, Any]:
         self.require_level(2)
         return await self._client().call(self.custodian, "/sessions/passport-signatures", {
-            "handle": self.handle, "action": action, "body": body}, "request")
+            "handle": self.handle, "action": action, "body": body, "expires": expires},
+            "request")
 
     async def directory_changed(self, pseudonym: str) -> None:
         """The custodian reads the account back from the ledger and updates its directory;
