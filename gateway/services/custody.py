@@ -78,9 +78,7 @@ CUSTODY_PURPOSE = "custody_unlock"
 # account-keyed actions: none but these reach the relay).
 ACCOUNT_ACTIONS = frozenset({"account.close", "account.reprove", "grant.create", "grant.list",
                              "grant.revoke", "access.log", "credential.erase"})
-# `passport.rotate`: the holder approves, as a guardian, another passport's rotation to a new
-# key (services/guardian_rotation.py), by the deadline that rotation set.
-PASSPORT_ACTIONS = frozenset({"passport.vouch", "passport.rotate"})
+PASSPORT_ACTIONS = frozenset({"passport.vouch"})
 MAX_PASSWORD_CHARS = 1024
 
 
@@ -366,24 +364,15 @@ class CustodyService:
         key = keys.account_key(session.master, entry.institution, entry.index)
         return key.sign_request(action, body, self.state.settings.channel)
 
-    def passport_sign(self, session: CustodySession, action: str, body: dict[str, Any],
-                      expires: int | None = None) -> dict[str, Any]:
+    def passport_sign(self, session: CustodySession, action: str,
+                      body: dict[str, Any]) -> dict[str, Any]:
         session.require_level(2)
         if action not in PASSPORT_ACTIONS:
             raise InvalidRequest(f"the relay does not sign {action!r}", code="wrong_action")
-        if action == "passport.vouch" and (
-                set(body) != {"vouchee"} or not isinstance(body["vouchee"], str)):
+        if set(body) != {"vouchee"} or not isinstance(body["vouchee"], str):
             raise InvalidRequest("a vouch's body is exactly {vouchee}")
-        if action == "passport.rotate" and (
-                set(body) != {"passport_id", "new_public_key"}
-                or not all(isinstance(v, str) for v in body.values())
-                or body["passport_id"] == session.passport_id):
-            raise InvalidRequest("a guardian's approval is exactly {passport_id, "
-                                 "new_public_key} of another holder's passport")
-        if expires is not None and not time.time() < expires <= time.time() + MAX_REQUEST_TTL_S:
-            raise InvalidRequest(f"expires must be within {MAX_REQUEST_TTL_S} s from now")
         return keys.passport_key(session.master).sign_request(
-            action, body, self.state.settings.channel, expires=expires)
+            action, body, self.state.settings.channel)
 
 
     async def linkage_proof(self, session: CustodySession, account: str, other: str,

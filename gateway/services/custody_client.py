@@ -124,9 +124,12 @@ class RemoteHolderSession(HolderSession):
     async def passport_signed(self, action: str, body: dict[str, Any], *,
                               expires: int | None = None) -> dict[str, Any]:
         self.require_level(2)
+        if expires is not None:
+            # A deadline set by someone else is a guardian's rotation approval: the custodian
+            # signs that at its own desk only (services/guardian_rotation.py says why).
+            raise self._elsewhere()
         return await self._client().call(self.custodian, "/sessions/passport-signatures", {
-            "handle": self.handle, "action": action, "body": body, "expires": expires},
-            "request")
+            "handle": self.handle, "action": action, "body": body}, "request")
 
     async def directory_changed(self, pseudonym: str) -> None:
         """The custodian reads the account back from the ledger and updates its directory;

@@ -15,18 +15,26 @@ that secret) no longer helps a holder who lost the device. The ledger's own reco
    contract's MAX_REQUEST_TTL_S) that every approval must carry: the contract refuses a
    holder request that lives longer, so k guardians approve within that window.
 2. `approve`: each guardian signs `passport.rotate` over the request's body with its
-   `expires`, either at a desk (their own level-2 holder session: `approve_at_desk`, the
-   custodial passport key signs) or on their device (`approve_signed`, e.g. a guardian whose
-   own passport key moved). The approval must be signed by the current key of the guardian's
-   passport, and that passport must be one the holder named (by the key named, the keys it
-   moved away from, or its id): as the contract checks (chaincode/mip/passports.py,
-   `_guardian_signing`). A retired custodial copy of a guardian key approves nothing.
+   `expires`, either at a desk of the org that enrolled them (their own level-2 holder
+   session: `approve_at_desk`, the custodial passport key signs; `sign_at_desk` when another
+   gateway holds the request) or on their device (`approve_signed`, e.g. a guardian whose
+   own passport key moved). Never through the custody relay at another org's desk: that org
+   would compose what the custodian signs. The approval must be signed by the current key
+   of the guardian's passport, and that passport must be one the holder named (by the key
+   named, the keys it moved away from, or its id): as the contract checks
+   (chaincode/mip/passports.py, `_guardian_signing`). A retired custodial copy of a
+   guardian key approves nothing.
 3. At k approvals the gateway carries `Passport:RotateKey` with them (`submit` retries one
    the ledger refused for a passing reason; 409 `too_few_approvals` before k).
 
 Nothing here is secret: the approvals are signatures the ledger makes public anyway. A
 dishonest gateway collecting them can forge none and cannot swap the new key (each guardian
-signed it, and the contract checks every signature, nonce and expiry on every endorser).
+signed it, and the contract checks every signature, nonce and expiry on every endorser). What
+it can do is withhold approvals or not submit: the holder starts again at another org's
+gateway. A guardian's custodian signs that guardian's approval (it holds the key): an org
+that custodies k of a holder's guardians could rotate the holder's passport alone (stated,
+not enforced: a holder who moved away from custody names guardians enrolled at several orgs,
+or guardians who moved their own keys; docs/gateway.md).
 
 Refusals: unknown request (404 `rotation_not_found`), expired (410 `rotation_expired`),
 finished (409 `rotation_finished`), not a guardian (403 `not_a_guardian`), a guardian whose
@@ -34,7 +42,7 @@ named key moved signing with it (409 `guardian_key_moved`: sign on the device), 
 approval of one guardian (409 `already_approved`), too few approvals (409
 `too_few_approvals`), a passport not moved (409 `passport_not_moved`), without guardians (409
 `no_guardians`), revoked (409 `passport_inactive`), an approval of another body or deadline
-(422 `request_mismatch`).
+(422 `request_mismatch`), a guardian at another org's desk (409 `custody_elsewhere`).
 """
 
 from __future__ import annotations
@@ -60,6 +68,7 @@ from gateway.core.errors import (
 )
 from gateway.fabric import ChaincodeError
 
+from .custody_client import RemoteHolderSession
 from .holder_requests import check_signed
 from .holders import HolderSession
 from .ledger_reads import json_object, public_reader
@@ -205,14 +214,33 @@ class GuardianRotations:
     async def approve_at_desk(self, session: HolderSession, rotation_id: str
                               ) -> dict[str, Any]:
         """The guardian's own level-2 desk session signs with the custodial passport key."""
-        session.require_level(2)
         row = self._open(rotation_id)
-        if session.pid == row["passport_id"]:
-            raise Forbidden("a holder is not their own guardian", code="not_a_guardian")
-        approval = await session.passport_signed(
-            ROTATE, rotation_body(row["passport_id"], row["new_public_key"]),
-            expires=int(row["expires"]))
+        approval = await self.sign_at_desk(session, str(row["passport_id"]),
+                                           str(row["new_public_key"]), int(row["expires"]))
         return await self._add(row, session.pid, approval)
+
+    async def sign_at_desk(self, session: HolderSession, passport_id: str,
+                           new_public_key: str, expires: int) -> dict[str, Any]:
+        """The guardian's approval signed by the custodial passport key at the desk of the
+        org that keeps it, for a rotation request another gateway holds: whoever carries
+        it there posts it to that gateway's `approve_signed`.
+
+        Only the guardian's own custodian signs: at another org's desk (RemoteHolderSession)
+        that org would compose what the custodian signs and could put its own key in it, a
+        power over the passport the desk's org does not otherwise have; the custodian holds
+        the guardian's custodial key anyway (409 `custody_elsewhere`)."""
+        session.require_level(2)
+        if isinstance(session, RemoteHolderSession):
+            raise Conflict("approve at the desk of the org that enrolled you, or on your "
+                           "device", code="custody_elsewhere")
+        if session.pid == passport_id:
+            raise Forbidden("a holder is not their own guardian", code="not_a_guardian")
+        _raw_key(new_public_key, "new_public_key")
+        if not time.time() < expires <= time.time() + MAX_REQUEST_TTL_S:
+            raise InvalidRequest(f"expires must be within {MAX_REQUEST_TTL_S} s from now",
+                                 code="request_mismatch")
+        return await session.passport_signed(
+            ROTATE, rotation_body(passport_id, new_public_key), expires=expires)
 
     async def approve_signed(self, rotation_id: str, guardian_passport_id: str,
                              approval: dict[str, Any]) -> dict[str, Any]:

@@ -64,7 +64,6 @@ class SignIn(HandleIn):
 class PassportSignIn(HandleIn):
     action: str = Field(max_length=64)
     body: dict[str, Any]
-    expires: int | None = Field(default=None, ge=0, le=2**53)
 
 
 class SignedOut(BaseModel):

@@ -12,9 +12,7 @@ handles travel in the body (never in a path an access log keeps).
   the ledger shows it.
 - `POST /custody/sessions/signatures` {handle, account, action, body} -> a holder request
   signed by the key of an account at the caller's org.
-- `POST /custody/sessions/passport-signatures` {handle, action, body, expires?} ->
-  `passport.vouch`, or `passport.rotate` (the holder approving another passport's guardian
-  rotation by its deadline `expires`).
+- `POST /custody/sessions/passport-signatures` {handle, action, body} -> `passport.vouch`.
 - `POST /custody/sessions/linkage-proofs` {handle, account, other_account, ttl_s, nonce?}
   -> a linkage proof designated to the caller's own verifier key.
 - `POST /custody/sessions/profile/key` {handle} -> the holder's profile public key;
@@ -136,8 +134,7 @@ async def sign(body: SignIn, state: StateDep, caller: CallerDep) -> SignedOut:
 async def passport_sign(body: PassportSignIn, state: StateDep, caller: CallerDep) -> SignedOut:
     service = custody_service(state)
     session = service.session(caller, body.handle)
-    return SignedOut(request=service.passport_sign(session, body.action, body.body,
-                                                   body.expires))
+    return SignedOut(request=service.passport_sign(session, body.action, body.body))
 
 
 @router.post("/sessions/end", status_code=204)

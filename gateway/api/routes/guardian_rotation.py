@@ -7,6 +7,9 @@
 - `GET /passport-rotations/{rotation_id}` -> the same, with the guardians approved so far.
 - `POST /holders/sessions/current/passport-rotations/{rotation_id}/approve` -> a guardian's
   own level-2 desk session signs the approval with the custodial passport key.
+- `POST /holders/sessions/current/passport-rotations/approval` {passport_id, new_public_key,
+  expires} -> {signed_request}: the same approval signed for a request another org's
+  gateway holds (posted there to `.../approvals` below).
 - `POST /passport-rotations/{rotation_id}/approvals` {guardian_passport_id, signed_request:
   the guardian device's `passport.rotate`} -> a guardian whose passport key is on a device.
 - `POST /passport-rotations/{rotation_id}/submit` -> `Passport:RotateKey` again (it is
@@ -60,6 +63,22 @@ async def get_rotation(rotation_id: RotationId, state: StateDep) -> dict[str, An
 async def approve_at_desk(rotation_id: RotationId, state: StateDep,
                           holder: HolderDep) -> dict[str, Any]:
     return await guardian_rotations(state).approve_at_desk(holder, rotation_id)
+
+
+class SignApprovalIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    passport_id: str = Field(pattern=PASSPORT_ID)
+    new_public_key: str = Field(max_length=64)
+    expires: int = Field(ge=0, le=2**53)
+
+
+@router.post("/holders/sessions/current/passport-rotations/approval",
+             response_model=dict[str, Any])
+async def sign_at_desk(body: SignApprovalIn, state: StateDep,
+                       holder: HolderDep) -> dict[str, Any]:
+    return {"signed_request": await guardian_rotations(state).sign_at_desk(
+        holder, body.passport_id, body.new_public_key, body.expires)}
 
 
 @router.post("/passport-rotations/{rotation_id}/approvals", response_model=dict[str, Any])

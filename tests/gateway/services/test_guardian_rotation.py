@@ -84,7 +84,7 @@ async def test_guardians_rotate_a_moved_passport_to_the_new_device_key(
     pids = {who: (await enrol(gw, who))["passport_id"]
             for who in ("bush", "stoiber", "astronaut")}
     grace = (await enrol(gw, "grace_hopper", guardians=list(pids.values()),
-                         threshold=2))["passport_id"]
+                         threshold=3))["passport_id"]
     lost = Ed25519PrivateKey.generate()
 
     # Not moved yet: the desk's custodial recovery applies, not this one.
@@ -108,7 +108,7 @@ async def test_guardians_rotate_a_moved_passport_to_the_new_device_key(
     rotation = r.json()
     rid = rotation["rotation_id"]
     assert rotation["body"] == {"passport_id": grace, "new_public_key": public_b64(new)}
-    assert rotation["action"] == "passport.rotate" and rotation["threshold"] == 2
+    assert rotation["action"] == "passport.rotate" and rotation["threshold"] == 3
     assert rotation["approved"] == [] and rotation["status"] == "open"
     assert (await gw.http.get(f"{ROTATIONS}/{rid}")).json() == rotation
     assert_error(await gw.http.get(f"{ROTATIONS}/{'0' * 32}"), 404, "rotation_not_found")
@@ -144,16 +144,31 @@ async def test_guardians_rotate_a_moved_passport_to_the_new_device_key(
     assert_error(await gw.http.post(f"{ROTATIONS}/{rid}/submit"), 409, "too_few_approvals")
     assert (await passport(gw, grace))["public_key"] == public_b64(grace_device)
 
+    # Stoiber's custodian signs his approval at its desk for a request another gateway may
+    # hold; whoever carries it posts it there (here: the same gateway).
+    stoiber_desk = await desk(gw, "stoiber", pids["stoiber"])
+    sign_at = f"{API}/holders/sessions/current/passport-rotations/approval"
+    assert_error(await gw.http.post(sign_at, headers=stoiber_desk, json={
+        **rotation["body"], "expires": rotation["expires"] + 3600}), 422, "request_mismatch")
+    r = await gw.http.post(sign_at, headers=stoiber_desk,
+                           json={**rotation["body"], "expires": rotation["expires"]})
+    assert r.status_code == 200, r.text
+    r = await gw.http.post(f"{ROTATIONS}/{rid}/approvals", json={
+        "guardian_passport_id": pids["stoiber"], **r.json()})
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "open" and len(r.json()["approved"]) == 2
+    assert_error(await gw.http.post(f"{ROTATIONS}/{rid}/submit"), 409, "too_few_approvals")
+
     # The astronaut approves on the device: the k-th approval, and the ledger rotates.
     r = await gw.http.post(f"{ROTATIONS}/{rid}/approvals",
                            json=approval(rotation, pids["astronaut"], astro_device))
     assert r.status_code == 200, r.text
-    assert r.json()["status"] == "rotated" and len(r.json()["approved"]) == 2
+    assert r.json()["status"] == "rotated" and len(r.json()["approved"]) == 3
     record = await passport(gw, grace)
     assert record["public_key"] == public_b64(new)
     assert record["retired_keys"][-1] == public_b64(grace_device)
-    assert_error(await gw.http.post(f"{ROTATIONS}/{rid}/approvals", json=approval(
-        rotation, pids["stoiber"], Ed25519PrivateKey.generate())), 409, "rotation_finished")
+    assert_error(await gw.http.post(approve_at, headers=stoiber_desk), 409,
+                 "rotation_finished")
 
     # The new device key speaks for the passport; the lost one no more.
     assert (await vouch(gw, new, pids["bush"]))["vouches"] == 1
