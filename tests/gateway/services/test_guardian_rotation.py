@@ -187,3 +187,10 @@ async def test_guardians_rotate_a_moved_passport_to_the_new_device_key(
         f"{API}/holders/sessions/current/passport-rotations/{late['rotation_id']}/approve",
         headers=bush_desk), 410, "rotation_expired")
     assert (await passport(gw, grace))["public_key"] == public_b64(new)
+    # A stranger cannot fill the table for one passport: 5 open requests at most.
+    for _ in range(5):
+        r = await gw.http.post(f"{API}/passports/{grace}/rotations",
+                               json=ask(grace, Ed25519PrivateKey.generate()))
+        assert r.status_code == 201, r.text
+    assert_error(await gw.http.post(f"{API}/passports/{grace}/rotations", json=ask(
+        grace, Ed25519PrivateKey.generate())), 409, "too_many_rotations")
