@@ -6,6 +6,7 @@ the passport and the lost one no more. Each refusal is typed and changes nothing
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,10 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from enrolment_kit import API, PASSWORDS, enrol, serving, session_headers, unlock
 from gateway_testkit import GatewayClient, assert_error
 from mip_testkit import MipNetwork
+from org_gateways_kit import desk_unlock, holder, org_gateways
 
 from chaincode.protocol.encoding import b64
+from chaincode.protocol.orgs import HOSPITAL, SCHOOL
 from face_engine.engine import FaceEngine
 from gateway.fabric import ChaincodeError
 from gateway.holder.keys import sign_holder_request
@@ -194,3 +197,28 @@ async def test_guardians_rotate_a_moved_passport_to_the_new_device_key(
         assert r.status_code == 201, r.text
     assert_error(await gw.http.post(f"{API}/passports/{grace}/rotations", json=ask(
         grace, Ed25519PrivateKey.generate())), 409, "too_many_rotations")
+
+
+async def test_a_guardian_at_another_orgs_desk_approves_at_their_own(
+        gw_network: MipNetwork, face_engine: FaceEngine, tmp_path: Path) -> None:
+    """The custody relay signs no approval: at another org's desk, that org would compose
+    what the guardian's custodian signs (and could put its own key in it)."""
+    async with org_gateways(gw_network, face_engine, tmp_path) as gws:
+        hospital, school = gws[HOSPITAL], gws[SCHOOL]
+        astro = (await enrol(hospital, "astronaut"))["passport_id"]
+        at_school = holder(await desk_unlock(school, SCHOOL, "astronaut", astro,
+                                             PASSWORDS["astronaut"]))
+        r = await school.http.post(
+            f"{API}/holders/sessions/current/passport-rotations/approval", headers=at_school,
+            json={"passport_id": "ab" * 32, "expires": int(time.time()) + 300,
+                  "new_public_key": public_b64(Ed25519PrivateKey.generate())})
+        assert_error(r, 409, "custody_elsewhere")
+        # At the Hospital's own desk the same guardian's custodian signs it.
+        at_hospital = holder(await desk_unlock(hospital, HOSPITAL, "astronaut", astro,
+                                               PASSWORDS["astronaut"]))
+        r = await hospital.http.post(
+            f"{API}/holders/sessions/current/passport-rotations/approval", headers=at_hospital,
+            json={"passport_id": "ab" * 32, "expires": int(time.time()) + 300,
+                  "new_public_key": public_b64(Ed25519PrivateKey.generate())})
+        assert r.status_code == 200, r.text
+        assert r.json()["signed_request"]["action"] == "passport.rotate"
