@@ -104,7 +104,11 @@ ROTATE = "passport.rotate"  # what guardians sign; the contract verifies it
 ROTATION_REQUEST = "passport.rotate-request"  # the new key's proof of possession (gateway only)
 # Under the contract's bound with room for the gateway's and endorsers' clocks to differ.
 ROTATION_TTL_S = MAX_REQUEST_TTL_S - 60
-MAX_OPEN_PER_PASSPORT = 5  # a stranger cannot fill the table for one passport
+# Requests left unfinished are deleted this long after their deadline (with their approvals):
+# anyone may ask (the new key's signature is the only credential), so the table is bounded by
+# the per-address rate limit (gateway/core/rate_limits.py) times this, not by a per-passport
+# cap, which a stranger could fill to block the holder's own request.
+KEEP_EXPIRED_S = 3600
 
 
 def rotation_body(passport_id: str, new_public_key: str) -> dict[str, Any]:
@@ -161,12 +165,12 @@ class GuardianRotations:
             raise Conflict("this passport named no guardians", code="no_guardians")
         now = time.time()
         with self.db.transaction() as conn:
-            open_now = conn.execute(
-                "SELECT COUNT(*) FROM guardian_rotations WHERE passport_id = ? AND "
-                "status = 'open' AND expires > ?", (passport_id, int(now))).fetchone()[0]
-            if open_now >= MAX_OPEN_PER_PASSPORT:
-                raise Conflict("too many open rotation requests for this passport; wait "
-                               "until one expires", code="too_many_rotations")
+            stale = (int(now) - KEEP_EXPIRED_S,)
+            conn.execute("DELETE FROM guardian_rotation_approvals WHERE rotation_id IN ("
+                         "SELECT rotation_id FROM guardian_rotations WHERE status = 'open' "
+                         "AND expires < ?)", stale)
+            conn.execute("DELETE FROM guardian_rotations WHERE status = 'open' AND "
+                         "expires < ?", stale)
             rotation_id = secrets.token_hex(16)
             conn.execute(
                 "INSERT INTO guardian_rotations VALUES (?, ?, ?, ?, ?, ?, 'open', ?)",
