@@ -8,6 +8,8 @@ A key moved away from its record (`Account:RotateKey`, `Passport:MoveKey`: chain
 key_moves.py) is *retired*: it speaks for nothing any more and never will again, so the
 custodial copy of a moved key (the enrolling desk's vault) cannot open a new account or
 register a passport with it either (which would also link the new record to the old one).
+A passport key replaced by guardian recovery (`Passport:RotateKey`) is retired the same way,
+and a retired key approves no guardian recovery (chaincode/mip/passports.py).
 """
 
 from __future__ import annotations

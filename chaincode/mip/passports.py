@@ -20,7 +20,9 @@ Lifecycle (docs/chaincode-transactions.md, "Passports"):
   org. Registrars of a majority of member orgs agreeing decide: "clear" lifts the level to
   `level_on_clear`, "duplicate" revokes the passport (reason "duplicate"). One org, the
   enrolling one included, can neither clear nor refuse alone.
-- `RotateKey` (recovery) with k-of-n approvals signed by the guardians the holder named.
+- `RotateKey` (recovery) with k-of-n approvals signed by the guardians the holder named (a
+  guardian whose own key moved since approves with its passport's current key, never with
+  the key it moved away from: `_guardian_signing`). The replaced key is retired.
 - `MoveKey` (the holder's own move, e.g. off the desk's custody onto their device): signed by
   both the passport key on record and the new key (chaincode/mip/key_moves.py). Guardians
   stay as they were, so recovery still works afterwards.
@@ -49,7 +51,12 @@ from chaincode.mip.errors import (
     PreconditionFailed,
 )
 from chaincode.mip.holder_auth import b64, tx_unix_time, unb64, verify_holder_request
-from chaincode.mip.key_index import key_in_use, passport_key_index, retire_key
+from chaincode.mip.key_index import (
+    key_in_use,
+    passport_key_index,
+    retire_key,
+    retired_key_index,
+)
 from chaincode.mip.key_moves import verify_key_move
 from chaincode.mip.staff import MEMBER_ORGS, caller, require_staff
 from chaincode.protocol.deployment import MAJORITY
@@ -202,6 +209,31 @@ def is_provisional(record: dict[str, Any]) -> bool:
     """A passport whose duplicate screening is still pending (level capped at 1)."""
     screening = record.get("screening")
     return isinstance(screening, dict) and screening.get("status") == SCREENING_PENDING
+
+
+async def _guardian_signing(ctx: Context, guardians: list[bytes], signer: bytes) -> bytes:
+    """The named guardian key an approval by `signer` counts for (AccessDenied if none).
+
+    A guardian is named by the key they had when the holder registered. If that key is still
+    theirs (not retired), it approves. If it moved away (the guardian's own `MoveKey` onto
+    their device, or their `RotateKey` recovery), the retired key approves no more (its
+    custodial copy, or a stolen device, must not speak for the guardian) and the approval must
+    come from the current key of the passport the named key belonged to: the passport's
+    `retired_keys`, or its id (sha256 of the key it was registered with).
+    """
+    if signer in guardians:
+        if await ctx.stub.get_state(retired_key_index(signer)) is not None:
+            raise AccessDenied("this guardian key moved away; the guardian's current passport "
+                               "key must approve")
+        return signer
+    owner = await ctx.stub.get_state(passport_key_index(signer))
+    if owner is not None:
+        passport = await load_passport(ctx, owner.decode())
+        history = {unb64(k, "retired key") for k in passport.get("retired_keys", [])}
+        for guardian in guardians:
+            if guardian in history or passport_id_for(guardian) == passport["id"]:
+                return guardian
+    raise AccessDenied("an approval is not signed by a guardian of this passport")
 
 
 class PassportContract(Contract):
@@ -454,7 +486,10 @@ class PassportContract(Contract):
     async def RotateKey(
         self, ctx: Context, passport_id: str, new_public_key: str, approvals: list[dict[str, Any]]
     ) -> dict[str, Any]:
-        """Recovery: replace the passport key with k-of-n guardian approvals (passport.rotate)."""
+        """Recovery: replace the passport key with k-of-n guardian approvals (passport.rotate).
+
+        Each approval counts for one named guardian (`_guardian_signing`); the old key goes to
+        the record's `retired_keys` and is retired for good, as after a move."""
         require_staff(ctx, HOLDER_CARRIERS)
         record = await load_passport(ctx, passport_id)
         if record["status"] == REVOKED:
@@ -467,23 +502,28 @@ class PassportContract(Contract):
             raise Conflict("the new key already speaks for a passport or an account")
         if not isinstance(approvals, list) or len(approvals) > MAX_GUARDIANS:
             raise InvalidRequest("approvals must be a list of guardian-signed requests")
-        guardians = {unb64(g, "guardian") for g in record["guardians"]}
+        guardians = [unb64(g, "guardian") for g in record["guardians"]]
         expected_body = {"passport_id": passport_id, "new_public_key": b64(new_key)}
-        approved: set[bytes] = set()
+        signers: set[bytes] = set()
+        counted: set[bytes] = set()
         for approval in approvals:
             request = await verify_holder_request(ctx, approval, "passport.rotate")
-            if request.signer not in guardians:
-                raise AccessDenied("an approval is not signed by a guardian of this passport")
             if request.body != expected_body:
                 raise InvalidRequest("an approval is for another passport or key")
-            if request.signer in approved:
+            guardian = await _guardian_signing(ctx, guardians, request.signer)
+            if request.signer in signers or guardian in counted:
                 raise InvalidRequest("each guardian may approve once")
-            approved.add(request.signer)
-        if len(approved) < threshold:
-            raise AccessDenied(f"{len(approved)} guardian approvals; {threshold} needed")
+            signers.add(request.signer)
+            counted.add(guardian)
+        if len(counted) < threshold:
+            raise AccessDenied(f"{len(counted)} guardian approvals; {threshold} needed")
         old_key = unb64(record["public_key"], "public_key")
         await ctx.stub.del_state(passport_key_index(old_key))
+        # The replaced key (a lost or stolen device's, or a custodial one) speaks for nothing
+        # again: it neither approves as a guardian nor registers anything.
+        await retire_key(ctx, old_key)
         await ctx.stub.put_state(passport_key_index(new_key), passport_id.encode())
+        record["retired_keys"] = [*record.get("retired_keys", []), record["public_key"]]
         record["public_key"] = b64(new_key)
         record["key_version"] += 1
         await _save(ctx, record)
@@ -508,6 +548,7 @@ class PassportContract(Contract):
         await ctx.stub.del_state(passport_key_index(old_key))
         await retire_key(ctx, old_key)
         await ctx.stub.put_state(passport_key_index(new_key), passport_id.encode())
+        record["retired_keys"] = [*record.get("retired_keys", []), record["public_key"]]
         record["public_key"] = b64(new_key)
         record["key_version"] += 1
         record["key_moved"] = tx_unix_time(ctx)

@@ -14,6 +14,7 @@ from gateway.api.routes import (
     custody,
     enrolment,
     grants,
+    guardian_rotation,
     health,
     key_moves,
     linkage,
@@ -30,5 +31,5 @@ from gateway.core.errors import ERROR_RESPONSES
 api_router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
 for module in (health, enrolment, passports, accounts, credentials, grants, pharmacy, checks,
                audit, analytics, admin, profile, linkage, custody, oprf, reviews,
-               screening, wallet_views, key_moves):
+               screening, wallet_views, key_moves, guardian_rotation):
     api_router.include_router(module.router)

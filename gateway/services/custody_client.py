@@ -100,7 +100,8 @@ class RemoteHolderSession(HolderSession):
     def passport_key(self) -> HolderKeyPair:
         raise self._elsewhere()
 
-    def passport_sign(self, action: str, body: dict[str, Any]) -> dict[str, Any]:
+    def passport_sign(self, action: str, body: dict[str, Any], *,
+                      expires: int | None = None) -> dict[str, Any]:
         raise self._elsewhere()
 
     def profile_key(self) -> PrivateKey:
@@ -120,8 +121,13 @@ class RemoteHolderSession(HolderSession):
             "handle": self.handle, "account": pseudonym, "action": action, "body": body},
             "request")
 
-    async def passport_signed(self, action: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def passport_signed(self, action: str, body: dict[str, Any], *,
+                              expires: int | None = None) -> dict[str, Any]:
         self.require_level(2)
+        if expires is not None:
+            # A deadline set by someone else is a guardian's rotation approval: the custodian
+            # signs that at its own desk only (services/guardian_rotation.py says why).
+            raise self._elsewhere()
         return await self._client().call(self.custodian, "/sessions/passport-signatures", {
             "handle": self.handle, "action": action, "body": body}, "request")
 

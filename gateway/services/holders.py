@@ -305,8 +305,10 @@ class HolderSession(UnlockedSecrets):
     def passport_key(self) -> HolderKeyPair:
         return keys.passport_key(self.master)
 
-    def passport_sign(self, action: str, body: dict[str, Any]) -> dict[str, Any]:
-        return self.passport_key().sign_request(action, body, self.service.state.settings.channel)
+    def passport_sign(self, action: str, body: dict[str, Any], *,
+                      expires: int | None = None) -> dict[str, Any]:
+        return self.passport_key().sign_request(action, body, self.service.state.settings.channel,
+                                                expires=expires)
 
     # What services call, so that a session whose keys another org's gateway holds
     # (custody_client.RemoteHolderSession) serves them the same way.
@@ -314,8 +316,11 @@ class HolderSession(UnlockedSecrets):
                      ) -> dict[str, Any]:
         return self.sign(pseudonym, action, body)
 
-    async def passport_signed(self, action: str, body: dict[str, Any]) -> dict[str, Any]:
-        return self.passport_sign(action, body)
+    async def passport_signed(self, action: str, body: dict[str, Any], *,
+                              expires: int | None = None) -> dict[str, Any]:
+        """`expires` (unix s): a deadline someone else set (a guardian rotation's), else
+        now + the default lifetime."""
+        return self.passport_sign(action, body, expires=expires)
 
     async def directory_changed(self, pseudonym: str) -> None:
         """The entry of `pseudonym` changed (the ledger accepted its opening or closing)."""

@@ -123,3 +123,62 @@ async def test_no_org_alone_moves_a_passport_key(mip: MipClients) -> None:
     moved = json.loads(await (await mip.client(SCHOOL, "gateway")).submit(
         "Passport:MoveKey", args))
     assert moved["public_key"] == device.public
+
+
+async def test_no_org_alone_rotates_a_moved_passport_or_rewrites_its_key_history(
+        mip: MipClients) -> None:
+    """`Passport:RotateKey` (guardian recovery) as changed for moved guardians: the
+    guardians' approvals endorsed by one org's peer alone do not commit, nor does a hand-made
+    rotation to the org's own key, nor a rewrite of `retired_keys` (which says whose current
+    key approves for a moved guardian), nor un-retiring a guardian's moved-away key (so that
+    its custodial copy approves again). The same approvals endorsed by a majority commit."""
+    guardian_old, guardian = await register_passport(mip, HOSPITAL)
+    guardian_device = HolderKey.generate()
+    body = passport_move_body(guardian["id"], guardian_device.public)
+    gateway = await mip.client(HOSPITAL, "gateway")
+    await gateway.submit("Passport:MoveKey", [
+        guardian["id"], request_arg(guardian_old.sign_request(PASSPORT_MOVE, body)),
+        request_arg(guardian_device.sign_request(PASSPORT_MOVE, body))])
+    old, record = await register_passport(mip, HOSPITAL, guardians=[guardian_old], threshold=1)
+    pid = record["id"]
+    device = HolderKey.generate()
+    body = passport_move_body(pid, device.public)
+    await gateway.submit("Passport:MoveKey", [
+        pid, request_arg(old.sign_request(PASSPORT_MOVE, body)),
+        request_arg(device.sign_request(PASSPORT_MOVE, body))])
+    before = await get(mip, "Passport:Get", pid)
+    guardian_before = await get(mip, "Passport:Get", guardian["id"])
+    new_key = HolderKey.generate()
+    approval = guardian_device.sign_request(
+        "passport.rotate", {"passport_id": pid, "new_public_key": new_key.public})
+    args = [pid, new_key.public, json.dumps([approval])]
+    for org in ORGS:
+        await endorsed_alone(mip, org, "Passport:RotateKey", args)
+    attacker = HolderKey.generate()
+    attacker_b64 = base64.b64encode(attacker.public_raw).decode()
+    stored = {k: v for k, v in before.items() if k != "vouches"}
+    guardian_stored = {k: v for k, v in guardian_before.items() if k != "vouches"}
+    for org in ORGS:
+        # The org's own key in place of the holder's.
+        status = await Forger(mip, (org,)).submit({
+            passport_key(pid): dumps({**stored, "public_key": attacker_b64,
+                                      "retired_keys": [*stored["retired_keys"],
+                                                       stored["public_key"]]}),
+            passport_key_index(attacker.public_raw): pid.encode(),
+            passport_key_index(device.public_raw): None})
+        assert status.code_name == POLICY_FAILURE, org
+        # A key history that makes the org's key the successor of the named guardian key.
+        status = await Forger(mip, (org,)).submit({
+            passport_key(guardian["id"]): dumps({**guardian_stored, "public_key": attacker_b64,
+                                                 "retired_keys": [guardian_old.public]})})
+        assert status.code_name == POLICY_FAILURE, org
+        # The guardian's moved-away (custodial) key un-retired, to approve again.
+        status = await Forger(mip, (org,)).submit({
+            retired_key_index(guardian_old.public_raw): None})
+        assert status.code_name == POLICY_FAILURE, org
+    assert await get(mip, "Passport:Get", pid) == before
+    assert await get(mip, "Passport:Get", guardian["id"]) == guardian_before
+    rotated = json.loads(await (await mip.client(SCHOOL, "gateway")).submit(
+        "Passport:RotateKey", args))
+    assert rotated["public_key"] == new_key.public
+    assert rotated["retired_keys"] == [old.public, device.public]

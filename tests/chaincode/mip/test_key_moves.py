@@ -216,3 +216,65 @@ async def test_an_inactive_passport_does_not_move(mip: MipClients) -> None:
     async with expect_error("precondition_failed"):
         await registrar.submit("Passport:MoveKey",
                                move_args(record["id"], old, HolderKey.generate()))
+
+
+async def test_a_guardian_whose_key_moved_approves_with_the_new_key_only(
+        mip: MipClients) -> None:
+    """Guardians are named by the keys they had at the holder's registration. A guardian
+    passport that moved (or was itself rotated by its guardians) approves with its current
+    key; the key it moved away from (a desk's custodial copy, a lost device) approves no more.
+    And `RotateKey` retires the key it replaces, as `MoveKey` does."""
+    guardian_old, guardian = await register_passport(mip, HOSPITAL)
+    second_old, _ = await register_passport(mip, HOSPITAL)
+    holder_old, record = await register_passport(
+        mip, HOSPITAL, guardians=[guardian_old, second_old], threshold=2)
+    pid = record["id"]
+    gateway = await mip.client(HOSPITAL, "gateway")
+    guardian_device, holder_device = HolderKey.generate(), HolderKey.generate()
+    await gateway.submit("Passport:MoveKey", move_args(guardian["id"], guardian_old,
+                                                       guardian_device))
+    await gateway.submit("Passport:MoveKey", move_args(pid, holder_old, holder_device))
+    assert (await get_passport(mip, pid))["retired_keys"] == [holder_old.public]
+
+    new_key = HolderKey.generate()
+    body = {"passport_id": pid, "new_public_key": new_key.public}
+
+    async def rotate(*signers: HolderKey) -> dict[str, Any]:
+        approvals = [s.sign_request("passport.rotate", body) for s in signers]
+        return dict(json.loads(await gateway.submit(
+            "Passport:RotateKey", [pid, new_key.public, json.dumps(approvals)])))
+
+    before = await get_passport(mip, pid)
+    async with expect_error("access_denied"):  # the retired named key
+        await rotate(guardian_old, second_old)
+    async with expect_error("access_denied"):  # a stranger's key
+        await rotate(HolderKey.generate(), second_old)
+    async with expect_error("invalid_request"):  # one guardian twice, by both its keys
+        await rotate(guardian_device, guardian_device)
+    assert await get_passport(mip, pid) == before
+    rotated = await rotate(guardian_device, second_old)
+    assert rotated["public_key"] == new_key.public
+    assert rotated["retired_keys"] == [holder_old.public, holder_device.public]
+    # The lost device's key is retired: it registers nothing and moves nothing.
+    async with expect_error("conflict"):
+        await (await mip.client(HOSPITAL, "registrar")).submit("Passport:Register", [
+            request_arg(holder_device.sign_request("passport.register", register_body()))])
+
+    # A guardian rotated by its own guardians approves with the rotated key too.
+    third_old, third = await register_passport(mip, HOSPITAL, guardians=[second_old],
+                                               threshold=1)
+    _, other = await register_passport(mip, HOSPITAL, guardians=[third_old],
+                                               threshold=1)
+    third_new = HolderKey.generate()
+    third_body = {"passport_id": third["id"], "new_public_key": third_new.public}
+    await gateway.submit("Passport:RotateKey", [third["id"], third_new.public, json.dumps(
+        [second_old.sign_request("passport.rotate", third_body)])])
+    other_new = HolderKey.generate()
+    other_body = {"passport_id": other["id"], "new_public_key": other_new.public}
+    async with expect_error("access_denied"):
+        await gateway.submit("Passport:RotateKey", [other["id"], other_new.public, json.dumps(
+            [third_old.sign_request("passport.rotate", other_body)])])
+    done = json.loads(await gateway.submit("Passport:RotateKey", [
+        other["id"], other_new.public, json.dumps(
+            [third_new.sign_request("passport.rotate", other_body)])]))
+    assert done["public_key"] == other_new.public

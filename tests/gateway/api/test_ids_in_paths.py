@@ -30,6 +30,8 @@ NOT_SECRET = {
     "pickup_id": "every step only for the pharmacist who started it (others get 403)",
     "index": "a frame's position",
     "evaluation_id": "confirmed only with the confirm token under a member org's signature",
+    "rotation_id": "a guardian rotation request names a public passport and public key; an "
+                   "approval counts only when a guardian signed it",
 }
 PARAM = re.compile(r"\{([^}:]+)")
 

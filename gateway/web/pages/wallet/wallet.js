@@ -32,6 +32,13 @@
     link_mismatch: "This link is for another device's key, not this one's.",
     credential_unreadable: "This is not a credential: paste the JSON the issuer gave you.",
     credential_mismatch: "This content or salt is not what the issuer recorded on the ledger.",
+    // wallet_rotation.js
+    rotation_unreadable: "This is not a passport id (64 hex characters) or a request id (32).",
+    rotation_not_found: "The gateway holds no such guardian rotation request.",
+    rotation_expired: "The request expired: the holder asks again.",
+    passport_not_moved: "This passport's key is still at the desk: recover it there.",
+    not_a_guardian: "This device's passport is not a guardian of that passport.",
+    already_approved: "This guardian approved that request already.",
   };
 
   let master = null; // Uint8Array, in memory only
@@ -165,7 +172,9 @@
     byId("passport-key").textContent = passport.publicB64;
     byId("passport-facts").hidden = false;
     byId("lock-state").textContent = "Unlocked on this device";
-    for (const id of ["pairing", "move-card", "grants-card", "log-card"]) byId(id).hidden = false;
+    for (const id of ["pairing", "move-card", "rotation-card", "grants-card", "log-card"]) {
+      byId(id).hidden = false;
+    }
     renderAccounts();
     status("Unlocked: your keys are ready on this device.");
     if (accounts().length) await refresh();
@@ -313,9 +322,10 @@
     byId("access-log").replaceChildren(...items);
   }
 
-  // What wallet_move.js (moving desk keys here) uses of this page's state.
+  // What wallet_move.js (moving desk keys here) and wallet_rotation.js (guardian rotation)
+  // use of this page's state.
   window.MipWalletSession = Object.freeze({
-    master: () => master, accounts, renderAccounts, status, fail, clearError,
+    master: () => master, accounts, renderAccounts, status, fail, clearError, call,
     saveAccounts: (list) => localStorage.setItem(STORE_ACCOUNTS, JSON.stringify(list)),
   });
 

@@ -182,13 +182,14 @@
 
   /** A signed holder request {action, body, nonce, expires, channel, signer, signature}.
    * `expires` is only how long the signature may be carried (the contract caps it at 600 s
-   * and checks it against the transaction's time, not this device's clock). */
-  async function signRequest(key, action, body, ttl = 300) {
+   * and checks it against the transaction's time, not this device's clock); `expires`, when
+   * given, is a deadline someone else set (a guardian rotation's) and replaces it. */
+  async function signRequest(key, action, body, ttl = 300, expires = null) {
     const envelope = {
       action,
       body,
       nonce: randomHex(16),
-      expires: Math.floor(Date.now() / 1000) + ttl,
+      expires: expires === null ? Math.floor(Date.now() / 1000) + ttl : expires,
       channel: CHANNEL,
       signer: key.publicB64,
     };
