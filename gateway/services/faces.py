@@ -427,6 +427,16 @@ class FaceService:
                 "it was not used")
         return reference
 
+    def restore_reference(self, previous: ProtectedReference | None,
+                          replaced: ProtectedReference) -> None:
+        """Undo `enrol_reference`: `previous` is current again, or the slot is empty if
+        there was none. The version sequence is kept."""
+        if previous is None:
+            self.protector.revoke(replaced)
+        else:
+            self.protector.registry.set_current(
+                previous.slot, RegistryEntry(previous.commitment, previous.version))
+
     def revoke_reference(self, reference: ProtectedReference) -> bool:
         return self.protector.revoke(reference)
 

@@ -26,8 +26,10 @@ import numpy as np
 import pytest
 from enrolment_kit import (
     API,
+    PASSWORDS,
     Enrolled,
     answer,
+    enrol,
     ensure_enrolled,
     fix_poses,
     frames_of,
@@ -39,7 +41,9 @@ from enrolment_kit import (
 )
 from gateway_testkit import GatewayClient, assert_error
 from mip_testkit import MipNetwork
+from org_gateways_kit import desk_unlock, holder, org_gateways
 
+from chaincode.protocol.orgs import HOSPITAL, SCHOOL
 from face_engine.dedup.index import DedupIndex
 from face_engine.engine import FaceEngine
 from gateway.fabric import CommitStatusError, Contract, SubmitError, Transaction
@@ -400,3 +404,62 @@ async def test_matching_face_crash_between_local_writes_keeps_the_old_password(
         assert r.status_code == 200 and r.json()["face_reenrolled"] is False, r.text
         grace.password = "whole-again-Pa55word!"
         await _agree(gw, grace)
+
+
+async def test_crash_at_the_enrolling_org_of_a_recovery_at_another_desk(
+        gw_network: MipNetwork, face_engine: FaceEngine, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stoiber, enrolled at the Hospital (E), recovers a changed face at the School's desk
+    (recovery_relay.py); E dies right after its SetFaceCommitment committed. His next unlock
+    at the School's desk reaches E through custody, which settles the intent first: the new
+    password and face unlock, and E's store agrees with the ledger."""
+    async with org_gateways(gw_network, face_engine, tmp_path, (HOSPITAL, SCHOOL)) as gws:
+        hospital, school = gws[HOSPITAL], gws[SCHOOL]
+        astro = (await enrol(hospital, "astronaut"))["passport_id"]
+        stoiber = (await enrol(hospital, "stoiber", guardians=[astro],
+                               threshold=1))["passport_id"]
+        session = holder_service(hospital.state).session(holder(await desk_unlock(
+            hospital, HOSPITAL, "stoiber", stoiber, PASSWORDS["stoiber"]))[
+                "X-MIP-Holder-Session"])
+        assert session is not None
+        other = np.random.default_rng(23).standard_normal(128).astype(np.float32)
+        changed = face_service(hospital.state).enrol_reference(
+            LiveFace(other / np.linalg.norm(other)), stoiber, HOSPITAL)
+        await hospital.state.ledger.carrier(HOSPITAL).submit("Passport:SetFaceCommitment", [
+            stoiber, json.dumps(session.passport_sign("passport.face", {
+                "passport_id": stoiber, "face_commitment": changed.commitment,
+                "previous": await _commitment(hospital, stoiber)}))])
+
+        desk = school.staff(SCHOOL, "registrar")
+        r = await school.http.post(f"{API}/holders/recoveries", headers=desk,
+                                   json={"passport_id": stoiber})
+        assert r.status_code == 201, r.text
+        rid, cid = r.json()["recovery_id"], r.json()["challenge"]["challenge_id"]
+        fix_poses(school, cid)
+        r = await school.http.post(f"{API}/holders/recoveries/{rid}/shares", headers=holder(
+            await desk_unlock(school, SCHOOL, "astronaut", astro, PASSWORDS["astronaut"])))
+        assert r.status_code == 201, r.text
+        submit = Contract.submit
+
+        async def commit_then_crash(self: Contract, *args: Any, **kwargs: Any) -> bytes:
+            await submit(self, *args, **kwargs)
+            raise Crash("injected right after SetFaceCommitment committed")
+
+        password = "recovered-at-school-Pa55word!"
+        body = answer(cid, frames_of("stoiber", face_engine))
+        body["new_password"] = password
+        with monkeypatch.context() as patch:
+            patch.setattr(Contract, "submit", commit_then_crash)
+            r = await school.http.post(f"{API}/holders/recoveries/{rid}/finish", headers=desk,
+                                       json=body)
+        assert r.status_code >= 500, r.text
+        [intent] = _intents(hospital, stoiber)
+        assert await _commitment(hospital, stoiber) == intent["commitment"] != changed.commitment
+
+        r = await desk_unlock(school, SCHOOL, "stoiber", stoiber, password)
+        assert r.status_code == 200 and r.json()["level"] == 2, r.text
+        assert _intents(hospital, stoiber) == []
+        reference = face_service(hospital.state).reference(stoiber, HOSPITAL)
+        assert reference is not None and reference.commitment == intent["commitment"]
+        row = _recorded(hospital, intent["recovery_id"])
+        assert row is not None and row["org"] == SCHOOL and row["face_reenrolled"] == 1
