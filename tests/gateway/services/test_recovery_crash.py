@@ -269,6 +269,34 @@ async def test_crash_after_the_commit(
     await _finished_at_unlock(hw_data_dir, gw_network, face_engine, hw, grace, rid, password)
 
 
+async def test_resubmission_of_a_late_commit_is_not_taken_twice(
+        hw: GatewayClient, hw_data_dir: Path, gw_network: MipNetwork, face_engine: FaceEngine,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first transaction committed but the reconciliation's first read does not show it
+    yet (ordered late): the resubmission is refused (its `previous` is stale now), the read
+    back finds the new commitment, and the recovery is finished, not abandoned."""
+    submit = Contract.submit
+
+    async def commit_then_crash(self: Contract, *args: Any, **kwargs: Any) -> bytes:
+        await submit(self, *args, **kwargs)
+        raise Crash("injected right after SetFaceCommitment committed")
+
+    grace, rid, password, changed = await _crash_changed_face(hw, monkeypatch, [
+        (Contract, "submit", commit_then_crash)])
+    read = recovery_intents.ledger_commitment
+    reads: list[int] = []
+
+    async def late(*args: Any, **kwargs: Any) -> Any:
+        reads.append(1)
+        return changed if len(reads) == 1 else await read(*args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(recovery_intents, "ledger_commitment", late)
+        await _finished_at_unlock(hw_data_dir, gw_network, face_engine, hw, grace, rid,
+                                  password)
+    assert len(reads) >= 2
+
+
 async def test_crash_after_the_commit_before_the_local_writes(
         hw: GatewayClient, hw_data_dir: Path, gw_network: MipNetwork, face_engine: FaceEngine,
         monkeypatch: pytest.MonkeyPatch) -> None:
