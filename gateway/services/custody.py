@@ -183,6 +183,11 @@ class CustodyService:
     async def unlock(self, caller: str, passport_id: str, live: LiveFace,
                      password: str | None) -> CustodySession:
         self._sweep()
+        from .holder_recovery import recovery_service
+
+        # As for an unlock at this org's own desks (holders.py): an interrupted recovery
+        # is settled before the reference and vault are read.
+        await recovery_service(self.state).reconcile(passport_id)
         holders = holder_service(self.state)
         record = holders.record(passport_id)
         if record is None:

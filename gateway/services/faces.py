@@ -157,15 +157,30 @@ class SqliteReferenceRegistry:
             "WHERE holder_pseudonym = ? AND institution = ?", slot)
         return int(row["highest_version"]) if row is not None else 0
 
-    def set_current(self, slot: tuple[str, str], entry: RegistryEntry) -> None:
+    def set_current(self, slot: tuple[str, str], entry: RegistryEntry,
+                    conn: sqlite3.Connection | None = None) -> None:
+        """Make `entry` the slot's current reference (in the caller's transaction `conn`
+        when given)."""
+        sql = ("INSERT INTO face_slots (holder_pseudonym, institution, highest_version, "
+               "commitment, version) VALUES (?, ?, ?, ?, ?) "
+               "ON CONFLICT (holder_pseudonym, institution) DO UPDATE SET "
+               "highest_version = MAX(highest_version, excluded.highest_version), "
+               "commitment = excluded.commitment, version = excluded.version")
+        params = (*slot, entry.version, entry.commitment, entry.version)
+        if conn is not None:
+            conn.execute(sql, params)
+            return
+        with self.db.transaction() as own:
+            own.execute(sql, params)
+
+    def reserve_version(self, slot: tuple[str, str], version: int) -> None:
+        """Record `version` as used in the slot, leaving its current reference as it is."""
         with self.db.transaction() as conn:
             conn.execute(
-                "INSERT INTO face_slots (holder_pseudonym, institution, highest_version, "
-                "commitment, version) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (holder_pseudonym, institution) DO UPDATE SET "
-                "highest_version = MAX(highest_version, excluded.highest_version), "
-                "commitment = excluded.commitment, version = excluded.version",
-                (*slot, entry.version, entry.commitment, entry.version))
+                "INSERT INTO face_slots (holder_pseudonym, institution, highest_version) "
+                "VALUES (?, ?, ?) ON CONFLICT (holder_pseudonym, institution) DO UPDATE SET "
+                "highest_version = MAX(highest_version, excluded.highest_version)",
+                (*slot, version))
 
     def revoke(self, slot: tuple[str, str], commitment: str) -> bool:
         with self.db.transaction() as conn:
@@ -174,6 +189,27 @@ class SqliteReferenceRegistry:
                 "WHERE holder_pseudonym = ? AND institution = ? AND commitment = ?",
                 (*slot, commitment))
             return cur.rowcount > 0
+
+
+class _StagingRegistry:
+    """The database's slots as the protector reads them, except that a new enrolment only
+    reserves its version: the reference it makes is not current until `make_current` (a
+    re-enrolment whose commitment must reach the ledger first)."""
+
+    def __init__(self, registry: SqliteReferenceRegistry) -> None:
+        self.registry = registry
+
+    def current(self, slot: tuple[str, str]) -> RegistryEntry | None:
+        return self.registry.current(slot)
+
+    def highest_version(self, slot: tuple[str, str]) -> int:
+        return self.registry.highest_version(slot)
+
+    def set_current(self, slot: tuple[str, str], entry: RegistryEntry) -> None:
+        self.registry.reserve_version(slot, entry.version)
+
+    def revoke(self, slot: tuple[str, str], commitment: str) -> bool:
+        return False  # a staged reference is never current
 
 
 class FaceService:
@@ -187,9 +223,14 @@ class FaceService:
             random.Random(seed) if seed is not None  # noqa: S311 (poses only; nonce is secrets)
             else random.SystemRandom())
         # the face KEK wraps each reference's data key; both keys stay in the key provider
+        self._registry = SqliteReferenceRegistry(self.db)
         self.protector = TemplateProtector(
             state.keys.kek("face"), state.keys.deriver("face-transform"),
-            registry=SqliteReferenceRegistry(self.db))
+            registry=self._registry)
+        # Makes references that are stored but not yet current (`stage_reference`).
+        self._stager = TemplateProtector(
+            state.keys.kek("face"), state.keys.deriver("face-transform"),
+            registry=_StagingRegistry(self._registry))
         self._dedup: DedupIndex | None = None
         self._streams: dict[str, _LiveStream] = {}
 
@@ -328,6 +369,30 @@ class FaceService:
                          (reference.commitment, reference.to_json()))
         return reference
 
+    def stage_reference(self, live: LiveFace, holder_account: str,
+                        institution: str) -> ProtectedReference:
+        """Protect the face at its slot's next version (reserved) WITHOUT making it current:
+        the slot's reference stays the one the ledger names until the caller has stored this
+        one (`store_reference`) and the ledger took its commitment (`make_current`)."""
+        return self._stager.enrol(live.embedding, holder_account, institution)
+
+    @staticmethod
+    def store_reference(reference: ProtectedReference, conn: sqlite3.Connection) -> None:
+        """Keep a reference by its commitment, in the caller's transaction."""
+        conn.execute("INSERT OR IGNORE INTO face_references (commitment, reference) "
+                     "VALUES (?, ?)", (reference.commitment, reference.to_json()))
+
+    def stored_reference(self, commitment: str) -> ProtectedReference | None:
+        """Any reference this gateway keeps (current, replaced or staged), by commitment."""
+        row = self.db.query_one("SELECT reference FROM face_references WHERE commitment = ?",
+                                (commitment,))
+        return None if row is None else ProtectedReference.from_bytes(row["reference"])
+
+    def make_current(self, reference: ProtectedReference, conn: sqlite3.Connection) -> None:
+        """A stored reference becomes its slot's current one, in the caller's transaction."""
+        self._registry.set_current(reference.slot, RegistryEntry(reference.commitment,
+                                                                 reference.version), conn)
+
     def reference(self, holder_account: str, institution: str) -> ProtectedReference | None:
         """The current protected reference of (account, institution), if any."""
         slot = (self.protector.holder_pseudonym(holder_account, institution), institution)
@@ -364,8 +429,8 @@ class FaceService:
 
     def restore_reference(self, previous: ProtectedReference | None,
                           replaced: ProtectedReference) -> None:
-        """Undo `enrol_reference` (its ledger write failed): `previous` is current again,
-        or the slot is empty if there was none. The version sequence is kept."""
+        """Undo `enrol_reference`: `previous` is current again, or the slot is empty if
+        there was none. The version sequence is kept."""
         if previous is None:
             self.protector.revoke(replaced)
         else:

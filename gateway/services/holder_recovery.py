@@ -28,10 +28,20 @@ named (n of n, not just k) has given their share: more people have vouched in pe
 face than the threshold alone requires. The new face then becomes the passport's reference
 (the old one stops matching), its commitment goes to the ledger (`Passport:SetFaceCommitment`,
 signed by the recovered passport key, carried by the enrolling org's gateway identity; if the
-ledger refuses, the old reference is current again and nothing else changed) and its 1:N
+ledger refuses, the old reference stays current and nothing else changed) and its 1:N
 duplicate entry is replaced, after screening that it matches nobody else enrolled
 (409 `duplicate_face`). Every finished recovery is recorded in
 `holder_recoveries` (ids, staff, share count, whether the face was re-enrolled; no secrets).
+
+Crashes (recovery_intents.py): a matched-face recovery's local writes (new vault, cleared
+lockouts, record) are one SQLite transaction. A changed-face recovery records a sealed intent
+(the new reference staged, not current; the new vault as stored) before the ledger call and
+changes the reference, vault and lockouts only after the ledger took the commitment, in one
+transaction; an intent left by a crash or an unknown ledger outcome is settled against
+`Passport:Get` before the passport's next unlock (`reconcile`: this org's desks and custody
+unlocks), its next recovery start and a retried finish, which resubmits the same signed
+request when the ledger shows neither outcome. The holder ends with the old password and
+face or the new ones, never locked out between them.
 
 Refusals: unknown passport (404 `passport_not_found`), no guardians (409 `no_guardians`),
 inactive passport (409 `passport_inactive`), unknown recovery or another desk's
@@ -48,6 +58,7 @@ would be handed k of the passport's sealed shares (409 `guardian_shares_one_org`
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
@@ -57,11 +68,10 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.core.errors import Conflict, Forbidden, Gone, InvalidRequest, NotFound
 from gateway.core.security import StaffMember
-from gateway.fabric import GatewayError
 from gateway.holder import keys, recovery, vault
 from gateway.holder.errors import RecoveryError, WeakPassword
-from gateway.holder.keys import HolderKeyPair
 
+from . import recovery_intents as intents
 from .face_frames import challenge_frames
 from .faces import IssuedChallenge, LiveFace, face_service
 from .holders import HolderSession, holder_service
@@ -137,9 +147,13 @@ class RecoveryService:
         self.state = state
         self.db = state.db
         self.db.ensure(SCHEMA)
+        self.db.ensure(intents.SCHEMA)
         self._recoveries: dict[str, Recovery] = {}
         # Recoveries this desk runs for holders enrolled at another org (recovery_relay.py).
         self._remote: dict[str, RemoteRecovery] = {}
+        # One changed-face finish or reconciliation at a time in this process: a recorded
+        # intent is settled by one task, never resubmitted beside its own first submission.
+        self._settling = asyncio.Lock()
 
     # --- lookup --------------------------------------------------------------------------
     def _get(self, recovery_id: str, staff: StaffMember | None = None) -> Recovery:
@@ -171,6 +185,7 @@ class RecoveryService:
             from .recovery_relay import start_remote
 
             return await start_remote(self, staff, passport_id)
+        await self.reconcile(passport_id)
         ledger = json.loads(await self.state.ledger.for_staff(staff).evaluate(
             "Passport:Get", [passport_id]))
         recovery_id = secrets.token_hex(32)
@@ -186,6 +201,7 @@ class RecoveryService:
         caller's gateway checks the live face; the shares, the match and the vault stay
         here."""
         self._sweep()
+        await self.reconcile(passport_id)
         ledger = json.loads(await self.state.ledger.carrier(self._own()).evaluate(
             "Passport:Get", [passport_id]))
         rec = self._begin(secrets.token_hex(32), passport_id, ledger, None, caller)
@@ -324,6 +340,7 @@ class RecoveryService:
         if len(rec.mnemonics) < rec.threshold:
             raise Conflict(f"{len(rec.mnemonics)} of {rec.threshold} guardian shares given",
                            code="too_few_shares")
+        await self.reconcile(rec.passport_id)
         ledger = json.loads(await self.state.ledger.carrier(self._own()).evaluate(
             "Passport:Get", [rec.passport_id]))
         face_service(self.state).committed_reference(rec.passport_id, rec.enrolling_org,
@@ -338,6 +355,9 @@ class RecoveryService:
         (liveness there, the match here)."""
         rec = self.for_caller(caller, handle)
         _check_password(new_password)
+        await self.reconcile(rec.passport_id)
+        if (done := self._finished_result(rec)) is not None:
+            return done
         ledger = await self.ready(rec)
         reference = face_service(self.state).committed_reference(
             rec.passport_id, rec.enrolling_org, ledger.get("face_commitment"))
@@ -354,6 +374,9 @@ class RecoveryService:
                                        new_password)
         rec = self._get(recovery_id, staff)
         _check_password(new_password)
+        await self.reconcile(rec.passport_id)
+        if (done := self._finished_result(rec)) is not None:
+            return done
         if len(rec.mnemonics) < rec.threshold:
             raise Conflict(f"{len(rec.mnemonics)} of {rec.threshold} guardian shares given",
                            code="too_few_shares")
@@ -405,34 +428,31 @@ class RecoveryService:
         face_key = vault.new_face_key()
         wrapped = await password_hardening(self.state).wrap(
             master, new_password, face_key, rec.passport_id, rec.enrolling_org, kdf)
-        holders = holder_service(self.state)
-        if not face_ok:
-            # The new face becomes the reference (the slot's old one stops matching), the
-            # ledger its commitment, and it replaces the passport's 1:N duplicate entry.
-            renewed = faces.enrol_reference(live, rec.passport_id, rec.enrolling_org)
-            try:
-                await self._set_face_commitment(rec, passport, renewed.commitment,
-                                                ledger.get("face_commitment"))
-            except BaseException:
-                faces.restore_reference(reference, renewed)
-                raise
-            dedup = faces.dedup()
-            await self.state.run_face(dedup.remove, rec.passport_id)
-            await self.state.run_face(dedup.add, rec.passport_id, live.embedding)
-        with self.db.transaction() as conn:
-            conn.execute(
-                "UPDATE holders SET wrapped_secret = ?, face_key_sealed = ? "
-                "WHERE passport_id = ? AND status = 'active'",
-                (wrapped, holders.seal_face_key(face_key, rec.passport_id),
-                 rec.passport_id))
-            # Recovered with the guardians' shares: no desk's lockout stands against them,
-            # this org's own or another org's (custody.py counts those in the same lockouts).
-            holders.lockouts.clear(rec.passport_id, conn)
-            conn.execute(
-                "INSERT INTO holder_recoveries (recovery_id, passport_id, org, staff, shares, "
-                "face_reenrolled, finished) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (recovery_id, rec.passport_id, org, staff_name, len(rec.mnemonics),
-                 int(not face_ok), time.time()))
+        face_key_sealed = holder_service(self.state).seal_face_key(face_key, rec.passport_id)
+        if face_ok:
+            # Nothing on the ledger changes: the new vault, the cleared lockouts and the
+            # record are one transaction (the old password or the new one, never a mix).
+            with self.db.transaction() as conn:
+                intents.write_outcome(self.state, conn, recovery_id, rec.passport_id, wrapped,
+                                      face_key_sealed, org, staff_name, len(rec.mnemonics),
+                                      False)
+        else:
+            # The new face becomes the reference, the ledger its commitment, and it replaces
+            # the passport's 1:N duplicate entry: an intent recorded before the ledger call
+            # makes that crash-safe (recovery_intents.py).
+            staged = faces.stage_reference(live, rec.passport_id, rec.enrolling_org)
+            intent = intents.RecoveryIntent(
+                recovery_id, rec.passport_id, rec.enrolling_org, org, staff_name,
+                len(rec.mnemonics), ledger.get("face_commitment"), staged.commitment,
+                passport.sign_request("passport.face", {
+                    "passport_id": rec.passport_id, "face_commitment": staged.commitment,
+                    "previous": ledger.get("face_commitment")}, self.state.settings.channel),
+                wrapped, face_key_sealed)
+            async with self._settling:
+                intents.record(self.state, intent, staged)
+                if not await intents.settle(self.state, intent, self._set_face_commitment):
+                    raise Conflict("the passport's face commitment changed meanwhile; start "
+                                   "again", code="conflict")
         result = RecoveryResult(rec.passport_id, not face_ok, len(rec.mnemonics))
         rec.wipe()
         self._recoveries.pop(recovery_id, None)
@@ -440,22 +460,37 @@ class RecoveryService:
                  result.face_reenrolled)
         return result
 
-    async def _set_face_commitment(self, rec: Recovery, passport: HolderKeyPair, new: str,
-                                   previous: Any) -> None:
-        """`Passport:SetFaceCommitment` signed by the recovered passport key, carried by the
-        enrolling org's gateway identity (the org that holds the reference)."""
-        contract = self.state.ledger.carrier(rec.enrolling_org)
-        request = passport.sign_request("passport.face", {
-            "passport_id": rec.passport_id, "face_commitment": new, "previous": previous},
-            self.state.settings.channel)
-        try:
-            await contract.submit("Passport:SetFaceCommitment",
-                                  [rec.passport_id, json.dumps(request)])
-        except GatewayError:
-            # Ambiguous (e.g. a commit-status timeout): the ledger says whether it happened.
-            record = json.loads(await contract.evaluate("Passport:Get", [rec.passport_id]))
-            if record.get("face_commitment") != new:
-                raise
+    async def _set_face_commitment(self, intent: intents.RecoveryIntent) -> None:
+        """`Passport:SetFaceCommitment` with the intent's request (signed by the recovered
+        passport key), carried by the enrolling org's gateway identity (the org that holds
+        the reference)."""
+        await self.state.ledger.carrier(intent.enrolling_org).submit(
+            "Passport:SetFaceCommitment", [intent.passport_id, json.dumps(intent.request)])
+
+    async def reconcile(self, passport_id: str) -> None:
+        """Bring every recorded intent of the passport to its outcome (recovery_intents.py)
+        before anything reads its reference or vault: run before each unlock (this org's
+        desks and custody), each recovery start and each finish."""
+        if not intents.pending(self.state, passport_id):
+            return
+        async with self._settling:
+            for intent in intents.pending(self.state, passport_id):
+                try:
+                    done = await intents.settle(self.state, intent,
+                                                self._set_face_commitment)
+                except intents.REFUSED:
+                    done = False
+                log.info("an interrupted recovery was %s", "finished" if done else "abandoned")
+
+    def _finished_result(self, rec: Recovery) -> RecoveryResult | None:
+        """The result of `rec` if an earlier finish of it completed (settled by `reconcile`
+        after its ledger outcome was unknown): a retry answers as the first call would."""
+        row = intents.finished(self.state, rec.recovery_id)
+        if row is None:
+            return None
+        rec.wipe()
+        self._recoveries.pop(rec.recovery_id, None)
+        return RecoveryResult(rec.passport_id, bool(row["face_reenrolled"]), int(row["shares"]))
 
 
 def _check_password(new_password: str) -> None:

@@ -438,6 +438,11 @@ class HolderService:
             raise Conflict("this holder session is already unlocked", code="already_unlocked")
         if challenge_id != session.challenge_id:
             raise NotFound("no such face challenge for this flow", code="challenge_not_found")
+        from .holder_recovery import recovery_service
+
+        # A recovery cut off between the ledger and this store is settled first: the
+        # reference and vault read below are then the ones the ledger names.
+        await recovery_service(self.state).reconcile(passport_id)
         record = self.record(passport_id)
         if record is None:
             custodian = await self._custodian(passport_id)
