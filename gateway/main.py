@@ -20,6 +20,7 @@ from gateway.core.logging import configure_logging
 from gateway.core.memory_release import IdleTrimmer, ReleaseAfterBursts, limit_arenas, trimming
 from gateway.core.rate_limits import RateLimiter, RateLimitSettings
 from gateway.core.security_headers import SecurityHeaders
+from gateway.services.holder_recovery import settle_interrupted_recoveries
 from gateway.services.passport_revocation import settle_interrupted
 from gateway.services.state import AppState, build_state
 from gateway.web import mount_docs, mount_web
@@ -61,13 +62,16 @@ def create_app(settings: Settings | None = None, *, state: AppState | None = Non
         limit_arenas(settings.malloc_arena_max)
         owned = state is None
         app.state.mip = state if state is not None else build_state(settings)
-        # Revocations a crash interrupted are finished now, not only at the next one.
-        settling = asyncio.create_task(settle_interrupted(app.state.mip))
+        # Revocations and recoveries a crash interrupted are settled now, not only at the
+        # next request that meets them.
+        settling = [asyncio.create_task(settle_interrupted(app.state.mip)),
+                    asyncio.create_task(settle_interrupted_recoveries(app.state.mip))]
         try:
             async with trimming(trimmer):
                 yield
         finally:
-            settling.cancel()
+            for task in settling:
+                task.cancel()
             if owned:
                 await app.state.mip.close()
 

@@ -482,6 +482,12 @@ class RecoveryService:
                     done = False
                 log.info("an interrupted recovery was %s", "finished" if done else "abandoned")
 
+    async def reconcile_all(self) -> None:
+        """At start-up: every passport with an intent left, settled now rather than at its
+        holder's next unlock or recovery."""
+        for passport_id in intents.passports_pending(self.state):
+            await self.reconcile(passport_id)
+
     def _finished_result(self, rec: Recovery) -> RecoveryResult | None:
         """The result of `rec` if an earlier finish of it completed (settled by `reconcile`
         after its ledger outcome was unknown): a retry answers as the first call would."""
@@ -509,3 +515,13 @@ def _is_remote_session(session: HolderSession) -> bool:
 def recovery_service(state: AppState) -> RecoveryService:
     return state.service("holder_recovery", RecoveryService)
 
+
+async def settle_interrupted_recoveries(state: AppState) -> None:
+    """At start-up (gateway/main.py's lifespan): settle the recoveries a crash interrupted.
+    Never fatal: what cannot be settled now is settled before the passport's next unlock."""
+    try:
+        await recovery_service(state).reconcile_all()
+    except Exception:
+        # A background task: whatever failed, the gateway serves on, and the next unlock or
+        # recovery of the passport settles it.
+        log.warning("interrupted recoveries could not be settled at start-up")

@@ -130,6 +130,12 @@ def record(state: AppState, intent: RecoveryIntent, staged: ProtectedReference) 
              intent.stage, time.time()))
 
 
+def passports_pending(state: AppState) -> list[str]:
+    """Every passport with an intent left, for the start-up sweep."""
+    rows = state.db.query("SELECT DISTINCT passport_id FROM recovery_intents ORDER BY 1")
+    return [str(r["passport_id"]) for r in rows]
+
+
 def pending(state: AppState, passport_id: str) -> list[RecoveryIntent]:
     """The passport's intents, `committed` ones first (they only need step 4)."""
     rows = state.db.query(
@@ -207,6 +213,10 @@ def _commit_locally(state: AppState, intent: RecoveryIntent) -> None:
     staged = faces.stored_reference(intent.commitment)
     if staged is None:  # stored in the intent's own transaction; never absent
         raise RuntimeError("a recovery intent's staged reference is missing")
+    # Made (its tables ensured) before the transaction: a first use inside it would run its
+    # schema script, and SQLite's executescript commits the open transaction (at start-up
+    # the sweep can be the holder service's first user).
+    holder_service(state)
     with state.db.transaction() as conn:
         faces.make_current(staged, conn)
         write_outcome(state, conn, intent.recovery_id, intent.passport_id,

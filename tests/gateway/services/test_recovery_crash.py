@@ -15,6 +15,7 @@ the same data dir, after the dead process's 1:N index lock is released.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -267,6 +268,38 @@ async def test_crash_after_the_commit(
     [intent] = _intents(hw, grace.passport_id)
     assert await _commitment(hw, grace.passport_id) == intent["commitment"] != changed
     await _finished_at_unlock(hw_data_dir, gw_network, face_engine, hw, grace, rid, password)
+
+
+async def test_an_interrupted_recovery_is_settled_at_start_up(
+        hw: GatewayClient, hw_data_dir: Path, gw_network: MipNetwork, face_engine: FaceEngine,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Committed, never answered, and nobody unlocks: the restarted gateway's lifespan
+    settles the intent in the background (the new reference current, the vault under the
+    new password), before any request of the holder's."""
+    submit = Contract.submit
+
+    async def commit_then_crash(self: Contract, *args: Any, **kwargs: Any) -> bytes:
+        await submit(self, *args, **kwargs)
+        raise Crash("injected right after SetFaceCommitment committed")
+
+    grace, rid, password, _changed = await _crash_changed_face(hw, monkeypatch, [
+        (Contract, "submit", commit_then_crash)])
+    async with _restarted(hw, hw_data_dir, gw_network, face_engine) as gw:
+        assert _intents(gw, grace.passport_id) != []
+        app = gw.http._transport.app  # type: ignore[attr-defined]
+        async with app.router.lifespan_context(app):
+            for _ in range(200):
+                if not _intents(gw, grace.passport_id):
+                    break
+                await asyncio.sleep(0.05)
+            assert _intents(gw, grace.passport_id) == []
+            reference = face_service(gw.state).reference(grace.passport_id, ORG)
+            assert reference is not None
+            assert await _commitment(gw, grace.passport_id) == reference.commitment
+            row = _recorded(gw, rid)
+            assert row is not None and row["face_reenrolled"] == 1
+            grace.password = password
+            await _agree(gw, grace)
 
 
 async def test_resubmission_of_a_late_commit_is_not_taken_twice(
