@@ -263,8 +263,12 @@ def load_public_bundle(ctx: Context, data: bytes) -> PublicBundle:
 
 
 class KeyHolder:
-    """V's CKKS key pair. The secret key never leaves this object except through
-    ``secret_bytes`` (for V's own sealed storage)."""
+    """V's CKKS key pair. The secret key exists only in this object, in memory: there is no
+    way to export or import it (no serialisation of it, so it is never written to a file,
+    not even the scratch files SEAL's bindings save through). V makes a new pair when its
+    process starts (``generate``) and publishes the public part (``public_bundle``); a
+    restart is a key rotation: what Q and G made ahead under the old key is keyed by
+    ``PublicBundle.key_id`` and made anew (docs/face.md, 5b)."""
 
     def __init__(self, ctx: Context, secret_key: Any) -> None:
         s = _require_seal()
@@ -283,16 +287,6 @@ class KeyHolder:
     def generate(cls, ctx: Context) -> KeyHolder:
         s = _require_seal()
         return cls(ctx, s.KeyGenerator(ctx.seal_context).secret_key())
-
-    @classmethod
-    def from_secret_bytes(cls, ctx: Context, data: bytes) -> KeyHolder:
-        s = _require_seal()
-        with _Scratch() as scratch:
-            return cls(ctx, scratch.load(ctx, s.SecretKey, data))
-
-    def secret_bytes(self) -> bytes:
-        with _Scratch() as scratch:
-            return scratch.dump(self._secret)
 
     def public_bundle(self) -> bytes:
         with _Scratch() as scratch:
