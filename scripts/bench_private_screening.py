@@ -14,7 +14,7 @@ counted (message sizes are reported). Q's screening of its own gallery is the pl
 index (23 ms at 1M, docs/face.md) and is not included. What does not depend on the query
 is made ahead, as the gateways do between queries, and its cost per query is reported apart
 (not in the screening's time): G's block pads, the masks and re-randomising encryptions
-(``ps.Rerandomisers``, made while G waits for V: ``rerandomise_s``), and Q's encryptions of
+(``ps.Rerandomisers``, made once V has answered: ``rerandomise_s``), and Q's encryptions of
 zero (``ps.QueryZeros``, made once G has answered: ``query_zeros_s``).
 
 The last line (``--json``) is a JSON object with, under a key named by each N, the
@@ -89,7 +89,7 @@ def _pair(index: int, n: int, reps: int, seed: int, barrier: Barrier,
         hits = ps.matches(scored.secret, answer)
         t4 = time.perf_counter()
         cpu = time.process_time() - c0
-        zeros.fill(len(gallery.blocks))  # the gateway does this while it waits for V
+        zeros.fill(len(gallery.blocks))  # the gateway does this once V has answered
         query_zeros.fill(ps.QUERY_CTS)  # and Q once G has answered
         want = ps.plaintext_reference(refs, query, THRESHOLD)
         runs.append({"start": t0, "end": t4, "cpu_s": cpu, "encrypt_s": t1 - t0, "score_s": t2 - t1,

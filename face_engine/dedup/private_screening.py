@@ -6,10 +6,12 @@ the security argument is docs/face.md, section 5b.
 
 Parties, for one query from the enrolling org Q against org G's gallery:
 
-* V (the third org) holds the CKKS secret key: ``KeyHolder.generate()``; it publishes
-  ``KeyHolder.public_bundle()`` (public key, relinearisation keys, the conjugation key).
+* V (the third org) holds the CKKS secret key, in memory only: ``KeyHolder.generate()``;
+  it publishes ``KeyHolder.public_bundle()`` (public key, relinearisation keys, the
+  conjugation key).
 * Q encrypts its unit query under V's public key: ``encrypt_query`` (64 ciphertexts, the
-  m-th holds q_2m + i q_2m+1 in every slot).
+  m-th holds q_2m + i q_2m+1 in every slot; each an encryption of zero made ahead,
+  ``QueryZeros``, plus the plaintext).
 * G, with its gallery encoded once as plaintexts (``encode_gallery``; its references never
   leave G), computes ``score_query``: the query's 128 components, each real by
   construction (c + conj(c) = Enc(2 Re c); c - conj(c) = Enc(2i Im c) meets gallery
@@ -17,8 +19,9 @@ Parties, for one query from the enrolling org Q against org G's gallery:
   products, one relinearisation), and per block of 2 * slots references
   Enc(r_i * 2 (s_i - t)) with fresh random positive masks r_i (two per slot: one for the
   real, one for the imaginary half), the blocks shuffled, a few decoy slots of known sign
-  planted, and each output re-randomised with a fresh encryption of small noise (an
-  encryption of zero made ahead, ``Rerandomisers``, plus the noise). It keeps a
+  planted, and each output re-randomised with a fresh encryption of small noise (the
+  masks and that encryption are a block's ``BlockPad``, made ahead: ``Rerandomisers``;
+  the query's path is the products and what needs the query). It keeps a
   ``ScoringSecret`` (the shuffle, the decoys) and sends V the bytes.
 * V runs ``decide``: it decrypts the norm first and releases nothing unless every slot holds
   ||q||^2 within ``norm_eps`` of 1; then it decrypts the masked scores and returns their

@@ -429,15 +429,24 @@ class GalleryRole:
         if zeros is None or zeros.key_id != bundle.key_id:
             zeros = self._zeros[key_org] = ps.Rerandomisers(self._ctx, bundle)
         try:
+            return self._answer(env, key_org, bundle, zeros)
+        finally:
+            # the next query's pads, made once this one is answered (between queries: on a
+            # machine shared with Q and V they do not compete with this query's work, V's
+            # decryption included; a thread, SEAL's calls are short and the gateway's other
+            # requests interleave with them)
+            threading.Thread(target=zeros.fill, args=(len(self._gallery.blocks),),
+                             daemon=True, name="screening-rerandomisers").start()
+
+    def _answer(self, env: Envelope, key_org: str, bundle: ps.PublicBundle,
+                zeros: ps.Rerandomisers) -> bytes:
+        """Score the query, ask V for the signs, name the candidates to Q."""
+        querier = env.sender
+        try:
             scored = ps.score_query(self._ctx, bundle, self._gallery, env.body,
                                     self._threshold, zeros=zeros)
         except ps.MalformedMessage as exc:
             raise ScreeningPartyDeviated(f"malformed query from {querier}: {exc}") from None
-        finally:
-            # make the next query's while this one waits for V (a thread: SEAL's calls are
-            # short, the gateway's other requests interleave with them)
-            threading.Thread(target=zeros.fill, args=(len(self._gallery.blocks),),
-                             daemon=True, name="screening-rerandomisers").start()
         head = json.dumps({"querier": querier}).encode() + b"\n"
         out = seal(self._keys, key_org, KIND_SCORES, env.request_id, head + scored.message)
         reply = self._transport.call(key_org, "decide", out, self._timeout)
