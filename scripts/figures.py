@@ -483,7 +483,7 @@ def render_private_screening(names: list[str], reports: list[Report]) -> list[st
     keys)."""
     rows = ["| run | references per org | screening p50 / max s | CPU s of the slower pair "
             "(p50) | Q encrypts / G scores / "
-            "V decides p50 s | re-randomising s | peak RSS (both pairs) | query up, scores "
+            "V decides p50 s | made ahead s (Q / G) | peak RSS (both pairs) | query up, scores "
             "to V | answers = plaintext |",
             "|---|---|---|---|---|---|---|---|---|"]
     goals: list[str] = []
@@ -495,7 +495,9 @@ def render_private_screening(names: list[str], reports: list[Report]) -> list[st
                 f"{d['screen_s_max']:.2f} | "
                 + (f"{d['screen_cpu_s_p50']:.2f}" if "screen_cpu_s_p50" in d else "—")
                 + f" | {d['encrypt_s_p50']:.2f} / {d['score_s_p50']:.2f}"
-                f" / {d['decide_s_p50']:.2f} | {d['rerandomise_s']:.2f} | "
+                f" / {d['decide_s_p50']:.2f} | "
+                + (f"{d['query_zeros_s']:.2f} / " if "query_zeros_s" in d else "")
+                + f"{d['rerandomise_s']:.2f} | "
                 f"{num(d['peak_rss_mib'] / 1024, 2)} GiB | {d['query_mib']:.0f} MiB, "
                 f"{d['scores_to_key_holder_mib']:.1f} MiB | "
                 f"{'yes' if d['all_answers_equal_plaintext'] else '**no**'} "

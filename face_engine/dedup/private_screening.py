@@ -6,10 +6,12 @@ the security argument is docs/face.md, section 5b.
 
 Parties, for one query from the enrolling org Q against org G's gallery:
 
-* V (the third org) holds the CKKS secret key: ``KeyHolder.generate()``; it publishes
-  ``KeyHolder.public_bundle()`` (public key, relinearisation keys, the conjugation key).
+* V (the third org) holds the CKKS secret key, in memory only: ``KeyHolder.generate()``;
+  it publishes ``KeyHolder.public_bundle()`` (public key, relinearisation keys, the
+  conjugation key).
 * Q encrypts its unit query under V's public key: ``encrypt_query`` (64 ciphertexts, the
-  m-th holds q_2m + i q_2m+1 in every slot).
+  m-th holds q_2m + i q_2m+1 in every slot; each an encryption of zero made ahead,
+  ``QueryZeros``, plus the plaintext).
 * G, with its gallery encoded once as plaintexts (``encode_gallery``; its references never
   leave G), computes ``score_query``: the query's 128 components, each real by
   construction (c + conj(c) = Enc(2 Re c); c - conj(c) = Enc(2i Im c) meets gallery
@@ -17,8 +19,9 @@ Parties, for one query from the enrolling org Q against org G's gallery:
   products, one relinearisation), and per block of 2 * slots references
   Enc(r_i * 2 (s_i - t)) with fresh random positive masks r_i (two per slot: one for the
   real, one for the imaginary half), the blocks shuffled, a few decoy slots of known sign
-  planted, and each output re-randomised with a fresh encryption of small noise (an
-  encryption of zero made ahead, ``Rerandomisers``, plus the noise). It keeps a
+  planted, and each output re-randomised with a fresh encryption of small noise (the
+  masks and that encryption are a block's ``BlockPad``, made ahead: ``Rerandomisers``;
+  the query's path is the products and what needs the query). It keeps a
   ``ScoringSecret`` (the shuffle, the decoys) and sends V the bytes.
 * V runs ``decide``: it decrypts the norm first and releases nothing unless every slot holds
   ||q||^2 within ``norm_eps`` of 1; then it decrypts the masked scores and returns their
@@ -35,15 +38,17 @@ sum_j q_j * P_{b,j} with plaintext-ciphertext products only (no rotations).
 from __future__ import annotations
 
 import collections
+import hashlib
 import math
 import os
 import secrets
 import struct
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
@@ -144,6 +149,15 @@ class Context:
         self.evaluator = s.Evaluator(self.seal_context)
         self.top = self.seal_context.first_parms_id()
         self.last = self.seal_context.last_parms_id()
+        # The scales score_query's ciphertexts have, fixed by the parameters (the query's
+        # scale is checked on arrival): the products at 2^q * 2^g, the scores after the
+        # rescale by the last data prime (SEAL divides the scale by it, in double), the
+        # masked scores times the masks' 2^m. What is made ahead of a query is made at them.
+        top_primes = self.seal_context.first_context_data().parms().coeff_modulus()
+        self.product_scale = 2.0 ** self.params.query_scale_bits \
+            * 2.0 ** self.params.gallery_scale_bits
+        self.score_scale = self.product_scale / float(top_primes[-1].value())
+        self.masked_scale = self.score_scale * 2.0 ** self.params.mask_scale_bits
 
     @property
     def conj_galois_elt(self) -> int:
@@ -227,11 +241,14 @@ def _unpack(data: bytes, *, max_parts: int) -> list[bytes]:
 
 @dataclass(frozen=True)
 class PublicBundle:
-    """What V publishes: enough to encrypt (Q, G) and to evaluate (G), not to decrypt."""
+    """What V publishes: enough to encrypt (Q, G) and to evaluate (G), not to decrypt.
+    ``key_id``: SHA-256 of the public key's bytes, which names the key that encryptions
+    made ahead (``QueryZeros``, ``Rerandomisers``) were made under."""
 
     public_key: Any
     relin_keys: Any
     galois_keys: Any
+    key_id: bytes = b""
 
 
 def load_public_bundle(ctx: Context, data: bytes) -> PublicBundle:
@@ -245,12 +262,16 @@ def load_public_bundle(ctx: Context, data: bytes) -> PublicBundle:
         gk = scratch.load(ctx, s.GaloisKeys, parts[2])
     if not gk.has_key(ctx.conj_galois_elt):
         raise MalformedMessage("the Galois keys lack the conjugation key")
-    return PublicBundle(pk, rk, gk)
+    return PublicBundle(pk, rk, gk, hashlib.sha256(parts[0]).digest())
 
 
 class KeyHolder:
-    """V's CKKS key pair. The secret key never leaves this object except through
-    ``secret_bytes`` (for V's own sealed storage)."""
+    """V's CKKS key pair. The secret key exists only in this object, in memory: there is no
+    way to export or import it (no serialisation of it, so it is never written to a file,
+    not even the scratch files SEAL's bindings save through). V makes a new pair when its
+    process starts (``generate``) and publishes the public part (``public_bundle``); a
+    restart is a key rotation: what Q and G made ahead under the old key is keyed by
+    ``PublicBundle.key_id`` and made anew (docs/face.md, 5b)."""
 
     def __init__(self, ctx: Context, secret_key: Any) -> None:
         s = _require_seal()
@@ -270,23 +291,15 @@ class KeyHolder:
         s = _require_seal()
         return cls(ctx, s.KeyGenerator(ctx.seal_context).secret_key())
 
-    @classmethod
-    def from_secret_bytes(cls, ctx: Context, data: bytes) -> KeyHolder:
-        s = _require_seal()
-        with _Scratch() as scratch:
-            return cls(ctx, scratch.load(ctx, s.SecretKey, data))
-
-    def secret_bytes(self) -> bytes:
-        with _Scratch() as scratch:
-            return scratch.dump(self._secret)
-
     def public_bundle(self) -> bytes:
         with _Scratch() as scratch:
             return _pack([scratch.dump(self._public), scratch.dump(self._relin),
                           scratch.dump(self._galois)])
 
     def bundle(self) -> PublicBundle:
-        return PublicBundle(self._public, self._relin, self._galois)
+        with _Scratch() as scratch:
+            key_id = hashlib.sha256(scratch.dump(self._public)).digest()
+        return PublicBundle(self._public, self._relin, self._galois, key_id)
 
     def _decode(self, ct: Any) -> np.ndarray:
         s = _require_seal()
@@ -295,33 +308,93 @@ class KeyHolder:
         return np.asarray(self._ctx.encoder.decode_complex(pt), dtype=np.complex128)
 
 
+# --- made ahead of a query: single-use encryptions under one V's key ----------------------
+
+_Item = TypeVar("_Item")
+
+
+class _MadeAhead(Generic[_Item]):
+    """A queue of single-use items made before the queries that use them (``fill``, in the
+    party's idle time), each taken once; ``take`` makes one on the spot when the queue is
+    empty. Safe to ``fill`` from one thread while another takes (deque operations are
+    atomic)."""
+
+    def __init__(self, ctx: Context, bundle: PublicBundle) -> None:
+        s = _require_seal()
+        self._ctx = ctx
+        self.bundle = bundle
+        self.key_id = bundle.key_id
+        self._encryptor = s.Encryptor(ctx.seal_context, bundle.public_key)
+        self._ready: collections.deque[_Item] = collections.deque()
+
+    def _make(self) -> _Item:
+        raise NotImplementedError
+
+    def _encrypt_zero(self, parms_id: Any) -> Any:
+        ct = _require_seal().Ciphertext()
+        self._encryptor.encrypt_zero(parms_id, ct)
+        return ct
+
+    def fill(self, count: int) -> None:
+        """Top the queue up to ``count``."""
+        while len(self._ready) < count:
+            self._ready.append(self._make())
+
+    def take(self) -> _Item:
+        try:
+            return self._ready.popleft()
+        except IndexError:
+            return self._make()
+
+    def __len__(self) -> int:
+        return len(self._ready)
+
+
+class QueryZeros(_MadeAhead[Any]):
+    """Q's public-key encryptions of zero at the query's level under one V's key, made
+    before the query (between screenings: ``fill(QUERY_CTS)``), each used once:
+    ``encrypt_query`` adds a query ciphertext's plaintext to one. SEAL's CKKS ``encrypt``
+    is exactly ``encrypt_zero`` plus the plaintext (added to c0, the plaintext's scale
+    taken), so the query is distributed as before; the queue only moves the public-key
+    encryptions off the query's path."""
+
+    def _make(self) -> Any:
+        return self._encrypt_zero(self._ctx.top)
+
+
 # --- Q: the querier ---------------------------------------------------------------------
 
-def encrypt_query(ctx: Context, bundle: PublicBundle, query: np.ndarray) -> bytes:
+def encrypt_query(ctx: Context, bundle: PublicBundle, query: np.ndarray,
+                  zeros: QueryZeros | None = None) -> bytes:
     """64 ciphertexts under V's key, the m-th holding q_2m + i q_2m+1 in every slot (q
-    normalised)."""
+    normalised). ``zeros``: Q's encryptions of zero made ahead under this ``bundle``'s key
+    (one per ciphertext is taken); without it, each ciphertext is encrypted here."""
     q = np.asarray(query, dtype=np.float64).reshape(-1)
     if q.shape[0] != DIM or not np.all(np.isfinite(q)) or not np.any(q):
         raise ScreeningError(f"query must be {DIM} finite numbers, not all zero")
-    return encrypt_values(ctx, bundle, list(q / np.linalg.norm(q)))
+    return encrypt_values(ctx, bundle, list(q / np.linalg.norm(q)), zeros=zeros)
 
 
-def encrypt_values(ctx: Context, bundle: PublicBundle, values: Sequence[float]) -> bytes:
+def encrypt_values(ctx: Context, bundle: PublicBundle, values: Sequence[float] | np.ndarray,
+                   zeros: QueryZeros | None = None) -> bytes:
     """Encrypt any 128 real values as a query, unchecked: what a dishonest querier can send
     (the tests play one with it). Honest callers use ``encrypt_query``."""
     v = np.asarray(values, dtype=np.float64).reshape(-1)
     if v.shape[0] != DIM:
         raise ScreeningError(f"a query has {DIM} components")
-    return encrypt_slot_values(ctx, bundle, list(v[0::2] + 1j * v[1::2]))
+    return encrypt_slot_values(ctx, bundle, list(v[0::2] + 1j * v[1::2]), zeros=zeros)
 
 
 def encrypt_slot_values(ctx: Context, bundle: PublicBundle,
-                        values: Sequence[complex]) -> bytes:
+                        values: Sequence[complex], zeros: QueryZeros | None = None) -> bytes:
     """Encrypt any 64 complex values, the m-th in every slot of ciphertext m, unchecked:
     the most a dishonest querier controls short of differing slots."""
     s = _require_seal()
     q = list(values)
-    encryptor = s.Encryptor(ctx.seal_context, bundle.public_key)
+    if zeros is not None and zeros.key_id != bundle.key_id:
+        raise ScreeningError("encryptions of zero made under another key holder's key")
+    encryptor: Any = s.Encryptor(ctx.seal_context, bundle.public_key) if zeros is None \
+        else None
     scale = 2.0 ** ctx.params.query_scale_bits
     parts = []
     with _Scratch() as scratch:
@@ -329,8 +402,13 @@ def encrypt_slot_values(ctx: Context, bundle: PublicBundle,
             pt = s.Plaintext()
             ctx.encoder.encode(value if isinstance(value, complex) else float(value),
                                scale, pt)
-            ct = s.Ciphertext()
-            encryptor.encrypt(pt, ct)
+            if zeros is None:
+                ct = s.Ciphertext()
+                encryptor.encrypt(pt, ct)
+            else:  # what encrypt computes: a fresh encryption of zero plus the plaintext
+                ct = zeros.take()
+                ct.scale = scale  # an encryption of zero has no scale of its own
+                ctx.evaluator.add_plain_inplace(ct, pt)
             parts.append(scratch.dump(ct))
     return _pack(parts)
 
@@ -341,7 +419,9 @@ def encrypt_slot_values(ctx: Context, bundle: PublicBundle,
 class EncodedGallery:
     """G's references as CKKS plaintexts: blocks[b][j] holds column j of references
     b*N .. b*N + N/2 - 1 (real parts) and b*N + N/2 .. (b+1)*N - 1 (imaginary parts),
-    times -i for odd j (they meet Enc(2i q_j): ``score_query``).
+    times -i for odd j (they meet Enc(2i q_j): ``score_query``), or None where that column
+    is zero in the whole block (SEAL refuses a product with an all-zero plaintext; a spare
+    block of padding rows is all None).
     ``count`` real references; the rest of the last block (and a spare block if the last
     one has fewer than ``2 * decoys`` free places) are zero rows that decoys use."""
 
@@ -368,8 +448,12 @@ def encode_gallery(ctx: Context, references: np.ndarray) -> EncodedGallery:
         chunk[:rows.shape[0]] = rows
         packed = chunk[:half] + 1j * chunk[half:]
         packed[:, 1::2] *= -1j  # odd components arrive as Enc(2i q_j)
-        column_pts = []
+        nonzero = np.any(packed != 0, axis=0)
+        column_pts: list[Any] = []
         for j in range(DIM):
+            if not nonzero[j]:
+                column_pts.append(None)
+                continue
             pt = s.Plaintext()
             ctx.encoder.encode(packed[:, j].tolist(), ctx.top, scale, pt)
             column_pts.append(pt)
@@ -378,40 +462,54 @@ def encode_gallery(ctx: Context, references: np.ndarray) -> EncodedGallery:
     return EncodedGallery(count=refs.shape[0], blocks=blocks, free=free)
 
 
-class Rerandomisers:
-    """Public-key encryptions of zero at the last level under one V's key, made before the
-    queries that use them (G's idle time, ``fill``), each used once: ``score_query`` adds
-    one plus the plaintext of its noise to each block instead of encrypting the noise
-    there. SEAL's ``encrypt`` is exactly ``encrypt_zero`` plus the plaintext, so the blocks
-    are distributed as before; the queue only moves that work off the query's path.
-    ``take`` makes one on the spot when the queue is empty. Safe to ``fill`` from one
-    thread while another takes (deque operations are atomic)."""
+@dataclass(frozen=True)
+class BlockPad:
+    """What one score block needs that does not depend on the query, made before it: the
+    block's fresh masks (``alpha``, ``beta``: ``score_query`` computes alpha z + beta conj(z)
+    = r_a Re z + i r_b Im z) and its re-randomiser, a fresh public-key encryption of its
+    smudging noise at the masked scores' level and scale. Used for one block of one query."""
 
-    def __init__(self, ctx: Context, bundle: PublicBundle) -> None:
+    alpha: Any = field(repr=False)
+    beta: Any = field(repr=False)
+    noise: Any = field(repr=False)
+
+
+class Rerandomisers(_MadeAhead[BlockPad]):
+    """G's ``BlockPad``s under one V's key, made before the queries that use them (G's idle
+    time: ``fill(len(gallery.blocks))``), one taken per block. A pad is what
+    ``score_query`` drew and encoded per block before: masks log-uniform in
+    [2^lo, 2^hi) per reference, noise uniform in [-smudge, smudge] per slot (real and
+    imaginary parts), encrypted as SEAL's ``encrypt`` does (an encryption of zero plus the
+    noise's plaintext); the queue only moves that work off the query's path. ``rng``: for
+    tests; by default a generator seeded from the OS's randomness."""
+
+    def __init__(self, ctx: Context, bundle: PublicBundle,
+                 rng: np.random.Generator | None = None) -> None:
+        super().__init__(ctx, bundle)
+        self._rng = rng or np.random.default_rng(secrets.randbits(128))
+        self._rng_lock = threading.Lock()  # a Generator is not safe across threads
+
+    def _make(self) -> BlockPad:
         s = _require_seal()
-        self._ctx = ctx
-        self.bundle = bundle
-        self._encryptor = s.Encryptor(ctx.seal_context, bundle.public_key)
-        self._ready: collections.deque[Any] = collections.deque()
-
-    def _make(self) -> Any:
-        ct = _require_seal().Ciphertext()
-        self._encryptor.encrypt_zero(self._ctx.last, ct)
-        return ct
-
-    def fill(self, count: int) -> None:
-        """Top the queue up to ``count`` (one per gallery block)."""
-        while len(self._ready) < count:
-            self._ready.append(self._make())
-
-    def take(self) -> Any:
-        try:
-            return self._ready.popleft()
-        except IndexError:
-            return self._make()
-
-    def __len__(self) -> int:
-        return len(self._ready)
+        ctx, p = self._ctx, self._ctx.params
+        half = p.slots
+        lo, hi = p.mask_log2
+        with self._rng_lock:
+            r = 2.0 ** self._rng.uniform(lo, hi, size=p.block_refs)
+            noise = self._rng.uniform(-p.smudge, p.smudge, size=half) \
+                + 1j * self._rng.uniform(-p.smudge, p.smudge, size=half)
+        r_a, r_b = _slot_split(r, half)
+        mask_scale = 2.0 ** p.mask_scale_bits
+        alpha = s.Plaintext()
+        beta = s.Plaintext()
+        ctx.encoder.encode(((r_a + r_b) / 2).tolist(), ctx.last, mask_scale, alpha)
+        ctx.encoder.encode(((r_a - r_b) / 2).tolist(), ctx.last, mask_scale, beta)
+        npt = s.Plaintext()
+        ctx.encoder.encode(noise.tolist(), ctx.last, ctx.masked_scale, npt)
+        ct = self._encrypt_zero(ctx.last)
+        ct.scale = ctx.masked_scale  # an encryption of zero has no scale of its own
+        ctx.evaluator.add_plain_inplace(ct, npt)
+        return BlockPad(alpha=alpha, beta=beta, noise=ct)
 
 
 @dataclass(frozen=True)
@@ -459,8 +557,8 @@ def score_query(ctx: Context, bundle: PublicBundle, gallery: EncodedGallery,
                 zeros: Rerandomisers | None = None) -> ScoredQuery:
     """G's online work for one query: the norm ciphertext, then the masked, shuffled,
     decoy-bearing, re-randomised score blocks (message for V) and G's ``ScoringSecret``.
-    ``zeros``: encryptions of zero made ahead under this ``bundle`` (one per block is
-    taken); without it, each block's re-randomising encryption is made here."""
+    ``zeros``: G's block pads (masks and re-randomiser) made ahead under this ``bundle``
+    (one per block is taken); without it, each block's pad is made here."""
     s = _require_seal()
     p = ctx.params
     if not 0.0 < threshold < 1.0:
@@ -470,7 +568,7 @@ def score_query(ctx: Context, bundle: PublicBundle, gallery: EncodedGallery,
     half = p.slots
     if zeros is None:
         zeros = Rerandomisers(ctx, bundle)
-    elif zeros.bundle is not bundle:
+    elif zeros.key_id != bundle.key_id:
         raise ScreeningError("re-randomisers made under another key holder's key")
     with _Scratch() as scratch:
         query = _load_query(ctx, query_message, scratch)
@@ -507,51 +605,59 @@ def score_query(ctx: Context, bundle: PublicBundle, gallery: EncodedGallery,
         positive = np.sort(chosen[: chosen.size // 2])
         negative = np.sort(chosen[chosen.size // 2:])
         order = rng.permutation(len(gallery.blocks))
-        lo, hi = p.mask_log2
-        mask_scale = 2.0 ** p.mask_scale_bits
+        common_offset: Any = None  # 2t in every slot: encoded once per query
+        padding_encryptor: Any = None
+        tmp = s.Ciphertext()
         for b in order:
-            acc = s.Ciphertext()
-            tmp = s.Ciphertext()
-            ev.multiply_plain(real_q[0], gallery.blocks[b][0], acc)
-            for j in range(1, DIM):
-                ev.multiply_plain(real_q[j], gallery.blocks[b][j], tmp)
-                ev.add_inplace(acc, tmp)
-            ev.rescale_to_next_inplace(acc)  # Enc(2 s), scale ~2^20, last level
+            # sum_j q_j P_{b,j}: the plaintext products, G's main cost (docs/face.md, 5b)
+            acc: Any = None
+            for qj, column in zip(real_q, gallery.blocks[b], strict=True):
+                if column is None:  # zero in the whole block: adds nothing
+                    continue
+                if acc is None:
+                    acc = s.Ciphertext()
+                    ev.multiply_plain(qj, column, acc)
+                else:
+                    ev.multiply_plain(qj, column, tmp)
+                    ev.add_inplace(acc, tmp)
+            if acc is None:  # padding rows only: their scores are 0, an encryption of zero
+                if padding_encryptor is None:
+                    padding_encryptor = s.Encryptor(ctx.seal_context, bundle.public_key)
+                acc = s.Ciphertext()
+                padding_encryptor.encrypt_zero(ctx.top, acc)
+                acc.scale = ctx.product_scale
+            ev.rescale_to_next_inplace(acc)  # Enc(2 s), scale ~2^30, last level
             # subtract 2t per reference; a positive decoy gets 2t - 2 delta instead
-            offset = np.full(p.block_refs, 2.0 * threshold)
             base = int(b) * p.block_refs
             local = positive[(positive >= base) & (positive < base + p.block_refs)] - base
             if local.size:
+                offset = np.full(p.block_refs, 2.0 * threshold)
                 offset[local] = -2.0 * rng.uniform(0.02, 0.3, size=local.size)
-            re_off, im_off = _slot_split(offset, half)
-            pt = s.Plaintext()
-            ctx.encoder.encode((re_off + 1j * im_off).tolist(), acc.parms_id(), acc.scale,
-                               pt)
+                re_off, im_off = _slot_split(offset, half)
+                pt = s.Plaintext()
+                ctx.encoder.encode((re_off + 1j * im_off).tolist(), acc.parms_id(),
+                                   acc.scale, pt)
+            else:
+                if common_offset is None:
+                    common_offset = s.Plaintext()
+                    ctx.encoder.encode([complex(2.0 * threshold, 2.0 * threshold)] * half,
+                                       acc.parms_id(), acc.scale, common_offset)
+                pt = common_offset
             ev.sub_plain_inplace(acc, pt)
-            # masks: alpha z + beta conj(z) = r_a Re z + i r_b Im z for real alpha, beta
-            r = 2.0 ** rng.uniform(lo, hi, size=p.block_refs)
-            r_a, r_b = _slot_split(r, half)
-            alpha = s.Plaintext()
-            beta = s.Plaintext()
-            ctx.encoder.encode(((r_a + r_b) / 2).tolist(), acc.parms_id(), mask_scale, alpha)
-            ctx.encoder.encode(((r_a - r_b) / 2).tolist(), acc.parms_id(), mask_scale, beta)
+            # masks: alpha z + beta conj(z) = r_a Re z + i r_b Im z for real alpha, beta,
+            # fresh per block and query (the block's pad, made ahead: ``Rerandomisers``)
+            pad = zeros.take()
             conj_acc = s.Ciphertext()
             ev.complex_conjugate(acc, bundle.galois_keys, conj_acc)
             out = s.Ciphertext()
-            ev.multiply_plain(acc, alpha, out)
-            ev.multiply_plain_inplace(conj_acc, beta)
+            ev.multiply_plain(acc, pad.alpha, out)
+            ev.multiply_plain_inplace(conj_acc, pad.beta)
             ev.add_inplace(out, conj_acc)
-            # re-randomise: add a fresh public-key encryption of small uniform noise, which
-            # also smudges the low-order bits that carry the circuit's noise (an unused
-            # encryption of zero plus the noise's plaintext: what SEAL's encrypt computes)
-            noise = rng.uniform(-p.smudge, p.smudge, size=half) \
-                + 1j * rng.uniform(-p.smudge, p.smudge, size=half)
-            npt = s.Plaintext()
-            ctx.encoder.encode(noise.tolist(), out.parms_id(), out.scale, npt)
-            fresh = zeros.take()
-            fresh.scale = out.scale  # an encryption of zero has no scale of its own
-            ev.add_plain_inplace(fresh, npt)
-            ev.add_inplace(out, fresh)
+            # re-randomise: add the pad's fresh public-key encryption of small uniform noise,
+            # which also smudges the low-order bits that carry the circuit's noise
+            if out.scale != pad.noise.scale:
+                raise ScreeningError("masked scores at an unexpected scale")
+            ev.add_inplace(out, pad.noise)
             parts.append(scratch.dump(out))
     secret = ScoringSecret(order=order, positive=positive, negative=negative,
                            count=gallery.count, block_refs=p.block_refs)

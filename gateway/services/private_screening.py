@@ -423,19 +423,30 @@ class GalleryRole:
             bundle = _fetch_bundle(self._ctx, self._keys, self._transport, key_org,
                                    self._timeout)
             self._bundles[key_org] = bundle
+        # pads made under this V's key, kept while its key is the same (the gateway fetches
+        # the bundle per query: the object is new, the key may not be)
         zeros = self._zeros.get(key_org)
-        if zeros is None or zeros.bundle is not bundle:
+        if zeros is None or zeros.key_id != bundle.key_id:
             zeros = self._zeros[key_org] = ps.Rerandomisers(self._ctx, bundle)
+        try:
+            return self._answer(env, key_org, bundle, zeros)
+        finally:
+            # the next query's pads, made once this one is answered (between queries: on a
+            # machine shared with Q and V they do not compete with this query's work, V's
+            # decryption included; a thread, SEAL's calls are short and the gateway's other
+            # requests interleave with them)
+            threading.Thread(target=zeros.fill, args=(len(self._gallery.blocks),),
+                             daemon=True, name="screening-rerandomisers").start()
+
+    def _answer(self, env: Envelope, key_org: str, bundle: ps.PublicBundle,
+                zeros: ps.Rerandomisers) -> bytes:
+        """Score the query, ask V for the signs, name the candidates to Q."""
+        querier = env.sender
         try:
             scored = ps.score_query(self._ctx, bundle, self._gallery, env.body,
                                     self._threshold, zeros=zeros)
         except ps.MalformedMessage as exc:
             raise ScreeningPartyDeviated(f"malformed query from {querier}: {exc}") from None
-        finally:
-            # make the next query's while this one waits for V (a thread: SEAL's calls are
-            # short, the gateway's other requests interleave with them)
-            threading.Thread(target=zeros.fill, args=(len(self._gallery.blocks),),
-                             daemon=True, name="screening-rerandomisers").start()
         head = json.dumps({"querier": querier}).encode() + b"\n"
         out = seal(self._keys, key_org, KIND_SCORES, env.request_id, head + scored.message)
         reply = self._transport.call(key_org, "decide", out, self._timeout)
@@ -472,6 +483,10 @@ class QuerierRole:
     def __init__(self, ctx: ps.Context, keys: EnvelopeKeys, transport: PeerTransport,
                  timeout: float = 60.0) -> None:
         self._ctx, self._keys, self._transport, self._timeout = ctx, keys, transport, timeout
+        # per key holder: encryptions of zero under its key, made between screenings so
+        # that a query's 64 ciphertexts need no public-key encryption of their own; a V
+        # whose key changed (a restart) gets a new queue (``key_id``: its public key's hash)
+        self._zeros: dict[str, ps.QueryZeros] = {}
 
     @property
     def org(self) -> str:
@@ -481,10 +496,20 @@ class QuerierRole:
         key_org = key_holder_for(self._keys.org, gallery,
                                  self._keys.orgs)
         bundle = _fetch_bundle(self._ctx, self._keys, self._transport, key_org, self._timeout)
-        message = ps.encrypt_query(self._ctx, bundle, query)
-        reply = self._transport.call(
-            gallery, "score", seal(self._keys, gallery, KIND_QUERY, request_id, message),
-            self._timeout)
+        zeros = self._zeros.get(key_org)
+        if zeros is None or zeros.key_id != bundle.key_id:
+            zeros = self._zeros[key_org] = ps.QueryZeros(self._ctx, bundle)
+        try:
+            message = ps.encrypt_query(self._ctx, bundle, query, zeros=zeros)
+            reply = self._transport.call(
+                gallery, "score", seal(self._keys, gallery, KIND_QUERY, request_id, message),
+                self._timeout)
+        finally:
+            # the next screening's, made once G has answered this one (between screenings:
+            # on a machine shared with G and V it does not compete with their work on this
+            # query; 64 encryptions, a fraction of a second)
+            threading.Thread(target=zeros.fill, args=(ps.QUERY_CTS,), daemon=True,
+                             name="screening-query-zeros").start()
         env = _open_reply(self._keys, reply, [KIND_CANDIDATES, KIND_REFUSED], gallery)
         if env.request_id != request_id:
             raise ScreeningPartyDeviated(f"{gallery} answered another request")

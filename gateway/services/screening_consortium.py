@@ -258,6 +258,9 @@ class ConsortiumScreening:
         self._holder: KeyHolderRole | None = None
         self._gallery: GalleryRole | None = None
         self._gallery_ids: list[str] | None = None
+        # one querier for this gateway's screenings: it keeps its encryptions of zero made
+        # ahead under each key holder's key between them
+        self._querier: QuerierRole | None = None
 
     def enabled(self) -> bool:
         """A gateway of one org that knows both other orgs' gateways."""
@@ -357,8 +360,12 @@ class ConsortiumScreening:
         except GatewayError:
             raise ScreeningUnavailable("the screening request could not be recorded on the "
                                        "ledger") from None
-        querier = QuerierRole(ctx, keys, GatewayTransport(self.state, self._bridge),
-                              timeout=self.timeout)
+        with self._lock:
+            if self._querier is None:
+                self._querier = QuerierRole(ctx, keys,
+                                            GatewayTransport(self.state, self._bridge),
+                                            timeout=self.timeout)
+            querier = self._querier
         result = await asyncio.get_running_loop().run_in_executor(
             None, querier.screen, str(record["request_id"]), template)
         return result.candidates

@@ -292,3 +292,46 @@ def test_the_steps_over_http(consortium: Consortium) -> None:
     finally:
         for org in ORGS:
             consortium.galleries[org]._transport = saved[org]
+
+
+def test_work_made_ahead_is_kept_while_the_key_holder_keeps_its_key(
+        consortium: Consortium) -> None:
+    """Q's encryptions of zero and G's block pads are made between screenings and kept
+    while the key holder's key is the same, though each query fetches its bundle anew (as
+    the gateways do); when the key holder restarts with a new key pair, both are made anew
+    under it, and every answer stays the plaintext's."""
+    ctx, rng = consortium.ctx, np.random.default_rng(5)
+    querier = consortium.querier(HOSPITAL)
+    school = consortium.galleries[SCHOOL]  # G; its V is the Pharmacy
+    handlers = {step: consortium.transport.handlers[(PHARMACY, step)]
+                for step in ("key", "decide")}
+    photo = mated_sample(consortium.refs[SCHOOL][42], 0.65, rng)[0]
+    want = sorted(consortium.ids[SCHOOL][i] for i in
+                  ps.plaintext_reference(consortium.refs[SCHOOL], photo, THRESHOLD))
+
+    def screened() -> None:
+        result = querier.screen(consortium.requests.record(HOSPITAL), photo)
+        assert result.candidates[SCHOOL] == want and consortium.ids[SCHOOL][42] in want
+        deadline = time.monotonic() + 60
+        while (len(querier._zeros[PHARMACY]) < ps.QUERY_CTS
+               or len(school._zeros[PHARMACY]) < len(school._gallery.blocks)):
+            assert time.monotonic() < deadline, "nothing was made ahead"
+            time.sleep(0.05)
+
+    school.cache_bundles = False
+    try:
+        screened()
+        made_ahead = querier._zeros[PHARMACY], school._zeros[PHARMACY]
+        screened()
+        assert (querier._zeros[PHARMACY], school._zeros[PHARMACY]) == made_ahead
+        restarted = svc.KeyHolderRole(ctx, ps.KeyHolder.generate(ctx),
+                                      consortium.keys[PHARMACY], consortium.requests)
+        consortium.transport.handlers[(PHARMACY, "key")] = restarted.key
+        consortium.transport.handlers[(PHARMACY, "decide")] = restarted.decide
+        screened()
+        assert querier._zeros[PHARMACY] is not made_ahead[0]
+        assert school._zeros[PHARMACY] is not made_ahead[1]
+    finally:
+        school.cache_bundles = True
+        for step, handler in handlers.items():
+            consortium.transport.handlers[(PHARMACY, step)] = handler

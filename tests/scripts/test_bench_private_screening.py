@@ -22,4 +22,7 @@ def test_a_tiny_run_has_the_keys_and_renders() -> None:
     meta = bench.RunMeta("private_screening", ["python", "x"])
     lines = figures.render_private_screening(["x.json"], [meta.report(report)])
     assert any("1,000" in line and "yes (1 runs)" in line for line in lines)
+    # the work made ahead of the query, Q's and G's, is reported apart
+    ahead = f"| {result['query_zeros_s']:.2f} / {result['rerandomise_s']:.2f} |"
+    assert any(ahead in line for line in lines)
     assert any("not measured here" in line for line in lines)
