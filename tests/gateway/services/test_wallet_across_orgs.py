@@ -1,0 +1,125 @@
+"""One wallet at every org's gateway: a holder request signed on the device for an account at
+one org is carried by ANOTHER org's per-org gateway (carry-only, with that gateway's own
+`gateway` identity) and lands on the ledger; the carrier cannot change it (the contract checks
+the account key's signature over every field), and what it carries is what the account's
+own org's gateway then sees.
+
+Before the carry-only path a per-org gateway refused these (403 `not_this_org`: it took the
+account's institution's carrier identity, which it does not hold).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+from typing import Any
+
+from gateway_testkit import GatewayClient, assert_error
+from ledger_kit import HOSPITAL, PHARMACY, SCHOOL, mip, new_account, signed_header
+from mip_testkit import Account, MipClients, MipNetwork, new_id
+from org_gateways_kit import org_gateways
+
+from face_engine.engine import FaceEngine
+
+__all__ = ["mip"]
+
+
+async def grants_at(gw: GatewayClient, account: Account) -> list[dict[str, Any]]:
+    r = await gw.http.get("/api/v1/grants", params={"account": account.pseudonym},
+                          headers=signed_header(account, "grant.list"))
+    assert r.status_code == 200, r.text
+    return list(r.json())
+
+
+async def log_at(gw: GatewayClient, account: Account) -> list[dict[str, Any]]:
+    r = await gw.http.get("/api/v1/audit/holder", params={"account": account.pseudonym},
+                          headers=signed_header(account, "access.log"))
+    assert r.status_code == 200, r.text
+    return list(r.json())
+
+
+def grant_body(account: Account, grantee: str = HOSPITAL) -> dict[str, Any]:
+    return {"account": account.pseudonym, "grant_id": new_id("g"), "grantee_org": grantee,
+            "scope": "education.diploma", "credential_type": "diploma",
+            "expires": int(time.time()) + 3600}
+
+
+async def test_hospital_gateway_carries_a_school_accounts_grants(
+        gw_network: MipNetwork, face_engine: FaceEngine, mip: MipClients,
+        tmp_path: Path) -> None:
+    school_account = await new_account(mip, SCHOOL)
+    async with org_gateways(gw_network, face_engine, tmp_path, (HOSPITAL, SCHOOL)) as gws:
+        hospital, school = gws[HOSPITAL], gws[SCHOOL]
+        assert hospital.state.settings.org == HOSPITAL
+
+        body = grant_body(school_account)
+        signed = school_account.sign("grant.create", body)
+        r = await hospital.http.post("/api/v1/grants", json={"signed_request": signed})
+        assert r.status_code == 201, r.text
+        made = r.json()
+        assert (made["grant_id"], made["status"], made["request"]) == (
+            body["grant_id"], "active", signed)
+
+        # On the ledger, as the School's own gateway reads it; the access log names the
+        # carrier (the Hospital's gateway identity), as it names whoever touched the account.
+        listed = await grants_at(school, school_account)
+        assert [(g["grant_id"], g["live"]) for g in listed] == [(body["grant_id"], True)]
+        assert listed == await grants_at(hospital, school_account)
+        created = [e for e in await log_at(school, school_account)
+                   if e["action"] == "grant.create"]
+        assert [(e["grant_id"], e["org"], e["role"]) for e in created] == [
+            (body["grant_id"], HOSPITAL, "gateway")]
+
+        revoke = school_account.sign("grant.revoke", {"account": school_account.pseudonym,
+                                                      "grant_id": body["grant_id"]})
+        r = await hospital.http.post(f"/api/v1/grants/{body['grant_id']}/revoke",
+                                     json={"signed_request": revoke})
+        assert r.status_code == 200 and r.json()["status"] == "revoked", r.text
+        assert [g["live"] for g in await grants_at(school, school_account)] == [False]
+        assert [e["action"] for e in await log_at(hospital, school_account)
+                if e["grant_id"] == body["grant_id"]] == ["grant.create", "grant.revoke"]
+
+
+async def test_a_carrier_cannot_change_what_it_carries(
+        gw_network: MipNetwork, face_engine: FaceEngine, mip: MipClients,
+        tmp_path: Path) -> None:
+    school_account = await new_account(mip, SCHOOL)
+    other = await new_account(mip, SCHOOL)
+    async with org_gateways(gw_network, face_engine, tmp_path, (HOSPITAL, SCHOOL)) as gws:
+        hospital, school = gws[HOSPITAL], gws[SCHOOL]
+        log_before = await log_at(school, school_account)
+        signed = school_account.sign("grant.create", grant_body(school_account))
+
+        # What a dishonest carrier might try: another grantee, a longer grant, a later
+        # expiry of the request, another account's key passed off as the signer.
+        tampered: list[dict[str, Any]] = []
+        for change in ({"grantee_org": PHARMACY}, {"expires": signed["body"]["expires"] + 60},
+                       {"scope": "education.transcript", "credential_type": "transcript"}):
+            forged = copy.deepcopy(signed)
+            forged["body"].update(change)
+            tampered.append(forged)
+        later = copy.deepcopy(signed)
+        later["expires"] += 30
+        tampered.append(later)
+        resigned = copy.deepcopy(signed)
+        resigned["signer"] = other.sign("grant.create", signed["body"])["signer"]
+        tampered.append(resigned)
+        for forged in tampered:
+            r = await hospital.http.post("/api/v1/grants", json={"signed_request": forged})
+            assert_error(r, 401, "bad_signature")
+        # Nothing landed; the untouched request still does, once.
+        assert await grants_at(school, school_account) == []
+        assert await log_at(school, school_account) == log_before
+        r = await hospital.http.post("/api/v1/grants", json={"signed_request": signed})
+        assert r.status_code == 201, r.text
+        assert_error(await school.http.post("/api/v1/grants", json={"signed_request": signed}),
+                     409, "replay")
+
+        # A revoke signed for one grant cannot be carried for another.
+        revoke = school_account.sign("grant.revoke", {"account": school_account.pseudonym,
+                                                      "grant_id": new_id("g")})
+        assert_error(await hospital.http.post(
+            f"/api/v1/grants/{signed['body']['grant_id']}/revoke",
+            json={"signed_request": revoke}), 422, "request_mismatch")
+        assert [g["live"] for g in await grants_at(school, school_account)] == [True]
