@@ -15,12 +15,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gateway_testkit import GatewayClient, assert_error
+import httpx
+import pytest
+from gateway_testkit import GatewayClient, assert_error, make_settings
 from ledger_kit import HOSPITAL, PHARMACY, SCHOOL, mip, new_account, signed_header
-from mip_testkit import Account, MipClients, MipNetwork, new_id
+from mip_testkit import Account, HolderKey, MipClients, MipNetwork, new_id
 from org_gateways_kit import org_gateways
+from pydantic import ValidationError
 
 from face_engine.engine import FaceEngine
+from gateway.main import create_app
+from gateway.services.holder_requests import encode_header
+from gateway.services.state import build_state
 
 __all__ = ["mip"]
 
@@ -123,3 +129,64 @@ async def test_a_carrier_cannot_change_what_it_carries(
             f"/api/v1/grants/{signed['body']['grant_id']}/revoke",
             json={"signed_request": revoke}), 422, "request_mismatch")
         assert [g["live"] for g in await grants_at(school, school_account)] == [True]
+
+
+def find_header(key: HolderKey, body: dict[str, Any] | None = None, **kwargs: Any
+                ) -> dict[str, str]:
+    return {"X-MIP-Signed-Request": encode_header(
+        key.sign_request("account.find", {} if body is None else body, **kwargs))}
+
+
+async def test_a_wallet_finds_its_accounts_by_key_at_any_orgs_gateway(
+        gw_network: MipNetwork, face_engine: FaceEngine, mip: MipClients,
+        tmp_path: Path) -> None:
+    """The wallet's account list rebuilt from the keys alone (a wiped browser, another org's
+    host): `account.find` signed by a derived key answers the account it speaks for."""
+    school_account = await new_account(mip, SCHOOL)
+    async with org_gateways(gw_network, face_engine, tmp_path, (HOSPITAL, SCHOOL)) as gws:
+        for gw in gws.values():
+            r = await gw.http.get("/api/v1/wallet/accounts",
+                                  headers=find_header(school_account.key))
+            assert r.status_code == 200, r.text
+            found = r.json()
+            assert (found["pseudonym"], found["institution"], found["status"]) == (
+                school_account.pseudonym, SCHOOL, "open")
+            assert "public_key" not in found and "face_commitment" not in found
+        hospital = gws[HOSPITAL]
+        url = "/api/v1/wallet/accounts"
+        # A key that speaks for no account; a body other than {}; another action; no header.
+        assert_error(await hospital.http.get(url, headers=find_header(HolderKey.generate())),
+                     404, "not_found")
+        assert_error(await hospital.http.get(url, headers=find_header(
+            school_account.key, {"account": school_account.pseudonym})), 422, "invalid_request")
+        assert_error(await hospital.http.get(url, headers={
+            "X-MIP-Signed-Request": encode_header(school_account.sign(
+                "account.view", {"account": school_account.pseudonym}))}), 422, "wrong_action")
+        assert_error(await hospital.http.get(url), 401, "signed_request_required")
+        # Someone holding only the public key cannot ask: the signature must be the key's.
+        forged = HolderKey.generate().sign_request("account.find", {})
+        forged["signer"] = school_account.key.public
+        assert_error(await hospital.http.get(url, headers={
+            "X-MIP-Signed-Request": encode_header(forged)}), 401, "bad_signature")
+        expired = school_account.key.sign_request("account.find", {}, ttl=-5)
+        assert_error(await hospital.http.get(url, headers={
+            "X-MIP-Signed-Request": encode_header(expired)}), 410, "expired")
+
+
+async def test_wallet_config_names_the_shared_relying_party(
+        gw_network: MipNetwork, tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "gw", gw_network.connection, org=SCHOOL,
+                             wallet_rp_id="mip.example")
+    state = build_state(settings)
+    app = create_app(state=state)
+    app.state.mip = state
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://school.mip.example") as http:
+        r = await http.get("/api/v1/wallet/config")
+    await state.close()
+    assert r.json() == {"rp_id": "mip.example", "org": SCHOOL}
+    assert make_settings(tmp_path / "gw2", gw_network.connection).wallet_rp_id is None
+    for bad in ("Mip.Example", "mip.example:8443", "https://mip.example", "", "-mip.example",
+                "mip..example"):
+        with pytest.raises(ValidationError, match="wallet_rp_id"):
+            make_settings(tmp_path / "gw3", gw_network.connection, wallet_rp_id=bad)
