@@ -10,6 +10,7 @@ account's institution's carrier identity, which it does not hold).
 
 from __future__ import annotations
 
+import base64
 import copy
 import time
 from pathlib import Path
@@ -18,14 +19,17 @@ from typing import Any
 import httpx
 import pytest
 from gateway_testkit import GatewayClient, assert_error, make_settings
-from ledger_kit import HOSPITAL, PHARMACY, SCHOOL, mip, new_account, signed_header
+from ledger_kit import HOSPITAL, PHARMACY, SCHOOL, issue, mip, new_account, signed_header
 from mip_testkit import Account, HolderKey, MipClients, MipNetwork, new_id
 from org_gateways_kit import org_gateways
 from pydantic import ValidationError
 
 from face_engine.engine import FaceEngine
+from face_engine.portrait import read_header
 from gateway.main import create_app
+from gateway.services.faces import face_service
 from gateway.services.holder_requests import encode_header
+from gateway.services.portrait_keys import portrait_keys
 from gateway.services.state import build_state
 
 __all__ = ["mip"]
@@ -190,3 +194,63 @@ async def test_wallet_config_names_the_shared_relying_party(
                 "mip..example"):
         with pytest.raises(ValidationError, match="wallet_rp_id"):
             make_settings(tmp_path / "gw3", gw_network.connection, wallet_rp_id=bad)
+
+
+async def test_a_pickup_portrait_is_relayed_to_the_accounts_institution(
+        gw_network: MipNetwork, face_engine: FaceEngine, mip: MipClients,
+        tmp_path: Path) -> None:
+    """The wallet served by the School's gateway approves a pickup for a Hospital account:
+    the School's gateway relays the holder's `grant.portrait` to the Hospital's gateway over
+    the peer channel (the reference and the portrait keys stay there), then carries the grant
+    the holder signs with the portrait's commitment. Only a member gateway may ask there."""
+    async with org_gateways(gw_network, face_engine, tmp_path) as gws:
+        hospital, school, pharmacy = gws[HOSPITAL], gws[SCHOOL], gws[PHARMACY]
+        for gw, org in ((hospital, HOSPITAL), (pharmacy, PHARMACY)):
+            r = await gw.http.post("/api/v1/admin/portrait-keys", headers=gw.staff(org, "admin"))
+            assert r.status_code == 200, r.text
+        account = await new_account(mip, face=(hospital, "grace_hopper"))
+        rx = (await issue(hospital, account, "prescription"))["credential_id"]
+        terms = {"account": account.pseudonym, "grant_id": new_id("g"), "grantee_org": PHARMACY,
+                 "scope": "medical.prescription", "credential_id": rx,
+                 "expires": int(time.time()) + 3600}
+        ask = account.sign("grant.portrait", terms)
+
+        # Altered on the way in: refused at the School's gateway, nothing relayed.
+        altered = copy.deepcopy(ask)
+        altered["body"]["grantee_org"] = SCHOOL
+        assert_error(await school.http.post("/api/v1/grants/portraits",
+                                            json={"signed_request": altered}),
+                     401, "bad_signature")
+        # The custody route answers member gateways only (signed by their service identity).
+        assert_error(await hospital.http.post("/api/v1/custody/portraits",
+                                              json={"signed_request": ask}),
+                     401, "peer_unauthenticated")
+
+        r = await school.http.post("/api/v1/grants/portraits", json={"signed_request": ask})
+        assert r.status_code == 200, r.text
+        prepared = r.json()
+        commitment = prepared["portrait_commitment"]
+        assert prepared["grant_body"] == {**terms, "portrait_commitment": commitment}
+        sealed = base64.b64decode(prepared["portrait"])
+        header = read_header(sealed)
+        assert (header.recipient_org, header.account, header.grant_id) == (
+            PHARMACY, account.pseudonym, terms["grant_id"])
+        # Sealed to the Pharmacy (which opens it), signed by the Hospital: the School's
+        # gateway holds neither the reference nor any key that made it.
+        opened = portrait_keys(pharmacy.state, PHARMACY).recipient().open(sealed)
+        assert opened.statement.commitment == commitment
+        assert face_service(school.state).reference(account.pseudonym, HOSPITAL) is None
+
+        r = await school.http.post("/api/v1/grants", json={"signed_request": account.sign(
+            "grant.create", prepared["grant_body"])})
+        assert r.status_code == 201, r.text
+        assert r.json()["portrait_commitment"] == commitment
+        # Where the account's institution makes no portrait (the School registered no portrait
+        # keys), its typed refusal comes back through the relay as it is (the wallet then
+        # signs the plain terms).
+        school_account = await new_account(mip, SCHOOL)
+        other = school_account.sign("grant.portrait", {**terms, "account":
+                                                       school_account.pseudonym})
+        assert_error(await pharmacy.http.post("/api/v1/grants/portraits",
+                                              json={"signed_request": other}),
+                     409, "no_portrait")
