@@ -43,6 +43,7 @@ from chaincode.mip.holder_auth import (
     tx_unix_time,
     unb64,
     verify_holder_request,
+    verify_read_request,
 )
 from chaincode.mip.key_index import account_key_index, key_in_use, retire_key
 from chaincode.mip.key_moves import verify_key_move
@@ -321,6 +322,22 @@ class AccountContract(Contract):
         if caller(ctx).msp_id not in MEMBER_ORGS:
             raise AccessDenied("only member organisations read accounts")
         return await load_account(ctx, pseudonym)
+
+    @transaction(read_only=True)
+    async def FindByKey(self, ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
+        """The account a key speaks for, for a holder-signed ("account.find", body {}) request
+        by that key: a wallet that re-derives its keys from its passkey (another browser,
+        another org's gateway, a wiped device) finds its pseudonyms again through the
+        `mip.accountkey` index (NotFound where the key speaks for none). Only the key's
+        holder can ask, so the gateway that carries it shows an account to no one else."""
+        require_staff(ctx, HOLDER_CARRIERS)
+        holder = verify_read_request(ctx, request, "account.find")
+        if holder.body != {}:
+            raise InvalidRequest("find body must be empty ({})")
+        pseudonym = await ctx.stub.get_state(account_key_index(holder.signer))
+        if pseudonym is None:
+            raise NotFound("this key speaks for no account")
+        return await load_account(ctx, pseudonym.decode())
 
     @transaction()
     async def Reprove(

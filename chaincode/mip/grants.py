@@ -28,18 +28,17 @@ from chaincode.mip.errors import (
     AccessDenied,
     BadSignature,
     Conflict,
-    Expired,
     InvalidRequest,
     NotFound,
     PreconditionFailed,
 )
 from chaincode.mip.holder_auth import (
-    MAX_REQUEST_TTL_S,
     HolderRequest,
     parse_request,
     tx_unix_time,
     unb64,
     verify_holder_request,
+    verify_read_request,
 )
 from chaincode.mip.passports import HOLDER_CARRIERS
 from chaincode.mip.portraits import check_portrait_commitment
@@ -70,29 +69,10 @@ def body_account(raw: Any) -> str:
 
 
 def verify_holder_read(ctx: Context, raw: Any, action: str, account: Account) -> HolderRequest:
-    """Check a holder request for a read-only transaction without recording its nonce.
-
-    An evaluate is never ordered, so a nonce "recorded" there would be discarded anyway. This
-    is safe for reads because a replayed read request changes nothing and returns only what
-    the holder already consented to show to whoever carries that request, and only until its
-    expiry (at most MAX_REQUEST_TTL_S). The expiry is checked against the transaction
-    timestamp and this peer's own clock: an evaluate's timestamp is chosen by the client and
-    nothing has to agree across peers, so the local clock is the honest one here.
-    """
-    request = parse_request(raw)
-    if request.action != action:
-        raise InvalidRequest(f"request is for {request.action!r}, not {action!r}")
-    if request.channel != ctx.stub.channel_id:
-        raise InvalidRequest("request was signed for another channel")
-    if request.signer != account.public_key:
-        raise BadSignature("request is not signed by the key on record")
-    now = max(tx_unix_time(ctx), int(time.time()))
-    if request.expires < now:
-        raise Expired("holder request has expired")
-    if request.expires > now + MAX_REQUEST_TTL_S:
-        raise InvalidRequest(f"holder request may be valid for at most {MAX_REQUEST_TTL_S} s")
-    check_signature(request)
-    return request
+    """Check a holder request for a read-only transaction signed by the account's key on
+    record, without recording its nonce (holder_auth.verify_read_request says why that is
+    safe for reads)."""
+    return verify_read_request(ctx, raw, action, expected_signer=account.public_key)
 
 
 def check_signature(request: HolderRequest) -> None:

@@ -142,6 +142,38 @@ def tx_unix_time(ctx: Context) -> int:
     return stamp
 
 
+def verify_read_request(ctx: Context, raw: Any, action: str, *,
+                        expected_signer: bytes | None = None) -> HolderRequest:
+    """Check a holder request for a read-only transaction without recording its nonce.
+
+    An evaluate is never ordered, so a nonce "recorded" there would be discarded anyway. This
+    is safe for reads because a replayed read request changes nothing and returns only what
+    the holder already consented to show to whoever carries that request, and only until its
+    expiry (at most MAX_REQUEST_TTL_S). The expiry is checked against the transaction
+    timestamp and this peer's own clock: an evaluate's timestamp is chosen by the client and
+    nothing has to agree across peers, so the local clock is the honest one here.
+    `expected_signer` pins the key as in `verify_holder_request`.
+    """
+    request = parse_request(raw)
+    if request.action != action:
+        raise InvalidRequest(f"request is for {request.action!r}, not {action!r}")
+    if request.channel != ctx.stub.channel_id:
+        raise InvalidRequest("request was signed for another channel")
+    if expected_signer is not None and request.signer != expected_signer:
+        raise BadSignature("request is not signed by the key on record")
+    now = max(tx_unix_time(ctx), int(time.time()))
+    if request.expires < now:
+        raise Expired("holder request has expired")
+    if request.expires > now + MAX_REQUEST_TTL_S:
+        raise InvalidRequest(f"holder request may be valid for at most {MAX_REQUEST_TTL_S} s")
+    try:
+        Ed25519PublicKey.from_public_bytes(request.signer).verify(
+            request.signature, request.signed_bytes())
+    except InvalidSignature as exc:
+        raise BadSignature("holder signature does not verify") from exc
+    return request
+
+
 async def verify_holder_request(
     ctx: Context,
     raw: Any,

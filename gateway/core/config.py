@@ -14,6 +14,7 @@ fresh `var/gateway` with fresh secrets wherever a command happened to run.)
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,6 +35,9 @@ DEFAULT_PKCS11_MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
 # What the gateway keeps in its data_dir: they belong together (gateway/core/secrets.py).
 DB_FILE = "gateway.sqlite"
 SECRETS_FILE = "secrets.json"
+# A WebAuthn relying party id: a host name (dot-separated LDH labels, lower case, no port).
+_DOMAIN = re.compile(r"(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+                     r"(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*")
 
 
 def mip_home() -> Path:
@@ -158,6 +162,13 @@ class Settings(BaseSettings):
     # The other orgs' gateways' TLS certificates (or their CA), PEM, for this gateway's own
     # calls to them (custody relay, password helper, screening); unset: the system's roots.
     peer_ca_file: Path | None = None
+    # The holder wallet's WebAuthn relying party id (/wallet/). None: the page's own host, so
+    # a passkey made at this gateway's host works at this host only. The consortium's shared
+    # domain (e.g. "mip.example" for gateways at hospital.mip.example, school.mip.example,
+    # ...) makes one passkey, hence one PRF-derived master secret and the same keys, work at
+    # every member org's gateway (docs/gateway.md "One wallet at every org's gateway"). The
+    # browser accepts it only on hosts that are that domain or under it.
+    wallet_rp_id: str | None = None
 
     @field_validator("org")
     @classmethod
@@ -175,6 +186,16 @@ class Settings(BaseSettings):
             if not url.startswith(("https://", "http://")):
                 raise ValueError(f"org_gateways.{org}: a http(s) base URL, not {url!r}")
         return {org: url.rstrip("/") for org, url in value.items()}
+
+    @field_validator("wallet_rp_id")
+    @classmethod
+    def _rp_id(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not _DOMAIN.fullmatch(value):
+            raise ValueError(f"wallet_rp_id: a lower-case domain name (e.g. mip.example), not "
+                             f"{value!r}")
+        return value
 
     @field_validator("data_dir", "connection", "pkcs11_module")
     @classmethod

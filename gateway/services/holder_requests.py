@@ -5,6 +5,14 @@ A holder who keeps their own keys signs the canonical request
 on their device and sends it whole; the gateway checks only its shape and that it asks for
 the action and the account the route is about (the contract verifies signature, channel,
 expiry and nonce on every endorser), then carries it with its own `gateway` identity.
+
+Carry-only across orgs: a per-org gateway carries such a request for an account at ANY
+member org, with its own org's `gateway` identity (`carrier_for`). The contract's holder
+routes accept a carrier of any member org (`HOLDER_CARRIERS`) and pin the signer to the
+account's key on record, so the carrier can neither forge nor alter what it carries (any
+change breaks the signature; a replay hits the nonce record). Nothing of the carrying org's
+own keys or people is used: only its carrier identity, whose endorsement weighs nothing
+the policy does not already count (docs/gateway.md, "One wallet at every org's gateway").
 """
 
 from __future__ import annotations
@@ -62,9 +70,12 @@ def encode_header(signed: dict[str, Any]) -> str:
 
 
 async def carrier_for(state: AppState, account: str) -> Contract:
-    """The gateway identity of the account's institution (404 for an unknown account)."""
+    """The identity that carries a holder-signed request for `account` (404 for an unknown
+    account): this gateway's own org's `gateway` identity on a per-org gateway, whatever the
+    account's institution (carry-only: the holder's signature decides, see above); the
+    account's institution's on an all-orgs gateway."""
     record = await account_record(state, account)
-    return state.ledger.carrier(str(record["institution"]))
+    return state.ledger.carrier(state.settings.org or str(record["institution"]))
 
 
 def request_arg(signed: dict[str, Any]) -> str:

@@ -19,7 +19,14 @@ the ledger is 409 `face_reference_mismatch`, as everywhere.
 Self-custody holders ask first (`prepare`, a `grant.portrait` request they signed with the
 account key, checked here against the key on the ledger: the gateway builds a portrait only
 for the account's holder, so no one else, the recipient included, can have a portrait of an
-account made), then sign `grant.create` with the commitment themselves.
+account made), then sign `grant.create` with the commitment themselves. At another member
+org's gateway (the wallet served there), `prepare` relays the holder's signed request unchanged
+to the account's institution's gateway over the peer channel (`POST /custody/portraits`,
+signed by this gateway's service identity), which makes the portrait as above: the reference
+and the portrait keys never leave the institution. The relaying gateway sees a portrait sealed
+to the grantee and a commitment the grant puts on the ledger anyway; it cannot make one
+itself (the statement is signed by the institution's portrait key, bound to account, grant
+and recipient), only drop it, as any carrier can drop a request.
 """
 
 from __future__ import annotations
@@ -35,8 +42,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from chaincode.protocol.holder_requests import MAX_REQUEST_TTL_S, signing_payload
 from face_engine.portrait import MAX_PORTRAIT_TTL_S, seal
-from gateway.core.errors import Conflict, Gone, InvalidRequest, NotFound, Unauthenticated
+from gateway.core.errors import (
+    ApiError,
+    Conflict,
+    Gone,
+    InvalidRequest,
+    NotFound,
+    Unauthenticated,
+)
 
+from .custody_client import custody_client
 from .faces import face_service
 from .holder_requests import check_signed
 from .ledger_reads import account_record, public_reader
@@ -137,10 +152,12 @@ def _check_holder_signature(signed: dict[str, Any], public_key: bytes, channel: 
                               code="bad_signature") from None
 
 
-async def prepare(state: AppState, signed: dict[str, Any]) -> dict[str, Any]:
+async def prepare(state: AppState, signed: dict[str, Any], *, relay: bool = True
+                  ) -> dict[str, Any]:
     """For a holder who signs on their own device: the portrait for the grant terms in a
     `grant.portrait` request they signed, and the `grant.create` body to sign with its
-    commitment. 409 `no_portrait` where none is made."""
+    commitment. 409 `no_portrait` where none is made. For another org's account, relayed to
+    that org's gateway (`relay`; False for a request that was itself relayed here)."""
     check_signed(signed, PREPARE_ACTION)
     body = signed["body"]
     missing = [name for name in _TERMS if name not in body]
@@ -157,9 +174,32 @@ async def prepare(state: AppState, signed: dict[str, Any]) -> dict[str, Any]:
         raise Conflict("the account has no usable key on the ledger",
                        code="ledger_answer") from None
     _check_holder_signature(signed, public_key, state.settings.channel)
+    institution = str(record.get("institution"))
+    if state.settings.org is not None and institution != state.settings.org:
+        if not relay:
+            raise Conflict("this gateway is not the account's institution's",
+                           code="no_portrait")
+        return await _relayed(state, institution, signed)
     issued = await portrait_for_grant(state, body)
     if issued is None:
         raise Conflict("no portrait can be made for this grant here (scope, keys, or this "
                        "gateway holds no reference of the account)", code="no_portrait")
     return {"portrait": issued.sealed_b64, "portrait_commitment": issued.commitment,
             "grant_body": {**body, "portrait_commitment": issued.commitment}}
+
+
+async def _relayed(state: AppState, institution: str, signed: dict[str, Any]
+                   ) -> dict[str, Any]:
+    """`prepare` at the account's institution's gateway, for the same signed request; its
+    answer is checked to be a portrait for exactly these terms (the typed refusals, such as
+    409 `no_portrait`, come back as they are)."""
+    answer = await custody_client(state).call(institution, "/portraits",
+                                              {"signed_request": signed})
+    body = signed["body"]
+    commitment = answer.get("portrait_commitment") if isinstance(answer, dict) else None
+    if (not isinstance(commitment, str) or not isinstance(answer.get("portrait"), str)
+            or answer.get("grant_body") != {**body, "portrait_commitment": commitment}):
+        raise ApiError(f"{institution}'s gateway answered a portrait for other terms",
+                       code="custodian_mismatch", status=502)
+    return {"portrait": answer["portrait"], "portrait_commitment": commitment,
+            "grant_body": answer["grant_body"]}

@@ -4,6 +4,9 @@ Every read here is authorised by a holder request signed on the device, never by
 alone (an id is not a secret: it is on the ledger and in every record that names it):
 
 - `account.view` {account}: signed by the account's key on the ledger.
+- `account.find` {}: signed by a key the device derived; the contract (`Account:FindByKey`)
+  checks the signature and answers the account that key speaks for (its `mip.accountkey`
+  index), so a wallet rebuilds its account list from its passkey alone.
 - `passport.view` {passport_id, link?}: signed by the device's passport key. That key is the
   passport's own where the passport was registered with it; for a desk-enrolled holder (the
   vault holds the ledger's passport key) the body carries `link`, a `passport.link_device`
@@ -24,6 +27,7 @@ only to the holder.
 from __future__ import annotations
 
 import base64
+import json
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +47,8 @@ if TYPE_CHECKING:
 
 PASSPORT_VIEW = "passport.view"
 ACCOUNT_VIEW = "account.view"
+ACCOUNT_FIND = "account.find"
+_SHOWN = ("pseudonym", "institution", "status", "kyc_level", "opened", "closed")
 DEVICE_LINK = "passport.link_device"
 # A link is kept by the wallet (encrypted on the device) and used for every passport read:
 # a year, after which the holder links again at a desk. It opens nothing without the device.
@@ -105,8 +111,18 @@ async def account_view(state: AppState, signed: dict[str, Any], pseudonym: str
     if signer != _key_of(record):
         raise Unauthenticated("the request is not signed by the account's key on the ledger",
                               code="bad_signature")
-    shown = ("pseudonym", "institution", "status", "kyc_level", "opened", "closed")
-    return {name: record[name] for name in shown if name in record}
+    return {name: record[name] for name in _SHOWN if name in record}
+
+
+async def account_find(state: AppState, signed: dict[str, Any]) -> dict[str, Any]:
+    """The account the signing key speaks for (404 `not_found` where none), for a signed
+    `account.find` {}: the contract verifies the signature and reads the key index."""
+    check_signed(signed, ACCOUNT_FIND)
+    if signed["body"] != {}:
+        raise InvalidRequest("an account find's body is {}")
+    record = json_object(await public_reader(state).evaluate(
+        "Account:FindByKey", [json.dumps(signed, separators=(",", ":"))]))
+    return {name: record[name] for name in _SHOWN if name in record}
 
 
 async def passport_record(state: AppState, passport_id: str) -> dict[str, Any]:

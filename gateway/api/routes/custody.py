@@ -19,6 +19,9 @@ handles travel in the body (never in a path an access log keeps).
   `POST /custody/sessions/profile/records` {handle, kind, source (the caller), data,
   metadata} -> a record added to the holder's profile here (write-only for the caller).
 - `POST /custody/sessions/end` {handle} -> 204.
+- `POST /custody/portraits` {signed_request: the holder's `grant.portrait`} -> the portrait
+  for an account of this org, relayed by the gateway whose wallet page the holder uses
+  (services/portrait_issue.py; no session: the holder's signature authorises it).
 
 Guardian recovery of a holder enrolled here, run at the caller's desk
 (services/recovery_relay.py):
@@ -69,11 +72,13 @@ from gateway.api.models.custody import (
     SignIn,
     SyncAccountIn,
 )
+from gateway.api.models.grants import PreparedPortrait, PreparePortraitRequest
 from gateway.api.models.profile import ProfileRecordOut
 from gateway.api.routes.profile import _store as profile_store
 from gateway.core.errors import InvalidRequest
 from gateway.holder import keys
 from gateway.profile.errors import InvalidRecord
+from gateway.services import portrait_issue
 from gateway.services.custody import (
     NotCallerInstitution,
     custody_service,
@@ -135,6 +140,15 @@ async def passport_sign(body: PassportSignIn, state: StateDep, caller: CallerDep
     service = custody_service(state)
     session = service.session(caller, body.handle)
     return SignedOut(request=service.passport_sign(session, body.action, body.body))
+
+
+@router.post("/portraits", response_model=PreparedPortrait)
+async def relayed_portrait(body: PreparePortraitRequest, state: StateDep,
+                           caller: CallerDep) -> PreparedPortrait:
+    """A holder's `grant.portrait` another member org's gateway relays for an account of this
+    org: made here as for the holder's own request to this gateway (never relayed again)."""
+    return PreparedPortrait(**await portrait_issue.prepare(
+        state, body.signed_request.envelope(), relay=False))
 
 
 @router.post("/sessions/end", status_code=204)

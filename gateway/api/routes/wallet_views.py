@@ -5,6 +5,10 @@ holder's device (services/wallet_views.py), and the desk's link of a device to a
   `X-MIP-Signed-Request` -> the passport's status, KYC level, provisional or not, guardians.
 - `GET /wallet/accounts/{pseudonym}` with a signed `account.view` {account} -> the account's
   ledger record (institution, status, KYC level proven at opening).
+- `GET /wallet/accounts` with a signed `account.find` {} -> the account the signing key
+  speaks for (404 where none): the wallet rebuilds its account list from its passkey.
+- `GET /wallet/config` -> the page's settings: the WebAuthn relying party id to use
+  (`wallet_rp_id`; null: the page's own host) and this gateway's org.
 - `POST /wallet/passport-link` {device_key} (level-2 holder session at the desk of the
   holder's enrolling org) -> the `passport.link_device` request the wallet keeps.
 """
@@ -45,6 +49,21 @@ async def view_passport(state: StateDep, request: Request) -> dict[str, Any]:
     screening), guardians. Signed `passport.view` by the device's passport key (with the
     desk's device link for a desk-enrolled holder)."""
     return await service.passport_view(state, _signed(request))
+
+
+@router.get("/wallet/config", response_model=dict[str, Any])
+async def wallet_config(state: StateDep) -> dict[str, Any]:
+    """What the wallet page needs before its passkey is used: the relying party id shared by
+    the consortium's gateways (null: the page's own host) and this gateway's org (null on
+    an all-orgs gateway)."""
+    return {"rp_id": state.settings.wallet_rp_id, "org": state.settings.org}
+
+
+@router.get("/wallet/accounts", response_model=dict[str, Any])
+async def find_account(state: StateDep, request: Request) -> dict[str, Any]:
+    """The account a device key speaks for, for a signed `account.find` {} by that key (404
+    `not_found` where none)."""
+    return await service.account_find(state, _signed(request))
 
 
 @router.get("/wallet/accounts/{pseudonym}", response_model=dict[str, Any])

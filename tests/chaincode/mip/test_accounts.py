@@ -308,3 +308,41 @@ async def test_passport_revocation_reaches_its_accounts(mip: MipClients) -> None
     # revoked holder a proof keeps that account alive; nothing ties an account to one
     # credential without linking accounts to each other.
     await reprove(honest_holder, revoked_account)
+
+
+async def test_find_by_key_answers_the_keys_holder_only(mip: MipClients, holder: Holder) -> None:
+    """`Account:FindByKey`: the account a key speaks for, for a request signed by that key
+    (any member org's carrier); nothing for an unknown or moved-away key, or a request
+    signed by another key under this key's name."""
+    account = await open_account(mip, holder, "SchoolMSP")
+    carrier = await mip.client("PharmacyMSP", "gateway")  # an org that is not the account's
+
+    async def find(request: dict[str, object]) -> dict[str, object]:
+        return dict(json.loads(await carrier.evaluate("Account:FindByKey",
+                                                      [request_arg(request)])))
+
+    found = await find(account.sign("account.find", {}))
+    assert (found["pseudonym"], found["institution"]) == (account.pseudonym, "SchoolMSP")
+    async with expect_error("not_found"):
+        await find(HolderKey.generate().sign_request("account.find", {}))
+    async with expect_error("invalid_request"):
+        await find(account.sign("account.find", {"account": account.pseudonym}))
+    async with expect_error("invalid_request"):
+        await find(account.sign("account.view", {}))
+    forged = HolderKey.generate().sign_request("account.find", {})
+    forged["signer"] = account.key.public
+    async with expect_error("bad_signature"):
+        await find(forged)
+    async with expect_error("expired"):
+        await find(account.sign("account.find", {}, ttl=-5))
+
+    # After a move to a new key the old key finds nothing and the new one the same account.
+    device = HolderKey.generate()
+    body = {"pseudonym": account.pseudonym, "new_public_key": device.public}
+    await carrier.submit("Account:RotateKey", [
+        account.pseudonym, request_arg(account.sign("account.rotate", body)),
+        request_arg(device.sign_request("account.rotate", body))])
+    async with expect_error("not_found"):
+        await find(account.sign("account.find", {}))
+    assert (await find(device.sign_request("account.find", {})))["pseudonym"] == \
+        account.pseudonym

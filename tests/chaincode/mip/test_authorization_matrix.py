@@ -338,6 +338,13 @@ async def _account_get(env: Env) -> tuple[frozenset[Cell], Maker]:
     return ANYONE, constant(Call("Account:Get", [account.pseudonym], evaluate=True))
 
 
+@row("Account:FindByKey")
+async def _account_find_by_key(env: Env) -> tuple[frozenset[Cell], Maker]:
+    account = await env.account()
+    request = account.sign("account.find", {})
+    return CARRIERS, constant(Call("Account:FindByKey", [request_arg(request)], evaluate=True))
+
+
 @row("Account:Close")
 async def _account_close(env: Env) -> tuple[frozenset[Cell], Maker]:
     holder = await env.holder()

@@ -3,7 +3,11 @@
  * access log). Stored in localStorage: the passkey's credential id and the accounts'
  * pseudonyms, institutions and derivation indexes (nothing that opens or signs anything);
  * wallet_views.js keeps its own records sealed under a key derived from the passkey.
- * The master secret and keys live in this page's memory until it is closed or locked. */
+ * The master secret and keys live in this page's memory until it is closed or locked.
+ * The passkey's relying party id is the gateway's `wallet_rp_id` (GET /wallet/config): the
+ * consortium's shared domain makes the same passkey, hence the same keys, work at every
+ * member org's gateway; at each unlock the page finds its accounts on the ledger by their
+ * keys (`account.find`), so a host or browser that never saw them lists them too. */
 "use strict";
 
 (() => {
@@ -12,6 +16,10 @@
   const STORE_CREDENTIAL = "mip.wallet.credential";
   const STORE_ACCOUNTS = "mip.wallet.accounts";
   const WEBAUTHN_TIMEOUT_MS = 60000;
+  // The member orgs whose accounts the page looks for, and how many unknown indexes in a row
+  // end the search at one org (an index signed for a desk that never opened it is a gap).
+  const INSTITUTIONS = ["HospitalMSP", "SchoolMSP", "PharmacyMSP"];
+  const FIND_GAP = 3;
   const TYPE_OF_SCOPE = {
     "medical.prescription": "prescription", "medical.record": "record",
     "education.diploma": "diploma", "education.transcript": "transcript",
@@ -42,6 +50,11 @@
   };
 
   let master = null; // Uint8Array, in memory only
+  let rpId = null; // the gateway's wallet_rp_id (null: this page's host)
+  let configReady = Promise.resolve(false); // settles once GET /wallet/config answered
+  // Settles once this unlock's search for accounts on the ledger ended: a new account's index
+  // is chosen after it, so it cannot be one the search is about to find.
+  let accountsFound = Promise.resolve();
   const byId = (id) => document.getElementById(id);
 
   function accounts() {
@@ -51,6 +64,13 @@
     } catch (_) {
       return [];
     }
+  }
+
+  /** The next unused derivation index at `institution` (one past the highest in `list`:
+   * a found list may have gaps, and an index is never used twice). */
+  function nextIndex(list, institution) {
+    return list.filter((a) => a.institution === institution)
+      .reduce((next, a) => Math.max(next, a.index + 1), 0);
   }
 
   function status(text) {
@@ -107,9 +127,20 @@
       ? new Uint8Array(ext.prf.results.first) : null;
   }
 
+  /** The gateway's wallet settings; false where they could not be read (then no passkey is
+   * made: one made for the wrong relying party would give other keys). */
+  async function loadConfig() {
+    const r = await call("GET", "/wallet/config");
+    if (!r.ok || !r.data) return false;
+    rpId = typeof r.data.rp_id === "string" ? r.data.rp_id : null;
+    return true;
+  }
+
   async function prfFromGet() {
+    if (!await configReady) throw new Error("the gateway's wallet settings are unreadable");
     const stored = localStorage.getItem(STORE_CREDENTIAL);
     const credential = await bounded(navigator.credentials.get({ publicKey: {
+      ...(rpId ? { rpId } : {}),
       challenge: crypto.getRandomValues(new Uint8Array(32)),
       allowCredentials: stored ? [{ type: "public-key", id: K.unb64url(stored) }] : [],
       userVerification: "required", timeout: WEBAUTHN_TIMEOUT_MS,
@@ -120,10 +151,14 @@
 
   async function createPasskey() {
     clearError();
+    if (!await configReady) {
+      fail("network", "the gateway's wallet settings are unreadable");
+      return;
+    }
     let credential;
     try {
       credential = await bounded(navigator.credentials.create({ publicKey: {
-        rp: { name: "MIP passport wallet" },
+        rp: { name: "MIP passport wallet", ...(rpId ? { id: rpId } : {}) },
         user: { id: crypto.getRandomValues(new Uint8Array(16)), name: "MIP passport",
                 displayName: "MIP passport" },
         // Only this page uses the passkey (as a PRF source): no server checks the challenge.
@@ -176,6 +211,9 @@
       byId(id).hidden = false;
     }
     renderAccounts();
+    status("Unlocked: looking for your accounts on the ledger…");
+    accountsFound = findAccounts();
+    await accountsFound;
     status("Unlocked: your keys are ready on this device.");
     if (accounts().length) await refresh();
     // The views (wallet_views.js: passport, credentials, pickup, export) get what they sign
@@ -184,6 +222,36 @@
       passport, keyFor, accounts, renderAccounts, call, fail, clearError, status, refresh,
       storeKey: await K.storeKey(master),
     }) }));
+  }
+
+  /** Each member org's account keys, index 0, 1, ..., looked up on the ledger (`account.find`
+   * signed by the key) until FIND_GAP in a row are unknown; found accounts join the list. */
+  async function findAccounts() {
+    const found = [];
+    for (const institution of INSTITUTIONS) {
+      let misses = 0;
+      for (let index = 0; misses < FIND_GAP; index += 1) {
+        const key = await K.accountKey(master, institution, index);
+        const r = await call("GET", "/wallet/accounts",
+                             { signedHeader: await K.signRequest(key, "account.find", {}) });
+        if (!r.ok) {
+          if (r.code !== "not_found") return fail(r.code, r.message);
+          misses += 1;
+          continue;
+        }
+        misses = 0;
+        if (r.data.institution === institution) {
+          found.push({ pseudonym: r.data.pseudonym, institution, index });
+        }
+      }
+    }
+    // Merged into the list as it is now (the holder may have signed terms meanwhile).
+    const list = accounts();
+    const fresh = found.filter((f) => !list.some((a) => a.pseudonym === f.pseudonym));
+    if (!fresh.length) return;
+    localStorage.setItem(STORE_ACCOUNTS, JSON.stringify([...list, ...fresh]));
+    renderAccounts();
+    document.dispatchEvent(new CustomEvent("mip-wallet-accounts"));
   }
 
   function renderAccounts() {
@@ -222,8 +290,9 @@
       fail("terms_unreadable");
       return;
     }
+    await accountsFound;
     const list = accounts().filter((a) => a.pseudonym !== terms.pseudonym);
-    const index = list.filter((a) => a.institution === terms.institution).length;
+    const index = nextIndex(list, terms.institution);
     const key = await K.accountKey(master, terms.institution, index);
     const signed = await K.signRequest(key, "account.open", terms);
     list.push({ pseudonym: terms.pseudonym, institution: terms.institution, index });
@@ -325,7 +394,8 @@
   // What wallet_move.js (moving desk keys here) and wallet_rotation.js (guardian rotation)
   // use of this page's state.
   window.MipWalletSession = Object.freeze({
-    master: () => master, accounts, renderAccounts, status, fail, clearError, call,
+    master: () => master, accounts, renderAccounts, status, fail, clearError, call, nextIndex,
+    accountsFound: () => accountsFound,
     saveAccounts: (list) => localStorage.setItem(STORE_ACCOUNTS, JSON.stringify(list)),
   });
 
@@ -333,6 +403,7 @@
     if (!window.PublicKeyCredential || !window.crypto || !window.crypto.subtle) {
       fail("prf_unsupported", "this browser has no WebAuthn or WebCrypto here (HTTPS needed)");
     }
+    configReady = loadConfig();
     byId("create-passkey").addEventListener("click", createPasskey);
     byId("unlock").addEventListener("click", unlock);
     byId("pair-form").addEventListener("submit", signTerms);

@@ -39,8 +39,9 @@
     if (!master) return;
     let signed;
     if (terms.move === "account") {
+      await W.accountsFound();
       const list = W.accounts().filter((a) => a.pseudonym !== terms.pseudonym);
-      const index = list.filter((a) => a.institution === terms.institution).length;
+      const index = W.nextIndex(list, terms.institution);
       const key = await K.accountKey(master, terms.institution, index);
       signed = await K.signRequest(key, "account.rotate",
                                    { pseudonym: terms.pseudonym, new_public_key: key.publicB64 });
