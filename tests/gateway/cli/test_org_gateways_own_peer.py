@@ -176,6 +176,11 @@ def test_cross_org_story_each_gateway_on_its_own_peer(
             assert [o for o in orgs_raw if orgs_raw[o].get("users")] == [org]
             assert "mip-gateway" in orgs_raw[org]["users"]
             assert load_settings(env.org_configs[org]).connection == own
+            # Its Fabric folder holds its own org's crypto only (its CAs, the identities it
+            # minted), none of another org's.
+            domain = f"/{org.removesuffix('MSP').lower()}."
+            held = [p for p in (own.parent / "organizations").rglob("*") if p.is_file()]
+            assert held and all(domain in str(p) for p in held), (org, held)
         story = Story(env, camera, lambda line: None)
         try:
             for name, step in (
