@@ -13,7 +13,11 @@ Two arrangements:
   secrets, staff tokens and log: `DIR/<org>/gateway/`, `DIR/<org>/gateway.yaml`,
   `DIR/<org>/gateway.log`, beside the shared `devnet/`. Each org's staff are minted and their
   tokens issued through that org's own settings, so an identity of another org is refused
-  there (`not_this_org`) exactly as `mip identity add` refuses it.
+  there (`not_this_org`) exactly as `mip identity add` refuses it. Given `network` (the
+  connection.json of a network already running on this machine, e.g. real Fabric from
+  `scripts/network.sh`), no devnet is started: each org's gateway gets a profile of its own
+  (`org_profiles.py`: its own peer only, a copy of its own org's CAs, the other orgs' CA
+  certificates and CRLs) in `DIR/<org>/fabric/`, and mints its identities there.
 
 Either way `Environment.org_urls` maps each member org to the base URL of the gateway that
 serves it (every org to the one URL in the all-orgs arrangement). Tokens are kept in memory
@@ -35,6 +39,7 @@ from chaincode.protocol.orgs import HOSPITAL, PHARMACY, SCHOOL
 from gateway.core.config import Settings, load_settings
 
 from .identity import acting_org, issue_token, mint
+from .org_profiles import write_org_profiles
 from .processes import (
     Managed,
     free_port,
@@ -75,6 +80,9 @@ class Environment:
     processes: list[Managed] = field(default_factory=list)
     org_urls: dict[str, str] = field(default_factory=dict)
     org_configs: dict[str, Path] = field(default_factory=dict)
+    # Each org's gateway's own connection profile where it has one (per org on a network
+    # given to `running_org_gateways`); otherwise every gateway uses `connection`.
+    org_connections: dict[str, Path] = field(default_factory=dict)
     per_org: bool = False
     # The certificates to trust for the gateways' https URLs (their self-signed ones, as a
     # bundle); None: the system's store (and plain http on loopback, as the demo runs).
@@ -196,29 +204,39 @@ def running_environment(root: Path, staff: Sequence[StaffSpec],
 def running_org_gateways(root: Path, staff: Sequence[StaffSpec],
                          settings: dict[str, Any] | None = None,
                          progress: Any = None,
-                         orgs: Sequence[str] = ORGS) -> Iterator[Environment]:
-    """Devnet and one org-scoped gateway per org in `orgs`, fresh in `root` (wiped first);
-    stops every process on exit. Every member of `staff` must belong to one of `orgs`."""
+                         orgs: Sequence[str] = ORGS,
+                         network: Path | None = None) -> Iterator[Environment]:
+    """Devnet (or the running network whose connection.json is `network`) and one
+    org-scoped gateway per org in `orgs`, fresh in `root` (wiped first); stops every process
+    it started on exit (never `network`'s). Every member of `staff` must belong to one of
+    `orgs`."""
     step = progress or _no_progress
     root = _fresh(root)
     processes: list[Managed] = []
     try:
-        with step("starting devnet (orderer, 3 peers, MIP chaincode)"):
-            devnet, connection = start_devnet(root / "devnet", free_port())
-            processes.append(devnet)
+        connections: dict[str, Path] = {}
+        if network is None:
+            with step("starting devnet (orderer, 3 peers, MIP chaincode)"):
+                devnet, connection = start_devnet(root / "devnet", free_port())
+                processes.append(devnet)
+        else:
+            connection = Path(network).resolve()
+            with step(f"giving each org its own connection profile and CA copy "
+                      f"(its own peer only) from {connection}"):
+                connections = write_org_profiles(connection, root, orgs)
         ports = {org: free_port() for org in orgs}
         org_urls = {org: f"http://127.0.0.1:{port}" for org, port in ports.items()}
         configs: dict[str, Path] = {}
         env = Environment(root, connection, org_urls[orgs[0]], root / orgs[0] / "gateway.yaml",
                           processes=processes, org_urls=org_urls, org_configs=configs,
-                          per_org=True)
+                          per_org=True, org_connections=connections)
         with step(f"minting each org's service identity, staff and tokens ({len(orgs)} orgs, "
                   "each through its own gateway's settings)"):
             for org in orgs:
-                values = org_gateway_settings(root, org, connection, ports[org], org_urls,
-                                              settings)
+                own = connections.get(org, connection)
+                values = org_gateway_settings(root, org, own, ports[org], org_urls, settings)
                 configs[org] = write_org_config(root, org, values)
-                mint_org_staff(env, connection, configs[org], org, staff)
+                mint_org_staff(env, own, configs[org], org, staff)
             strays = [s.key for s in staff if s.org not in orgs]
             if strays:
                 raise ValueError(f"staff of no started org: {', '.join(strays)}")

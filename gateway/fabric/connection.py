@@ -31,6 +31,8 @@ class UserProfile:
 class OrgProfile:
     name: str
     msp_id: str
+    # The org's peer (host:port); "" in an org's own profile for the other orgs, which it
+    # lists for their CA and CRL only (one gateway per org dials its own org's peer alone).
     peer_endpoint: str
     tls_root_cert_path: Path | None
     server_name_override: str | None
@@ -103,6 +105,15 @@ def _path(base: Path, value: Any) -> Path | None:
     return base / str(value)
 
 
+def _peer_endpoint(raw: dict[str, Any], users: dict[str, UserProfile], file: Path,
+                   where: str) -> str:
+    """The org's `peerEndpoint`; an org listed without one (another org, in a per-org
+    profile) must list no users either: nothing could connect as them."""
+    if "peerEndpoint" in raw or users:
+        return str(_get(raw, "peerEndpoint", str, file, where))
+    return ""
+
+
 def _org(name: str, raw: dict[str, Any], base: Path, file: Path) -> OrgProfile:
     where = f"organizations.{name}."
     users_raw = raw.get("users", {})
@@ -121,7 +132,7 @@ def _org(name: str, raw: dict[str, Any], base: Path, file: Path) -> OrgProfile:
     return OrgProfile(
         name=name,
         msp_id=str(raw.get("mspId") or name),
-        peer_endpoint=_get(raw, "peerEndpoint", str, file, where),
+        peer_endpoint=_peer_endpoint(raw, users, file, where),
         tls_root_cert_path=_path(base, raw.get("tlsRootCertPath")),
         server_name_override=raw.get("serverNameOverride") or None,
         users=users,
@@ -170,6 +181,9 @@ def from_connection(
             f"(have {sorted(org_profile.users)})"
         )
     user_profile = org_profile.users[user]
+    if not org_profile.peer_endpoint:
+        raise ConnectionProfileError(
+            f"{loaded.path}: no peer of {org_profile.name} in this profile")
     cert = _read(user_profile.cert_path)
     key = _read(user_profile.key_path)
     assert cert is not None and key is not None

@@ -104,6 +104,10 @@ STEP_PATHS = {"key": "/api/v1/screening/key", "score": "/api/v1/screening/score"
 # judged by this party's own clock): a request cannot be kept for later.
 REQUEST_TTL_S = 600.0
 PARTY_TIMEOUT_S = 60.0
+# How long a party re-reads a screening request its own peer does not show yet (the block
+# that records it still on its way to this org's peer, on real Fabric), and how often.
+REQUEST_VISIBLE_WAIT_S = 5.0
+REQUEST_VISIBLE_POLL_S = 0.1
 _REQUEST_ID = re.compile(r"[0-9a-f]{32}")
 _T = TypeVar("_T")
 
@@ -187,10 +191,26 @@ class LedgerRequests:
         assert org is not None
 
         async def read() -> bytes | str:
-            # on the loop: the ledger's gRPC channel belongs to it
-            result: bytes | str = await self.state.ledger.carrier(org).evaluate(
-                "Screening:Get", [request_id])
-            return result
+            # on the loop: the ledger's gRPC channel belongs to it. The querier's gateway
+            # calls as soon as its own org's peer committed the request; on real Fabric this
+            # org's peer may commit that block a moment later, so "not found" is read again
+            # for a while before it refuses (devnet has one ledger: found at once).
+            deadline = time.monotonic() + REQUEST_VISIBLE_WAIT_S
+            reads = 0
+            while True:
+                reads += 1
+                try:
+                    result: bytes | str = await self.state.ledger.carrier(org).evaluate(
+                        "Screening:Get", [request_id])
+                    if reads > 1:
+                        log.info("screening request found on this org's peer at read %d",
+                                 reads)
+                    return result
+                except ChaincodeError as exc:
+                    if not exc.chaincode_message.startswith("not_found") \
+                            or time.monotonic() > deadline:
+                        raise
+                await asyncio.sleep(REQUEST_VISIBLE_POLL_S)
 
         try:
             raw = self._bridge.run(read(), self._timeout)
