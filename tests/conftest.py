@@ -4,36 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cl_key_reuse import counts as cl_key_counts
 from cl_key_reuse import patched as cl_keys_reused
+from xdist_plan import fail_if_misplaced, make_scheduler, order_for_workers
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # ../shared beside the checkout holds LFW pairs, non-face images and the models in CI.
 SHARED = REPO_ROOT.parent / "shared"
-
-# The files that take longest, longest first (per-file totals of --durations on the 2-core
-# CI machine kind). They are collected first, so under scripts/test.sh's pytest-xdist
-# (`--dist loadfile --no-loadscope-reorder`: each file whole on one worker, in this order)
-# both workers start on long files and the short ones fill in at the end, instead of one
-# worker finishing a long file alone. Any file missing here just runs in its usual place.
-LONGEST_FIRST = (
-    "tests/gateway/cli/test_demo_logs.py",  # two full `mip demo` runs
-    "tests/gateway/cli/test_demo_multi_host.py",
-    "tests/gateway/api/test_api_fuzz.py",
-    "tests/gateway/web/test_enrol_page.py",
-    "tests/chaincode/mip/test_authorization_matrix.py",
-    "tests/chaincode/mip/test_access.py",
-    "tests/scripts/test_bench_org_gateways.py",
-    "tests/gateway/services/test_account_opening_crash.py",
-    "tests/gateway/services/test_enrolment_screening_async.py",
-    "tests/gateway/services/test_pickup_lockout.py",
-    "tests/gateway/web/test_counter_page.py",
-    "tests/scripts/test_bench_memory.py",
-    "tests/scripts/test_bench_face.py",
-    "tests/gateway/web/test_holder_desk_page.py",
-)
 
 
 @pytest.fixture(scope="session")
@@ -49,19 +29,22 @@ def _reuse_cl_key_pairs() -> Iterator[None]:
     yield from cl_keys_reused()
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Move the LONGEST_FIRST files to the front, whole and in that order; the others keep
-    their order (a stable sort by rank, so no file's tests are split up)."""
-    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+@pytest.hookimpl(trylast=True)  # after pytest's own reordering by fixture parameters
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if hasattr(config, "workerinput"):  # a pytest-xdist worker (tests/xdist_plan.py)
+        order_for_workers(items)
 
-    def key(item: pytest.Item) -> int:
-        try:
-            relative = item.path.relative_to(REPO_ROOT).as_posix()
-        except ValueError:
-            return len(rank)
-        return rank.get(relative, len(rank))
 
-    items.sort(key=key)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    fail_if_misplaced(item)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadfile` (scripts/test.sh) with every `fabric` test in one work unit."""
+    if config.getoption("dist") == "loadfile":
+        return make_scheduler(config, log)
+    return None
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
