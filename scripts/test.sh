@@ -33,5 +33,11 @@ echo "[test] mypy"
 mypy
 echo "[test] figures (README and docs tables against docs/figures/*.json)"
 python scripts/figures.py --check
-echo "[test] pytest"
-python -m pytest "$@"
+# Two workers (pytest-xdist; every machine of this project has 2 cores): much of the suite
+# waits on the processes it starts (devnet, gateways, the browser), so one worker leaves a
+# core idle. tests/xdist_plan.py says how they share it: each file whole on one worker (its
+# module fixtures, a devnet say, start once), the `fabric` tests together on one (they share
+# Fabric networks on fixed ports), the longest files first. Extra arguments come after
+# these: `-n 0` runs it all in this process.
+echo "[test] pytest (2 workers)"
+python -m pytest -n 2 --dist loadfile --no-loadscope-reorder "$@"

@@ -109,7 +109,10 @@ def test_derive_separates_labels() -> None:
         Key.derive(b"short", b"label-a")
 
 
-@pytest.mark.parametrize("raw", [b"", os.urandom(16), os.urandom(33), "x" * 32])
+# Named ids: random bytes in an id differ between pytest-xdist workers, which then refuse
+# to run (each must collect the same tests).
+@pytest.mark.parametrize("raw", [b"", os.urandom(16), os.urandom(33), "x" * 32],
+                         ids=["empty", "16-bytes", "33-bytes", "str-32"])
 def test_bad_key_bytes(raw: object) -> None:
     with pytest.raises(envelope.InvalidKey):
         Key(raw)  # type: ignore[arg-type]

@@ -1,13 +1,16 @@
-"""`mip linkage ...` as a user runs it (`python -m gateway ...`) on a devnet: the verifier orgs
-register their keys, a self-custody holder proves with key files, the verifier org's gateway
-operator checks the proof; every refusal is one line on stderr and a non-zero exit."""
+"""`mip linkage ...` on a devnet: the verifier orgs register their keys, a self-custody holder
+proves with key files, the verifier org's gateway operator checks the proof; every refusal is
+one line on stderr and a non-zero exit.
+
+The commands run in the test's process (tests/gateway/cli/cli_kit.py: a new `python -m
+gateway` costs a second or more of imports each); one refusal and the proof's verification
+run as a user runs them, as their own `python -m gateway` process."""
 
 from __future__ import annotations
 
+import asyncio
 import json
-import os
 import stat
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +29,9 @@ MIP_TESTS = REPO_ROOT / "tests" / "chaincode" / "mip"
 if str(MIP_TESTS) not in sys.path:
     sys.path.append(str(MIP_TESTS))
 
+from cli_kit import Ran, mip_in_process, mip_process  # noqa: E402
 from mip_testkit import (  # noqa: E402
+    Account,
     MipClients,
     MipNetwork,
     make_kyc_issuers,
@@ -47,10 +52,12 @@ def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MipNetwork]:
         yield net
 
 
-def mip(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MIP_")}
-    return subprocess.run([sys.executable, "-m", "gateway", *args, "--config", str(config)],
-                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, env=env)
+def mip(config: Path, *args: str) -> Ran:
+    return mip_in_process(*args, "--config", str(config))
+
+
+def mip_as_process(config: Path, *args: str) -> Ran:
+    return mip_process(*args, "--config", str(config))
 
 
 def write_key(path: Path, key: Ed25519PrivateKey) -> Path:
@@ -58,24 +65,14 @@ def write_key(path: Path, key: Ed25519PrivateKey) -> Path:
     return path
 
 
-def refused(r: subprocess.CompletedProcess[str], text: str) -> None:
+def refused(r: Ran, text: str) -> None:
     assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
     assert r.stderr.startswith("error: ") and "Traceback" not in r.stderr, r.stderr
     assert text in r.stderr, r.stderr
 
 
-@pytest.mark.timeout(400)
-async def test_prove_and_verify_from_the_command_line(devnet: MipNetwork,
-                                                      tmp_path: Path) -> None:
-    # Each gateway has its own secrets, so its own verifier keys: two data dirs, two orgs.
-    configs = {}
-    for org in (PHARMACY, SCHOOL):
-        configs[org] = tmp_path / f"{org}.yaml"
-        configs[org].write_text(yaml.safe_dump({
-            "data_dir": str(tmp_path / org), "connection": str(devnet.connection),
-            "argon2_profile": "interactive", "mode": "development"}))
-    pharmacy, school = configs[PHARMACY], configs[SCHOOL]
-
+async def accounts(devnet: MipNetwork) -> tuple[Account, Account, Account]:
+    """A holder's accounts at the Hospital (a) and the School (b), another's at the School."""
     clients = MipClients(devnet)
     try:
         issuers = make_kyc_issuers()
@@ -86,10 +83,28 @@ async def test_prove_and_verify_from_the_command_line(devnet: MipNetwork,
                                       SCHOOL)
     finally:
         await clients.close()
+    return a, b, stranger
+
+
+# Not async: each in-process command runs its own event loop (asyncio.run), as `mip` does.
+@pytest.mark.timeout(400)
+def test_prove_and_verify_from_the_command_line(devnet: MipNetwork, tmp_path: Path) -> None:
+    # Each gateway has its own secrets, so its own verifier keys: two data dirs, two orgs.
+    configs = {}
+    for org in (PHARMACY, SCHOOL):
+        configs[org] = tmp_path / f"{org}.yaml"
+        configs[org].write_text(yaml.safe_dump({
+            "data_dir": str(tmp_path / org), "connection": str(devnet.connection),
+            "argon2_profile": "interactive", "mode": "development"}))
+    pharmacy, school = configs[PHARMACY], configs[SCHOOL]
+
+    a, b, stranger = asyncio.run(accounts(devnet))
     key_a = write_key(tmp_path / "a.pem", a.key.private)
     key_b = write_key(tmp_path / "b.pem", b.key.private)
 
-    refused(mip(pharmacy, "linkage", "key", PHARMACY), "registered no linkage verifier key")
+    # As its own process: the one-line refusal and exit status a shell sees.
+    refused(mip_as_process(pharmacy, "linkage", "key", PHARMACY),
+            "registered no linkage verifier key")
     # The contract, not the CLI, knows the identity's role: a pharmacist is refused there.
     refused(mip(pharmacy, "linkage", "register-key", "--org", PHARMACY, "--as", "pharmacist"),
             "access_denied")
@@ -112,8 +127,8 @@ async def test_prove_and_verify_from_the_command_line(devnet: MipNetwork,
     proof = json.loads(proof_file.read_text())
     assert proof["verifier_id"] == published["verifier_id"]
 
-    r = mip(pharmacy, "linkage", "verify", str(proof_file), "--org", PHARMACY,
-            "--nonce", "challenge-from-pharmacy")
+    r = mip_as_process(pharmacy, "linkage", "verify", str(proof_file), "--org", PHARMACY,
+                       "--nonce", "challenge-from-pharmacy")
     assert r.returncode == 0, r.stderr
     verdict = json.loads(r.stdout)
     assert verdict["linked"] is True

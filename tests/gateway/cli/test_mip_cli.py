@@ -1,30 +1,34 @@
 """The `mip` command line as a user runs it (`python -m gateway ...`): network up/status/
-down on devnet, identity add, reads, and one-line typed errors."""
+down on devnet, identity add, reads, and one-line typed errors.
+
+Each command and each kind of refusal runs at least once as its own process; the repeats
+(the second `identity add`, an unknown role, the `audit` refusal after `passport show`'s)
+run in the test's process (tests/gateway/cli/cli_kit.py), sparing a second or more of imports
+each."""
 
 from __future__ import annotations
 
 import os
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from cli_kit import Ran, mip_in_process, mip_process
 
 from gateway.cli.audit import parse_since
 from gateway.cli.common import CliError
 from gateway.cli.dataset import parse_columns
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
 
-
-def mip(*args: str, config: Path | None = None, timeout: float = 150
-        ) -> subprocess.CompletedProcess[str]:
+def mip(*args: str, config: Path | None = None, timeout: float = 150) -> Ran:
     extra = ["--config", str(config)] if config is not None else []
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MIP_")}
-    return subprocess.run([sys.executable, "-m", "gateway", *args, *extra], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=timeout, env=env)
+    return mip_process(*args, *extra, timeout=timeout)
+
+
+def mip_here(*args: str, config: Path | None = None) -> Ran:
+    extra = ["--config", str(config)] if config is not None else []
+    return mip_in_process(*args, *extra)
 
 
 def test_parsers() -> None:
@@ -47,7 +51,7 @@ def test_bad_config_is_one_line_error(tmp_path: Path) -> None:
             config=config)
     assert r.returncode == 2
     assert r.stderr.startswith("error: invalid settings") and "Traceback" not in r.stderr
-    r = mip("identity", "add", "--org", "HospitalMSP", "--name", "x", "--role", "wizard")
+    r = mip_here("identity", "add", "--org", "HospitalMSP", "--name", "x", "--role", "wizard")
     assert r.returncode == 2 and "unknown role" in r.stderr
 
 
@@ -78,8 +82,8 @@ def test_network_identity_and_reads_on_devnet(tmp_path: Path) -> None:
         assert token.startswith("mipst_") and token not in r.stdout
         assert (data / "organizations" / "peerOrganizations" / "hospital.mip.local" /
                 "users" / "dana@hospital.mip.local").is_dir()
-        r = mip("identity", "add", "--org", "HospitalMSP", "--name", "dana", "--role",
-                "doctor", config=config)
+        r = mip_here("identity", "add", "--org", "HospitalMSP", "--name", "dana", "--role",
+                     "doctor", config=config)
         assert r.returncode == 0 and "kept existing" in r.stdout
         assert "mipst_" in r.stdout  # printed once when no file is given
 
@@ -88,7 +92,7 @@ def test_network_identity_and_reads_on_devnet(tmp_path: Path) -> None:
                 config=config)
         assert r.returncode == 1 and r.stderr.startswith("error: ")
         assert "Traceback" not in r.stderr
-        r = mip("audit", "--org", "HospitalMSP", "--as", "dana", config=config)
+        r = mip_here("audit", "--org", "HospitalMSP", "--as", "dana", config=config)
         assert r.returncode == 1 and "auditor" in r.stderr
     finally:
         r = mip("network", "down", config=config)

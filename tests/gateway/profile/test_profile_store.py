@@ -371,7 +371,10 @@ def test_failed_write_leaves_nothing(store: ProfileStore, me: PrivateKey) -> Non
         store.open_record(record, me)
 
 
-@pytest.mark.parametrize("nonce", [secrets.token_bytes(24), secrets.token_bytes(12)])
+# Named ids: random bytes in an id differ between pytest-xdist workers, which then refuse
+# to run (each must collect the same tests).
+@pytest.mark.parametrize("nonce", [secrets.token_bytes(24), secrets.token_bytes(12)],
+                         ids=["24-bytes", "12-bytes"])
 def test_nonce_column_set_on_an_envelope_row_refused(store: ProfileStore, me: PrivateKey,
                                                      nonce: bytes) -> None:
     record = _fitness(store, me)
