@@ -300,8 +300,10 @@ class Story:
         anywhere = sorted({url(org) for org in (HOSPITAL, SCHOOL, PHARMACY)})
         lines.append("  credential check (anyone handed a copy, no sign-in), at any gateway: "
                      + ", ".join(f"{u}/check/" for u in anywhere))
-        carries = ("the device-held accounts of the org whose gateway serves it"
-                   if self.env.per_org else "device-held accounts of every org")
+        # Each gateway carries device-signed requests for any member org's accounts
+        # (services/holder_requests.py carrier_for); one passkey serves every gateway of one
+        # host name, as here, or of one parent domain with `wallet_rp_id`.
+        carries = "the device-held accounts of every member org"
         lines.append(f"  holder wallet (the holder's own browser, no sign-in), at any gateway; "
                      f"it manages {carries}: " + ", ".join(f"{u}/wallet/" for u in anywhere))
         return [*lines, "", *self.wallet_part()]
