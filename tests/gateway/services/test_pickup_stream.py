@@ -200,13 +200,15 @@ async def test_frames_are_timed_by_arrival(gw: GatewayClient, mip: MipClients,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """What the liveness check is given: each frame's arrival on the gateway's clock."""
     seen: list[float] = []
+    options: list[dict[str, Any]] = []
     faces = face_service(gw.state)
     add = faces.add_live_frame
 
     async def spy(challenge_id: str, purpose: str, subject: str, index: int,
-                  frame: Any) -> int:
+                  frame: Any, **kwargs: Any) -> int:
         seen.append(frame.timestamp)
-        return await add(challenge_id, purpose, subject, index, frame)
+        options.append(kwargs)
+        return await add(challenge_id, purpose, subject, index, frame, **kwargs)
 
     monkeypatch.setattr(faces, "add_live_frame", spy)
     _, rx = await ready_prescription(gw, mip)
@@ -215,4 +217,6 @@ async def test_frames_are_timed_by_arrival(gw: GatewayClient, mip: MipClients,
     await send_frames(gw, pickup, "grace_hopper")
     after = face_frames.gateway_time()
     assert len(seen) == 3 and before <= seen[0] <= seen[1] <= seen[2] <= after
+    # a pickup screens for no duplicate: no multi-frame template is built
+    assert options == [{"template": False}] * 3
     assert (await verdict(gw, pickup, 3)).json()["result"] == "verified"
