@@ -11,7 +11,10 @@ CPU seconds of devnet and of each org's gateway (each with its child processes, 
 /proc/PID/stat), read before and after each round of `--pickups` pickups, divided by the
 pickups verified. The setup (enrolment, prescriptions, grants) is outside the rounds. With
 `--profile DIR`, py-spy (from $PY_SPY or PATH) records the Pharmacy's gateway and devnet
-during the rounds (`DIR/<name>.txt`, collapsed stacks, idle threads left out).
+during the rounds (`DIR/<name>.txt`, collapsed stacks; py-spy's sampling also counts
+threads waiting for a core, so on a loaded machine use it for where, not how much). With
+`--steps --counters 1`, the CPU of each request kind (start, one frame with its analysis,
+verdict, dispense) is read around each request, one request in flight at a time.
 
 The wait's percentiles are printed too, but on a loaded machine they are not results. The
 last line is JSON.
@@ -122,12 +125,50 @@ def start_profilers(pids: dict[str, int], out: Path, names: list[str]
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for name in names]
 
 
+def step_of(method: str, path: str) -> str | None:
+    """Which request of a pickup `method path` is (None: not one)."""
+    if not path.startswith("/pharmacy/pickups"):
+        return None
+    if (method, path) == ("POST", "/pharmacy/pickups"):
+        return "create"
+    if method == "PUT" and "/frames/" in path:
+        return "frame"
+    if method == "POST" and path.endswith(("/verdict", "/dispense")):
+        return path.rpartition("/")[2]
+    return None
+
+
+class StepBench(OrgBench):
+    """With one counter (`--steps`): the CPU each pickup request costs devnet and the
+    Pharmacy's gateway, read around the request (nothing else is in flight then; a frame's
+    analysis is inside its upload's request)."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.pids: dict[str, int] = {}
+        self.steps: dict[str, list[dict[str, float]]] = {}
+
+    async def call(self, method: str, path: str, staff: str, expect: int = 200,
+                   session: str | None = None, enrolment: str | None = None,
+                   **kwargs: Any) -> Any:
+        step = step_of(method, path)
+        if step is None or not self.pids:
+            return await super().call(method, path, staff, expect, session, enrolment,
+                                      **kwargs)
+        before = snapshot(self.pids)
+        out = await super().call(method, path, staff, expect, session, enrolment, **kwargs)
+        after = snapshot(self.pids)
+        self.steps.setdefault(step, []).append(
+            {name: (after[name] - before[name]) * 1000 for name in (PHARMACY, "devnet")})
+        return out
+
+
 async def run(args: argparse.Namespace, env: Environment, camera: SimulatedCamera
               ) -> dict[str, Any]:
     limits = httpx.Limits(max_connections=64)
     clients = {org: httpx.AsyncClient(base_url=env.url_of(org), timeout=120, limits=limits)
                for org in (HOSPITAL, SCHOOL, PHARMACY)}
-    bench = OrgBench(env, clients, camera)
+    bench = StepBench(env, clients, camera)
     try:
         await bench.call("POST", "/admin/counter-key", "pharmacy_admin")
         for admin in ("hospital_admin", "pharmacy_admin"):
@@ -147,6 +188,7 @@ async def run(args: argparse.Namespace, env: Environment, camera: SimulatedCamer
                 warm = await bench.pickup(rx, portrait, "grace_hopper")
                 if "refused" in warm:
                     raise RuntimeError(f"warm-up pickup refused: {warm['refused']}")
+            bench.pids = pids if args.steps else {}
             spies = (start_profilers(pids, Path(args.profile) / f"round{r + 1}",
                                      [PHARMACY, "devnet"]) if args.profile else [])
             before = snapshot(pids)
@@ -181,7 +223,18 @@ async def run(args: argparse.Namespace, env: Environment, camera: SimulatedCamer
                 + ")"
                 + f"; wait p50 {entry['total_p50_ms']:.0f} p95 {entry['total_p95_ms']:.0f} "
                 f"(load {entry['loadavg']:.1f})", file=sys.stderr)
-        return {"counters": args.counters, "pickups_per_round": args.pickups, "rounds": rounds}
+        report: dict[str, Any] = {"counters": args.counters,
+                                  "pickups_per_round": args.pickups, "rounds": rounds}
+        if args.steps:
+            report["steps_cpu_ms_mean"] = {
+                step: {name: sum(t[name] for t in values) / len(values)
+                       for name in (PHARMACY, "devnet")} | {"n": len(values)}
+                for step, values in bench.steps.items()}
+            for step, figures in report["steps_cpu_ms_mean"].items():
+                print(f"  {step}: Pharmacy {figures[PHARMACY]:.1f} ms, devnet "
+                      f"{figures['devnet']:.1f} ms CPU per request (n={figures['n']})",
+                      file=sys.stderr)
+        return report
     finally:
         for http in clients.values():
             await http.aclose()
@@ -193,6 +246,9 @@ def main() -> int:
     parser.add_argument("--pickups", type=int, default=24)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--profile", metavar="DIR", help="py-spy the Pharmacy and devnet")
+    parser.add_argument("--steps", action="store_true",
+                        help="also CPU per request kind (use with --counters 1: requests "
+                             "read one at a time)")
     args = parser.parse_args()
     from face_engine.engine import load_default_engine
 
