@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """CPU seconds per pickup at the Pharmacy's own gateway (issue #15 item 7), robust to load.
 
-    scripts/bench_pickup_cpu.py [--counters 8] [--pickups 24] [--rounds 2] [--profile DIR]
+    scripts/bench_pickup_cpu.py [--counters 8] [--pickups 24] [--rounds 2] [--seed 7]
+                                [--steps] [--profile DIR]
 
 Wall-clock waits on a machine other jobs share say more about the other jobs than about the
 pickup. This bench runs the same pickups as scripts/bench_org_gateways.py (devnet and one
@@ -16,8 +17,10 @@ threads waiting for a core, so on a loaded machine use it for where, not how muc
 `--steps --counters 1`, the CPU of each request kind (start, one frame with its analysis,
 verdict, dispense) is read around each request, one request in flight at a time.
 
-The wait's percentiles are printed too, but on a loaded machine they are not results. The
-last line is JSON.
+The gateways draw their challenges from a fixed `--seed` (`liveness_seed`): a challenge of 3
+poses has 8 frames, one of 2 has 6, so runs compare only on the same draws; the face thread's
+CPU per frame is given too. The wait's percentiles are printed too, but on a loaded machine
+they are not results. The last line is JSON.
 """
 
 from __future__ import annotations
@@ -147,11 +150,14 @@ class StepBench(OrgBench):
         super().__init__(*args)
         self.pids: dict[str, int] = {}
         self.steps: dict[str, list[dict[str, float]]] = {}
+        self.frames = 0  # frames uploaded (the analysis work scales with them)
 
     async def call(self, method: str, path: str, staff: str, expect: int = 200,
                    session: str | None = None, enrolment: str | None = None,
                    **kwargs: Any) -> Any:
         step = step_of(method, path)
+        if step == "frame":
+            self.frames += 1
         if step is None or not self.pids:
             return await super().call(method, path, staff, expect, session, enrolment,
                                       **kwargs)
@@ -191,6 +197,7 @@ async def run(args: argparse.Namespace, env: Environment, camera: SimulatedCamer
             bench.pids = pids if args.steps else {}
             spies = (start_profilers(pids, Path(args.profile) / f"round{r + 1}",
                                      [PHARMACY, "devnet"]) if args.profile else [])
+            frames_before = bench.frames
             before = snapshot(pids)
             threads_before = thread_seconds(pids[PHARMACY])
             wall, timings = await bench.pickup_round(items, args.counters, "grace_hopper",
@@ -203,9 +210,13 @@ async def run(args: argparse.Namespace, env: Environment, camera: SimulatedCamer
                 spy.wait(timeout=60)
             done = [t for t in timings if "refused" not in t]
             n = max(1, len(done))
+            frames = bench.frames - frames_before
             cpu = {name: (after[name] - before[name]) * 1000 / n for name in pids}
             entry: dict[str, Any] = {
                 "verified": len(done), "refused": len(timings) - len(done), "wall_s": wall,
+                "frames": frames,
+                "niced_ms_per_frame": (threads_after["niced"] - threads_before["niced"])
+                * 1000 / max(1, frames),
                 "cpu_ms_per_pickup": {**cpu, "all": sum(cpu.values())},
                 "pharmacy_threads_ms_per_pickup": {
                     k: (threads_after[k] - threads_before[k]) * 1000 / n
@@ -220,7 +231,7 @@ async def run(args: argparse.Namespace, env: Environment, camera: SimulatedCamer
                 f"{k} {v:.1f}" for k, v in entry["cpu_ms_per_pickup"].items())
                 + " (Pharmacy threads: " + ", ".join(
                     f"{k} {v:.1f}" for k, v in entry["pharmacy_threads_ms_per_pickup"].items())
-                + ")"
+                + f"; {frames} frames, niced {entry['niced_ms_per_frame']:.1f} ms/frame)"
                 + f"; wait p50 {entry['total_p50_ms']:.0f} p95 {entry['total_p95_ms']:.0f} "
                 f"(load {entry['loadavg']:.1f})", file=sys.stderr)
         report: dict[str, Any] = {"counters": args.counters,
@@ -246,6 +257,10 @@ def main() -> int:
     parser.add_argument("--pickups", type=int, default=24)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--profile", metavar="DIR", help="py-spy the Pharmacy and devnet")
+    parser.add_argument("--seed", type=int, default=7,
+                        help="the gateways' liveness_seed: every run draws the same "
+                             "challenges (2 or 3 poses; the frames, hence the face work, "
+                             "per pickup follow)")
     parser.add_argument("--steps", action="store_true",
                         help="also CPU per request kind (use with --counters 1: requests "
                              "read one at a time)")
@@ -257,7 +272,8 @@ def main() -> int:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mip-bench-cpu-") as tmp:
         with running_org_gateways(Path(tmp) / "bench", STAFF,
-                                  {"pickup_max_failures": 1000}) as env:
+                                  {"pickup_max_failures": 1000,
+                                   "liveness_seed": args.seed}) as env:
             report = asyncio.run(run(args, env, camera))
     print(f"({time.perf_counter() - started:.0f} s in all)", file=sys.stderr)
     print(json.dumps(report))
