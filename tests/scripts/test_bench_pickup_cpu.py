@@ -72,3 +72,11 @@ def test_step_of_names_each_pickup_request() -> None:
     assert bench.step_of("POST", "/pharmacy/pickups/p1/dispense") == "dispense"
     assert bench.step_of("POST", "/pharmacy/portraits") is None
     assert bench.step_of("POST", "/grants") is None
+
+
+def test_task_nanoseconds_is_exact_per_thread() -> None:
+    before = bench.task_nanoseconds(os.getpid())
+    _burn(0.03)  # well under one 10 ms tick's worth of error
+    spent = bench.spent_ms(before, bench.task_nanoseconds(os.getpid()))
+    assert 25 <= spent <= 200
+    assert bench.spent_ms({123456789: 5}, {}) == 0  # an ended thread is left out
