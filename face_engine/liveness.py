@@ -276,9 +276,9 @@ class LivenessSession:
         self.challenge = challenge
         self._engine = engine
         # Whether the later frontal frames are embedded for the multi-frame screening
-        # template (an enrolment's duplicate screen). A flow that never screens (a pickup, a
-        # desk unlock) passes False: each such frame then costs one model run instead of two,
-        # and the liveness decision is the same (it uses the single-crop embeddings).
+        # template (an enrolment's duplicate screen). A flow that never screens (the pharmacy
+        # pickup) passes False: each such frame then costs one model run instead of two, and
+        # the liveness decision is the same (it uses the single-crop embeddings).
         self._template = template
         self._lock = threading.Lock()
         self._observations: dict[int, Observation] = {}

@@ -36,10 +36,11 @@ class Ledger:
         self._gateways: dict[tuple[str, str], Gateway] = {}
         self._lock = asyncio.Lock()
         # The parsed profile and identity strings, each keyed by the exact bytes it was made
-        # of (re-read on every call, a few kilobytes): a pickup's verdict and every peer-signed
-        # request ask for them, and parsing the profile (its paths resolved) and the
-        # certificate cost more than the rest of the verdict's own work. A file changed on
-        # disk (an identity minted, a certificate re-issued) is parsed afresh at once.
+        # of (the files are re-read on every call, a few kilobytes): a pickup's verdict and
+        # every peer-signed request ask for them, and parsing the profile (its paths
+        # resolved) and the certificate every time cost about ten times the re-read. A file
+        # changed on disk (an identity minted, a certificate re-issued) is parsed afresh at
+        # once.
         self._profile: tuple[bytes, ConnectionProfile] | None = None
         self._client_ids: dict[tuple[Path, bytes], str] = {}
 
