@@ -121,6 +121,19 @@ def task_nanoseconds(pid: int) -> dict[int, int]:
     return out
 
 
+def thread_kinds(pid: int) -> dict[int, str]:
+    """`thread_seconds`' kind of each thread of `pid`."""
+    kinds: dict[int, str] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            nice = int((task / "stat").read_text().rpartition(")")[2].split()[16])
+        except (OSError, ValueError, IndexError):
+            continue
+        tid = int(task.name)
+        kinds[tid] = "main" if tid == pid else "niced" if nice > 0 else "other"
+    return kinds
+
+
 def spent_ms(before: dict[int, int], after: dict[int, int]) -> float:
     """CPU milliseconds between two `task_nanoseconds` readings (a thread that ended in
     between is left out; one that started counts from zero)."""
@@ -189,8 +202,14 @@ class StepBench(OrgBench):
         before = {name: task_nanoseconds(self.pids[name]) for name in names}
         out = await super().call(method, path, staff, expect, session, enrolment, **kwargs)
         after = {name: task_nanoseconds(self.pids[name]) for name in names}
-        self.steps.setdefault(step, []).append(
-            {name: spent_ms(before[name], after[name]) for name in names})
+        figures = {name: spent_ms(before[name], after[name]) for name in names}
+        kinds = thread_kinds(self.pids[PHARMACY])
+        for kind in ("main", "niced", "other"):
+            tids = [tid for tid, k in kinds.items() if k == kind]
+            figures[f"{PHARMACY} {kind}"] = spent_ms(
+                {t: before[PHARMACY].get(t, 0) for t in tids},
+                {t: after[PHARMACY][t] for t in tids if t in after[PHARMACY]})
+        self.steps.setdefault(step, []).append(figures)
         return out
 
 
@@ -264,10 +283,13 @@ async def run(args: argparse.Namespace, env: Environment, camera: SimulatedCamer
         if args.steps:
             report["steps_cpu_ms_mean"] = {
                 step: {name: sum(t[name] for t in values) / len(values)
-                       for name in (PHARMACY, "devnet")} | {"n": len(values)}
+                       for name in values[0]} | {"n": len(values)}
                 for step, values in bench.steps.items()}
             for step, figures in report["steps_cpu_ms_mean"].items():
-                print(f"  {step}: Pharmacy {figures[PHARMACY]:.1f} ms, devnet "
+                print(f"  {step}: Pharmacy {figures[PHARMACY]:.1f} ms (main "
+                      f"{figures[PHARMACY + ' main']:.1f}, niced "
+                      f"{figures[PHARMACY + ' niced']:.1f}, other "
+                      f"{figures[PHARMACY + ' other']:.1f}), devnet "
                       f"{figures['devnet']:.1f} ms CPU per request (n={figures['n']})",
                       file=sys.stderr)
         return report
