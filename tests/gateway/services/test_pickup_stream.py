@@ -154,8 +154,12 @@ async def test_streamed_frames_are_analysed_at_a_lower_priority(gw: GatewayClien
     background = await gw.state.run_face_background(nice_here)
     assert background == max(base, min(19, BACKGROUND_NICE))
     assert await gw.state.run_face(nice_here) == base  # interactive face work is not lowered
-    # ...and its engine runs single-threaded models of its own.
+    # ...and its engine runs single-threaded models of its own, with no OpenCV pool thread
+    # (which would run part of each detection at normal priority).
     assert gw.state.background_face_engine() is not gw.state.face_engine()
+    import cv2
+
+    assert cv2.getNumThreads() == 1
 
 
 # --- timing: a frame's time is its arrival at the gateway ------------------------------------
