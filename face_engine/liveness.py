@@ -271,9 +271,15 @@ class LivenessSession:
     several threads. The first refusal sticks: later frames are not analysed.
     """
 
-    def __init__(self, challenge: Challenge, engine: FaceEngine) -> None:
+    def __init__(self, challenge: Challenge, engine: FaceEngine, *,
+                 template: bool = True) -> None:
         self.challenge = challenge
         self._engine = engine
+        # Whether the later frontal frames are embedded for the multi-frame screening
+        # template (an enrolment's duplicate screen). A flow that never screens (the pharmacy
+        # pickup) passes False: each such frame then costs one model run instead of two, and
+        # the liveness decision is the same (it uses the single-crop embeddings).
+        self._template = template
         self._lock = threading.Lock()
         self._observations: dict[int, Observation] = {}
         self._failure: LivenessResult | None = None
@@ -319,7 +325,7 @@ class LivenessSession:
             embedding, identity = engine.embed_face_both(analysis)
             self._reference = ReferenceFrame(
                 embedding, assess(analysis.landmarks, analysis.aligned, DEFAULT_THRESHOLDS))
-        elif _frontal(analysis.pose):
+        elif self._template and _frontal(analysis.pose):
             # one more model run (the mirror image) for a frame the template will use
             embedding, identity = engine.embed_face_both(analysis)
         else:
@@ -337,7 +343,9 @@ class LivenessSession:
         """The multi-frame screening template: normalised mean of the flip-averaged
         embeddings of the frames within ``CENTER_MAX_DEG`` of the frontal frame 0's pose
         (frame 0 included; turned frames are left out: a profile view is another face to
-        the model). None before frame 0 is in."""
+        the model). None before frame 0 is in, or when the session keeps no template."""
+        if not self._template:
+            return None
         with self._lock:
             observations = dict(self._observations)
         first = observations.get(0)
@@ -412,10 +420,12 @@ def _decide(challenge: Challenge, frames: Sequence[Observation]) -> LivenessResu
 
 
 def check_session(challenge: Challenge, frames: Sequence[Frame], *, engine: FaceEngine,
-                  now: float | None = None) -> tuple[LivenessResult, LivenessSession]:
+                  now: float | None = None, template: bool = True
+                  ) -> tuple[LivenessResult, LivenessSession]:
     """:func:`check`, also returning the session (its ``reference`` holds the frontal
-    frame's embedding, so a flow need not embed that frame again)."""
-    session = LivenessSession(challenge, engine)
+    frame's embedding, so a flow need not embed that frame again). ``template=False``: no
+    screening template (:class:`LivenessSession`)."""
+    session = LivenessSession(challenge, engine, template=template)
     # Cheap checks of the whole submission first: no model runs on a late or malformed one.
     checked_at = time.time() if now is None else now
     refusal = _submission_refusal(challenge, len(frames), checked_at)

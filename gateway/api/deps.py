@@ -15,7 +15,11 @@ from gateway.services.state import AppState
 from gateway.store import Database
 
 
-def get_state(request: Request) -> AppState:
+# The dependencies every request resolves are `async def`: FastAPI runs a plain `def`
+# dependency on its threadpool, a thread hop (and a wait for a worker thread on a busy
+# machine) per dependency per request, for work that is a dict lookup or one indexed SQLite
+# read, which the services do on the event loop anyway (gateway/store/db.py).
+async def get_state(request: Request) -> AppState:
     state: AppState = request.app.state.mip
     return state
 
@@ -23,15 +27,15 @@ def get_state(request: Request) -> AppState:
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
-def get_settings(state: StateDep) -> Settings:
+async def get_settings(state: StateDep) -> Settings:
     return state.settings
 
 
-def get_db(state: StateDep) -> Database:
+async def get_db(state: StateDep) -> Database:
     return state.db
 
 
-def get_ledger(state: StateDep) -> Ledger:
+async def get_ledger(state: StateDep) -> Ledger:
     return state.ledger
 
 
@@ -42,7 +46,7 @@ LedgerDep = Annotated[Ledger, Depends(get_ledger)]
 _bearer = HTTPBearer(auto_error=False, description="Staff token issued by `mip identity add`")
 
 
-def get_staff(
+async def get_staff(
     state: StateDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> StaffMember:

@@ -284,8 +284,11 @@ class FaceService:
                          issued_at=float(row["issued_at"]), deadline=float(row["deadline"]))
 
     async def check_live(self, challenge_id: str, purpose: str, subject: str,
-                         frames: list[Frame]) -> LiveFace:
+                         frames: list[Frame], *, template: bool = True) -> LiveFace:
         """Consume the challenge, run the liveness check on all frames at once.
+        `template=False` for a flow that never screens for duplicates (a pickup): its
+        LiveFace has no multi-frame template, and later frontal frames cost one model run
+        fewer (face_engine.liveness.LivenessSession).
 
         Raises LivenessFailed (code `liveness_failed`, `.reason` a stable sub-code) or the
         engine's typed errors; the challenge is spent either way."""
@@ -297,7 +300,7 @@ class FaceService:
 
         def run() -> LiveFace:
             result, session = check_session(challenge, frames, engine=engine,
-                                            now=gateway_time())
+                                            now=gateway_time(), template=template)
             return _live_face(result, session)
 
         return await self.state.run_face(run)
@@ -313,11 +316,12 @@ class FaceService:
             del self._streams[challenge_id]
 
     async def add_live_frame(self, challenge_id: str, purpose: str, subject: str,
-                             index: int, frame: Frame) -> int:
+                             index: int, frame: Frame, *, template: bool = True) -> int:
         """Analyse frame `index` of a streamed answer now; the first frame consumes the
         challenge. Returns how many frames are in. A refusal (bad frame, late frame) is
         kept and given by `finish_live`, which the client calls after its last frame.
-        `frame.timestamp` must be the frame's arrival (face_frames.gateway_time)."""
+        `frame.timestamp` must be the frame's arrival (face_frames.gateway_time).
+        `template` as in `check_live`, taken from the stream's first frame."""
         now = gateway_time()
         stream = self._streams.get(challenge_id)
         if stream is None:
@@ -329,7 +333,8 @@ class FaceService:
             challenge = self._consume(challenge_id, purpose, subject)
             # Kept even when already late, so that the verdict refuses it as expired.
             stream = _LiveStream(LivenessSession(challenge,
-                                                 self.state.background_face_engine()),
+                                                 self.state.background_face_engine(),
+                                                 template=template),
                                  purpose, subject, challenge.deadline + ANSWER_GRACE_S)
             self._streams[challenge_id] = stream
         elif (stream.purpose, stream.subject) != (purpose, subject):

@@ -26,6 +26,8 @@ from gateway.core.security import StaffMember
 from gateway.fabric import ConnectionProfile, ConnectionProfileError, Contract, Gateway
 
 SERVICE_USER = "mip-gateway"
+# Identity strings remembered (`client_id`): one per staff member and service identity.
+MAX_REMEMBERED_IDENTITIES = 1024
 
 
 class Ledger:
@@ -33,6 +35,14 @@ class Ledger:
         self.settings = settings
         self._gateways: dict[tuple[str, str], Gateway] = {}
         self._lock = asyncio.Lock()
+        # The parsed profile and identity strings, each keyed by the exact bytes it was made
+        # of (the files are re-read on every call, a few kilobytes): a pickup's verdict and
+        # every peer-signed request ask for them, and parsing the profile (its paths
+        # resolved) and the certificate every time cost about ten times the re-read. A file
+        # changed on disk (an identity minted, a certificate re-issued) is parsed afresh at
+        # once.
+        self._profile: tuple[bytes, ConnectionProfile] | None = None
+        self._client_ids: dict[tuple[Path, bytes], str] = {}
 
     @property
     def connection(self) -> Path:
@@ -40,9 +50,20 @@ class Ledger:
 
     def profile(self) -> ConnectionProfile:
         try:
-            return ConnectionProfile.load(self.connection)
+            raw = self.connection.read_bytes()
+        except OSError:
+            raw = None  # ConnectionProfile.load says why, as before
+        cached = self._profile
+        if raw is not None and cached is not None and cached[0] == raw:
+            return cached[1]
+        try:
+            profile = ConnectionProfile.load(self.connection)
         except ConnectionProfileError as exc:
             raise LedgerUnavailable(f"no usable network profile: {exc}") from None
+        # Kept under the bytes read before the parse: if the file changed in between, the
+        # next call sees other bytes and parses again.
+        self._profile = None if raw is None else (raw, profile)
+        return profile
 
     def orgs(self) -> list[str]:
         return [org.msp_id for org in self.profile().organizations.values()]
@@ -74,9 +95,18 @@ class Ledger:
         except (ConnectionProfileError, KeyError):
             raise NotFound(f"no Fabric identity {user!r} in {org} on this gateway",
                            code="identity_unknown") from None
-        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-        return (f"x509::{go_distinguished_name(cert.subject)}"
-                f"::{go_distinguished_name(cert.issuer)}")
+        pem = cert_path.read_bytes()
+        key = (cert_path, pem)
+        known = self._client_ids.get(key)
+        if known is not None:
+            return known
+        cert = x509.load_pem_x509_certificate(pem)
+        identity = (f"x509::{go_distinguished_name(cert.subject)}"
+                    f"::{go_distinguished_name(cert.issuer)}")
+        if len(self._client_ids) >= MAX_REMEMBERED_IDENTITIES:
+            self._client_ids.pop(next(iter(self._client_ids)))
+        self._client_ids[key] = identity
+        return identity
 
     def for_staff(self, member: StaffMember) -> Contract:
         return self.contract(member.org, member.name)

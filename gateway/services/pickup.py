@@ -312,8 +312,10 @@ class PickupService:
         row = self._challenged_row(member, pickup_id, challenge_id)
         live_frames = [Frame(f.image, f.arrived_at) for f in frames]
         faces = face_service(self.state)
+        # No duplicate screening at a pickup: no multi-frame template (one model run fewer
+        # per later frontal frame); the match uses the frontal frame's embedding.
         return await self._verdict(row, faces.check_live(challenge_id, PURPOSE, pickup_id,
-                                                         live_frames))
+                                                         live_frames, template=False))
 
     async def add_frame(self, member: StaffMember, pickup_id: str, challenge_id: str,
                         index: int, frame: FrameInput) -> dict[str, Any]:
@@ -324,7 +326,7 @@ class PickupService:
         self._challenged_row(member, pickup_id, challenge_id)
         live = Frame(frame.image, frame.arrived_at)
         received = await face_service(self.state).add_live_frame(
-            challenge_id, PURPOSE, pickup_id, index, live)
+            challenge_id, PURPOSE, pickup_id, index, live, template=False)
         return {"frames_received": received}
 
     async def verdict(self, member: StaffMember, pickup_id: str, challenge_id: str,

@@ -38,6 +38,18 @@ FACE_CONCURRENCY = 2
 # own, at a lower CPU priority, with single-threaded models, so that the requests a person
 # is waiting on (a pickup's start, verdict and dispense, other flows) get the cores first.
 BACKGROUND_NICE = 10
+# OpenCV's thread pool (YuNet's detection, the crop's warp) is process-wide, not per engine:
+# with its default (one thread per core) part of each streamed frame's detection ran on a
+# pool thread at normal priority, outside the low-priority face thread (measured: about 4 ms
+# of a frame's 40), and the face jobs already fill the cores (FACE_CONCURRENCY, onnxruntime's
+# threads). With one, each face job does its OpenCV work in its own thread.
+OPENCV_THREADS = 1
+
+
+def _limit_opencv_threads() -> None:
+    import cv2
+
+    cv2.setNumThreads(OPENCV_THREADS)
 
 
 def _lower_thread_priority() -> None:
@@ -70,6 +82,7 @@ class AppState:
             if self._face is None:
                 from face_engine.engine import load_default_engine
 
+                _limit_opencv_threads()
                 self._face = load_default_engine()
             return self._face
 
@@ -100,10 +113,11 @@ class AppState:
 
     def background_face_engine(self) -> FaceEngine:
         """A second engine with single-threaded models, for `run_face_background` (its
-        onnxruntime session has no pool threads, so all its work runs at the lower
-        priority)."""
+        onnxruntime session has no pool threads, and OpenCV runs one thread
+        (`OPENCV_THREADS`), so all its work runs at the lower priority)."""
         with self._face_lock:
             if self._background_face is None:
+                _limit_opencv_threads()
                 self._background_face = FaceEngine(threads=1)
             return self._background_face
 

@@ -265,3 +265,49 @@ def test_template_averages_the_frontal_frames_only(engine: FaceEngine,
     single = alone.template()
     assert single is not None and alone.reference is not None
     assert float(np.dot(single, alone.reference.embedding)) > 1 - 1e-5
+
+
+class _CountingEngine:
+    """The engine, counting its embedding model runs by kind."""
+
+    def __init__(self, engine: FaceEngine) -> None:
+        self.engine = engine
+        self.runs = {"both": 0, "single": 0}
+
+    def analyze(self, *args: object, **kwargs: object) -> object:
+        return self.engine.analyze(*args, **kwargs)  # type: ignore[arg-type]
+
+    def embed_face_both(self, analysis: object) -> tuple[np.ndarray, np.ndarray]:
+        self.runs["both"] += 1
+        return self.engine.embed_face_both(analysis)  # type: ignore[arg-type]
+
+    def embed_face_single_crop(self, analysis: object) -> np.ndarray:
+        self.runs["single"] += 1
+        return self.engine.embed_face_single_crop(analysis)  # type: ignore[arg-type]
+
+
+def test_no_template_embeds_later_frontal_frames_once(engine: FaceEngine,
+                                                      lfw_image: ImageFn) -> None:
+    """A flow that never screens (a pickup): the later frontal frame gets only its
+    single-crop embedding, the decision and the frontal frame's embedding are unchanged."""
+    now = time.time()
+    front, left, right = _real(lfw_image, REAL)
+    brighter = encode_jpeg(cv2.convertScaleAbs(decode_image(front), alpha=1.15, beta=12))
+    frames = _frames([front, brighter, left, right], now + 0.5)
+    counted = {}
+    sessions = {}
+    results = {}
+    for keep in (True, False):
+        counting = _CountingEngine(engine)
+        results[keep], sessions[keep] = check_session(
+            _challenge(("left", "right"), now), frames,
+            engine=counting, template=keep)  # type: ignore[arg-type]
+        counted[keep] = counting.runs
+    assert results[True].passed and results[False].passed
+    assert results[False].details == pytest.approx(results[True].details)
+    assert counted[True] == {"both": 2, "single": 2}  # frames 0 and 1 flip-averaged
+    assert counted[False] == {"both": 1, "single": 3}  # frame 0 only
+    assert sessions[True].template() is not None and sessions[False].template() is None
+    with_template, without = sessions[True].reference, sessions[False].reference
+    assert with_template is not None and without is not None
+    assert float(np.dot(with_template.embedding, without.embedding)) > 1 - 1e-5

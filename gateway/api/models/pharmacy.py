@@ -70,6 +70,14 @@ class FrameIn(BaseModel):
 
     image: Annotated[Base64, Field(min_length=4, max_length=MAX_FRAME_CHARS,
                                    description="base64 JPEG or PNG, at most 2 MiB")]
+    _image_bytes: bytes | None = PrivateAttr(default=None)
+
+    @property
+    def image_bytes(self) -> bytes:
+        """The decoded image, decoded once (the pixel budget and the route both need it)."""
+        if self._image_bytes is None:
+            self._image_bytes = b64decode(self.image)
+        return self._image_bytes
 
 
 class _Arrived(BaseModel):
@@ -92,7 +100,7 @@ class FramesIn(_Arrived):
 
     @model_validator(mode="after")
     def _pixel_budget(self) -> FramesIn:
-        check_request_pixels(b64decode(frame.image) for frame in self.frames)
+        check_request_pixels(frame.image_bytes for frame in self.frames)
         return self
 
 
@@ -104,7 +112,7 @@ class StreamedFrameIn(FrameIn, _Arrived):
 
     @model_validator(mode="after")
     def _pixel_budget(self) -> StreamedFrameIn:
-        check_request_pixels([b64decode(self.image)])
+        check_request_pixels([self.image_bytes])
         return self
 
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path
 from gateway.api.body_limits import FRAMES_BODY_LIMIT, ONE_FRAME_BODY_LIMIT
 from gateway.api.deps import StaffDep, StateDep
 from gateway.api.models.image_budget import MAX_FRAME_BYTES, MAX_FRAMES
-from gateway.api.models.ledger_ids import b64decode, path_id
+from gateway.api.models.ledger_ids import path_id
 from gateway.api.models.pharmacy import (
     CreatePickup,
     Dispensed,
@@ -34,8 +34,7 @@ PickupId = Annotated[str, path_id("pickup id")]
 FrameIndex = Annotated[int, Path(ge=0, lt=MAX_FRAMES, description="0 = the frontal frame")]
 
 
-def _image(encoded: str) -> bytes:
-    image = b64decode(encoded)
+def _image(image: bytes) -> bytes:
     if len(image) > MAX_FRAME_BYTES:
         raise InvalidRequest("a frame is larger than 2 MiB")
     return image
@@ -72,7 +71,7 @@ async def pickup_frames(state: StateDep, staff: StaffDep, pickup_id: PickupId,
     never a score. 423 locked after too many refusals. One request has one arrival time, so
     this checks the poses and that the answer came before the deadline, not the pace of the
     turns (the streamed check below does)."""
-    frames = [FrameInput(_image(frame.image), body.arrived_at) for frame in body.frames]
+    frames = [FrameInput(_image(frame.image_bytes), body.arrived_at) for frame in body.frames]
     result = await pickup_service(state).submit_frames(staff, pickup_id, body.challenge_id,
                                                        frames)
     return PickupResult(**result)
@@ -89,7 +88,7 @@ async def pickup_frame(state: StateDep, staff: StaffDep, pickup_id: PickupId,
     refuses it). 409 challenge_used when the frames went another way, 410 challenge_expired."""
     received = await pickup_service(state).add_frame(
         staff, pickup_id, body.challenge_id, index,
-        FrameInput(_image(body.image), body.arrived_at))
+        FrameInput(_image(body.image_bytes), body.arrived_at))
     return FramesReceived(**received)
 
 

@@ -154,8 +154,12 @@ async def test_streamed_frames_are_analysed_at_a_lower_priority(gw: GatewayClien
     background = await gw.state.run_face_background(nice_here)
     assert background == max(base, min(19, BACKGROUND_NICE))
     assert await gw.state.run_face(nice_here) == base  # interactive face work is not lowered
-    # ...and its engine runs single-threaded models of its own.
+    # ...and its engine runs single-threaded models of its own, with no OpenCV pool thread
+    # (which would run part of each detection at normal priority).
     assert gw.state.background_face_engine() is not gw.state.face_engine()
+    import cv2
+
+    assert cv2.getNumThreads() == 1
 
 
 # --- timing: a frame's time is its arrival at the gateway ------------------------------------
@@ -200,13 +204,15 @@ async def test_frames_are_timed_by_arrival(gw: GatewayClient, mip: MipClients,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """What the liveness check is given: each frame's arrival on the gateway's clock."""
     seen: list[float] = []
+    options: list[dict[str, Any]] = []
     faces = face_service(gw.state)
     add = faces.add_live_frame
 
     async def spy(challenge_id: str, purpose: str, subject: str, index: int,
-                  frame: Any) -> int:
+                  frame: Any, **kwargs: Any) -> int:
         seen.append(frame.timestamp)
-        return await add(challenge_id, purpose, subject, index, frame)
+        options.append(kwargs)
+        return await add(challenge_id, purpose, subject, index, frame, **kwargs)
 
     monkeypatch.setattr(faces, "add_live_frame", spy)
     _, rx = await ready_prescription(gw, mip)
@@ -215,4 +221,6 @@ async def test_frames_are_timed_by_arrival(gw: GatewayClient, mip: MipClients,
     await send_frames(gw, pickup, "grace_hopper")
     after = face_frames.gateway_time()
     assert len(seen) == 3 and before <= seen[0] <= seen[1] <= seen[2] <= after
+    # a pickup screens for no duplicate: no multi-frame template is built
+    assert options == [{"template": False}] * 3
     assert (await verdict(gw, pickup, 3)).json()["result"] == "verified"
