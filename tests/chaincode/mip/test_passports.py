@@ -258,7 +258,8 @@ async def test_metadata_lists_identity_transactions_with_arguments(mip: MipClien
                     "Open": ["request", "presentation"], "Get": ["pseudonym"],
                     "Reprove": ["pseudonym", "request", "presentation"],
                     "Close": ["pseudonym", "request"],
-                    "RotateKey": ["pseudonym", "request", "confirmation"]},
+                    "RotateKey": ["pseudonym", "request", "confirmation"],
+                    "FindByKey": ["request"]},
         "Config": {"Set": ["name", "value"], "Get": ["name"]},
     }
     contract = await mip.client("PharmacyMSP", None)
