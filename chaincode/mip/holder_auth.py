@@ -142,6 +142,29 @@ def tx_unix_time(ctx: Context) -> int:
     return stamp
 
 
+def _checked(ctx: Context, raw: Any, action: str, expected_signer: bytes | None,
+             now: int) -> HolderRequest:
+    """The checks every holder request passes, read or write: action, channel, the pinned
+    signer, expiry against `now` (at most MAX_REQUEST_TTL_S ahead) and the signature."""
+    request = parse_request(raw)
+    if request.action != action:
+        raise InvalidRequest(f"request is for {request.action!r}, not {action!r}")
+    if request.channel != ctx.stub.channel_id:
+        raise InvalidRequest("request was signed for another channel")
+    if expected_signer is not None and request.signer != expected_signer:
+        raise BadSignature("request is not signed by the key on record")
+    if request.expires < now:
+        raise Expired("holder request has expired")
+    if request.expires > now + MAX_REQUEST_TTL_S:
+        raise InvalidRequest(f"holder request may be valid for at most {MAX_REQUEST_TTL_S} s")
+    try:
+        Ed25519PublicKey.from_public_bytes(request.signer).verify(
+            request.signature, request.signed_bytes())
+    except InvalidSignature as exc:
+        raise BadSignature("holder signature does not verify") from exc
+    return request
+
+
 def verify_read_request(ctx: Context, raw: Any, action: str, *,
                         expected_signer: bytes | None = None) -> HolderRequest:
     """Check a holder request for a read-only transaction without recording its nonce.
@@ -154,24 +177,7 @@ def verify_read_request(ctx: Context, raw: Any, action: str, *,
     nothing has to agree across peers, so the local clock is the honest one here.
     `expected_signer` pins the key as in `verify_holder_request`.
     """
-    request = parse_request(raw)
-    if request.action != action:
-        raise InvalidRequest(f"request is for {request.action!r}, not {action!r}")
-    if request.channel != ctx.stub.channel_id:
-        raise InvalidRequest("request was signed for another channel")
-    if expected_signer is not None and request.signer != expected_signer:
-        raise BadSignature("request is not signed by the key on record")
-    now = max(tx_unix_time(ctx), int(time.time()))
-    if request.expires < now:
-        raise Expired("holder request has expired")
-    if request.expires > now + MAX_REQUEST_TTL_S:
-        raise InvalidRequest(f"holder request may be valid for at most {MAX_REQUEST_TTL_S} s")
-    try:
-        Ed25519PublicKey.from_public_bytes(request.signer).verify(
-            request.signature, request.signed_bytes())
-    except InvalidSignature as exc:
-        raise BadSignature("holder signature does not verify") from exc
-    return request
+    return _checked(ctx, raw, action, expected_signer, max(tx_unix_time(ctx), int(time.time())))
 
 
 async def verify_holder_request(
@@ -186,24 +192,9 @@ async def verify_holder_request(
     `expected_signer` pins the key (the passport or account key on record); without it the
     caller must check `request.signer` against its own records.
     """
-    request = parse_request(raw)
-    if request.action != action:
-        raise InvalidRequest(f"request is for {request.action!r}, not {action!r}")
-    if request.channel != ctx.stub.channel_id:
-        raise InvalidRequest("request was signed for another channel")
-    if expected_signer is not None and request.signer != expected_signer:
-        raise BadSignature("request is not signed by the key on record")
-    now = tx_unix_time(ctx)
-    if request.expires < now:
-        raise Expired("holder request has expired")
-    if request.expires > now + MAX_REQUEST_TTL_S:
-        raise InvalidRequest(f"holder request may be valid for at most {MAX_REQUEST_TTL_S} s")
-    try:
-        Ed25519PublicKey.from_public_bytes(request.signer).verify(
-            request.signature, request.signed_bytes()
-        )
-    except InvalidSignature as exc:
-        raise BadSignature("holder signature does not verify") from exc
+    # Judged against the transaction's time, which every endorser bounds by its own clock
+    # (tx_unix_time): all endorsers agree on it, so they agree on the outcome.
+    request = _checked(ctx, raw, action, expected_signer, tx_unix_time(ctx))
     # The nonce key hashes signer and nonce together so that nonce records do not reveal
     # which key (and so which account) made them.
     digest = hashlib.sha256(request.signer + b"\x00" + request.nonce.encode()).hexdigest()
