@@ -71,7 +71,13 @@ class Database:
         with self._lock:
             if schema in self._schemas:
                 return
-            self._connection().executescript(schema)
+            conn = self._connection()
+            if conn.in_transaction:
+                # executescript would COMMIT the caller's open transaction first, silently
+                # splitting what was meant to be atomic: make the service (its tables) before
+                # the transaction instead.
+                raise RuntimeError("a schema is ensured inside an open transaction")
+            conn.executescript(schema)
             self._schemas.add(schema)
 
     def ensure_columns(self, table: str, columns: dict[str, str]) -> None:
