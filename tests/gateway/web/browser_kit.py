@@ -12,9 +12,10 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
 
@@ -134,3 +135,21 @@ def serving(app: Any, cleanup: Callable[[], Awaitable[None]] | None = None
         yield server
     finally:
         server.stop()
+
+
+T = TypeVar("T")
+
+# Chromium's DevTools virtual authenticator for the wallet tests: a platform passkey with
+# user verification and the PRF extension (../shared/notes/webauthn-in-chromium.md).
+VIRTUAL_AUTHENTICATOR = {
+    "protocol": "ctap2", "ctap2Version": "ctap2_1", "transport": "internal",
+    "hasResidentKey": True, "hasUserVerification": True, "isUserVerified": True,
+    "automaticPresenceSimulation": True, "hasPrf": True,
+}
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """A coroutine on a fresh event loop in a worker thread (Playwright's sync API owns this
+    thread's loop)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()

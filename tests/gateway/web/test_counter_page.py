@@ -19,20 +19,17 @@ else (grace_hopper) in front of the camera -> REFUSED with the face-mismatch rea
 
 from __future__ import annotations
 
-import asyncio
 import random
 import secrets
 import sys
 import time
-from collections.abc import Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
 
 import httpx
 import pytest
-from browser_kit import chromium_missing_reason, context_options, launch_options, serving
+from browser_kit import chromium_missing_reason, context_options, launch_options, run_async, serving
 from playwright.sync_api import Page, Playwright, expect
 
 SERVICE_TESTS = Path(__file__).resolve().parents[1] / "services"
@@ -61,7 +58,6 @@ from gateway.services.faces import LiveFace, face_service  # noqa: E402
 from gateway.services.ledger import ensure_service_identities  # noqa: E402
 from gateway.services.state import AppState, build_state  # noqa: E402
 
-T = TypeVar("T")
 SCREENSHOTS = Path("/tmp/counter-page-screenshots")
 TABLET = (768, 1024)
 # The page's capture schedule (counter.js TIMING); the fake camera's video follows it.
@@ -80,13 +76,6 @@ class Counter:
 
     def token(self, org: str, role: str) -> str:
         return self.state.staff.issue(org, role, role)
-
-
-def run_async(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine on a fresh event loop in a worker thread (Playwright's sync API
-    owns this thread's loop)."""
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()
 
 
 @pytest.fixture(scope="module")

@@ -14,18 +14,16 @@ Screenshots go where the counter tests keep theirs (/tmp/counter-page-screenshot
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
-from collections.abc import Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import cv2
 import pytest
-from browser_kit import chromium_missing_reason, context_options, launch_options, serving
+from browser_kit import chromium_missing_reason, context_options, launch_options, run_async, serving
 from playwright.sync_api import Browser, Page, Playwright, expect
 
 SERVICE_TESTS = Path(__file__).resolve().parents[1] / "services"
@@ -46,7 +44,6 @@ from gateway.main import create_app  # noqa: E402
 from gateway.services.ledger import ensure_service_identities  # noqa: E402
 from gateway.services.state import AppState, build_state  # noqa: E402
 
-T = TypeVar("T")
 SCREENSHOTS = Path("/tmp/counter-page-screenshots")
 TABLET = (768, 1024)
 
@@ -61,13 +58,6 @@ class Desk:
 
     def token(self, org: str, role: str) -> str:
         return self.state.staff.issue(org, role, role)
-
-
-def run_async(coro: Coroutine[Any, Any, T]) -> T:
-    """A coroutine on a fresh loop in a worker thread (Playwright's sync API owns this
-    thread's loop)."""
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()
 
 
 async def _accounts(network: MipNetwork) -> tuple[str, str]:

@@ -20,7 +20,6 @@ Screenshots go to /tmp/wallet-page-screenshots/ (kept as test artefacts).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import json
@@ -28,15 +27,21 @@ import re
 import secrets
 import sys
 import time
-from collections.abc import Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
-from browser_kit import chromium_missing_reason, context_options, launch_options, serving
+from browser_kit import (
+    VIRTUAL_AUTHENTICATOR,
+    chromium_missing_reason,
+    context_options,
+    launch_options,
+    run_async,
+    serving,
+)
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect
 
@@ -64,16 +69,8 @@ from gateway.main import create_app  # noqa: E402
 from gateway.services.ledger import ensure_service_identities  # noqa: E402
 from gateway.services.state import AppState, build_state  # noqa: E402
 
-T = TypeVar("T")
 SCREENSHOTS = Path("/tmp/wallet-page-screenshots")
 PHONE = (390, 844)
-VIRTUAL_AUTHENTICATOR = {
-    "protocol": "ctap2", "ctap2Version": "ctap2_1", "transport": "internal",
-    "hasResidentKey": True, "hasUserVerification": True, "isUserVerified": True,
-    "automaticPresenceSimulation": True, "hasPrf": True,
-}
-
-
 @dataclass
 class Wallet:
     url: str
@@ -83,13 +80,6 @@ class Wallet:
 
     def staff(self, org: str, role: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.state.staff.issue(org, role, role)}"}
-
-
-def run_async(coro: Coroutine[Any, Any, T]) -> T:
-    """A coroutine on a fresh loop in a worker thread (Playwright's sync API owns this
-    thread's loop)."""
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()
 
 
 async def _desk_enrolled_holder(network: MipNetwork) -> Holder:

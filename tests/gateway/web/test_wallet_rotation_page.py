@@ -7,19 +7,24 @@ the passport's key is the new one."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import sys
-from collections.abc import Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
-from browser_kit import chromium_missing_reason, context_options, launch_options, serving
+from browser_kit import (
+    VIRTUAL_AUTHENTICATOR,
+    chromium_missing_reason,
+    context_options,
+    launch_options,
+    run_async,
+    serving,
+)
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect
 
 SERVICE_TESTS = Path(__file__).resolve().parents[1] / "services"
@@ -41,18 +46,6 @@ from chaincode.protocol.key_moves import PASSPORT_MOVE, passport_move_body  # no
 from gateway.main import create_app  # noqa: E402
 from gateway.services.ledger import ensure_service_identities  # noqa: E402
 from gateway.services.state import build_state  # noqa: E402
-
-T = TypeVar("T")
-VIRTUAL_AUTHENTICATOR = {
-    "protocol": "ctap2", "ctap2Version": "ctap2_1", "transport": "internal",
-    "hasResidentKey": True, "hasUserVerification": True, "isUserVerified": True,
-    "automaticPresenceSimulation": True, "hasPrf": True,
-}
-
-
-def run_async(coro: Coroutine[Any, Any, T]) -> T:
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()
 
 
 @dataclass

@@ -24,7 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_kit import chromium_missing_reason, context_options, launch_options, serving
+from browser_kit import (
+    chromium_missing_reason,
+    context_options,
+    launch_options,
+    run_async,
+    serving,
+)
 from playwright.sync_api import Page, Playwright, expect
 
 SERVICE_TESTS = Path(__file__).resolve().parents[1] / "services"
@@ -43,7 +49,6 @@ from mip_testkit import (  # noqa: E402
 from test_wallet_page import (  # noqa: E402
     PHONE,
     _desk_enrolled_holder,
-    run_async,
     tab_to,
     with_authenticator,
 )
