@@ -44,7 +44,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 
-from bench_meta import RunMeta, median, write_json  # noqa: E402
+from bench_meta import RunMeta, descendants, median, write_json  # noqa: E402
 
 from gateway.cli.environment import Environment, StaffSpec, running_environment  # noqa: E402
 
@@ -65,28 +65,10 @@ SETTINGS = {"rate_limit_face_per_token_rps": 1000.0, "rate_limit_face_per_token_
 
 
 # --- resident set size ----------------------------------------------------------------------
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # pid (comm) state ppid ...: comm may hold spaces, so split after its ')'
-        fields = stat.rpartition(")")[2].split()
-        if len(fields) > 1 and int(fields[1]) == pid:
-            found.append(int(entry.name))
-    return found
-
-
 def rss_bytes(pid: int) -> int:
     """VmRSS of `pid` and all its descendants (0 for processes that are gone)."""
-    total, todo = 0, [pid]
-    while todo:
-        p = todo.pop()
-        todo += _children(p)
+    total = 0
+    for p in [pid, *descendants(pid)]:
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):

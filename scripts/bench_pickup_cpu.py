@@ -45,7 +45,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 
-from bench_meta import percentile  # noqa: E402
+from bench_meta import descendants, percentile  # noqa: E402
 from bench_org_gateways import STAFF, OrgBench  # noqa: E402
 
 from chaincode.protocol.orgs import HOSPITAL, PHARMACY, SCHOOL  # noqa: E402
@@ -55,30 +55,10 @@ from gateway.cli.environment import Environment, running_org_gateways  # noqa: E
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _children(pid: int) -> list[int]:
-    """Every descendant of `pid` (scanning /proc once)."""
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rpartition(")")[2].split()[1])
-        parents.setdefault(ppid, []).append(int(entry.name))
-    out, todo = [], [pid]
-    while todo:
-        for child in parents.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
-
-
 def cpu_seconds(pid: int) -> float:
     """user + system CPU seconds of `pid` and its live descendants (and reaped children)."""
     total = 0.0
-    for p in [pid, *_children(pid)]:
+    for p in [pid, *descendants(pid)]:
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
         except OSError:
@@ -108,7 +88,7 @@ def task_nanoseconds(pid: int) -> dict[int, int]:
     """Nanoseconds on a CPU of each thread of `pid` and its descendants (/proc schedstat:
     exact, where /proc/PID/stat counts 10 ms ticks; a request's few milliseconds need it)."""
     out: dict[int, int] = {}
-    for p in [pid, *_children(pid)]:
+    for p in [pid, *descendants(pid)]:
         try:
             tasks = list(Path(f"/proc/{p}/task").iterdir())
         except OSError:
